@@ -1,0 +1,109 @@
+// The routing data model shared by discovery, the pure table builder, the balancing algorithms,
+// the proxy engine, the admin API, the dump file and the reload-mode renderer.
+// Everything here is plain JSON-able data so a table can be sent to a worker by IPC, written to
+// the dump file and compared by content hash. Tables are frozen after build and never mutated;
+// round-robin positions, health and EWMA figures live beside the table, keyed by ServerSpec.id.
+
+export type Algorithm = 'roundrobin' | 'wrr' | 'chash' | 'ewma' | 'local-first';
+export const ALGORITHMS: readonly Algorithm[] = ['roundrobin', 'wrr', 'chash', 'ewma', 'local-first'];
+
+export type HashSource = 'header' | 'cookie' | 'ip' | 'uri';
+export interface HashKey {
+  readonly source: HashSource;
+  /** header or cookie name; unused for ip and uri */
+  readonly name?: string;
+}
+
+export interface ServerSpec {
+  /** Stable identity "<host>:<port>": the same instance in two tables keeps its pool and health. */
+  readonly id: string;
+  readonly host: string;
+  readonly port: number;
+  /** >= 1 */
+  readonly weight: number;
+  /** nginx max_fails: failures within failTimeoutMs that eject the server; 0 disables passive ejection. */
+  readonly maxFails: number;
+  /** nginx fail_timeout: the window for counting failures and the ejection time. */
+  readonly failTimeoutMs: number;
+  /** Administratively down: never picked. */
+  readonly down: boolean;
+  /** Takes traffic only when no primary server of the upstream is available. */
+  readonly backup: boolean;
+  /** Consul node name (local-first compares it with the balancer's own node). */
+  readonly node?: string;
+  /** Zone from service Meta "zone" (local-first falls back to zone before any). */
+  readonly zone?: string;
+  /** Consul service ID, when the server came from Consul. */
+  readonly serviceId?: string;
+}
+
+export interface ActiveCheckSpec {
+  readonly type: 'http' | 'tcp';
+  /** HTTP path for type http. */
+  readonly path: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  /** consecutive successes that bring a down server up */
+  readonly rise: number;
+  /** consecutive failures that take an up server down */
+  readonly fall: number;
+  /** status codes counted as healthy for type http, e.g. [200, 204]; ranges expanded by the parser */
+  readonly expectStatuses: readonly number[];
+}
+
+export interface RetrySpec {
+  /** total attempts including the first, nginx proxy_next_upstream_tries (>= 1) */
+  readonly tries: number;
+  /** bound on all attempts together, nginx proxy_next_upstream_timeout; 0 = none */
+  readonly timeoutMs: number;
+  /** upstream statuses that count as a failed attempt, e.g. [502, 503, 504] */
+  readonly onStatuses: readonly number[];
+  /** retry non-idempotent methods too (nginx `non_idempotent`) */
+  readonly nonIdempotent: boolean;
+}
+
+export interface UpstreamSpec {
+  readonly name: string;
+  readonly algorithm: Algorithm;
+  /** required when algorithm is chash */
+  readonly hashKey?: HashKey;
+  readonly servers: readonly ServerSpec[];
+  readonly check?: ActiveCheckSpec;
+  readonly retry: RetrySpec;
+  /** where the definition came from; admin-API upstreams win over Consul ones of the same name */
+  readonly origin: 'consul' | 'admin' | 'config';
+}
+
+/** A request matches a route when its Host equals `host` ('' = any host) and its path starts with `pathPrefix`. */
+export interface Route {
+  readonly host: string;
+  readonly pathPrefix: string;
+  readonly upstream: string;
+}
+
+export interface RouteTable {
+  /** content hash of upstreams+routes: equal tables have equal versions */
+  readonly version: string;
+  readonly upstreams: Readonly<Record<string, UpstreamSpec>>;
+  /** explicit routes (from urlprefix- tags); a service name used as Host is an implicit route */
+  readonly routes: readonly Route[];
+}
+
+/** One service instance as discovery sees it (from /v1/health/service/:name). */
+export interface CatalogInstance {
+  readonly serviceId: string;
+  readonly service: string;
+  readonly node: string;
+  /** Service.Address, or Node.Address when the service has none */
+  readonly address: string;
+  readonly port: number;
+  readonly tags: readonly string[];
+  readonly meta: Readonly<Record<string, string>>;
+  /** aggregated check status: critical if any check is critical, warning if any warning, else passing */
+  readonly status: 'passing' | 'warning' | 'critical';
+}
+
+/** Everything discovery knows at one moment: service name -> instances. */
+export interface CatalogSnapshot {
+  readonly services: Readonly<Record<string, readonly CatalogInstance[]>>;
+}

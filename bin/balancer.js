@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+// Thin launcher: the compiled program lives in dist/ (built by `npm ci` through the `prepare` script).
+import '../dist/balancer/src/main.js';
