@@ -1,0 +1,58 @@
+// One Consul blocking query (GET with index/wait), the primitive every watcher builds on.
+// Consul's rules (docs: "Blocking Queries"): pass the last X-Consul-Index as `index`; if the returned
+// index goes backwards or is <= 0, start over from 0; a return is no proof of change.
+import { request, type Dispatcher } from 'undici';
+
+export interface ConsulEndpoint {
+  /** base URL, e.g. http://127.0.0.1:8500 */
+  readonly baseUrl: string;
+  readonly token?: string;
+  readonly dispatcher?: Dispatcher;
+}
+
+export interface BlockingResult<T> {
+  readonly body: T;
+  /** index to pass on the next call (already reset to 0 when Consul's went backwards or was invalid) */
+  readonly index: number;
+}
+
+export class ConsulRequestError extends Error {
+  readonly code = 'ERR_CONSUL_REQUEST';
+  constructor(message: string, readonly status?: number) {
+    super(message);
+  }
+}
+
+/** Next index to use: Consul says reset when the index is <= 0 or went backwards. */
+export function nextIndex(previous: number, returned: number): number {
+  if (!Number.isFinite(returned) || returned <= 0) return 0;
+  if (returned < previous) return 0;
+  return returned;
+}
+
+export async function blockingGet<T>(
+  endpoint: ConsulEndpoint,
+  path: string,
+  params: Record<string, string | undefined>,
+  opts: { index: number; waitMs: number; signal: AbortSignal },
+): Promise<BlockingResult<T>> {
+  const url = new URL(path, endpoint.baseUrl);
+  for (const [k, v] of Object.entries(params)) if (v !== undefined) url.searchParams.set(k, v);
+  if (opts.index > 0) {
+    url.searchParams.set('index', String(opts.index));
+    url.searchParams.set('wait', `${Math.max(1, Math.round(opts.waitMs / 1000))}s`);
+  }
+  // Consul adds up to wait/16 of jitter; allow that plus a margin before giving up on the socket.
+  const deadline = AbortSignal.timeout(opts.waitMs + opts.waitMs / 16 + 5_000);
+  const signal = AbortSignal.any([opts.signal, deadline]);
+  const headers: Record<string, string> = {};
+  if (endpoint.token) headers['x-consul-token'] = endpoint.token;
+  const res = await request(url, { method: 'GET', headers, signal, dispatcher: endpoint.dispatcher });
+  const text = await res.body.text();
+  if (res.statusCode !== 200) {
+    throw new ConsulRequestError(`GET ${url.pathname} -> ${res.statusCode}: ${text.slice(0, 200)}`, res.statusCode);
+  }
+  const raw = res.headers['x-consul-index'];
+  const returned = Number(Array.isArray(raw) ? raw[0] : raw);
+  return { body: JSON.parse(text) as T, index: nextIndex(opts.index, returned) };
+}
