@@ -1,0 +1,84 @@
+// The proxy engine as one worker process sees it: the primary (or a test) creates it, feeds it
+// routing tables, asks it to listen, reads its status and drains it. Everything I/O-heavy lives in
+// proxy/*; this file is the contract plus the factory.
+import type { AddressInfo } from 'node:net';
+import type pino from 'pino';
+import type { RouteTable } from '../routing/types.js';
+
+export interface WorkerTimeouts {
+  /** TCP connect to an upstream server */
+  readonly connectMs: number;
+  /** from request sent to response headers received */
+  readonly headersMs: number;
+  /** upstream response body idle (no byte for this long) */
+  readonly idleMs: number;
+  /** client-side keep-alive: idle client connections are closed after this */
+  readonly clientKeepAliveMs: number;
+}
+
+export interface WorkerRuntimeOptions {
+  readonly logger: pino.Logger;
+  /** Consul node name of this host, for local-first balancing */
+  readonly localNode?: string;
+  readonly localZone?: string;
+  readonly timeouts: WorkerTimeouts;
+  /** upper bound of keep-alive connections per upstream server (undici Pool `connections`) */
+  readonly maxConnectionsPerServer: number;
+  /** one pino line per request */
+  readonly accessLog: boolean;
+  readonly now?: () => number;
+  readonly random?: () => number;
+}
+
+/** Connection pool figures of one upstream server (undici Pool stats). */
+export interface ServerPoolStats {
+  readonly connected: number;
+  readonly pending: number;
+  readonly running: number;
+}
+
+/** One server of an upstream: health as PeerHealth reports it, plus pool figures. */
+export interface ServerStatus {
+  readonly id: string;
+  readonly host: string;
+  readonly port: number;
+  readonly weight: number;
+  readonly backup: boolean;
+  /** ok = serving; err = last attempt failed but not ejected; ejected = passive ejection or active check down; down = admin down */
+  readonly status: 'ok' | 'err' | 'ejected' | 'down';
+  readonly lastError?: string;
+  readonly failCount: number;
+  /** ms since epoch of the last state change */
+  readonly lastModified: number;
+  /** active check state, when the upstream has a check */
+  readonly activeCheck?: { readonly up: boolean; readonly consecutive: number; readonly lastError?: string };
+  readonly inflight: number;
+  readonly ewmaMs?: number;
+  /** every other field PeerHealth.status reports is passed through unchanged */
+  readonly [extra: string]: unknown;
+  readonly pool: ServerPoolStats;
+}
+
+export interface UpstreamStatus {
+  readonly name: string;
+  readonly algorithm: string;
+  readonly servers: readonly ServerStatus[];
+}
+
+export interface WorkerRuntime {
+  /** Atomic swap of the routing table; a table with the same version is a no-op. */
+  applyTable(table: RouteTable): { changed: boolean };
+  /** Start the proxy listener; under node:cluster the port is shared through the primary. */
+  listen(host: string, port: number): Promise<AddressInfo>;
+  /** PeerHealth.status of the current table plus pool figures per server. */
+  status(): UpstreamStatus[];
+  /**
+   * Graceful drain: stop accepting, finish in-flight requests, close idle keep-alive connections
+   * (busy ones get `Connection: close` on their next response); resolves when all are gone.
+   */
+  stopAccepting(): Promise<void>;
+  /** Stop everything now: listener, client sockets, upstream pools, health-check timers. */
+  close(): Promise<void>;
+}
+
+export { createWorkerRuntime } from '../proxy/proxy-runtime.js';
