@@ -1,0 +1,203 @@
+// Timers that make checks behave like an agent's: TTL expiry, the critical-service reaper, and (when
+// runChecks is on) HTTP/TCP probes at their Interval. Builtins only.
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import type { CheckDef, CheckStatus } from './registration.js';
+import type { ConsulState } from './state.js';
+
+const DEFAULT_CHECK_TIMEOUT_MS = 10_000;
+const MAX_OUTPUT = 4096;
+
+interface Probe {
+  readonly def: CheckDef;
+  timer?: NodeJS.Timeout;
+  inFlight?: AbortController;
+}
+
+export class CheckRunner {
+  private readonly ttlTimers = new Map<string, { def: CheckDef; timer: NodeJS.Timeout }>();
+  private readonly probes = new Map<string, Probe>();
+  private reaper?: NodeJS.Timeout;
+  private readonly onChange = () => this.reconcile();
+  private closed = false;
+
+  constructor(
+    private readonly state: ConsulState,
+    private readonly opts: { runChecks: boolean; reapIntervalMs: number },
+  ) {
+    state.changes.on('change', this.onChange);
+    this.reaper = setInterval(() => this.reap(), opts.reapIntervalMs);
+    this.reaper.unref();
+    this.reconcile();
+  }
+
+  /** An agent check/pass|warn|fail|update call arrived: the TTL starts over. */
+  ttlRefreshed(checkId: string): void {
+    const t = this.ttlTimers.get(checkId);
+    if (!t) return;
+    clearTimeout(t.timer);
+    t.timer = this.armTtl(t.def);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.state.changes.off('change', this.onChange);
+    if (this.reaper) clearInterval(this.reaper);
+    for (const t of this.ttlTimers.values()) clearTimeout(t.timer);
+    this.ttlTimers.clear();
+    for (const p of this.probes.values()) this.stopProbe(p);
+    this.probes.clear();
+  }
+
+  /** Start timers for new check definitions and drop those of removed or replaced ones. */
+  private reconcile(): void {
+    if (this.closed) return;
+    for (const [id, t] of this.ttlTimers) {
+      if (this.state.checks.get(id)?.def !== t.def) {
+        clearTimeout(t.timer);
+        this.ttlTimers.delete(id);
+      }
+    }
+    for (const [id, p] of this.probes) {
+      if (this.state.checks.get(id)?.def !== p.def) {
+        this.stopProbe(p);
+        this.probes.delete(id);
+      }
+    }
+    for (const [id, c] of this.state.checks) {
+      const def = c.def;
+      if (def.type === 'ttl' && def.ttlMs && !this.ttlTimers.has(id)) {
+        this.ttlTimers.set(id, { def, timer: this.armTtl(def) });
+      }
+      if (this.opts.runChecks && (def.type === 'http' || def.type === 'tcp') && !this.probes.has(id)) {
+        const probe: Probe = { def };
+        this.probes.set(id, probe);
+        // A real agent staggers the first run randomly within the interval; the double runs it at once.
+        this.schedule(probe, 0);
+      }
+    }
+  }
+
+  private armTtl(def: CheckDef): NodeJS.Timeout {
+    const timer = setTimeout(() => {
+      const c = this.state.checks.get(def.checkId);
+      if (!c || c.def !== def) return;
+      this.state.updateCheck(def.checkId, 'critical', `TTL expired (last output before timeout follows): ${c.output}`);
+    }, def.ttlMs);
+    timer.unref();
+    return timer;
+  }
+
+  private reap(): void {
+    const now = Date.now();
+    const doomed = new Set<string>();
+    for (const c of this.state.checks.values()) {
+      const after = c.def.deregisterCriticalAfterMs;
+      if (!c.def.serviceId || after === undefined || after <= 0) continue;
+      if (c.status === 'critical' && c.criticalSince !== undefined && now - c.criticalSince >= after) doomed.add(c.def.serviceId);
+    }
+    for (const id of doomed) this.state.deregister(id);
+  }
+
+  private schedule(probe: Probe, delayMs: number): void {
+    probe.timer = setTimeout(() => {
+      void this.runProbe(probe).finally(() => {
+        if (!this.closed && this.probes.get(probe.def.checkId) === probe) this.schedule(probe, probe.def.intervalMs ?? 10_000);
+      });
+    }, delayMs);
+    probe.timer.unref();
+  }
+
+  private stopProbe(p: Probe): void {
+    if (p.timer) clearTimeout(p.timer);
+    p.inFlight?.abort();
+  }
+
+  private async runProbe(probe: Probe): Promise<void> {
+    const def = probe.def;
+    const ac = new AbortController();
+    probe.inFlight = ac;
+    const timeoutMs = def.timeoutMs && def.timeoutMs > 0 ? def.timeoutMs : DEFAULT_CHECK_TIMEOUT_MS;
+    const result = def.type === 'http' ? await httpProbe(def, timeoutMs, ac.signal) : await tcpProbe(def.tcp ?? '', timeoutMs, ac.signal);
+    probe.inFlight = undefined;
+    if (ac.signal.aborted || this.closed) return;
+    const current = this.state.checks.get(def.checkId);
+    if (current?.def === def) this.state.updateCheck(def.checkId, result.status, result.output);
+  }
+}
+
+interface ProbeResult {
+  status: CheckStatus;
+  output: string;
+}
+
+function httpProbe(def: CheckDef, timeoutMs: number, signal: AbortSignal): Promise<ProbeResult> {
+  const url = def.http ?? '';
+  const method = def.method || 'GET';
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (r: ProbeResult) => {
+      if (!done) {
+        done = true;
+        resolve(r);
+      }
+    };
+    let target: URL;
+    try {
+      target = new URL(url);
+    } catch {
+      finish({ status: 'critical', output: `invalid URL ${url}` });
+      return;
+    }
+    const headers: Record<string, string | string[]> = { 'User-Agent': 'Consul Health Check', Accept: 'text/plain, text/*, */*' };
+    for (const [k, v] of Object.entries(def.header ?? {})) headers[k] = [...v];
+    const mod = target.protocol === 'https:' ? https : http;
+    const req = mod.request(target, { method, headers, signal, timeout: timeoutMs, rejectUnauthorized: !def.tlsSkipVerify }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        if (size < MAX_OUTPUT) chunks.push(c);
+        size += c.length;
+      });
+      res.on('error', () => undefined);
+      res.on('end', () => {
+        const code = res.statusCode ?? 0;
+        const body = Buffer.concat(chunks).subarray(0, MAX_OUTPUT).toString('utf8');
+        const output = `HTTP ${method} ${url}: ${code} ${res.statusMessage ?? ''} Output: ${body}`;
+        const status: CheckStatus = code >= 200 && code < 300 ? 'passing' : code === 429 ? 'warning' : 'critical';
+        finish({ status, output });
+      });
+    });
+    req.on('timeout', () => {
+      req.destroy();
+      finish({ status: 'critical', output: `Get "${url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)` });
+    });
+    req.on('error', (err) => finish({ status: 'critical', output: `Get "${url}": ${err.message}` }));
+    if (def.body) req.write(def.body);
+    req.end();
+  });
+}
+
+function tcpProbe(addr: string, timeoutMs: number, signal: AbortSignal): Promise<ProbeResult> {
+  return new Promise((resolve) => {
+    const i = addr.lastIndexOf(':');
+    const host = addr.slice(0, i).replace(/^\[|\]$/g, '');
+    const port = Number(addr.slice(i + 1));
+    if (i < 0 || !Number.isInteger(port) || port <= 0 || port > 65535) {
+      resolve({ status: 'critical', output: `dial tcp ${addr}: address ${addr}: missing port in address` });
+      return;
+    }
+    const socket = net.connect({ host, port, timeout: timeoutMs, signal });
+    let done = false;
+    const finish = (r: ProbeResult) => {
+      if (done) return;
+      done = true;
+      socket.destroy();
+      resolve(r);
+    };
+    socket.on('connect', () => finish({ status: 'passing', output: `TCP connect ${addr}: Success` }));
+    socket.on('timeout', () => finish({ status: 'critical', output: `dial tcp ${addr}: i/o timeout` }));
+    socket.on('error', (err) => finish({ status: 'critical', output: `dial tcp ${addr}: ${err.message}` }));
+  });
+}

@@ -1,0 +1,48 @@
+// Run the Consul double as a process (benchmarks, docker-compose end-to-end test):
+//   node dist/test/support/consul-double/cli.js --port 8500 --host 0.0.0.0 --node-name consul --run-checks
+// Builtins only: it is copied into a container that has nothing but the node binary.
+import { parseArgs } from 'node:util';
+import { startConsulDouble } from './index.js';
+
+const { values } = parseArgs({
+  options: {
+    port: { type: 'string', default: '8500' },
+    host: { type: 'string', default: '127.0.0.1' },
+    'node-name': { type: 'string', default: 'consul' },
+    'node-address': { type: 'string' },
+    datacenter: { type: 'string', default: 'dc1' },
+    'run-checks': { type: 'boolean', default: false },
+    'latency-ms': { type: 'string', default: '0' },
+  },
+});
+
+const port = Number(values.port);
+if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  process.stderr.write(`consul-double: invalid --port ${values.port}\n`);
+  process.exit(2);
+}
+const host = values.host ?? '127.0.0.1';
+const nodeAddress = values['node-address'] ?? (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
+
+const double = await startConsulDouble({
+  host,
+  port,
+  nodeName: values['node-name'],
+  nodeAddress,
+  datacenter: values.datacenter,
+  runChecks: values['run-checks'],
+});
+double.setLatency(Number(values['latency-ms']) || 0);
+process.stdout.write(`${JSON.stringify({ component: 'consul-double', msg: 'listening', url: double.url, host: double.host, port: double.port, node: values['node-name'], runChecks: values['run-checks'] })}\n`);
+
+let exiting = false;
+const shutdown = (signal: string) => {
+  if (exiting) return;
+  exiting = true;
+  process.stdout.write(`${JSON.stringify({ component: 'consul-double', msg: 'exiting', signal })}\n`);
+  const force = setTimeout(() => process.exit(0), 2000);
+  force.unref();
+  void double.close().then(() => process.exit(0));
+};
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));

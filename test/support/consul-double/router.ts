@@ -1,0 +1,391 @@
+// Request handling: routes, Consul's query parameters, and blocking queries. node:http only.
+import type { EventEmitter } from 'node:events';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { CheckRunner } from './check-runner.js';
+import { parseGoDuration } from './durations.js';
+import { folded, parseRegistration, RegistrationError, type CheckStatus } from './registration.js';
+import type { ConsulState } from './state.js';
+import { agentServiceView, catalogServiceView, checkView, healthServiceView, kvView, nodeView } from './views.js';
+
+const DEFAULT_WAIT_MS = 5 * 60_000;
+const MAX_WAIT_MS = 10 * 60_000;
+const MAX_KV_VALUE = 512 * 1024;
+const MAX_BODY = 4 * 1024 * 1024;
+
+class HttpError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+type Answer = { status: 200; body: unknown; raw?: Buffer } | { status: 404; body?: undefined };
+
+export interface RouterDeps {
+  readonly state: ConsulState;
+  readonly runner: CheckRunner;
+  /** current artificial delay before answering */
+  latencyMs(): number;
+}
+
+export function createHandler(deps: RouterDeps) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    void handle(deps, req, res).catch((err: unknown) => {
+      if (res.headersSent || res.destroyed) return;
+      const status = err instanceof HttpError ? err.status : err instanceof RegistrationError ? 400 : 500;
+      const message = err instanceof Error ? err.message : String(err);
+      res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8' });
+      res.end(message);
+    });
+  };
+}
+
+async function handle(deps: RouterDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const latency = deps.latencyMs();
+  if (latency > 0) await sleep(latency, req);
+  const url = new URL(req.url ?? '/', 'http://consul');
+  const path = url.pathname;
+  const method = req.method ?? 'GET';
+  const q = url.searchParams;
+  const { state } = deps;
+
+  const requireMethod = (...allowed: string[]) => {
+    if (!allowed.includes(method)) throw new HttpError(405, `method ${method} not allowed`);
+  };
+  const segment = (prefix: string) => decodeURIComponent(path.slice(prefix.length));
+
+  // ---- status / agent (not blocking) ----
+  if (path === '/v1/status/leader') {
+    requireMethod('GET');
+    return sendJson(res, 200, `${state.node.address}:8300`);
+  }
+  if (path === '/v1/status/peers') {
+    requireMethod('GET');
+    return sendJson(res, 200, [`${state.node.address}:8300`]);
+  }
+  if (path === '/v1/agent/self') {
+    requireMethod('GET');
+    return sendJson(res, 200, {
+      Config: { Datacenter: state.node.datacenter, NodeName: state.node.name, NodeID: state.node.id, Server: true, Version: '1.17.0' },
+      Member: { Name: state.node.name, Addr: state.node.address, Port: 8301, Tags: { dc: state.node.datacenter, role: 'consul' }, Status: 1 },
+      Meta: { 'consul-network-segment': '' },
+    });
+  }
+  if (path === '/v1/agent/members') {
+    requireMethod('GET');
+    return sendJson(res, 200, [{ Name: state.node.name, Addr: state.node.address, Port: 8301, Tags: { dc: state.node.datacenter, role: 'consul' }, Status: 1 }]);
+  }
+  if (path === '/v1/agent/services') {
+    requireMethod('GET');
+    const out: Record<string, unknown> = {};
+    for (const s of state.agentServices().sort((a, b) => cmp(a.def.id, b.def.id))) out[s.def.id] = agentServiceView(state, s);
+    return sendJson(res, 200, out);
+  }
+  if (path.startsWith('/v1/agent/service/') && method === 'GET' && !path.startsWith('/v1/agent/service/register')) {
+    const id = segment('/v1/agent/service/');
+    const s = state.services.get(id);
+    if (!s || id === 'consul') throw new HttpError(404, `unknown service ID: ${id}`);
+    return sendJson(res, 200, agentServiceView(state, s));
+  }
+  if (path === '/v1/agent/checks') {
+    requireMethod('GET');
+    const out: Record<string, unknown> = {};
+    for (const c of [...state.checks.values()].filter((c) => c.def.serviceId !== '').sort((a, b) => cmp(a.def.checkId, b.def.checkId))) {
+      out[c.def.checkId] = checkView(state, c);
+    }
+    return sendJson(res, 200, out);
+  }
+  if (path === '/v1/agent/service/register') {
+    requireMethod('PUT');
+    const body = await readJson(req);
+    const reg = parseRegistration(body);
+    state.register(reg, q.has('replace-existing-checks') && q.get('replace-existing-checks') !== 'false');
+    return sendEmpty(res);
+  }
+  if (path.startsWith('/v1/agent/service/deregister/')) {
+    requireMethod('PUT');
+    const id = segment('/v1/agent/service/deregister/');
+    if (!state.deregister(id)) throw new HttpError(404, `Unknown service ID "${id}". Ensure that the service ID is passed, not the service name.`);
+    return sendEmpty(res);
+  }
+  const ttl = /^\/v1\/agent\/check\/(pass|warn|fail|update)\/(.+)$/.exec(path);
+  if (ttl) {
+    requireMethod('PUT');
+    const checkId = decodeURIComponent(ttl[2]);
+    let status: CheckStatus;
+    let output: string;
+    if (ttl[1] === 'update') {
+      const b = folded(await readJson(req));
+      const s = String(b.get('status') ?? '');
+      if (!['passing', 'warning', 'critical'].includes(s)) throw new HttpError(400, `Invalid check status: "${s}"`);
+      status = s as CheckStatus;
+      output = String(b.get('output') ?? '');
+    } else {
+      status = ttl[1] === 'pass' ? 'passing' : ttl[1] === 'warn' ? 'warning' : 'critical';
+      output = q.get('note') ?? '';
+    }
+    const c = state.checks.get(checkId);
+    if (!c || c.def.serviceId === '') throw new HttpError(404, `Unknown check ID "${checkId}". Ensure that the check ID is passed, not the check name.`);
+    if (c.def.type !== 'ttl') throw new HttpError(500, `CheckID "${checkId}" does not have associated TTL`);
+    state.updateCheck(checkId, status, output);
+    deps.runner.ttlRefreshed(checkId);
+    return sendEmpty(res);
+  }
+  if (path.startsWith('/v1/agent/')) throw new HttpError(404, `Not implemented by the Consul double: ${path}`);
+
+  // ---- catalog / health / kv (blocking) ----
+  if (path === '/v1/catalog/datacenters') {
+    requireMethod('GET');
+    return sendJson(res, 200, [state.node.datacenter]);
+  }
+  if (path === '/v1/catalog/services') {
+    requireMethod('GET');
+    return blocking(state.changes, req, res, q, () => state.indexForCatalogServices(), () => {
+      const tagsByName = new Map<string, Set<string>>();
+      for (const s of state.services.values()) {
+        const set = tagsByName.get(s.def.name) ?? new Set<string>();
+        for (const t of s.def.tags) set.add(t);
+        tagsByName.set(s.def.name, set);
+      }
+      const out: Record<string, string[]> = {};
+      for (const name of [...tagsByName.keys()].sort(cmp)) out[name] = [...tagsByName.get(name)!].sort(cmp);
+      return { status: 200, body: out };
+    });
+  }
+  if (path.startsWith('/v1/catalog/service/')) {
+    requireMethod('GET');
+    const name = segment('/v1/catalog/service/');
+    const tags = q.getAll('tag');
+    return blocking(state.changes, req, res, q, () => state.indexForServiceName(name, false), () => ({
+      status: 200,
+      body: instancesOf(state, name, tags).map((s) => catalogServiceView(state, s)),
+    }));
+  }
+  if (path === '/v1/catalog/nodes') {
+    requireMethod('GET');
+    return blocking(state.changes, req, res, q, () => state.indexForNodes(), () => ({ status: 200, body: [nodeView(state)] }));
+  }
+  if (path.startsWith('/v1/catalog/node/')) {
+    requireMethod('GET');
+    const name = segment('/v1/catalog/node/');
+    return blocking(state.changes, req, res, q, () => state.indexForCatalogServices(), () => {
+      if (name !== state.node.name) return { status: 200, body: null };
+      const services: Record<string, unknown> = {};
+      for (const s of state.services.values()) services[s.def.id] = healthServiceView(s);
+      return { status: 200, body: { Node: nodeView(state), Services: services } };
+    });
+  }
+  if (path.startsWith('/v1/health/service/')) {
+    requireMethod('GET');
+    const name = segment('/v1/health/service/');
+    const tags = q.getAll('tag');
+    const passing = boolParam(q, 'passing');
+    return blocking(state.changes, req, res, q, () => state.indexForServiceName(name, true), () => {
+      const nodeChecks = state.nodeChecks();
+      const entries = instancesOf(state, name, tags)
+        .map((s) => ({ s, checks: [...nodeChecks, ...state.checksOfService(s.def.id)] }))
+        .filter((e) => !passing || e.checks.every((c) => c.status === 'passing'))
+        .map((e) => ({ Node: nodeView(state), Service: healthServiceView(e.s), Checks: e.checks.map((c) => checkView(state, c)) }));
+      return { status: 200, body: entries };
+    });
+  }
+  if (path.startsWith('/v1/health/checks/')) {
+    requireMethod('GET');
+    const name = segment('/v1/health/checks/');
+    return blocking(state.changes, req, res, q, () => state.indexForServiceName(name, true), () => ({
+      status: 200,
+      body: [...state.checks.values()].filter((c) => c.serviceName === name).map((c) => checkView(state, c)),
+    }));
+  }
+  if (path.startsWith('/v1/health/node/')) {
+    requireMethod('GET');
+    const name = segment('/v1/health/node/');
+    return blocking(state.changes, req, res, q, () => state.indexForChecks(), () => ({
+      status: 200,
+      body: name === state.node.name ? [...state.checks.values()].map((c) => checkView(state, c)) : [],
+    }));
+  }
+  if (path.startsWith('/v1/health/state/')) {
+    requireMethod('GET');
+    const wanted = segment('/v1/health/state/');
+    if (!['any', 'passing', 'warning', 'critical'].includes(wanted)) throw new HttpError(400, 'Invalid check state');
+    return blocking(state.changes, req, res, q, () => state.indexForChecks(), () => ({
+      status: 200,
+      body: [...state.checks.values()].filter((c) => wanted === 'any' || c.status === wanted).map((c) => checkView(state, c)),
+    }));
+  }
+  if (path === '/v1/kv' || path.startsWith('/v1/kv/')) {
+    return handleKv(state, req, res, q, path === '/v1/kv' ? '' : segment('/v1/kv/'), method);
+  }
+  throw new HttpError(404, `Not implemented by the Consul double: ${method} ${path}`);
+}
+
+async function handleKv(state: ConsulState, req: IncomingMessage, res: ServerResponse, q: URLSearchParams, key: string, method: string): Promise<void> {
+  const cas = q.has('cas') ? uintParam(q, 'cas', 'Invalid CAS index') : undefined;
+  if (method === 'GET') {
+    if (q.has('keys')) {
+      const sep = q.get('separator') ?? '';
+      return blocking(state.changes, req, res, q, () => state.indexForKvPrefix(key), () => {
+        const keys = new Set<string>();
+        for (const e of state.kvList(key)) {
+          const rest = e.key.slice(key.length);
+          const at = sep ? rest.indexOf(sep) : -1;
+          keys.add(at >= 0 ? key + rest.slice(0, at + sep.length) : e.key);
+        }
+        return keys.size === 0 ? { status: 404 } : { status: 200, body: [...keys].sort(cmp) };
+      });
+    }
+    if (q.has('recurse')) {
+      return blocking(state.changes, req, res, q, () => state.indexForKvPrefix(key), () => {
+        const entries = state.kvList(key);
+        return entries.length === 0 ? { status: 404 } : { status: 200, body: entries.map(kvView) };
+      });
+    }
+    const raw = q.has('raw');
+    return blocking(state.changes, req, res, q, () => state.indexForKvKey(key), () => {
+      const e = state.kv.get(key);
+      if (!e) return { status: 404 };
+      return raw ? { status: 200, body: undefined, raw: e.value ?? Buffer.alloc(0) } : { status: 200, body: [kvView(e)] };
+    });
+  }
+  if (method === 'PUT') {
+    if (key === '') throw new HttpError(400, 'Missing key name');
+    const value = await readBody(req, MAX_KV_VALUE + 1);
+    if (value.length > MAX_KV_VALUE) throw new HttpError(413, `Request body(${value.length} bytes) too large, max size: ${MAX_KV_VALUE} bytes. See https://developer.hashicorp.com/consul/docs/agent/config/config-files#kv_max_value_size.`);
+    const flags = q.has('flags') ? uintParam(q, 'flags', 'Invalid flags') : 0;
+    return sendJson(res, 200, state.kvPut(key, value, flags, cas));
+  }
+  if (method === 'DELETE') {
+    const recurse = q.has('recurse');
+    if (key === '' && !recurse) throw new HttpError(400, 'Missing key name');
+    return sendJson(res, 200, state.kvDelete(key, recurse, cas));
+  }
+  throw new HttpError(405, `method ${method} not allowed`);
+}
+
+function instancesOf(state: ConsulState, name: string, tags: string[]) {
+  return [...state.services.values()]
+    .filter((s) => s.def.name === name && tags.every((t) => s.def.tags.includes(t)))
+    .sort((a, b) => cmp(a.def.id, b.def.id));
+}
+
+/** Consul's blocking query: answer at once unless `index` is given and not behind the endpoint's index. */
+async function blocking(changes: EventEmitter, req: IncomingMessage, res: ServerResponse, q: URLSearchParams, index: () => number, answer: () => Answer): Promise<void> {
+  const minIndex = q.has('index') ? uintParam(q, 'index', 'Invalid index') : 0;
+  let waitMs = DEFAULT_WAIT_MS;
+  if (q.has('wait')) {
+    const parsed = parseGoDuration(q.get('wait') ?? '');
+    if (parsed === undefined) throw new HttpError(400, 'Invalid wait time');
+    waitMs = parsed;
+  }
+  waitMs = Math.min(waitMs <= 0 ? DEFAULT_WAIT_MS : waitMs, MAX_WAIT_MS);
+  if (minIndex > 0 && index() <= minIndex) {
+    const jitter = Math.random() * (waitMs / 16);
+    await waitForIndex(changes, req, index, minIndex, waitMs + jitter);
+  }
+  if (res.destroyed) return;
+  const idx = Math.max(1, index());
+  const a = answer();
+  const headers = { 'X-Consul-Index': String(idx), 'X-Consul-KnownLeader': 'true', 'X-Consul-LastContact': '0', 'X-Consul-Default-Acl-Policy': 'allow' };
+  if (a.status === 404) {
+    res.writeHead(404, headers);
+    res.end();
+    return;
+  }
+  if (a.raw) {
+    res.writeHead(200, { ...headers, 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(a.raw.length) });
+    res.end(a.raw);
+    return;
+  }
+  sendJson(res, 200, a.body, headers);
+}
+
+function waitForIndex(emitter: EventEmitter, req: IncomingMessage, index: () => number, minIndex: number, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const cleanup = () => {
+      clearTimeout(timer);
+      emitter.off('change', onChange);
+      req.socket.off('close', onClose);
+    };
+    const onChange = () => {
+      if (index() > minIndex) {
+        cleanup();
+        resolve();
+      }
+    };
+    const onClose = () => {
+      cleanup();
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      resolve();
+    }, timeoutMs);
+    emitter.on('change', onChange);
+    req.socket.on('close', onClose);
+  });
+}
+
+function boolParam(q: URLSearchParams, name: string): boolean {
+  if (!q.has(name)) return false;
+  const v = q.get(name) ?? '';
+  if (v === '') return true;
+  if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(v)) return true;
+  if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(v)) return false;
+  throw new HttpError(400, `Invalid value for ?${name}`);
+}
+
+function uintParam(q: URLSearchParams, name: string, message: string): number {
+  const v = q.get(name) ?? '';
+  if (!/^\d+$/.test(v)) throw new HttpError(400, message);
+  return Number(v);
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { ...headers, 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(text)) });
+  res.end(text);
+}
+
+function sendEmpty(res: ServerResponse): void {
+  res.writeHead(200, { 'Content-Length': '0' });
+  res.end();
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= limit) chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const buf = await readBody(req, MAX_BODY);
+  if (buf.length === 0) return undefined;
+  try {
+    return JSON.parse(buf.toString('utf8'));
+  } catch (err) {
+    throw new HttpError(400, `Request decode failed: ${(err as Error).message}`);
+  }
+}
+
+function sleep(ms: number, req: IncomingMessage): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    req.socket.once('close', done);
+    function done() {
+      clearTimeout(t);
+      req.socket.off('close', done);
+      resolve();
+    }
+  });
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

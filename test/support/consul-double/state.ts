@@ -1,0 +1,239 @@
+// The double's single-node state store: one raft-like index, per-table tombstone indexes, and a
+// change signal that wakes blocking queries. Synchronous and free of I/O; timers live in check-runner.ts.
+import { EventEmitter } from 'node:events';
+import type { CheckDef, CheckStatus, Registration, ServiceDef } from './registration.js';
+
+export interface ServiceEntry {
+  readonly def: ServiceDef;
+  readonly createIndex: number;
+  modifyIndex: number;
+}
+
+export interface CheckEntry {
+  readonly def: CheckDef;
+  /** node-level checks (serfHealth) have no service */
+  readonly serviceName: string;
+  readonly serviceTags: readonly string[];
+  status: CheckStatus;
+  output: string;
+  readonly createIndex: number;
+  modifyIndex: number;
+  /** wall-clock ms since the check has been critical (for DeregisterCriticalServiceAfter), else undefined */
+  criticalSince?: number;
+}
+
+export interface KvEntry {
+  readonly key: string;
+  value: Buffer | null;
+  flags: number;
+  readonly createIndex: number;
+  modifyIndex: number;
+}
+
+export interface NodeInfo {
+  readonly id: string;
+  readonly name: string;
+  readonly address: string;
+  readonly datacenter: string;
+  readonly createIndex: number;
+  readonly modifyIndex: number;
+}
+
+/** Check IDs of the node itself, present in every health answer like a real agent's serfHealth. */
+export const SERF_CHECK_ID = 'serfHealth';
+
+export class ConsulState {
+  /** last raft index handed out; starts above 0 because Consul never answers index 0 */
+  private raftIndex = 1;
+  readonly node: NodeInfo;
+  readonly services = new Map<string, ServiceEntry>();
+  readonly checks = new Map<string, CheckEntry>();
+  readonly kv = new Map<string, KvEntry>();
+  /** per service name: last index at which an instance was deregistered (Consul's tombstone) */
+  private readonly serviceTombstones = new Map<string, number>();
+  private servicesTableTombstone = 1;
+  private checksTableTombstone = 1;
+  private readonly kvTombstones = new Map<string, number>();
+  private kvTableIndex = 1;
+  /** 'change' is emitted after every write; blocking queries re-evaluate their index on it */
+  readonly changes = new EventEmitter();
+
+  constructor(opts: { nodeName: string; nodeAddress: string; datacenter: string; nodeId: string }, private readonly now: () => number = Date.now) {
+    this.changes.setMaxListeners(0);
+    this.node = { id: opts.nodeId, name: opts.nodeName, address: opts.nodeAddress, datacenter: opts.datacenter, createIndex: 1, modifyIndex: 1 };
+    // The consul server registers itself in the catalog, and the node carries its serf check.
+    const consulIdx = this.nextIndex();
+    this.services.set('consul', {
+      def: { id: 'consul', name: 'consul', tags: [], address: '', port: 8300, meta: { raft_version: '3', serf_protocol_current: '2', serf_protocol_max: '5', serf_protocol_min: '1', version: '1.17.0' }, weights: { Passing: 1, Warning: 1 }, enableTagOverride: false, taggedAddresses: {} },
+      createIndex: consulIdx,
+      modifyIndex: consulIdx,
+    });
+    this.checks.set(SERF_CHECK_ID, {
+      def: { checkId: SERF_CHECK_ID, name: 'Serf Health Status', notes: '', serviceId: '', type: '', initialStatus: 'passing', tlsSkipVerify: false, raw: {} },
+      serviceName: '', serviceTags: [], status: 'passing', output: 'Agent alive and reachable', createIndex: consulIdx, modifyIndex: consulIdx,
+    });
+  }
+
+  private nextIndex(): number {
+    this.raftIndex += 1;
+    return this.raftIndex;
+  }
+
+  private changed(): void {
+    this.changes.emit('change');
+  }
+
+  /** Services registered through the agent API (the built-in "consul" service is catalog-only). */
+  agentServices(): ServiceEntry[] {
+    return [...this.services.values()].filter((s) => s.def.id !== 'consul');
+  }
+
+  checksOfService(serviceId: string): CheckEntry[] {
+    return [...this.checks.values()].filter((c) => c.def.serviceId === serviceId);
+  }
+
+  nodeChecks(): CheckEntry[] {
+    return [...this.checks.values()].filter((c) => c.def.serviceId === '');
+  }
+
+  /** Register or replace a service and its checks. Unchanged checks keep their status, like the agent. */
+  register(reg: Registration, replaceExistingChecks: boolean): void {
+    const idx = this.nextIndex();
+    const previous = this.services.get(reg.service.id);
+    if (previous && previous.def.name !== reg.service.name) this.serviceTombstones.set(previous.def.name, idx);
+    this.services.set(reg.service.id, { def: reg.service, createIndex: previous?.createIndex ?? idx, modifyIndex: idx });
+    // ?replace-existing-checks drops checks missing from the new definition; otherwise they stay.
+    if (replaceExistingChecks) {
+      const keep = new Set(reg.checks.map((c) => c.checkId));
+      for (const old of this.checksOfService(reg.service.id)) {
+        if (keep.has(old.def.checkId)) continue;
+        this.checks.delete(old.def.checkId);
+        this.checksTableTombstone = idx;
+      }
+    }
+    for (const def of reg.checks) {
+      const old = this.checks.get(def.checkId);
+      // Re-registering keeps the current status unless the definition gives one (Consul's agent does the same).
+      const status: CheckStatus = old && def.raw && !hasStatus(def.raw) ? old.status : def.initialStatus;
+      this.checks.set(def.checkId, {
+        def,
+        serviceName: reg.service.name,
+        serviceTags: reg.service.tags,
+        status,
+        output: old && status === old.status ? old.output : '',
+        createIndex: old?.createIndex ?? idx,
+        modifyIndex: idx,
+        criticalSince: status === 'critical' ? (old?.status === 'critical' ? old.criticalSince : this.now()) : undefined,
+      });
+    }
+    this.changed();
+  }
+
+  deregister(serviceId: string): boolean {
+    const svc = this.services.get(serviceId);
+    if (!svc || serviceId === 'consul') return false;
+    const idx = this.nextIndex();
+    this.services.delete(serviceId);
+    for (const c of this.checksOfService(serviceId)) this.checks.delete(c.def.checkId);
+    this.serviceTombstones.set(svc.def.name, idx);
+    this.servicesTableTombstone = idx;
+    this.checksTableTombstone = idx;
+    this.changed();
+    return true;
+  }
+
+  /** Write a check result; a write (and an index move) happens only when status or output changed. */
+  updateCheck(checkId: string, status: CheckStatus, output: string): boolean {
+    const c = this.checks.get(checkId);
+    if (!c) return false;
+    if (c.status === status && c.output === output) return true;
+    if (status === 'critical' && c.status !== 'critical') c.criticalSince = this.now();
+    if (status !== 'critical') c.criticalSince = undefined;
+    c.status = status;
+    c.output = output;
+    c.modifyIndex = this.nextIndex();
+    this.changed();
+    return true;
+  }
+
+  // ---- KV ----
+
+  kvPut(key: string, value: Buffer, flags: number, cas: number | undefined): boolean {
+    const existing = this.kv.get(key);
+    if (cas !== undefined) {
+      if (cas === 0 && existing) return false;
+      if (cas !== 0 && (!existing || existing.modifyIndex !== cas)) return false;
+    }
+    const idx = this.nextIndex();
+    this.kv.set(key, { key, value, flags, createIndex: existing?.createIndex ?? idx, modifyIndex: idx });
+    this.kvTableIndex = idx;
+    this.changed();
+    return true;
+  }
+
+  kvDelete(key: string, recurse: boolean, cas: number | undefined): boolean {
+    if (cas !== undefined && !recurse) {
+      const existing = this.kv.get(key);
+      if (!existing) return cas === 0 ? true : false;
+      if (existing.modifyIndex !== cas) return false;
+    }
+    const doomed = recurse ? [...this.kv.keys()].filter((k) => k.startsWith(key)) : this.kv.has(key) ? [key] : [];
+    if (doomed.length === 0) return true;
+    const idx = this.nextIndex();
+    for (const k of doomed) {
+      this.kv.delete(k);
+      this.kvTombstones.set(k, idx);
+    }
+    this.kvTableIndex = idx;
+    this.changed();
+    return true;
+  }
+
+  kvList(prefix: string): KvEntry[] {
+    return [...this.kv.values()].filter((e) => e.key.startsWith(prefix)).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  // ---- indexes each endpoint answers with (never below 1) ----
+
+  indexForServiceName(name: string, includeChecks: boolean): number {
+    let max = this.serviceTombstones.get(name) ?? 0;
+    for (const s of this.services.values()) if (s.def.name === name) max = Math.max(max, s.modifyIndex);
+    if (includeChecks) {
+      for (const c of this.checks.values()) if (c.serviceName === name || c.def.serviceId === '') max = Math.max(max, c.modifyIndex);
+    }
+    // Consul falls back to the table index for a name it has never seen
+    return max > 0 ? max : this.indexForCatalogServices();
+  }
+
+  indexForCatalogServices(): number {
+    let max = this.servicesTableTombstone;
+    for (const s of this.services.values()) max = Math.max(max, s.modifyIndex);
+    return max;
+  }
+
+  indexForChecks(): number {
+    let max = this.checksTableTombstone;
+    for (const c of this.checks.values()) max = Math.max(max, c.modifyIndex);
+    return max;
+  }
+
+  indexForNodes(): number {
+    return Math.max(1, this.node.modifyIndex);
+  }
+
+  indexForKvKey(key: string): number {
+    const e = this.kv.get(key);
+    return e ? e.modifyIndex : Math.max(1, this.kvTableIndex);
+  }
+
+  indexForKvPrefix(prefix: string): number {
+    let max = 0;
+    for (const e of this.kv.values()) if (e.key.startsWith(prefix)) max = Math.max(max, e.modifyIndex);
+    for (const [k, i] of this.kvTombstones) if (k.startsWith(prefix)) max = Math.max(max, i);
+    return max > 0 ? max : Math.max(1, this.kvTableIndex);
+  }
+}
+
+function hasStatus(raw: Readonly<Record<string, unknown>>): boolean {
+  return Object.keys(raw).some((k) => k.toLowerCase() === 'status' && raw[k] !== '' && raw[k] != null);
+}
