@@ -1,0 +1,40 @@
+// The worker's view of one routing table: the frozen table plus what is compiled from it (router,
+// one picker per upstream). Built once per swap; the runtime holds the only mutable reference.
+import { compileRouter, type Router } from '../routing/router.js';
+import { createPicker, type PeerState, type Picker, type PickerEnv } from '../balancing/picker.js';
+import type { RouteTable, UpstreamSpec } from '../routing/types.js';
+
+export interface CompiledTable {
+  readonly table: RouteTable;
+  readonly router: Router;
+  readonly pickers: ReadonlyMap<string, Picker>;
+  /** content key of each upstream spec, to keep pickers (and their RR/WRR state) across swaps */
+  readonly specKeys: ReadonlyMap<string, string>;
+}
+
+/** Serialized spec: tables arrive by IPC, so object identity says nothing; content does. */
+function specKey(spec: UpstreamSpec): string {
+  return JSON.stringify(spec);
+}
+
+/** Compile `table`, reusing `prev`'s pickers for upstreams whose spec did not change. */
+export function compileTable(table: RouteTable, prev: CompiledTable | undefined, peers: PeerState, env: PickerEnv): CompiledTable {
+  const pickers = new Map<string, Picker>();
+  const specKeys = new Map<string, string>();
+  for (const name of Object.keys(table.upstreams)) {
+    const spec = table.upstreams[name];
+    const key = specKey(spec);
+    specKeys.set(name, key);
+    const kept = prev !== undefined && prev.specKeys.get(name) === key ? prev.pickers.get(name) : undefined;
+    pickers.set(name, kept ?? createPicker(spec, peers, env));
+  }
+  return { table, router: compileRouter(table), pickers, specKeys };
+}
+
+/** Names of upstreams added, removed or changed between two compiled tables. */
+export function changedUpstreams(prev: CompiledTable | undefined, next: CompiledTable): Set<string> {
+  const changed = new Set<string>();
+  for (const [name, key] of next.specKeys) if (prev?.specKeys.get(name) !== key) changed.add(name);
+  if (prev !== undefined) for (const name of prev.specKeys.keys()) if (!next.specKeys.has(name)) changed.add(name);
+  return changed;
+}

@@ -1,0 +1,27 @@
+// JSON error answers the proxy gives itself. Bodies are built by string concatenation of
+// JSON.stringify'd fields only on the error path; the happy path does no JSON work.
+import type { ServerResponse } from 'node:http';
+
+/** Stable codes in the `error` field of every JSON error body. */
+export type ProxyErrorCode =
+  | 'unknown_host'          // 404: no route for Host + path
+  | 'no_healthy_upstream'   // 502: the upstream has no server that can be picked
+  | 'upstream_unreachable'  // 502: connect refused/reset, socket error
+  | 'upstream_timeout'      // 504: connect or response-headers timeout
+  | 'upstream_error'        // 502: any other failure before response headers
+  | 'retry_timeout';        // 504: retry.timeoutMs elapsed before a usable answer
+
+export function sendJsonError(
+  res: ServerResponse, status: number, code: ProxyErrorCode, fields: Record<string, string | number | undefined>,
+  closeConnection: boolean,
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify({ error: code, ...fields });
+  const headers: string[] = ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body))];
+  if (closeConnection) headers.push('connection', 'close');
+  res.writeHead(status, headers);
+  res.end(body);
+}

@@ -1,0 +1,52 @@
+// What every request handler of one worker shares: the current compiled table (the single mutable
+// reference, replaced whole on swap), the pools, the health figures and the options.
+import type pino from 'pino';
+import type { PeerHealth } from '../health/peer-health.js';
+import type { CompiledTable } from './compiled-table.js';
+import type { UpstreamPools } from './upstream-pools.js';
+
+export interface ProxyContext {
+  /** replaced whole on every swap; a request reads it once at start and again before a retry */
+  current: CompiledTable;
+  readonly pools: UpstreamPools;
+  readonly health: PeerHealth;
+  readonly now: () => number;
+  readonly log: pino.Logger;
+  /** set when the access log is on */
+  readonly accessLog: pino.Logger | undefined;
+  readonly connectMs: number;
+  /** true once stopAccepting() began: responses carry `Connection: close` */
+  draining: boolean;
+  /** requests between arrival and response end (the drain waits for 0) */
+  inflight: number;
+}
+
+/** Host header -> lower-case host name without port ('' when absent). */
+export function normalizeHost(host: string | undefined): string {
+  if (host === undefined || host === '') return '';
+  let end = host.length;
+  if (host.charCodeAt(0) === 91 /* [ */) {
+    const close = host.indexOf(']');
+    if (close > 0) end = close + 1;
+  } else {
+    const colon = host.indexOf(':');
+    if (colon >= 0) end = colon;
+  }
+  const name = end === host.length ? host : host.slice(0, end);
+  return name.toLowerCase();
+}
+
+/** The Host header from node's raw header list, without building req.headers (a lazy getter). */
+export function rawHostHeader(rawHeaders: readonly string[]): string | undefined {
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i];
+    if (name.length === 4 && (name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) return rawHeaders[i + 1];
+  }
+  return undefined;
+}
+
+/** Client address without the IPv4-mapped IPv6 prefix. */
+export function clientAddress(remote: string | undefined): string {
+  if (remote === undefined) return '';
+  return remote.startsWith('::ffff:') ? remote.slice(7) : remote;
+}
