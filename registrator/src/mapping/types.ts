@@ -16,6 +16,8 @@ export interface CheckSpec {
   readonly deregisterAfter?: string;
   /** set when the check mirrors the container's Docker HEALTHCHECK into a TTL check */
   readonly mirrorsDockerHealth?: boolean;
+  /** set on the -ttl check: the registrator itself passes it every -ttl-refresh seconds */
+  readonly refreshedByRegistrator?: boolean;
 }
 
 export interface ServiceRecord {
