@@ -1,4 +1,8 @@
-// Request -> upstream lookup, compiled once per table; match() is on the hot path.
+// Request -> upstream lookup, compiled once per table so match() (on the hot path) is a map lookup
+// plus a short scan of prefixes sorted longest first.
+// Precedence: explicit routes first (host-specific before any-host, longest prefix first within each),
+// then the implicit route "Host equals an upstream name" (case-insensitive).
+// Prefixes match as plain string prefixes (fabio semantics: /api also matches /apix).
 import type { Route, RouteTable, UpstreamSpec } from './types.js';
 
 export interface RouteMatch {
@@ -11,7 +15,57 @@ export interface Router {
   match(host: string | undefined, path: string): RouteMatch | undefined;
 }
 
+type Entry = { readonly prefix: string; readonly result: RouteMatch };
+
 export function compileRouter(table: RouteTable): Router {
-  void table;
-  return { match: () => undefined };
+  const byHost = new Map<string, Entry[]>();
+  const anyHost: Entry[] = [];
+  for (const route of table.routes) {
+    if (!Object.hasOwn(table.upstreams, route.upstream)) continue; // dangling route: skip, the builder warns elsewhere
+    const entry: Entry = { prefix: route.pathPrefix, result: Object.freeze({ upstream: table.upstreams[route.upstream], route }) };
+    const host = route.host.toLowerCase();
+    if (host === '') anyHost.push(entry);
+    else {
+      let list = byHost.get(host);
+      if (!list) byHost.set(host, (list = []));
+      list.push(entry);
+    }
+  }
+  const longestFirst = (a: Entry, b: Entry): number => b.prefix.length - a.prefix.length;
+  anyHost.sort(longestFirst);
+  for (const list of byHost.values()) list.sort(longestFirst);
+
+  const implicit = new Map<string, RouteMatch>();
+  for (const name of Object.keys(table.upstreams)) {
+    const key = name.toLowerCase();
+    if (!implicit.has(key)) implicit.set(key, Object.freeze({ upstream: table.upstreams[name] }));
+  }
+
+  return {
+    match(rawHost, path) {
+      const host = rawHost === undefined ? undefined : normalizeHost(rawHost);
+      if (host !== undefined) {
+        const list = byHost.get(host);
+        if (list) {
+          for (let i = 0; i < list.length; i++) if (path.startsWith(list[i].prefix)) return list[i].result;
+        }
+      }
+      for (let i = 0; i < anyHost.length; i++) if (path.startsWith(anyHost[i].prefix)) return anyHost[i].result;
+      return host === undefined ? undefined : implicit.get(host);
+    },
+  };
+}
+
+/** Host header -> lower-case host without port ("[::1]:80" -> "[::1]"). */
+export function normalizeHost(host: string): string {
+  let end = host.length;
+  if (host.charCodeAt(0) === 91 /* [ */) {
+    const close = host.indexOf(']');
+    if (close > 0) end = close + 1;
+  } else {
+    const colon = host.indexOf(':');
+    if (colon >= 0) end = colon;
+  }
+  const h = end === host.length ? host : host.slice(0, end);
+  return h.toLowerCase();
 }

@@ -1,6 +1,10 @@
-// Admin API body parsers: dyups text and lua-resty-checkups JSON server lists.
+// Admin API body parsers: dyups text (`server 127.0.0.1:8089 weight=2 max_fails=3 fail_timeout=10s
+// backup down;`) and lua-resty-checkups JSON (`{"servers":[{"host","port","weight",...}]}`).
+// Both are strict: anything unexpected is a ServerListError saying what and where, so a bad admin
+// call changes nothing.
 import type { ActiveCheckSpec, Algorithm, HashKey, RetrySpec, ServerSpec, UpstreamSpec } from './types.js';
 import type { TableDefaults } from './tag-options.js';
+import { parseDurationMs, parseNonNegativeInt } from './tag-options.js';
 
 export interface ServerInput {
   readonly host: string;
@@ -20,19 +24,153 @@ export class ServerListError extends Error {
   }
 }
 
-export function parseDyupsServers(text: string): ServerInput[] {
-  void text;
-  throw new ServerListError('not implemented');
+/** The ServerSpec id: "<host>:<port>", IPv6 hosts in brackets. */
+export function serverId(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
+
+const NGINX_DEFAULT_PORT = 80;
+
+export function parseDyupsServers(text: string): ServerInput[] {
+  if (typeof text !== 'string') throw new ServerListError('dyups body: expected text');
+  const out: ServerInput[] = [];
+  const entries = text.split(';');
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i].trim();
+    if (!entry) continue;
+    const where = `dyups body, entry ${out.length + 1} "${entry.length > 80 ? entry.slice(0, 77) + '...' : entry}"`;
+    const words = entry.split(/\s+/);
+    if (words[0] !== 'server') throw new ServerListError(`${where}: expected "server <host>:<port> [params]"`);
+    if (words.length < 2) throw new ServerListError(`${where}: missing address`);
+    const { host, port } = parseAddress(words[1], where);
+    const server: { -readonly [K in keyof ServerInput]: ServerInput[K] } = { host, port };
+    for (const word of words.slice(2)) {
+      if (word === 'backup') server.backup = true;
+      else if (word === 'down') server.down = true;
+      else if (word.startsWith('weight=')) server.weight = intParam(word, 1, where);
+      else if (word.startsWith('max_fails=')) server.maxFails = intParam(word, 0, where);
+      else if (word.startsWith('fail_timeout=')) {
+        const ms = parseDurationMs(word.slice(13));
+        if (ms === undefined) throw new ServerListError(`${where}: bad duration in "${word}" (expected e.g. 10s, 500ms)`);
+        server.failTimeoutMs = ms;
+      } else throw new ServerListError(`${where}: unknown parameter "${word}"`);
+    }
+    out.push(server);
+  }
+  return checkList(out, 'dyups body');
+}
+
+function intParam(word: string, min: number, where: string): number {
+  const n = parseNonNegativeInt(word.slice(word.indexOf('=') + 1));
+  if (n === undefined || n < min) throw new ServerListError(`${where}: "${word}" needs an integer >= ${min}`);
+  return n;
+}
+
+function parseAddress(address: string, where: string): { host: string; port: number } {
+  let host: string;
+  let portText: string | undefined;
+  if (address.startsWith('[')) {
+    const close = address.indexOf(']');
+    if (close < 0) throw new ServerListError(`${where}: bad IPv6 address "${address}"`);
+    host = address.slice(1, close);
+    const rest = address.slice(close + 1);
+    if (rest && !rest.startsWith(':')) throw new ServerListError(`${where}: bad address "${address}"`);
+    portText = rest ? rest.slice(1) : undefined;
+  } else {
+    const colon = address.lastIndexOf(':');
+    host = colon < 0 ? address : address.slice(0, colon);
+    portText = colon < 0 ? undefined : address.slice(colon + 1);
+    if (host.includes(':')) throw new ServerListError(`${where}: IPv6 address "${address}" must be in brackets`);
+  }
+  if (!host) throw new ServerListError(`${where}: empty host in "${address}"`);
+  const port = portText === undefined ? NGINX_DEFAULT_PORT : parseNonNegativeInt(portText);
+  if (port === undefined || port < 1 || port > 65535) throw new ServerListError(`${where}: bad port in "${address}"`);
+  return { host, port };
+}
+
+const JSON_FIELDS = new Set(['host', 'port', 'weight', 'max_fails', 'fail_timeout', 'down', 'backup']);
 
 export function parseJsonServers(body: unknown): ServerInput[] {
-  void body;
-  throw new ServerListError('not implemented');
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new ServerListError('JSON body: expected an object {"servers":[...]}');
+  }
+  const servers = (body as Record<string, unknown>).servers;
+  if (!Array.isArray(servers)) throw new ServerListError('JSON body: "servers" must be an array');
+  const out: ServerInput[] = servers.map((item, i) => parseJsonServer(item, `JSON body, servers[${i}]`));
+  return checkList(out, 'JSON body');
 }
 
+function parseJsonServer(item: unknown, where: string): ServerInput {
+  if (item === null || typeof item !== 'object' || Array.isArray(item)) throw new ServerListError(`${where}: expected an object`);
+  const o = item as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!JSON_FIELDS.has(key)) throw new ServerListError(`${where}: unknown field "${key}"`);
+  }
+  if (typeof o.host !== 'string' || !o.host.trim()) throw new ServerListError(`${where}: "host" must be a non-empty string`);
+  const host = o.host.trim().replace(/^\[(.*)\]$/, '$1');
+  const port = jsonInt(o.port, 'port', 1, where);
+  if (port === undefined) throw new ServerListError(`${where}: "port" is required`);
+  if (port > 65535) throw new ServerListError(`${where}: "port" must be <= 65535`);
+  const weight = jsonInt(o.weight, 'weight', 1, where);
+  const maxFails = jsonInt(o.max_fails, 'max_fails', 0, where);
+  let failTimeoutMs: number | undefined;
+  if (typeof o.fail_timeout === 'number') {
+    // lua-resty-checkups gives fail_timeout in seconds
+    if (!Number.isFinite(o.fail_timeout) || o.fail_timeout < 0) throw new ServerListError(`${where}: "fail_timeout" must be >= 0 seconds`);
+    failTimeoutMs = Math.round(o.fail_timeout * 1000);
+  } else if (typeof o.fail_timeout === 'string') {
+    failTimeoutMs = parseDurationMs(o.fail_timeout);
+    if (failTimeoutMs === undefined) throw new ServerListError(`${where}: "fail_timeout" must be seconds or a duration such as "10s"`);
+  } else if (o.fail_timeout !== undefined) throw new ServerListError(`${where}: "fail_timeout" must be a number of seconds or a duration string`);
+  const down = jsonBool(o.down, 'down', where);
+  const backup = jsonBool(o.backup, 'backup', where);
+  const server: { -readonly [K in keyof ServerInput]: ServerInput[K] } = { host, port };
+  if (weight !== undefined) server.weight = weight;
+  if (maxFails !== undefined) server.maxFails = maxFails;
+  if (failTimeoutMs !== undefined) server.failTimeoutMs = failTimeoutMs;
+  if (down !== undefined) server.down = down;
+  if (backup !== undefined) server.backup = backup;
+  return server;
+}
+
+function jsonInt(v: unknown, field: string, min: number, where: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min) throw new ServerListError(`${where}: "${field}" must be an integer >= ${min}`);
+  return n;
+}
+
+function jsonBool(v: unknown, field: string, where: string): boolean | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'boolean') throw new ServerListError(`${where}: "${field}" must be true or false`);
+  return v;
+}
+
+function checkList(servers: ServerInput[], what: string): ServerInput[] {
+  if (servers.length === 0) throw new ServerListError(`${what}: no server given`);
+  const seen = new Set<string>();
+  for (const s of servers) {
+    const id = serverId(s.host, s.port);
+    if (seen.has(id)) throw new ServerListError(`${what}: server ${id} listed twice`);
+    seen.add(id);
+  }
+  return servers;
+}
+
+/** ServerInputs -> ServerSpecs sorted by id, unset attributes from the defaults. */
 export function toServerSpecs(inputs: readonly ServerInput[], defaults: Pick<TableDefaults, 'maxFails' | 'failTimeoutMs'>): ServerSpec[] {
-  void inputs; void defaults;
-  return [];
+  return inputs
+    .map((s): ServerSpec => ({
+      id: serverId(s.host, s.port),
+      host: s.host,
+      port: s.port,
+      weight: s.weight ?? 1,
+      maxFails: s.maxFails ?? defaults.maxFails,
+      failTimeoutMs: s.failTimeoutMs ?? defaults.failTimeoutMs,
+      down: s.down ?? false,
+      backup: s.backup ?? false,
+    }))
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
 export interface AdminUpstreamOptions {
@@ -42,12 +180,24 @@ export interface AdminUpstreamOptions {
   readonly retry?: RetrySpec;
 }
 
+/** An upstream defined through the admin API; it wins over a Consul service of the same name. */
 export function adminUpstream(
   name: string,
   inputs: readonly ServerInput[],
   defaults: TableDefaults,
   options: AdminUpstreamOptions = {},
 ): UpstreamSpec {
-  void options;
-  return { name, algorithm: defaults.algorithm, servers: toServerSpecs(inputs, defaults), retry: defaults.retry, origin: 'admin' };
+  const algorithm = options.algorithm ?? defaults.algorithm;
+  const hashKey = options.hashKey ?? (algorithm === 'chash' ? defaults.hashKey ?? { source: 'ip' } : defaults.hashKey);
+  const check = options.check ?? defaults.check;
+  const spec: UpstreamSpec = {
+    name,
+    algorithm,
+    servers: toServerSpecs(inputs, defaults),
+    retry: options.retry ?? defaults.retry,
+    origin: 'admin',
+    ...(hashKey ? { hashKey } : {}),
+    ...(check ? { check } : {}),
+  };
+  return spec;
 }

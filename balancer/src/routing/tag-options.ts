@@ -1,16 +1,20 @@
-// Per-service options read from Consul tags, and the defaults a table is built with.
-// Pure: parse failures become warning strings, never exceptions, so one bad tag cannot
-// take a whole service (or table) out.
-import type { ActiveCheckSpec, Algorithm, HashKey, RetrySpec } from './types.js';
+// Per-service and per-instance options read from Consul tags, and the defaults a table is built with.
+// Pure: a bad value becomes a warning string naming the service and the tag, never an exception, so
+// one bad tag cannot take a service (or the table) out. Tags that are not ours are ignored: Consul
+// tags are shared with other tools.
+import type { ActiveCheckSpec, Algorithm, HashKey, HashSource, RetrySpec } from './types.js';
+import { ALGORITHMS } from './types.js';
 
 export interface TableDefaults {
   readonly algorithm: Algorithm;
+  /** used by chash when no `hash=` tag is given; absent: client IP */
   readonly hashKey?: HashKey;
   /** nginx max_fails, default 1 */
   readonly maxFails: number;
   /** nginx fail_timeout, default 10 s */
   readonly failTimeoutMs: number;
   readonly retry: RetrySpec;
+  /** an active check every service gets unless its tags say otherwise */
   readonly check?: ActiveCheckSpec;
   /** true: only 'passing' instances; false: 'warning' ones too (only 'critical' dropped) */
   readonly passingOnly: boolean;
@@ -24,40 +28,209 @@ export const DEFAULT_TABLE_DEFAULTS: TableDefaults = Object.freeze({
   passingOnly: true,
 });
 
-/** Service-level options found in tags; undefined = not set by any tag. */
+/** Base of a check declared with `check=` when the defaults carry none (nginx_upstream_check_module-like). */
+export const DEFAULT_ACTIVE_CHECK: ActiveCheckSpec = Object.freeze({
+  type: 'http',
+  path: '/',
+  intervalMs: 2000,
+  timeoutMs: 1000,
+  rise: 2,
+  fall: 3,
+  expectStatuses: Object.freeze(expandStatusRange(200, 399)),
+});
+
+/** Service-level options found in tags; a field is undefined when no tag set it. */
 export interface ServiceTagOptions {
   algorithm?: Algorithm;
   hashKey?: HashKey;
   maxFails?: number;
   failTimeoutMs?: number;
+  /** `retries=N`: extra attempts after the first one, so RetrySpec.tries = N + 1 */
   retries?: number;
-  check?: ActiveCheckSpec;
+  checkType?: { type: 'http' | 'tcp'; path: string };
+  checkIntervalMs?: number;
+  checkTimeoutMs?: number;
+  rise?: number;
+  fall?: number;
+  expectStatuses?: number[];
 }
 
 /** Instance-level options found in one instance's tags. */
 export interface InstanceTagOptions {
-  weight?: number;
+  weight: number;
   backup: boolean;
   down: boolean;
 }
 
+const SERVICE_KEYS = new Set([
+  'lb', 'hash', 'max_fails', 'fail_timeout', 'retries', 'check', 'check_interval', 'check_timeout', 'rise', 'fall',
+  'check_expect',
+]);
+
+/**
+ * Reads service options from the tags of all instances of a service. Precedence: instances are
+ * visited in the order given (the builder sorts them by service ID) and the first value seen for a
+ * key wins; a later, different value for the same key adds a "conflicting" warning.
+ */
 export function parseServiceTags(
   service: string,
-  tags: readonly string[],
-  defaults: TableDefaults,
+  instancesTags: readonly (readonly string[])[],
   warnings: string[],
 ): ServiceTagOptions {
-  void service; void tags; void defaults; void warnings;
-  return {};
+  const out: ServiceTagOptions = {};
+  const seen = new Map<string, string>();
+  for (const tags of instancesTags) {
+    for (const tag of tags) {
+      const eq = tag.indexOf('=');
+      if (eq <= 0) continue;
+      const key = tag.slice(0, eq).trim();
+      if (!SERVICE_KEYS.has(key)) continue;
+      const value = tag.slice(eq + 1).trim();
+      const first = seen.get(key);
+      if (first !== undefined) {
+        if (first !== value) warnings.push(`service ${service}: conflicting tag "${tag}" ignored, "${key}=${first}" wins`);
+        continue;
+      }
+      seen.set(key, value);
+      applyServiceTag(out, key, value, (why) => warnings.push(`service ${service}: tag "${tag}" ignored: ${why}`));
+    }
+  }
+  return out;
 }
 
-export function parseInstanceTags(service: string, tags: readonly string[], warnings: string[]): InstanceTagOptions {
-  void service; void tags; void warnings;
-  return { backup: false, down: false };
+function applyServiceTag(out: ServiceTagOptions, key: string, value: string, warn: (why: string) => void): void {
+  switch (key) {
+    case 'lb': {
+      if ((ALGORITHMS as readonly string[]).includes(value)) out.algorithm = value as Algorithm;
+      else warn(`expected one of ${ALGORITHMS.join('|')}`);
+      return;
+    }
+    case 'hash': {
+      const key = parseHashKey(value);
+      if (key) out.hashKey = key;
+      else warn('expected header:<name>, cookie:<name>, ip or uri');
+      return;
+    }
+    case 'max_fails': return setInt(value, 0, warn, (n) => { out.maxFails = n; });
+    case 'retries': return setInt(value, 0, warn, (n) => { out.retries = n; });
+    case 'rise': return setInt(value, 1, warn, (n) => { out.rise = n; });
+    case 'fall': return setInt(value, 1, warn, (n) => { out.fall = n; });
+    case 'fail_timeout': return setDuration(value, warn, (ms) => { out.failTimeoutMs = ms; });
+    case 'check_interval': return setDuration(value, warn, (ms) => { out.checkIntervalMs = ms; }, 1);
+    case 'check_timeout': return setDuration(value, warn, (ms) => { out.checkTimeoutMs = ms; }, 1);
+    case 'check': {
+      if (value === 'tcp') out.checkType = { type: 'tcp', path: '/' };
+      else if (value === 'http') out.checkType = { type: 'http', path: '/' };
+      else if (value.startsWith('http:/')) out.checkType = { type: 'http', path: value.slice(5) };
+      else warn('expected http:/<path>, http or tcp');
+      return;
+    }
+    case 'check_expect': {
+      const statuses = parseStatusList(value);
+      if (statuses) out.expectStatuses = statuses;
+      else warn('expected status codes or ranges such as 200-299,304');
+      return;
+    }
+  }
 }
+
+/** Reads `weight=N`, `backup` and `down` from one instance's tags. */
+export function parseInstanceTags(service: string, serviceId: string, tags: readonly string[], warnings: string[]): InstanceTagOptions {
+  const out: InstanceTagOptions = { weight: 1, backup: false, down: false };
+  for (const tag of tags) {
+    if (tag === 'backup') out.backup = true;
+    else if (tag === 'down') out.down = true;
+    else if (tag.startsWith('weight=')) {
+      const n = parseNonNegativeInt(tag.slice(7).trim());
+      if (n !== undefined && n >= 1) out.weight = n;
+      else warnings.push(`service ${service} instance ${serviceId}: tag "${tag}" ignored: expected an integer >= 1`);
+    }
+  }
+  return out;
+}
+
+/** Combines the defaults and the tag options into the upstream's check (undefined = no active check). */
+export function resolveCheck(
+  service: string,
+  opts: ServiceTagOptions,
+  defaults: TableDefaults,
+  warnings: string[],
+): ActiveCheckSpec | undefined {
+  const tuned = opts.checkIntervalMs !== undefined || opts.checkTimeoutMs !== undefined || opts.rise !== undefined ||
+    opts.fall !== undefined || opts.expectStatuses !== undefined;
+  const base = defaults.check ?? (opts.checkType ? DEFAULT_ACTIVE_CHECK : undefined);
+  if (!base) {
+    if (tuned) warnings.push(`service ${service}: check_* / rise / fall tags ignored: no check= tag and no default check`);
+    return undefined;
+  }
+  return {
+    type: opts.checkType?.type ?? base.type,
+    path: opts.checkType?.path ?? base.path,
+    intervalMs: opts.checkIntervalMs ?? base.intervalMs,
+    timeoutMs: opts.checkTimeoutMs ?? base.timeoutMs,
+    rise: opts.rise ?? base.rise,
+    fall: opts.fall ?? base.fall,
+    expectStatuses: opts.expectStatuses ?? base.expectStatuses,
+  };
+}
+
+export function parseHashKey(value: string): HashKey | undefined {
+  if (value === 'ip' || value === 'uri') return { source: value };
+  const colon = value.indexOf(':');
+  if (colon <= 0) return undefined;
+  const source = value.slice(0, colon) as HashSource;
+  const name = value.slice(colon + 1).trim();
+  if (!name) return undefined;
+  // Node lower-cases incoming header names; cookie names are case-sensitive.
+  if (source === 'header') return { source, name: name.toLowerCase() };
+  if (source === 'cookie') return { source, name };
+  return undefined;
+}
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** "10s", "500ms", "2m", "1h", or a bare number of seconds (nginx). Undefined when malformed. */
 export function parseDurationMs(text: string): number | undefined {
-  void text;
-  return undefined;
+  const m = DURATION.exec(text.trim());
+  if (!m) return undefined;
+  const ms = Number(m[1]) * UNIT_MS[m[2] ?? 's'];
+  return Number.isFinite(ms) ? Math.round(ms) : undefined;
+}
+
+export function parseNonNegativeInt(text: string): number | undefined {
+  if (!/^\d{1,9}$/.test(text)) return undefined;
+  return Number(text);
+}
+
+/** "200-299,304" -> [200..299, 304]; undefined when malformed or outside 100-599. */
+export function parseStatusList(text: string): number[] | undefined {
+  const out = new Set<number>();
+  for (const part of text.split(',')) {
+    const m = /^\s*(\d{3})(?:\s*-\s*(\d{3}))?\s*$/.exec(part);
+    if (!m) return undefined;
+    const lo = Number(m[1]);
+    const hi = m[2] === undefined ? lo : Number(m[2]);
+    if (lo < 100 || hi > 599 || hi < lo) return undefined;
+    for (const s of expandStatusRange(lo, hi)) out.add(s);
+  }
+  return out.size > 0 ? [...out].sort((a, b) => a - b) : undefined;
+}
+
+function expandStatusRange(lo: number, hi: number): number[] {
+  const out: number[] = [];
+  for (let s = lo; s <= hi; s++) out.push(s);
+  return out;
+}
+
+function setInt(value: string, min: number, warn: (why: string) => void, set: (n: number) => void): void {
+  const n = parseNonNegativeInt(value);
+  if (n === undefined || n < min) warn(`expected an integer >= ${min}`);
+  else set(n);
+}
+
+function setDuration(value: string, warn: (why: string) => void, set: (ms: number) => void, min = 0): void {
+  const ms = parseDurationMs(value);
+  if (ms === undefined || ms < min) warn('expected a duration such as 10s, 500ms or 2m');
+  else set(ms);
 }
