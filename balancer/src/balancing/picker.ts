@@ -1,7 +1,14 @@
 // The per-upstream pick: one Picker per (upstream, table version); its mutable position state lives
-// here, beside the frozen table, never in it.
+// here, beside the frozen table, never in it. Rules shared by every algorithm: never a `down`,
+// unavailable or already-tried (excluded) server; backup servers only when no primary may be picked;
+// undefined when nothing may be picked. Picks are synchronous, so per-picker scratch buffers are safe.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ServerSpec, UpstreamSpec } from '../routing/types.js';
+import { createConsistentHashPicker } from './chash.js';
+import { createEwmaPicker } from './ewma.js';
+import { createLocalFirstPicker } from './local-first.js';
+import { createRoundRobinPicker } from './round-robin.js';
+import { createWeightedRoundRobinPicker } from './weighted-rr.js';
 
 export interface PickRequest {
   readonly clientIp: string;
@@ -30,6 +37,12 @@ export interface Picker {
 }
 
 export function createPicker(upstream: UpstreamSpec, peers: PeerState, env: PickerEnv): Picker {
-  void upstream; void peers; void env;
-  return { pick: () => undefined };
+  switch (upstream.algorithm) {
+    case 'roundrobin': return createRoundRobinPicker(upstream, peers, env);
+    case 'wrr': return createWeightedRoundRobinPicker(upstream, peers, env);
+    case 'chash': return createConsistentHashPicker(upstream, peers, env);
+    case 'ewma': return createEwmaPicker(upstream, peers, env);
+    case 'local-first': return createLocalFirstPicker(upstream, peers, env);
+    default: return createRoundRobinPicker(upstream, peers, env);
+  }
 }
