@@ -331,6 +331,19 @@ describe('consul double: blocking queries', () => {
     assert.ok((await api(d.url, 'GET', '/v1/catalog/service/web')).index > catalog.index);
   });
 
+  it('an identical re-registration (a resync) moves no index; a changed one does', async () => {
+    const body = { ID: 'same', Name: 'resync', Tags: ['a'], Port: 5, Meta: { k: 'v' }, Check: { TTL: '60s', Status: 'passing' } };
+    await register(d, body);
+    const health = await api(d.url, 'GET', '/v1/health/service/resync');
+    await register(d, { ...body, Meta: { k: 'v' } });
+    assert.equal((await api(d.url, 'GET', '/v1/health/service/resync')).index, health.index);
+    assert.equal((await api(d.url, 'GET', '/v1/agent/checks')).json['service:same'].Status, 'passing');
+    await register(d, { ...body, Tags: ['b'] });
+    const after = await api(d.url, 'GET', '/v1/health/service/resync');
+    assert.ok(after.index > health.index);
+    assert.deepEqual(after.json[0].Checks.find((c: any) => c.CheckID === 'service:same').ServiceTags, ['b']);
+  });
+
   it('KV blocking query wakes on a write to its key', async () => {
     await api(d.url, 'PUT', '/v1/kv/watch/me', '1');
     const first = await api(d.url, 'GET', '/v1/kv/watch/me');

@@ -12,8 +12,8 @@ export interface ServiceEntry {
 export interface CheckEntry {
   readonly def: CheckDef;
   /** node-level checks (serfHealth) have no service */
-  readonly serviceName: string;
-  readonly serviceTags: readonly string[];
+  serviceName: string;
+  serviceTags: readonly string[];
   status: CheckStatus;
   output: string;
   readonly createIndex: number;
@@ -47,7 +47,9 @@ export class ConsulState {
   private raftIndex = 1;
   readonly node: NodeInfo;
   readonly services = new Map<string, ServiceEntry>();
+  /** read-only for others: writes go through putCheck/deleteCheck, which keep checkIdsByService in step */
   readonly checks = new Map<string, CheckEntry>();
+  private readonly checkIdsByService = new Map<string, Set<string>>();
   readonly kv = new Map<string, KvEntry>();
   /** per service name: last index at which an instance was deregistered (Consul's tombstone) */
   private readonly serviceTombstones = new Map<string, number>();
@@ -68,7 +70,7 @@ export class ConsulState {
       createIndex: consulIdx,
       modifyIndex: consulIdx,
     });
-    this.checks.set(SERF_CHECK_ID, {
+    this.putCheck({
       def: { checkId: SERF_CHECK_ID, name: 'Serf Health Status', notes: '', serviceId: '', type: '', initialStatus: 'passing', tlsSkipVerify: false, raw: {} },
       serviceName: '', serviceTags: [], status: 'passing', output: 'Agent alive and reachable', createIndex: consulIdx, modifyIndex: consulIdx,
     });
@@ -89,44 +91,83 @@ export class ConsulState {
   }
 
   checksOfService(serviceId: string): CheckEntry[] {
-    return [...this.checks.values()].filter((c) => c.def.serviceId === serviceId);
+    const ids = this.checkIdsByService.get(serviceId);
+    if (!ids) return [];
+    return [...ids].sort().map((id) => this.checks.get(id)!).filter(Boolean);
+  }
+
+  private putCheck(entry: CheckEntry): void {
+    const previous = this.checks.get(entry.def.checkId);
+    if (previous) this.checkIdsByService.get(previous.def.serviceId)?.delete(entry.def.checkId);
+    this.checks.set(entry.def.checkId, entry);
+    const ids = this.checkIdsByService.get(entry.def.serviceId) ?? new Set<string>();
+    ids.add(entry.def.checkId);
+    this.checkIdsByService.set(entry.def.serviceId, ids);
+  }
+
+  private deleteCheck(checkId: string): void {
+    const previous = this.checks.get(checkId);
+    if (!previous) return;
+    this.checks.delete(checkId);
+    const ids = this.checkIdsByService.get(previous.def.serviceId);
+    ids?.delete(checkId);
+    if (ids && ids.size === 0) this.checkIdsByService.delete(previous.def.serviceId);
   }
 
   nodeChecks(): CheckEntry[] {
-    return [...this.checks.values()].filter((c) => c.def.serviceId === '');
+    return this.checksOfService('');
   }
 
-  /** Register or replace a service and its checks. Unchanged checks keep their status, like the agent. */
+  /**
+   * Register or replace a service and its checks. Like Consul's state store, an identical service or
+   * check is not rewritten, so a periodic re-registration (registrator's resync) moves no index.
+   * A re-registered check keeps its current status unless the definition gives one.
+   */
   register(reg: Registration, replaceExistingChecks: boolean): void {
-    const idx = this.nextIndex();
+    let idx: number | undefined;
+    const write = () => (idx ??= this.nextIndex());
     const previous = this.services.get(reg.service.id);
-    if (previous && previous.def.name !== reg.service.name) this.serviceTombstones.set(previous.def.name, idx);
-    this.services.set(reg.service.id, { def: reg.service, createIndex: previous?.createIndex ?? idx, modifyIndex: idx });
+    const serviceChanged = !previous || !sameJson(previous.def, reg.service);
+    if (serviceChanged) {
+      const at = write();
+      if (previous && previous.def.name !== reg.service.name) this.serviceTombstones.set(previous.def.name, at);
+      this.services.set(reg.service.id, { def: reg.service, createIndex: previous?.createIndex ?? at, modifyIndex: at });
+    }
     // ?replace-existing-checks drops checks missing from the new definition; otherwise they stay.
     if (replaceExistingChecks) {
       const keep = new Set(reg.checks.map((c) => c.checkId));
       for (const old of this.checksOfService(reg.service.id)) {
         if (keep.has(old.def.checkId)) continue;
-        this.checks.delete(old.def.checkId);
-        this.checksTableTombstone = idx;
+        this.deleteCheck(old.def.checkId);
+        this.checksTableTombstone = write();
       }
     }
     for (const def of reg.checks) {
       const old = this.checks.get(def.checkId);
-      // Re-registering keeps the current status unless the definition gives one (Consul's agent does the same).
-      const status: CheckStatus = old && def.raw && !hasStatus(def.raw) ? old.status : def.initialStatus;
-      this.checks.set(def.checkId, {
+      if (old && !serviceChanged && sameJson(old.def, def)) continue;
+      const at = write();
+      const status: CheckStatus = old && !hasStatus(def.raw) ? old.status : def.initialStatus;
+      this.putCheck({
         def,
         serviceName: reg.service.name,
         serviceTags: reg.service.tags,
         status,
         output: old && status === old.status ? old.output : '',
-        createIndex: old?.createIndex ?? idx,
-        modifyIndex: idx,
+        createIndex: old?.createIndex ?? at,
+        modifyIndex: at,
         criticalSince: status === 'critical' ? (old?.status === 'critical' ? old.criticalSince : this.now()) : undefined,
       });
     }
-    this.changed();
+    // Checks kept from an earlier definition follow the service's new name and tags.
+    if (serviceChanged) {
+      for (const c of this.checksOfService(reg.service.id)) {
+        if (c.serviceName === reg.service.name && sameJson(c.serviceTags, reg.service.tags)) continue;
+        c.serviceName = reg.service.name;
+        c.serviceTags = reg.service.tags;
+        c.modifyIndex = write();
+      }
+    }
+    if (idx !== undefined) this.changed();
   }
 
   deregister(serviceId: string): boolean {
@@ -134,7 +175,7 @@ export class ConsulState {
     if (!svc || serviceId === 'consul') return false;
     const idx = this.nextIndex();
     this.services.delete(serviceId);
-    for (const c of this.checksOfService(serviceId)) this.checks.delete(c.def.checkId);
+    for (const c of this.checksOfService(serviceId)) this.deleteCheck(c.def.checkId);
     this.serviceTombstones.set(svc.def.name, idx);
     this.servicesTableTombstone = idx;
     this.checksTableTombstone = idx;
@@ -236,4 +277,20 @@ export class ConsulState {
 
 function hasStatus(raw: Readonly<Record<string, unknown>>): boolean {
   return Object.keys(raw).some((k) => k.toLowerCase() === 'status' && raw[k] !== '' && raw[k] != null);
+}
+
+/** Structural equality of plain JSON-like data, independent of key order. */
+function sameJson(a: unknown, b: unknown): boolean {
+  return stableStringify(a) === stableStringify(b);
+}
+
+function stableStringify(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableStringify).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const entries = Object.entries(v as Record<string, unknown>)
+      .filter(([, x]) => x !== undefined)
+      .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${stableStringify(x)}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'undefined';
 }
