@@ -253,14 +253,14 @@ export class ProxyExchange implements PickRequest {
 export function handleProxyRequest(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse): void {
   const rawHeaders = req.rawHeaders;
   const hostHeader = rawHostHeader(rawHeaders);
-  const host = normalizeHost(hostHeader);
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);
   const current = ctx.current;
-  const match = current.router.match(host, path);
+  // the router normalizes the host itself (lower case, no port)
+  const match = current.router.match(hostHeader, path);
   if (match === undefined) {
-    sendJsonError(res, 404, 'unknown_host', { host, path }, ctx.draining);
+    sendJsonError(res, 404, 'unknown_host', { host: normalizeHost(hostHeader), path }, ctx.draining);
     return;
   }
   const upstream = match.upstream;

@@ -24,12 +24,12 @@ export class UpgradeTunnels {
 
   handle(ctx: ProxyContext, req: IncomingMessage, client: Duplex, earlyData: Buffer): void {
     const rawHeaders = req.rawHeaders;
-    const host = normalizeHost(rawHostHeader(rawHeaders));
+    const hostHeader = rawHostHeader(rawHeaders);
     const url = req.url ?? '/';
     const q = url.indexOf('?');
-    const match = ctx.current.router.match(host, q < 0 ? url : url.slice(0, q));
+    const match = ctx.current.router.match(hostHeader, q < 0 ? url : url.slice(0, q));
     if (match === undefined) {
-      rejectUpgrade(client, 404, 'Not Found', { error: 'unknown_host', host });
+      rejectUpgrade(client, 404, 'Not Found', { error: 'unknown_host', host: normalizeHost(hostHeader) });
       return;
     }
     const upstreamName = match.upstream.name;

@@ -1,0 +1,94 @@
+// Routing by Host and path prefix, the proxy's own 404/502 JSON bodies, header rewriting.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { tableFromUpstreams } from '../../balancer/src/routing/build-table.js';
+import { startBackends, startProxy, upstreamSpec, type Backend, type RunningProxy } from '../support/upstreams.js';
+
+describe('balancer proxy: routing and headers', () => {
+  let backends: Backend[];
+  let proxy: RunningProxy;
+
+  before(async () => {
+    backends = await startBackends(3);
+    proxy = await startProxy();
+    proxy.runtime.applyTable(tableFromUpstreams({
+      web: upstreamSpec('web', [backends[0].spec()]),
+      api: upstreamSpec('api', [backends[1].spec()]),
+      empty: upstreamSpec('empty', []),
+      downonly: upstreamSpec('downonly', [backends[2].spec({ down: true })]),
+    }, [{ host: 'shop.example', pathPrefix: '/api', upstream: 'api' }, { host: 'shop.example', pathPrefix: '/', upstream: 'web' }]));
+  });
+  after(async () => {
+    await proxy.runtime.close();
+    await Promise.all(backends.map((b) => b.kill()));
+  });
+
+  it('routes by service name as Host, case-insensitive and with a port', async () => {
+    assert.equal((await proxy.fetch('web')).text, 'b0');
+    assert.equal((await proxy.fetch('API:8080')).text, 'b1');
+  });
+
+  it('routes explicit host + path-prefix routes, longest prefix first', async () => {
+    assert.equal((await proxy.fetch('shop.example', '/api/items?x=1')).text, 'b1');
+    assert.equal((await proxy.fetch('shop.example', '/index.html')).text, 'b0');
+  });
+
+  it('answers 404 JSON naming the unknown host', async () => {
+    const res = await proxy.fetch('nope.example:81', '/x');
+    assert.equal(res.status, 404);
+    assert.equal(res.headers['content-type'], 'application/json');
+    assert.deepEqual(JSON.parse(res.text), { error: 'unknown_host', host: 'nope.example', path: '/x' });
+  });
+
+  it('answers 502 JSON naming the service when no server can be picked', async () => {
+    for (const host of ['empty', 'downonly']) {
+      const res = await proxy.fetch(host);
+      assert.equal(res.status, 502);
+      assert.deepEqual(JSON.parse(res.text), { error: 'no_healthy_upstream', upstream: host });
+    }
+  });
+
+  it('removes hop-by-hop headers, keeps Host, sets X-Forwarded-*', async () => {
+    // node:http, because undici refuses to send hop-by-hop headers at all
+    const text = await new Promise<string>((resolve, reject) => {
+      const req = http.request({
+        host: '127.0.0.1', port: proxy.port, path: '/headers', agent: false,
+        headers: {
+          host: 'web:9000', connection: 'keep-alive, x-secret', 'x-secret': 'hidden', 'keep-alive': 'timeout=5', te: 'trailers',
+          'proxy-authorization': 'Basic Zm9v', 'x-forwarded-for': '10.1.1.1', 'x-forwarded-proto': 'https', 'x-custom': 'kept',
+        },
+      }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => { body += c; });
+        res.on('end', () => resolve(body));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    const seen = JSON.parse(text) as Record<string, string>;
+    assert.equal(seen.host, 'web:9000');
+    assert.equal(seen['x-custom'], 'kept');
+    assert.equal(seen['x-secret'], undefined);
+    assert.equal(seen['keep-alive'], undefined);
+    assert.equal(seen.te, undefined);
+    assert.equal(seen['proxy-authorization'], undefined);
+    assert.equal(seen['x-forwarded-for'], '10.1.1.1, 127.0.0.1');
+    assert.equal(seen['x-forwarded-proto'], 'http');
+    assert.equal(seen['x-forwarded-host'], 'web:9000');
+  });
+
+  it('removes hop-by-hop headers from the response, including those named in Connection', async () => {
+    const res = await proxy.fetch('web');
+    assert.equal(res.headers['x-backend-id'], 'b0');
+    assert.equal(res.headers['x-hop'], undefined);
+    assert.equal(res.headers['keep-alive'] === 'timeout=30', false);
+  });
+
+  it('applying the same table version again changes nothing', async () => {
+    const table = tableFromUpstreams({ web: upstreamSpec('web', [backends[0].spec()]) }, []);
+    assert.equal(proxy.runtime.applyTable(table).changed, true);
+    assert.equal(proxy.runtime.applyTable(tableFromUpstreams({ web: upstreamSpec('web', [backends[0].spec()]) }, [])).changed, false);
+  });
+});
