@@ -1,7 +1,15 @@
-// Health and load figures per server id, beside the table: passive ejection, active rise/fall,
-// latency EWMA, in-flight count. Implements the PeerState the pickers read.
+// Health and load figures per server id, kept beside the table (never in it): passive ejection,
+// active-check rise/fall, peak EWMA latency, in-flight count, last error. Implements the PeerState
+// the pickers read. Time always comes in as `now` (ms); nothing here reads a clock.
+//
+// Keyed by server id ("host:port"): the same instance listed by two upstreams shares one record, since
+// health is a property of the instance. A new server whose upstream has an active check starts *up*
+// (traffic is not blocked until the first check passes); a failing check takes it out after `fall`
+// results. This trades Envoy's "first check before use" for never failing a fresh deploy's traffic.
 import type { PeerState } from '../balancing/picker.js';
-import type { RouteTable, ServerSpec } from '../routing/types.js';
+import type { ActiveCheckSpec, RouteTable, ServerSpec } from '../routing/types.js';
+import { PassiveHealth } from './passive.js';
+import { RiseFall } from './rise-fall.js';
 
 export interface AttemptResult {
   readonly ok: boolean;
@@ -11,7 +19,9 @@ export interface AttemptResult {
 
 export interface ActiveStatus {
   readonly up: boolean;
+  /** consecutive successful checks */
   readonly successes: number;
+  /** consecutive failed checks */
   readonly failures: number;
 }
 
@@ -21,11 +31,16 @@ export interface PeerServerStatus {
   readonly port: number;
   readonly weight: number;
   readonly backup: boolean;
+  /** ok = serving; err = last attempt failed, not ejected; ejected = passive ejection or active check down; down = admin down */
   readonly status: 'ok' | 'err' | 'ejected' | 'down';
   readonly lastError?: string;
+  /** consecutive failed attempts (passive) */
   readonly failCount: number;
+  /** ms since epoch of the last status change (0 = never changed) */
   readonly lastModified: number;
+  /** active check state, null when the upstream has no check (lua-resty-checkups shape) */
   readonly active: ActiveStatus | null;
+  /** the same figures in the worker contract's shape */
   readonly activeCheck?: { readonly up: boolean; readonly consecutive: number; readonly lastError?: string };
   readonly inflight: number;
   readonly ewmaMs?: number;
@@ -38,18 +53,198 @@ export interface PeerUpstreamStatus {
 }
 
 export interface PeerHealthOptions {
-  /** EWMA decay time constant in ms */
+  /** EWMA decay time constant in ms (Finagle's peak EWMA uses 10 s) */
   readonly ewmaDecayMs?: number;
+  /** latency sample recorded for a failed attempt when it was faster, so fast failures do not look fast */
+  readonly failureLatencyMs?: number;
+}
+
+type StatusLabel = PeerServerStatus['status'];
+
+interface PeerRecord {
+  readonly passive: PassiveHealth;
+  active: RiseFall | null;
+  activeSpec: ActiveCheckSpec | undefined;
+  activeError: string | undefined;
+  ewma: number | undefined;
+  ewmaAt: number;
+  inflight: number;
+  lastOk: boolean;
+  lastError: string | undefined;
+  failCount: number;
+  label: 'ok' | 'err' | 'ejected';
+  lastModified: number;
 }
 
 export class PeerHealth implements PeerState {
-  constructor(options: PeerHealthOptions = {}) { void options; }
-  isAvailable(server: ServerSpec, now: number): boolean { void server; void now; return true; }
-  latencyEwma(serverId: string): number | undefined { void serverId; return undefined; }
-  inflight(serverId: string): number { void serverId; return 0; }
-  onAttemptStart(id: string): void { void id; }
-  onAttemptEnd(id: string, result: AttemptResult, now: number): void { void id; void result; void now; }
-  onActiveResult(id: string, ok: boolean, now: number, error?: string): void { void id; void ok; void now; void error; }
-  retain(table: RouteTable, now?: number): void { void table; void now; }
-  status(table: RouteTable, now: number): PeerUpstreamStatus[] { void table; void now; return []; }
+  private readonly records = new Map<string, PeerRecord>();
+  private readonly decayMs: number;
+  private readonly failureLatencyMs: number;
+  /** the latest `now` seen, for onAttemptStart which has none */
+  private lastNow = 0;
+
+  constructor(options: PeerHealthOptions = {}) {
+    this.decayMs = options.ewmaDecayMs ?? 10_000;
+    this.failureLatencyMs = options.failureLatencyMs ?? 1_000;
+  }
+
+  isAvailable(server: ServerSpec, now: number): boolean {
+    this.lastNow = now;
+    const r = this.records.get(server.id);
+    if (!r) return true; // unknown server: optimistic, retain() has not seen it yet
+    return (r.active === null || r.active.up) && !r.passive.isEjected(now);
+  }
+
+  latencyEwma(serverId: string): number | undefined {
+    return this.records.get(serverId)?.ewma;
+  }
+
+  inflight(serverId: string): number {
+    return this.records.get(serverId)?.inflight ?? 0;
+  }
+
+  onAttemptStart(id: string, now: number = this.lastNow): void {
+    const r = this.records.get(id);
+    if (!r) return;
+    r.inflight++;
+    r.passive.noteAttempt(now);
+  }
+
+  onAttemptEnd(id: string, result: AttemptResult, now: number): void {
+    this.lastNow = now;
+    const r = this.records.get(id);
+    if (!r) return;
+    if (r.inflight > 0) r.inflight--;
+    const sample = result.ok ? result.latencyMs : Math.max(result.latencyMs, this.failureLatencyMs);
+    this.observeLatency(r, Math.max(0, sample), now);
+    r.lastOk = result.ok;
+    if (result.ok) {
+      r.failCount = 0;
+      r.passive.recordSuccess(now);
+    } else {
+      r.failCount++;
+      r.lastError = result.error ?? 'failed';
+      r.passive.recordFailure(now);
+    }
+    this.relabel(r, now);
+  }
+
+  onActiveResult(id: string, ok: boolean, now: number, error?: string): void {
+    this.lastNow = now;
+    const r = this.records.get(id);
+    if (!r || !r.active) return;
+    r.active.observe(ok);
+    if (!ok) {
+      r.activeError = error ?? 'check failed';
+      r.lastError = r.activeError;
+    }
+    this.relabel(r, now);
+  }
+
+  /**
+   * Follows a new table: records of servers no longer in it are dropped, new servers get a record
+   * with their settings, servers present in both keep their state (settings updated in place).
+   */
+  retain(table: RouteTable, now: number = this.lastNow): void {
+    const wanted = new Map<string, { server: ServerSpec; check: ActiveCheckSpec | undefined }>();
+    for (const name of Object.keys(table.upstreams)) {
+      const u = table.upstreams[name];
+      for (const s of u.servers) {
+        const prev = wanted.get(s.id);
+        // a server listed twice takes the check of the first upstream that has one
+        if (!prev || (!prev.check && u.check)) wanted.set(s.id, { server: s, check: u.check });
+      }
+    }
+    for (const id of [...this.records.keys()]) if (!wanted.has(id)) this.records.delete(id);
+    for (const [id, { server, check }] of wanted) {
+      let r = this.records.get(id);
+      if (!r) {
+        r = {
+          passive: new PassiveHealth(server.maxFails, server.failTimeoutMs),
+          active: null,
+          activeSpec: undefined,
+          activeError: undefined,
+          ewma: undefined,
+          ewmaAt: now,
+          inflight: 0,
+          lastOk: true,
+          lastError: undefined,
+          failCount: 0,
+          label: 'ok',
+          lastModified: now,
+        };
+        this.records.set(id, r);
+      } else {
+        r.passive.reconfigure(server.maxFails, server.failTimeoutMs);
+      }
+      if (!check) {
+        r.active = null;
+        r.activeSpec = undefined;
+      } else if (!r.active || !r.activeSpec || r.activeSpec.rise !== check.rise || r.activeSpec.fall !== check.fall) {
+        r.active = new RiseFall(check.rise, check.fall, r.active?.up ?? true);
+      }
+      r.activeSpec = check;
+    }
+  }
+
+  status(table: RouteTable, now: number): PeerUpstreamStatus[] {
+    return Object.keys(table.upstreams).sort().map((name) => {
+      const u = table.upstreams[name];
+      return { name, algorithm: u.algorithm, servers: u.servers.map((s) => this.serverStatus(s, now)) };
+    });
+  }
+
+  private serverStatus(s: ServerSpec, now: number): PeerServerStatus {
+    const r = this.records.get(s.id);
+    const base = { id: s.id, host: s.host, port: s.port, weight: s.weight, backup: s.backup };
+    if (!r) {
+      return { ...base, status: s.down ? 'down' : 'ok', failCount: 0, lastModified: 0, active: null, inflight: 0 };
+    }
+    const label: StatusLabel = s.down ? 'down' : this.label(r, now);
+    const out: PeerServerStatus = {
+      ...base,
+      status: label,
+      ...(r.lastError !== undefined ? { lastError: r.lastError } : {}),
+      failCount: r.failCount,
+      lastModified: r.lastModified,
+      active: r.active ? { up: r.active.up, successes: r.active.successes, failures: r.active.failures } : null,
+      ...(r.active
+        ? {
+            activeCheck: {
+              up: r.active.up,
+              consecutive: r.active.up ? r.active.successes : r.active.failures,
+              ...(r.activeError !== undefined ? { lastError: r.activeError } : {}),
+            },
+          }
+        : {}),
+      inflight: r.inflight,
+      ...(r.ewma !== undefined ? { ewmaMs: Math.round(r.ewma * 1000) / 1000 } : {}),
+    };
+    return out;
+  }
+
+  private label(r: PeerRecord, now: number): 'ok' | 'err' | 'ejected' {
+    if ((r.active && !r.active.up) || r.passive.isEjected(now)) return 'ejected';
+    return r.lastOk ? 'ok' : 'err';
+  }
+
+  private relabel(r: PeerRecord, now: number): void {
+    const label = this.label(r, now);
+    if (label !== r.label) {
+      r.label = label;
+      r.lastModified = now;
+    }
+  }
+
+  /** Peak EWMA: a slower sample is taken at once, faster ones pull the figure down with time decay. */
+  private observeLatency(r: PeerRecord, sample: number, now: number): void {
+    if (r.ewma === undefined || sample > r.ewma) {
+      r.ewma = sample;
+    } else {
+      const elapsed = Math.max(0, now - r.ewmaAt);
+      const w = Math.exp(-elapsed / this.decayMs);
+      r.ewma = r.ewma * w + sample * (1 - w);
+    }
+    r.ewmaAt = now;
+  }
 }
