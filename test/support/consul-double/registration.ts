@@ -190,14 +190,16 @@ export function parseRegistration(body: unknown): Registration {
     Warning: typeof w.get('warning') === 'number' ? (w.get('warning') as number) : 1,
   };
   if (b.get('weights') !== undefined && b.get('weights') !== null && weights.Passing < 1) {
-    throw new RegistrationError('Passing must be greater than 0');
+    throw new RegistrationError('Invalid Weights: Passing must be greater than 0');
   }
+  const address = str(b, 'Address', 'Address') ?? '';
+  if (['0.0.0.0', '::', '[::]', '0:0:0:0:0:0:0:0'].includes(address)) throw new RegistrationError('Invalid service address');
   const tagged = b.get('taggedaddresses');
   const service: ServiceDef = {
     id,
     name,
     tags: (tagsRaw as unknown[] | undefined)?.map(String) ?? [],
-    address: str(b, 'Address', 'Address') ?? '',
+    address,
     port: portRaw,
     meta,
     weights,

@@ -98,7 +98,8 @@ async function handle(deps: RouterDeps, req: IncomingMessage, res: ServerRespons
     requireMethod('PUT');
     const body = await readJson(req);
     const reg = parseRegistration(body);
-    state.register(reg, q.has('replace-existing-checks') && q.get('replace-existing-checks') !== 'false');
+    const replace = q.get('replace-existing-checks');
+    state.register(reg, replace === '' || replace === 'true');
     return sendEmpty(res);
   }
   if (path.startsWith('/v1/agent/service/deregister/')) {
@@ -116,7 +117,7 @@ async function handle(deps: RouterDeps, req: IncomingMessage, res: ServerRespons
     if (ttl[1] === 'update') {
       const b = folded(await readJson(req));
       const s = String(b.get('status') ?? '');
-      if (!['passing', 'warning', 'critical'].includes(s)) throw new HttpError(400, `Invalid check status: "${s}"`);
+      if (!['passing', 'warning', 'critical'].includes(s)) throw new HttpError(400, `Invalid check status: '${s}'`);
       status = s as CheckStatus;
       output = String(b.get('output') ?? '');
     } else {
