@@ -24,6 +24,8 @@ export interface Backend {
   readonly aborted: number;
   /** request bodies received completely: bytes each */
   readonly bodies: number[];
+  /** sockets open on this backend right now */
+  readonly connections: number;
   /** delay every answer by this many ms */
   delayMs: number;
   /** answer every request with this status (except /health) */
@@ -92,7 +94,9 @@ export async function startBackend(id: string): Promise<Backend> {
   server.on('connection', (s: net.Socket) => { sockets.add(s); s.once('close', () => sockets.delete(s)); });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   state.port = (server.address() as AddressInfo).port;
-  const backend: Backend = Object.assign(state, {
+  // a getter, not a copied value (Object.assign would read it once)
+  Object.defineProperty(state, 'connections', { get: () => sockets.size, enumerable: true });
+  const backend: Backend = Object.assign(state as typeof state & { readonly connections: number }, {
     spec(overrides: Partial<ServerSpec> = {}): ServerSpec {
       return {
         id: `127.0.0.1:${state.port}`, host: '127.0.0.1', port: state.port, weight: 1, maxFails: 1, failTimeoutMs: 10_000,
