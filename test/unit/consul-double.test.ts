@@ -74,6 +74,8 @@ describe('consul double: agent registration', () => {
       [{ Name: 'x', Check: { TTL: '1s', Status: 'bogus' } }, /Status for checks must/],
       [{ Name: 'x', Check: { TTL: 'ten' } }, /invalid duration/],
       [{ Name: 'x', Port: 'eighty' }, /Request decode failed/],
+      [{ Name: 'x', Address: '0.0.0.0' }, /Invalid service address/],
+      [{ Name: 'x', Meta: { 'consul-x': 'y' } }, /Invalid Service Meta/],
     ];
     for (const [body, message] of cases) {
       const r = await register(d, body);
@@ -168,6 +170,7 @@ describe('consul double: check timers', () => {
       await api(d.url, 'PUT', '/v1/agent/check/update/service:t1', { Status: 'passing', Output: 'ok' });
       assert.equal((await api(d.url, 'GET', '/v1/agent/checks')).json['service:t1'].Status, 'passing');
       assert.equal((await api(d.url, 'PUT', '/v1/agent/check/pass/nope')).status, 404);
+      assert.equal((await api(d.url, 'PUT', '/v1/agent/check/update/service:t1', { Status: 'bad' })).status, 400);
     } finally {
       await d.close();
     }
