@@ -41,6 +41,38 @@ describe('consul double with real clients', () => {
     }
   });
 
+  it("the consul client's watch (blocking queries) sees a registration", async () => {
+    const target = await consulForTest();
+    const prefix = `cbtest-${process.pid}-w-`;
+    const consul = new Consul({ host: target.host, port: target.port });
+    const watch = consul.watch({ method: consul.health.service, options: { service: `${prefix}svc`, passing: 'true', wait: '2s' } as never });
+    try {
+      const snapshots: number[] = [];
+      const seen = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no change seen; snapshots ${JSON.stringify(snapshots)}`)), 4000);
+        watch.on('error', (err: Error) => {
+          clearTimeout(timer);
+          reject(err);
+        });
+        watch.on('change', (data: unknown[]) => {
+          snapshots.push(data.length);
+          if (data.length === 1) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      await new Promise((r) => setTimeout(r, 100));
+      await consul.agent.service.register({ id: `${prefix}1`, name: `${prefix}svc`, port: 1, check: { ttl: '30s', status: 'passing' } as never });
+      await seen;
+      assert.deepEqual(snapshots, [0, 1]);
+    } finally {
+      watch.end();
+      await cleanConsul(target, prefix).catch(() => undefined);
+      await target.close();
+    }
+  });
+
   it('the gate cuts and restores connectivity on the same port; a blocking query in flight fails', async () => {
     const target = await consulForTest();
     try {
