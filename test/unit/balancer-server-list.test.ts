@@ -1,0 +1,81 @@
+// Admin API server lists: dyups text and lua-resty-checkups JSON, good bodies and exact errors.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  ServerListError, adminUpstream, parseDyupsServers, parseJsonServers, toServerSpecs,
+} from '../../balancer/src/routing/server-list.js';
+import { DEFAULT_TABLE_DEFAULTS } from '../../balancer/src/routing/tag-options.js';
+
+test('dyups text bodies', () => {
+  assert.deepEqual(parseDyupsServers('server 127.0.0.1:8089 weight=2 max_fails=3 fail_timeout=10s backup down;server 127.0.0.1:8090;'), [
+    { host: '127.0.0.1', port: 8089, weight: 2, maxFails: 3, failTimeoutMs: 10_000, backup: true, down: true },
+    { host: '127.0.0.1', port: 8090 },
+  ]);
+  assert.deepEqual(parseDyupsServers('  server [::1]:81 ;\n server example.com ; '), [
+    { host: '::1', port: 81 },
+    { host: 'example.com', port: 80 },
+  ]);
+});
+
+test('dyups errors say what and where', () => {
+  const cases: [string, RegExp][] = [
+    ['', /no server given/],
+    ['server 127.0.0.1:1; srv 127.0.0.1:2;', /entry 2 "srv 127.0.0.1:2": expected "server/],
+    ['server 127.0.0.1:99999;', /bad port in "127.0.0.1:99999"/],
+    ['server 127.0.0.1:1 weight=0;', /"weight=0" needs an integer >= 1/],
+    ['server 127.0.0.1:1 fail_timeout=soon;', /bad duration in "fail_timeout=soon"/],
+    ['server 127.0.0.1:1 slow_start=1s;', /unknown parameter "slow_start=1s"/],
+    ['server 127.0.0.1:1; server 127.0.0.1:1;', /127.0.0.1:1 listed twice/],
+    ['server ::1:80;', /must be in brackets/],
+    ['server;', /missing address/],
+  ];
+  for (const [text, re] of cases) {
+    assert.throws(() => parseDyupsServers(text), (e: unknown) => {
+      assert.ok(e instanceof ServerListError);
+      assert.equal(e.code, 'ERR_BAD_SERVER_LIST');
+      assert.match(e.message, re, text);
+      return true;
+    });
+  }
+});
+
+test('JSON bodies (lua-resty-checkups shape)', () => {
+  assert.deepEqual(parseJsonServers({ servers: [
+    { host: '127.0.0.1', port: 8089, weight: 2, max_fails: 0, fail_timeout: 5, down: false, backup: true },
+    { host: '127.0.0.1', port: '8090', fail_timeout: '500ms' },
+  ] }), [
+    { host: '127.0.0.1', port: 8089, weight: 2, maxFails: 0, failTimeoutMs: 5000, down: false, backup: true },
+    { host: '127.0.0.1', port: 8090, failTimeoutMs: 500 },
+  ]);
+});
+
+test('JSON errors say what and where', () => {
+  const cases: [unknown, RegExp][] = [
+    [null, /expected an object/],
+    [{ hosts: [] }, /"servers" must be an array/],
+    [{ servers: [] }, /no server given/],
+    [{ servers: ['x'] }, /servers\[0\]: expected an object/],
+    [{ servers: [{ port: 1 }] }, /servers\[0\]: "host" must be a non-empty string/],
+    [{ servers: [{ host: 'a' }] }, /servers\[0\]: "port" is required/],
+    [{ servers: [{ host: 'a', port: 1 }, { host: 'b', port: 70000 }] }, /servers\[1\]: "port" must be <= 65535/],
+    [{ servers: [{ host: 'a', port: 1, weight: 1.5 }] }, /"weight" must be an integer >= 1/],
+    [{ servers: [{ host: 'a', port: 1, down: 'yes' }] }, /"down" must be true or false/],
+    [{ servers: [{ host: 'a', port: 1, wieght: 2 }] }, /unknown field "wieght"/],
+    [{ servers: [{ host: 'a', port: 1, fail_timeout: -1 }] }, /"fail_timeout" must be >= 0 seconds/],
+  ];
+  for (const [body, re] of cases) {
+    assert.throws(() => parseJsonServers(body), (e: unknown) => e instanceof ServerListError && re.test(e.message), JSON.stringify(body));
+  }
+});
+
+test('toServerSpecs and adminUpstream fill defaults', () => {
+  const specs = toServerSpecs([{ host: 'b', port: 2, maxFails: 5 }, { host: 'a', port: 1, down: true }], { maxFails: 1, failTimeoutMs: 7000 });
+  assert.deepEqual(specs, [
+    { id: 'a:1', host: 'a', port: 1, weight: 1, maxFails: 1, failTimeoutMs: 7000, down: true, backup: false },
+    { id: 'b:2', host: 'b', port: 2, weight: 1, maxFails: 5, failTimeoutMs: 7000, down: false, backup: false },
+  ]);
+  const u = adminUpstream('web', [{ host: '::1', port: 80 }], DEFAULT_TABLE_DEFAULTS, { algorithm: 'chash' });
+  assert.equal(u.origin, 'admin');
+  assert.equal(u.servers[0].id, '[::1]:80');
+  assert.deepEqual(u.hashKey, { source: 'ip' });
+});
