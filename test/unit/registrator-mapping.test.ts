@@ -300,3 +300,21 @@ test('containerViewFromInspect projects docker inspect and tolerates nulls', () 
   assert.equal(sparse.health, undefined);
   assert.deepEqual(mapContainer(sparse, options()), { services: [], warnings: [] });
 });
+
+test('a port-specific key for a port the container does not have is a warning', () => {
+  const r = mapContainer(container({ env: ['SERVICE_8080_NAME=typo'] }), options());
+  assert.deepEqual(r.services.map((s) => s.name), ['web']);
+  assert.deepEqual(r.warnings.map((w) => w.key), ['SERVICE_8080_NAME']);
+});
+
+test('host networking registers exposed ports on the host address even with -internal', () => {
+  const r = mapContainer(container({ networkMode: 'host', portBindings: {}, networks: { host: { IPAddress: '' } } }), options({ internal: true }));
+  assert.deepEqual(r.services.map((s) => [s.address, s.port]), [['10.0.0.1', 80]]);
+  assert.deepEqual(r.warnings, []);
+});
+
+test('an address label makes internal mode work without a container IP', () => {
+  const r = mapContainer(container({ networks: {}, labels: { 'registrator.ip': '192.0.2.4' } }), options({ internal: true }));
+  assert.deepEqual(r.services.map((s) => [s.address, s.port]), [['192.0.2.4', 80]]);
+  assert.deepEqual(r.warnings, []);
+});

@@ -81,3 +81,19 @@ export function badPortKeys(src: RawMetadataSource): Array<{ rawKey: string; val
   }
   return out;
 }
+
+/** Valid port-specific keys naming a port the container neither exposes nor publishes (likely typos). */
+export function portKeysForAbsentPorts(
+  src: RawMetadataSource,
+  portKeys: readonly string[],
+): Array<{ rawKey: string; value: string; port: string }> {
+  const present = new Set(portKeys.map((k) => k.split('/')[0]));
+  const out: Array<{ rawKey: string; value: string; port: string }> = [];
+  for (const { rawKey, value } of servicePairs(src)) {
+    const parsed = parseServiceKey(rawKey);
+    if (parsed?.port !== undefined && isValidPortText(parsed.port) && !present.has(parsed.port)) {
+      out.push({ rawKey, value, port: parsed.port });
+    }
+  }
+  return out;
+}

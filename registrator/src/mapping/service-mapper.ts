@@ -3,7 +3,7 @@
 // check, one meta key, one service) is skipped; the container's other services are kept.
 import type Dockerode from 'dockerode';
 import type { CheckSpec, MappingResult, MappingWarning, ServiceRecord } from './types.js';
-import { badPortKeys, metadataForPort, type MetadataEntry, type PortMetadata } from './metadata.js';
+import { badPortKeys, metadataForPort, portKeysForAbsentPorts, type MetadataEntry, type PortMetadata } from './metadata.js';
 import { checksFromMetadata } from './checks.js';
 import { expandTagTemplate, splitEscapedList } from './tags.js';
 import { addressOverride, containerIp, isUsableAddress, isWildcardHostIp, NETWORK_LABEL } from './address.js';
@@ -164,19 +164,26 @@ export function mapContainer(c: ContainerView, opts: MappingOptions): MappingRes
 
   for (const bad of badPortKeys(c)) warn(bad.rawKey, bad.value, `"${bad.port}" is not a valid port number`);
 
-  // Which ports become services, and the address mode.
+  // Which ports become services, and the address mode. A host-networked container has no address of
+  // its own: its exposed ports are host ports, registered on the host address even with -internal.
+  const hostNetwork = c.networkMode === 'host';
   const networkLabel = c.labels[NETWORK_LABEL];
-  const internal = opts.internal || (networkLabel !== undefined && networkLabel !== '');
+  const internal = !hostNetwork && (opts.internal || (networkLabel !== undefined && networkLabel !== ''));
   const allKeys = [...new Set([...c.exposedPorts, ...Object.keys(c.portBindings)])];
   const candidates: PortCandidate[] = [];
+  const override = addressOverride(c, opts.useIpFromLabel);
+  if (override.problem) warn(override.problem.key, override.problem.value, override.problem.reason);
   let internalIp: string | undefined;
-  if (internal) {
+  if (internal && override.address === undefined) {
     const r = containerIp(c);
     if (!r.ok) {
       warn(r.key, r.value, r.reason);
       return done([]);
     }
     internalIp = r.ip;
+  }
+  for (const unknown of portKeysForAbsentPorts(c, allKeys)) {
+    warn(unknown.rawKey, unknown.value, `port ${unknown.port} is neither exposed nor published by the container`);
   }
   for (const key of allKeys) {
     const parsed = parsePortKey(key);
@@ -188,7 +195,7 @@ export function mapContainer(c: ContainerView, opts: MappingOptions): MappingRes
     const base = { portKey: key, exposedPort: parsed.exposedPort, protocol: parsed.protocol } as const;
     if (internal) {
       candidates.push({ ...base, portText: parsed.exposedPort, hostIp: internalIp });
-    } else if (c.networkMode === 'host') {
+    } else if (hostNetwork) {
       candidates.push({ ...base, portText: parsed.exposedPort });
     } else {
       const binding = pickBinding(c.portBindings[key] ?? []);
@@ -198,9 +205,6 @@ export function mapContainer(c: ContainerView, opts: MappingOptions): MappingRes
   }
   candidates.sort((a, b) => Number(a.exposedPort) - Number(b.exposedPort) || a.protocol.localeCompare(b.protocol));
   const isGroup = candidates.length > 1;
-
-  const override = addressOverride(c, opts.useIpFromLabel);
-  if (override.problem) warn(override.problem.key, override.problem.value, override.problem.reason);
 
   const services: ServiceRecord[] = [];
   const usedIds = new Set<string>();
