@@ -184,14 +184,13 @@ export function parseRegistration(body: unknown): Registration {
     if (!/^[a-zA-Z0-9_-]+$/.test(k) || k.length > 128) throw new RegistrationError(`Invalid Service Meta: Key contains invalid characters: "${k}"`);
     if (k.startsWith('consul-')) throw new RegistrationError(`Invalid Service Meta: Key prefix 'consul-' is reserved for internal use`);
   }
+  // Without Weights Consul uses {Passing: 1, Warning: 1}; a given Weights object is taken as is (Go zero values).
+  const weightsGiven = b.get('weights') !== undefined && b.get('weights') !== null;
   const w = folded(b.get('weights'));
-  const weights = {
-    Passing: typeof w.get('passing') === 'number' ? (w.get('passing') as number) : 1,
-    Warning: typeof w.get('warning') === 'number' ? (w.get('warning') as number) : 1,
-  };
-  if (b.get('weights') !== undefined && b.get('weights') !== null && weights.Passing < 1) {
-    throw new RegistrationError('Invalid Weights: Passing must be greater than 0');
-  }
+  const num = (v: unknown) => (typeof v === 'number' ? v : 0);
+  const weights = weightsGiven ? { Passing: num(w.get('passing')), Warning: num(w.get('warning')) } : { Passing: 1, Warning: 1 };
+  if (weights.Passing < 1) throw new RegistrationError('Invalid Weights: Passing must be greater than 0');
+  if (weights.Warning < 0) throw new RegistrationError('Invalid Weights: Warning must be greater or equal than 0');
   const address = str(b, 'Address', 'Address') ?? '';
   if (['0.0.0.0', '::', '[::]', '0:0:0:0:0:0:0:0'].includes(address)) throw new RegistrationError('Invalid service address');
   const tagged = b.get('taggedaddresses');
