@@ -1,0 +1,234 @@
+// Template helpers mirroring consul-template's vocabulary, as Handlebars helpers. They read Consul
+// answers from the RenderData of one render and record every dependency they touch in a
+// DependencyRecorder, so the same pass both renders and discovers what the template needs.
+// No I/O, no globals: a fresh helper set is made for every render.
+import type { HelperOptions } from 'handlebars';
+import {
+  depKey, type Dependency, type DependencyValue, type KvPairView, type RenderData, type ServiceInstanceView,
+  type ServiceSummaryView,
+} from './dependencies.js';
+
+export class TemplateFunctionError extends Error {
+  readonly code = 'ERR_TEMPLATE_FUNCTION';
+}
+
+/** What one render touched: every dependency in first-use order, those without data yet, absent keys. */
+export class DependencyRecorder {
+  readonly deps = new Map<string, Dependency>();
+  readonly missing = new Map<string, Dependency>();
+  /** `key` on a key that does not exist: consul-template blocks the render until it does */
+  readonly absentKeys = new Set<string>();
+
+  use(data: RenderData, dep: Dependency): DependencyValue | undefined {
+    const k = depKey(dep);
+    if (!this.deps.has(k)) this.deps.set(k, dep);
+    const v = data.values.get(k);
+    if (v === undefined) this.missing.set(k, dep);
+    return v;
+  }
+}
+
+type HealthStatus = ServiceInstanceView['Status'];
+const HEALTH_STATUSES: readonly HealthStatus[] = ['passing', 'warning', 'critical', 'maintenance'];
+
+export interface ServiceQuery {
+  readonly name: string;
+  readonly tag?: string;
+  /** undefined = any status */
+  readonly statuses?: readonly HealthStatus[];
+}
+
+/**
+ * consul-template's service query: "[tag.]name[|filter]" where filter is "any" or a comma list of
+ * statuses; default "passing". The tag is everything before the last dot (names cannot contain dots,
+ * as in consul-template). `tagOverride` / `filterOverride` come from the hash (`tag=`) or the older
+ * second positional argument (`service "web" "any"`).
+ */
+export function parseServiceQuery(spec: string, tagOverride?: string, filterOverride?: string): ServiceQuery {
+  if (typeof spec !== 'string' || spec.trim() === '') throw new TemplateFunctionError('service: expected a service name such as "web", "v1.web" or "web|any"');
+  let rest = spec.trim();
+  let filter = filterOverride;
+  const bar = rest.indexOf('|');
+  if (bar >= 0) {
+    if (filter === undefined) filter = rest.slice(bar + 1);
+    rest = rest.slice(0, bar);
+  }
+  if (rest.includes('@')) throw new TemplateFunctionError(`service "${spec}": datacenters (@dc) are not supported`);
+  const dot = rest.lastIndexOf('.');
+  const name = dot >= 0 ? rest.slice(dot + 1) : rest;
+  const tag = tagOverride ?? (dot >= 0 ? rest.slice(0, dot) : undefined);
+  if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new TemplateFunctionError(`service "${spec}": invalid service name "${name}"`);
+  if (tag !== undefined && tag === '') throw new TemplateFunctionError(`service "${spec}": empty tag`);
+  return { name, tag, statuses: parseHealthFilter(spec, filter) };
+}
+
+function parseHealthFilter(spec: string, filter: string | undefined): readonly HealthStatus[] | undefined {
+  if (filter === undefined || filter.trim() === '') return ['passing'];
+  const parts = filter.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (parts.includes('any')) {
+    if (parts.length > 1) throw new TemplateFunctionError(`service "${spec}": "any" cannot be combined with other statuses`);
+    return undefined;
+  }
+  for (const p of parts) {
+    if (!(HEALTH_STATUSES as readonly string[]).includes(p)) {
+      throw new TemplateFunctionError(`service "${spec}": unknown health filter "${p}" (any, passing, warning, critical, maintenance)`);
+    }
+  }
+  return parts as HealthStatus[];
+}
+
+/** "config/app" -> "config/app/"; "" stays "" (the whole store). A leading "/" is dropped. */
+export function normalizePrefix(prefix: string): string {
+  const p = String(prefix).replace(/^\/+/, '');
+  return p === '' || p.endsWith('/') ? p : `${p}/`;
+}
+
+function isOptions(x: unknown): x is HelperOptions {
+  return typeof x === 'object' && x !== null && 'hash' in x && ('fn' in x || 'data' in x || 'name' in x);
+}
+
+/** Splits helper arguments from Handlebars' trailing options object. */
+function split(args: unknown[]): { pos: unknown[]; hash: Record<string, unknown> } {
+  const last = args[args.length - 1];
+  if (isOptions(last)) return { pos: args.slice(0, -1), hash: (last.hash ?? {}) as Record<string, unknown> };
+  return { pos: args, hash: {} };
+}
+
+function asList(helper: string, value: unknown): unknown[] {
+  if (value === undefined || value === null) return [];
+  if (Array.isArray(value)) return value;
+  throw new TemplateFunctionError(`${helper}: expected a list, got ${typeof value}`);
+}
+
+function compareValues(a: unknown, b: unknown): number {
+  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  const sa = a === undefined || a === null ? '' : String(a);
+  const sb = b === undefined || b === null ? '' : String(b);
+  return sa < sb ? -1 : sa > sb ? 1 : 0;
+}
+
+function fieldOf(item: unknown, field: string): unknown {
+  let cur: unknown = item;
+  for (const part of field.split('.')) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = Object.prototype.hasOwnProperty.call(cur, part) ? (cur as Record<string, unknown>)[part] : undefined;
+  }
+  return cur;
+}
+
+/** The helper set for one render over `data`, recording into `rec`. */
+export function makeHelpers(data: RenderData, rec: DependencyRecorder): Record<string, (...args: unknown[]) => unknown> {
+  const services = (): readonly ServiceSummaryView[] => {
+    const v = rec.use(data, { kind: 'services' });
+    return v?.kind === 'services' ? v.value : [];
+  };
+
+  const service = (...args: unknown[]): readonly ServiceInstanceView[] => {
+    const { pos, hash } = split(args);
+    const filterArg = pos[1] === undefined ? (hash.filter as string | undefined) : String(pos[1]);
+    const tagArg = hash.tag === undefined ? undefined : String(hash.tag);
+    const q = parseServiceQuery(pos[0] as string, tagArg, filterArg);
+    const v = rec.use(data, q.tag === undefined ? { kind: 'service', name: q.name } : { kind: 'service', name: q.name, tag: q.tag });
+    if (v?.kind !== 'service') return [];
+    const statuses = q.statuses;
+    return statuses === undefined ? v.value : v.value.filter((i) => statuses.includes(i.Status));
+  };
+
+  const readKey = (path: unknown): { known: boolean; value: string | null } => {
+    if (typeof path !== 'string' || path === '') throw new TemplateFunctionError('key: expected a key path');
+    const p = path.replace(/^\/+/, '');
+    const v = rec.use(data, { kind: 'key', path: p });
+    if (v?.kind !== 'key') return { known: false, value: null };
+    return { known: true, value: v.value };
+  };
+
+  const kvList = (helper: string, prefix: unknown, recursive: boolean): KvPairView[] => {
+    if (typeof prefix !== 'string') throw new TemplateFunctionError(`${helper}: expected a key prefix`);
+    const p = normalizePrefix(prefix);
+    const v = rec.use(data, { kind: 'prefix', prefix: p });
+    if (v?.kind !== 'prefix') return [];
+    return v.value.filter((e) => e.Key !== '' && !e.Key.endsWith('/') && (recursive || !e.Key.includes('/')));
+  };
+
+  return {
+    services: () => services(),
+    service,
+    key: (path) => {
+      // Handlebars looks a helper up before data for `{{@key}}`: answer it the way #each would.
+      if (isOptions(path)) return (path.data as { key?: unknown } | undefined)?.key ?? '';
+      const r = readKey(path);
+      if (r.known && r.value === null) rec.absentKeys.add(String(path));
+      return r.value ?? '';
+    },
+    keyOrDefault: (path, def) => {
+      const r = readKey(path);
+      return r.value ?? (typeof def === 'string' ? def : def === undefined || isOptions(def) ? '' : String(def));
+    },
+    ls: (prefix) => kvList('ls', prefix, false),
+    tree: (prefix) => kvList('tree', prefix, true),
+    env: (name) => (typeof name === 'string' ? data.env[name] ?? '' : ''),
+    envOrDefault: (name, def) => {
+      const v = typeof name === 'string' ? data.env[name] : undefined;
+      return v === undefined || v === '' ? (isOptions(def) ? '' : String(def ?? '')) : v;
+    },
+    byTag: (list) => {
+      const out: Record<string, ServiceInstanceView[]> = {};
+      for (const item of asList('byTag', list) as ServiceInstanceView[]) {
+        for (const tag of item?.Tags ?? []) (out[tag] ??= []).push(item);
+      }
+      const sorted: Record<string, ServiceInstanceView[]> = {};
+      for (const tag of Object.keys(out).sort()) sorted[tag] = out[tag];
+      return sorted;
+    },
+    sortBy: (...args) => {
+      const { pos } = split(args);
+      const field = pos[1];
+      if (typeof field !== 'string' || field === '') throw new TemplateFunctionError('sortBy: expected a field name, e.g. (sortBy list "Port")');
+      return [...asList('sortBy', pos[0])].sort((a, b) => compareValues(fieldOf(a, field), fieldOf(b, field)));
+    },
+    sort: (list) => [...asList('sort', list)].sort(compareValues),
+    join: (...args) => {
+      const { pos } = split(args);
+      const sep = pos[1] === undefined ? '' : String(pos[1]);
+      return asList('join', pos[0]).map((x) => String(x)).join(sep);
+    },
+    split: (...args) => {
+      const { pos } = split(args);
+      const s = pos[0] === undefined || pos[0] === null ? '' : String(pos[0]);
+      return s === '' ? [] : s.split(String(pos[1] ?? ','));
+    },
+    contains: (...args) => {
+      const { pos } = split(args);
+      return asList('contains', pos[0]).includes(pos[1]);
+    },
+    eq: (...args) => {
+      const { pos } = split(args);
+      return pos[0] === pos[1];
+    },
+    ne: (...args) => {
+      const { pos } = split(args);
+      return pos[0] !== pos[1];
+    },
+    /** value of a "name=value" tag, or the default (consul-template users write this with regexReplaceAll) */
+    tagValue: (...args) => {
+      const { pos } = split(args);
+      const name = String(pos[1] ?? '');
+      for (const t of asList('tagValue', pos[0])) {
+        if (typeof t === 'string' && t.startsWith(`${name}=`)) return t.slice(name.length + 1);
+      }
+      return pos[2] === undefined ? '' : pos[2];
+    },
+    hasPrefix: (...args) => {
+      const { pos } = split(args);
+      return typeof pos[0] === 'string' && pos[0].startsWith(String(pos[1] ?? ''));
+    },
+    trimPrefix: (...args) => {
+      const { pos } = split(args);
+      const s = pos[0] === undefined || pos[0] === null ? '' : String(pos[0]);
+      const p = String(pos[1] ?? '');
+      return s.startsWith(p) ? s.slice(p.length) : s;
+    },
+    toLower: (s) => (typeof s === 'string' ? s.toLowerCase() : ''),
+    toUpper: (s) => (typeof s === 'string' ? s.toUpperCase() : ''),
+  };
+}

@@ -1,0 +1,287 @@
+// The consul-template loop: render every template against the latest Consul data, let the render tell
+// us what to watch, and on every change (after `wait` quiescence) render again; a complete output
+// that validates and differs from the file on disk replaces it atomically, then the reload action
+// runs. Any failure keeps the previous file and says why.
+import { readFile } from 'node:fs/promises';
+import type pino from 'pino';
+import type { ConsulEndpoint } from '../discovery/blocking-query.js';
+import { contentHash, fileHash, writeFileAtomic } from './atomic-write.js';
+import { depKey, type Dependency, type DependencyValue } from './dependencies.js';
+import { DependencyWatcher, type DependencyWatcherOptions } from './dependency-watcher.js';
+import { Quiescence, REAL_CLOCK, type TimerClock, type WaitSpec } from './quiescence.js';
+import { runReloadCommand, type ReloadCommandResult } from './reload-command.js';
+import { compileTemplate, type CompiledTemplate } from './template.js';
+
+export interface TemplateJob {
+  /** for logs; defaults to the output path */
+  readonly name?: string;
+  /** template text (see loadTemplateJob to read it from a file) */
+  readonly source: string;
+  readonly outputPath: string;
+  /** checks the rendered text before it replaces the file; throw to keep the previous file */
+  readonly validate?: (content: string) => void | Promise<void>;
+  /**
+   * Called with each new complete output that validated: on the first one (even when the file on disk
+   * already had that content) and on every later change. A throw is logged; it is retried on the next
+   * change.
+   */
+  readonly onApplied?: (content: string, info: { readonly first: boolean; readonly written: boolean }) => Promise<void>;
+  /** shell command run after this template's file was written (consul-template's per-template command) */
+  readonly command?: string;
+}
+
+export interface RendererOptions {
+  readonly jobs: readonly TemplateJob[];
+  readonly endpoint: ConsulEndpoint;
+  readonly logger: pino.Logger;
+  readonly signal: AbortSignal;
+  /** quiescence for changes after the first complete render; absent or min 0 = render at once */
+  readonly wait?: WaitSpec;
+  /** run once per render cycle in which any file was written (after the per-template commands) */
+  readonly reloadCommand?: string;
+  /** default 30 s */
+  readonly commandTimeoutMs?: number;
+  /** the environment `env` reads; default process.env */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly clock?: TimerClock;
+  /** tuning of the Consul watch loops (blocking wait, backoff, fetch double) */
+  readonly watch?: Partial<Omit<DependencyWatcherOptions, 'endpoint' | 'logger' | 'signal' | 'onValue'>>;
+  /** observability/test hook: one report per render cycle */
+  readonly onCycle?: (report: CycleReport) => void;
+}
+
+export interface JobReport {
+  readonly name: string;
+  readonly outputPath: string;
+  readonly state: 'written' | 'unchanged' | 'incomplete' | 'render-error' | 'invalid' | 'write-error';
+  readonly error?: string;
+  readonly missing?: readonly string[];
+}
+
+export interface CycleReport {
+  readonly seq: number;
+  readonly jobs: readonly JobReport[];
+  readonly commands: readonly ReloadCommandResult[];
+  readonly durationMs: number;
+}
+
+export interface RendererHandle {
+  /** resolves after the first cycle in which every template rendered completely (rejects on abort before) */
+  readonly firstComplete: Promise<void>;
+  /** keys of the Consul dependencies currently watched */
+  watching(): string[];
+  /** stop watching; resolves when the in-progress cycle (if any) has finished */
+  stop(): Promise<void>;
+}
+
+interface JobState {
+  readonly job: TemplateJob;
+  readonly name: string;
+  readonly template: CompiledTemplate;
+  diskHash: string | undefined;
+  appliedHash: string | undefined;
+  complete: boolean;
+}
+
+export class RendererConfigError extends Error {
+  readonly code = 'ERR_RENDERER_CONFIG';
+}
+
+/** Reads a template file into a job; a missing file is a RendererConfigError naming it. */
+export async function loadTemplateJob(templatePath: string, outputPath: string, extra: Partial<TemplateJob> = {}): Promise<TemplateJob> {
+  let source: string;
+  try {
+    source = await readFile(templatePath, 'utf8');
+  } catch (err) {
+    throw new RendererConfigError(`cannot read template ${templatePath}: ${(err as Error).message}`);
+  }
+  return { name: templatePath, ...extra, source, outputPath };
+}
+
+/** Compiles every template (a syntax error throws at once) and starts watching and rendering. */
+export async function startRenderer(opts: RendererOptions): Promise<RendererHandle> {
+  if (opts.jobs.length === 0) throw new RendererConfigError('no templates to render');
+  const log = opts.logger.child({ component: 'renderer' });
+  const env = opts.env ?? process.env;
+  const states: JobState[] = [];
+  for (const job of opts.jobs) {
+    const name = job.name ?? job.outputPath;
+    states.push({ job, name, template: compileTemplate(job.source, name), diskHash: await fileHash(job.outputPath), appliedHash: undefined, complete: false });
+  }
+
+  const values = new Map<string, DependencyValue>();
+  const stopController = new AbortController();
+  const signal = AbortSignal.any([opts.signal, stopController.signal]);
+  let seq = 0;
+  let running: Promise<void> | undefined;
+  let again = false;
+  let allCompleteOnce = false;
+  let immediateTimer: ReturnType<typeof setTimeout> | undefined;
+
+  let resolveFirst!: () => void;
+  let rejectFirst!: (err: Error) => void;
+  const firstComplete = new Promise<void>((res, rej) => {
+    resolveFirst = res;
+    rejectFirst = rej;
+  });
+  firstComplete.catch(() => undefined);
+
+  const quiescence = new Quiescence(opts.wait ?? { minMs: 0, maxMs: 0 }, () => schedule(), opts.clock ?? REAL_CLOCK);
+
+  const watcher = new DependencyWatcher({
+    ...opts.watch,
+    endpoint: opts.endpoint,
+    logger: opts.logger,
+    signal,
+    onValue: (key, value) => {
+      values.set(key, value);
+      // Until every template has rendered once, gather data as fast as it comes (consul-template
+      // does not apply `wait` before the first render); afterwards a change goes through quiescence.
+      if (!allCompleteOnce) scheduleSoon();
+      else quiescence.notify();
+    },
+  });
+
+  /** Coalesce a burst of first answers into one cycle. */
+  function scheduleSoon(): void {
+    if (immediateTimer !== undefined) return;
+    immediateTimer = setTimeout(() => {
+      immediateTimer = undefined;
+      schedule();
+    }, 0);
+  }
+
+  function schedule(): void {
+    if (signal.aborted) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = (async () => {
+      try {
+        do {
+          again = false;
+          await cycle();
+        } while (again && !signal.aborted);
+      } finally {
+        running = undefined;
+      }
+    })().catch((err: unknown) => log.error({ err }, 'render cycle crashed'));
+  }
+
+  async function cycle(): Promise<void> {
+    const started = Date.now();
+    const data = { values, env };
+    const wanted = new Map<string, Dependency>();
+    const reports: JobReport[] = [];
+    const commands: ReloadCommandResult[] = [];
+    let anyWritten = false;
+    for (const st of states) {
+      const report = await renderJob(st, data, wanted);
+      reports.push(report);
+      if (report.state === 'written') {
+        anyWritten = true;
+        if (st.job.command) commands.push(await runCommand(st.job.command, st.name));
+      }
+    }
+    // Keep the data of dependencies a failed render could not reach: a transient template error
+    // must not drop what the next render needs.
+    if (reports.some((r) => r.state === 'render-error')) {
+      for (const d of watcher.dependencies()) if (!wanted.has(depKey(d))) wanted.set(depKey(d), d);
+    }
+    watcher.set(wanted.values());
+    for (const key of [...values.keys()]) if (!wanted.has(key)) values.delete(key);
+    if (anyWritten && opts.reloadCommand) commands.push(await runCommand(opts.reloadCommand, 'reload'));
+    const report: CycleReport = { seq: ++seq, jobs: reports, commands, durationMs: Date.now() - started };
+    opts.onCycle?.(report);
+    if (!allCompleteOnce && states.every((s) => s.complete)) {
+      allCompleteOnce = true;
+      resolveFirst();
+    }
+  }
+
+  async function renderJob(st: JobState, data: { values: Map<string, DependencyValue>; env: typeof env }, wanted: Map<string, Dependency>): Promise<JobReport> {
+    const base = { name: st.name, outputPath: st.job.outputPath };
+    let outcome;
+    try {
+      outcome = st.template.render(data);
+    } catch (err) {
+      const error = (err as Error).message;
+      log.error({ template: st.name, code: (err as { code?: string }).code, err: error }, 'template render failed; keeping the previous file');
+      return { ...base, state: 'render-error', error };
+    }
+    for (const d of outcome.deps) wanted.set(depKey(d), d);
+    if (!outcome.complete) {
+      const missing = [...outcome.missing.map(depKey), ...outcome.absentKeys.map((k) => `key:${k} (absent)`)];
+      log.debug({ template: st.name, missing }, 'waiting for data before writing');
+      return { ...base, state: 'incomplete', missing };
+    }
+    st.complete = true;
+    const hash = contentHash(outcome.output);
+    if (hash === st.appliedHash && hash === st.diskHash) return { ...base, state: 'unchanged' };
+    if (st.job.validate) {
+      try {
+        await st.job.validate(outcome.output);
+      } catch (err) {
+        const error = (err as Error).message;
+        log.error({ template: st.name, code: (err as { code?: string }).code, err: error }, 'rendered output is invalid; keeping the previous file');
+        return { ...base, state: 'invalid', error };
+      }
+    }
+    let written = false;
+    if (hash !== st.diskHash) {
+      try {
+        await writeFileAtomic(st.job.outputPath, outcome.output);
+      } catch (err) {
+        const error = (err as Error).message;
+        log.error({ template: st.name, code: (err as { code?: string }).code, err: error }, 'writing the output failed; previous file kept');
+        return { ...base, state: 'write-error', error };
+      }
+      st.diskHash = hash;
+      written = true;
+      log.info({ template: st.name, output: st.job.outputPath, hash: hash.slice(0, 12), bytes: Buffer.byteLength(outcome.output) }, 'rendered');
+    }
+    if (hash !== st.appliedHash) {
+      const first = st.appliedHash === undefined;
+      if (st.job.onApplied) {
+        try {
+          await st.job.onApplied(outcome.output, { first, written });
+          st.appliedHash = hash;
+        } catch (err) {
+          log.error({ template: st.name, code: (err as { code?: string }).code, err: (err as Error).message }, 'applying the rendered output failed');
+        }
+      } else {
+        st.appliedHash = hash;
+      }
+    }
+    return { ...base, state: written ? 'written' : 'unchanged' };
+  }
+
+  async function runCommand(command: string, what: string): Promise<ReloadCommandResult> {
+    const r = await runReloadCommand(command, { timeoutMs: opts.commandTimeoutMs ?? 30_000, signal });
+    const fields = { command, for: what, exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, durationMs: r.durationMs, stderr: r.stderr || undefined };
+    if (r.exitCode === 0) log.info(fields, 'reload command done');
+    else log.error(fields, 'reload command failed');
+    return r;
+  }
+
+  const onAbort = () => {
+    quiescence.cancel();
+    if (immediateTimer !== undefined) clearTimeout(immediateTimer);
+    watcher.stop();
+    if (!allCompleteOnce) rejectFirst(Object.assign(new Error('renderer stopped before the first complete render'), { code: 'ERR_RENDERER_STOPPED' }));
+  };
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+
+  schedule();
+
+  return {
+    firstComplete,
+    watching: () => watcher.keys(),
+    async stop() {
+      stopController.abort();
+      await running;
+    },
+  };
+}
