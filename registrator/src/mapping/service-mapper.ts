@@ -6,7 +6,7 @@ import type { CheckSpec, MappingResult, MappingWarning, ServiceRecord } from './
 import { badPortKeys, metadataForPort, portKeysForAbsentPorts, type MetadataEntry, type PortMetadata } from './metadata.js';
 import { checksFromMetadata } from './checks.js';
 import { expandTagTemplate, splitEscapedList } from './tags.js';
-import { addressOverride, containerIp, isUsableAddress, isWildcardHostIp, NETWORK_LABEL } from './address.js';
+import { addressOverride, containerIp, isWildcardHostIp, NETWORK_LABEL } from './address.js';
 
 /** The subset of `docker inspect` (dockerode ContainerInspectInfo) the mapper uses. */
 export interface ContainerView {
