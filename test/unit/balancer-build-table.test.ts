@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildRouteTable, tableFromUpstreams } from '../../balancer/src/routing/build-table.js';
-import { DEFAULT_TABLE_DEFAULTS, type TableDefaults } from '../../balancer/src/routing/tag-options.js';
+import { DEFAULT_ACTIVE_CHECK, DEFAULT_TABLE_DEFAULTS, type TableDefaults } from '../../balancer/src/routing/tag-options.js';
 import { adminUpstream } from '../../balancer/src/routing/server-list.js';
 import type { CatalogInstance, CatalogSnapshot } from '../../balancer/src/routing/types.js';
 
@@ -125,4 +125,34 @@ test('version is stable under reordering and changes with content', () => {
   assert.notEqual(one.version, three.version);
   const rebuilt = tableFromUpstreams({ b: one.upstreams.b, a: one.upstreams.a }, [...one.routes].reverse());
   assert.equal(rebuilt.version, one.version);
+});
+
+test('check_expect accepts codes, ranges and nginx classes', () => {
+  const cases: [string, number[] | 'warn'][] = [
+    ['200', [200]],
+    ['204,200', [200, 204]],
+    ['2xx', Array.from({ length: 100 }, (_, i) => 200 + i)],
+    ['http_3xx,200', [200, ...Array.from({ length: 100 }, (_, i) => 300 + i)]],
+    ['299-200', 'warn'],
+    ['600', 'warn'],
+  ];
+  for (const [value, expect] of cases) {
+    const { table, warnings } = build({ s: [inst('s', 1, ['check=http:/h', `check_expect=${value}`])] });
+    if (expect === 'warn') {
+      assert.equal(warnings.length, 1, value);
+      assert.deepEqual(table.upstreams.s.check?.expectStatuses, DEFAULT_ACTIVE_CHECK.expectStatuses);
+    } else {
+      assert.deepEqual(warnings, [], value);
+      assert.deepEqual(table.upstreams.s.check?.expectStatuses, expect, value);
+    }
+  }
+});
+
+test('check tuning without any check is a warning; a default check applies to every service', () => {
+  const none = build({ s: [inst('s', 1, ['rise=3'])] });
+  assert.equal(none.table.upstreams.s.check, undefined);
+  assert.equal(none.warnings.length, 1);
+  const withDefault = build({ s: [inst('s', 1, ['rise=3'])] }, { ...DEFAULT_TABLE_DEFAULTS, check: DEFAULT_ACTIVE_CHECK });
+  assert.equal(withDefault.table.upstreams.s.check?.rise, 3);
+  assert.deepEqual(withDefault.warnings, []);
 });

@@ -147,6 +147,14 @@ test('consistent hash keys: header, cookie, uri, missing key falls back to clien
   assert.ok(c.size >= 6, `users spread over ${c.size} servers`);
 });
 
+test('consistent hash: key share follows weight', () => {
+  const servers = [server('heavy', { weight: 3 }), server('light1'), server('light2')];
+  const p = createPicker(upstream('chash', servers), new FakePeers(), env());
+  const c = counts(20_000, (i) => p.pick(req(`key-${i}`), NONE)?.id);
+  const heavy = (c.get('heavy') ?? 0) / 20_000;
+  assert.ok(heavy > 0.5 && heavy < 0.7, `heavy share ${heavy} (expected ~0.6)`);
+});
+
 test('EWMA prefers the faster instance; unknown latency is optimistic; in-flight load counts', () => {
   const peers = new FakePeers();
   peers.latency.set('fast', 10).set('mid', 50).set('slow', 200);

@@ -203,10 +203,18 @@ export function parseNonNegativeInt(text: string): number | undefined {
   return Number(text);
 }
 
-/** "200-299,304" -> [200..299, 304]; undefined when malformed or outside 100-599. */
+/**
+ * "200-299,304" -> [200..299, 304]; classes as nginx_upstream_check_module writes them ("2xx" or
+ * "http_2xx") are accepted too. Undefined when malformed or outside 100-599.
+ */
 export function parseStatusList(text: string): number[] | undefined {
   const out = new Set<number>();
   for (const part of text.split(',')) {
+    const cls = /^\s*(?:http_)?([1-5])xx\s*$/i.exec(part);
+    if (cls) {
+      for (const s of expandStatusRange(Number(cls[1]) * 100, Number(cls[1]) * 100 + 99)) out.add(s);
+      continue;
+    }
     const m = /^\s*(\d{3})(?:\s*-\s*(\d{3}))?\s*$/.exec(part);
     if (!m) return undefined;
     const lo = Number(m[1]);
