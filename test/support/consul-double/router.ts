@@ -13,6 +13,7 @@ const MAX_KV_VALUE = 512 * 1024;
 const MAX_BODY = 4 * 1024 * 1024;
 
 class HttpError extends Error {
+  readonly code = 'ERR_CONSUL_DOUBLE_HTTP';
   constructor(readonly status: number, message: string) {
     super(message);
   }
