@@ -26,6 +26,8 @@ export interface Backend {
   readonly bodies: number[];
   /** sockets open on this backend right now */
   readonly connections: number;
+  /** sockets accepted since start (probes included) */
+  readonly accepted: number;
   /** delay every answer by this many ms */
   delayMs: number;
   /** answer every request with this status (except /health) */
@@ -46,7 +48,7 @@ export async function startBackend(id: string): Promise<Backend> {
   const sockets = new Set<net.Socket>();
   const state = {
     id, host: '127.0.0.1', port: 0, requests: 0, remotePorts: [] as number[], lastHeaders: undefined as http.IncomingHttpHeaders | undefined,
-    aborted: 0, bodies: [] as number[], delayMs: 0, failStatus: undefined as number | undefined, healthStatus: 200,
+    aborted: 0, accepted: 0, bodies: [] as number[], delayMs: 0, failStatus: undefined as number | undefined, healthStatus: 200,
   };
   const server = http.createServer((req, res) => {
     const url = req.url ?? '/';
@@ -91,7 +93,7 @@ export async function startBackend(id: string): Promise<Backend> {
     void ended;
   });
   server.keepAliveTimeout = 30_000;
-  server.on('connection', (s: net.Socket) => { sockets.add(s); s.once('close', () => sockets.delete(s)); });
+  server.on('connection', (s: net.Socket) => { state.accepted++; sockets.add(s); s.once('close', () => sockets.delete(s)); });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   state.port = (server.address() as AddressInfo).port;
   // a getter, not a copied value (Object.assign would read it once)

@@ -132,7 +132,7 @@ export class ProxyExchange implements PickRequest {
     this.tries++;
     const attempt = new UpstreamAttempt(this, server, this.ctx.now());
     this.attempt = attempt;
-    this.ctx.health.onAttemptStart(server.id);
+    this.ctx.health.onAttemptStart(server.id, attempt.startedAt);
     this.ctx.pools.get(server).dispatch({
       path: this.url,
       method: this.req.method as Dispatcher.HttpMethod,

@@ -54,7 +54,7 @@ export class UpgradeTunnels {
       }
       exclude.add(server.id);
       const startedAt = ctx.now();
-      ctx.health.onAttemptStart(server.id);
+      ctx.health.onAttemptStart(server.id, startedAt);
       let connected = false;
       const upstream = net.connect({ host: server.host, port: server.port, timeout: ctx.connectMs });
       const onConnectFailure = (err: Error & { code?: string }): void => {
