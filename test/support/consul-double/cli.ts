@@ -1,6 +1,7 @@
 // Run the Consul double as a process (benchmarks, docker-compose end-to-end test):
 //   node dist/test/support/consul-double/cli.js --port 8500 --host 0.0.0.0 --node-name consul --run-checks
 // Builtins only: it is copied into a container that has nothing but the node binary.
+import { networkInterfaces } from 'node:os';
 import { parseArgs } from 'node:util';
 import { startConsulDouble } from './index.js';
 
@@ -22,7 +23,15 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.exit(2);
 }
 const host = values.host ?? '127.0.0.1';
-const nodeAddress = values['node-address'] ?? (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
+// Bound to every interface, a real agent advertises its first private IPv4 address; do the same so
+// catalog answers (Node.Address) are reachable from other containers.
+function advertiseAddress(): string {
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+const nodeAddress = values['node-address'] ?? (host === '0.0.0.0' || host === '::' ? advertiseAddress() : host);
 
 const double = await startConsulDouble({
   host,
@@ -33,7 +42,7 @@ const double = await startConsulDouble({
   runChecks: values['run-checks'],
 });
 double.setLatency(Number(values['latency-ms']) || 0);
-process.stdout.write(`${JSON.stringify({ component: 'consul-double', msg: 'listening', url: double.url, host: double.host, port: double.port, node: values['node-name'], runChecks: values['run-checks'] })}\n`);
+process.stdout.write(`${JSON.stringify({ component: 'consul-double', msg: 'listening', url: double.url, host: double.host, port: double.port, node: values['node-name'], nodeAddress, runChecks: values['run-checks'] })}\n`);
 
 let exiting = false;
 const shutdown = (signal: string) => {
