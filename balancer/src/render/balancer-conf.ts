@@ -1,0 +1,448 @@
+// The balancer's own configuration format (what templates/balancer.conf.hbs renders in reload mode):
+// nginx-like statements, parsed into a RouteTable through the same tableFromUpstreams the dynamic
+// mode uses. Every problem is reported with its line number; one bad line rejects the whole file so
+// the previous generation keeps serving.
+//
+//   # comment
+//   upstream web {
+//     lb wrr;                         # roundrobin | wrr | chash | ewma | local-first
+//     hash header:x-user;             # chash key: header:<name> | cookie:<name> | ip | uri
+//     max_fails 1; fail_timeout 10s;  # defaults for this upstream's servers
+//     retries 2; retry_timeout 5s; retry_on 502,503,504; retry_non_idempotent off;
+//     check http:/health interval=2s timeout=1s rise=2 fall=3 expect=200-399;   # or: check tcp;
+//     server 10.0.0.1:8080 weight=2 max_fails=1 fail_timeout=10s;
+//     server 10.0.0.2:8080 backup;    # flags: backup, down; also node=, zone=, id=
+//   }
+//   route web.example.com/api web;    # host[/path-prefix] or /path-prefix (any host)
+import { parseUrlprefix, tableFromUpstreams } from '../routing/build-table.js';
+import {
+  DEFAULT_ACTIVE_CHECK, DEFAULT_TABLE_DEFAULTS, parseDurationMs, parseHashKey, parseNonNegativeInt, parseStatusList,
+  type TableDefaults,
+} from '../routing/tag-options.js';
+import { ALGORITHMS, type ActiveCheckSpec, type Algorithm, type HashKey, type RetrySpec, type Route, type RouteTable, type ServerSpec, type UpstreamSpec } from '../routing/types.js';
+
+export interface ConfProblem {
+  readonly line: number;
+  readonly message: string;
+}
+
+export class BalancerConfError extends Error {
+  readonly code = 'ERR_BALANCER_CONF';
+  constructor(readonly source: string, readonly problems: readonly ConfProblem[]) {
+    super(`${source}: ${problems.map((p) => `line ${p.line}: ${p.message}`).join('; ')}`);
+  }
+}
+
+interface Token {
+  readonly text: string;
+  readonly line: number;
+}
+
+/** Words, `{`, `}` and `;`; `#` starts a comment to the end of the line. */
+export function tokenize(text: string): Token[] {
+  const out: Token[] = [];
+  let line = 1;
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i];
+    if (c === '\n') {
+      line++;
+      i++;
+    } else if (c === ' ' || c === '\t' || c === '\r') {
+      i++;
+    } else if (c === '#') {
+      while (i < text.length && text[i] !== '\n') i++;
+    } else if (c === '{' || c === '}' || c === ';') {
+      out.push({ text: c, line });
+      i++;
+    } else {
+      let j = i;
+      while (j < text.length && !/[\s{};#]/.test(text[j])) j++;
+      out.push({ text: text.slice(i, j), line });
+      i = j;
+    }
+  }
+  return out;
+}
+
+interface Statement {
+  readonly words: readonly Token[];
+  /** the line of the first word */
+  readonly line: number;
+}
+
+/** Parses the whole file; throws BalancerConfError listing every problem found. */
+export function parseBalancerConf(text: string, opts: { source?: string; defaults?: TableDefaults } = {}): RouteTable {
+  const source = opts.source ?? 'balancer.conf';
+  const defaults = opts.defaults ?? DEFAULT_TABLE_DEFAULTS;
+  const problems: ConfProblem[] = [];
+  const err = (line: number, message: string) => problems.push({ line, message });
+  const tokens = tokenize(text);
+  const upstreams: Record<string, UpstreamSpec> = {};
+  const upstreamLines = new Map<string, number>();
+  const routes: { route: Route; line: number }[] = [];
+
+  let i = 0;
+  /** Reads words up to `;` (consumed) or `{` (not consumed). */
+  const readStatement = (): Statement | undefined => {
+    const words: Token[] = [];
+    const first = tokens[i];
+    while (i < tokens.length && tokens[i].text !== ';' && tokens[i].text !== '{' && tokens[i].text !== '}') words.push(tokens[i++]);
+    if (i >= tokens.length) {
+      err(words[0]?.line ?? first?.line ?? 1, `missing ";" after "${words.map((w) => w.text).join(' ')}"`);
+      return undefined;
+    }
+    return { words, line: words[0]?.line ?? tokens[i].line };
+  };
+
+  while (i < tokens.length) {
+    const st = readStatement();
+    if (!st) break;
+    const next = tokens[i];
+    if (st.words.length === 0) {
+      if (next.text === '}') err(next.line, 'unexpected "}"');
+      else if (next.text === '{') err(next.line, 'block without a name');
+      i++;
+      continue;
+    }
+    const head = st.words[0].text;
+    if (next.text === '{') {
+      i++;
+      if (head !== 'upstream') {
+        err(st.line, `unknown block "${head}" (expected "upstream <name> {")`);
+        skipBlock();
+        continue;
+      }
+      if (st.words.length !== 2) {
+        err(st.line, 'expected "upstream <name> {"');
+        skipBlock();
+        continue;
+      }
+      const name = st.words[1].text;
+      const body = readBlockBody(st.line);
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
+        err(st.line, `invalid upstream name "${name}"`);
+        continue;
+      }
+      if (upstreamLines.has(name)) {
+        err(st.line, `upstream "${name}" already defined on line ${upstreamLines.get(name)}`);
+        continue;
+      }
+      upstreamLines.set(name, st.line);
+      const u = parseUpstream(name, body, defaults, err);
+      if (u) upstreams[name] = u;
+      continue;
+    }
+    if (next.text === '}') {
+      err(next.line, 'unexpected "}"');
+      i++;
+      continue;
+    }
+    i++; // ';'
+    if (head === 'route') {
+      if (st.words.length !== 3) {
+        err(st.line, 'expected "route <host>[/path] <upstream>;"');
+        continue;
+      }
+      const warnings: string[] = [];
+      const route = parseUrlprefix(st.words[2].text, `urlprefix-${st.words[1].text}`, warnings);
+      if (!route) err(st.line, `bad route "${st.words[1].text}": ${warnings.join('; ').replace(/^service [^:]+: /, '')}`);
+      else routes.push({ route, line: st.line });
+      continue;
+    }
+    err(st.line, `unknown directive "${head}"${head === 'server' ? ' outside an upstream block' : ''}`);
+  }
+
+  for (const { route, line } of routes) {
+    if (!upstreams[route.upstream] && !upstreamLines.has(route.upstream)) err(line, `route to unknown upstream "${route.upstream}"`);
+  }
+  if (problems.length > 0) throw new BalancerConfError(source, problems.sort((a, b) => a.line - b.line));
+  return tableFromUpstreams(upstreams, routes.map((r) => r.route));
+
+  function skipBlock(): void {
+    let depth = 1;
+    while (i < tokens.length && depth > 0) {
+      if (tokens[i].text === '{') depth++;
+      else if (tokens[i].text === '}') depth--;
+      i++;
+    }
+  }
+
+  function readBlockBody(openLine: number): Statement[] {
+    const body: Statement[] = [];
+    for (;;) {
+      if (i >= tokens.length) {
+        err(openLine, 'block not closed (missing "}")');
+        return body;
+      }
+      if (tokens[i].text === '}') {
+        i++;
+        return body;
+      }
+      const st = readStatement();
+      if (!st) return body;
+      const t = tokens[i];
+      if (t.text === '{') {
+        err(t.line, 'nested blocks are not allowed');
+        i++;
+        skipBlock();
+        continue;
+      }
+      if (t.text === '}') {
+        if (st.words.length > 0) err(st.line, `missing ";" after "${st.words.map((w) => w.text).join(' ')}"`);
+        continue;
+      }
+      i++; // ';'
+      if (st.words.length > 0) body.push(st);
+    }
+  }
+}
+
+type Report = (line: number, message: string) => void;
+
+function parseUpstream(name: string, body: readonly Statement[], defaults: TableDefaults, err: Report): UpstreamSpec | undefined {
+  let algorithm: Algorithm = defaults.algorithm;
+  let hashKey: HashKey | undefined;
+  let maxFails = defaults.maxFails;
+  let failTimeoutMs = defaults.failTimeoutMs;
+  const retry: { -readonly [K in keyof RetrySpec]: RetrySpec[K] } = { ...defaults.retry, onStatuses: [...defaults.retry.onStatuses] };
+  let check: ActiveCheckSpec | undefined = defaults.check;
+  const serverLines: { words: readonly Token[]; line: number }[] = [];
+  let ok = true;
+  const bad = (line: number, message: string) => {
+    ok = false;
+    err(line, `upstream ${name}: ${message}`);
+  };
+
+  for (const st of body) {
+    const [head, ...args] = st.words.map((w) => w.text);
+    const one = (): string | undefined => {
+      if (args.length !== 1) {
+        bad(st.line, `"${head}" takes one value`);
+        return undefined;
+      }
+      return args[0];
+    };
+    switch (head) {
+      case 'server':
+        serverLines.push({ words: st.words.slice(1), line: st.line });
+        break;
+      case 'lb': {
+        const v = one();
+        if (v === undefined) break;
+        if ((ALGORITHMS as readonly string[]).includes(v)) algorithm = v as Algorithm;
+        else bad(st.line, `unknown lb "${v}" (${ALGORITHMS.join(', ')})`);
+        break;
+      }
+      case 'hash': {
+        const v = one();
+        if (v === undefined) break;
+        const k = parseHashKey(v);
+        if (k) hashKey = k;
+        else bad(st.line, `bad hash "${v}" (header:<name>, cookie:<name>, ip or uri)`);
+        break;
+      }
+      case 'max_fails': {
+        const v = one();
+        const n = v === undefined ? undefined : parseNonNegativeInt(v);
+        if (n === undefined) bad(st.line, 'max_fails expects an integer >= 0');
+        else maxFails = n;
+        break;
+      }
+      case 'fail_timeout': {
+        const v = one();
+        const ms = v === undefined ? undefined : parseDurationMs(v);
+        if (ms === undefined) bad(st.line, 'fail_timeout expects a duration such as 10s');
+        else failTimeoutMs = ms;
+        break;
+      }
+      case 'retries': {
+        const v = one();
+        const n = v === undefined ? undefined : parseNonNegativeInt(v);
+        if (n === undefined) bad(st.line, 'retries expects an integer >= 0');
+        else retry.tries = n + 1;
+        break;
+      }
+      case 'retry_timeout': {
+        const v = one();
+        const ms = v === undefined ? undefined : parseDurationMs(v);
+        if (ms === undefined) bad(st.line, 'retry_timeout expects a duration');
+        else retry.timeoutMs = ms;
+        break;
+      }
+      case 'retry_on': {
+        const v = one();
+        const list = v === undefined ? undefined : parseStatusList(v);
+        if (!list) bad(st.line, 'retry_on expects status codes such as 502,503,504');
+        else retry.onStatuses = list;
+        break;
+      }
+      case 'retry_non_idempotent': {
+        const v = one();
+        if (v === 'on' || v === 'off') retry.nonIdempotent = v === 'on';
+        else bad(st.line, 'retry_non_idempotent expects on or off');
+        break;
+      }
+      case 'check': {
+        const c = parseCheck(args, defaults, (m) => bad(st.line, m));
+        if (c) check = c;
+        break;
+      }
+      default:
+        bad(st.line, `unknown directive "${head}"`);
+    }
+  }
+
+  const servers: ServerSpec[] = [];
+  const seen = new Map<string, number>();
+  for (const s of serverLines) {
+    const server = parseServer(s.words, { maxFails, failTimeoutMs }, (m) => bad(s.line, m));
+    if (!server) continue;
+    const dup = seen.get(server.id);
+    if (dup !== undefined) {
+      bad(s.line, `server ${server.id} already listed on line ${dup}`);
+      continue;
+    }
+    seen.set(server.id, s.line);
+    servers.push(server);
+  }
+  if (!ok) return undefined;
+  if (algorithm === 'chash' && !hashKey) hashKey = defaults.hashKey ?? { source: 'ip' };
+  return {
+    name,
+    algorithm,
+    ...(hashKey && algorithm === 'chash' ? { hashKey } : {}),
+    servers,
+    ...(check ? { check } : {}),
+    retry,
+    origin: 'config',
+  };
+}
+
+function parseServer(words: readonly Token[], dflt: { maxFails: number; failTimeoutMs: number }, bad: (m: string) => void): ServerSpec | undefined {
+  if (words.length === 0) {
+    bad('server needs an address host:port');
+    return undefined;
+  }
+  const addr = words[0].text;
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(addr);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port < 1 || port > 65535) {
+    bad(`bad server address "${addr}" (expected host:port)`);
+    return undefined;
+  }
+  const host = m[1].startsWith('[') ? m[1].slice(1, -1) : m[1];
+  const s: { -readonly [K in keyof ServerSpec]: ServerSpec[K] } = {
+    id: `${host}:${port}`, host, port, weight: 1, maxFails: dflt.maxFails, failTimeoutMs: dflt.failTimeoutMs, down: false, backup: false,
+  };
+  let ok = true;
+  const fail = (msg: string) => {
+    ok = false;
+    bad(`server ${addr}: ${msg}`);
+  };
+  for (const w of words.slice(1)) {
+    const t = w.text;
+    if (t === 'backup') s.backup = true;
+    else if (t === 'down') s.down = true;
+    else {
+      const eq = t.indexOf('=');
+      const k = eq > 0 ? t.slice(0, eq) : t;
+      const v = eq > 0 ? t.slice(eq + 1) : '';
+      switch (k) {
+        case 'weight': {
+          const n = parseNonNegativeInt(v);
+          if (n === undefined || n < 1) fail(`weight expects an integer >= 1, got "${v}"`);
+          else s.weight = n;
+          break;
+        }
+        case 'max_fails': {
+          const n = parseNonNegativeInt(v);
+          if (n === undefined) fail(`max_fails expects an integer >= 0, got "${v}"`);
+          else s.maxFails = n;
+          break;
+        }
+        case 'fail_timeout': {
+          const ms = parseDurationMs(v);
+          if (ms === undefined) fail(`fail_timeout expects a duration, got "${v}"`);
+          else s.failTimeoutMs = ms;
+          break;
+        }
+        case 'node': if (v) s.node = v; else fail('node= needs a value'); break;
+        case 'zone': if (v) s.zone = v; else fail('zone= needs a value'); break;
+        case 'id': if (v) s.serviceId = v; else fail('id= needs a value'); break;
+        default: fail(`unknown parameter "${t}"`);
+      }
+    }
+  }
+  return ok ? s : undefined;
+}
+
+function parseCheck(args: readonly string[], defaults: TableDefaults, bad: (m: string) => void): ActiveCheckSpec | undefined {
+  const base = defaults.check ?? DEFAULT_ACTIVE_CHECK;
+  if (args.length === 0) {
+    bad('check needs a type: http, http:/<path> or tcp');
+    return undefined;
+  }
+  const kind = args[0];
+  let type: 'http' | 'tcp';
+  let path = base.path;
+  if (kind === 'tcp') type = 'tcp';
+  else if (kind === 'http') type = 'http';
+  else if (kind.startsWith('http:/')) {
+    type = 'http';
+    path = kind.slice(5);
+  } else {
+    bad(`unknown check type "${kind}" (http, http:/<path> or tcp)`);
+    return undefined;
+  }
+  const c: { -readonly [K in keyof ActiveCheckSpec]: ActiveCheckSpec[K] } = { ...base, type, path };
+  let ok = true;
+  for (const a of args.slice(1)) {
+    const eq = a.indexOf('=');
+    const k = eq > 0 ? a.slice(0, eq) : a;
+    const v = eq > 0 ? a.slice(eq + 1) : '';
+    const dur = parseDurationMs(v);
+    const int = parseNonNegativeInt(v);
+    if ((k === 'interval' || k === 'timeout') && dur !== undefined && dur >= 1) {
+      if (k === 'interval') c.intervalMs = dur;
+      else c.timeoutMs = dur;
+    } else if ((k === 'rise' || k === 'fall') && int !== undefined && int >= 1) {
+      if (k === 'rise') c.rise = int;
+      else c.fall = int;
+    } else if (k === 'expect' && parseStatusList(v)) {
+      c.expectStatuses = parseStatusList(v)!;
+    } else {
+      ok = false;
+      bad(`check: bad parameter "${a}" (interval=, timeout=, rise=, fall=, expect=)`);
+    }
+  }
+  return ok ? c : undefined;
+}
+
+/** Prints a table in this format (parses back to an equal table): readable diffs and debugging. */
+export function formatBalancerConf(table: RouteTable): string {
+  const lines: string[] = [];
+  for (const u of Object.values(table.upstreams)) {
+    lines.push(`upstream ${u.name} {`);
+    lines.push(`  lb ${u.algorithm};`);
+    if (u.hashKey) lines.push(`  hash ${u.hashKey.source === 'header' || u.hashKey.source === 'cookie' ? `${u.hashKey.source}:${u.hashKey.name}` : u.hashKey.source};`);
+    lines.push(`  retries ${u.retry.tries - 1}; retry_timeout ${u.retry.timeoutMs}ms; retry_non_idempotent ${u.retry.nonIdempotent ? 'on' : 'off'};`);
+    if (u.retry.onStatuses.length > 0) lines.push(`  retry_on ${u.retry.onStatuses.join(',')};`);
+    if (u.check) {
+      const c = u.check;
+      lines.push(`  check ${c.type === 'tcp' ? 'tcp' : `http:${c.path}`} interval=${c.intervalMs}ms timeout=${c.timeoutMs}ms rise=${c.rise} fall=${c.fall} expect=${c.expectStatuses.join(',')};`);
+    }
+    for (const s of u.servers) {
+      const host = s.host.includes(':') ? `[${s.host}]` : s.host;
+      const extra = [
+        `weight=${s.weight}`, `max_fails=${s.maxFails}`, `fail_timeout=${s.failTimeoutMs}ms`,
+        ...(s.backup ? ['backup'] : []), ...(s.down ? ['down'] : []),
+        ...(s.node ? [`node=${s.node}`] : []), ...(s.zone ? [`zone=${s.zone}`] : []), ...(s.serviceId ? [`id=${s.serviceId}`] : []),
+      ];
+      lines.push(`  server ${host}:${s.port} ${extra.join(' ')};`);
+    }
+    lines.push('}');
+  }
+  for (const r of table.routes) lines.push(`route ${r.host}${r.pathPrefix} ${r.upstream};`);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,122 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { BalancerConfError, formatBalancerConf, parseBalancerConf } from '../../balancer/src/render/balancer-conf.js';
+
+const GOOD = `# a comment
+upstream web {
+  lb wrr;   # trailing comment
+  max_fails 2; fail_timeout 5s;
+  retries 1; retry_timeout 3s; retry_on 502,503; retry_non_idempotent on;
+  check http:/health interval=1s timeout=500ms rise=1 fall=2 expect=200-204;
+  server 10.0.0.2:8080 weight=3 node=n2 id=web-2;
+  server 10.0.0.1:8080 max_fails=0 fail_timeout=1s backup;
+  server [::1]:8081 down zone=z1;
+}
+upstream api { lb chash; hash header:X-User; server 127.0.0.1:9000; }
+upstream empty { }
+route web.example.com/api web;
+route /static web;
+route API.example.com api;
+`;
+
+test('parses upstreams, servers, options and routes into a frozen, versioned table', () => {
+  const t = parseBalancerConf(GOOD);
+  assert.ok(t.version.length > 0);
+  assert.ok(Object.isFrozen(t));
+  assert.deepEqual(Object.keys(t.upstreams), ['api', 'empty', 'web']);
+  const web = t.upstreams.web;
+  assert.equal(web.algorithm, 'wrr');
+  assert.equal(web.origin, 'config');
+  assert.deepEqual(web.retry, { tries: 2, timeoutMs: 3000, onStatuses: [502, 503], nonIdempotent: true });
+  assert.equal(web.check?.path, '/health');
+  assert.equal(web.check?.intervalMs, 1000);
+  assert.equal(web.check?.timeoutMs, 500);
+  assert.deepEqual(web.check?.expectStatuses, [200, 201, 202, 203, 204]);
+  const byId = Object.fromEntries(web.servers.map((s) => [s.id, s]));
+  assert.deepEqual(byId['10.0.0.2:8080'], { id: '10.0.0.2:8080', host: '10.0.0.2', port: 8080, weight: 3, maxFails: 2, failTimeoutMs: 5000, down: false, backup: false, node: 'n2', serviceId: 'web-2' });
+  assert.equal(byId['10.0.0.1:8080'].maxFails, 0);
+  assert.equal(byId['10.0.0.1:8080'].failTimeoutMs, 1000);
+  assert.equal(byId['10.0.0.1:8080'].backup, true);
+  assert.equal(byId['::1:8081'].down, true);
+  assert.equal(byId['::1:8081'].zone, 'z1');
+  assert.deepEqual(t.upstreams.api.hashKey, { source: 'header', name: 'x-user' });
+  assert.deepEqual(t.upstreams.empty.servers, []);
+  assert.deepEqual(
+    t.routes.map((r) => [r.host, r.pathPrefix, r.upstream]).sort(),
+    [['', '/static', 'web'], ['api.example.com', '/', 'api'], ['web.example.com', '/api', 'web']],
+  );
+});
+
+test('equal content gives equal versions; a change gives a new version', () => {
+  assert.equal(parseBalancerConf(GOOD).version, parseBalancerConf(GOOD).version);
+  assert.notEqual(parseBalancerConf(GOOD).version, parseBalancerConf(GOOD.replace('weight=3', 'weight=4')).version);
+});
+
+test('defaults: roundrobin, weight 1, max_fails 1, fail_timeout 10s, 3 tries; chash without hash uses the client IP', () => {
+  const t = parseBalancerConf('upstream a { server 1.2.3.4:80; }\nupstream b { lb chash; server 1.2.3.4:81; }');
+  assert.equal(t.upstreams.a.algorithm, 'roundrobin');
+  assert.deepEqual(t.upstreams.a.servers[0], { id: '1.2.3.4:80', host: '1.2.3.4', port: 80, weight: 1, maxFails: 1, failTimeoutMs: 10000, down: false, backup: false });
+  assert.equal(t.upstreams.a.retry.tries, 3);
+  assert.equal(t.upstreams.a.check, undefined);
+  assert.deepEqual(t.upstreams.b.hashKey, { source: 'ip' });
+});
+
+test('an empty file is an empty table', () => {
+  const t = parseBalancerConf('# nothing\n');
+  assert.deepEqual(t.upstreams, {});
+  assert.deepEqual(t.routes, []);
+});
+
+function problems(text: string): string[] {
+  try {
+    parseBalancerConf(text, { source: 'x.conf' });
+  } catch (err) {
+    assert.ok(err instanceof BalancerConfError);
+    assert.equal(err.code, 'ERR_BALANCER_CONF');
+    assert.match(err.message, /^x\.conf: line \d+: /);
+    return err.problems.map((p) => `${p.line}: ${p.message}`);
+  }
+  assert.fail('expected a BalancerConfError');
+}
+
+test('errors carry line numbers and say what is wrong (scenario table)', () => {
+  const cases: [string, RegExp][] = [
+    ['upstream web {\n  server 10.0.0.1:8080\n}', /^2: missing ";" after "server 10\.0\.0\.1:8080"/],
+    ['upstream web {\n  server 10.0.0.1;\n}', /^2: upstream web: bad server address "10\.0\.0\.1"/],
+    ['upstream web {\n  server 10.0.0.1:99999;\n}', /^2: upstream web: bad server address/],
+    ['upstream web {\n\n  server 1.1.1.1:80 weight=0;\n}', /^3: upstream web: server 1\.1\.1\.1:80: weight expects an integer >= 1/],
+    ['upstream web {\n  server 1.1.1.1:80 bogus=1;\n}', /^2: .*unknown parameter "bogus=1"/],
+    ['upstream web {\n  lb fastest;\n}', /^2: upstream web: unknown lb "fastest"/],
+    ['upstream web {\n  hash nothing;\n}', /^2: upstream web: bad hash/],
+    ['upstream web {\n  frobnicate 1;\n}', /^2: upstream web: unknown directive "frobnicate"/],
+    ['upstream web {\n  check udp;\n}', /^2: upstream web: unknown check type "udp"/],
+    ['upstream web {\n  check http interval=soon;\n}', /^2: upstream web: check: bad parameter "interval=soon"/],
+    ['upstream web {\n  server 1.1.1.1:80;\n  server 1.1.1.1:80;\n}', /^3: upstream web: server 1\.1\.1\.1:80 already listed on line 2/],
+    ['upstream web { }\nupstream web { }', /^2: upstream "web" already defined on line 1/],
+    ['upstream web {\n  server 1.1.1.1:80;', /^1: block not closed/],
+    ['server 1.1.1.1:80;', /^1: unknown directive "server" outside an upstream block/],
+    ['route web.example.com nope;', /^1: route to unknown upstream "nope"/],
+    ['route a b c;', /^1: expected "route <host>\[\/path\] <upstream>;"/],
+    ['}', /^1: unexpected "}"/],
+    ['listen 80;', /^1: unknown directive "listen"/],
+    ['http {\n}', /^1: unknown block "http"/],
+    ['upstream web {\n  location / { }\n}', /^2: nested blocks are not allowed/],
+    ['upstream w!b { }', /^1: invalid upstream name "w!b"/],
+    ['upstream web { server 1.1.1.1:80; }\nroute web.example.com/api web', /^2: missing ";"/],
+  ];
+  for (const [text, expected] of cases) {
+    const got = problems(text);
+    assert.ok(got.some((p) => expected.test(p)), `${JSON.stringify(text)}: got ${JSON.stringify(got)}`);
+  }
+});
+
+test('every problem in the file is reported, in line order', () => {
+  const got = problems('upstream a {\n  lb nope;\n  server x;\n}\nroute h b;\n');
+  assert.deepEqual(got.map((p) => Number(p.split(':')[0])), [2, 3, 5]);
+});
+
+test('formatBalancerConf prints a table that parses back to the same version', () => {
+  const t = parseBalancerConf(GOOD);
+  const again = parseBalancerConf(formatBalancerConf(t));
+  assert.equal(again.version, t.version);
+});

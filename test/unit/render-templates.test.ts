@@ -1,0 +1,84 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseBalancerConf } from '../../balancer/src/render/balancer-conf.js';
+import type { DependencyValue, RenderData, ServiceInstanceView } from '../../balancer/src/render/dependencies.js';
+import { compileTemplate } from '../../balancer/src/render/template.js';
+
+/** The repository root, from src (tsx) or from dist/ (compiled). */
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(dir, 'templates', 'balancer.conf.hbs'))) return dir;
+    dir = dirname(dir);
+  }
+  throw new Error('templates/ not found above the test file');
+}
+
+const root = repoRoot();
+const balancerTpl = compileTemplate(readFileSync(join(root, 'templates/balancer.conf.hbs'), 'utf8'), 'balancer.conf.hbs');
+const nginxTpl = compileTemplate(readFileSync(join(root, 'templates/nginx-upstreams.conf.hbs'), 'utf8'), 'nginx-upstreams.conf.hbs');
+
+function inst(name: string, id: string, port: number, tags: string[] = []): ServiceInstanceView {
+  return { ID: id, Name: name, Node: 'node1', NodeAddress: '127.0.0.1', Address: '10.1.0.1', Port: port, Tags: tags, Meta: {}, Status: 'passing' };
+}
+
+function data(): RenderData {
+  const values: Record<string, DependencyValue> = {
+    services: {
+      kind: 'services',
+      value: [
+        { Name: 'api', Tags: ['lb=chash', 'hash=header:x-user', 'urlprefix-api.example.com/v1'] },
+        { Name: 'consul', Tags: [] },
+        { Name: 'idle', Tags: [] },
+        { Name: 'web', Tags: ['weight=2', 'backup'] },
+      ],
+    },
+    'service:api': { kind: 'service', value: [inst('api', 'api-1', 9001, ['lb=chash'])] },
+    'service:idle': { kind: 'service', value: [] },
+    'service:web': { kind: 'service', value: [inst('web', 'web-2', 8002, ['weight=2']), inst('web', 'web-1', 8001), inst('web', 'web-3', 8003, ['backup'])] },
+  };
+  return { values: new Map(Object.entries(values)), env: { NGINX_LISTEN: '127.0.0.1:18080' } };
+}
+
+test('balancer.conf.hbs renders a config that parses into the expected table', () => {
+  const out = balancerTpl.render(data());
+  assert.equal(out.complete, true, JSON.stringify(out.missing));
+  const t = parseBalancerConf(out.output);
+  assert.deepEqual(Object.keys(t.upstreams), ['api', 'idle', 'web'], 'the consul service is skipped');
+  assert.equal(t.upstreams.api.algorithm, 'chash');
+  assert.deepEqual(t.upstreams.api.hashKey, { source: 'header', name: 'x-user' });
+  assert.deepEqual(t.upstreams.idle.servers, []);
+  const web = Object.fromEntries(t.upstreams.web.servers.map((s) => [s.serviceId, s]));
+  assert.equal(web['web-2'].weight, 2);
+  assert.equal(web['web-1'].weight, 1);
+  assert.equal(web['web-3'].backup, true);
+  assert.equal(web['web-1'].node, 'node1');
+  assert.deepEqual(t.routes, [{ host: 'api.example.com', pathPrefix: '/v1', upstream: 'api' }]);
+});
+
+test('balancer.conf.hbs needs the services list, then each service: discovered pass by pass', () => {
+  const first = balancerTpl.render({ values: new Map(), env: {} });
+  assert.deepEqual(first.missing, [{ kind: 'services' }]);
+  const d = data();
+  const values = new Map(d.values);
+  values.delete('service:web');
+  const second = balancerTpl.render({ values, env: {} });
+  assert.deepEqual(second.missing, [{ kind: 'service', name: 'web' }]);
+});
+
+test('nginx-upstreams.conf.hbs: upstream per service with keepalive, placeholder down server when empty, Host map, listen from env', () => {
+  const out = nginxTpl.render(data());
+  assert.equal(out.complete, true);
+  const text = out.output;
+  assert.match(text, /upstream web \{\n  server 10\.1\.0\.1:8001 weight=1 max_fails=1 fail_timeout=10s;\n  server 10\.1\.0\.1:8002 weight=2 max_fails=1 fail_timeout=10s;\n  server 10\.1\.0\.1:8003 weight=1 max_fails=1 fail_timeout=10s backup;\n  keepalive 32;\n\}/);
+  assert.match(text, /upstream idle \{\n(?:  #[^\n]*\n)?  server 127\.0\.0\.1:9 down;\n  keepalive 32;\n\}/);
+  assert.doesNotMatch(text, /upstream consul/);
+  assert.match(text, /map \$host \$balancer_upstream \{\n  hostnames;\n  default "";\n  api api;\n  idle idle;\n  web web;\n\}/);
+  assert.match(text, /listen 127\.0\.0\.1:18080;/);
+  assert.match(text, /proxy_pass http:\/\/\$balancer_upstream;/);
+  // braces balance: nginx would refuse the file otherwise
+  assert.equal((text.match(/\{/g) ?? []).length, (text.match(/\}/g) ?? []).length);
+});
