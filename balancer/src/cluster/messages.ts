@@ -1,0 +1,35 @@
+// IPC between the primary and its workers. Plain JSON; every request carries a seq the reply echoes.
+import type { RouteTable } from '../routing/types.js';
+import type { UpstreamStatus, WorkerTimeouts } from '../worker/runtime.js';
+
+/** Everything a worker needs to build its runtime (serialisable: no logger, no functions). */
+export interface WorkerInitOptions {
+  readonly listenHost: string;
+  readonly listenPort: number;
+  readonly localNode?: string;
+  readonly localZone?: string;
+  readonly timeouts: WorkerTimeouts;
+  readonly maxConnectionsPerServer: number;
+  readonly accessLog: boolean;
+  readonly logLevel: string;
+  /** module exporting createWorkerRuntime; undefined = the real engine (tests may substitute) */
+  readonly runtimeModule?: string;
+}
+
+export type PrimaryToWorker =
+  | { readonly type: 'init'; readonly generation: number; readonly options: WorkerInitOptions; readonly table: RouteTable }
+  | { readonly type: 'table'; readonly seq: number; readonly table: RouteTable }
+  | { readonly type: 'status'; readonly seq: number }
+  | { readonly type: 'drain'; readonly seq: number };
+
+export type WorkerToPrimary =
+  | { readonly type: 'hello' }
+  | { readonly type: 'ready'; readonly address: { address: string; port: number; family: string }; readonly version: string }
+  | { readonly type: 'ack'; readonly seq: number; readonly changed: boolean; readonly version: string }
+  | { readonly type: 'status'; readonly seq: number; readonly upstreams: UpstreamStatus[]; readonly version: string }
+  | { readonly type: 'drained'; readonly seq: number }
+  | { readonly type: 'fatal'; readonly message: string; readonly code?: string };
+
+export function isWorkerMessage(m: unknown): m is WorkerToPrimary {
+  return typeof m === 'object' && m !== null && typeof (m as { type?: unknown }).type === 'string';
+}

@@ -1,0 +1,214 @@
+// The primary process wired together: dump file, Consul discovery, table holder, worker supervisor,
+// admin API. main.ts parses the command line and calls startPrimary(); tests may call it directly.
+import type { AddressInfo } from 'node:net';
+import type pino from 'pino';
+import { buildAdminApp } from '../admin/app.js';
+import type { Config } from '../config.js';
+import { watchConsulCatalog, type CatalogWatcher } from '../discovery/consul-catalog.js';
+import { DumpFileError, DumpWriter, loadDump, type DumpContents } from '../persistence/dump-file.js';
+import { tableFromUpstreams } from '../routing/build-table.js';
+import { TableHolder } from '../routing/table-holder.js';
+import { DEFAULT_TABLE_DEFAULTS, type TableDefaults } from '../routing/tag-options.js';
+import type { CatalogSnapshot, RouteTable } from '../routing/types.js';
+import { Supervisor } from './supervisor.js';
+
+export class StartupError extends Error {
+  constructor(readonly code: 'ERR_CONSUL_UNREACHABLE' | 'ERR_RELOAD_MODE_UNAVAILABLE' | 'ERR_WORKER_START', message: string) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
+
+export interface PrimaryHandle {
+  readonly proxy: { address: string; port: number };
+  readonly admin: { address: string; port: number };
+  readonly holder: TableHolder;
+  readonly supervisor: Supervisor;
+  /** graceful: admin, watchers, workers (drained), dump flushed */
+  stop(): Promise<void>;
+}
+
+export function tableDefaultsFrom(config: Config): TableDefaults {
+  return { ...DEFAULT_TABLE_DEFAULTS, algorithm: config.defaultLb, passingOnly: config.passingOnly };
+}
+
+type InitialState =
+  | { source: 'consul'; snapshot: CatalogSnapshot }
+  | { source: 'dump'; dump: DumpContents }
+  | { source: 'empty' };
+
+export async function startPrimary(config: Config, logger: pino.Logger): Promise<PrimaryHandle> {
+  const log = logger.child({ component: 'primary' });
+  const defaults = tableDefaultsFrom(config);
+  const controller = new AbortController();
+  const signal = controller.signal;
+
+  let dump: DumpContents | undefined;
+  if (config.dumpFile) {
+    try {
+      dump = await loadDump(config.dumpFile);
+      if (dump) log.info({ file: config.dumpFile, savedAt: dump.savedAt, upstreams: Object.keys(dump.table.upstreams).length }, 'dump file loaded');
+    } catch (err) {
+      if (!(err instanceof DumpFileError)) throw err;
+      log.error({ err: err.message, code: err.code }, 'dump file ignored');
+    }
+  }
+
+  // Discovery starts before the holder exists; snapshots are forwarded once it does.
+  let holderRef: TableHolder | undefined;
+  let watcher: CatalogWatcher | undefined;
+  let firstFailure: ((err: Error) => void) | undefined;
+  const failed = new Promise<Error>((resolve) => (firstFailure = resolve));
+  const useOwnDiscovery = config.consul !== undefined && config.mode === 'dynamic';
+  if (config.consul && useOwnDiscovery) {
+    watcher = watchConsulCatalog({
+      endpoint: { baseUrl: config.consul.baseUrl, token: config.consul.token },
+      waitMs: config.consul.waitMs,
+      minQueryIntervalMs: config.consul.minQueryIntervalMs,
+      debounceMs: config.consul.debounceMs,
+      services: config.services,
+      logger: logger.child({ component: 'discovery' }),
+      onSnapshot: (s) => holderRef?.setSnapshot(s),
+      onReachability: (ok, err) => {
+        if (!ok && err) firstFailure?.(err);
+        log[ok ? 'info' : 'warn']({ consul: config.consul?.baseUrl }, ok ? 'consul reachable' : 'consul unreachable, serving the last table');
+      },
+    }, signal);
+  }
+
+  const initial = await waitForInitialState(config, watcher, failed, dump, log);
+  if (initial.source === 'dump') log.warn({ file: config.dumpFile, savedAt: initial.dump.savedAt }, 'consul unreachable at start: serving from the dump file');
+  if (initial.source === 'empty' && watcher) log.warn('consul unreachable at start and no dump file: serving admin upstreams only until consul answers');
+
+  const dumpTable = (d: DumpContents): RouteTable => tableFromUpstreams(d.table.upstreams, d.table.routes);
+  const holder = new TableHolder({
+    defaults,
+    logger: logger.child({ component: 'table' }),
+    initialSnapshot: initial.source === 'consul' ? initial.snapshot : dump?.snapshot,
+    initialAdminUpstreams: dump?.adminUpstreams,
+    // with Consul down, serve exactly what was served before (the dump's table), not a rebuild of it
+    initialTable: initial.source === 'dump' ? dumpTable(initial.dump) : undefined,
+  });
+  holderRef = holder;
+  // a snapshot that arrived while we were deciding
+  const latest = watcher?.current();
+  if (latest && initial.source !== 'consul') holder.setSnapshot(latest);
+
+  const dumpWriter = config.dumpFile ? new DumpWriter(config.dumpFile, logger.child({ component: 'dump' })) : undefined;
+  const saveDump = () => dumpWriter?.save({ table: holder.current(), adminUpstreams: holder.adminUpstreams(), snapshot: holder.currentSnapshot() });
+  if (!dump || dump.table.version !== holder.current().version) saveDump();
+
+  const supervisor = new Supervisor({
+    workers: config.workers,
+    drainTimeoutMs: config.drainTimeoutMs,
+    logger: logger.child({ component: 'supervisor' }),
+    init: {
+      listenHost: config.listen.host,
+      listenPort: config.listen.port,
+      localNode: config.localNode,
+      localZone: config.localZone,
+      timeouts: config.timeouts,
+      maxConnectionsPerServer: config.maxConnectionsPerServer,
+      accessLog: config.accessLog,
+      logLevel: config.logLevel,
+    },
+  });
+
+  let stopReloadMode: (() => Promise<void>) | undefined;
+  try {
+    if (config.mode === 'dynamic') {
+      await supervisor.start(holder.current());
+      holder.subscribe((change) => {
+        saveDump();
+        supervisor.publish(change.table).catch((err) => log.error({ err }, 'publish failed'));
+      });
+    } else {
+      holder.subscribe(() => saveDump());
+      stopReloadMode = await startReloadModeFor(config, supervisor, holder, logger, signal);
+    }
+  } catch (err) {
+    controller.abort();
+    await supervisor.stop().catch(() => undefined);
+    if (err instanceof StartupError) throw err;
+    throw new StartupError('ERR_WORKER_START', (err as Error).message);
+  }
+
+  const admin = buildAdminApp({
+    holder,
+    defaults,
+    logger: logger.child({ component: 'admin' }),
+    workers: supervisor,
+    token: config.adminToken,
+    consulReachable: () => watcher?.reachable(),
+    metrics: () => ({ ...supervisor.metrics(), discovery: watcher?.stats(), dump: dumpWriter?.stats() }),
+  });
+  await admin.listen({ host: config.admin.host, port: config.admin.port });
+  const adminAddr = admin.server.address() as AddressInfo;
+  const proxyAddr = supervisor.address() ?? { address: config.listen.host, port: config.listen.port };
+  log.info({ mode: config.mode, proxyPort: proxyAddr.port, adminPort: adminAddr.port, workers: config.workers, version: holder.current().version }, 'balancer started');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    proxy: proxyAddr,
+    admin: { address: adminAddr.address, port: adminAddr.port },
+    holder,
+    supervisor,
+    stop() {
+      stopping ??= (async () => {
+        log.info('stopping');
+        controller.abort();
+        await admin.close().catch((err) => log.warn({ err }, 'admin close failed'));
+        await stopReloadMode?.().catch((err) => log.warn({ err }, 'reload mode stop failed'));
+        await supervisor.stop();
+        await watcher?.done;
+        await dumpWriter?.flush();
+        log.info('stopped');
+      })();
+      return stopping;
+    },
+  };
+}
+
+async function waitForInitialState(
+  config: Config,
+  watcher: CatalogWatcher | undefined,
+  failed: Promise<Error>,
+  dump: DumpContents | undefined,
+  log: pino.Logger,
+): Promise<InitialState> {
+  if (!watcher) return dump ? { source: 'dump', dump } : { source: 'empty' };
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), config.strongDependency ? config.startTimeoutMs : 5_000)));
+  // strong dependency keeps retrying until the start timeout; otherwise the first failure decides
+  const contenders: Promise<CatalogSnapshot | Error | 'timeout'>[] = [watcher.ready, timeout];
+  if (!config.strongDependency) contenders.push(failed);
+  const first = await Promise.race(contenders);
+  clearTimeout(timer);
+  if (first !== 'timeout' && !(first instanceof Error)) return { source: 'consul', snapshot: first };
+  const why = first instanceof Error ? first.message : `no answer within ${config.strongDependency ? config.startTimeoutMs : 5000} ms`;
+  if (config.strongDependency) {
+    throw new StartupError('ERR_CONSUL_UNREACHABLE', `consul at ${config.consul?.baseUrl} is unreachable (${why}) and --strong-dependency is set: refusing to start`);
+  }
+  log.debug({ why }, 'consul not ready at start');
+  return dump ? { source: 'dump', dump } : { source: 'empty' };
+}
+
+/** reload mode lives in balancer/src/reload (another module); loaded lazily so dynamic mode never needs it. */
+async function startReloadModeFor(
+  config: Config,
+  supervisor: Supervisor,
+  holder: TableHolder,
+  logger: pino.Logger,
+  signal: AbortSignal,
+): Promise<(() => Promise<void>) | undefined> {
+  const modulePath = '../reload/reload-mode.js';
+  let mod: { startReloadMode?: (deps: unknown) => Promise<unknown> };
+  try {
+    mod = (await import(modulePath)) as typeof mod;
+  } catch (err) {
+    throw new StartupError('ERR_RELOAD_MODE_UNAVAILABLE', `reload mode not available: ${(err as Error).message}`);
+  }
+  if (typeof mod.startReloadMode !== 'function') throw new StartupError('ERR_RELOAD_MODE_UNAVAILABLE', 'reload mode not available: reload-mode.js exports no startReloadMode');
+  const handle = (await mod.startReloadMode({ config, supervisor, holder, logger: logger.child({ component: 'reload' }), signal })) as { stop?: () => Promise<void> } | undefined;
+  return handle && typeof handle.stop === 'function' ? () => handle.stop!() : undefined;
+}

@@ -1,0 +1,373 @@
+// The node:cluster supervisor of the primary: worker GENERATIONS sharing one listening port.
+// - start(table): fork N workers of generation 1, each builds its runtime from the init message,
+//   applies the table, listens and reports ready.
+// - publish(table) (dynamic mode): the table goes by IPC to every live worker; resolves when all
+//   acknowledged, and records the latency.
+// - reload(table) (reload mode, nginx-style): fork a new generation with the table, wait until all of
+//   it listens, then tell the old generation to stop accepting and exit once drained (bounded by the
+//   drain timeout, then killed).
+// - a worker of the current generation that dies unexpectedly is restarted with backoff and gets
+//   the current table.
+import cluster, { type Worker } from 'node:cluster';
+import { performance } from 'node:perf_hooks';
+import type pino from 'pino';
+import { backoffDelay, type BackoffPolicy } from '../backoff.js';
+import type { RouteTable } from '../routing/types.js';
+import type { UpstreamStatus } from '../worker/runtime.js';
+import { isWorkerMessage, type PrimaryToWorker, type WorkerInitOptions, type WorkerToPrimary } from './messages.js';
+
+export interface SupervisorOptions {
+  readonly workers: number;
+  readonly init: WorkerInitOptions;
+  readonly logger: pino.Logger;
+  /** bound on an old generation's drain before it is killed */
+  readonly drainTimeoutMs: number;
+  /** bound on a new generation coming up (fork, runtime, listen) */
+  readonly startTimeoutMs?: number;
+  /** bound on one worker acknowledging a table */
+  readonly publishTimeoutMs?: number;
+  readonly restartBackoff?: BackoffPolicy;
+  /** worker entry; defaults to worker-main next to this file */
+  readonly exec?: string;
+  readonly execArgv?: readonly string[];
+}
+
+export interface WorkerStatusReport {
+  readonly workerId: number;
+  readonly pid: number | undefined;
+  readonly generation: number;
+  readonly upstreams: UpstreamStatus[];
+}
+
+export interface PublishResult {
+  readonly latencyMs: number;
+  readonly acked: number;
+  readonly workers: number;
+}
+
+export interface SupervisorMetrics {
+  readonly generation: number;
+  readonly workersAlive: number;
+  readonly workersReady: number;
+  readonly restarts: number;
+  readonly publishes: number;
+  readonly reloads: number;
+  readonly publishLatencyMs: { readonly last: number; readonly p50: number; readonly p99: number; readonly max: number; readonly samples: number };
+}
+
+export class SupervisorError extends Error {
+  constructor(readonly code: 'ERR_WORKER_START' | 'ERR_RELOAD_FAILED' | 'ERR_SUPERVISOR_STOPPED' | 'ERR_NOT_STARTED', message: string) {
+    super(message);
+    this.name = 'SupervisorError';
+  }
+}
+
+type MemberState = 'starting' | 'ready' | 'draining' | 'gone';
+
+interface Member {
+  readonly worker: Worker;
+  readonly generation: number;
+  readonly slot: number;
+  readonly forkedAt: number;
+  /** the table this worker is built with when its generation is not (yet) the current one */
+  readonly initTable: RouteTable;
+  state: MemberState;
+  inited: boolean;
+  readonly pending: Map<number, (reply: WorkerToPrimary | undefined) => void>;
+  readonly ready: Promise<boolean>;
+  resolveReady: (ok: boolean) => void;
+  fatal?: string;
+}
+
+const LATENCY_SAMPLES = 512;
+
+export class Supervisor {
+  private readonly log: pino.Logger;
+  private readonly members = new Map<number, Member>();
+  private table: RouteTable | undefined;
+  private generation = 0;
+  private seq = 0;
+  private stopping = false;
+  private restarts = 0;
+  private publishes = 0;
+  private reloads = 0;
+  private readonly latencies: number[] = [];
+  private lastLatency = 0;
+  private readonly slotFailures = new Map<number, number>();
+  private readonly restartTimers = new Set<NodeJS.Timeout>();
+  private reloadChain: Promise<unknown> = Promise.resolve();
+  private listenAddress: { address: string; port: number; family: string } | undefined;
+  private readonly drains = new Set<Promise<void>>();
+
+  constructor(private readonly opts: SupervisorOptions) {
+    this.log = opts.logger;
+    if (!cluster.isPrimary) throw new Error('Supervisor must run in the primary process');
+    const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+    const exec = opts.exec ?? new URL(`./worker-main${ext}`, import.meta.url).pathname;
+    cluster.setupPrimary({ exec, execArgv: [...(opts.execArgv ?? process.execArgv)] });
+  }
+
+  /** Forks generation 1 and resolves once every worker listens. */
+  async start(table: RouteTable): Promise<{ address: string; port: number }> {
+    if (this.generation !== 0) throw new Error('Supervisor already started');
+    this.table = table;
+    this.generation = 1;
+    const forked = this.forkGeneration(1, table);
+    const ok = await this.awaitReady(forked);
+    if (!ok) {
+      const why = forked.map((m) => m.fatal).filter(Boolean).join('; ') || 'timeout';
+      await Promise.all(forked.map((m) => this.retire(m, 1000)));
+      throw new SupervisorError('ERR_WORKER_START', `workers did not start: ${why}`);
+    }
+    this.log.info({ generation: 1, workers: forked.length, port: this.listenAddress?.port }, 'workers ready');
+    return { address: this.listenAddress?.address ?? this.opts.init.listenHost, port: this.listenAddress?.port ?? this.opts.init.listenPort };
+  }
+
+  /** The address the workers listen on (the real port when the configured one was 0). */
+  address(): { address: string; port: number } | undefined {
+    return this.listenAddress ? { address: this.listenAddress.address, port: this.listenAddress.port } : undefined;
+  }
+
+  currentTable(): RouteTable | undefined {
+    return this.table;
+  }
+
+  /** Dynamic mode: send the table to every live worker of the current generation. */
+  async publish(table: RouteTable): Promise<PublishResult> {
+    if (this.stopping) throw new SupervisorError('ERR_SUPERVISOR_STOPPED', 'supervisor is stopping');
+    this.table = table;
+    const t0 = performance.now();
+    // workers that have not been sent their init yet will get this table with it
+    const targets = [...this.members.values()].filter((m) => m.generation === this.generation && m.inited && (m.state === 'starting' || m.state === 'ready'));
+    const replies = await Promise.all(targets.map((m) => this.request(m, (seq) => ({ type: 'table', seq, table }), this.opts.publishTimeoutMs ?? 5000)));
+    const latencyMs = performance.now() - t0;
+    const acked = replies.filter((r) => r?.type === 'ack').length;
+    this.publishes++;
+    this.lastLatency = latencyMs;
+    this.latencies.push(latencyMs);
+    if (this.latencies.length > LATENCY_SAMPLES) this.latencies.shift();
+    const level = acked < targets.length ? 'warn' : 'info';
+    this.log[level]({ version: table.version, latencyMs: Math.round(latencyMs * 100) / 100, acked, workers: targets.length }, 'table published');
+    return { latencyMs, acked, workers: targets.length };
+  }
+
+  /**
+   * Reload mode: a new generation with this table, then the old one drains. Reloads are serialised.
+   * Resolves when the new generation serves (the old one keeps draining in the background).
+   */
+  reload(table: RouteTable): Promise<{ generation: number }> {
+    const run = this.reloadChain.then(() => this.reloadNow(table));
+    this.reloadChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async reloadNow(table: RouteTable): Promise<{ generation: number }> {
+    if (this.stopping) throw new SupervisorError('ERR_SUPERVISOR_STOPPED', 'supervisor is stopping');
+    // the first reload of a supervisor nobody started is its start
+    if (this.generation === 0) {
+      await this.start(table);
+      return { generation: this.generation };
+    }
+    const next = this.generation + 1;
+    const t0 = performance.now();
+    const forked = this.forkGeneration(next, table);
+    const ok = await this.awaitReady(forked);
+    if (!ok) {
+      const why = forked.map((m) => m.fatal).filter(Boolean).join('; ') || 'timeout';
+      await Promise.all(forked.map((m) => this.retire(m, 1000)));
+      this.log.error({ generation: next, why }, 'new generation failed, the old one keeps serving');
+      throw new SupervisorError('ERR_RELOAD_FAILED', `generation ${next} did not start: ${why}`);
+    }
+    const old = [...this.members.values()].filter((m) => m.generation < next && m.state !== 'gone');
+    this.generation = next;
+    this.table = table;
+    this.reloads++;
+    this.log.info({ generation: next, version: table.version, startMs: Math.round(performance.now() - t0), draining: old.length }, 'new generation serving, old one draining');
+    for (const m of old) this.trackDrain(this.retire(m, this.opts.drainTimeoutMs));
+    return { generation: next };
+  }
+
+  /** runtime.status() of every ready worker of the current generation. */
+  async status(timeoutMs = 2000): Promise<WorkerStatusReport[]> {
+    const targets = [...this.members.values()].filter((m) => m.generation === this.generation && m.state === 'ready');
+    const replies = await Promise.all(targets.map((m) => this.request(m, (seq) => ({ type: 'status', seq }), timeoutMs)));
+    const out: WorkerStatusReport[] = [];
+    replies.forEach((r, i) => {
+      if (r?.type === 'status') out.push({ workerId: targets[i].worker.id, pid: targets[i].worker.process.pid, generation: targets[i].generation, upstreams: r.upstreams });
+    });
+    return out;
+  }
+
+  metrics(): SupervisorMetrics {
+    const alive = [...this.members.values()].filter((m) => m.state !== 'gone');
+    const sorted = [...this.latencies].sort((a, b) => a - b);
+    const pick = (q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : 0);
+    return {
+      generation: this.generation,
+      workersAlive: alive.length,
+      workersReady: alive.filter((m) => m.state === 'ready' && m.generation === this.generation).length,
+      restarts: this.restarts,
+      publishes: this.publishes,
+      reloads: this.reloads,
+      publishLatencyMs: { last: this.lastLatency, p50: pick(0.5), p99: pick(0.99), max: sorted[sorted.length - 1] ?? 0, samples: sorted.length },
+    };
+  }
+
+  /** Graceful stop: every worker drains (bounded by the drain timeout, then killed). */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const t of this.restartTimers) clearTimeout(t);
+    this.restartTimers.clear();
+    await this.reloadChain;
+    const all = [...this.members.values()].filter((m) => m.state !== 'gone');
+    await Promise.all([...all.map((m) => this.retire(m, this.opts.drainTimeoutMs)), ...this.drains]);
+    this.log.info('all workers stopped');
+  }
+
+  private trackDrain(p: Promise<void>): void {
+    this.drains.add(p);
+    void p.finally(() => this.drains.delete(p));
+  }
+
+  private forkGeneration(generation: number, table: RouteTable): Member[] {
+    const out: Member[] = [];
+    for (let slot = 0; slot < Math.max(1, this.opts.workers); slot++) out.push(this.fork(generation, slot, table));
+    return out;
+  }
+
+  private fork(generation: number, slot: number, table: RouteTable): Member {
+    const worker = cluster.fork({ BALANCER_WORKER_GENERATION: String(generation), BALANCER_WORKER_SLOT: String(slot) });
+    let resolveReady!: (ok: boolean) => void;
+    const ready = new Promise<boolean>((r) => (resolveReady = r));
+    const member: Member = { worker, generation, slot, forkedAt: Date.now(), initTable: table, state: 'starting', inited: false, pending: new Map(), ready, resolveReady };
+    this.members.set(worker.id, member);
+    worker.on('message', (msg: unknown) => this.onMessage(member, msg));
+    worker.on('error', (err) => this.log.warn({ err, workerId: worker.id }, 'worker channel error'));
+    worker.on('exit', (code, signal) => this.onExit(member, code, signal));
+    this.log.debug({ workerId: worker.id, pid: worker.process.pid, generation, slot }, 'worker forked');
+    return member;
+  }
+
+  private onMessage(m: Member, msg: unknown): void {
+    if (!isWorkerMessage(msg)) return;
+    switch (msg.type) {
+      case 'hello': {
+        // the current generation always gets the newest table; a generation being brought up by
+        // reload() gets the table it was forked for
+        const table = m.generation === this.generation && this.table ? this.table : m.initTable;
+        this.send(m, { type: 'init', generation: m.generation, options: this.opts.init, table });
+        m.inited = true;
+        return;
+      }
+      case 'ready':
+        if (m.state === 'starting') m.state = 'ready';
+        this.listenAddress ??= msg.address;
+        m.resolveReady(true);
+        return;
+      case 'fatal':
+        m.fatal = msg.message;
+        this.log.error({ workerId: m.worker.id, generation: m.generation, message: msg.message, code: msg.code }, 'worker failed to start');
+        m.resolveReady(false);
+        return;
+      case 'ack':
+      case 'status':
+      case 'drained': {
+        const resolve = m.pending.get(msg.seq);
+        if (resolve) {
+          m.pending.delete(msg.seq);
+          resolve(msg);
+        }
+        return;
+      }
+    }
+  }
+
+  private onExit(m: Member, code: number | null, signal: string | null): void {
+    const wasDraining = m.state === 'draining';
+    m.state = 'gone';
+    m.resolveReady(false);
+    for (const resolve of m.pending.values()) resolve(undefined);
+    m.pending.clear();
+    this.members.delete(m.worker.id);
+    if (wasDraining || this.stopping) {
+      this.log.debug({ workerId: m.worker.id, code, signal }, 'worker exited');
+      return;
+    }
+    this.log.warn({ workerId: m.worker.id, pid: m.worker.process.pid, generation: m.generation, code, signal }, 'worker died unexpectedly');
+    if (m.generation !== this.generation) return;
+    // a worker that lived a while is a fresh failure; one that dies right away backs off further
+    const failures = Date.now() - m.forkedAt > 10_000 ? 0 : (this.slotFailures.get(m.slot) ?? 0);
+    this.slotFailures.set(m.slot, failures + 1);
+    const delay = backoffDelay(this.opts.restartBackoff ?? { baseMs: 100, maxMs: 10_000 }, failures);
+    const timer = setTimeout(() => {
+      this.restartTimers.delete(timer);
+      if (this.stopping || m.generation !== this.generation || !this.table) return;
+      this.restarts++;
+      const replacement = this.fork(m.generation, m.slot, this.table);
+      void replacement.ready.then((ok) => this.log.info({ workerId: replacement.worker.id, slot: m.slot, ok }, 'worker restarted'));
+    }, delay);
+    this.restartTimers.add(timer);
+  }
+
+  private send(m: Member, msg: PrimaryToWorker): boolean {
+    if (m.state === 'gone' || !m.worker.isConnected()) return false;
+    try {
+      m.worker.send(msg);
+      return true;
+    } catch (err) {
+      this.log.warn({ err, workerId: m.worker.id }, 'send to worker failed');
+      return false;
+    }
+  }
+
+  /** One request/reply; undefined on timeout or when the worker goes away. */
+  private request(m: Member, build: (seq: number) => PrimaryToWorker, timeoutMs: number): Promise<WorkerToPrimary | undefined> {
+    const seq = ++this.seq;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        m.pending.delete(seq);
+        this.log.warn({ workerId: m.worker.id, seq, timeoutMs }, 'worker did not answer in time');
+        resolve(undefined);
+      }, timeoutMs);
+      m.pending.set(seq, (reply) => {
+        clearTimeout(timer);
+        resolve(reply);
+      });
+      if (!this.send(m, build(seq))) {
+        clearTimeout(timer);
+        m.pending.delete(seq);
+        resolve(undefined);
+      }
+    });
+  }
+
+  private async awaitReady(members: Member[]): Promise<boolean> {
+    const timeoutMs = this.opts.startTimeoutMs ?? 30_000;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
+    const all = Promise.all(members.map((m) => m.ready)).then((oks) => oks.every(Boolean));
+    const ok = await Promise.race([all, timeout]);
+    clearTimeout(timer);
+    return ok;
+  }
+
+  /** Drain one worker: stop accepting + finish in-flight, then exit; killed after timeoutMs. */
+  private async retire(m: Member, timeoutMs: number): Promise<void> {
+    if (m.state === 'gone') return;
+    m.state = 'draining';
+    const exited = new Promise<void>((resolve) => {
+      if (m.worker.isDead()) return resolve();
+      m.worker.once('exit', () => resolve());
+    });
+    const timer = setTimeout(() => {
+      if (!m.worker.isDead()) {
+        this.log.warn({ workerId: m.worker.id, generation: m.generation, timeoutMs }, 'drain timeout, killing worker');
+        m.worker.process.kill('SIGKILL');
+      }
+    }, timeoutMs);
+    if (m.inited) void this.request(m, (seq) => ({ type: 'drain', seq }), timeoutMs);
+    else m.worker.process.kill('SIGKILL'); // it holds no connections yet
+    await exited;
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,111 @@
+// Entry of a worker process (node:cluster exec). Says hello, receives its init (options + table) from
+// the primary, creates the proxy runtime, listens on the shared port and then follows the primary's
+// messages: table swaps, status requests, drain. Exits when the primary goes away.
+import pino from 'pino';
+import type { WorkerRuntime } from '../worker/runtime.js';
+import type { PrimaryToWorker, WorkerInitOptions, WorkerToPrimary } from './messages.js';
+
+type RuntimeFactory = (opts: Parameters<typeof import('../worker/runtime.js').createWorkerRuntime>[0]) => WorkerRuntime;
+
+let runtime: WorkerRuntime | undefined;
+let logger: pino.Logger = pino({ level: 'info' }).child({ component: 'worker' });
+let exiting = false;
+let currentVersion = '';
+
+function send(msg: WorkerToPrimary): void {
+  if (process.connected) process.send?.(msg);
+}
+
+async function loadFactory(options: WorkerInitOptions): Promise<RuntimeFactory> {
+  if (options.runtimeModule) {
+    const mod = (await import(options.runtimeModule)) as { createWorkerRuntime: RuntimeFactory };
+    return mod.createWorkerRuntime;
+  }
+  const mod = await import('../worker/runtime.js');
+  return mod.createWorkerRuntime;
+}
+
+async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<void> {
+  const o = msg.options;
+  logger = pino({ level: o.logLevel }).child({ component: 'worker', generation: msg.generation });
+  const factory = await loadFactory(o);
+  runtime = factory({
+    logger,
+    localNode: o.localNode,
+    localZone: o.localZone,
+    timeouts: o.timeouts,
+    maxConnectionsPerServer: o.maxConnectionsPerServer,
+    accessLog: o.accessLog,
+  });
+  runtime.applyTable(msg.table);
+  currentVersion = msg.table.version;
+  const addr = await runtime.listen(o.listenHost, o.listenPort);
+  logger.info({ address: addr.address, port: addr.port, version: msg.table.version }, 'worker listening');
+  send({ type: 'ready', address: { address: addr.address, port: addr.port, family: addr.family }, version: msg.table.version });
+}
+
+async function exitAfter(work: () => Promise<void>, code: number): Promise<void> {
+  if (exiting) return;
+  exiting = true;
+  try {
+    await work();
+  } catch (err) {
+    logger.error({ err }, 'worker shutdown step failed');
+  }
+  process.exit(code);
+}
+
+// Messages are handled in arrival order: the init's synchronous part (runtime creation, first table)
+// completes before the next message is looked at, so a table sent right after init is never lost.
+let queue: Promise<void> = Promise.resolve();
+let pendingInit: Promise<void> | undefined;
+
+process.on('message', (raw: unknown) => {
+  const msg = raw as PrimaryToWorker;
+  switch (msg?.type) {
+    case 'init':
+      pendingInit = onInit(msg).catch((err: Error & { code?: string }) => {
+        logger.fatal({ err }, 'worker start failed');
+        send({ type: 'fatal', message: err.message, code: err.code });
+        void exitAfter(async () => { await runtime?.close(); }, 1);
+      });
+      queue = pendingInit;
+      return;
+    case 'table':
+      queue = queue.then(() => {
+        if (!runtime) return;
+        const { changed } = runtime.applyTable(msg.table);
+        currentVersion = msg.table.version;
+        send({ type: 'ack', seq: msg.seq, changed, version: msg.table.version });
+      }).catch((err) => logger.error({ err }, 'table apply failed'));
+      return;
+    case 'status':
+      queue.then(() => {
+        send({ type: 'status', seq: msg.seq, upstreams: runtime ? runtime.status() : [], version: currentVersion });
+      }).catch((err) => logger.error({ err }, 'status failed'));
+      return;
+    case 'drain':
+      void exitAfter(async () => {
+        await pendingInit?.catch(() => undefined);
+        if (runtime) {
+          await runtime.stopAccepting();
+          await runtime.close();
+        }
+        send({ type: 'drained', seq: msg.seq });
+        // give the IPC channel a moment to flush the reply before the process goes
+        await new Promise((r) => setTimeout(r, 20));
+      }, 0);
+      return;
+    default:
+      logger.warn({ type: (msg as { type?: unknown })?.type }, 'unknown message from primary');
+  }
+});
+
+// The primary coordinates shutdown; a worker only follows it. If the primary dies, stop too.
+process.on('SIGINT', () => undefined);
+process.on('SIGTERM', () => undefined);
+process.on('disconnect', () => {
+  void exitAfter(async () => { await runtime?.close(); }, 0);
+});
+
+send({ type: 'hello' });

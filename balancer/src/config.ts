@@ -1,0 +1,344 @@
+// Command line + environment -> Config. Pure: argv, env and the core count come in, a Config or a
+// ConfigError comes out; main.ts prints and exits. Precedence: flag > environment variable > default.
+// The FLAGS table is the single source for parsing and for `--help` (help.ts renders it).
+import os from 'node:os';
+import type { Algorithm } from './routing/types.js';
+import { ALGORITHMS } from './routing/types.js';
+import { parseDurationMs } from './routing/tag-options.js';
+
+export type Mode = 'dynamic' | 'reload';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface ConsulConfig {
+  /** http://host:port or https://host:port */
+  readonly baseUrl: string;
+  readonly token?: string;
+  /** blocking query `wait` */
+  readonly waitMs: number;
+  /** minimum time between the starts of two queries of one watcher (rate limit) */
+  readonly minQueryIntervalMs: number;
+  /** quiet time that coalesces a burst of catalog changes into one table build */
+  readonly debounceMs: number;
+}
+
+export interface RenderSpec {
+  readonly template: string;
+  readonly output: string;
+}
+
+/** Reload-mode settings, passed through untouched for balancer/src/reload. */
+export interface ReloadConfig {
+  /** the balancer's own config template (--template), default templates/balancer.conf.hbs */
+  readonly template?: string;
+  /** where the rendered balancer config goes (--config-out) */
+  readonly configOut?: string;
+  /** extra consul-template style renders (--render tpl:out, repeatable) */
+  readonly renders: readonly RenderSpec[];
+  /** shell command run after a render changed a file (--reload-command) */
+  readonly reloadCommand?: string;
+  /** consul-template quiescence (--wait min:max); undefined = render at once */
+  readonly wait?: { readonly minMs: number; readonly maxMs: number };
+}
+
+export interface Config {
+  readonly kind: 'config';
+  /** undefined with --no-consul: upstreams come only from the admin API and the dump file */
+  readonly consul?: ConsulConfig;
+  readonly listen: HostPort;
+  readonly admin: HostPort;
+  readonly adminToken?: string;
+  readonly mode: Mode;
+  readonly workers: number;
+  readonly dumpFile?: string;
+  readonly strongDependency: boolean;
+  /** with strongDependency: how long to keep trying Consul at start */
+  readonly startTimeoutMs: number;
+  /** allow list of Consul service names; undefined = every service */
+  readonly services?: readonly string[];
+  readonly passingOnly: boolean;
+  readonly defaultLb: Algorithm;
+  readonly localNode?: string;
+  readonly localZone?: string;
+  readonly timeouts: {
+    readonly connectMs: number;
+    readonly headersMs: number;
+    readonly idleMs: number;
+    readonly clientKeepAliveMs: number;
+  };
+  /** how long an old worker generation may take to drain before it is killed */
+  readonly drainTimeoutMs: number;
+  readonly maxConnectionsPerServer: number;
+  readonly accessLog: boolean;
+  readonly logLevel: LogLevel;
+  readonly reload: ReloadConfig;
+}
+
+export interface HelpRequest {
+  readonly kind: 'help';
+}
+
+export class ConfigError extends Error {
+  readonly kind = 'error' as const;
+  readonly code = 'ERR_CONFIG' as const;
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type FlagKind = 'string' | 'bool' | 'list' | 'repeat';
+export interface FlagSpec {
+  readonly name: string;
+  readonly env?: string;
+  readonly kind: FlagKind;
+  readonly value?: string;
+  readonly def?: string;
+  readonly help: string;
+}
+
+export const FLAGS: readonly FlagSpec[] = [
+  { name: 'consul', env: 'CONSUL_HTTP_ADDR', kind: 'string', value: 'host:port', def: '127.0.0.1:8500', help: 'Consul agent address; http:// or https:// URLs accepted' },
+  { name: 'consul-token', env: 'CONSUL_HTTP_TOKEN', kind: 'string', value: 'token', help: 'ACL token sent as X-Consul-Token' },
+  { name: 'no-consul', env: 'BALANCER_NO_CONSUL', kind: 'bool', help: 'run without Consul: upstreams only from the admin API and the dump file' },
+  { name: 'services', env: 'BALANCER_SERVICES', kind: 'list', value: 'a,b', help: 'only route these Consul services (default: all)' },
+  { name: 'passing-only', env: 'BALANCER_PASSING_ONLY', kind: 'string', value: 'true|false', def: 'true', help: 'true: only passing instances; false: warning ones too' },
+  { name: 'consul-wait', env: 'BALANCER_CONSUL_WAIT', kind: 'string', value: 'duration', def: '60s', help: 'blocking query wait' },
+  { name: 'min-query-interval', env: 'BALANCER_MIN_QUERY_INTERVAL', kind: 'string', value: 'duration', def: '10ms', help: 'rate limit: minimum time between two queries of one watcher' },
+  { name: 'debounce', env: 'BALANCER_DEBOUNCE', kind: 'string', value: 'duration', def: '5ms', help: 'quiet time that coalesces a burst of catalog changes' },
+  { name: 'listen', env: 'BALANCER_LISTEN', kind: 'string', value: 'host:port', def: '0.0.0.0:8080', help: 'proxy listener' },
+  { name: 'admin', env: 'BALANCER_ADMIN', kind: 'string', value: 'host:port', def: '127.0.0.1:8081', help: 'admin API listener' },
+  { name: 'admin-token', env: 'BALANCER_ADMIN_TOKEN', kind: 'string', value: 'token', help: 'require "Authorization: Bearer <token>" on the admin API' },
+  { name: 'mode', env: 'BALANCER_MODE', kind: 'string', value: 'dynamic|reload', def: 'dynamic', help: 'dynamic: swap tables in place; reload: render a config and start a new worker generation' },
+  { name: 'workers', env: 'BALANCER_WORKERS', kind: 'string', value: 'N', def: 'number of cores', help: 'proxy worker processes' },
+  { name: 'dump-file', env: 'BALANCER_DUMP_FILE', kind: 'string', value: 'path', help: 'last good table + admin upstreams, written on every change, read at start' },
+  { name: 'start-timeout', env: 'BALANCER_START_TIMEOUT', kind: 'string', value: 'duration', def: '10s', help: 'with --strong-dependency: how long to wait for Consul at start before giving up' },
+  { name: 'strong-dependency', env: 'BALANCER_STRONG_DEPENDENCY', kind: 'bool', help: 'refuse to start when Consul is unreachable (default: serve from the dump file)' },
+  { name: 'default-lb', env: 'BALANCER_DEFAULT_LB', kind: 'string', value: ALGORITHMS.join('|'), def: 'roundrobin', help: 'algorithm for services without an lb= tag' },
+  { name: 'local-node', env: 'BALANCER_LOCAL_NODE', kind: 'string', value: 'name', help: 'Consul node name of this host (local-first)' },
+  { name: 'local-zone', env: 'BALANCER_LOCAL_ZONE', kind: 'string', value: 'zone', help: 'zone of this host (local-first)' },
+  { name: 'connect-timeout', env: 'BALANCER_CONNECT_TIMEOUT', kind: 'string', value: 'duration', def: '5s', help: 'upstream TCP connect timeout' },
+  { name: 'headers-timeout', env: 'BALANCER_HEADERS_TIMEOUT', kind: 'string', value: 'duration', def: '60s', help: 'upstream response headers timeout' },
+  { name: 'idle-timeout', env: 'BALANCER_IDLE_TIMEOUT', kind: 'string', value: 'duration', def: '60s', help: 'upstream response body idle timeout' },
+  { name: 'client-keepalive-timeout', env: 'BALANCER_CLIENT_KEEPALIVE_TIMEOUT', kind: 'string', value: 'duration', def: '5s', help: 'idle client keep-alive connections are closed after this' },
+  { name: 'drain-timeout', env: 'BALANCER_DRAIN_TIMEOUT', kind: 'string', value: 'duration', def: '30s', help: 'bound on draining a worker generation before it is killed' },
+  { name: 'max-connections-per-server', env: 'BALANCER_MAX_CONNECTIONS_PER_SERVER', kind: 'string', value: 'N', def: '128', help: 'keep-alive connections per upstream server' },
+  { name: 'access-log', env: 'BALANCER_ACCESS_LOG', kind: 'bool', help: 'one log line per proxied request' },
+  { name: 'log-level', env: 'BALANCER_LOG_LEVEL', kind: 'string', value: LOG_LEVELS.join('|'), def: 'info', help: 'pino log level' },
+  { name: 'template', env: 'BALANCER_TEMPLATE', kind: 'string', value: 'path', help: 'reload mode: the balancer config template (default templates/balancer.conf.hbs)' },
+  { name: 'config-out', env: 'BALANCER_CONFIG_OUT', kind: 'string', value: 'path', help: 'reload mode: where the rendered balancer config is written' },
+  { name: 'render', env: 'BALANCER_RENDER', kind: 'repeat', value: 'tpl:out', help: 'render a template to a file on every change (repeatable; env: comma separated)' },
+  { name: 'reload-command', env: 'BALANCER_RELOAD_COMMAND', kind: 'string', value: 'cmd', help: 'command run after a --render output changed, e.g. "nginx -s reload"' },
+  { name: 'wait', env: 'BALANCER_WAIT', kind: 'string', value: 'min:max', help: 'render quiescence as in consul-template, e.g. 2s:10s' },
+  { name: 'help', kind: 'bool', help: 'print this help' },
+];
+
+const BY_NAME = new Map(FLAGS.map((f) => [f.name, f]));
+const TRUE = new Set(['1', 'true', 'yes', 'on']);
+const FALSE = new Set(['0', 'false', 'no', 'off', '']);
+
+export interface ConfigFacts {
+  /** default for --workers */
+  readonly cores: number;
+}
+
+export function parseBalancerArgs(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  facts: ConfigFacts = { cores: os.availableParallelism() },
+): Config | ConfigError | HelpRequest {
+  const fromArgs = new Map<string, string[]>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith('--')) return new ConfigError(`unexpected argument "${arg}"`);
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq < 0 ? undefined : eq);
+    const spec = BY_NAME.get(name);
+    if (!spec) return new ConfigError(`unknown flag --${name}`);
+    let value: string;
+    if (eq >= 0) value = arg.slice(eq + 1);
+    else if (spec.kind === 'bool') {
+      // an explicit true/false may follow a boolean flag; anything else is the next flag
+      const next = argv[i + 1];
+      if (next !== undefined && (TRUE.has(next) || (FALSE.has(next) && next !== ''))) value = argv[++i];
+      else value = 'true';
+    } else {
+      const next = argv[i + 1];
+      if (next === undefined || next.startsWith('--')) return new ConfigError(`flag --${name} needs a value (${spec.value ?? 'value'})`);
+      value = argv[++i];
+    }
+    const list = fromArgs.get(name) ?? [];
+    list.push(value);
+    fromArgs.set(name, list);
+  }
+  if (fromArgs.has('help')) return { kind: 'help' };
+
+  const raw = (name: string): string | undefined => {
+    const given = fromArgs.get(name);
+    if (given) return given[given.length - 1];
+    const spec = BY_NAME.get(name);
+    return spec?.env ? env[spec.env] : undefined;
+  };
+  const source = (name: string): string => (fromArgs.has(name) ? `--${name}` : `${BY_NAME.get(name)?.env ?? name}`);
+
+  try {
+    const bool = (name: string): boolean => {
+      const v = raw(name);
+      if (v === undefined) return false;
+      const lower = v.trim().toLowerCase();
+      if (TRUE.has(lower)) return true;
+      if (FALSE.has(lower)) return false;
+      throw new ConfigError(`${source(name)}: expected true or false, got "${v}"`);
+    };
+    const duration = (name: string, def: number): number => {
+      const v = raw(name);
+      if (v === undefined || v === '') return def;
+      const ms = parseDurationMs(v);
+      if (ms === undefined) throw new ConfigError(`${source(name)}: expected a duration such as 500ms, 5s or 2m, got "${v}"`);
+      return ms;
+    };
+    const int = (name: string, def: number, min: number): number => {
+      const v = raw(name);
+      if (v === undefined || v === '') return def;
+      if (!/^\d{1,6}$/.test(v.trim()) || Number(v) < min) throw new ConfigError(`${source(name)}: expected an integer >= ${min}, got "${v}"`);
+      return Number(v);
+    };
+    const str = (name: string): string | undefined => {
+      const v = raw(name);
+      return v === undefined || v === '' ? undefined : v;
+    };
+
+    const noConsul = bool('no-consul');
+    const consulAddr = str('consul') ?? '127.0.0.1:8500';
+    const consul: ConsulConfig | undefined = noConsul
+      ? undefined
+      : {
+          baseUrl: parseConsulUrl(consulAddr, source('consul')),
+          token: str('consul-token'),
+          waitMs: duration('consul-wait', 60_000),
+          minQueryIntervalMs: duration('min-query-interval', 10),
+          debounceMs: duration('debounce', 5),
+        };
+
+    const mode = str('mode') ?? 'dynamic';
+    if (mode !== 'dynamic' && mode !== 'reload') throw new ConfigError(`${source('mode')}: expected dynamic or reload, got "${mode}"`);
+
+    const passing = str('passing-only') ?? 'true';
+    if (!TRUE.has(passing.toLowerCase()) && !FALSE.has(passing.toLowerCase())) {
+      throw new ConfigError(`${source('passing-only')}: expected true or false, got "${passing}"`);
+    }
+
+    const lb = str('default-lb') ?? 'roundrobin';
+    if (!(ALGORITHMS as readonly string[]).includes(lb)) throw new ConfigError(`${source('default-lb')}: expected one of ${ALGORITHMS.join('|')}, got "${lb}"`);
+
+    const logLevel = str('log-level') ?? 'info';
+    if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new ConfigError(`${source('log-level')}: expected one of ${LOG_LEVELS.join('|')}, got "${logLevel}"`);
+
+    const servicesRaw = str('services');
+    const services = servicesRaw === undefined ? undefined : servicesRaw.split(',').map((s) => s.trim()).filter(Boolean);
+
+    const renderValues = fromArgs.get('render') ?? (env.BALANCER_RENDER ? env.BALANCER_RENDER.split(',') : []);
+    const renders = renderValues.map((v) => parseRender(v.trim(), source('render')));
+
+    const waitRaw = str('wait');
+    const wait = waitRaw === undefined ? undefined : parseWait(waitRaw, source('wait'));
+
+    return {
+      kind: 'config',
+      consul,
+      listen: parseHostPort(str('listen') ?? '0.0.0.0:8080', source('listen')),
+      admin: parseHostPort(str('admin') ?? '127.0.0.1:8081', source('admin')),
+      adminToken: str('admin-token'),
+      mode,
+      workers: int('workers', Math.max(1, facts.cores), 1),
+      dumpFile: str('dump-file'),
+      strongDependency: bool('strong-dependency'),
+      startTimeoutMs: duration('start-timeout', 10_000),
+      services,
+      passingOnly: TRUE.has(passing.toLowerCase()),
+      defaultLb: lb as Algorithm,
+      localNode: str('local-node'),
+      localZone: str('local-zone'),
+      timeouts: {
+        connectMs: duration('connect-timeout', 5_000),
+        headersMs: duration('headers-timeout', 60_000),
+        idleMs: duration('idle-timeout', 60_000),
+        clientKeepAliveMs: duration('client-keepalive-timeout', 5_000),
+      },
+      drainTimeoutMs: duration('drain-timeout', 30_000),
+      maxConnectionsPerServer: int('max-connections-per-server', 128, 1),
+      accessLog: bool('access-log'),
+      logLevel: logLevel as LogLevel,
+      reload: {
+        template: str('template'),
+        configOut: str('config-out'),
+        renders,
+        reloadCommand: str('reload-command'),
+        wait,
+      },
+    };
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+}
+
+/** "host:port", ":port", "port" or "[v6]:port". */
+export function parseHostPort(text: string, what: string): HostPort {
+  const t = text.trim();
+  let host: string;
+  let portText: string;
+  const v6 = /^\[([^\]]+)\]:(\d+)$/.exec(t);
+  if (v6) {
+    host = v6[1];
+    portText = v6[2];
+  } else if (/^\d+$/.test(t)) {
+    host = '0.0.0.0';
+    portText = t;
+  } else {
+    const colon = t.lastIndexOf(':');
+    if (colon < 0) throw new ConfigError(`${what}: expected host:port, got "${text}"`);
+    host = t.slice(0, colon) || '0.0.0.0';
+    portText = t.slice(colon + 1);
+  }
+  if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) throw new ConfigError(`${what}: bad port in "${text}"`);
+  return { host, port: Number(portText) };
+}
+
+/** CONSUL_HTTP_ADDR forms: "host:port", "host", "http://host:port", "https://host:port". */
+export function parseConsulUrl(text: string, what: string): string {
+  const t = text.trim();
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(t) ? t : `http://${t}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new ConfigError(`${what}: expected host:port or http(s)://host:port, got "${text}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${what}: only http and https are supported, got "${text}"`);
+  if (!url.hostname) throw new ConfigError(`${what}: no host in "${text}"`);
+  const port = url.port || (url.protocol === 'https:' ? '443' : '8500');
+  return `${url.protocol}//${url.hostname}:${port}`;
+}
+
+function parseRender(text: string, what: string): RenderSpec {
+  // split on the last ':' so Windows-free relative paths like a/b.hbs:out/c.conf work
+  const colon = text.lastIndexOf(':');
+  if (colon <= 0 || colon === text.length - 1) throw new ConfigError(`${what}: expected <template>:<output>, got "${text}"`);
+  return { template: text.slice(0, colon), output: text.slice(colon + 1) };
+}
+
+function parseWait(text: string, what: string): { minMs: number; maxMs: number } {
+  const [minText, maxText] = text.split(':');
+  const minMs = parseDurationMs(minText ?? '');
+  // consul-template: "5s" alone means min 5s, max 4x min
+  const maxMs = maxText === undefined ? (minMs === undefined ? undefined : minMs * 4) : parseDurationMs(maxText);
+  if (minMs === undefined || maxMs === undefined) throw new ConfigError(`${what}: expected min:max durations such as 2s:10s, got "${text}"`);
+  if (maxMs < minMs) throw new ConfigError(`${what}: max must not be below min in "${text}"`);
+  return { minMs, maxMs };
+}

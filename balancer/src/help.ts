@@ -1,0 +1,31 @@
+// `balancer --help`: rendered from the FLAGS table so the text cannot drift from the parser.
+import { FLAGS } from './config.js';
+
+export function helpText(): string {
+  const rows = FLAGS.map((f) => {
+    const left = `  --${f.name}${f.value ? ` <${f.value}>` : ''}`;
+    const env = f.env ? `  [env ${f.env}]` : '';
+    const def = f.def ? ` (default ${f.def})` : '';
+    return `${left.padEnd(48)} ${f.help}${def}${env}`;
+  });
+  return [
+    'Usage: balancer [flags]',
+    '',
+    'HTTP reverse proxy whose upstreams follow the Consul catalog.',
+    'A flag wins over its environment variable; durations take ms, s, m or h (bare number = seconds).',
+    '',
+    'Flags:',
+    ...rows,
+    '',
+    'Upstreams: a Consul service is routed by Host header (service name) and by urlprefix- tags.',
+    'Upstreams set through the admin API (POST /upstream/:name) coexist with Consul ones; for the',
+    'same name the admin API wins until DELETE /upstream/:name. Admin upstreams persist in the dump file.',
+    '',
+    'Admin API: GET /list /detail /upstream/:name /status /healthz /table,',
+    '           POST /upstream/:name (dyups text "server host:port weight=2;" or JSON {"servers":[...]}),',
+    '           DELETE /upstream/:name',
+    '',
+    'Exit codes: 0 stopped by signal, 1 start-up failure (e.g. --strong-dependency and Consul down), 2 bad flag.',
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,56 @@
+// balancer entry (primary process): parse flags, build the logger, start everything, stop gracefully
+// on SIGTERM/SIGINT. Workers run cluster/worker-main.ts, never this file.
+import pino from 'pino';
+import { startPrimary, StartupError } from './cluster/primary.js';
+import { ConfigError, parseBalancerArgs } from './config.js';
+import { helpText } from './help.js';
+
+async function main(): Promise<void> {
+  const parsed = parseBalancerArgs(process.argv.slice(2), process.env);
+  if (parsed.kind === 'help') {
+    process.stdout.write(helpText());
+    return;
+  }
+  if (parsed instanceof ConfigError) {
+    process.stderr.write(`balancer: ${parsed.message}\nRun "balancer --help" for the list of flags.\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const config = parsed;
+  const logger = pino({ level: config.logLevel, base: { program: 'balancer', pid: process.pid } });
+  const log = logger.child({ component: 'main' });
+
+  let handle;
+  try {
+    handle = await startPrimary(config, logger);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    log.fatal({ err: (err as Error).message, code }, 'balancer could not start');
+    process.stderr.write(`balancer: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) {
+      log.warn({ signal: sig }, 'second signal, exiting now');
+      process.exit(1);
+    }
+    log.info({ signal: sig }, 'graceful stop');
+    handle.stop().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+main().catch((err) => {
+  process.stderr.write(`balancer: ${err instanceof StartupError ? err.message : (err as Error).stack}\n`);
+  process.exit(1);
+});

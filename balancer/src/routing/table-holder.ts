@@ -1,0 +1,138 @@
+// The one mutable reference of the primary: the current routing table, the catalog snapshot it was
+// built from and the admin-API upstreams. Any input change rebuilds the table with the pure builder;
+// the table is swapped (and listeners told) only when its version changed. A failed build keeps the
+// previous table.
+import type pino from 'pino';
+import { buildRouteTable } from './build-table.js';
+import { diffTables } from './diff.js';
+import type { TableDefaults } from './tag-options.js';
+import type { CatalogSnapshot, RouteTable, UpstreamSpec } from './types.js';
+
+export type TableChangeCause = 'snapshot' | 'admin' | 'restore';
+
+export interface TableChange {
+  readonly table: RouteTable;
+  readonly previous: RouteTable;
+  readonly cause: TableChangeCause;
+  readonly diff: readonly string[];
+}
+
+export type TableListener = (change: TableChange) => void;
+
+export interface TableHolderOptions {
+  readonly defaults: TableDefaults;
+  readonly logger: pino.Logger;
+  /** a table to serve before any input arrives (e.g. from the dump file) */
+  readonly initialTable?: RouteTable;
+  readonly initialSnapshot?: CatalogSnapshot;
+  readonly initialAdminUpstreams?: Readonly<Record<string, UpstreamSpec>>;
+  /** injectable for tests; defaults to the pure builder */
+  readonly build?: typeof buildRouteTable;
+}
+
+const EMPTY_SNAPSHOT: CatalogSnapshot = Object.freeze({ services: Object.freeze({}) });
+
+export class TableHolder {
+  private table: RouteTable;
+  private snapshot: CatalogSnapshot;
+  private admin: Readonly<Record<string, UpstreamSpec>>;
+  private readonly listeners = new Set<TableListener>();
+  private readonly build: typeof buildRouteTable;
+  private readonly log: pino.Logger;
+  private swaps = 0;
+  private lastWarnings: readonly string[] = [];
+
+  constructor(private readonly opts: TableHolderOptions) {
+    this.log = opts.logger;
+    this.build = opts.build ?? buildRouteTable;
+    this.snapshot = opts.initialSnapshot ?? EMPTY_SNAPSHOT;
+    this.admin = Object.freeze({ ...(opts.initialAdminUpstreams ?? {}) });
+    this.table = opts.initialTable ?? this.tryBuild() ?? this.build({ snapshot: EMPTY_SNAPSHOT, adminUpstreams: {}, defaults: opts.defaults }).table;
+  }
+
+  current(): RouteTable {
+    return this.table;
+  }
+
+  currentSnapshot(): CatalogSnapshot {
+    return this.snapshot;
+  }
+
+  adminUpstreams(): Readonly<Record<string, UpstreamSpec>> {
+    return this.admin;
+  }
+
+  warnings(): readonly string[] {
+    return this.lastWarnings;
+  }
+
+  stats(): { version: string; swaps: number; upstreams: number; adminUpstreams: number } {
+    return { version: this.table.version, swaps: this.swaps, upstreams: Object.keys(this.table.upstreams).length, adminUpstreams: Object.keys(this.admin).length };
+  }
+
+  subscribe(listener: TableListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** A new catalog snapshot; returns true when the table changed. */
+  setSnapshot(snapshot: CatalogSnapshot): boolean {
+    this.snapshot = snapshot;
+    return this.rebuild('snapshot');
+  }
+
+  /** Adds or replaces an admin upstream; returns true when the table changed. */
+  setAdminUpstream(spec: UpstreamSpec): boolean {
+    this.admin = Object.freeze({ ...this.admin, [spec.name]: spec });
+    return this.rebuild('admin');
+  }
+
+  /** Removes an admin upstream; false when there was none by that name. */
+  deleteAdminUpstream(name: string): boolean {
+    if (!Object.hasOwn(this.admin, name)) return false;
+    const next = { ...this.admin };
+    delete next[name];
+    this.admin = Object.freeze(next);
+    this.rebuild('admin');
+    return true;
+  }
+
+  private tryBuild(): RouteTable | undefined {
+    try {
+      const { table, warnings } = this.build({ snapshot: this.snapshot, adminUpstreams: this.admin, defaults: this.opts.defaults });
+      if (warnings.join('\n') !== this.lastWarnings.join('\n')) {
+        for (const w of warnings) this.log.warn({ warning: w }, 'table build warning');
+      }
+      this.lastWarnings = warnings;
+      return table;
+    } catch (err) {
+      this.log.error({ err }, 'table build failed, keeping the previous table');
+      return undefined;
+    }
+  }
+
+  private rebuild(cause: TableChangeCause): boolean {
+    const next = this.tryBuild();
+    if (!next || next.version === this.table.version) return false;
+    const previous = this.table;
+    let diff: string[] = [];
+    try {
+      diff = diffTables(previous, next);
+    } catch (err) {
+      this.log.warn({ err }, 'table diff failed');
+    }
+    this.table = next;
+    this.swaps++;
+    this.log.info({ version: next.version, previous: previous.version, cause, changes: diff.length }, 'routing table swapped');
+    for (const line of diff) this.log.info({ change: line }, 'table diff');
+    const change: TableChange = { table: next, previous, cause, diff };
+    for (const l of this.listeners) {
+      try {
+        l(change);
+      } catch (err) {
+        this.log.error({ err }, 'table listener failed');
+      }
+    }
+    return true;
+  }
+}
