@@ -13,6 +13,8 @@ import { RegistryError, type CheckStatus, type Registry } from './registry.js';
 export const META_FINGERPRINT_KEY = 'registrator-fingerprint';
 export const META_CONTAINER_ID_KEY = 'registrator-container';
 export const META_INSTANCE_KEY = 'registrator-instance';
+/** the Docker engine ID: stable across host renames, so -cleanup still finds our leftovers */
+export const META_ENGINE_KEY = 'registrator-engine';
 
 export interface ConsulBackendOptions {
   readonly host?: string;
@@ -26,6 +28,8 @@ export interface ConsulBackendOptions {
   readonly tlsSkipVerify?: boolean;
   /** Meta["registrator-instance"] value that marks our registrations */
   readonly instanceMarker: string;
+  /** the watched Docker engine's ID (docker info .ID), when known */
+  readonly engineId?: string;
   /** per-call timeout (ms) */
   readonly callTimeoutMs: number;
 }
@@ -46,6 +50,7 @@ interface ConsulLike {
 export class ConsulRegistry implements Registry {
   private readonly client: ConsulLike;
   private readonly marker: string;
+  private readonly engineId: string | undefined;
   private readonly timeoutMs: number;
 
   constructor(opts: ConsulBackendOptions) {
@@ -68,6 +73,7 @@ export class ConsulRegistry implements Registry {
     const ConsulClass = (Consul as unknown as { Consul?: new (o: unknown) => ConsulLike }).Consul ?? (Consul as unknown as new (o: unknown) => ConsulLike);
     this.client = new ConsulClass(clientOpts);
     this.marker = opts.instanceMarker;
+    this.engineId = opts.engineId;
     this.timeoutMs = opts.callTimeoutMs;
   }
 
@@ -88,6 +94,7 @@ export class ConsulRegistry implements Registry {
         [META_INSTANCE_KEY]: record.meta[META_INSTANCE_KEY] ?? this.marker,
         [META_CONTAINER_ID_KEY]: record.containerId,
         [META_FINGERPRINT_KEY]: fingerprintOf(record),
+        ...(this.engineId ? { [META_ENGINE_KEY]: this.engineId } : {}),
       },
     };
     if (checks.length > 0) body.checks = checks;
@@ -103,7 +110,9 @@ export class ConsulRegistry implements Registry {
     const ours: RegisteredService[] = [];
     for (const svc of Object.values(all ?? {})) {
       const meta = svc.Meta ?? {};
-      if (meta[META_INSTANCE_KEY] !== this.marker) continue;
+      // Ours: our marker, or (after a host rename) registered by a registrator watching the same engine.
+      const isOurs = meta[META_INSTANCE_KEY] === this.marker || (this.engineId !== undefined && meta[META_ENGINE_KEY] === this.engineId);
+      if (!isOurs) continue;
       ours.push({
         id: svc.ID,
         name: svc.Service,
