@@ -2,6 +2,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { Writable } from 'node:stream';
+import pino from 'pino';
 import { tableFromUpstreams } from '../../balancer/src/routing/build-table.js';
 import { startBackends, startProxy, upstreamSpec, type Backend, type RunningProxy } from '../support/upstreams.js';
 
@@ -90,5 +92,24 @@ describe('balancer proxy: routing and headers', () => {
     const table = tableFromUpstreams({ web: upstreamSpec('web', [backends[0].spec()]) }, []);
     assert.equal(proxy.runtime.applyTable(table).changed, true);
     assert.equal(proxy.runtime.applyTable(tableFromUpstreams({ web: upstreamSpec('web', [backends[0].spec()]) }, [])).changed, false);
+  });
+
+  it('writes one access log line per request when asked to', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({ write(chunk: Buffer, _enc, cb) { for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l)); cb(); } });
+    const logged = await startProxy({ logger: pino({ level: 'info' }, sink), accessLog: true });
+    try {
+      logged.runtime.applyTable(tableFromUpstreams({ web: upstreamSpec('web', [backends[0].spec()]) }, []));
+      assert.equal((await logged.fetch('web', '/hello?x=1')).text, 'b0');
+      const access = lines.filter((l) => l.component === 'access');
+      assert.equal(access.length, 1);
+      assert.equal(access[0].upstream, 'web');
+      assert.equal(access[0].server, backends[0].spec().id);
+      assert.equal(access[0].status, 200);
+      assert.equal(access[0].tries, 1);
+      assert.equal(typeof access[0].ms, 'number');
+    } finally {
+      await logged.runtime.close();
+    }
   });
 });

@@ -10,6 +10,11 @@ const HOP_BY_HOP = new Set([
 
 /** Tokens of a Connection header that are not themselves hop-by-hop names (those are dropped anyway). */
 function connectionTokens(value: string, into: Set<string>): void {
+  // the common values name no extra header: skip the split
+  if (value.length <= 10) {
+    const v = value.toLowerCase();
+    if (v === 'keep-alive' || v === 'close' || v === 'upgrade') return;
+  }
   for (const raw of value.split(',')) {
     const token = raw.trim().toLowerCase();
     if (token !== '' && token !== 'close' && token !== 'keep-alive' && token !== 'upgrade') into.add(token);
@@ -38,6 +43,7 @@ export function upstreamRequestHeaders(rawHeaders: readonly string[], fwd: Forwa
     if (name.length === 10 && name.toLowerCase() === 'connection') {
       listed ??= new Set();
       connectionTokens(rawHeaders[i + 1], listed);
+      if (listed.size === 0) listed = undefined;
     }
   }
   const out: string[] = [];
@@ -78,6 +84,7 @@ export function clientResponseHeaders(raw: readonly Buffer[] | readonly string[]
     if (name.length === 10 && name.toLowerCase() === 'connection') {
       listed ??= new Set();
       connectionTokens(raw[i + 1].toString(), listed);
+      if (listed.size === 0) listed = undefined;
     }
   }
   for (let i = 0; i < raw.length; i += 2) {
