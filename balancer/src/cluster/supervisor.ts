@@ -45,6 +45,15 @@ export interface PublishResult {
   readonly workers: number;
 }
 
+/** Emitted when every live worker acknowledged a table (at = performance.now() of the last ack). */
+export interface PublishedEvent {
+  readonly table: RouteTable;
+  readonly at: number;
+  readonly latencyMs: number;
+  readonly acked: number;
+  readonly workers: number;
+}
+
 export interface SupervisorMetrics {
   readonly generation: number;
   readonly workersAlive: number;
@@ -98,13 +107,16 @@ export class Supervisor {
   private reloadChain: Promise<unknown> = Promise.resolve();
   private listenAddress: { address: string; port: number; family: string } | undefined;
   private readonly drains = new Set<Promise<void>>();
+  private readonly publishedListeners = new Set<(e: PublishedEvent) => void>();
 
   constructor(private readonly opts: SupervisorOptions) {
     this.log = opts.logger;
     if (!cluster.isPrimary) throw new Error('Supervisor must run in the primary process');
     const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
     const exec = opts.exec ?? new URL(`./worker-main${ext}`, import.meta.url).pathname;
-    cluster.setupPrimary({ exec, execArgv: [...(opts.execArgv ?? process.execArgv)] });
+    // the test runner's own flags (--test*) must not reach the workers; loaders (tsx) must
+    const execArgv = opts.execArgv ?? process.execArgv.filter((a) => !a.startsWith('--test'));
+    cluster.setupPrimary({ exec, execArgv: [...execArgv] });
   }
 
   /** Forks generation 1 and resolves once every worker listens. */
@@ -147,8 +159,16 @@ export class Supervisor {
     this.latencies.push(latencyMs);
     if (this.latencies.length > LATENCY_SAMPLES) this.latencies.shift();
     const level = acked < targets.length ? 'warn' : 'info';
+    const event: PublishedEvent = { table, at: performance.now(), latencyMs, acked, workers: targets.length };
+    for (const l of this.publishedListeners) l(event);
     this.log[level]({ version: table.version, latencyMs: Math.round(latencyMs * 100) / 100, acked, workers: targets.length }, 'table published');
     return { latencyMs, acked, workers: targets.length };
+  }
+
+  /** Observe completed publishes (latency measurement, tests). */
+  onPublished(listener: (e: PublishedEvent) => void): () => void {
+    this.publishedListeners.add(listener);
+    return () => this.publishedListeners.delete(listener);
   }
 
   /**
