@@ -85,4 +85,20 @@ describe('balancer proxy: streaming', () => {
     assert.equal(status.status, 'ok', 'a client leaving is not the server\'s fault');
     assert.equal(status.inflight, 0);
   });
+
+  it('cuts the client connection when the upstream body stalls past the idle timeout', async () => {
+    const stalling = await startProxy({ timeouts: { connectMs: 1_000, headersMs: 1_000, idleMs: 200, clientKeepAliveMs: 1_000 } });
+    try {
+      stalling.runtime.applyTable(tableFromUpstreams({ files: upstreamSpec('files', [backends[0].spec()]) }, []));
+      const res = await request(`http://127.0.0.1:${stalling.port}/stall`, { headers: { host: 'files' }, bodyTimeout: 5_000 });
+      assert.equal(res.statusCode, 200);
+      const started = Date.now();
+      await assert.rejects(res.body.text());
+      assert.ok(Date.now() - started < 2_000, 'cut by the proxy\'s idle timeout, not the client\'s');
+      const server = stalling.runtime.status()[0].servers[0];
+      assert.match(String(server.lastError), /UND_ERR_BODY_TIMEOUT/);
+    } finally {
+      await stalling.runtime.close();
+    }
+  });
 });

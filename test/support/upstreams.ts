@@ -40,7 +40,7 @@ export interface Backend {
 }
 
 /**
- * Paths: `/sleep/<ms>` answers after ms; `/headers` answers the request headers as JSON; `/health`
+ * Paths: `/sleep/<ms>` answers after ms; `/stall` sends headers and a first chunk, then nothing; `/headers` answers the request headers as JSON; `/health`
  * answers `healthStatus`; anything else answers `<id>` (text). A request body is counted as it
  * streams (never held) and the answer is `{"id","bytes"}`.
  */
@@ -70,6 +70,9 @@ export async function startBackend(id: string): Promise<Backend> {
       if (state.failStatus !== undefined) {
         res.writeHead(state.failStatus, { ...common, 'content-type': 'text/plain' });
         res.end(`${id} failing`);
+      } else if (url === '/stall') {
+        res.writeHead(200, { ...common, 'content-type': 'text/plain' });
+        res.write('partial');
       } else if (url === '/headers') {
         res.writeHead(200, { ...common, 'content-type': 'application/json' });
         res.end(JSON.stringify(req.headers));
