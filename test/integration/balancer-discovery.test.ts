@@ -1,0 +1,151 @@
+// Discovery against the Consul double: the watcher follows register/deregister, emits only on
+// content changes, keeps the last snapshot through an outage and recovers; with the whole primary
+// running, traffic continues on the last table during the outage and follows Consul after it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pino from 'pino';
+import { request } from 'undici';
+import { startPrimary } from '../../balancer/src/cluster/primary.js';
+import { parseBalancerArgs, type Config } from '../../balancer/src/config.js';
+import { watchConsulCatalog } from '../../balancer/src/discovery/consul-catalog.js';
+import type { CatalogSnapshot } from '../../balancer/src/routing/types.js';
+import { consulForTest, type ConsulTarget } from '../support/consul.js';
+
+const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+async function consulPut(consul: ConsulTarget, path: string, body?: unknown): Promise<void> {
+  const res = await request(`${consul.url}${path}`, { method: 'PUT', body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(5000) });
+  const text = await res.body.text();
+  assert.equal(res.statusCode, 200, `PUT ${path}: ${text}`);
+}
+const register = (c: ConsulTarget, id: string, name: string, port: number, tags: string[] = []) =>
+  consulPut(c, '/v1/agent/service/register', { ID: id, Name: name, Address: '127.0.0.1', Port: port, Tags: tags });
+const deregister = (c: ConsulTarget, id: string) => consulPut(c, `/v1/agent/service/deregister/${encodeURIComponent(id)}`);
+
+async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 5000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function ports(s: CatalogSnapshot | undefined, service: string): number[] {
+  return (s?.services[service] ?? []).map((i) => i.port).sort((a, b) => a - b);
+}
+
+test('watcher follows register/deregister, emits only changes, survives an outage', async () => {
+  const consul = await consulForTest();
+  const controller = new AbortController();
+  const snapshots: CatalogSnapshot[] = [];
+  const reach: boolean[] = [];
+  try {
+    await register(consul, 'web-1', 'web', 9001);
+    const watcher = watchConsulCatalog({
+      endpoint: { baseUrl: consul.url }, waitMs: 2000, minQueryIntervalMs: 5, debounceMs: 5, logger,
+      backoff: { baseMs: 20, maxMs: 200 },
+      onSnapshot: (s) => snapshots.push(s),
+      onReachability: (ok) => reach.push(ok),
+    }, controller.signal);
+    const first = await watcher.ready;
+    assert.deepEqual(ports(first, 'web'), [9001]);
+    assert.equal(first.services.web[0].status, 'passing');
+
+    await register(consul, 'web-2', 'web', 9002, ['weight=2']);
+    await until('web-2 seen', () => ports(watcher.current(), 'web').length === 2);
+    await register(consul, 'api-1', 'api', 9100);
+    await until('api seen', () => ports(watcher.current(), 'api').length === 1);
+    await deregister(consul, 'web-1');
+    await until('web-1 gone', () => ports(watcher.current(), 'web').join() === '9002');
+    await deregister(consul, 'api-1');
+    await until('api gone', () => watcher.current()?.services.api === undefined);
+
+    // re-registering identical content changes the index, not the content: no new snapshot
+    const count = snapshots.length;
+    await register(consul, 'web-2', 'web', 9002, ['weight=2']);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(snapshots.length, count, 'unchanged content must not emit');
+
+    // outage: the last snapshot stays, reachability flips, and comes back after restore
+    await consul.outage();
+    await until('unreachable', () => watcher.reachable() === false);
+    assert.deepEqual(ports(watcher.current(), 'web'), [9002]);
+    await consul.restore();
+    await register(consul, 'web-3', 'web', 9003);
+    await until('recovered with web-3', () => ports(watcher.current(), 'web').join() === '9002,9003', 8000);
+    assert.equal(watcher.reachable(), true);
+    assert.deepEqual(reach.slice(0, 3), [true, false, true]);
+    controller.abort();
+    await watcher.done;
+  } finally {
+    controller.abort();
+    await consul.close();
+  }
+});
+
+function config(argv: string[]): Config {
+  const c = parseBalancerArgs(argv, {}, { cores: 1 });
+  if (c.kind !== 'config') throw new Error(`bad test config: ${JSON.stringify(c)}`);
+  return c;
+}
+
+async function backend(name: string): Promise<{ server: http.Server; port: number }> {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.end(name));
+  });
+  server.keepAliveTimeout = 10_000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+async function get(port: number, host: string): Promise<{ status: number; body: string }> {
+  const res = await request(`http://127.0.0.1:${port}/`, { headers: { host }, signal: AbortSignal.timeout(3000) });
+  return { status: res.statusCode, body: await res.body.text() };
+}
+
+test('whole primary: traffic follows Consul, continues on the last table in an outage, recovers after restore', async () => {
+  const consul = await consulForTest();
+  const a = await backend('a');
+  const b = await backend('b');
+  let primary: Awaited<ReturnType<typeof startPrimary>> | undefined;
+  try {
+    await register(consul, 'web-a', 'web', a.port);
+    primary = await startPrimary(config(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '1',
+      '--consul-wait', '2s', '--log-level', 'warn']), logger);
+    const port = primary.proxy.port;
+    assert.deepEqual(await get(port, 'web'), { status: 200, body: 'a' });
+
+    await register(consul, 'web-b', 'web', b.port);
+    await deregister(consul, 'web-a');
+    await until('traffic on b only', async () => {
+      for (let i = 0; i < 4; i++) if ((await get(port, 'web')).body !== 'b') return undefined;
+      return true;
+    });
+
+    await consul.outage();
+    await new Promise((r) => setTimeout(r, 300));
+    for (let i = 0; i < 20; i++) assert.deepEqual(await get(port, 'web'), { status: 200, body: 'b' });
+    const admin = await request(`http://127.0.0.1:${primary.admin.port}/healthz`);
+    assert.equal(((await admin.body.json()) as { consulReachable: boolean }).consulReachable, false);
+
+    await consul.restore();
+    await register(consul, 'web-a', 'web', a.port);
+    await until('a back after restore', async () => {
+      const seen = new Set<string>();
+      for (let i = 0; i < 6; i++) seen.add((await get(port, 'web')).body);
+      return seen.has('a') && seen.has('b') ? true : undefined;
+    }, 10_000);
+  } finally {
+    await primary?.stop();
+    a.server.closeAllConnections();
+    b.server.closeAllConnections();
+    a.server.close();
+    b.server.close();
+    await consul.close();
+  }
+});
