@@ -1,0 +1,133 @@
+// Load generator process: a fixed number of keep-alive connections, each sending one request at a
+// time, paced to a total rate (rps > 0, latency counted from the request's scheduled start as wrk2
+// does, so a stall is charged to every request it delayed) or as fast as answers come (rps = 0,
+// latency from the actual send). Prints one `LOAD_JSON {...}` line: totals and a per-second series.
+//   node dist/bench/compare/load-client.js '<json LoadSpec>'
+import http from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { summarize } from './stats.js';
+import type { LoadResult, LoadSecond, LoadSpec } from './load-types.js';
+
+const spec = JSON.parse(process.argv[2] ?? '{}') as LoadSpec;
+const url = new URL(spec.url);
+const agent = new http.Agent({ keepAlive: true, maxSockets: spec.connections, maxFreeSockets: spec.connections });
+
+interface Bucket {
+  latencies: number[];
+  ok: number;
+  non2xx: number;
+  errors: number;
+  resets: number;
+}
+const buckets: Bucket[] = [];
+const errorCodes: Record<string, number> = {};
+const all: number[] = [];
+let ok = 0;
+let non2xx = 0;
+let errors = 0;
+let resets = 0;
+
+const RESET_CODES = new Set(['ECONNRESET', 'EPIPE']);
+
+function bucketAt(t: number): Bucket {
+  const i = Math.max(0, Math.floor(t / 1000));
+  while (buckets.length <= i) buckets.push({ latencies: [], ok: 0, non2xx: 0, errors: 0, resets: 0 });
+  return buckets[i];
+}
+
+function once(): Promise<{ status?: number; code?: string }> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const settle = (r: { status?: number; code?: string }): void => {
+      if (!settled) {
+        settled = true;
+        resolve(r);
+      }
+    };
+    const req = http.request(
+      { agent, host: url.hostname, port: url.port, path: url.pathname, method: 'GET', headers: { host: spec.host } },
+      (res) => {
+        res.on('error', (err: NodeJS.ErrnoException) => settle({ code: err.code ?? 'EBODY' }));
+        res.on('end', () => settle({ status: res.statusCode }));
+        res.resume();
+      },
+    );
+    req.setTimeout(spec.timeoutMs, () => req.destroy(Object.assign(new Error('request timed out'), { code: 'ETIMEOUT' })));
+    req.on('error', (err: NodeJS.ErrnoException) => settle({ code: err.code ?? 'EUNKNOWN' }));
+    req.end();
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function connectionLoop(index: number, t0: number, endAt: number): Promise<void> {
+  const paced = spec.rps > 0;
+  const intervalMs = paced ? (1000 * spec.connections) / spec.rps : 0;
+  let scheduled = t0 + (paced ? (index * intervalMs) / spec.connections : 0);
+  // bounded: one request per interval until the deadline (or as fast as answers come, still until it)
+  for (let n = 0; n < 10_000_000; n++) {
+    const now = performance.now();
+    if (paced) {
+      if (scheduled >= endAt) return;
+      if (scheduled > now) await sleep(scheduled - now);
+    } else if (now >= endAt) return;
+    const sentAt = paced ? scheduled : performance.now();
+    const r = await once();
+    const doneAt = performance.now();
+    const b = bucketAt(doneAt - t0);
+    if (r.code !== undefined) {
+      errors++;
+      b.errors++;
+      errorCodes[r.code] = (errorCodes[r.code] ?? 0) + 1;
+      if (RESET_CODES.has(r.code)) {
+        resets++;
+        b.resets++;
+      }
+    } else {
+      const latency = doneAt - sentAt;
+      b.latencies.push(latency);
+      all.push(latency);
+      if (r.status !== undefined && r.status >= 200 && r.status < 300) {
+        ok++;
+        b.ok++;
+      } else {
+        non2xx++;
+        b.non2xx++;
+      }
+    }
+    if (paced) scheduled += intervalMs;
+  }
+}
+
+async function main(): Promise<void> {
+  const t0 = performance.now();
+  const startedAt = performance.timeOrigin + t0;
+  const endAt = t0 + spec.durationS * 1000;
+  await Promise.all(Array.from({ length: spec.connections }, (_, i) => connectionLoop(i, t0, endAt)));
+  const elapsedS = (performance.now() - t0) / 1000;
+  const total = summarize(all);
+  const series: LoadSecond[] = buckets.map((b, second) => {
+    const s = summarize(b.latencies);
+    return { second, ok: b.ok, non2xx: b.non2xx, errors: b.errors, resets: b.resets, p50: s.p50, p99: s.p99, max: s.max };
+  });
+  const result: LoadResult = {
+    startedAt,
+    elapsedS,
+    requests: ok + non2xx + errors,
+    ok,
+    non2xx,
+    errors,
+    resets,
+    errorCodes,
+    rps: (ok + non2xx) / elapsedS,
+    p50: total.p50,
+    p99: total.p99,
+    max: total.max,
+    series,
+  };
+  process.stdout.write(`LOAD_JSON ${JSON.stringify(result)}\n`);
+  agent.destroy();
+}
+
+process.on('SIGTERM', () => process.exit(1));
+await main();
