@@ -43,7 +43,7 @@ export async function blockingGet<T>(
     url.searchParams.set('wait', `${Math.max(1, Math.round(opts.waitMs / 1000))}s`);
   }
   // Consul adds up to wait/16 of jitter; allow that plus a margin before giving up on the socket.
-  const deadline = AbortSignal.timeout(opts.waitMs + opts.waitMs / 16 + 5_000);
+  const deadline = AbortSignal.timeout(Math.ceil(opts.waitMs + opts.waitMs / 16 + 5_000));
   const signal = AbortSignal.any([opts.signal, deadline]);
   const headers: Record<string, string> = {};
   if (endpoint.token) headers['x-consul-token'] = endpoint.token;

@@ -58,7 +58,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, signal: AbortSig
   let lastEmittedKey: string | undefined;
   let lastEmitted: CatalogSnapshot | undefined;
   let emitTimer: NodeJS.Timeout | undefined;
-  let isReachable = false;
+  let isReachable: boolean | undefined; // unknown until the first answer or failure
   let queries = 0;
   let errors = 0;
   let emits = 0;
@@ -190,7 +190,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, signal: AbortSig
   return {
     ready,
     current: () => lastEmitted,
-    reachable: () => isReachable,
+    reachable: () => isReachable === true,
     done,
     stats: () => ({ services: serviceWatchers.size, queries, errors, emits }),
   };

@@ -1,0 +1,145 @@
+// Upstream churn under load: >= 200 register/deregister changes through the Consul double while a
+// bounded keep-alive load runs through the balancer with 2 workers: zero failed requests. Also
+// measures the publish latency: from the Consul change (PUT sent) to every worker acknowledging the
+// table that contains it, printed as p50/p99/max.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import pino from 'pino';
+import { Agent, request } from 'undici';
+import { startPrimary } from '../../balancer/src/cluster/primary.js';
+import type { PublishedEvent } from '../../balancer/src/cluster/supervisor.js';
+import { parseBalancerArgs, type Config } from '../../balancer/src/config.js';
+import { consulForTest, type ConsulTarget } from '../support/consul.js';
+
+const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+const CHANGES = 220;
+const LOAD_CONCURRENCY = 6;
+const MAX_LOAD_REQUESTS = 200_000;
+
+async function consulPut(consul: ConsulTarget, path: string, body?: unknown): Promise<void> {
+  const res = await request(`${consul.url}${path}`, { method: 'PUT', body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(5000) });
+  const text = await res.body.text();
+  assert.equal(res.statusCode, 200, `PUT ${path}: ${text}`);
+}
+
+function config(argv: string[]): Config {
+  const c = parseBalancerArgs(argv, {}, { cores: 2 });
+  if (c.kind !== 'config') throw new Error(`bad test config: ${JSON.stringify(c)}`);
+  return c;
+}
+
+async function backend(name: string): Promise<{ server: http.Server; port: number; hits: () => number }> {
+  let hits = 0;
+  const server = http.createServer((req, res) => {
+    hits++;
+    req.resume();
+    req.on('end', () => res.end(name));
+  });
+  server.keepAliveTimeout = 30_000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as AddressInfo).port, hits: () => hits };
+}
+
+function quantile(sorted: number[], q: number): number {
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : NaN;
+}
+
+test(`zero failed requests over ${CHANGES} upstream changes with 2 workers; publish latency`, { timeout: 120_000 }, async () => {
+  const consul = await consulForTest();
+  const backends = await Promise.all([0, 1, 2, 3, 4].map((i) => backend(`b${i}`)));
+  const agent = new Agent({ connections: LOAD_CONCURRENCY, keepAliveTimeout: 30_000, pipelining: 1 });
+  let primary: Awaited<ReturnType<typeof startPrimary>> | undefined;
+  let stopLoad = false;
+  try {
+    const reg = (i: number) => consulPut(consul, '/v1/agent/service/register', { ID: `web-${i}`, Name: 'web', Address: '127.0.0.1', Port: backends[i].port });
+    const dereg = (i: number) => consulPut(consul, `/v1/agent/service/deregister/web-${i}`);
+    await reg(0);
+    primary = await startPrimary(config(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '2',
+      '--consul-wait', '5s', '--log-level', 'warn']), logger);
+    const port = primary.proxy.port;
+
+    const published: PublishedEvent[] = [];
+    primary.supervisor.onPublished((e) => published.push(e));
+    const swappedAt = new Map<string, number>();
+    primary.holder.subscribe((change) => swappedAt.set(change.table.version, performance.now()));
+    const serversOf = (e: PublishedEvent) => (e.table.upstreams.web?.servers ?? []).map((s) => s.port).sort((a, b) => a - b).join(',');
+
+    // bounded keep-alive load
+    let ok = 0;
+    const failures: string[] = [];
+    const loops = Array.from({ length: LOAD_CONCURRENCY }, async () => {
+      while (!stopLoad && ok + failures.length < MAX_LOAD_REQUESTS) {
+        try {
+          const res = await request(`http://127.0.0.1:${port}/x`, { dispatcher: agent, headers: { host: 'web' }, signal: AbortSignal.timeout(5000) });
+          const body = await res.body.text();
+          if (res.statusCode === 200 && body.startsWith('b')) ok++;
+          else failures.push(`${res.statusCode} ${body.slice(0, 100)}`);
+        } catch (err) {
+          failures.push(`error ${(err as Error).message}`);
+        }
+      }
+    });
+
+    const registered = new Set([0]);
+    const latencies: number[] = [];
+    const discoveryMs: number[] = [];
+    for (let c = 0; c < CHANGES; c++) {
+      const i = 1 + (c % 4) ; // instances 1..4 toggle; instance 0 always stays
+      const t0 = performance.now();
+      if (registered.has(i)) {
+        registered.delete(i);
+        await dereg(i);
+      } else {
+        registered.add(i);
+        await reg(i);
+      }
+      const want = [...registered].map((k) => backends[k].port).sort((a, b) => a - b).join(',');
+      const deadline = Date.now() + 5000;
+      let hit: PublishedEvent | undefined;
+      while (!hit) {
+        hit = published.find((e) => e.at >= t0 && serversOf(e) === want && e.acked === e.workers && e.workers === 2);
+        if (hit) break;
+        if (Date.now() > deadline) assert.fail(`change ${c} (${want}) not published within 5 s`);
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      latencies.push(hit.at - t0);
+      const swap = swappedAt.get(hit.table.version);
+      if (swap !== undefined) discoveryMs.push(swap - t0);
+      published.length = 0;
+      swappedAt.clear();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    // let the load run a little on the final table, then stop it
+    await new Promise((r) => setTimeout(r, 200));
+    stopLoad = true;
+    await Promise.all(loops);
+
+    const sorted = [...latencies].sort((a, b) => a - b);
+    const fmt = (n: number) => n.toFixed(1);
+    console.log(`# churn: ${CHANGES} changes, ${ok} requests ok, ${failures.length} failed; publish latency (Consul PUT -> all 2 workers acked) ` +
+      `p50=${fmt(quantile(sorted, 0.5))} ms p90=${fmt(quantile(sorted, 0.9))} ms p99=${fmt(quantile(sorted, 0.99))} ms max=${fmt(sorted[sorted.length - 1])} ms`);
+    const disc = [...discoveryMs].sort((a, b) => a - b);
+    console.log(`# of which Consul PUT -> table swapped in the primary: p50=${fmt(quantile(disc, 0.5))} ms p99=${fmt(quantile(disc, 0.99))} ms`);
+    const m = primary.supervisor.metrics();
+    console.log(`# supervisor IPC publish latency (primary -> all workers acked): p50=${fmt(m.publishLatencyMs.p50)} ms p99=${fmt(m.publishLatencyMs.p99)} ms over ${m.publishLatencyMs.samples} publishes`);
+
+    assert.deepEqual(failures.slice(0, 5), [], `${failures.length} failed requests`);
+    assert.ok(ok > CHANGES, `load too small: ${ok} requests`);
+    for (const k of [1, 2, 3, 4]) assert.ok(backends[k].hits() > 0, `instance ${k} never got traffic`);
+    // the target is p99 < 50 ms; the assertion leaves room for a loaded shared machine
+    assert.ok(quantile(sorted, 0.99) < 250, `publish latency p99 ${quantile(sorted, 0.99)} ms`);
+    assert.equal(m.workersAlive, 2);
+  } finally {
+    stopLoad = true;
+    await primary?.stop();
+    await agent.close();
+    for (const b of backends) {
+      b.server.closeAllConnections();
+      b.server.close();
+    }
+    await consul.close();
+  }
+});
