@@ -261,6 +261,7 @@ export function handleProxyRequest(ctx: ProxyContext, req: IncomingMessage, res:
   const match = current.router.match(hostHeader, path);
   if (match === undefined) {
     sendJsonError(res, 404, 'unknown_host', { host: normalizeHost(hostHeader), path }, ctx.draining);
+    ctx.accessLog?.info({ method: req.method, url, host: hostHeader, status: 404, ms: 0, tries: 0 }, 'access');
     return;
   }
   const upstream = match.upstream;
@@ -269,6 +270,7 @@ export function handleProxyRequest(ctx: ProxyContext, req: IncomingMessage, res:
   const server = picker?.pick(exchange, NOTHING_EXCLUDED);
   if (server === undefined) {
     sendJsonError(res, 502, 'no_healthy_upstream', { upstream: upstream.name }, ctx.draining);
+    ctx.accessLog?.info({ method: req.method, url, upstream: upstream.name, status: 502, ms: 0, tries: 0 }, 'access');
     return;
   }
   exchange.start(server);

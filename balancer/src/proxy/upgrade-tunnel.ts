@@ -41,6 +41,8 @@ export class UpgradeTunnels {
     const pickReq = { clientIp, url, get headers() { return req.headers; } };
     const exclude = new Set<string>();
     const tries = Math.max(1, match.upstream.retry.tries);
+    // hold client bytes until the upstream is connected; pipe() resumes
+    client.pause();
     this.#open.add(client);
     client.on('error', () => client.destroy());
     client.once('close', () => this.#open.delete(client));
