@@ -40,6 +40,21 @@ describe('balancer proxy: table swaps', () => {
     assert.equal((await proxy.fetch('web')).text, 'b0');
     assert.equal(b0.remotePorts.length, 3);
     assert.equal(new Set(b0.remotePorts).size, 1, `one upstream socket expected, saw ports ${b0.remotePorts.join(',')}`);
+    const web = proxy.runtime.status().find((u) => u.name === 'web');
+    assert.deepEqual(web?.servers[0].pool, { connected: 1, pending: 0, running: 0 });
+  });
+
+  it('keeps the round-robin position of an upstream whose spec did not change', async () => {
+    const [b0, b1] = backends;
+    const web = upstreamSpec('web', [b0.spec(), b1.spec()]);
+    proxy.runtime.applyTable(tableFromUpstreams({ web }, []));
+    assert.equal((await proxy.fetch('web')).text, 'b0');
+    proxy.runtime.applyTable(tableFromUpstreams({ web, other: upstreamSpec('other', [b1.spec()]) }, []));
+    assert.equal((await proxy.fetch('web')).text, 'b1', 'the cursor moved on: the picker was kept');
+    assert.equal((await proxy.fetch('web')).text, 'b0');
+    // a changed spec gets a fresh picker (cursor back at the start)
+    proxy.runtime.applyTable(tableFromUpstreams({ web: upstreamSpec('web', [b0.spec(), b1.spec({ weight: 2 })]) }, []));
+    assert.equal((await proxy.fetch('web')).text, 'b0');
   });
 
   it('lets a removed server finish its in-flight request, then closes its pool', async () => {
