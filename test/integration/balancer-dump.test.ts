@@ -1,0 +1,162 @@
+// The dump file across restarts of the real program (node bin/balancer.js): the last good table and
+// the admin upstreams are written on change; a restart with Consul unreachable serves from the dump
+// (and follows Consul again once it is back); with --strong-dependency it refuses to start.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { consulForTest, type ConsulTarget } from '../support/consul.js';
+
+function findBin(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const candidate = path.join(dir, 'bin', 'balancer.js');
+    if (existsSync(candidate)) return candidate;
+    dir = path.dirname(dir);
+  }
+  throw new Error('bin/balancer.js not found');
+}
+const BIN = findBin();
+
+interface Running {
+  readonly child: ChildProcess;
+  readonly proxyPort: number;
+  readonly adminPort: number;
+  readonly output: () => string;
+}
+
+function startBalancer(args: string[]): Promise<Running> {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CONSUL_HTTP_ADDR: '' } });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`balancer did not start in time:\n${out.slice(-3000)}`));
+    }, 20_000);
+    const onData = (chunk: Buffer) => {
+      out += chunk.toString();
+      const m = /"proxyPort":(\d+),"adminPort":(\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, proxyPort: Number(m[1]), adminPort: Number(m[2]), output: () => out });
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`balancer exited with ${code} before starting:\n${out.slice(-3000)}`));
+    });
+  });
+}
+
+function runToExit(args: string[], timeoutMs: number): Promise<{ code: number | null; output: string }> {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CONSUL_HTTP_ADDR: '' } });
+  let output = '';
+  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}
+
+async function stopBalancer(r: Running): Promise<number | null> {
+  if (r.child.exitCode !== null) return r.child.exitCode;
+  const exited = new Promise<number | null>((resolve) => r.child.once('exit', (code) => resolve(code)));
+  r.child.kill('SIGTERM');
+  const timer = setTimeout(() => r.child.kill('SIGKILL'), 15_000);
+  const code = await exited;
+  clearTimeout(timer);
+  return code;
+}
+
+async function backend(name: string): Promise<{ server: http.Server; port: number }> {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.end(name));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+async function get(port: number, host: string): Promise<{ status: number; body: string }> {
+  const res = await request(`http://127.0.0.1:${port}/`, { headers: { host }, signal: AbortSignal.timeout(3000) });
+  return { status: res.statusCode, body: await res.body.text() };
+}
+
+async function consulPut(consul: ConsulTarget, p: string, body?: unknown): Promise<void> {
+  const res = await request(`${consul.url}${p}`, { method: 'PUT', body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(5000) });
+  await res.body.text();
+  assert.equal(res.statusCode, 200);
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 8000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+test('restart with Consul down serves from the dump; --strong-dependency refuses to start', { timeout: 90_000 }, async () => {
+  const consul = await consulForTest();
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'balancer-dump-'));
+  const dumpFile = path.join(dir, 'dump.json');
+  const a = await backend('a');
+  const b = await backend('b');
+  const c = await backend('c');
+  const running: Running[] = [];
+  const common = ['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '1', '--dump-file', dumpFile, '--consul-wait', '2s'];
+  try {
+    await consulPut(consul, '/v1/agent/service/register', { ID: 'web-a', Name: 'web', Address: '127.0.0.1', Port: a.port });
+    const first = await startBalancer(common);
+    running.push(first);
+    assert.deepEqual(await get(first.proxyPort, 'web'), { status: 200, body: 'a' });
+    // an admin-API upstream must survive the restart too
+    const post = await request(`http://127.0.0.1:${first.adminPort}/upstream/api`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: `server 127.0.0.1:${b.port};` });
+    assert.equal(post.statusCode, 200, await post.body.text());
+    await until('api served', async () => ((await get(first.proxyPort, 'api')).body === 'b' ? true : undefined));
+    await until('dump has api', async () => (JSON.parse(await readFile(dumpFile, 'utf8')).adminUpstreams.api ? true : undefined));
+    assert.equal(await stopBalancer(first), 0, 'graceful stop exits 0');
+
+    await consul.outage();
+    const second = await startBalancer(common);
+    running.push(second);
+    assert.match(second.output(), /serving from the dump file/);
+    assert.deepEqual(await get(second.proxyPort, 'web'), { status: 200, body: 'a' });
+    assert.deepEqual(await get(second.proxyPort, 'api'), { status: 200, body: 'b' });
+
+    const refused = await runToExit([...common, '--strong-dependency', '--start-timeout', '1s'], 20_000);
+    assert.equal(refused.code, 1, refused.output.slice(-2000));
+    assert.match(refused.output, /unreachable.*--strong-dependency/);
+
+    // Consul back: the dump-started balancer follows it again
+    await consul.restore();
+    await consulPut(consul, '/v1/agent/service/register', { ID: 'web-c', Name: 'web', Address: '127.0.0.1', Port: c.port });
+    await consulPut(consul, '/v1/agent/service/deregister/web-a');
+    await until('web moved to c', async () => ((await get(second.proxyPort, 'web')).body === 'c' ? true : undefined), 15_000);
+    assert.deepEqual(await get(second.proxyPort, 'api'), { status: 200, body: 'b' });
+    assert.equal(await stopBalancer(second), 0);
+  } finally {
+    for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
+    for (const s of [a, b, c]) {
+      s.server.closeAllConnections();
+      s.server.close();
+    }
+    await consul.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
