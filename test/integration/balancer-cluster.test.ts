@@ -1,0 +1,157 @@
+// The supervisor with real worker processes: publish reaches every worker, status is gathered by IPC,
+// a worker that dies is restarted with the current table, reload() brings up a new generation and
+// drains the old one without failing requests, stop() drains everything.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pino from 'pino';
+import { Agent, request } from 'undici';
+import { Supervisor } from '../../balancer/src/cluster/supervisor.js';
+import { tableFromUpstreams } from '../../balancer/src/routing/build-table.js';
+import { adminUpstream } from '../../balancer/src/routing/server-list.js';
+import { DEFAULT_TABLE_DEFAULTS } from '../../balancer/src/routing/tag-options.js';
+import type { RouteTable } from '../../balancer/src/routing/types.js';
+
+const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+function table(upstreams: Record<string, number[]>): RouteTable {
+  const specs = Object.fromEntries(Object.entries(upstreams).map(([name, ports]) => [name, adminUpstream(name, ports.map((port) => ({ host: '127.0.0.1', port })), DEFAULT_TABLE_DEFAULTS)]));
+  return tableFromUpstreams(specs, []);
+}
+
+function supervisor(workers: number): Supervisor {
+  return new Supervisor({
+    workers,
+    drainTimeoutMs: 5000,
+    logger,
+    startTimeoutMs: 20_000,
+    restartBackoff: { baseMs: 50, maxMs: 500 },
+    init: {
+      listenHost: '127.0.0.1', listenPort: 0,
+      timeouts: { connectMs: 2000, headersMs: 5000, idleMs: 5000, clientKeepAliveMs: 5000 },
+      maxConnectionsPerServer: 16, accessLog: false, logLevel: process.env.TEST_LOG_LEVEL ?? 'warn',
+    },
+  });
+}
+
+async function backend(name: string): Promise<{ server: http.Server; port: number }> {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.end(name));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+async function get(port: number, host: string, dispatcher?: Agent): Promise<{ status: number; body: string }> {
+  const res = await request(`http://127.0.0.1:${port}/`, { headers: { host }, dispatcher, signal: AbortSignal.timeout(3000) });
+  return { status: res.statusCode, body: await res.body.text() };
+}
+
+async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+test('publish, status, restart of a dead worker with the current table, one worker', { timeout: 60_000 }, async () => {
+  const a = await backend('a');
+  const b = await backend('b');
+  const sup = supervisor(2);
+  try {
+    const { port } = await sup.start(table({ web: [a.port] }));
+    assert.deepEqual(await get(port, 'web'), { status: 200, body: 'a' });
+    assert.equal(sup.metrics().workersAlive, 2);
+    assert.equal(sup.metrics().generation, 1);
+
+    const pub = await sup.publish(table({ web: [b.port] }));
+    assert.equal(pub.acked, 2);
+    // every worker serves the new table once publish resolved: many fresh connections all see b
+    for (let i = 0; i < 10; i++) assert.equal((await get(port, 'web')).body, 'b');
+
+    const reports = await sup.status();
+    assert.equal(reports.length, 2);
+    for (const r of reports) assert.deepEqual(r.upstreams.map((u) => u.name), ['web']);
+
+    // kill one worker; publish while it is dead; the replacement must come up with the newest table
+    const victim = reports[0].pid!;
+    process.kill(victim, 'SIGKILL');
+    await until('worker gone', () => (sup.metrics().workersAlive === 1 ? true : undefined));
+    await sup.publish(table({ web: [a.port], api: [b.port] }));
+    await until('worker restarted', () => (sup.metrics().workersReady === 2 ? true : undefined));
+    assert.equal(sup.metrics().restarts, 1);
+    const after = await sup.status();
+    assert.equal(after.length, 2);
+    assert.ok(!after.some((r) => r.pid === victim));
+    for (const r of after) assert.deepEqual(r.upstreams.map((u) => u.name).sort(), ['api', 'web']);
+  } finally {
+    await sup.stop();
+  }
+
+  const one = supervisor(1);
+  try {
+    const { port } = await one.start(table({ web: [a.port] }));
+    assert.deepEqual(await get(port, 'web'), { status: 200, body: 'a' });
+    await one.publish(table({ web: [b.port] }));
+    assert.deepEqual(await get(port, 'web'), { status: 200, body: 'b' });
+    assert.equal(one.metrics().workersAlive, 1);
+  } finally {
+    await one.stop();
+    for (const s of [a, b]) {
+      s.server.closeAllConnections();
+      s.server.close();
+    }
+  }
+});
+
+test('reload: a new generation takes over, the old one drains, no request fails', { timeout: 60_000 }, async () => {
+  const a = await backend('a');
+  const b = await backend('b');
+  const sup = supervisor(2);
+  const agent = new Agent({ connections: 4, keepAliveTimeout: 10_000 });
+  let stop = false;
+  try {
+    const { port } = await sup.start(table({ web: [a.port] }));
+    const pids1 = (await sup.status()).map((r) => r.pid).sort();
+    let ok = 0;
+    const failures: string[] = [];
+    const loops = Array.from({ length: 4 }, async () => {
+      while (!stop && ok < 100_000) {
+        try {
+          const r = await get(port, 'web', agent);
+          if (r.status === 200) ok++;
+          else failures.push(`${r.status} ${r.body}`);
+        } catch (err) {
+          failures.push((err as Error).message);
+        }
+      }
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    const { generation } = await sup.reload(table({ web: [b.port] }));
+    assert.equal(generation, 2);
+    assert.equal(sup.metrics().generation, 2);
+    await until('traffic on b', async () => ((await get(port, 'web')).body === 'b' ? true : undefined));
+    await until('old generation gone', () => (sup.metrics().workersAlive === 2 ? true : undefined));
+    const pids2 = (await sup.status()).map((r) => r.pid).sort();
+    assert.equal(pids2.length, 2);
+    assert.ok(pids2.every((p) => !pids1.includes(p)), 'new generation has new processes');
+    await new Promise((r) => setTimeout(r, 200));
+    stop = true;
+    await Promise.all(loops);
+    assert.deepEqual(failures.slice(0, 5), [], `${failures.length} failed of ${ok + failures.length}`);
+    assert.ok(ok > 20);
+  } finally {
+    stop = true;
+    await sup.stop();
+    await agent.close();
+    for (const s of [a, b]) {
+      s.server.closeAllConnections();
+      s.server.close();
+    }
+  }
+});
