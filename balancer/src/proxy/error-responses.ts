@@ -8,8 +8,7 @@ export type ProxyErrorCode =
   | 'no_healthy_upstream'   // 502: the upstream has no server that can be picked
   | 'upstream_unreachable'  // 502: connect refused/reset, socket error
   | 'upstream_timeout'      // 504: connect or response-headers timeout
-  | 'upstream_error'        // 502: any other failure before response headers
-  | 'retry_timeout';        // 504: retry.timeoutMs elapsed before a usable answer
+  | 'internal_error';       // 500: a bug in the proxy (logged)
 
 export function sendJsonError(
   res: ServerResponse, status: number, code: ProxyErrorCode, fields: Record<string, string | number | undefined>,

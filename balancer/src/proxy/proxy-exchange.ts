@@ -178,8 +178,9 @@ export class ProxyExchange implements PickRequest {
         return true;
       }
     }
-    attempt.committed = true;
+    // committed only once writeHead succeeded: a throw here (bad upstream header) becomes onError -> 502
     this.res.writeHead(status, clientResponseHeaders(rawHeaders, this.ctx.draining));
+    attempt.committed = true;
     return true;
   }
 

@@ -38,7 +38,14 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
   };
   const tunnels = new UpgradeTunnels();
   const server = http.createServer({ keepAliveTimeout: opts.timeouts.clientKeepAliveMs, requestTimeout: 0 }, (req, res) => {
-    handleProxyRequest(ctx, req, res);
+    try {
+      handleProxyRequest(ctx, req, res);
+    } catch (err) {
+      // a bug must cost one request, not the worker
+      log.error({ err, url: req.url }, 'proxy handler failed');
+      if (!res.headersSent) { res.writeHead(500, { 'content-type': 'application/json', connection: 'close' }); res.end('{"error":"internal_error"}'); }
+      else res.destroy();
+    }
   });
   server.keepAliveTimeout = opts.timeouts.clientKeepAliveMs;
   server.headersTimeout = Math.max(opts.timeouts.headersMs, 10_000);
