@@ -31,7 +31,7 @@ import { ConsulAgent } from './compare/consul-agent.js';
 import { runLoad } from './compare/load.js';
 import { ProcessSet, waitForLine } from './compare/processes.js';
 import { ProcSampler } from './compare/proc-sampler.js';
-import { formatTable, writeRaw, type RunResult } from './compare/report.js';
+import { formatNotes, formatTable, writeRaw, type RunResult } from './compare/report.js';
 import { startTarget, TARGET_NAMES, type RunningTarget, type TargetName } from './compare/targets.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -134,7 +134,7 @@ async function main(): Promise<void> {
       log(`run: ${target}, churn ${rate}/s`);
       const result = await oneRun(target, rate, { consulAddr: consul.addr, agent, backends, pool, seed: 1000 + rate });
       if (result.error) log(`  FAILED: ${result.error.split('\n')[0]}`);
-      else log(`  ${Math.round(result.load!.rps)} req/s, p99 ${result.load!.p99.toFixed(2)} ms, failed ${result.load!.errors + result.load!.non2xx}, changes ${result.churn?.changes ?? 0}`);
+      else log(`  ${Math.round(result.load!.rps)} req/s, p99 ${result.load!.p99.toFixed(2)} ms, resets ${result.load!.resets}, failed ${result.load!.errors + result.load!.non2xx}, changes ${result.churn?.changes ?? 0}`);
       runs.push(result);
     }
   }
@@ -155,6 +155,9 @@ async function main(): Promise<void> {
     '# failed = transport errors + non-2xx; resets = ECONNRESET/EPIPE seen by the client; workers peak = node/nginx processes under the primary/master, sampled every 100 ms',
     '',
     formatTable(runs),
+    '',
+    'per run:',
+    ...formatNotes(runs),
     '',
     `raw: ${path.relative(repoRoot, files.json)}, ${path.relative(repoRoot, files.csv)}`,
     chart.png ? `chart: ${path.relative(repoRoot, chart.png)}` : `chart: ${chart.why}`,

@@ -37,5 +37,7 @@ export interface LoadResult {
   readonly p50: number;
   readonly p99: number;
   readonly max: number;
+  /** latency from the scheduled send time (coordinated-omission corrected); equals the above when not paced */
+  readonly fromSchedule: { readonly p50: number; readonly p99: number; readonly max: number };
   readonly series: readonly LoadSecond[];
 }

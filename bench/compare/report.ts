@@ -130,3 +130,23 @@ export function writeRaw(outDir: string, meta: Record<string, unknown>, runs: re
   }
   return { json, csv, seriesDir };
 }
+
+/** one line per run with what the table leaves out: error codes, scheduled-send latency, churn health */
+export function formatNotes(runs: readonly RunResult[]): string[] {
+  return runs.filter((r) => r.load).map((r) => {
+    const load = r.load!;
+    const codes = Object.entries(load.errorCodes).map(([c, n]) => `${c} ${n}`).join(', ');
+    const parts = [
+      `${r.target} @ ${r.rate === 0 ? 'none' : `${r.rate}/s`}:`,
+      `from scheduled send p99 ${fmt(load.fromSchedule.p99, 2)} ms max ${fmt(load.fromSchedule.max, 1)} ms`,
+      `non-2xx ${load.non2xx}`,
+      codes ? `errors ${codes}` : 'no transport errors',
+    ];
+    if (r.churn && r.rate > 0) {
+      parts.push(`churn failed calls ${r.churn.failedChanges}, late ticks ${r.churn.lateTicks}`);
+      const missed = r.churn.probes.filter((p) => p.followMs === undefined).length;
+      if (missed) parts.push(`${missed} probe(s) never served within 10 s`);
+    }
+    return `  ${parts.join('; ')}`;
+  });
+}
