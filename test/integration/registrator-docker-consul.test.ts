@@ -1,0 +1,230 @@
+// The registrator program against the real Docker engine and the Consul double (or a real agent when
+// CONSUL_HTTP_ADDR is set): registration fields, scaling, stop, -internal/-ip, -cleanup after a restart,
+// a Consul outage, a broken Docker event stream and bad SERVICE_* values. Every wait is bounded polling.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { cleanConsul, consulForTest, type ConsulTarget } from '../support/consul.js';
+import { startDockerProxy } from '../support/docker-proxy.js';
+import {
+  cleanupRun, containerIp, publishedPort, removeContainer, requireDocker, runContainer, runId, stopContainer, webImage,
+} from '../support/docker.js';
+import {
+  agentChecks, servicesNamed, spawnRegistrator, waitFor, type AgentService, type RegistratorProcess,
+} from '../support/registrator-process.js';
+
+const WAIT_MS = 20_000;
+
+describe('registrator with Docker and Consul', { timeout: 180_000 }, () => {
+  let consul: ConsulTarget;
+  const running: RegistratorProcess[] = [];
+  const hostPrefix = `h-${runId}`;
+
+  function registrator(args: readonly string[]): RegistratorProcess {
+    const p = spawnRegistrator([...args, `consul://${consul.addr}`]);
+    running.push(p);
+    return p;
+  }
+
+  /** Started and through its first resync, so later events are what the test observes. */
+  async function readyRegistrator(args: readonly string[]): Promise<RegistratorProcess> {
+    const p = registrator(args);
+    await p.waitForLog((l) => l.event === 'resync', WAIT_MS, 'first resync');
+    return p;
+  }
+
+  const serviceName = (hint: string) => `web-${runId}-${hint}`;
+
+  /** Instances of name registered by the registrator with this -hostname (other tests' ones may linger). */
+  async function instancesOf(name: string, hostname: string): Promise<AgentService[]> {
+    return (await servicesNamed(consul.url, name)).filter((s) => s.ID.startsWith(`${hostname}:`));
+  }
+
+  async function waitForInstances(name: string, count: number, hostname: string, timeoutMs = WAIT_MS): Promise<AgentService[]> {
+    return waitFor(`${count} instance(s) of ${name} from ${hostname}`, async () => {
+      const list = await instancesOf(name, hostname);
+      return list.length === count ? list : undefined;
+    }, timeoutMs);
+  }
+
+  before(async () => {
+    await requireDocker();
+    await webImage();
+    consul = await consulForTest();
+  });
+
+  after(async () => {
+    await Promise.all(running.map((p) => p.stop()));
+    await cleanupRun();
+    if (consul) {
+      if (consul.real) await cleanConsul(consul, hostPrefix);
+      await consul.close();
+    }
+  });
+
+  test('a container with SERVICE_NAME and a published port is registered with ID, address, port, tags, Meta and check; scale to 3; stop one', async () => {
+    const hostname = `${hostPrefix}-basic`;
+    const reg = await readyRegistrator(['-hostname', hostname]);
+    const name = serviceName('basic');
+    const env = { SERVICE_NAME: name, SERVICE_TAGS: 'blue,green\\,teal', SERVICE_VERSION: '1.2', SERVICE_CHECK_HTTP: '/', SERVICE_CHECK_INTERVAL: '5s' };
+    const first = await runContainer({ publish: ['80'], env });
+    const port = await publishedPort(first.id);
+
+    const [svc] = await waitForInstances(name, 1, hostname);
+    assert.equal(svc.ID, `${hostname}:${first.name}:80`);
+    assert.equal(svc.Address, '127.0.0.1');
+    assert.equal(svc.Port, port);
+    assert.deepEqual(svc.Tags, ['blue', 'green,teal']);
+    assert.equal(svc.Meta?.version, '1.2');
+    assert.equal(svc.Meta?.['registrator-instance'], hostname);
+
+    const checks = Object.values(await agentChecks(consul.url)).filter((c) => c.ServiceID === svc.ID);
+    assert.equal(checks.length, 1, JSON.stringify(checks));
+    assert.equal(checks[0].Type, 'http');
+    assert.equal((checks[0].Definition as { HTTP?: string }).HTTP, `http://127.0.0.1:${port}/`);
+
+    const line = await reg.waitForLog((l) => l.event === 'register' && l.serviceId === svc.ID, WAIT_MS, 'register log line');
+    assert.equal(line.reason, 'docker-start');
+
+    // Scale to 3.
+    const more = await Promise.all([runContainer({ publish: ['80'], env }), runContainer({ publish: ['80'], env })]);
+    const three = await waitForInstances(name, 3, hostname);
+    assert.deepEqual(three.map((s) => s.ID).sort(), [first, ...more].map((c) => `${hostname}:${c.name}:80`).sort());
+
+    // Stop one: deregistered, the others stay.
+    await stopContainer(more[0].id);
+    const two = await waitForInstances(name, 2, hostname);
+    assert.ok(!two.some((s) => s.ID.includes(more[0].name)));
+    await reg.waitForLog((l) => l.event === 'deregister' && String(l.serviceId).includes(more[0].name), WAIT_MS, 'deregister log line');
+    await reg.stop();
+  });
+
+  test('-internal registers the container IP and exposed port; -ip overrides the published address', async () => {
+    const internalHost = `${hostPrefix}-internal`;
+    const ipHost = `${hostPrefix}-ip`;
+    const regs = await Promise.all([
+      readyRegistrator(['-hostname', internalHost, '-internal', '-explicit']),
+      readyRegistrator(['-hostname', ipHost, '-ip', '10.11.12.13', '-explicit']),
+    ]);
+    const name = serviceName('variants');
+    const c = await runContainer({ publish: ['80'], env: { SERVICE_NAME: name } });
+    const [ip, port] = await Promise.all([containerIp(c.id), publishedPort(c.id)]);
+    const both = [...(await waitForInstances(name, 1, internalHost)), ...(await waitForInstances(name, 1, ipHost))];
+    const internal = both.find((s) => s.ID.startsWith(`${internalHost}:`));
+    const external = both.find((s) => s.ID.startsWith(`${ipHost}:`));
+    assert.ok(internal && external, JSON.stringify(both));
+    assert.equal(internal.Address, ip);
+    assert.equal(internal.Port, 80);
+    assert.equal(external.Address, '10.11.12.13');
+    assert.equal(external.Port, port);
+    await Promise.all(regs.map((r) => r.stop()));
+  });
+
+  test('restart with leftovers and -cleanup: services of removed containers go, live ones stay', async () => {
+    const hostname = `${hostPrefix}-cleanup`;
+    const name = serviceName('cleanup');
+    const first = await readyRegistrator(['-hostname', hostname, '-explicit']);
+    const live = await runContainer({ publish: ['80'], env: { SERVICE_NAME: name } });
+    const doomed = await runContainer({ publish: ['80'], env: { SERVICE_NAME: name } });
+    await waitForInstances(name, 2, hostname);
+    assert.equal(await first.stop(), 0, 'graceful exit on SIGTERM');
+    // Shutdown deregisters nothing; the container disappears while no registrator watches.
+    assert.equal((await instancesOf(name, hostname)).length, 2);
+    await removeContainer(doomed.id);
+
+    const second = await readyRegistrator(['-hostname', hostname, '-explicit', '-cleanup']);
+    const [kept] = await waitForInstances(name, 1, hostname);
+    assert.equal(kept.ID, `${hostname}:${live.name}:80`);
+    await second.waitForLog((l) => l.event === 'deregister' && String(l.serviceId).includes(doomed.name), WAIT_MS, 'cleanup deregister line');
+    await second.stop();
+  });
+
+  test('Consul unreachable for 10 s while containers start and stop: converges after it returns', async () => {
+    const hostname = `${hostPrefix}-outage`;
+    const name = serviceName('outage');
+    const reg = await readyRegistrator(['-hostname', hostname, '-explicit']);
+    const before = await runContainer({ publish: ['80'], env: { SERVICE_NAME: name } });
+    await waitForInstances(name, 1, hostname);
+
+    await consul.outage();
+    const outageStarted = Date.now();
+    const during = await runContainer({ publish: ['80'], env: { SERVICE_NAME: name } });
+    await stopContainer(before.id);
+    await new Promise((r) => setTimeout(r, Math.max(0, 10_000 - (Date.now() - outageStarted))));
+    await consul.restore();
+
+    await waitFor('only the container started during the outage registered', async () => {
+      const list = await instancesOf(name, hostname);
+      return list.length === 1 && list[0].ID === `${hostname}:${during.name}:80` ? list : undefined;
+    }, WAIT_MS);
+    await reg.waitForLog((l) => l.event === 'registry-recovered', WAIT_MS, 'recovery log line');
+    assert.equal(reg.child.exitCode, null, 'registrator kept running');
+    await reg.stop();
+  });
+
+  test('Docker event stream broken mid-run: reconnects, resyncs and converges', async () => {
+    const hostname = `${hostPrefix}-docker`;
+    const name = serviceName('dockercut');
+    const proxy = await startDockerProxy();
+    try {
+      const reg = await readyRegistrator(['-hostname', hostname, '-explicit', '-docker-host', proxy.dockerHost]);
+      const old = await runContainer({ publish: ['80'], env: { SERVICE_NAME: name } });
+      await waitForInstances(name, 1, hostname);
+
+      await proxy.outage();
+      await stopContainer(old.id);
+      const fresh = await runContainer({ publish: ['80'], env: { SERVICE_NAME: name } });
+      await new Promise((r) => setTimeout(r, 2000));
+      await proxy.restore();
+
+      await waitFor('the state after the cut', async () => {
+        const list = await instancesOf(name, hostname);
+        return list.length === 1 && list[0].ID === `${hostname}:${fresh.name}:80` ? list : undefined;
+      }, WAIT_MS);
+      await reg.waitForLog((l) => l.event === 'resync' && l.reason === 'docker-reconnect', WAIT_MS, 'resync after reconnect');
+      await reg.stop();
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('bad SERVICE_* values: a warning naming container and key, good services still registered', async () => {
+    const hostname = `${hostPrefix}-bad`;
+    const good = serviceName('good');
+    const alsoGood = serviceName('alsogood');
+    const reg = await readyRegistrator(['-hostname', hostname, '-explicit']);
+    const mixed = await runContainer({
+      publish: ['80', '8080'],
+      env: {
+        PORTS: '80 8080',
+        SERVICE_80_NAME: good,
+        SERVICE_80_CHECK_HTTP: '/',
+        SERVICE_80_CHECK_INTERVAL: 'banana',
+        SERVICE_8080_NAME: alsoGood,
+      },
+    });
+    const neighbour = await runContainer({ publish: ['80'], env: { SERVICE_NAME: good } });
+    const warning = await reg.waitForLog((l) => l.event === 'mapping-warning' && l.containerName === mixed.name, WAIT_MS, 'mapping warning');
+    assert.equal(warning.key, 'SERVICE_80_CHECK_INTERVAL');
+    assert.equal(warning.level, 40);
+    const goods = await waitForInstances(good, 2, hostname);
+    assert.ok(goods.some((s) => s.ID === `${hostname}:${mixed.name}:80`));
+    assert.ok(goods.some((s) => s.ID === `${hostname}:${neighbour.name}:80`));
+    await waitForInstances(alsoGood, 1, hostname);
+    // The bad check is skipped, the service itself is not.
+    const checks = Object.values(await agentChecks(consul.url)).filter((c) => c.ServiceID === `${hostname}:${mixed.name}:80`);
+    assert.equal(checks.length, 0);
+    assert.equal(reg.child.exitCode, null);
+    await reg.stop();
+  });
+
+  test('bad flags and URIs exit 2 with a message; --help exits 0', async () => {
+    const bad = spawnRegistrator(['-deregister', 'sometimes', 'consul://127.0.0.1:1']);
+    assert.equal(await bad.exited, 2);
+    assert.match(bad.rawOutput.join('\n'), /deregister/);
+    const badUri = spawnRegistrator(['etcd://x:1']);
+    assert.equal(await badUri.exited, 2);
+    const help = spawnRegistrator(['--help']);
+    assert.equal(await help.exited, 0);
+    assert.match(help.rawOutput.join('\n'), /-retry-attempts/);
+  });
+});
