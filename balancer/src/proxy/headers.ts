@@ -36,7 +36,9 @@ export interface ForwardedInfo {
  * Host kept, X-Forwarded-For appended, X-Forwarded-Proto and X-Forwarded-Host set.
  * `keepUpgrade` keeps Connection/Upgrade for the raw WebSocket pass-through.
  */
-export function upstreamRequestHeaders(rawHeaders: readonly string[], fwd: ForwardedInfo, keepUpgrade = false): string[] {
+export function upstreamRequestHeaders(
+  rawHeaders: readonly string[], fwd: ForwardedInfo, keepUpgrade = false, hostOverride?: string,
+): string[] {
   let listed: Set<string> | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i];
@@ -48,7 +50,8 @@ export function upstreamRequestHeaders(rawHeaders: readonly string[], fwd: Forwa
   }
   const out: string[] = [];
   let xff: string | undefined;
-  let host: string | undefined;
+  let host: string | undefined = hostOverride;
+  if (hostOverride !== undefined) out.push('host', hostOverride);
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i];
     const lower = name.toLowerCase();

@@ -105,15 +105,14 @@ export class ProxyExchange implements PickRequest {
 
   constructor(
     readonly ctx: ProxyContext, readonly req: IncomingMessage, readonly res: ServerResponse,
-    readonly upstream: UpstreamSpec, host: string | undefined, rawHeaders: string[],
+    readonly upstream: UpstreamSpec, url: string, rawHeaders: string[], hostOverride: string | undefined,
   ) {
     this.clientIp = clientAddress(req.socket.remoteAddress);
-    this.url = req.url ?? '/';
+    this.url = url;
     this.startedAt = ctx.now();
     this.#hasBody = requestHasBody(req);
     const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;
-    this.#upstreamHeaders = upstreamRequestHeaders(rawHeaders, { clientIp: this.clientIp, proto: encrypted ? 'https' : 'http' });
-    void host;
+    this.#upstreamHeaders = upstreamRequestHeaders(rawHeaders, { clientIp: this.clientIp, proto: encrypted ? 'https' : 'http' }, false, hostOverride);
   }
 
   /** PickRequest: header-based hashing only; req.headers is built lazily by node. */
@@ -250,11 +249,28 @@ export class ProxyExchange implements PickRequest {
   }
 }
 
+function parseAbsoluteForm(url: string): { host: string; url: string } | undefined {
+  if (!/^https?:\/\//i.test(url)) return undefined;
+  try {
+    const parsed = new URL(url);
+    return { host: parsed.host, url: `${parsed.pathname}${parsed.search}` };
+  } catch {
+    return undefined;
+  }
+}
+
 /** node:http 'request' listener body. */
 export function handleProxyRequest(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse): void {
   const rawHeaders = req.rawHeaders;
-  const hostHeader = rawHostHeader(rawHeaders);
-  const url = req.url ?? '/';
+  let hostHeader = rawHostHeader(rawHeaders);
+  let url = req.url ?? '/';
+  let hostOverride: string | undefined;
+  if (url.charCodeAt(0) !== 47 /* / */) {
+    // absolute-form (RFC 9112 section 3.2.2): its authority replaces Host, the upstream gets origin-form
+    const absolute = parseAbsoluteForm(url);
+    if (absolute !== undefined) ({ host: hostHeader, url } = absolute);
+    hostOverride = absolute?.host;
+  }
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);
   const current = ctx.current;
@@ -267,7 +283,7 @@ export function handleProxyRequest(ctx: ProxyContext, req: IncomingMessage, res:
   }
   const upstream = match.upstream;
   const picker = current.pickers.get(upstream.name);
-  const exchange = new ProxyExchange(ctx, req, res, upstream, hostHeader, rawHeaders);
+  const exchange = new ProxyExchange(ctx, req, res, upstream, url, rawHeaders, hostOverride);
   const server = picker?.pick(exchange, NOTHING_EXCLUDED);
   if (server === undefined) {
     sendJsonError(res, 502, 'no_healthy_upstream', { upstream: upstream.name }, ctx.draining);
