@@ -110,7 +110,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'passing-only', env: 'BALANCER_PASSING_ONLY', kind: 'string', value: 'true|false', def: 'true', help: 'true: only passing instances; false: warning ones too' },
   { name: 'consul-wait', env: 'BALANCER_CONSUL_WAIT', kind: 'string', value: 'duration', def: '60s', help: 'blocking query wait' },
   { name: 'min-query-interval', env: 'BALANCER_MIN_QUERY_INTERVAL', kind: 'string', value: 'duration', def: '10ms', help: 'rate limit: minimum time between two queries of one watcher' },
-  { name: 'debounce', env: 'BALANCER_DEBOUNCE', kind: 'string', value: 'duration', def: '5ms', help: 'quiet time that coalesces a burst of catalog changes' },
+  { name: 'debounce', env: 'BALANCER_DEBOUNCE', kind: 'string', value: 'duration', def: '2ms', help: 'window that coalesces a burst of catalog changes into one table (latest wins)' },
   { name: 'listen', env: 'BALANCER_LISTEN', kind: 'string', value: 'host:port', def: '0.0.0.0:8080', help: 'proxy listener' },
   { name: 'admin', env: 'BALANCER_ADMIN', kind: 'string', value: 'host:port', def: '127.0.0.1:8081', help: 'admin API listener' },
   { name: 'admin-token', env: 'BALANCER_ADMIN_TOKEN', kind: 'string', value: 'token', help: 'require "Authorization: Bearer <token>" on the admin API' },
@@ -222,7 +222,7 @@ export function parseBalancerArgs(
           token: str('consul-token'),
           waitMs: duration('consul-wait', 60_000),
           minQueryIntervalMs: duration('min-query-interval', 10),
-          debounceMs: duration('debounce', 5),
+          debounceMs: duration('debounce', 2),
         };
 
     const mode = str('mode') ?? 'dynamic';

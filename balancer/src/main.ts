@@ -20,22 +20,14 @@ async function main(): Promise<void> {
   const logger = pino({ level: config.logLevel, base: { program: 'balancer', pid: process.pid } });
   const log = logger.child({ component: 'main' });
 
-  let handle;
-  try {
-    handle = await startPrimary(config, logger);
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    log.fatal({ err: (err as Error).message, code }, 'balancer could not start');
-    process.stderr.write(`balancer: ${(err as Error).message}\n`);
-    process.exit(1);
-  }
-
+  let handle: Awaited<ReturnType<typeof startPrimary>> | undefined;
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     signals++;
-    if (signals > 1) {
-      log.warn({ signal: sig }, 'second signal, exiting now');
-      process.exit(1);
+    if (signals > 1 || !handle) {
+      // a second signal, or one during start-up: workers follow the primary out through 'disconnect'
+      log.warn({ signal: sig, starting: !handle }, 'exiting now');
+      process.exit(handle ? 1 : 0);
     }
     log.info({ signal: sig }, 'graceful stop');
     handle.stop().then(
@@ -48,6 +40,15 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+
+  try {
+    handle = await startPrimary(config, logger);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    log.fatal({ err: (err as Error).message, code }, 'balancer could not start');
+    process.stderr.write(`balancer: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
 }
 
 main().catch((err) => {

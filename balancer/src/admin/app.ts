@@ -30,6 +30,8 @@ export interface AdminDeps {
   readonly metrics?: () => Record<string, unknown>;
   /** false while Consul is unreachable (reported, never fails /healthz: the last table still serves) */
   readonly consulReachable?: () => boolean | undefined;
+  /** set when upstreams cannot be changed here (reload mode: the rendered config is the source) */
+  readonly readOnlyReason?: string;
 }
 
 const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$';
@@ -160,6 +162,7 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
       response: { 400: errorSchema },
     },
   }, async (req, reply) => {
+    if (deps.readOnlyReason) throw new AdminError(409, 'ERR_READ_ONLY', deps.readOnlyReason);
     const { name } = req.params as { name: string };
     const q = req.query as { lb?: Algorithm; hash?: string; format?: string };
     const body = req.body as unknown;
@@ -186,6 +189,7 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
   });
 
   app.delete('/upstream/:name', { schema: { params: nameParams, querystring: formatQuery, response: { 404: errorSchema, 409: errorSchema } } }, async (req, reply) => {
+    if (deps.readOnlyReason) throw new AdminError(409, 'ERR_READ_ONLY', deps.readOnlyReason);
     const { name } = req.params as { name: string };
     if (!deps.holder.deleteAdminUpstream(name)) {
       if (deps.holder.current().upstreams[name]) {

@@ -59,6 +59,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
   let watcher: CatalogWatcher | undefined;
   let firstFailure: ((err: Error) => void) | undefined;
   const failed = new Promise<Error>((resolve) => (firstFailure = resolve));
+  // reload mode renders from Consul itself (balancer/src/reload); dynamic mode watches here
   const useOwnDiscovery = config.consul !== undefined && config.mode === 'dynamic';
   if (config.consul && useOwnDiscovery) {
     watcher = watchConsulCatalog({
@@ -140,6 +141,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
     workers: supervisor,
     token: config.adminToken,
     consulReachable: () => watcher?.reachable(),
+    readOnlyReason: config.mode === 'reload' ? 'reload mode: upstreams come from the rendered config file, not from the admin API' : undefined,
     metrics: () => ({ ...supervisor.metrics(), discovery: watcher?.stats(), dump: dumpWriter?.stats() }),
   });
   await admin.listen({ host: config.admin.host, port: config.admin.port });
@@ -193,22 +195,28 @@ async function waitForInitialState(
   return dump ? { source: 'dump', dump } : { source: 'empty' };
 }
 
-/** reload mode lives in balancer/src/reload (another module); loaded lazily so dynamic mode never needs it. */
+/** reload mode lives in balancer/src/reload; loaded lazily so dynamic mode never needs it. */
 async function startReloadModeFor(
   config: Config,
   supervisor: Supervisor,
   holder: TableHolder,
   logger: pino.Logger,
   signal: AbortSignal,
-): Promise<(() => Promise<void>) | undefined> {
-  const modulePath = '../reload/reload-mode.js';
-  let mod: { startReloadMode?: (deps: unknown) => Promise<unknown> };
+): Promise<() => Promise<void>> {
+  let mod: typeof import('../reload/reload-mode.js');
   try {
-    mod = (await import(modulePath)) as typeof mod;
+    mod = await import('../reload/reload-mode.js');
   } catch (err) {
     throw new StartupError('ERR_RELOAD_MODE_UNAVAILABLE', `reload mode not available: ${(err as Error).message}`);
   }
-  if (typeof mod.startReloadMode !== 'function') throw new StartupError('ERR_RELOAD_MODE_UNAVAILABLE', 'reload mode not available: reload-mode.js exports no startReloadMode');
-  const handle = (await mod.startReloadMode({ config, supervisor, holder, logger: logger.child({ component: 'reload' }), signal })) as { stop?: () => Promise<void> } | undefined;
-  return handle && typeof handle.stop === 'function' ? () => handle.stop!() : undefined;
+  const handle = await mod.startReloadMode({
+    config,
+    supervisor,
+    logger: logger.child({ component: 'reload' }),
+    signal,
+    // the admin API and the dump show what the workers serve
+    onGeneration: (e) => holder.adopt(e.table),
+  });
+  await handle.ready;
+  return () => handle.stop();
 }

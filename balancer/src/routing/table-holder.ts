@@ -8,7 +8,7 @@ import { diffTables } from './diff.js';
 import type { TableDefaults } from './tag-options.js';
 import type { CatalogSnapshot, RouteTable, UpstreamSpec } from './types.js';
 
-export type TableChangeCause = 'snapshot' | 'admin' | 'restore';
+export type TableChangeCause = 'snapshot' | 'admin' | 'restore' | 'external';
 
 export interface TableChange {
   readonly table: RouteTable;
@@ -97,6 +97,16 @@ export class TableHolder {
     return true;
   }
 
+  /**
+   * Serve a table produced elsewhere (reload mode parses it from the rendered config file). It
+   * stays current until the next adopt() or input change.
+   */
+  adopt(table: RouteTable): boolean {
+    if (table.version === this.table.version) return false;
+    this.swap(table, 'external');
+    return true;
+  }
+
   private tryBuild(): RouteTable | undefined {
     try {
       const { table, warnings } = this.build({ snapshot: this.snapshot, adminUpstreams: this.admin, defaults: this.opts.defaults });
@@ -114,6 +124,11 @@ export class TableHolder {
   private rebuild(cause: TableChangeCause): boolean {
     const next = this.tryBuild();
     if (!next || next.version === this.table.version) return false;
+    this.swap(next, cause);
+    return true;
+  }
+
+  private swap(next: RouteTable, cause: TableChangeCause): void {
     const previous = this.table;
     let diff: string[] = [];
     try {
@@ -133,6 +148,5 @@ export class TableHolder {
         this.log.error({ err }, 'table listener failed');
       }
     }
-    return true;
   }
 }
