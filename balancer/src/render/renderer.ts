@@ -28,6 +28,8 @@ export interface TemplateJob {
   readonly onApplied?: (content: string, info: { readonly first: boolean; readonly written: boolean }) => Promise<void>;
   /** shell command run after this template's file was written (consul-template's per-template command) */
   readonly command?: string;
+  /** false: a write of this file does not trigger the renderer-wide reloadCommand; default true */
+  readonly triggersReloadCommand?: boolean;
 }
 
 export interface RendererOptions {
@@ -180,7 +182,7 @@ export async function startRenderer(opts: RendererOptions): Promise<RendererHand
       const report = await renderJob(st, data, wanted);
       reports.push(report);
       if (report.state === 'written') {
-        anyWritten = true;
+        if (st.job.triggersReloadCommand !== false) anyWritten = true;
         if (st.job.command) commands.push(await runCommand(st.job.command, st.name));
       }
     }

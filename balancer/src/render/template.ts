@@ -48,6 +48,11 @@ export function compileTemplate(source: string, name: string): CompiledTemplate 
       try {
         output = fn({}, { helpers: makeHelpers(data, rec) as Record<string, Function> });
       } catch (err) {
+        // With data still missing, helpers return empty values and a later helper may choke on them:
+        // that is not the template's fault. Report what is missing so the watcher fetches it.
+        if (rec.missing.size > 0) {
+          return { output: '', deps: [...rec.deps.values()], missing: [...rec.missing.values()], absentKeys: [...rec.absentKeys], complete: false };
+        }
         throw new TemplateError('ERR_TEMPLATE_RENDER', `template ${name}: ${(err as Error).message}`);
       }
       const missing = [...rec.missing.values()];

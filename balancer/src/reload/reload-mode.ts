@@ -1,0 +1,149 @@
+// `balancer --mode reload`: the nginx + consul-template way, inside the balancer. Every Consul change
+// renders templates/balancer.conf.hbs (or --template) to --config-out; a file that parses becomes a
+// RouteTable, and the supervisor starts a NEW worker generation with it (then drains the old one).
+// Nothing in-process survives a reload, exactly as with nginx: that is the point of the comparison.
+// --render/--reload-command jobs run in the same renderer (same watches, same quiescence).
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type pino from 'pino';
+import type { Config } from '../config.js';
+import { parseBalancerConf } from '../render/balancer-conf.js';
+import { startRenderJobs } from '../render/render-jobs.js';
+import type { CycleReport, RendererHandle } from '../render/renderer.js';
+import { loadTemplateJob } from '../render/renderer.js';
+import { DEFAULT_TABLE_DEFAULTS, type TableDefaults } from '../routing/tag-options.js';
+import { tableFromUpstreams } from '../routing/build-table.js';
+import type { RouteTable } from '../routing/types.js';
+
+/** What reload mode needs from the supervisor (cluster/supervisor.ts implements it). */
+export interface ReloadModeSupervisor {
+  /** first generation; resolves once it listens */
+  start(table: RouteTable): Promise<unknown>;
+  /** new generation with the table, waits until it listens, drains the old one */
+  reload(table: RouteTable): Promise<unknown>;
+}
+
+export type ReloadModeConfig = Pick<Config, 'consul' | 'reload'> & Partial<Pick<Config, 'defaultLb' | 'services'>>;
+
+export interface ReloadModeDeps {
+  readonly config: ReloadModeConfig;
+  readonly supervisor: ReloadModeSupervisor;
+  readonly logger: pino.Logger;
+  readonly signal: AbortSignal;
+  /** observability/test hook */
+  readonly onCycle?: (report: CycleReport) => void;
+  /** observability/test hook: a generation was started (first) or reloaded with this table */
+  readonly onGeneration?: (event: { readonly table: RouteTable; readonly first: boolean; readonly durationMs: number }) => void;
+}
+
+export interface ReloadModeHandle {
+  /** the rendered balancer config */
+  readonly configOut: string;
+  /** resolves when the first generation listens; rejects if it could not start */
+  readonly ready: Promise<void>;
+  /** generations started so far (1 after the first start) */
+  generations(): number;
+  stop(): Promise<void>;
+}
+
+export class ReloadModeError extends Error {
+  constructor(readonly code: 'ERR_RELOAD_NEEDS_CONSUL' | 'ERR_RELOAD_TEMPLATE', message: string) {
+    super(message);
+  }
+}
+
+/** templates/balancer.conf.hbs of this package, found from src/ (tsx) or dist/ (compiled). */
+export function defaultBalancerTemplate(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const candidate = join(dir, 'templates', 'balancer.conf.hbs');
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  throw new ReloadModeError('ERR_RELOAD_TEMPLATE', 'templates/balancer.conf.hbs not found; pass --template');
+}
+
+export async function startReloadMode(deps: ReloadModeDeps): Promise<ReloadModeHandle> {
+  const { config, supervisor, signal } = deps;
+  const log = deps.logger.child({ component: 'reload-mode' });
+  if (!config.consul) throw new ReloadModeError('ERR_RELOAD_NEEDS_CONSUL', 'reload mode renders from Consul: --no-consul is not supported');
+  const templatePath = config.reload.template ?? defaultBalancerTemplate();
+  const configOut = config.reload.configOut ?? join(os.tmpdir(), `balancer-${process.pid}.conf`);
+  const defaults: TableDefaults = { ...DEFAULT_TABLE_DEFAULTS, ...(config.defaultLb ? { algorithm: config.defaultLb } : {}) };
+  const allow = config.services ? new Set(config.services) : undefined;
+  const toTable = (text: string): RouteTable => {
+    const parsed = parseBalancerConf(text, { source: configOut, defaults });
+    return allow ? restrict(parsed, allow) : parsed;
+  };
+
+  let generations = 0;
+  let resolveReady!: () => void;
+  let rejectReady!: (err: Error) => void;
+  const ready = new Promise<void>((res, rej) => {
+    resolveReady = res;
+    rejectReady = rej;
+  });
+  ready.catch(() => undefined);
+
+  const balancerJob = await loadTemplateJob(templatePath, configOut, {
+    name: 'balancer.conf',
+    triggersReloadCommand: false,
+    // A file that does not parse never replaces the previous one: the running generation keeps serving.
+    validate: (text) => void toTable(text),
+    onApplied: async (text, { first }) => {
+      const table = toTable(text);
+      const started = Date.now();
+      const upstreams = Object.keys(table.upstreams).length;
+      const servers = Object.values(table.upstreams).reduce((n, u) => n + u.servers.length, 0);
+      if (first) {
+        try {
+          await supervisor.start(table);
+        } catch (err) {
+          rejectReady(err as Error);
+          throw err;
+        }
+        generations = 1;
+        resolveReady();
+        log.info({ version: table.version, upstreams, servers, durationMs: Date.now() - started }, 'first generation listening');
+      } else {
+        await supervisor.reload(table);
+        generations++;
+        log.info({ version: table.version, upstreams, servers, generation: generations, durationMs: Date.now() - started }, 'reloaded: new generation serving, old one draining');
+      }
+      deps.onGeneration?.({ table, first, durationMs: Date.now() - started });
+    },
+  });
+
+  let renderer: RendererHandle;
+  try {
+    renderer = await startRenderJobs({
+      consul: config.consul,
+      renders: config.reload.renders,
+      reloadCommand: config.reload.reloadCommand,
+      wait: config.reload.wait,
+      logger: deps.logger,
+      signal,
+      extraJobs: [balancerJob],
+      onCycle: deps.onCycle,
+    });
+  } catch (err) {
+    throw new ReloadModeError('ERR_RELOAD_TEMPLATE', (err as Error).message);
+  }
+  signal.addEventListener('abort', () => rejectReady(Object.assign(new Error('reload mode stopped before the first generation started'), { code: 'ERR_RELOAD_STOPPED' })), { once: true });
+  log.info({ template: templatePath, configOut, renders: config.reload.renders.length, wait: config.reload.wait }, 'reload mode: rendering from Consul');
+
+  return {
+    configOut,
+    ready,
+    generations: () => generations,
+    stop: () => renderer.stop(),
+  };
+}
+
+/** Keep only allowed upstreams (--services) and the routes pointing at them. */
+function restrict(table: RouteTable, allow: ReadonlySet<string>): RouteTable {
+  const upstreams = Object.fromEntries(Object.entries(table.upstreams).filter(([name]) => allow.has(name)));
+  return tableFromUpstreams(upstreams, table.routes.filter((r) => allow.has(r.upstream)));
+}

@@ -1,0 +1,45 @@
+// The generic `--render <template>:<output>` + `--reload-command` pipeline, usable beside any mode
+// (dynamic, reload) and standalone (render/cli.ts): it is what replaces consul-template in front of
+// nginx or haproxy.
+import type pino from 'pino';
+import type { ConsulEndpoint } from '../discovery/blocking-query.js';
+import type { WaitSpec } from './quiescence.js';
+import { loadTemplateJob, startRenderer, type CycleReport, type RendererHandle, type TemplateJob } from './renderer.js';
+
+export interface RenderJobsOptions {
+  readonly consul: { readonly baseUrl: string; readonly token?: string; readonly waitMs?: number; readonly minQueryIntervalMs?: number };
+  readonly renders: readonly { readonly template: string; readonly output: string }[];
+  readonly reloadCommand?: string;
+  readonly wait?: WaitSpec;
+  readonly commandTimeoutMs?: number;
+  readonly logger: pino.Logger;
+  readonly signal: AbortSignal;
+  /** jobs added before the --render ones (reload mode adds the balancer's own config) */
+  readonly extraJobs?: readonly TemplateJob[];
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly onCycle?: (report: CycleReport) => void;
+}
+
+export function consulEndpoint(consul: RenderJobsOptions['consul']): ConsulEndpoint {
+  return { baseUrl: consul.baseUrl, token: consul.token };
+}
+
+export async function startRenderJobs(opts: RenderJobsOptions): Promise<RendererHandle> {
+  const jobs: TemplateJob[] = [...(opts.extraJobs ?? [])];
+  for (const r of opts.renders) jobs.push(await loadTemplateJob(r.template, r.output));
+  return startRenderer({
+    jobs,
+    endpoint: consulEndpoint(opts.consul),
+    logger: opts.logger,
+    signal: opts.signal,
+    wait: opts.wait,
+    reloadCommand: opts.reloadCommand,
+    commandTimeoutMs: opts.commandTimeoutMs,
+    env: opts.env,
+    onCycle: opts.onCycle,
+    watch: {
+      ...(opts.consul.waitMs !== undefined ? { blockingWaitMs: opts.consul.waitMs } : {}),
+      ...(opts.consul.minQueryIntervalMs !== undefined ? { minIntervalMs: opts.consul.minQueryIntervalMs } : {}),
+    },
+  });
+}
