@@ -2,6 +2,7 @@
 // requests before their pool closes; stopAccepting drains.
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tableFromUpstreams } from '../../balancer/src/routing/build-table.js';
 import { startBackends, startProxy, upstreamSpec, type Backend, type RunningProxy } from '../support/upstreams.js';
@@ -87,5 +88,24 @@ describe('balancer proxy: table swaps', () => {
     assert.equal(res.headers.connection, 'close');
     await drained;
     assert.ok(Date.now() - started < 3_000);
+  });
+
+  it('stopAccepting closes idle keep-alive client connections and refuses new ones', async () => {
+    const [b0] = backends;
+    proxy.runtime.applyTable(tableFromUpstreams({ web: upstreamSpec('web', [b0.spec()]) }, []));
+    const socket = net.connect(proxy.port, '127.0.0.1');
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.on('error', () => undefined);
+    const answered = new Promise<string>((resolve) => {
+      let got = '';
+      socket.on('data', (c: Buffer) => { got += c.toString(); if (got.endsWith('0\r\n\r\n')) resolve(got); });
+    });
+    socket.write('GET / HTTP/1.1\r\nHost: web\r\n\r\n');
+    assert.match(await answered, /^HTTP\/1\.1 200[\s\S]*\r\nb0\r\n/);
+    const started = Date.now();
+    await proxy.runtime.stopAccepting();
+    await closed;
+    assert.ok(Date.now() - started < 1_000, 'the idle keep-alive connection was closed at once');
+    await assert.rejects(proxy.fetch('web'), /ECONNREFUSED/);
   });
 });
