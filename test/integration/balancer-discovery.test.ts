@@ -149,3 +149,25 @@ test('whole primary: traffic follows Consul, continues on the last table in an o
     await consul.close();
   }
 });
+
+test('a burst of registrations is coalesced: fewer snapshots than changes, the last one complete', async () => {
+  const consul = await consulForTest();
+  const controller = new AbortController();
+  const snapshots: CatalogSnapshot[] = [];
+  try {
+    const watcher = watchConsulCatalog({
+      endpoint: { baseUrl: consul.url }, waitMs: 2000, minQueryIntervalMs: 10, debounceMs: 20, logger,
+      onSnapshot: (s) => snapshots.push(s),
+    }, controller.signal);
+    await watcher.ready;
+    const BURST = 30;
+    await Promise.all(Array.from({ length: BURST }, (_, i) => register(consul, `burst-${i}`, 'burst', 10_000 + i)));
+    await until('all burst instances', () => ports(watcher.current(), 'burst').length === BURST);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(snapshots.length < BURST / 2, `${snapshots.length} snapshots for ${BURST} changes`);
+    assert.equal(ports(snapshots[snapshots.length - 1], 'burst').length, BURST);
+  } finally {
+    controller.abort();
+    await consul.close();
+  }
+});

@@ -72,7 +72,14 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, signal: AbortSig
     opts.onReachability?.(ok, err);
   };
 
-  const complete = () => knownServices !== undefined && [...knownServices].every((s) => instances.has(s));
+  /** services whose health query failed before their first answer */
+  const failedBeforeFirstAnswer = new Set<string>();
+  // Before the first snapshot every service must have answered (a partial table at start would drop
+  // services the dump still has). Afterwards a new service that keeps failing must not hold back
+  // updates of all the others: it is simply left out until it answers.
+  const complete = () =>
+    knownServices !== undefined &&
+    [...knownServices].every((s) => instances.has(s) || (readyResolved && failedBeforeFirstAnswer.has(s)));
 
   const emitNow = () => {
     emitTimer = undefined;
@@ -111,7 +118,14 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, signal: AbortSig
   }, { once: true });
 
   /** One blocking-query loop: rate limit, query, hand the body over, back off on errors. */
-  async function loop<T>(name: string, path: string, params: Record<string, string | undefined>, loopSignal: AbortSignal, onBody: (body: T) => void) {
+  async function loop<T>(
+    name: string,
+    path: string,
+    params: Record<string, string | undefined>,
+    loopSignal: AbortSignal,
+    onBody: (body: T) => void,
+    onFailure?: () => void,
+  ) {
     let index = 0;
     let failures = 0;
     let lastStart = 0;
@@ -138,6 +152,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, signal: AbortSig
         failures++;
         index = 0; // after an error, start over: the agent may have restarted with a new index space
         markReachable(false, err as Error);
+        onFailure?.();
         await sleep(delay, loopSignal);
       }
     }
@@ -152,6 +167,11 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, signal: AbortSig
       const prev = instances.get(name);
       if (prev && canonicalJson(prev) === canonicalJson(next)) return;
       instances.set(name, next);
+      failedBeforeFirstAnswer.delete(name);
+      scheduleEmit();
+    }, () => {
+      if (instances.has(name) || failedBeforeFirstAnswer.has(name)) return;
+      failedBeforeFirstAnswer.add(name);
       scheduleEmit();
     }).catch((err) => log.error({ err, service: name }, 'service watcher crashed'));
     serviceWatchers.set(name, { controller, done });
@@ -172,6 +192,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, signal: AbortSig
       if (names.has(name)) continue;
       w.controller.abort();
       serviceWatchers.delete(name);
+      failedBeforeFirstAnswer.delete(name);
       if (instances.delete(name)) changed = true;
       log.debug({ service: name }, 'service gone, watcher stopped');
     }
