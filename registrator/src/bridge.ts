@@ -104,7 +104,9 @@ export class Bridge {
   async stop(graceMs = 5000): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.abort.abort();
-    await Promise.race([Promise.all([this.queue.idle(), this.resyncLoop]), sleep(graceMs)]);
+    const graceOver = new AbortController();
+    await Promise.race([Promise.all([this.queue.idle(), this.resyncLoop]), sleep(graceMs, graceOver.signal)]);
+    graceOver.abort(); // release the grace timer so the process can exit at once
   }
 
   /** A Docker event: re-read that container (in order with its other events). */
