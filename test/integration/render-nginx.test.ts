@@ -1,0 +1,192 @@
+// The renderer driving a real (Debian) nginx, as consul-template would: nginx-upstreams.conf.hbs is
+// rendered from the Consul double, nginx proxies by Host to every instance, a new instance is
+// rendered, nginx is reloaded and traffic reaches it; a service with no instance gets a placeholder
+// server marked down (nginx refuses an empty upstream) and answers 502.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import { consulForTest, type ConsulTarget } from '../support/consul.js';
+import { loadTemplateJob, startRenderer, type CycleReport } from '../../balancer/src/render/renderer.js';
+
+const NGINX = ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
+const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }, pino.destination({ fd: 2, sync: true }));
+
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(dir, 'templates', 'nginx-upstreams.conf.hbs'))) return dir;
+    dir = dirname(dir);
+  }
+  throw new Error('templates/ not found');
+}
+
+function consulCall(target: ConsulTarget, method: string, path: string, body?: unknown): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: target.host, port: target.port, method, path, signal: AbortSignal.timeout(5000) }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+function get(port: number, host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: '/', headers: { host }, agent: false, signal: AbortSignal.timeout(3000) }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      lastErr = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastErr ? `: ${(lastErr as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function startBackend(name: string): Promise<{ port: number; close: () => Promise<void> }> {
+  const srv = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end(name);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return {
+    port: (srv.address() as net.AddressInfo).port,
+    close: () => new Promise<void>((r) => {
+      srv.closeAllConnections();
+      srv.close(() => r());
+    }),
+  };
+}
+
+test('renderer + nginx: proxies by Host to every instance, follows a new instance after reload', { skip: NGINX ? false : 'nginx not installed' }, async (t) => {
+  const consul = await consulForTest();
+  const dir = await mkdtemp(join(os.tmpdir(), 'render-nginx-'));
+  const ac = new AbortController();
+  const backends = await Promise.all(['backend-1', 'backend-2', 'backend-3'].map(startBackend));
+  let nginx: ChildProcess | undefined;
+  t.after(async () => {
+    ac.abort();
+    if (nginx && nginx.exitCode === null && nginx.signalCode === null) {
+      const exited = new Promise((r) => nginx!.once('exit', r));
+      nginx.kill('SIGTERM'); // fast shutdown: the master stops its workers
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      if (nginx.exitCode === null && nginx.signalCode === null) nginx.kill('SIGKILL');
+    }
+    await Promise.all(backends.map((b) => b.close()));
+    await consul.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const port = await freePort();
+  const conf = join(dir, 'nginx.conf');
+  const upstreams = join(dir, 'upstreams.conf');
+  for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi', 'logs']) await mkdir(join(dir, sub));
+  // As root, nginx would switch its workers to "nobody", who cannot enter the private temp dir.
+  const user = process.getuid?.() === 0 ? 'user root root;\n' : '';
+  await writeFile(conf, `${user}worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/logs/error.log info;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/client_body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  include ${upstreams};
+}
+`);
+  const nginxArgs = `-p ${dir}/ -c ${conf}`;
+
+  await consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: 'web-1', Name: 'web', Address: '127.0.0.1', Port: backends[0].port });
+  await consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: 'web-2', Name: 'web', Address: '127.0.0.1', Port: backends[1].port });
+  const cycles: CycleReport[] = [];
+  const job = await loadTemplateJob(join(repoRoot(), 'templates', 'nginx-upstreams.conf.hbs'), upstreams);
+  const renderer = await startRenderer({
+    jobs: [job],
+    endpoint: { baseUrl: consul.url },
+    logger,
+    signal: ac.signal,
+    env: { ...process.env, NGINX_LISTEN: `127.0.0.1:${port}` },
+    // Reload only a running nginx (the first render happens before it starts); `-t` first, as
+    // operators do, so a bad file is reported and the running config stays.
+    reloadCommand: `test -s ${dir}/nginx.pid || exit 0; ${NGINX} -t -q ${nginxArgs} && ${NGINX} -s reload ${nginxArgs}`,
+    wait: { minMs: 50, maxMs: 500 },
+    watch: { blockingWaitMs: 5000 },
+    onCycle: (c) => cycles.push(c),
+  });
+  await renderer.firstComplete;
+  const rendered = await readFile(upstreams, 'utf8');
+  assert.match(rendered, new RegExp(`server 127\\.0\\.0\\.1:${backends[0].port} `));
+  assert.match(rendered, new RegExp(`server 127\\.0\\.0\\.1:${backends[1].port} `));
+
+  const check = spawnSync(NGINX!, ['-t', '-p', `${dir}/`, '-c', conf], { encoding: 'utf8', timeout: 10_000 });
+  assert.equal(check.status, 0, `nginx -t: ${check.stderr}`);
+  nginx = spawn(NGINX!, ['-p', `${dir}/`, '-c', conf, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let nginxStderr = '';
+  nginx.stderr!.on('data', (c: Buffer) => (nginxStderr += c.toString()));
+  await waitFor('nginx listening', async () => (await get(port, 'web')).status === 200, 10_000).catch((err: Error) => {
+    throw new Error(`${err.message}; nginx stderr: ${nginxStderr}`);
+  });
+
+  const seen = async (n: number) => {
+    const names = new Set<string>();
+    for (let i = 0; i < n; i++) {
+      const r = await get(port, 'web');
+      assert.equal(r.status, 200);
+      names.add(r.body);
+    }
+    return names;
+  };
+  assert.deepEqual([...(await seen(12))].sort(), ['backend-1', 'backend-2']);
+  const unknown = await get(port, 'nope.example');
+  assert.equal(unknown.status, 404, 'an unknown Host is not proxied');
+
+  // A third instance: rendered, nginx reloaded, traffic reaches it.
+  const registeredAt = Date.now();
+  await consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: 'web-3', Name: 'web', Address: '127.0.0.1', Port: backends[2].port });
+  await waitFor('backend-3 answers through nginx', async () => (await seen(6)).has('backend-3'));
+  const followMs = Date.now() - registeredAt;
+  const reload = cycles.flatMap((c) => c.commands).find((c) => c.exitCode === 0 && c.durationMs >= 0);
+  assert.ok(reload, `a successful reload command: ${JSON.stringify(cycles.flatMap((c) => c.commands))}`);
+  assert.deepEqual([...(await seen(12))].sort(), ['backend-1', 'backend-2', 'backend-3']);
+
+  // Every instance critical: nginx cannot have an empty upstream, the placeholder is down -> 502.
+  for (const id of ['web-1', 'web-2', 'web-3']) await consulCall(consul, 'PUT', `/v1/agent/service/register`, { ID: id, Name: 'web', Address: '127.0.0.1', Port: backends[Number(id.slice(-1)) - 1].port, Check: { TTL: '30s', Status: 'critical' } });
+  await waitFor('placeholder rendered', async () => (await readFile(upstreams, 'utf8')).includes('server 127.0.0.1:9 down;'));
+  await waitFor('nginx answers 502 for a service without instances', async () => (await get(port, 'web')).status === 502);
+  t.diagnostic(`Consul change -> traffic on the new instance through nginx: ${followMs} ms`);
+});
