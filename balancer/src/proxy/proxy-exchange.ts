@@ -167,7 +167,9 @@ export class ProxyExchange implements PickRequest {
     attempt.status = status;
     attempt.latencyMs = this.ctx.now() - attempt.startedAt;
     if (this.clientGone) return false;
-    if (this.upstream.retry.onStatuses.includes(status)) {
+    // a request with a body is not retried on status: undici may still be sending that body to
+    // this server, and one client stream cannot feed two upstream requests
+    if (!this.#hasBody && this.upstream.retry.onStatuses.includes(status)) {
       const next = this.#mayRetry() ? this.#pickNext(attempt.server) : undefined;
       if (next !== undefined) {
         // drop this answer (its body drains into nothing, keeping the keep-alive socket) and try elsewhere
