@@ -1,0 +1,185 @@
+// `balancer --mode reload` as a user runs it: the real program, the Consul double, loopback backends.
+// The balancer renders templates/balancer.conf.hbs, serves it with a worker generation, and on a
+// Consul change starts a new generation and drains the old one: a request in flight on the old
+// generation completes, traffic reaches the new instance.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { consulForTest, type ConsulTarget } from '../support/consul.js';
+
+const fromTs = import.meta.url.endsWith('.ts');
+
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(dir, 'templates', 'balancer.conf.hbs')) && existsSync(join(dir, 'package.json'))) return dir;
+    dir = dirname(dir);
+  }
+  throw new Error('repository root not found');
+}
+
+function consulCall(target: ConsulTarget, method: string, path: string, body?: unknown): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: target.host, port: target.port, method, path, signal: AbortSignal.timeout(5000) }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+function get(port: number, host: string, path = '/', timeoutMs = 5000): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, headers: { host }, agent: false, signal: AbortSignal.timeout(timeoutMs) }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      lastErr = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastErr ? `: ${(lastErr as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+interface Backend {
+  readonly port: number;
+  /** /slow requests received so far */
+  slowStarted: number;
+  close(): Promise<void>;
+}
+
+async function startBackend(name: string): Promise<Backend> {
+  const b = { port: 0, slowStarted: 0, close: async () => undefined } as Backend;
+  const srv = http.createServer((req, res) => {
+    if (req.url === '/slow') {
+      b.slowStarted++;
+      setTimeout(() => res.end(`${name} slow`), 1500);
+      return;
+    }
+    res.end(name);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return Object.assign(b, {
+    port: (srv.address() as net.AddressInfo).port,
+    close: () => new Promise<void>((r) => {
+      srv.closeAllConnections();
+      srv.close(() => r());
+    }),
+  });
+}
+
+test('balancer --mode reload follows Consul through new worker generations; in-flight requests on the old one complete', async (t) => {
+  const consul = await consulForTest();
+  const dir = await mkdtemp(join(os.tmpdir(), 'reload-mode-'));
+  const backends = await Promise.all(['backend-1', 'backend-2', 'backend-3'].map(startBackend));
+  let proc: ChildProcess | undefined;
+  const logLines: Record<string, unknown>[] = [];
+  t.after(async () => {
+    if (proc && proc.exitCode === null && proc.signalCode === null) {
+      const exited = new Promise((r) => proc!.once('exit', r));
+      proc.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    }
+    await Promise.all(backends.map((b) => b.close()));
+    await consul.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const register = (id: string, b: Backend) => consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: id, Name: 'web', Address: '127.0.0.1', Port: b.port });
+  await register('web-1', backends[0]);
+  await register('web-2', backends[1]);
+
+  const root = repoRoot();
+  const port = await freePort();
+  const adminPort = await freePort();
+  const configOut = join(dir, 'balancer.conf');
+  const entry = fromTs ? ['--import', 'tsx', join(root, 'balancer/src/main.ts')] : [join(root, 'bin/balancer.js')];
+  proc = spawn(process.execPath, [
+    ...entry, '--mode', 'reload', '--consul', consul.addr, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`,
+    '--workers', '1', '--config-out', configOut, '--drain-timeout', '10s', '--log-level', 'info',
+  ], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BALANCER_MODE: undefined } });
+  let stderr = '';
+  proc.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  let partial = '';
+  proc.stdout!.on('data', (c: Buffer) => {
+    const lines = (partial + c.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const l of lines) {
+      try {
+        logLines.push(JSON.parse(l) as Record<string, unknown>);
+      } catch {
+        /* not JSON */
+      }
+    }
+  });
+  const exitedEarly = new Promise<string>((r) => proc!.once('exit', (code) => r(`balancer exited with ${code}: ${stderr.slice(-2000)}`)));
+
+  const served = async (n: number) => {
+    const names = new Set<string>();
+    for (let i = 0; i < n; i++) {
+      const r = await get(port, 'web');
+      assert.equal(r.status, 200, r.body);
+      names.add(r.body);
+    }
+    return names;
+  };
+  await Promise.race([
+    waitFor('the first generation serving', async () => (await get(port, 'web')).status === 200, 30_000),
+    exitedEarly.then((why) => Promise.reject(new Error(why))),
+  ]);
+  assert.deepEqual([...(await served(10))].sort(), ['backend-1', 'backend-2']);
+  assert.match(await readFile(configOut, 'utf8'), new RegExp(`server 127\\.0\\.0\\.1:${backends[1].port} `));
+  const generationsBefore = logLines.filter((l) => l.msg === 'reloaded: new generation serving, old one draining').length;
+
+  // A slow request in flight on the current generation...
+  const slow = get(port, 'web', '/slow', 10_000);
+  await waitFor('slow request reached a backend', () => backends[0].slowStarted + backends[1].slowStarted > 0, 5000);
+  // ...while a Consul change makes a new generation.
+  const changedAt = Date.now();
+  await register('web-3', backends[2]);
+  await waitFor('backend-3 answers', async () => (await served(4)).has('backend-3'), 15_000);
+  const followMs = Date.now() - changedAt;
+  const slowAnswer = await slow;
+  assert.equal(slowAnswer.status, 200, 'the in-flight request on the old generation completed');
+  assert.match(slowAnswer.body, /^backend-[12] slow$/);
+  assert.deepEqual([...(await served(12))].sort(), ['backend-1', 'backend-2', 'backend-3']);
+  await waitFor('reload logged', () => logLines.filter((l) => l.msg === 'reloaded: new generation serving, old one draining').length > generationsBefore, 5000);
+
+  // A deregistration is a reload too.
+  await consulCall(consul, 'PUT', '/v1/agent/service/deregister/web-1');
+  await waitFor('backend-1 gone', async () => !(await served(8)).has('backend-1'), 15_000);
+  assert.doesNotMatch(await readFile(configOut, 'utf8'), new RegExp(`:${backends[0].port} `));
+  t.diagnostic(`Consul change -> traffic on the new instance in reload mode: ${followMs} ms`);
+});
