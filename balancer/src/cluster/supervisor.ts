@@ -10,6 +10,7 @@
 //   the current table.
 import cluster, { type Worker } from 'node:cluster';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import type pino from 'pino';
 import { backoffDelay, type BackoffPolicy } from '../backoff.js';
 import type { RouteTable } from '../routing/types.js';
@@ -113,7 +114,7 @@ export class Supervisor {
     this.log = opts.logger;
     if (!cluster.isPrimary) throw new Error('Supervisor must run in the primary process');
     const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-    const exec = opts.exec ?? new URL(`./worker-main${ext}`, import.meta.url).pathname;
+    const exec = opts.exec ?? fileURLToPath(new URL(`./worker-main${ext}`, import.meta.url));
     // the test runner's own flags (--test*) must not reach the workers; loaders (tsx) must
     const execArgv = opts.execArgv ?? process.execArgv.filter((a) => !a.startsWith('--test'));
     cluster.setupPrimary({ exec, execArgv: [...execArgv] });
