@@ -19,6 +19,9 @@ export interface ActiveCheckerOptions {
   readonly random?: () => number;
 }
 
+/** a zero or tiny interval from a bad tag must not turn the loop into a busy loop */
+const MIN_INTERVAL_MS = 10;
+
 interface ProbeResult { readonly ok: boolean; readonly error?: string }
 
 /** One probe, bounded by spec.timeoutMs and by `signal` (checker stop). */
@@ -105,7 +108,7 @@ class ServerProbeLoop {
     } catch (err) {
       this.opts.logger.error({ err, server: this.server.id }, 'active check result handler failed');
     }
-    this.#schedule(this.spec.intervalMs);
+    this.#schedule(Math.max(MIN_INTERVAL_MS, this.spec.intervalMs));
   }
 }
 
