@@ -150,7 +150,7 @@ export interface RunContainerOptions {
 
 /** A unique container name for this run. */
 export function containerName(hint: string): string {
-  return `cbtest-${runId}-${hint}-${randomBytes(2).toString('hex')}`;
+  return `cbtest-${runId}-${hint}-${randomBytes(4).toString("hex")}`;
 }
 
 /** `docker run -d` with this run's label; returns the full container ID. */
