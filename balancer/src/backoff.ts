@@ -10,7 +10,8 @@ export interface BackoffPolicy {
   readonly factor?: number;
 }
 
-export const DEFAULT_BACKOFF: BackoffPolicy = Object.freeze({ baseMs: 250, maxMs: 30_000, factor: 2 });
+// capped at 10 s so the balancer notices a recovered Consul quickly
+export const DEFAULT_BACKOFF: BackoffPolicy = Object.freeze({ baseMs: 250, maxMs: 10_000, factor: 2 });
 
 /**
  * Delay before retry number `attempt` (0 = first retry): "full jitter" between half and all of the

@@ -16,7 +16,7 @@ import { consulForTest, type ConsulTarget } from '../support/consul.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const CHANGES = 220;
-const LOAD_CONCURRENCY = 6;
+const LOAD_CONCURRENCY = Number(process.env.CHURN_LOAD_CONCURRENCY ?? 6);
 const MAX_LOAD_REQUESTS = 200_000;
 
 async function consulPut(consul: ConsulTarget, path: string, body?: unknown): Promise<void> {
