@@ -20,7 +20,7 @@ function table(upstreams: Record<string, number[]>): RouteTable {
   return tableFromUpstreams(specs, []);
 }
 
-function supervisor(workers: number): Supervisor {
+function supervisor(workers: number, runtimeModule?: string): Supervisor {
   return new Supervisor({
     workers,
     drainTimeoutMs: 5000,
@@ -30,7 +30,8 @@ function supervisor(workers: number): Supervisor {
     init: {
       listenHost: '127.0.0.1', listenPort: 0,
       timeouts: { connectMs: 2000, headersMs: 5000, idleMs: 5000, clientKeepAliveMs: 5000 },
-      maxConnectionsPerServer: 16, accessLog: false, logLevel: process.env.TEST_LOG_LEVEL ?? 'warn',
+      maxConnectionsPerServer: 16, accessLog: false, logLevel: process.env.TEST_LOG_LEVEL ?? 'silent',
+      runtimeModule,
     },
   });
 }
@@ -169,5 +170,38 @@ test('reload: a new generation takes over, the old one drains, no request fails'
       s.server.closeAllConnections();
       s.server.close();
     }
+  }
+});
+
+// A runtime module that wraps the real engine but fails in the generation named by the test.
+function failingInGeneration(generation: string): string {
+  const real = new URL('../../balancer/src/worker/runtime.js', import.meta.url).href;
+  const src = `import { createWorkerRuntime as real } from '${real}';
+export function createWorkerRuntime(o) {
+  if (process.env.BALANCER_WORKER_GENERATION === '${generation}') throw Object.assign(new Error('generation ${generation} is broken'), { code: 'ERR_TEST_BROKEN' });
+  return real(o);
+}`;
+  return `data:text/javascript,${encodeURIComponent(src)}`;
+}
+
+test('a generation that cannot start: start() fails clearly; a failed reload keeps the old generation serving', { timeout: 60_000 }, async () => {
+  const broken = supervisor(1, failingInGeneration('1'));
+  await assert.rejects(broken.start(table({})), (err: Error & { code?: string }) => err.code === 'ERR_WORKER_START' && /generation 1 is broken/.test(err.message));
+  await broken.stop();
+
+  const a = await backend('a');
+  const sup = supervisor(2, failingInGeneration('2'));
+  try {
+    const { port } = await sup.start(table({ web: [a.port] }));
+    await assert.rejects(sup.reload(table({ web: [a.port], api: [a.port] })), (err: Error & { code?: string }) => err.code === 'ERR_RELOAD_FAILED');
+    assert.equal(sup.metrics().generation, 1);
+    await until('failed generation gone', () => (sup.metrics().workersAlive === 2 ? true : undefined));
+    for (let i = 0; i < 5; i++) assert.deepEqual(await get(port, 'web'), { status: 200, body: 'a' });
+    assert.equal((await get(port, 'api')).status, 404, 'the failed table never served');
+    assert.equal(sup.metrics().restarts, 0, 'a failed new generation is not restarted');
+  } finally {
+    await sup.stop();
+    a.server.closeAllConnections();
+    a.server.close();
   }
 });
