@@ -20,10 +20,10 @@ function table(upstreams: Record<string, number[]>): RouteTable {
   return tableFromUpstreams(specs, []);
 }
 
-function supervisor(workers: number, runtimeModule?: string): Supervisor {
+function supervisor(workers: number, runtimeModule?: string, drainTimeoutMs = 5000): Supervisor {
   return new Supervisor({
     workers,
-    drainTimeoutMs: 5000,
+    drainTimeoutMs,
     logger,
     startTimeoutMs: 20_000,
     restartBackoff: { baseMs: 50, maxMs: 500 },
@@ -203,5 +203,44 @@ test('a generation that cannot start: start() fails clearly; a failed reload kee
     await sup.stop();
     a.server.closeAllConnections();
     a.server.close();
+  }
+});
+
+test('drain is bounded: an old worker stuck on a slow request is killed after the drain timeout', { timeout: 60_000 }, async () => {
+  let received = 0;
+  const slow = http.createServer((req, res) => {
+    received++;
+    req.resume();
+    const t = setTimeout(() => res.end('late'), 8000);
+    res.on('close', () => clearTimeout(t));
+  });
+  await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+  const slowPort = (slow.address() as AddressInfo).port;
+  const sup = supervisor(1, undefined, 800);
+  try {
+    const { port } = await sup.start(table({ slow: [slowPort] }));
+    const oldPid = (await sup.status())[0].pid!;
+    const inflight = get(port, 'slow').catch((err: Error) => err);
+    await until('slow request in flight', () => (received > 0 ? true : undefined));
+    const t0 = Date.now();
+    await sup.reload(table({ slow: [slowPort], other: [slowPort] }));
+    const reloadMs = Date.now() - t0;
+    await until('old worker killed', () => {
+      try {
+        process.kill(oldPid, 0);
+        return undefined;
+      } catch {
+        return true;
+      }
+    }, 5000);
+    const killedAfterMs = Date.now() - t0;
+    console.log(`# bounded drain: reload resolved in ${reloadMs} ms, stuck old worker gone after ${killedAfterMs} ms (drain timeout 800 ms)`);
+    assert.ok(killedAfterMs >= 700, `killed too early: ${killedAfterMs} ms`);
+    await inflight; // cut by the kill (or answered); either way it must settle
+    assert.equal(sup.metrics().workersAlive, 1);
+  } finally {
+    await sup.stop();
+    slow.closeAllConnections();
+    slow.close();
   }
 });
