@@ -55,18 +55,23 @@ async function main(): Promise<void> {
     const reg = spawnRegistrator(['-hostname', hostname, '-explicit', '-log-level', 'warn', registryArg]);
     await new Promise((r) => setTimeout(r, 1500)); // start-up resync of whatever already runs on the engine
     const latencies: number[] = [];
+    const fromIssue: number[] = [];
     const service = `bench-${runId}-latency`;
     for (let i = 0; i < latencyCount; i++) {
       const c = await createWeb(service, image);
       const serviceId = `${hostname}:${c.name}:80`;
+      const issued = performance.now();
       await docker(['start', c.id]);
       const t0 = performance.now();
       await waitFor(`service ${serviceId}`, async () => ((await agentServices(consul.url))[serviceId] ? true : undefined), 15_000, 5);
       latencies.push(performance.now() - t0);
+      fromIssue.push(performance.now() - issued);
     }
     await reg.stop();
     const sorted = [...latencies].sort((a, b) => a - b);
-    console.log(`\nstart -> visible in Consul, ${latencies.length} containers (ms): p50 ${percentile(sorted, 50).toFixed(1)}  p99 ${percentile(sorted, 99).toFixed(1)}  max ${sorted[sorted.length - 1].toFixed(1)}  min ${sorted[0].toFixed(1)}`);
+    const issuedSorted = [...fromIssue].sort((a, b) => a - b);
+    console.log(`\n\`docker start\` returned -> visible in Consul, ${latencies.length} containers (ms): p50 ${percentile(sorted, 50).toFixed(1)}  p99 ${percentile(sorted, 99).toFixed(1)}  max ${sorted[sorted.length - 1].toFixed(1)}  min ${sorted[0].toFixed(1)}`);
+    console.log(`(for reference) \`docker start\` invoked -> visible (ms): p50 ${percentile(issuedSorted, 50).toFixed(1)}  p99 ${percentile(issuedSorted, 99).toFixed(1)}  (includes the CLI process and the engine starting the container)`);
 
     // 2. resync of many running containers
     const resyncService = `bench-${runId}-resync`;
