@@ -161,7 +161,13 @@ export class Supervisor {
     if (this.latencies.length > LATENCY_SAMPLES) this.latencies.shift();
     const level = acked < targets.length ? 'warn' : 'info';
     const event: PublishedEvent = { table, at: performance.now(), latencyMs, acked, workers: targets.length };
-    for (const l of this.publishedListeners) l(event);
+    for (const l of this.publishedListeners) {
+      try {
+        l(event);
+      } catch (err) {
+        this.log.warn({ err }, 'publish listener failed');
+      }
+    }
     this.log[level]({ version: table.version, latencyMs: Math.round(latencyMs * 100) / 100, acked, workers: targets.length }, 'table published');
     return { latencyMs, acked, workers: targets.length };
   }

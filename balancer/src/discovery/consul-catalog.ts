@@ -106,11 +106,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, signal: AbortSig
   // A fixed window opened by the first change (not extended by later ones) bounds the added latency.
   const scheduleEmit = () => {
     if (emitTimer || signal.aborted) return;
-    if (opts.debounceMs <= 0) {
-      emitTimer = setTimeout(emitNow, 0);
-      return;
-    }
-    emitTimer = setTimeout(emitNow, opts.debounceMs);
+    emitTimer = setTimeout(emitNow, Math.max(0, opts.debounceMs));
   };
   signal.addEventListener('abort', () => {
     if (emitTimer) clearTimeout(emitTimer);
