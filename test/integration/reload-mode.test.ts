@@ -36,7 +36,7 @@ function consulCall(target: ConsulTarget, method: string, path: string, body?: u
   });
 }
 
-function get(port: number, host: string, path = '/', timeoutMs = 5000): Promise<{ status: number; body: string }> {
+function get(port: number, host: string, path = '/', timeoutMs = 10_000): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, path, headers: { host }, agent: false, signal: AbortSignal.timeout(timeoutMs) }, (res) => {
       let body = '';

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
-import { contentHash } from '../../balancer/src/render/atomic-write.js';
+import { contentHash, removeStaleTempFiles } from '../../balancer/src/render/atomic-write.js';
 
 const fromTs = import.meta.url.endsWith('.ts');
 const moduleUrl = new URL(`../../balancer/src/render/atomic-write.${fromTs ? 'ts' : 'js'}`, import.meta.url).href;
@@ -69,4 +69,8 @@ test('SIGKILL mid-write leaves the old or the new complete file, never a partial
   const left = (await readdir(join(dir, 'out'))).filter((f) => f !== 'rendered.conf');
   assert.ok(left.every((f) => f.endsWith('.tmp')), `unexpected files: ${left.join(', ')}`);
   t.diagnostic(`final versions seen: A=${seen.A} B=${seen.B}; leftover temp files ${left.length}`);
+  // The renderer clears them at start (their writers are dead); the target is untouched.
+  const removed = await removeStaleTempFiles(out);
+  assert.equal(removed.length, left.length);
+  assert.deepEqual(await readdir(join(dir, 'out')), ['rendered.conf']);
 });

@@ -41,7 +41,7 @@ function consulCall(target: ConsulTarget, method: string, path: string, body?: u
 
 function get(port: number, host: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/', headers: { host }, agent: false, signal: AbortSignal.timeout(3000) }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, path: '/', headers: { host }, agent: false, signal: AbortSignal.timeout(10_000) }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
@@ -158,7 +158,7 @@ http {
   nginx = spawn(NGINX!, ['-p', `${dir}/`, '-c', conf, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let nginxStderr = '';
   nginx.stderr!.on('data', (c: Buffer) => (nginxStderr += c.toString()));
-  await waitFor('nginx listening', async () => (await get(port, 'web')).status === 200, 10_000).catch((err: Error) => {
+  await waitFor('nginx listening', async () => (await get(port, "web")).status === 200, 20_000).catch((err: Error) => {
     throw new Error(`${err.message}; nginx stderr: ${nginxStderr}`);
   });
 

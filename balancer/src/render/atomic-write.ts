@@ -2,7 +2,7 @@
 // new one, never a mix. Temp file in the same directory (rename is atomic only within a filesystem),
 // fsync the data, rename over the target, fsync the directory so the rename itself survives a crash.
 import { createHash, randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 export class AtomicWriteError extends Error {
@@ -57,5 +57,43 @@ async function syncDir(dir: string): Promise<void> {
     }
   } catch {
     /* best effort */
+  }
+}
+
+/**
+ * Removes temp files a killed writer left beside `path` (".<name>.<pid>.<hex>.tmp" whose pid is no
+ * longer running). Returns the names removed. Best effort: errors are ignored.
+ */
+export async function removeStaleTempFiles(path: string): Promise<string[]> {
+  const dir = dirname(path);
+  const prefix = `.${basename(path)}.`;
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const m = /^(\d+)\.[0-9a-f]{8}\.tmp$/.exec(name.slice(prefix.length));
+    if (!m || isRunning(Number(m[1]))) continue;
+    try {
+      await unlink(join(dir, name));
+      removed.push(name);
+    } catch {
+      /* raced with someone else */
+    }
+  }
+  return removed;
+}
+
+function isRunning(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

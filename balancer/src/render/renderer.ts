@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import type pino from 'pino';
 import type { ConsulEndpoint } from '../discovery/blocking-query.js';
-import { contentHash, fileHash, writeFileAtomic } from './atomic-write.js';
+import { contentHash, fileHash, removeStaleTempFiles, writeFileAtomic } from './atomic-write.js';
 import { depKey, type Dependency, type DependencyValue } from './dependencies.js';
 import { DependencyWatcher, type DependencyWatcherOptions } from './dependency-watcher.js';
 import { Quiescence, REAL_CLOCK, type TimerClock, type WaitSpec } from './quiescence.js';
@@ -108,6 +108,8 @@ export async function startRenderer(opts: RendererOptions): Promise<RendererHand
   const states: JobState[] = [];
   for (const job of opts.jobs) {
     const name = job.name ?? job.outputPath;
+    const stale = await removeStaleTempFiles(job.outputPath);
+    if (stale.length > 0) log.info({ template: name, removed: stale }, 'removed temp files left by a killed writer');
     states.push({ job, name, template: compileTemplate(job.source, name), diskHash: await fileHash(job.outputPath), appliedHash: undefined, complete: false });
   }
 
