@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { cleanConsul, consulForTest, type ConsulTarget } from '../support/consul.js';
 import { startDockerProxy } from '../support/docker-proxy.js';
 import {
-  cleanupRun, containerIp, publishedPort, removeContainer, requireDocker, runContainer, runId, stopContainer, webImage,
+  cleanupRun, containerIp, docker, publishedPort, removeContainer, requireDocker, runContainer, runId, stopContainer, webImage,
 } from '../support/docker.js';
 import {
   agentChecks, servicesNamed, spawnRegistrator, waitFor, type AgentService, type RegistratorProcess,
@@ -215,6 +215,72 @@ describe('registrator with Docker and Consul', { timeout: 180_000 }, () => {
     assert.equal(checks.length, 0);
     assert.equal(reg.child.exitCode, null);
     await reg.stop();
+  });
+
+  test('-ttl/-ttl-refresh: the TTL check is kept passing past its TTL by the registrator', async () => {
+    const hostname = `${hostPrefix}-ttl`;
+    const name = serviceName('ttl');
+    const reg = await readyRegistrator(['-hostname', hostname, '-explicit', '-ttl', '3', '-ttl-refresh', '1']);
+    const c = await runContainer({ publish: ['80'], env: { SERVICE_NAME: name } });
+    const [svc] = await waitForInstances(name, 1, hostname);
+    assert.equal(svc.ID, `${hostname}:${c.name}:80`);
+    await new Promise((r) => setTimeout(r, 4500)); // longer than the TTL: only refreshes keep it passing
+    const ttl = Object.values(await agentChecks(consul.url)).filter((ch) => ch.ServiceID === svc.ID && ch.Type === 'ttl');
+    assert.equal(ttl.length, 1, JSON.stringify(ttl));
+    assert.equal(ttl[0].Status, 'passing');
+    // Without the registrator the TTL lapses: proof that the refresh, not the initial status, kept it green.
+    await reg.stop();
+    await waitFor('TTL check critical after the registrator stopped', async () => {
+      const ch = (await agentChecks(consul.url))[ttl[0].CheckID];
+      return ch?.Status === 'critical' ? ch : undefined;
+    }, 8000);
+  });
+
+  test('health gate: register-when-healthy waits for Docker health; mirror follows it in a TTL check', async () => {
+    const gatedHost = `${hostPrefix}-gated`;
+    const mirrorHost = `${hostPrefix}-mirror`;
+    const name = serviceName('health');
+    const regs = await Promise.all([
+      readyRegistrator(['-hostname', gatedHost, '-explicit', '-health-gate', 'register-when-healthy']),
+      readyRegistrator(['-hostname', mirrorHost, '-explicit', '-health-gate', 'mirror']),
+    ]);
+    const c = await runContainer({
+      publish: ['80'],
+      env: { SERVICE_NAME: name },
+      extraArgs: ['--health-cmd', '/bin/busybox test -f /tmp/healthy', '--health-interval', '1s', '--health-retries', '1'],
+    });
+    const [mirrored] = await waitForInstances(name, 1, mirrorHost);
+    const mirrorCheck = async () => Object.values(await agentChecks(consul.url)).find((ch) => ch.ServiceID === mirrored.ID && ch.Type === 'ttl');
+    assert.equal((await mirrorCheck())?.Status, 'critical', 'not healthy yet');
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal((await instancesOf(name, gatedHost)).length, 0, 'gated: not registered before healthy');
+
+    await docker(['exec', c.id, '/bin/busybox', 'touch', '/tmp/healthy']);
+    await waitForInstances(name, 1, gatedHost);
+    await waitFor('mirrored check passing', async () => ((await mirrorCheck())?.Status === 'passing' ? true : undefined), WAIT_MS);
+
+    await docker(['exec', c.id, '/bin/busybox', 'rm', '/tmp/healthy']);
+    await waitForInstances(name, 0, gatedHost);
+    await waitFor('mirrored check critical again', async () => ((await mirrorCheck())?.Status === 'critical' ? true : undefined), WAIT_MS);
+    await Promise.all(regs.map((r) => r.stop()));
+  });
+
+  test('-cleanup after a host rename: leftovers found through the engine ID, live service moves to the new ID', async () => {
+    const oldHost = `${hostPrefix}-old`;
+    const newHost = `${hostPrefix}-new`;
+    const name = serviceName('rename');
+    const first = await readyRegistrator(['-hostname', oldHost, '-explicit']);
+    const live = await runContainer({ publish: ['80'], env: { SERVICE_NAME: name } });
+    const doomed = await runContainer({ publish: ['80'], env: { SERVICE_NAME: name } });
+    await waitForInstances(name, 2, oldHost);
+    await first.stop();
+    await removeContainer(doomed.id);
+
+    const second = await readyRegistrator(['-hostname', newHost, '-explicit', '-cleanup']);
+    await waitForInstances(name, 0, oldHost);
+    const [moved] = await waitForInstances(name, 1, newHost);
+    assert.equal(moved.ID, `${newHost}:${live.name}:80`);
+    await second.stop();
   });
 
   test('bad flags and URIs exit 2 with a message; --help exits 0', async () => {
