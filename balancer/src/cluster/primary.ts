@@ -91,12 +91,12 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
     initialTable: initial.source === 'dump' ? dumpTable(initial.dump) : undefined,
   });
   holderRef = holder;
-  // a snapshot that arrived while we were deciding
-  const latest = watcher?.current();
-  if (latest && initial.source !== 'consul') holder.setSnapshot(latest);
-
   const dumpWriter = config.dumpFile ? new DumpWriter(config.dumpFile, logger.child({ component: 'dump' })) : undefined;
   const saveDump = () => dumpWriter?.save({ table: holder.current(), adminUpstreams: holder.adminUpstreams(), snapshot: holder.currentSnapshot() });
+  holder.subscribe(() => saveDump());
+  // a snapshot that arrived while we were deciding (a no-op when it is the one we started from)
+  const latest = watcher?.current();
+  if (latest) holder.setSnapshot(latest);
   if (!dump || dump.table.version !== holder.current().version) saveDump();
 
   const supervisor = new Supervisor({
@@ -118,13 +118,13 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
   let stopReloadMode: (() => Promise<void>) | undefined;
   try {
     if (config.mode === 'dynamic') {
-      await supervisor.start(holder.current());
-      holder.subscribe((change) => {
-        saveDump();
-        supervisor.publish(change.table).catch((err) => log.error({ err }, 'publish failed'));
-      });
+      const startTable = holder.current();
+      await supervisor.start(startTable);
+      const publish = (table: RouteTable) => supervisor.publish(table).catch((err) => log.error({ err }, 'publish failed'));
+      holder.subscribe((change) => void publish(change.table));
+      // changes that arrived while the workers were starting
+      if (holder.current().version !== startTable.version) void publish(holder.current());
     } else {
-      holder.subscribe(() => saveDump());
       stopReloadMode = await startReloadModeFor(config, supervisor, holder, logger, signal);
     }
   } catch (err) {
