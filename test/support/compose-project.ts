@@ -82,7 +82,7 @@ export function composeProject(opts: ComposeProjectOptions): ComposeProject {
       try {
         // Its own signal: teardown must run even after the test's signal fired.
         const r = await runCommand(opts.cli.file,
-          [...base, 'down', '--volumes', '--rmi', 'local', '--remove-orphans', '--timeout', '5'],
+          [...base, 'down', '--volumes', '--rmi', 'local', '--remove-orphans', '--timeout', '3'],
           { cwd: opts.cwd, env, signal: AbortSignal.timeout(90_000), timeoutMs: 90_000, allowFailure: true });
         return r.code === 0 ? '' : `docker-compose down exited ${r.code}: ${r.stderr.slice(-2000)}`;
       } catch (error) {

@@ -1,6 +1,7 @@
 // The demo's images for the end-to-end test, built without a registry: a stand-in node base image
-// (node-image.ts), then compose/test/app.Dockerfile (registrator, balancer, consul-double stages) from a tar
-// context holding the app built on this host, and compose/web/Dockerfile FROM the stand-in.
+// (node-image.ts); compose/test/app-runtime.Dockerfile FROM it with a tar context holding the app built on
+// this host; the role stages of compose/test/app-roles.Dockerfile (registrator, balancer, consul-double)
+// FROM that, without a context; and compose/web/Dockerfile FROM the stand-in.
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,7 +12,7 @@ export const APP_ROLES = ['consul-double', 'registrator', 'balancer'] as const;
 
 export interface DemoImagesOptions {
   readonly repoRoot: string;
-  /** image name prefix; images are <prefix>-node, <prefix>-<role>, <prefix>-web */
+  /** image name prefix; images are <prefix>-node, <prefix>-runtime, <prefix>-<role>, <prefix>-web */
   readonly prefix: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly signal: AbortSignal;
@@ -64,17 +65,22 @@ export async function buildDemoImages(opts: DemoImagesOptions): Promise<DemoImag
     await fs.mkdir(path.join(extra, 'compose', 'test', 'run-dir'), { recursive: true });
     const context = path.join(work, 'context.tar');
     await timed('context-tar', () => runCommand('tar', [
-      '-cf', context, '--exclude=*.map',
-      '-C', repoRoot, 'package.json', 'bin', 'templates', 'dist', 'compose/test/app.Dockerfile',
+      '-cf', context, '--exclude=*.map', '--exclude=*.md', '--exclude=*.d.ts',
+      '-C', repoRoot, 'package.json', 'bin', 'templates', 'dist', 'compose/test/app-runtime.Dockerfile',
       ...(modules.length > 0 ? modules : ['node_modules']),
       '-C', extra, 'compose/test/run-dir',
     ], { signal, timeoutMs: 60_000 }));
+    const runtimeTag = `${prefix}-runtime`;
+    await timed('runtime', () => runCommand('docker', [
+      'build', '-q', '-f', 'compose/test/app-runtime.Dockerfile', '--build-arg', `NODE_IMAGE=${nodeImage}`,
+      ...labelArgs, '-t', runtimeTag, '-',
+    ], { signal, timeoutMs: 180_000, stdinFile: context, env: BUILD_ENV }));
+    created.unshift(runtimeTag);
     for (const role of APP_ROLES) {
       const tag = `${prefix}-${role}`;
       await timed(role, () => runCommand('docker', [
-        'build', '-q', '-f', 'compose/test/app.Dockerfile', '--target', role,
-        '--build-arg', `NODE_IMAGE=${nodeImage}`, ...labelArgs, '-t', tag, '-',
-      ], { signal, timeoutMs: 180_000, stdinFile: context, env: BUILD_ENV }));
+        'build', '-q', '--target', role, '--build-arg', `RUNTIME_IMAGE=${runtimeTag}`, ...labelArgs, '-t', tag, '-',
+      ], { signal, timeoutMs: 60_000, stdinFile: path.join(repoRoot, 'compose', 'test', 'app-roles.Dockerfile'), env: BUILD_ENV }));
       created.unshift(tag);
     }
     const webTag = `${prefix}-web`;
