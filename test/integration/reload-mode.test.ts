@@ -126,25 +126,31 @@ test('balancer --mode reload follows Consul through new worker generations; in-f
   const adminPort = await freePort();
   const configOut = join(dir, 'balancer.conf');
   const entry = fromTs ? ['--import', 'tsx', join(root, 'balancer/src/main.ts')] : [join(root, 'bin/balancer.js')];
-  proc = spawn(process.execPath, [
-    ...entry, '--mode', 'reload', '--consul', consul.addr, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`,
-    '--workers', '1', '--config-out', configOut, '--drain-timeout', '10s', '--log-level', 'info',
-  ], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BALANCER_MODE: undefined } });
   let stderr = '';
-  proc.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  let partial = '';
-  proc.stdout!.on('data', (c: Buffer) => {
-    const lines = (partial + c.toString()).split('\n');
-    partial = lines.pop() ?? '';
-    for (const l of lines) {
-      try {
-        logLines.push(JSON.parse(l) as Record<string, unknown>);
-      } catch {
-        /* not JSON */
+  let exitedEarly!: Promise<string>;
+  const startBalancer = () => {
+    const child = spawn(process.execPath, [
+      ...entry, '--mode', 'reload', '--consul', consul.addr, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`,
+      '--workers', '1', '--config-out', configOut, '--drain-timeout', '10s', '--log-level', 'info',
+    ], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BALANCER_MODE: undefined } });
+    stderr = '';
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    let partial = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      const lines = (partial + c.toString()).split('\n');
+      partial = lines.pop() ?? '';
+      for (const l of lines) {
+        try {
+          logLines.push(JSON.parse(l) as Record<string, unknown>);
+        } catch {
+          /* not JSON */
+        }
       }
-    }
-  });
-  const exitedEarly = new Promise<string>((r) => proc!.once('exit', (code) => r(`balancer exited with ${code}: ${stderr.slice(-2000)}`)));
+    });
+    exitedEarly = new Promise<string>((r) => child.once('exit', (code) => r(`balancer exited with ${code}: ${stderr.slice(-2000)}`)));
+    return child;
+  };
+  proc = startBalancer();
 
   const served = async (n: number) => {
     const names = new Set<string>();
@@ -182,4 +188,18 @@ test('balancer --mode reload follows Consul through new worker generations; in-f
   await waitFor('backend-1 gone', async () => !(await served(8)).has('backend-1'), 15_000);
   assert.doesNotMatch(await readFile(configOut, 'utf8'), new RegExp(`:${backends[0].port} `));
   t.diagnostic(`Consul change -> traffic on the new instance in reload mode: ${followMs} ms`);
+
+  // Restart with Consul unreachable: like nginx, the last rendered config serves at once.
+  const exited = new Promise((r) => proc!.once('exit', r));
+  proc.kill('SIGTERM');
+  await exited;
+  await consul.outage();
+  proc = startBalancer();
+  await Promise.race([
+    waitFor('serving from the previous rendered config', async () => (await get(port, 'web')).status === 200, 30_000),
+    exitedEarly.then((why) => Promise.reject(new Error(why))),
+  ]);
+  assert.deepEqual([...(await served(8))].sort(), ['backend-2', 'backend-3']);
+  assert.ok(logLines.some((l) => l.msg === 'first generation started from the previous rendered config'));
+  await consul.restore();
 });

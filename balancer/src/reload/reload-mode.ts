@@ -4,6 +4,7 @@
 // Nothing in-process survives a reload, exactly as with nginx: that is the point of the comparison.
 // --render/--reload-command jobs run in the same renderer (same watches, same quiescence).
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -79,6 +80,8 @@ export async function startReloadMode(deps: ReloadModeDeps): Promise<ReloadModeH
   };
 
   let generations = 0;
+  /** version of the table the current generation serves */
+  let servingVersion: string | undefined;
   let resolveReady!: () => void;
   let rejectReady!: (err: Error) => void;
   const ready = new Promise<void>((res, rej) => {
@@ -92,29 +95,49 @@ export async function startReloadMode(deps: ReloadModeDeps): Promise<ReloadModeH
     triggersReloadCommand: false,
     // A file that does not parse never replaces the previous one: the running generation keeps serving.
     validate: (text) => void toTable(text),
-    onApplied: async (text, { first }) => {
+    onApplied: async (text) => {
       const table = toTable(text);
+      if (table.version === servingVersion) return;
+      const first = generations === 0;
       const started = Date.now();
-      const upstreams = Object.keys(table.upstreams).length;
-      const servers = Object.values(table.upstreams).reduce((n, u) => n + u.servers.length, 0);
-      if (first) {
-        try {
-          await supervisor.start(table);
-        } catch (err) {
-          rejectReady(err as Error);
-          throw err;
-        }
-        generations = 1;
-        resolveReady();
-        log.info({ version: table.version, upstreams, servers, durationMs: Date.now() - started }, 'first generation listening');
-      } else {
+      if (first) await startFirst(table);
+      else {
         await supervisor.reload(table);
         generations++;
-        log.info({ version: table.version, upstreams, servers, generation: generations, durationMs: Date.now() - started }, 'reloaded: new generation serving, old one draining');
+        servingVersion = table.version;
       }
+      log.info({ ...summary(table), generation: generations, durationMs: Date.now() - started }, first ? 'first generation listening' : 'reloaded: new generation serving, old one draining');
       deps.onGeneration?.({ table, first, durationMs: Date.now() - started });
     },
   });
+
+  async function startFirst(table: RouteTable): Promise<void> {
+    try {
+      await supervisor.start(table);
+    } catch (err) {
+      rejectReady(err as Error);
+      throw err;
+    }
+    generations = 1;
+    servingVersion = table.version;
+    resolveReady();
+  }
+
+  // Like nginx after a restart: the last rendered file serves at once, even with Consul down; the
+  // first render replaces it if Consul says otherwise.
+  const previous = await readFile(configOut, 'utf8').catch(() => undefined);
+  if (previous !== undefined) {
+    try {
+      const table = toTable(previous);
+      const started = Date.now();
+      await startFirst(table);
+      log.info({ ...summary(table), configOut, durationMs: Date.now() - started }, 'first generation started from the previous rendered config');
+      deps.onGeneration?.({ table, first: true, durationMs: Date.now() - started });
+    } catch (err) {
+      log.warn({ configOut, code: (err as { code?: string }).code, err: (err as Error).message }, 'previous rendered config not usable; waiting for the first render');
+      if ((err as { code?: string }).code !== 'ERR_BALANCER_CONF') throw err;
+    }
+  }
 
   let renderer: RendererHandle;
   try {
@@ -140,6 +163,11 @@ export async function startReloadMode(deps: ReloadModeDeps): Promise<ReloadModeH
     generations: () => generations,
     stop: () => renderer.stop(),
   };
+}
+
+function summary(table: RouteTable): { version: string; upstreams: number; servers: number } {
+  const servers = Object.values(table.upstreams).reduce((n, u) => n + u.servers.length, 0);
+  return { version: table.version, upstreams: Object.keys(table.upstreams).length, servers };
 }
 
 /** Keep only allowed upstreams (--services) and the routes pointing at them. */
