@@ -30,13 +30,16 @@ function packageVersion(): string {
 
 /** The original resolves the host name for wildcard bindings; done once here so mapping stays pure. */
 async function resolveFallbackIp(hostname: string, log: Logger): Promise<string | undefined> {
+  const timer = new AbortController();
   try {
     const lookup = dns.lookup(hostname, { family: 4 });
-    const result = await Promise.race([lookup, sleep(3000).then(() => undefined)]);
+    const result = await Promise.race([lookup, sleep(3000, timer.signal).then(() => undefined)]);
     return result?.address;
   } catch (err) {
     log.debug({ hostname, err: (err as Error).message }, 'host name does not resolve; wildcard bindings need -ip');
     return undefined;
+  } finally {
+    timer.abort(); // release the timer so nothing keeps the process alive
   }
 }
 

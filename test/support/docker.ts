@@ -58,8 +58,22 @@ export async function docker(args: readonly string[], opts: { timeoutMs?: number
   return r.stdout.trim();
 }
 
+/** The static busybox binary, with a clear error when busybox-static is missing (a dynamic one cannot run alone). */
+function staticBusybox(): Buffer {
+  let bin: Buffer;
+  try {
+    bin = readFileSync(BUSYBOX);
+  } catch (err) {
+    throw Object.assign(new Error(`${BUSYBOX} not found: install Debian's busybox-static (apt-get install busybox-static): ${(err as Error).message}`), { code: 'ERR_NO_BUSYBOX' });
+  }
+  if (bin.includes('/lib64/ld-linux') || bin.includes('/lib/ld-linux')) {
+    throw Object.assign(new Error(`${BUSYBOX} is dynamically linked: install busybox-static instead of busybox`), { code: 'ERR_NO_BUSYBOX' });
+  }
+  return bin;
+}
+
 function webImageTag(): string {
-  const hash = createHash('sha256').update(readFileSync(BUSYBOX)).update(START_SCRIPT).digest('hex').slice(0, 12);
+  const hash = createHash('sha256').update(staticBusybox()).update(START_SCRIPT).digest('hex').slice(0, 12);
   return `cbtest/web:${hash}`;
 }
 
