@@ -99,15 +99,21 @@ async function oneRun(
     if (warmupS > 0) await runLoad(processes, { url, host: SERVICE, connections, rps, durationS: warmupS, timeoutMs: 5000 });
     const roots = running.roots;
     const sampler = new ProcSampler(() => roots, 100);
-    const loadPromise = runLoad(processes, { url, host: SERVICE, connections, rps, durationS, timeoutMs: 5000 });
-    const churnPromise = runChurn({
-      agent: ctx.agent, backends: ctx.backends, service: SERVICE, poolPorts: ctx.pool, probePorts,
-      ratePerS: rate, durationS: Math.max(0, durationS - 0.5), probeEveryS, probeTimeoutMs: 10_000,
-      minRegistered: 2, seed: ctx.seed,
-    }, initialPorts);
-    const [load, churn] = await Promise.all([loadPromise, churnPromise]);
-    const procSamples = sampler.stop();
-    return { target, rate, command: running.command, load, churn, procSamples };
+    try {
+      const loadPromise = runLoad(processes, { url, host: SERVICE, connections, rps, durationS, timeoutMs: 5000 });
+      const churnPromise = runChurn({
+        agent: ctx.agent, backends: ctx.backends, service: SERVICE, poolPorts: ctx.pool, probePorts,
+        ratePerS: rate, durationS: Math.max(0, durationS - 0.5), probeEveryS, probeTimeoutMs: 10_000,
+        minRegistered: 2, seed: ctx.seed,
+      }, initialPorts);
+      // both are bounded; wait for both even when one fails so no churn outlives its run
+      const [load, churn] = await Promise.allSettled([loadPromise, churnPromise]);
+      if (load.status === 'rejected') throw load.reason;
+      if (churn.status === 'rejected') throw churn.reason;
+      return { target, rate, command: running.command, load: load.value, churn: churn.value, procSamples: sampler.stop() };
+    } finally {
+      sampler.stop();
+    }
   } catch (err) {
     return { target, rate, command: running?.command, error: `${(err as Error).message}\n${running?.output().slice(-1500) ?? ''}` };
   } finally {
@@ -150,8 +156,9 @@ async function main(): Promise<void> {
 
   const out = [
     `# reproduce: ${reproduce}`,
-    `# load: ${connections} keep-alive connections, ${rps > 0 ? `${rps} req/s paced (latency from the scheduled send)` : 'closed loop'}, ${durationS} s per run, Host: ${SERVICE}; ${workers} worker(s) per target`,
+    `# load: ${connections} keep-alive connections, ${rps > 0 ? `${rps} req/s offered, paced (latency from the actual send, as wrk)` : 'closed loop'}, ${durationS} s per run, Host: ${SERVICE}; ${workers} worker(s) per target`,
     `# churn: one register/deregister per 1/rate s over ${poolSize} backends (>= 2 kept); follow = Consul register -> first request on a never-used instance (probe every ${probeEveryS} s)`,
+    '# req/s = answered requests per second (below the offered rate when the target fell behind)',
     '# failed = transport errors + non-2xx; resets = ECONNRESET/EPIPE seen by the client; workers peak = node/nginx processes under the primary/master, sampled every 100 ms',
     '',
     formatTable(runs),
@@ -173,3 +180,5 @@ try {
 } finally {
   await processes.stopAll();
 }
+// every child is gone; do not let a stray handle keep a finished benchmark alive
+process.exit(process.exitCode ?? 0);

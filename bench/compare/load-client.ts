@@ -28,6 +28,7 @@ let ok = 0;
 let non2xx = 0;
 let errors = 0;
 let resets = 0;
+let unsent = 0;
 
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE']);
 
@@ -69,10 +70,12 @@ async function connectionLoop(index: number, t0: number, endAt: number): Promise
   // bounded: one request per interval until the deadline (or as fast as answers come, still until it)
   for (let n = 0; n < 10_000_000; n++) {
     const now = performance.now();
-    if (paced) {
-      if (scheduled >= endAt) return;
-      if (scheduled > now) await sleep(scheduled - now);
-    } else if (now >= endAt) return;
+    // a run never outlasts its duration: requests still due when it ends are counted as unsent
+    if (now >= endAt || (paced && scheduled >= endAt)) {
+      if (paced) unsent += Math.max(0, Math.ceil((endAt - scheduled) / intervalMs));
+      return;
+    }
+    if (paced && scheduled > now) await sleep(scheduled - now);
     // a timer may fire up to 1 ms early (whole-ms timers): never count from before the actual send
     const sentAt = performance.now();
     const scheduledAt = paced ? Math.min(scheduled, sentAt) : sentAt;
@@ -124,6 +127,7 @@ async function main(): Promise<void> {
     non2xx,
     errors,
     resets,
+    unsent,
     errorCodes,
     rps: (ok + non2xx) / elapsedS,
     p50: total.p50,

@@ -31,6 +31,8 @@ export interface LoadResult {
   /** transport errors: resets, refused connections, timeouts */
   readonly errors: number;
   readonly resets: number;
+  /** paced runs: requests that were due but could not be sent before the end (the target fell behind) */
+  readonly unsent: number;
   readonly errorCodes: Record<string, number>;
   /** answered requests per second */
   readonly rps: number;

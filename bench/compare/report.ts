@@ -77,7 +77,7 @@ function fmt(v: number | undefined | null, digits = 1): string {
 
 export function tableRows(runs: readonly RunResult[]): string[][] {
   return runs.map((r) => {
-    if (!r.load) return [r.target, r.rate === 0 ? 'none' : String(r.rate), '-', `FAILED: ${(r.error ?? '?').split('\n')[0].slice(0, 80)}`];
+    if (!r.load) return [r.target, r.rate === 0 ? 'none' : String(r.rate), ...COLUMNS.slice(2).map(() => 'FAILED')];
     const f = followFigures(r.churn);
     return [
       r.target,
@@ -102,8 +102,7 @@ export function formatTable(runs: readonly RunResult[]): string {
   const widths = COLUMNS.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   const line = (r: string[]): string => `| ${r.map((c, i) => (i < 1 ? c.padEnd(widths[i]) : (c ?? '').padStart(widths[i]))).join(' | ')} |`;
   const sep = `|${widths.map((w, i) => (i < 1 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  // a failed run's message spans the remaining columns: print it as is
-  return [line(rows[0]), sep, ...rows.slice(1).map((r) => (r.length < COLUMNS.length ? `| ${r.join(' | ')} |` : line(r)))].join('\n');
+  return [line(rows[0]), sep, ...rows.slice(1).map(line)].join('\n');
 }
 
 export interface WrittenFiles {
@@ -133,13 +132,15 @@ export function writeRaw(outDir: string, meta: Record<string, unknown>, runs: re
 
 /** one line per run with what the table leaves out: error codes, scheduled-send latency, churn health */
 export function formatNotes(runs: readonly RunResult[]): string[] {
-  return runs.filter((r) => r.load).map((r) => {
-    const load = r.load!;
+  return runs.map((r) => {
+    const name = `${r.target} @ ${r.rate === 0 ? 'no churn' : `${r.rate}/s`}`;
+    if (!r.load) return `  ${name}: FAILED: ${(r.error ?? '?').split('\n').slice(0, 3).join(' / ').slice(0, 300)}`;
+    const load = r.load;
     const codes = Object.entries(load.errorCodes).map(([c, n]) => `${c} ${n}`).join(', ');
     const parts = [
-      `${r.target} @ ${r.rate === 0 ? 'none' : `${r.rate}/s`}:`,
       `from scheduled send p99 ${fmt(load.fromSchedule.p99, 2)} ms max ${fmt(load.fromSchedule.max, 1)} ms`,
       `non-2xx ${load.non2xx}`,
+      `unsent (fell behind) ${load.unsent}`,
       codes ? `errors ${codes}` : 'no transport errors',
     ];
     if (r.churn && r.rate > 0) {
@@ -147,6 +148,6 @@ export function formatNotes(runs: readonly RunResult[]): string[] {
       const missed = r.churn.probes.filter((p) => p.followMs === undefined).length;
       if (missed) parts.push(`${missed} probe(s) never served within 10 s`);
     }
-    return `  ${parts.join('; ')}`;
+    return `  ${name}: ${parts.join('; ')}`;
   });
 }
