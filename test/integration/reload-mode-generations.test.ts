@@ -1,0 +1,163 @@
+// startReloadMode in-process with a recording supervisor and the Consul double: one start, then one
+// reload per changed render (quiescence honoured), an unparsable render never reaches the supervisor
+// and keeps the previous file, --services filters, --render jobs run the reload command.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { consulForTest, type ConsulTarget } from '../support/consul.js';
+import { startReloadMode, type ReloadModeConfig } from '../../balancer/src/reload/reload-mode.js';
+import type { RouteTable } from '../../balancer/src/routing/types.js';
+
+const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }, pino.destination({ fd: 2, sync: true }));
+
+function consulCall(target: ConsulTarget, method: string, path: string, body?: unknown): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: target.host, port: target.port, method, path, signal: AbortSignal.timeout(5000) }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 8000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+class RecordingSupervisor {
+  readonly calls: { op: 'start' | 'reload'; table: RouteTable; at: number }[] = [];
+  failStart = false;
+  async start(table: RouteTable) {
+    if (this.failStart) throw Object.assign(new Error('cannot listen'), { code: 'ERR_WORKER_START' });
+    this.calls.push({ op: 'start', table, at: Date.now() });
+  }
+  async reload(table: RouteTable) {
+    this.calls.push({ op: 'reload', table, at: Date.now() });
+  }
+  ports(i: number, upstream = 'web'): number[] {
+    return (this.calls[i]?.table.upstreams[upstream]?.servers ?? []).map((s) => s.port).sort();
+  }
+}
+
+async function setup(t: { after: (fn: () => Promise<void>) => void }) {
+  const consul = await consulForTest();
+  const dir = await mkdtemp(join(os.tmpdir(), 'reload-gen-'));
+  const ac = new AbortController();
+  t.after(async () => {
+    ac.abort();
+    await consul.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const register = (id: string, port: number, tags: string[] = [], name = 'web') =>
+    consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: id, Name: name, Address: '127.0.0.1', Port: port, Tags: tags });
+  const config = (extra: Partial<ReloadModeConfig['reload']> = {}, more: Partial<ReloadModeConfig> = {}): ReloadModeConfig => ({
+    consul: { baseUrl: consul.url, waitMs: 5000, minQueryIntervalMs: 0, debounceMs: 0 },
+    reload: { configOut: join(dir, 'balancer.conf'), renders: [], ...extra },
+    ...more,
+  });
+  return { consul, dir, ac, register, config };
+}
+
+test('one start, then one reload per changed render; an unparsable render keeps the old file and generation', async (t) => {
+  const { ac, register, config, dir, consul } = await setup(t);
+  await register('web-1', 9001);
+  const sup = new RecordingSupervisor();
+  const handle = await startReloadMode({ config: config(), supervisor: sup, logger, signal: ac.signal });
+  await handle.ready;
+  assert.equal(sup.calls.length, 1);
+  assert.equal(sup.calls[0].op, 'start');
+  assert.deepEqual(sup.ports(0), [9001]);
+  assert.equal(handle.generations(), 1);
+
+  await register('web-2', 9002);
+  await waitFor('reload with web-2', () => sup.calls.length === 2);
+  assert.equal(sup.calls[1].op, 'reload');
+  assert.deepEqual(sup.ports(1), [9001, 9002]);
+
+  // lb=bogus renders "lb bogus;", which does not parse: no reload, the file keeps the last good config
+  const good = await readFile(join(dir, 'balancer.conf'), 'utf8');
+  await register('web-3', 9003, ['lb=bogus']);
+  await new Promise((r) => setTimeout(r, 400));
+  assert.equal(sup.calls.length, 2);
+  assert.equal(await readFile(join(dir, 'balancer.conf'), 'utf8'), good);
+  await register('web-3', 9003, ['lb=wrr']);
+  await waitFor('reload after the fix', () => sup.calls.length === 3);
+  assert.equal(sup.calls[2].table.upstreams.web.algorithm, 'wrr');
+  assert.equal(handle.generations(), 3);
+
+  // A change that renders the same file reloads nothing (Meta is not in the template).
+  await consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: 'web-1', Name: 'web', Address: '127.0.0.1', Port: 9001, Meta: { build: '2' } });
+  await new Promise((r) => setTimeout(r, 400));
+  assert.equal(sup.calls.length, 3);
+  await handle.stop();
+});
+
+test('wait min:max: a burst of changes becomes one new generation', async (t) => {
+  const { ac, register, config } = await setup(t);
+  await register('web-0', 9000);
+  const sup = new RecordingSupervisor();
+  const handle = await startReloadMode({ config: config({ wait: { minMs: 250, maxMs: 3000 } }), supervisor: sup, logger, signal: ac.signal });
+  await handle.ready;
+  for (let i = 1; i <= 4; i++) {
+    await register(`web-${i}`, 9000 + i);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await waitFor('one reload', () => sup.calls.length === 2);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(sup.calls.length, 2, 'exactly one reload for the burst');
+  assert.deepEqual(sup.ports(1), [9000, 9001, 9002, 9003, 9004]);
+  await handle.stop();
+});
+
+test('--services restricts the table; --render jobs run the reload command, the balancer config does not', async (t) => {
+  const { ac, register, config, dir } = await setup(t);
+  await register('web-1', 9001, ['urlprefix-web.example.com/']);
+  await register('api-1', 9101, [], 'api');
+  const tpl = join(dir, 'list.hbs');
+  await writeFile(tpl, '{{#each (services)}}{{Name}} {{/each}}');
+  const marker = join(dir, 'reloads');
+  const sup = new RecordingSupervisor();
+  const handle = await startReloadMode({
+    config: config({ renders: [{ template: tpl, output: join(dir, 'list.out') }], reloadCommand: `echo x >> ${marker}` }, { services: ['web'] }),
+    supervisor: sup,
+    logger,
+    signal: ac.signal,
+  });
+  await handle.ready;
+  assert.deepEqual(Object.keys(sup.calls[0].table.upstreams), ['web']);
+  assert.deepEqual(sup.calls[0].table.routes, [{ host: 'web.example.com', pathPrefix: '/', upstream: 'web' }]);
+  await waitFor('list rendered', async () => (await readFile(join(dir, 'list.out'), 'utf8').catch(() => '')) === 'api consul web ');
+  await waitFor('reload command ran once', async () => (await readFile(marker, 'utf8').catch(() => '')) === 'x\n');
+  await register('web-2', 9002, ['urlprefix-web.example.com/']); // changes the balancer config only
+  await waitFor('reload', () => sup.calls.length === 2);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(await readFile(marker, 'utf8'), 'x\n', 'the balancer config change does not run --reload-command');
+  await handle.stop();
+});
+
+test('a first generation that cannot start rejects ready', async (t) => {
+  const { ac, register, config } = await setup(t);
+  await register('web-1', 9001);
+  const sup = new RecordingSupervisor();
+  sup.failStart = true;
+  const handle = await startReloadMode({ config: config(), supervisor: sup, logger, signal: ac.signal });
+  await assert.rejects(handle.ready, /cannot listen/);
+  await handle.stop();
+});
+
+test('no Consul: reload mode refuses with a clear code', async () => {
+  const sup = new RecordingSupervisor();
+  await assert.rejects(
+    startReloadMode({ config: { reload: { renders: [] } }, supervisor: sup, logger, signal: new AbortController().signal }),
+    (err: unknown) => (err as { code?: string }).code === 'ERR_RELOAD_NEEDS_CONSUL',
+  );
+});
