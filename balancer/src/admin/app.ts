@@ -30,6 +30,11 @@ export interface AdminDeps {
   readonly metrics?: () => Record<string, unknown>;
   /** false while Consul is unreachable (reported, never fails /healthz: the last table still serves) */
   readonly consulReachable?: () => boolean | undefined;
+  /**
+   * Resolves once the workers serve the given table version, so a successful POST/DELETE means
+   * "live everywhere" as with dyups; absent = answer right after the table swap in the primary.
+   */
+  readonly applied?: (version: string) => Promise<boolean>;
   /** set when upstreams cannot be changed here (reload mode: the rendered config is the source) */
   readonly readOnlyReason?: string;
 }
@@ -183,7 +188,8 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
     }
     const spec = adminUpstream(name, inputs, deps.defaults, { algorithm: lb, hashKey });
     const changed = deps.holder.setAdminUpstream(spec);
-    deps.logger.info({ upstream: name, servers: spec.servers.length, changed }, 'admin upstream set');
+    const live = await deps.applied?.(deps.holder.current().version);
+    deps.logger.info({ upstream: name, servers: spec.servers.length, changed, live }, 'admin upstream set');
     if (wantsJson(req)) return { ok: true, upstream: upstreamJson(deps.holder.current().upstreams[name] ?? spec), version: deps.holder.current().version, changed };
     return text(reply, 'success');
   });
@@ -197,7 +203,8 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
       }
       throw new AdminError(404, 'ERR_UNKNOWN_UPSTREAM', `upstream "${name}" does not exist`);
     }
-    deps.logger.info({ upstream: name }, 'admin upstream deleted');
+    const live = await deps.applied?.(deps.holder.current().version);
+    deps.logger.info({ upstream: name, live }, 'admin upstream deleted');
     if (wantsJson(req)) return { ok: true, version: deps.holder.current().version };
     return text(reply, 'success');
   });

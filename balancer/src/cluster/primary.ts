@@ -141,6 +141,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
     workers: supervisor,
     token: config.adminToken,
     consulReachable: () => watcher?.reachable(),
+    applied: config.mode === 'dynamic' ? (version) => supervisor.whenPublished(version, 5000) : undefined,
     readOnlyReason: config.mode === 'reload' ? 'reload mode: upstreams come from the rendered config file, not from the admin API' : undefined,
     metrics: () => ({ ...supervisor.metrics(), discovery: watcher?.stats(), dump: dumpWriter?.stats() }),
   });

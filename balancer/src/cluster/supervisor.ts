@@ -109,6 +109,7 @@ export class Supervisor {
   private listenAddress: { address: string; port: number; family: string } | undefined;
   private readonly drains = new Set<Promise<void>>();
   private readonly publishedListeners = new Set<(e: PublishedEvent) => void>();
+  private lastPublishedVersion: string | undefined;
 
   constructor(private readonly opts: SupervisorOptions) {
     this.log = opts.logger;
@@ -132,6 +133,7 @@ export class Supervisor {
       await Promise.all(forked.map((m) => this.retire(m, 1000)));
       throw new SupervisorError('ERR_WORKER_START', `workers did not start: ${why}`);
     }
+    this.lastPublishedVersion ??= table.version;
     this.log.info({ generation: 1, workers: forked.length, port: this.listenAddress?.port }, 'workers ready');
     return { address: this.listenAddress?.address ?? this.opts.init.listenHost, port: this.listenAddress?.port ?? this.opts.init.listenPort };
   }
@@ -161,6 +163,7 @@ export class Supervisor {
     if (this.latencies.length > LATENCY_SAMPLES) this.latencies.shift();
     const level = acked < targets.length ? 'warn' : 'info';
     const event: PublishedEvent = { table, at: performance.now(), latencyMs, acked, workers: targets.length };
+    this.lastPublishedVersion = table.version;
     for (const l of this.publishedListeners) {
       try {
         l(event);
@@ -170,6 +173,27 @@ export class Supervisor {
     }
     this.log[level]({ version: table.version, latencyMs: Math.round(latencyMs * 100) / 100, acked, workers: targets.length }, 'table published');
     return { latencyMs, acked, workers: targets.length };
+  }
+
+  /** Version of the table every worker acknowledged last (the start table before any publish). */
+  publishedVersion(): string | undefined {
+    return this.lastPublishedVersion;
+  }
+
+  /** Resolves once a table of this version has been acknowledged by the workers (false on timeout). */
+  whenPublished(version: string, timeoutMs: number): Promise<boolean> {
+    if (this.lastPublishedVersion === version) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const finish = (ok: boolean) => {
+        clearTimeout(timer);
+        off();
+        resolve(ok);
+      };
+      const timer = setTimeout(() => finish(false), timeoutMs);
+      const off = this.onPublished((e) => {
+        if (e.table.version === version) finish(true);
+      });
+    });
   }
 
   /** Observe completed publishes (latency measurement, tests). */
