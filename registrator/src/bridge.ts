@@ -26,6 +26,11 @@ export interface BridgeOptions {
   readonly registryTimeoutMs?: number;
   /** containers synced in parallel during a full resync */
   readonly resyncConcurrency?: number;
+  /**
+   * How often the registry's list of our services is compared with what we believe is registered
+   * (one cheap GET); any difference, e.g. an agent restarted without its state, triggers a resync. 0 = off.
+   */
+  readonly driftCheckSeconds?: number;
   readonly random?: () => number;
 }
 
@@ -97,7 +102,31 @@ export class Bridge {
     if (refreshSeconds > 0) {
       this.timers.push(setInterval(() => void this.refreshTtlChecks(), refreshSeconds * 1000));
     }
+    const driftSeconds = this.opts.driftCheckSeconds ?? 10;
+    if (driftSeconds > 0) {
+      this.timers.push(setInterval(() => void this.checkDrift(), driftSeconds * 1000));
+    }
     for (const t of this.timers) t.unref();
+  }
+
+  /** Compares the registry's list of our services with `known`; resyncs on any difference. */
+  async checkDrift(): Promise<void> {
+    if (this.registryDown || this.resyncLoop || this.signal.aborted || this.queue.activeKeys > 0) return;
+    let listed: RegisteredService[];
+    try {
+      listed = await this.opts.registry.listOurs(withTimeout(this.signal, this.registryTimeout));
+    } catch (err) {
+      this.noteRegistryFailure(err);
+      return;
+    }
+    // Work that started meanwhile changes `known`; the next check looks again.
+    if (this.resyncLoop || this.queue.activeKeys > 0) return;
+    const byId = new Map(listed.map((s) => [s.id, s]));
+    const missing = [...this.known.values()].filter((s) => byId.get(s.id)?.fingerprint !== s.fingerprint).map((s) => s.id);
+    const unexpected = listed.filter((s) => !this.known.has(s.id)).map((s) => s.id);
+    if (missing.length === 0 && unexpected.length === 0) return;
+    this.log.warn({ event: 'registry-drift', missing: missing.slice(0, 10), unexpected: unexpected.slice(0, 10) }, 'registry differs from what was registered, resyncing');
+    await this.requestResync('registry-drift');
   }
 
   /** Stops loops, lets running container work finish (bounded), never deregisters. */

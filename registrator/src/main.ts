@@ -85,6 +85,7 @@ async function run(cfg: RunConfig): Promise<number> {
     tlsSkipVerify: cfg.consul.tlsSkipVerify,
     instanceMarker: mapping.instanceMarker,
     engineId,
+    adoptSameEngine: cfg.cleanup,
     callTimeoutMs: REGISTRY_TIMEOUT_MS,
   });
   const bridge = new Bridge({

@@ -30,6 +30,11 @@ export interface ConsulBackendOptions {
   readonly instanceMarker: string;
   /** the watched Docker engine's ID (docker info .ID), when known */
   readonly engineId?: string;
+  /**
+   * -cleanup: also count registrations of the same Docker engine under another instance marker as ours
+   * (a host rename), so their leftovers are removed and live ones move to the new service IDs.
+   */
+  readonly adoptSameEngine?: boolean;
   /** per-call timeout (ms) */
   readonly callTimeoutMs: number;
 }
@@ -51,6 +56,7 @@ export class ConsulRegistry implements Registry {
   private readonly client: ConsulLike;
   private readonly marker: string;
   private readonly engineId: string | undefined;
+  private readonly adoptSameEngine: boolean;
   private readonly timeoutMs: number;
 
   constructor(opts: ConsulBackendOptions) {
@@ -74,6 +80,7 @@ export class ConsulRegistry implements Registry {
     this.client = new ConsulClass(clientOpts);
     this.marker = opts.instanceMarker;
     this.engineId = opts.engineId;
+    this.adoptSameEngine = opts.adoptSameEngine ?? false;
     this.timeoutMs = opts.callTimeoutMs;
   }
 
@@ -111,7 +118,8 @@ export class ConsulRegistry implements Registry {
     for (const svc of Object.values(all ?? {})) {
       const meta = svc.Meta ?? {};
       // Ours: our marker, or (after a host rename) registered by a registrator watching the same engine.
-      const isOurs = meta[META_INSTANCE_KEY] === this.marker || (this.engineId !== undefined && meta[META_ENGINE_KEY] === this.engineId);
+      const isOurs = meta[META_INSTANCE_KEY] === this.marker
+        || (this.adoptSameEngine && this.engineId !== undefined && meta[META_ENGINE_KEY] === this.engineId);
       if (!isOurs) continue;
       ours.push({
         id: svc.ID,
