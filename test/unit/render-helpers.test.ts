@@ -142,7 +142,14 @@ test('output is never HTML-escaped', () => {
 
 test('a syntax error is ERR_TEMPLATE_COMPILE naming the template; an unknown helper is a render error', () => {
   assert.throws(() => compileTemplate('{{#each x}}', 'bad.hbs'), (e: unknown) => e instanceof TemplateError && e.code === 'ERR_TEMPLATE_COMPILE' && /bad\.hbs/.test(e.message));
-  assert.throws(() => render('{{nope (services)}}', data({})), (e: unknown) => e instanceof TemplateError && e.code === 'ERR_TEMPLATE_RENDER');
+  const withServices = data({ services: { kind: 'services', value: [] } });
+  assert.throws(() => render('{{nope (services)}}', withServices), (e: unknown) => e instanceof TemplateError && e.code === 'ERR_TEMPLATE_RENDER');
+});
+
+test('while data is missing, a helper choking on an empty value is not an error: the render is incomplete', () => {
+  const out = render('{{#each (sortBy (service "web") (key "field"))}}{{Port}}{{/each}}', data({}));
+  assert.equal(out.complete, false);
+  assert.deepEqual(out.missing.map(depKey), ['service:web', 'key:field']);
 });
 
 test('rendering is pure: same input, same output, repeated', () => {
