@@ -30,7 +30,7 @@ function data(): RenderData {
     services: {
       kind: 'services',
       value: [
-        { Name: 'api', Tags: ['lb=chash', 'hash=header:x-user', 'urlprefix-api.example.com/v1'] },
+        { Name: 'api', Tags: ['lb=chash', 'hash=header:x-user', 'urlprefix-api.example.com/v1 strip=/v1'] },
         { Name: 'consul', Tags: [] },
         { Name: 'idle', Tags: [] },
         { Name: 'web', Tags: ['weight=2', 'backup'] },
