@@ -37,7 +37,7 @@ export interface RendererOptions {
   readonly endpoint: ConsulEndpoint;
   readonly logger: pino.Logger;
   readonly signal: AbortSignal;
-  /** quiescence for changes after the first complete render; absent or min 0 = render at once */
+  /** quiescence for changes after the first complete render (which is never delayed); absent or min 0 = render at once */
   readonly wait?: WaitSpec;
   /** run once per render cycle in which any file was written (after the per-template commands) */
   readonly reloadCommand?: string;
@@ -139,8 +139,9 @@ export async function startRenderer(opts: RendererOptions): Promise<RendererHand
     signal,
     onValue: (key, value) => {
       values.set(key, value);
-      // Until every template has rendered once, gather data as fast as it comes (consul-template
-      // does not apply `wait` before the first render); afterwards a change goes through quiescence.
+      // Until every template has rendered once, gather data as fast as it comes so a starting
+      // balancer serves at once (consul-template would apply `wait` here too); afterwards every
+      // change goes through quiescence.
       if (!allCompleteOnce) scheduleSoon();
       else quiescence.notify();
     },
