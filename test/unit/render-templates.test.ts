@@ -82,3 +82,13 @@ test('nginx-upstreams.conf.hbs: upstream per service with keepalive, placeholder
   // braces balance: nginx would refuse the file otherwise
   assert.equal((text.match(/\{/g) ?? []).length, (text.match(/\}/g) ?? []).length);
 });
+
+test('balancer.conf.hbs lists warning instances only when BALANCER_HEALTH_FILTER asks for them', () => {
+  const base = data();
+  const values = new Map(base.values);
+  values.set('service:web', { kind: 'service', value: [inst('web', 'web-1', 8001), { ...inst('web', 'web-w', 8009), Status: 'warning' }] });
+  const strict = parseBalancerConf(balancerTpl.render({ values, env: {} }).output);
+  assert.deepEqual(strict.upstreams.web.servers.map((s) => s.port), [8001]);
+  const lenient = parseBalancerConf(balancerTpl.render({ values, env: { BALANCER_HEALTH_FILTER: 'passing,warning' } }).output);
+  assert.deepEqual(lenient.upstreams.web.servers.map((s) => s.port), [8001, 8009]);
+});

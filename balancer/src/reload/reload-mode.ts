@@ -26,7 +26,7 @@ export interface ReloadModeSupervisor {
   reload(table: RouteTable): Promise<unknown>;
 }
 
-export type ReloadModeConfig = Pick<Config, 'consul' | 'reload'> & Partial<Pick<Config, 'defaultLb' | 'services'>>;
+export type ReloadModeConfig = Pick<Config, 'consul' | 'reload'> & Partial<Pick<Config, 'defaultLb' | 'services' | 'passingOnly'>>;
 
 export interface ReloadModeDeps {
   readonly config: ReloadModeConfig;
@@ -150,6 +150,8 @@ export async function startReloadMode(deps: ReloadModeDeps): Promise<ReloadModeH
       signal,
       extraJobs: [balancerJob],
       onCycle: deps.onCycle,
+      // --passing-only false lists warning instances too, as dynamic mode does (the template reads it)
+      env: config.passingOnly === false ? { ...process.env, BALANCER_HEALTH_FILTER: 'passing,warning' } : process.env,
     });
   } catch (err) {
     throw new ReloadModeError('ERR_RELOAD_TEMPLATE', (err as Error).message);
