@@ -13,7 +13,8 @@ import type { CatalogSnapshot, RouteTable } from '../routing/types.js';
 import { Supervisor } from './supervisor.js';
 
 export class StartupError extends Error {
-  constructor(readonly code: 'ERR_CONSUL_UNREACHABLE' | 'ERR_RELOAD_MODE_UNAVAILABLE' | 'ERR_WORKER_START', message: string) {
+  /** ERR_CONSUL_UNREACHABLE, ERR_RELOAD_MODE_UNAVAILABLE, ERR_WORKER_START, ERR_ADMIN_LISTEN, or the code of the cause */
+  constructor(readonly code: string, message: string) {
     super(message);
     this.name = 'StartupError';
   }
@@ -77,7 +78,14 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
     }, signal);
   }
 
-  const initial = await waitForInitialState(config, watcher, failed, dump, log);
+  let initial: InitialState;
+  try {
+    initial = await waitForInitialState(config, watcher, failed, dump, log);
+  } catch (err) {
+    controller.abort();
+    await watcher?.done;
+    throw err;
+  }
   if (initial.source === 'dump') log.warn({ file: config.dumpFile, savedAt: initial.dump.savedAt }, 'consul unreachable at start: serving from the dump file');
   if (initial.source === 'empty' && watcher) log.warn('consul unreachable at start and no dump file: serving admin upstreams only until consul answers');
 
@@ -130,8 +138,9 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
   } catch (err) {
     controller.abort();
     await supervisor.stop().catch(() => undefined);
+    await dumpWriter?.flush();
     if (err instanceof StartupError) throw err;
-    throw new StartupError('ERR_WORKER_START', (err as Error).message);
+    throw new StartupError((err as { code?: string }).code ?? 'ERR_WORKER_START', (err as Error).message);
   }
 
   const admin = buildAdminApp({
@@ -145,7 +154,15 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
     readOnlyReason: config.mode === 'reload' ? 'reload mode: upstreams come from the rendered config file, not from the admin API' : undefined,
     metrics: () => ({ ...supervisor.metrics(), discovery: watcher?.stats(), dump: dumpWriter?.stats() }),
   });
-  await admin.listen({ host: config.admin.host, port: config.admin.port });
+  try {
+    await admin.listen({ host: config.admin.host, port: config.admin.port });
+  } catch (err) {
+    controller.abort();
+    await stopReloadMode?.().catch(() => undefined);
+    await supervisor.stop().catch(() => undefined);
+    await dumpWriter?.flush();
+    throw new StartupError('ERR_ADMIN_LISTEN', `admin API cannot listen on ${config.admin.host}:${config.admin.port}: ${(err as Error).message}`);
+  }
   const adminAddr = admin.server.address() as AddressInfo;
   const proxyAddr = supervisor.address() ?? { address: config.listen.host, port: config.listen.port };
   log.info({ mode: config.mode, proxyPort: proxyAddr.port, adminPort: adminAddr.port, workers: config.workers, version: holder.current().version }, 'balancer started');
