@@ -31,7 +31,8 @@ import { ConsulAgent } from './compare/consul-agent.js';
 import { runLoad } from './compare/load.js';
 import { ProcessSet, waitForLine } from './compare/processes.js';
 import { ProcSampler } from './compare/proc-sampler.js';
-import { formatNotes, formatTable, writeRaw, type RunResult } from './compare/report.js';
+import { cpuSeconds, loadAverage } from './compare/cpu.js';
+import { formatNotes, formatTable, PROBE_TIMEOUT_MS, writeRaw, type RunResult } from './compare/report.js';
 import { startTarget, TARGET_NAMES, type RunningTarget, type TargetName } from './compare/targets.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -99,18 +100,24 @@ async function oneRun(
     if (warmupS > 0) await runLoad(processes, { url, host: SERVICE, connections, rps, durationS: warmupS, timeoutMs: 5000 });
     const roots = running.roots;
     const sampler = new ProcSampler(() => roots, 100);
+    const cpuBefore = cpuSeconds(running.cpuRoots);
+    const loadBefore = loadAverage();
     try {
       const loadPromise = runLoad(processes, { url, host: SERVICE, connections, rps, durationS, timeoutMs: 5000 });
       const churnPromise = runChurn({
         agent: ctx.agent, backends: ctx.backends, service: SERVICE, poolPorts: ctx.pool, probePorts,
-        ratePerS: rate, durationS: Math.max(0, durationS - 0.5), probeEveryS, probeTimeoutMs: 10_000,
+        ratePerS: rate, durationS: Math.max(0, durationS - 0.5), probeEveryS, probeTimeoutMs: PROBE_TIMEOUT_MS,
         minRegistered: 2, seed: ctx.seed,
       }, initialPorts);
       // both are bounded; wait for both even when one fails so no churn outlives its run
       const [load, churn] = await Promise.allSettled([loadPromise, churnPromise]);
       if (load.status === 'rejected') throw load.reason;
       if (churn.status === 'rejected') throw churn.reason;
-      return { target, rate, command: running.command, load: load.value, churn: churn.value, procSamples: sampler.stop() };
+      const cpuS = cpuSeconds(running.cpuRoots) - cpuBefore;
+      return {
+        target, rate, command: running.command, load: load.value, churn: churn.value, procSamples: sampler.stop(),
+        cpuS, loadAvg: [loadBefore, loadAverage()],
+      };
     } finally {
       sampler.stop();
     }
@@ -160,6 +167,7 @@ async function main(): Promise<void> {
     `# churn: one register/deregister per 1/rate s over ${poolSize} backends (>= 2 kept); follow = Consul register -> first request on a never-used instance (probe every ${probeEveryS} s)`,
     '# req/s = answered requests per second (below the offered rate when the target fell behind)',
     '# failed = transport errors + non-2xx; resets = ECONNRESET/EPIPE seen by the client; workers peak = node/nginx processes under the primary/master, sampled every 100 ms',
+    '# CPU s = CPU seconds of the target during the run (nginx: + the renderer and its reload commands), exited workers included',
     '',
     formatTable(runs),
     '',

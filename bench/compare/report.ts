@@ -15,6 +15,10 @@ export interface RunResult {
   readonly load?: LoadResult;
   readonly churn?: ChurnResult;
   readonly procSamples?: readonly ProcSample[];
+  /** CPU seconds the target's processes used during the measured run */
+  readonly cpuS?: number;
+  /** machine 1-minute load average at the start and end of the run (the box is shared) */
+  readonly loadAvg?: readonly [number, number];
   readonly error?: string;
 }
 
@@ -56,10 +60,17 @@ export function seriesRows(run: RunResult): SeriesRow[] {
   }));
 }
 
+/** follow times; a probe never served counts as +Infinity (shown as >timeout) */
 export function followFigures(churn: ChurnResult | undefined): { p50?: number; p99?: number; hit: number; total: number } {
   const probes = churn?.probes ?? [];
-  const times = probes.map((p) => p.followMs).filter((v): v is number => v !== undefined).sort((a, b) => a - b);
-  return { p50: times.length ? percentile(times, 50) : undefined, p99: times.length ? percentile(times, 99) : undefined, hit: times.length, total: probes.length };
+  const times = probes.map((p) => p.followMs ?? Infinity).sort((a, b) => a - b);
+  const hit = times.filter(Number.isFinite).length;
+  return { p50: times.length ? percentile(times, 50) : undefined, p99: times.length ? percentile(times, 99) : undefined, hit, total: probes.length };
+}
+
+function fmtFollow(v: number | undefined, timeoutMs: number): string {
+  if (v === Infinity) return `>${timeoutMs}`;
+  return fmt(v, 0);
 }
 
 export function workersPeak(run: RunResult): number | undefined {
@@ -67,8 +78,10 @@ export function workersPeak(run: RunResult): number | undefined {
   return samples.length ? Math.max(...samples.map((s) => s.workers)) : undefined;
 }
 
+export const PROBE_TIMEOUT_MS = 10_000;
+
 const COLUMNS = [
-  'target', 'churn/s', 'changes', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'failed', 'resets', 'workers peak', 'follow p50 ms', 'follow p99 ms', 'probes',
+  'target', 'churn/s', 'changes', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'failed', 'resets', 'workers peak', 'CPU s', 'follow p50 ms', 'follow p99 ms', 'probes',
 ] as const;
 
 function fmt(v: number | undefined | null, digits = 1): string {
@@ -90,8 +103,9 @@ export function tableRows(runs: readonly RunResult[]): string[][] {
       String(r.load.errors + r.load.non2xx),
       String(r.load.resets),
       fmt(workersPeak(r), 0),
-      fmt(f.p50, 1),
-      fmt(f.p99, 1),
+      fmt(r.cpuS, 1),
+      fmtFollow(f.p50, PROBE_TIMEOUT_MS),
+      fmtFollow(f.p99, PROBE_TIMEOUT_MS),
       f.total ? `${f.hit}/${f.total}` : '-',
     ];
   });
@@ -138,6 +152,7 @@ export function formatNotes(runs: readonly RunResult[]): string[] {
     const load = r.load;
     const codes = Object.entries(load.errorCodes).map(([c, n]) => `${c} ${n}`).join(', ');
     const parts = [
+      `load avg ${fmt(r.loadAvg?.[0], 1)}->${fmt(r.loadAvg?.[1], 1)}`,
       `from scheduled send p99 ${fmt(load.fromSchedule.p99, 2)} ms max ${fmt(load.fromSchedule.max, 1)} ms`,
       `non-2xx ${load.non2xx}`,
       `unsent (fell behind) ${load.unsent}`,
@@ -146,7 +161,7 @@ export function formatNotes(runs: readonly RunResult[]): string[] {
     if (r.churn && r.rate > 0) {
       parts.push(`churn failed calls ${r.churn.failedChanges}, late ticks ${r.churn.lateTicks}`);
       const missed = r.churn.probes.filter((p) => p.followMs === undefined).length;
-      if (missed) parts.push(`${missed} probe(s) never served within 10 s`);
+      if (missed) parts.push(`${missed} probe(s) never served within ${PROBE_TIMEOUT_MS / 1000} s`);
     }
     return `  ${name}: ${parts.join('; ')}`;
   });

@@ -25,6 +25,8 @@ export interface RunningTarget {
   readonly port: number;
   /** roots of the process trees whose workers are counted */
   readonly roots: readonly number[];
+  /** roots of every process tree whose CPU is the target's (nginx: master + renderer) */
+  readonly cpuRoots: readonly number[];
   /** how it was started, for the report */
   readonly command: string;
   stop(): Promise<void>;
@@ -60,6 +62,7 @@ async function startOurs(ctx: TargetContext, mode: 'dynamic' | 'reload'): Promis
     name: mode,
     port,
     roots: [proc.pid],
+    cpuRoots: [proc.pid],
     command: `node ${args.map((a) => rel(ctx, a)).join(' ')}`,
     stop: () => proc.stop(),
     output: () => proc.output(),
@@ -122,6 +125,7 @@ async function startNginxRendered(ctx: TargetContext): Promise<RunningTarget> {
     name: 'nginx',
     port,
     roots: [started.pid],
+    cpuRoots: [started.pid, renderer.pid],
     command: `NGINX_LISTEN=127.0.0.1:${port} node ${args.map((a) => rel(ctx, a)).join(' ')}  +  nginx -p ${dir} -c ${confPath} -g 'daemon off;'`,
     async stop() {
       await renderer.stop();
