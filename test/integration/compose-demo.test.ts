@@ -73,6 +73,33 @@ async function catalogCount(consul: { host: string; port: number }, service: str
   }
 }
 
+interface BalancerStatus {
+  readonly upstreams?: ReadonlyArray<{ readonly name: string; readonly servers: ReadonlyArray<{ readonly host: string; readonly port: number; readonly status: string }> }>;
+}
+
+async function balancerStatus(admin: { host: string; port: number }): Promise<BalancerStatus> {
+  const res = await fetch(`http://${admin.host}:${admin.port}/status`, { signal: AbortSignal.timeout(5_000) });
+  assert.equal(res.status, 200, `balancer admin /status answered ${res.status}`);
+  return (await res.json()) as BalancerStatus;
+}
+
+async function waitForBalancerServers(admin: { host: string; port: number }, service: string, want: number, timeoutMs: number) {
+  const deadline = performance.now() + timeoutMs;
+  let last = 'no answer';
+  while (performance.now() < deadline) {
+    try {
+      const status = await balancerStatus(admin);
+      const servers = status.upstreams?.find((u) => u.name === service)?.servers ?? [];
+      if (servers.length === want) return { ok: true, last: '' };
+      last = JSON.stringify(status).slice(0, 2000);
+    } catch (error) {
+      last = (error as Error).message;
+    }
+    await sleep(100);
+  }
+  return { ok: false, last };
+}
+
 async function waitForCatalog(consul: { host: string; port: number }, service: string, want: number, timeoutMs: number) {
   const deadline = performance.now() + timeoutMs;
   let last: number | string = 'no answer';
@@ -140,6 +167,7 @@ describe('docker-compose demo end to end', { skip, timeout: 400_000 }, () => {
         await project.run(['up', '-d', '--no-build']);
         step('up', t0);
         const proxy = await project.port('balancer', 8080);
+        const admin = await project.port('balancer', 8081);
         const consul = await project.port('consul', 8500);
         const target: Target = { host: proxy.host, port: proxy.port, service: webService };
 
@@ -169,8 +197,13 @@ describe('docker-compose demo end to end', { skip, timeout: 400_000 }, () => {
         await scale(1);
         const [survivor] = await hostnames(await project.containerIds('web'));
         await waitForCatalog(consul, webService, 1, 20_000);
+        const catalogAt = performance.now();
+        // Reload mode follows the catalog only once a new worker generation listens: wait for the
+        // balancer's own view (every worker of the serving generation) to hold the survivor alone.
+        const converged = await waitForBalancerServers(admin, webService, 1, 30_000);
+        assert.ok(converged.ok, `the balancer should drop the removed instances within 30 s of the catalog: ${converged.last}`);
         const settledAt = performance.now();
-        step('scaled down', t0);
+        step(`scaled down (balancer followed the catalog in ${Math.round(settledAt - catalogAt)} ms)`, t0);
         await sleep(3_000);
         const replies = await load.stop();
         const removed = threeNames.filter((n) => n !== survivor);
