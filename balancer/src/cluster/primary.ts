@@ -123,7 +123,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
     },
   });
 
-  let stopReloadMode: (() => Promise<void>) | undefined;
+  let stopRenderers: (() => Promise<void>) | undefined;
   try {
     if (config.mode === 'dynamic') {
       const startTable = holder.current();
@@ -132,8 +132,21 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
       holder.subscribe((change) => void publish(change.table));
       // changes that arrived while the workers were starting
       if (holder.current().version !== startTable.version) void publish(holder.current());
+      // --render/--reload-command beside dynamic mode (reload mode runs them in its own renderer)
+      if (config.consul && config.reload.renders.length > 0) {
+        const { startRenderJobs } = await import('../render/render-jobs.js');
+        const jobs = await startRenderJobs({
+          consul: config.consul,
+          renders: config.reload.renders,
+          reloadCommand: config.reload.reloadCommand,
+          wait: config.reload.wait,
+          logger: logger.child({ component: 'render' }),
+          signal,
+        });
+        stopRenderers = () => jobs.stop();
+      }
     } else {
-      stopReloadMode = await startReloadModeFor(config, supervisor, holder, logger, signal);
+      stopRenderers = await startReloadModeFor(config, supervisor, holder, logger, signal);
     }
   } catch (err) {
     controller.abort();
@@ -158,7 +171,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
     await admin.listen({ host: config.admin.host, port: config.admin.port });
   } catch (err) {
     controller.abort();
-    await stopReloadMode?.().catch(() => undefined);
+    await stopRenderers?.().catch(() => undefined);
     await supervisor.stop().catch(() => undefined);
     await dumpWriter?.flush();
     throw new StartupError('ERR_ADMIN_LISTEN', `admin API cannot listen on ${config.admin.host}:${config.admin.port}: ${(err as Error).message}`);
@@ -178,7 +191,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
         log.info('stopping');
         controller.abort();
         await admin.close().catch((err) => log.warn({ err }, 'admin close failed'));
-        await stopReloadMode?.().catch((err) => log.warn({ err }, 'reload mode stop failed'));
+        await stopRenderers?.().catch((err) => log.warn({ err }, 'reload mode stop failed'));
         await supervisor.stop();
         await watcher?.done;
         await dumpWriter?.flush();
