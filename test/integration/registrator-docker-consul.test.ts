@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { cleanConsul, consulForTest, type ConsulTarget } from '../support/consul.js';
 import { startDockerProxy } from '../support/docker-proxy.js';
 import {
-  cleanupRun, containerIp, docker, publishedPort, removeContainer, requireDocker, runContainer, runId, stopContainer, webImage,
+  cleanupRun, containerIp, createNetwork, docker, publishedPort, removeContainer, requireDocker, runContainer, runId, stopContainer, webImage,
 } from '../support/docker.js';
 import {
   agentChecks, servicesNamed, spawnRegistrator, waitFor, type AgentService, type RegistratorProcess,
@@ -98,7 +98,7 @@ describe('registrator with Docker and Consul', { timeout: 180_000 }, () => {
     await reg.stop();
   });
 
-  test('-internal registers the container IP and exposed port; -ip overrides the published address', async () => {
+  test('-internal registers the container IP and exposed port; -ip overrides the published address; per-container network/IP labels', async () => {
     const internalHost = `${hostPrefix}-internal`;
     const ipHost = `${hostPrefix}-ip`;
     const regs = await Promise.all([
@@ -116,6 +116,19 @@ describe('registrator with Docker and Consul', { timeout: 180_000 }, () => {
     assert.equal(internal.Port, 80);
     assert.equal(external.Address, '10.11.12.13');
     assert.equal(external.Port, port);
+
+    // Per-container overrides: registrator.network picks the network for -internal, registrator.ip the address.
+    const net = await createNetwork('alt');
+    const overridden = serviceName('override');
+    const onNet = await runContainer({ publish: ['80'], network: net, env: { SERVICE_NAME: overridden }, labels: { 'registrator.network': net } });
+    const pinned = await runContainer({ publish: ['80'], env: { SERVICE_NAME: overridden }, labels: { 'registrator.ip': '10.20.30.40' } });
+    const [netIp, pinnedPort] = await Promise.all([containerIp(onNet.id), publishedPort(pinned.id)]);
+    const internalList = await waitForInstances(overridden, 2, internalHost);
+    assert.equal(internalList.find((s) => s.ID.includes(onNet.name))?.Address, netIp);
+    const ipList = await waitForInstances(overridden, 2, ipHost);
+    const pinnedSvc = ipList.find((s) => s.ID.includes(pinned.name));
+    assert.equal(pinnedSvc?.Address, '10.20.30.40');
+    assert.equal(pinnedSvc?.Port, pinnedPort);
     await Promise.all(regs.map((r) => r.stop()));
   });
 
