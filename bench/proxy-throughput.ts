@@ -33,31 +33,51 @@ async function measure(name: string, proc: Started | undefined, url: string, hos
   return { name, wrk, cpuUsPerReq, rssMb: after?.rssMb ?? NaN };
 }
 
-async function startOurs(workers: number, cpus: string, upstreamPort: number): Promise<{ proc: Started; url: string }> {
+async function startOursOnce(workers: number, cpus: string, upstreamPort: number): Promise<{ proc: Started; url: string }> {
   const port = await freePort();
   const admin = await freePort();
   const proc = spawnPinned(cpus, process.execPath, [
     path.join(repoRoot, 'bin', 'balancer.js'), '--no-consul', '--workers', String(workers),
     '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${admin}`, '--log-level', 'warn',
   ]);
-  await waitForPort(admin, 15_000);
-  const res = await request(`http://127.0.0.1:${admin}/upstream/bench`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ servers: [{ host: '127.0.0.1', port: upstreamPort }] }),
-  });
-  if (res.statusCode !== 200) throw new Error(`admin POST /upstream/bench -> ${res.statusCode}: ${await res.body.text()}`);
-  await res.body.dump();
-  await waitForPort(port, 15_000);
-  // every worker must have the table: poll until a run of requests all succeed
-  const deadline = Date.now() + 10_000;
-  let okInARow = 0;
-  while (okInARow < 50 && Date.now() < deadline) {
-    const r = await request(`http://127.0.0.1:${port}/`, { headers: { host: 'bench' } }).catch(() => undefined);
-    if (r) await r.body.dump();
-    okInARow = r?.statusCode === 200 ? okInARow + 1 : 0;
+  try {
+    await waitForPort(admin, 15_000);
+    // freePort() releases the port before the balancer binds it: on a busy machine another process
+    // may take it in between, so an answer that is not ours (or a dead child) is a failed start
+    if (proc.child.exitCode !== null) throw new Error(`balancer exited with ${proc.child.exitCode}`);
+    const res = await request(`http://127.0.0.1:${admin}/upstream/bench`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ servers: [{ host: '127.0.0.1', port: upstreamPort }] }),
+      headersTimeout: 10_000, bodyTimeout: 10_000,
+    });
+    if (res.statusCode !== 200) throw new Error(`admin POST /upstream/bench -> ${res.statusCode}: ${(await res.body.text()).slice(0, 200)}`);
+    await res.body.dump();
+    await waitForPort(port, 15_000);
+    // every worker must have the table: poll until a run of requests all succeed
+    const deadline = Date.now() + 10_000;
+    let okInARow = 0;
+    while (okInARow < 50 && Date.now() < deadline) {
+      const r = await request(`http://127.0.0.1:${port}/`, { headers: { host: 'bench' }, headersTimeout: 5_000 }).catch(() => undefined);
+      if (r) await r.body.dump();
+      okInARow = r?.statusCode === 200 ? okInARow + 1 : 0;
+    }
+    if (okInARow < 50) throw new Error('balancer did not start serving the bench upstream');
+    return { proc, url: `http://127.0.0.1:${port}/` };
+  } catch (err) {
+    await proc.stop();
+    throw err;
   }
-  if (okInARow < 50) throw new Error('balancer did not start serving the bench upstream');
-  return { proc, url: `http://127.0.0.1:${port}/` };
+}
+
+async function startOurs(workers: number, cpus: string, upstreamPort: number): Promise<{ proc: Started; url: string }> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOursOnce(workers, cpus, upstreamPort);
+    } catch (err) {
+      if (attempt >= 3) throw err;
+      console.error(`# balancer start failed (${(err as Error).message}), retrying with fresh ports`);
+    }
+  }
 }
 
 function median(rows: Row[]): Row {
