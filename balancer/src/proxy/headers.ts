@@ -75,6 +75,25 @@ export function upstreamRequestHeaders(
   return out;
 }
 
+/** Header bytes as node writes them (latin1), without Buffer#toString's argument handling. */
+function latin1(v: Buffer | string): string {
+  return typeof v === 'string' ? v : (v as LatinSlicer).latin1Slice(0, v.length);
+}
+/** Buffer.prototype.latin1Slice exists in every node release but is missing from @types/node. */
+type LatinSlicer = Buffer & { latin1Slice(start: number, end: number): string };
+
+/** Could `lowerName` be hop-by-hop or listed in Connection? Cheap length/first-letter filter first. */
+function mayDrop(name: string, listed: Set<string> | undefined): boolean {
+  if (listed !== undefined) return true;
+  switch (name.length) {
+    case 2: case 6: case 7: case 10: case 14: case 17: return true;
+    default: {
+      const c = name.charCodeAt(0) | 0x20;
+      return c === 112 /* p */;
+    }
+  }
+}
+
 /**
  * Headers for the client response from undici's raw response headers: hop-by-hop removed,
  * `Connection: close` added when the worker drains so keep-alive clients go away.
@@ -83,22 +102,38 @@ export function clientResponseHeaders(raw: readonly Buffer[] | readonly string[]
   const out: string[] = [];
   let listed: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toString();
-    if (name.length === 10 && name.toLowerCase() === 'connection') {
-      listed ??= new Set();
-      connectionTokens(raw[i + 1].toString(), listed);
-      if (listed.size === 0) listed = undefined;
+    const name = raw[i];
+    if (name.length === 10) {
+      const n = latin1(name);
+      if (n.toLowerCase() === 'connection') {
+        listed ??= new Set();
+        connectionTokens(latin1(raw[i + 1]), listed);
+        if (listed.size === 0) listed = undefined;
+      }
     }
   }
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toString();
-    const lower = name.toLowerCase();
-    if (isHopByHop(lower)) continue;
-    if (listed !== undefined && listed.has(lower)) continue;
-    const value = raw[i + 1];
     // latin1 keeps the upstream's bytes exactly as they were (node writes header strings as latin1)
-    out.push(name, typeof value === 'string' ? value : value.toString('latin1'));
+    const name = latin1(raw[i]);
+    if (mayDrop(name, listed)) {
+      const lower = name.toLowerCase();
+      if (isHopByHop(lower)) continue;
+      if (listed !== undefined && listed.has(lower)) continue;
+    }
+    out.push(name, latin1(raw[i + 1]));
   }
   if (closeConnection) out.push('connection', 'close');
   return out;
+}
+
+/** Content-Length of a flat header list (-1 when absent or not a plain number). */
+export function contentLengthOf(headers: readonly string[]): number {
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i];
+    if (name.length === 14 && name.toLowerCase() === 'content-length') {
+      const n = Number(headers[i + 1]);
+      return Number.isSafeInteger(n) && n >= 0 ? n : -1;
+    }
+  }
+  return -1;
 }

@@ -7,7 +7,7 @@ import type { Dispatcher } from 'undici';
 import type { PickRequest } from '../balancing/picker.js';
 import type { ServerSpec, UpstreamSpec } from '../routing/types.js';
 import { sendJsonError } from './error-responses.js';
-import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { clientResponseHeaders, contentLengthOf, upstreamRequestHeaders } from './headers.js';
 import { clientAddress, normalizeHost, rawHostHeader, type ProxyContext } from './proxy-context.js';
 
 /** RFC 9110 idempotent methods; nginx retries all but POST, LOCK, PATCH. */
@@ -102,6 +102,11 @@ export class ProxyExchange implements PickRequest {
   #upstreamHeaders: string[];
   #hasBody: boolean;
   #drainListening = false;
+  /** Content-Length of the response being relayed (-1: unknown) and whether body bytes went out */
+  #bodyLength = -1;
+  #bodyStarted = false;
+  /** the whole body went out with res.end(chunk); onAttemptComplete must not end again */
+  #ended = false;
 
   constructor(
     readonly ctx: ProxyContext, readonly req: IncomingMessage, readonly res: ServerResponse,
@@ -180,12 +185,24 @@ export class ProxyExchange implements PickRequest {
       }
     }
     // committed only once writeHead succeeded: a throw here (bad upstream header) becomes onError -> 502
-    this.res.writeHead(status, clientResponseHeaders(rawHeaders, this.ctx.draining));
+    const headers = clientResponseHeaders(rawHeaders, this.ctx.draining);
+    this.res.writeHead(status, headers);
     attempt.committed = true;
+    this.#bodyLength = contentLengthOf(headers);
     return true;
   }
 
   writeBody(chunk: Buffer): boolean {
+    if (!this.#bodyStarted) {
+      this.#bodyStarted = true;
+      if (chunk.length === this.#bodyLength) {
+        // the whole body in one chunk (the common small response): head and body leave in one
+        // socket write from res.end, without write()'s extra cork/nextTick round
+        this.#ended = true;
+        this.res.end(chunk);
+        return true;
+      }
+    }
     if (this.res.write(chunk)) return true;
     if (!this.#drainListening) {
       this.#drainListening = true;
@@ -198,7 +215,7 @@ export class ProxyExchange implements PickRequest {
     if (attempt.discarded) return;
     const failedStatus = this.upstream.retry.onStatuses.includes(attempt.status);
     this.#report(attempt, !failedStatus, failedStatus ? `status ${attempt.status}` : undefined);
-    this.res.end();
+    if (!this.#ended) this.res.end();
     this.#finish(attempt);
   }
 
