@@ -63,3 +63,43 @@ test('a failing task rejects its callers and does not block the key', async () =
   await q.run('a', async () => { ran = true; });
   assert.ok(ran);
 });
+
+test('the event watcher reconnects after the stream ends or fails, reporting every connect before its events', async () => {
+  const { PassThrough } = await import('node:stream');
+  const { pino } = await import('pino');
+  const { watchContainerEvents } = await import('../../registrator/src/docker/events.js');
+  let calls = 0;
+  const seen: string[] = [];
+  const stop = new AbortController();
+  const docker = {
+    getEvents: async () => {
+      calls += 1;
+      if (calls === 2) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+      const stream = new PassThrough();
+      if (calls < 4) {
+        setImmediate(() => stream.end());
+      } else {
+        // a line split over two chunks, then one more event
+        setImmediate(() => {
+          stream.write('{"Type":"container","Action":"start","Actor":{"ID":"c1"}}\n{"Type":"container",');
+          stream.write('"Action":"die","Actor":{"ID":"c1","Attributes":{"exitCode":"0"}}}\n');
+        });
+      }
+      return stream;
+    },
+  };
+  const done = watchContainerEvents({
+    docker: docker as never,
+    signal: stop.signal,
+    logger: pino({ level: 'silent' }),
+    backoff: { baseMs: 1, maxMs: 5 },
+    onConnected: (n) => seen.push(`connected ${n}`),
+    onEvent: (e) => {
+      seen.push(`${e.action} ${e.containerId}`);
+      if (e.action === 'die') stop.abort();
+    },
+  });
+  await Promise.race([done, new Promise((_, reject) => setTimeout(() => reject(new Error('watcher did not finish')), 3000))]);
+  assert.equal(calls, 4);
+  assert.deepEqual(seen, ['connected 1', 'connected 2', 'connected 3', 'start c1', 'die c1']);
+});

@@ -8,6 +8,8 @@ import { backoffDelayMs, sleep, type BackoffPolicy, DEFAULT_BACKOFF } from '../b
 
 export const WATCHED_ACTIONS = ['start', 'unpause', 'die', 'stop', 'destroy', 'pause', 'health_status'] as const;
 
+const STABLE_CONNECTION_MS = 5000;
+
 export interface ContainerEvent {
   readonly containerId: string;
   /** 'start', 'die', 'health_status: healthy', ... */
@@ -66,10 +68,13 @@ export async function watchContainerEvents(opts: EventWatchOptions): Promise<voi
       }
       if (connectionAbort.signal.aborted) throw Object.assign(new Error('connect timed out'), { code: 'ERR_DOCKER_EVENTS_TIMEOUT' });
       connection += 1;
-      failures = 0;
       logger.info({ connection }, 'docker event stream connected');
       opts.onConnected(connection);
+      const connectedAt = Date.now();
       await consume(stream, opts.onEvent, signal);
+      // Only a connection that lived a while resets the backoff: a stream that ends at once (a flapping
+      // proxy) must not turn into a tight loop of reconnects and full resyncs.
+      if (Date.now() - connectedAt >= STABLE_CONNECTION_MS) failures = 0;
       if (signal.aborted) break;
       logger.warn({ connection }, 'docker event stream ended');
     } catch (err) {
