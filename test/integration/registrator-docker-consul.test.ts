@@ -296,6 +296,25 @@ describe('registrator with Docker and Consul', { timeout: 180_000 }, () => {
     await second.stop();
   });
 
+  test('-retry-attempts: waits for Consul at start-up, or exits 1 when the attempts run out', async () => {
+    const hostname = `${hostPrefix}-retry`;
+    const name = serviceName('retry');
+    await runContainer({ publish: ['80'], env: { SERVICE_NAME: name } });
+    await consul.outage();
+    try {
+      const giveUp = registrator(['-hostname', `${hostname}-x`, '-retry-attempts', '1', '-retry-interval', '100']);
+      assert.equal(await giveUp.exited, 1);
+      assert.ok(giveUp.logs.some((l) => l.level === 60), 'a fatal line says why');
+      const patient = registrator(['-hostname', hostname, '-explicit', '-retry-attempts', '-1', '-retry-interval', '200']);
+      await patient.waitForLog((l) => l.msg === 'registry not reachable', WAIT_MS, 'a failed attempt');
+      await consul.restore();
+      await waitForInstances(name, 1, hostname);
+      await patient.stop();
+    } finally {
+      await consul.restore();
+    }
+  });
+
   test('bad flags and URIs exit 2 with a message; --help exits 0', async () => {
     const bad = spawnRegistrator(['-deregister', 'sometimes', 'consul://127.0.0.1:1']);
     assert.equal(await bad.exited, 2);
