@@ -158,7 +158,7 @@ async function main(): Promise<void> {
     settings: { durationS, rps, connections, workers, probeEveryS, poolSize, initial, warmupS, rates, targets },
     commands: Object.fromEntries(runs.filter((r) => r.command).map((r) => [r.target, r.command])),
   };
-  const files = writeRaw(outDir, meta, runs);
+  const files = writeRaw(outDir, meta, runs, Math.floor(durationS));
   const chart = await drawChart(outDir, files.seriesDir, rates, targets);
 
   const out = [

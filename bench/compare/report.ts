@@ -125,7 +125,8 @@ export interface WrittenFiles {
   readonly seriesDir: string;
 }
 
-export function writeRaw(outDir: string, meta: Record<string, unknown>, runs: readonly RunResult[]): WrittenFiles {
+/** chartSeconds: the chart files stop before this second (the last, partial second would mislead) */
+export function writeRaw(outDir: string, meta: Record<string, unknown>, runs: readonly RunResult[], chartSeconds = Infinity): WrittenFiles {
   mkdirSync(outDir, { recursive: true });
   const json = path.join(outDir, 'compare-modes.json');
   writeFileSync(json, `${JSON.stringify({ ...meta, runs }, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
@@ -138,7 +139,7 @@ export function writeRaw(outDir: string, meta: Record<string, unknown>, runs: re
   const seriesDir = path.join(outDir, 'series');
   mkdirSync(seriesDir, { recursive: true });
   for (const run of runs) {
-    const data = seriesRows(run).map((r) => `${r.second} ${r.p50 ?? '?'} ${r.p99 ?? '?'} ${r.max ?? '?'} ${r.errors + r.non2xx} ${r.workers ?? '?'}`);
+    const data = seriesRows(run).filter((r) => r.second < chartSeconds).map((r) => `${r.second} ${r.p50 ?? '?'} ${r.p99 ?? '?'} ${r.max ?? '?'} ${r.errors + r.non2xx} ${r.workers ?? '?'}`);
     writeFileSync(path.join(seriesDir, `rate${run.rate}-${run.target}.dat`), `# second p50_ms p99_ms max_ms failed workers\n${data.join('\n')}\n`);
   }
   return { json, csv, seriesDir };

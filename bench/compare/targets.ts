@@ -135,6 +135,13 @@ async function startNginxRendered(ctx: TargetContext): Promise<RunningTarget> {
   };
 }
 
-export function startTarget(name: TargetName, ctx: TargetContext): Promise<RunningTarget> {
-  return name === 'nginx' ? startNginxRendered(ctx) : startOurs(ctx, name);
+/** Starts a target; once more with fresh ports when the first try fails (freePort() can race another process). */
+export async function startTarget(name: TargetName, ctx: TargetContext): Promise<RunningTarget> {
+  const start = (): Promise<RunningTarget> => (name === 'nginx' ? startNginxRendered(ctx) : startOurs(ctx, name));
+  try {
+    return await start();
+  } catch (first) {
+    process.stderr.write(`  ${name} did not start (${(first as Error).message.split('\n')[0]}); retrying with fresh ports\n`);
+    return start();
+  }
 }
