@@ -3,6 +3,7 @@
 // and enforces a per-call `timeout`: both are wired to every call here.
 import { EventEmitter } from 'node:events';
 import Consul from 'consul';
+import { META_CONTAINER_KEY, META_INSTANCE_KEY as MAPPER_INSTANCE_KEY } from '../mapping/service-mapper.js';
 import type { ServiceRecord } from '../mapping/types.js';
 import type { RegisteredService } from '../reconcile.js';
 import { fingerprintOf } from '../reconcile.js';
@@ -11,8 +12,9 @@ import { RegistryError, type CheckStatus, type Registry } from './registry.js';
 
 /** Meta keys this adapter adds to every registration (beside the mapper's "registrator-instance"). */
 export const META_FINGERPRINT_KEY = 'registrator-fingerprint';
-export const META_CONTAINER_ID_KEY = 'registrator-container';
-export const META_INSTANCE_KEY = 'registrator-instance';
+/** the mapper's keys: Meta["container-id"] and Meta["registrator-instance"] */
+export const META_CONTAINER_ID_KEY = META_CONTAINER_KEY;
+export const META_INSTANCE_KEY = MAPPER_INSTANCE_KEY;
 /** the Docker engine ID: stable across host renames, so -cleanup still finds our leftovers */
 export const META_ENGINE_KEY = 'registrator-engine';
 
