@@ -18,8 +18,9 @@ Options (-flag and --flag both work; -flag=value or -flag value; booleans are ba
                               {{.Hostname}} {{.ContainerName}} {{.ContainerHostname}} {{.ContainerID}}
                               {{.Image}} are expanded)
   -resync <seconds>           Full resync with Docker every N seconds (0 = off, the default)
-  -cleanup                    At start-up remove services registered by this registrator whose
-                              container is gone (found by Meta "registrator-instance")
+  -cleanup                    At start-up and every resync remove services registered by this
+                              registrator whose container is gone (found by Meta
+                              "registrator-instance" or, after a host rename, "registrator-engine")
   -deregister <policy>        When a container stops: "always" (default) or "on-success" (exit code 0)
   -explicit                   Only register ports that have SERVICE_NAME or SERVICE_<port>_NAME
   -useIpFromLabel <label>     Use the container's value of this label as the service address
