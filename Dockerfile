@@ -14,6 +14,7 @@ COPY package.json package-lock.json tsconfig.json ./
 # --ignore-scripts: no `prepare` before the sources are here, and no native builds of optional addons
 # (ssh2's crypto binding); dockerode only speaks to a local socket, where ssh2 is never loaded.
 RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY common common
 COPY registrator/src registrator/src
 COPY balancer/src balancer/src
 RUN npm run build \

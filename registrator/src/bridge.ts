@@ -4,7 +4,7 @@
 // stream reconnect, every -resync seconds and whenever the registry answers again after an outage.
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
-import { backoffDelayMs, sleep, withTimeout } from './backoff.js';
+import { backoffDelay, sleep, withTimeout } from '../../common/backoff.js';
 import { inspectContainer, listContainerIds } from './docker/inspect.js';
 import { KeyedSerialQueue } from './keyed-queue.js';
 import { containerViewFromInspect, mapContainer, type ContainerView, type MappingOptions } from './mapping/service-mapper.js';
@@ -331,7 +331,7 @@ export class Bridge {
 
   private async recoverRegistry(): Promise<void> {
     for (let attempt = 0; !this.signal.aborted; attempt++) {
-      await sleep(backoffDelayMs(attempt, { baseMs: 250, maxMs: 5000 }, this.opts.random), this.signal);
+      await sleep(backoffDelay({ baseMs: 250, maxMs: 5000 }, attempt, this.opts.random), this.signal);
       try {
         await this.opts.registry.ping(withTimeout(this.signal, this.registryTimeout));
         break;

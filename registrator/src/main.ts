@@ -7,7 +7,7 @@
 import dns from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
-import { sleep, withTimeout } from './backoff.js';
+import { sleep, withTimeout } from '../../common/backoff.js';
 import { Bridge } from './bridge.js';
 import { ConfigError, parseArgs, type RunConfig } from './config.js';
 import { dockerFromHost } from './docker/client.js';

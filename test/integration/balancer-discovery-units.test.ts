@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { mergeWorkerStatus } from '../../balancer/src/admin/merge-status.js';
-import { backoffDelay, sleep } from '../../balancer/src/backoff.js';
+import { backoffDelay, sleep } from '../../common/backoff.js';
 import { aggregateStatus, toInstances } from '../../balancer/src/discovery/health-entries.js';
 import { DumpFileError, loadDump, validateDump, writeDump, writeFileAtomic } from '../../balancer/src/persistence/dump-file.js';
 import { tableFromUpstreams } from '../../balancer/src/routing/build-table.js';

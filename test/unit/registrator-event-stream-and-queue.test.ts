@@ -1,7 +1,7 @@
 // Docker event decoding, backoff schedule and the per-container serial queue.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { backoffDelayMs } from '../../registrator/src/backoff.js';
+import { backoffDelay } from '../../common/backoff.js';
 import { toContainerEvent } from '../../registrator/src/docker/events.js';
 import { KeyedSerialQueue } from '../../registrator/src/keyed-queue.js';
 
@@ -18,12 +18,12 @@ test('container events decode from the modern and the legacy shape; others are i
 
 test('backoff grows exponentially, is capped, and jitters within [cap/2, cap]', () => {
   const policy = { baseMs: 100, maxMs: 1000 };
-  assert.equal(backoffDelayMs(0, policy, () => 0), 50);
-  assert.equal(backoffDelayMs(0, policy, () => 1), 100);
-  assert.equal(backoffDelayMs(3, policy, () => 1), 800);
-  assert.equal(backoffDelayMs(10, policy, () => 1), 1000);
-  assert.equal(backoffDelayMs(10, policy, () => 0), 500);
-  assert.equal(backoffDelayMs(1e9, policy, () => 0.5), 750);
+  assert.equal(backoffDelay(policy, 0, () => 0), 50);
+  assert.equal(backoffDelay(policy, 0, () => 1), 100);
+  assert.equal(backoffDelay(policy, 3, () => 1), 800);
+  assert.equal(backoffDelay(policy, 10, () => 1), 1000);
+  assert.equal(backoffDelay(policy, 10, () => 0), 500);
+  assert.equal(backoffDelay(policy, 1e9, () => 0.5), 750);
 });
 
 test('one key runs serially and in order; other keys run concurrently; waiting calls coalesce', async () => {

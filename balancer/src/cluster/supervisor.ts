@@ -12,7 +12,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type pino from 'pino';
-import { backoffDelay, type BackoffPolicy } from '../backoff.js';
+import { backoffDelay, type BackoffPolicy } from '../../../common/backoff.js';
 import type { RouteTable } from '../routing/types.js';
 import type { UpstreamStatus } from '../worker/runtime.js';
 import { isWorkerMessage, type PrimaryToWorker, type WorkerInitOptions, type WorkerToPrimary } from './messages.js';

@@ -4,7 +4,7 @@
 // a short window (latest wins) and a snapshot is emitted only when its content differs from the last
 // one. Errors back off with jitter per watcher; the last good data of a failing watcher is kept.
 import type pino from 'pino';
-import { backoffDelay, sleep, type BackoffPolicy, DEFAULT_BACKOFF } from '../backoff.js';
+import { backoffDelay, sleep, type BackoffPolicy, DEFAULT_BACKOFF } from '../../../common/backoff.js';
 import { canonicalJson } from '../routing/table-version.js';
 import type { CatalogInstance, CatalogSnapshot } from '../routing/types.js';
 import { blockingGet, type ConsulEndpoint } from './blocking-query.js';

@@ -4,7 +4,10 @@
 import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
-import { backoffDelayMs, sleep, type BackoffPolicy, DEFAULT_BACKOFF } from '../backoff.js';
+import { backoffDelay, sleep, type BackoffPolicy } from '../../../common/backoff.js';
+
+// capped at 15 s like the original's reconnect pace; the resync after a reconnect catches up anyway
+const EVENT_STREAM_BACKOFF: BackoffPolicy = { baseMs: 250, maxMs: 15_000 };
 
 export const WATCHED_ACTIONS = ['start', 'unpause', 'die', 'stop', 'destroy', 'pause', 'health_status'] as const;
 
@@ -47,7 +50,7 @@ export function toContainerEvent(raw: unknown): ContainerEvent | undefined {
 /** Runs until signal aborts. Never throws. */
 export async function watchContainerEvents(opts: EventWatchOptions): Promise<void> {
   const { docker, signal, logger } = opts;
-  const policy = opts.backoff ?? DEFAULT_BACKOFF;
+  const policy = opts.backoff ?? EVENT_STREAM_BACKOFF;
   let failures = 0;
   let connection = 0;
   while (!signal.aborted) {
@@ -84,7 +87,7 @@ export async function watchContainerEvents(opts: EventWatchOptions): Promise<voi
       signal.removeEventListener('abort', onParentAbort);
       stream?.destroy();
     }
-    const delay = backoffDelayMs(failures, policy, opts.random);
+    const delay = backoffDelay(policy, failures, opts.random);
     failures += 1;
     await sleep(delay, signal);
   }

@@ -1,6 +1,6 @@
 // Bounded, abortable reads of container state.
 import type Docker from 'dockerode';
-import { withTimeout } from '../backoff.js';
+import { withTimeout } from '../../../common/backoff.js';
 
 export class DockerCallError extends Error {
   readonly code: 'ERR_DOCKER_UNAVAILABLE';

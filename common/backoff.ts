@@ -1,4 +1,5 @@
-// Jittered exponential backoff and an abortable sleep, shared by every retry loop of the balancer.
+// Jittered exponential backoff, an abortable sleep and a bounded signal, shared by every retry loop of
+// both programs (registrator and balancer).
 // Pure arithmetic: randomness is injected so tests can pin it.
 
 export interface BackoffPolicy {
@@ -10,7 +11,7 @@ export interface BackoffPolicy {
   readonly factor?: number;
 }
 
-// capped at 10 s so the balancer notices a recovered Consul quickly
+// capped at 10 s so a recovered Consul or Docker engine is noticed quickly
 export const DEFAULT_BACKOFF: BackoffPolicy = Object.freeze({ baseMs: 250, maxMs: 10_000, factor: 2 });
 
 /**
@@ -37,4 +38,10 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }, Math.max(0, ms));
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/** A signal that aborts when the parent aborts or after timeoutMs, whichever comes first. */
+export function withTimeout(parent: AbortSignal | undefined, timeoutMs: number): AbortSignal {
+  const timeout = AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs)));
+  return parent ? AbortSignal.any([parent, timeout]) : timeout;
 }
