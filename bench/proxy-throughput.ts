@@ -107,6 +107,12 @@ async function main(): Promise<void> {
   ]);
   await waitForPort(hpPort);
 
+  const plainPort = await freePort();
+  const plain = spawnPinned(PROXY_CPU, process.execPath, [
+    path.join(repoRoot, 'dist', 'bench', 'support', 'plain-undici-proxy.js'), String(plainPort), `http://127.0.0.1:${upstreamPort}`,
+  ]);
+  await waitForPort(plainPort);
+
   const ours1 = await startOurs(1, PROXY_CPU, upstreamPort);
   const ours2 = await startOurs(2, '0-1', upstreamPort);
 
@@ -117,11 +123,12 @@ async function main(): Promise<void> {
       push(await measure('direct', undefined, `http://127.0.0.1:${upstreamPort}/`, 'bench'));
       push(await measure('nginx (1 worker)', nginxProxy, `http://127.0.0.1:${nginxPort}/`, 'bench'));
       push(await measure('http-proxy', hp, `http://127.0.0.1:${hpPort}/`, 'bench'));
+      push(await measure('node+undici plain', plain, `http://127.0.0.1:${plainPort}/`, 'bench'));
       push(await measure('ours (1 worker)', ours1.proc, ours1.url, 'bench'));
       push(await measure('ours (2 workers)', ours2.proc, ours2.url, 'bench'));
     }
   } finally {
-    await Promise.all([upstream.stop(), nginxProxy.stop(), hp.stop(), ours1.proc.stop(), ours2.proc.stop()]);
+    await Promise.all([upstream.stop(), nginxProxy.stop(), hp.stop(), plain.stop(), ours1.proc.stop(), ours2.proc.stop()]);
   }
 
   const rows = [...results.values()].map(median);
@@ -135,7 +142,9 @@ async function main(): Promise<void> {
   const ng = by('nginx (1 worker)');
   const hpr = by('http-proxy');
   console.log(`ratio ours(1w)/nginx req/s: ${(o.wrk.rps / ng.wrk.rps).toFixed(2)}   p99: ${(o.wrk.p99Ms / ng.wrk.p99Ms).toFixed(2)}   CPU/req: ${(o.cpuUsPerReq / ng.cpuUsPerReq).toFixed(2)}`);
-  console.log(`ratio ours(1w)/http-proxy req/s: ${(o.wrk.rps / hpr.wrk.rps).toFixed(2)}`);
+  console.log(`ratio ours(1w)/http-proxy req/s: ${(o.wrk.rps / hpr.wrk.rps).toFixed(2)}   p99: ${(o.wrk.p99Ms / hpr.wrk.p99Ms).toFixed(2)}   CPU/req: ${(o.cpuUsPerReq / hpr.cpuUsPerReq).toFixed(2)}`);
+  const pl = by('node+undici plain');
+  console.log(`ratio ours(1w)/node+undici plain req/s: ${(o.wrk.rps / pl.wrk.rps).toFixed(2)}   CPU/req: ${(o.cpuUsPerReq / pl.cpuUsPerReq).toFixed(2)}`);
   console.log(`ratio ours(2w)/ours(1w) req/s: ${(by('ours (2 workers)').wrk.rps / o.wrk.rps).toFixed(2)}`);
 }
 
