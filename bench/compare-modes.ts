@@ -28,7 +28,7 @@ import { BackendPool } from './compare/backend-pool.js';
 import { drawChart } from './compare/chart.js';
 import { registerInitial, runChurn } from './compare/churn.js';
 import { ConsulAgent } from './compare/consul-agent.js';
-import { runLoad } from './compare/load.js';
+import { startLoad } from './compare/load.js';
 import { ProcessSet, waitForLine } from './compare/processes.js';
 import { ProcSampler } from './compare/proc-sampler.js';
 import { cpuSeconds, loadAverage } from './compare/cpu.js';
@@ -97,13 +97,15 @@ async function oneRun(
   try {
     running = await startTarget(target, { repoRoot, consulAddr: ctx.consulAddr, service: SERVICE, workers, processes });
     const url = `http://127.0.0.1:${running.port}/`;
-    if (warmupS > 0) await runLoad(processes, { url, host: SERVICE, connections, rps, durationS: warmupS, timeoutMs: 5000 });
+    const loadRun = startLoad(processes, { url, host: SERVICE, connections, rps, warmupS, durationS, timeoutMs: 5000 });
+    // churn and sampling start with the measured phase (the warm-up runs on the same connections first)
+    await Promise.race([loadRun.measuring, loadRun.result]);
     const roots = running.roots;
     const sampler = new ProcSampler(() => roots, 100);
     const cpuBefore = cpuSeconds(running.cpuRoots);
     const loadBefore = loadAverage();
     try {
-      const loadPromise = runLoad(processes, { url, host: SERVICE, connections, rps, durationS, timeoutMs: 5000 });
+      const loadPromise = loadRun.result;
       const churnPromise = runChurn({
         agent: ctx.agent, backends: ctx.backends, service: SERVICE, poolPorts: ctx.pool, probePorts,
         ratePerS: rate, durationS: Math.max(0, durationS - 0.5), probeEveryS, probeTimeoutMs: PROBE_TIMEOUT_MS,
@@ -137,7 +139,9 @@ async function main(): Promise<void> {
   const agent = new ConsulAgent(`http://${consul.addr}`);
   const backends = BackendPool.start(processes);
   const pool = await backends.open(poolSize);
-  log(`consul double at ${consul.addr}, ${pool.length} backends`);
+  log(`consul double at ${consul.addr}, ${pool.length} backends; warming the backends up`);
+  // the backend process is shared by every run: warm it (JIT) so the first run does not pay for it
+  await startLoad(processes, { url: `http://127.0.0.1:${pool[0]}/`, host: SERVICE, connections, rps, warmupS: 0, durationS: 3, timeoutMs: 5000 }).result;
 
   const runs: RunResult[] = [];
   // rate-major: the three targets run back to back at each rate, so a noisy minute hits all of them

@@ -20,20 +20,27 @@ interface Bucket {
   errors: number;
   resets: number;
 }
-const buckets: Bucket[] = [];
-const errorCodes: Record<string, number> = {};
-const all: number[] = [];
-const allFromSchedule: number[] = [];
-let ok = 0;
-let non2xx = 0;
-let errors = 0;
-let resets = 0;
-let unsent = 0;
+// figures of the current phase; the warm-up phase's are thrown away
+function newTally() {
+  return {
+    buckets: [] as Bucket[],
+    errorCodes: {} as Record<string, number>,
+    all: [] as number[],
+    allFromSchedule: [] as number[],
+    ok: 0,
+    non2xx: 0,
+    errors: 0,
+    resets: 0,
+    unsent: 0,
+  };
+}
+let tally = newTally();
 
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE']);
 
 function bucketAt(t: number): Bucket {
   const i = Math.max(0, Math.floor(t / 1000));
+  const { buckets } = tally;
   while (buckets.length <= i) buckets.push({ latencies: [], ok: 0, non2xx: 0, errors: 0, resets: 0 });
   return buckets[i];
 }
@@ -72,7 +79,7 @@ async function connectionLoop(index: number, t0: number, endAt: number): Promise
     const now = performance.now();
     // a run never outlasts its duration: requests still due when it ends are counted as unsent
     if (now >= endAt || (paced && scheduled >= endAt)) {
-      if (paced) unsent += Math.max(0, Math.ceil((endAt - scheduled) / intervalMs));
+      if (paced) tally.unsent += Math.max(0, Math.ceil((endAt - scheduled) / intervalMs));
       return;
     }
     if (paced && scheduled > now) await sleep(scheduled - now);
@@ -82,24 +89,25 @@ async function connectionLoop(index: number, t0: number, endAt: number): Promise
     const r = await once();
     const doneAt = performance.now();
     const b = bucketAt(doneAt - t0);
+    const t = tally;
     if (r.code !== undefined) {
-      errors++;
+      t.errors++;
       b.errors++;
-      errorCodes[r.code] = (errorCodes[r.code] ?? 0) + 1;
+      t.errorCodes[r.code] = (t.errorCodes[r.code] ?? 0) + 1;
       if (RESET_CODES.has(r.code)) {
-        resets++;
+        t.resets++;
         b.resets++;
       }
     } else {
       const latency = doneAt - sentAt;
       b.latencies.push(latency);
-      all.push(latency);
-      allFromSchedule.push(doneAt - scheduledAt);
+      t.all.push(latency);
+      t.allFromSchedule.push(doneAt - scheduledAt);
       if (r.status !== undefined && r.status >= 200 && r.status < 300) {
-        ok++;
+        t.ok++;
         b.ok++;
       } else {
-        non2xx++;
+        t.non2xx++;
         b.non2xx++;
       }
     }
@@ -107,15 +115,22 @@ async function connectionLoop(index: number, t0: number, endAt: number): Promise
   }
 }
 
+const runPhase = (t0: number, durationS: number): Promise<void[]> =>
+  Promise.all(Array.from({ length: spec.connections }, (_, i) => connectionLoop(i, t0, t0 + durationS * 1000)));
+
 async function main(): Promise<void> {
+  // warm-up on the same connections (JIT, keep-alive pools), then the harness starts churn on this line
+  if (spec.warmupS > 0) await runPhase(performance.now(), spec.warmupS);
+  tally = newTally();
+  process.stdout.write('LOAD_MEASURING\n');
   const t0 = performance.now();
   const startedAt = performance.timeOrigin + t0;
-  const endAt = t0 + spec.durationS * 1000;
-  await Promise.all(Array.from({ length: spec.connections }, (_, i) => connectionLoop(i, t0, endAt)));
+  await runPhase(t0, spec.durationS);
   const elapsedS = (performance.now() - t0) / 1000;
-  const total = summarize(all);
-  const fromSchedule = summarize(allFromSchedule);
-  const series: LoadSecond[] = buckets.map((b, second) => {
+  const { ok, non2xx, errors, resets, unsent, errorCodes } = tally;
+  const total = summarize(tally.all);
+  const fromSchedule = summarize(tally.allFromSchedule);
+  const series: LoadSecond[] = tally.buckets.map((b, second) => {
     const s = summarize(b.latencies);
     return { second, ok: b.ok, non2xx: b.non2xx, errors: b.errors, resets: b.resets, p50: s.p50, p99: s.p99, max: s.max };
   });

@@ -5,6 +5,8 @@ export interface LoadSpec {
   readonly connections: number;
   /** total requests per second over all connections; 0 = closed loop, as fast as answers come */
   readonly rps: number;
+  /** seconds of load before the measured phase, on the same connections (not reported) */
+  readonly warmupS: number;
   readonly durationS: number;
   readonly timeoutMs: number;
 }
