@@ -8,7 +8,10 @@ import type { PrimaryToWorker, WorkerInitOptions, WorkerToPrimary } from './mess
 type RuntimeFactory = (opts: Parameters<typeof import('../worker/runtime.js').createWorkerRuntime>[0]) => WorkerRuntime;
 
 let runtime: WorkerRuntime | undefined;
-let logger: pino.Logger = pino({ level: 'info' }).child({ component: 'worker' });
+// `base` carries the worker's identity; each part adds its own `component` (pino would repeat a key
+// given twice, so the runtime gets `base`, and this file's own lines use `logger`).
+let base: pino.Logger = pino({ level: 'info' }).child({ role: 'worker' });
+let logger: pino.Logger = base.child({ component: 'worker' });
 let exiting = false;
 let currentVersion = '';
 
@@ -27,10 +30,11 @@ async function loadFactory(options: WorkerInitOptions): Promise<RuntimeFactory> 
 
 async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<void> {
   const o = msg.options;
-  logger = pino({ level: o.logLevel }).child({ component: 'worker', generation: msg.generation });
+  base = pino({ level: o.logLevel }).child({ role: 'worker', generation: msg.generation });
+  logger = base.child({ component: 'worker' });
   const factory = await loadFactory(o);
   runtime = factory({
-    logger,
+    logger: base,
     localNode: o.localNode,
     localZone: o.localZone,
     timeouts: o.timeouts,

@@ -27,7 +27,7 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     connectMs: opts.timeouts.connectMs, headersMs: opts.timeouts.headersMs, idleMs: opts.timeouts.idleMs,
     maxConnectionsPerServer: opts.maxConnectionsPerServer,
   }, log);
-  const checker = new ActiveChecker({ sink: health, logger: log.child({ component: 'active-check' }), now, random: env.random });
+  const checker = new ActiveChecker({ sink: health, logger: opts.logger.child({ component: 'active-check' }), now, random: env.random });
   const ctx: ProxyContext = {
     current: compileTable(EMPTY_TABLE, undefined, health, env),
     pools, health, now, log,
