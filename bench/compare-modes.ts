@@ -5,6 +5,7 @@
 //   npm run build && node dist/bench/compare-modes.js [--rates 1,10,50] [--duration 20]
 //        [--rps 500] [--connections 16] [--workers 2] [--targets dynamic,reload,nginx]
 //        [--probe-every 3] [--pool 12] [--initial 6] [--out bench/out] [--no-baseline]
+//        [--balancer-flags "--debounce 100ms"]   (appended to our balancer's command line, both modes)
 //
 // Needs: wrk is NOT used (per-second series come from our own load client, bench/compare/load-client.ts);
 // nginx (Debian package `nginx`, run as our own foreground process under a temp prefix on 127.0.0.1);
@@ -61,6 +62,7 @@ const churnRates = (flag('rates') ?? '1,10,50').split(',').map(Number).filter((n
 const rates = process.argv.includes('--no-baseline') ? churnRates : [0, ...churnRates];
 const targets = (flag('targets') ?? TARGET_NAMES.join(',')).split(',').map((t) => t.trim()) as TargetName[];
 for (const t of targets) if (!TARGET_NAMES.includes(t)) throw new Error(`--targets: unknown target "${t}" (${TARGET_NAMES.join(',')})`);
+const balancerFlags = (flag('balancer-flags') ?? '').split(/\s+/).filter(Boolean);
 const outDir = path.resolve(repoRoot, flag('out') ?? path.join('bench', 'out'));
 
 const processes = new ProcessSet();
@@ -95,7 +97,7 @@ async function oneRun(
   const probePorts = rate > 0 ? await ctx.backends.open(Math.ceil(durationS / probeEveryS) + 1) : [];
   let running: RunningTarget | undefined;
   try {
-    running = await startTarget(target, { repoRoot, consulAddr: ctx.consulAddr, service: SERVICE, workers, processes });
+    running = await startTarget(target, { repoRoot, consulAddr: ctx.consulAddr, service: SERVICE, workers, processes, balancerFlags });
     const url = `http://127.0.0.1:${running.port}/`;
     const loadRun = startLoad(processes, { url, host: SERVICE, connections, rps, warmupS, durationS, timeoutMs: 5000 });
     // churn and sampling start with the measured phase (the warm-up runs on the same connections first)
@@ -131,7 +133,7 @@ async function oneRun(
 }
 
 async function main(): Promise<void> {
-  const reproduce = `npm run build && node dist/bench/compare-modes.js --rates ${churnRates.join(',')} --duration ${durationS} --rps ${rps} --connections ${connections} --workers ${workers} --targets ${targets.join(',')}`;
+  const reproduce = `npm run build && node dist/bench/compare-modes.js --rates ${churnRates.join(',')} --duration ${durationS} --rps ${rps} --connections ${connections} --workers ${workers} --targets ${targets.join(',')}${balancerFlags.length ? ` --balancer-flags "${balancerFlags.join(' ')}"` : ''}`;
   const estimateS = rates.length * targets.length * (durationS + warmupS + 6);
   log(`${rates.length * targets.length} runs of ${durationS}s, about ${Math.round(estimateS / 60)} min`);
   mkdirSync(outDir, { recursive: true });
@@ -159,7 +161,7 @@ async function main(): Promise<void> {
   const meta = {
     generatedAt: new Date().toISOString(),
     reproduce,
-    settings: { durationS, rps, connections, workers, probeEveryS, poolSize, initial, warmupS, rates, targets },
+    settings: { durationS, rps, connections, workers, probeEveryS, poolSize, initial, warmupS, rates, targets, balancerFlags },
     commands: Object.fromEntries(runs.filter((r) => r.command).map((r) => [r.target, r.command])),
   };
   const files = writeRaw(outDir, meta, runs, Math.floor(durationS));

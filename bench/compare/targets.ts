@@ -18,6 +18,8 @@ export interface TargetContext {
   readonly service: string;
   readonly workers: number;
   readonly processes: ProcessSet;
+  /** appended to our balancer's command line (both modes), e.g. ['--debounce', '100ms'] */
+  readonly balancerFlags?: readonly string[];
 }
 
 export interface RunningTarget {
@@ -50,6 +52,7 @@ async function startOurs(ctx: TargetContext, mode: 'dynamic' | 'reload'): Promis
     '--log-level', 'warn', '--drain-timeout', '10s',
   ];
   if (mode === 'reload') args.push('--config-out', path.join(dir, 'balancer.conf'));
+  args.push(...(ctx.balancerFlags ?? []));
   const proc = ctx.processes.spawn(`balancer-${mode}`, process.execPath, args, { cwd: ctx.repoRoot });
   try {
     await Promise.race([waitForPort(port, READY_TIMEOUT_MS), proc.exited.then(() => { throw new Error('exited'); })]);
