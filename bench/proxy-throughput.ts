@@ -3,6 +3,9 @@
 // Layout on a 2-core machine: the proxy under test is pinned to CPU 0; wrk and the upstream (an nginx
 // answering a fixed 200) share CPU 1. "ours x2" (2 workers) gets CPUs 0-1 and so competes with wrk:
 // read it as "what a second worker buys on this box", not as a clean scaling figure.
+// On a shared, busy machine req/s mostly says how much CPU each process got; "CPU us/req" (process
+// tree CPU time / requests) is the steadier figure for comparing engines. "node+undici plain" is the
+// least a node:http + undici proxy can do (no features): ours/plain is what the features cost.
 import { runWrk, type WrkResult } from './support/wrk.js';
 import { treeUsage } from './support/proc-stats.js';
 import { freePort, spawnPinned, startNginx, waitForPort, type Started } from './support/processes.js';
