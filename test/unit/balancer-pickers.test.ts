@@ -239,3 +239,16 @@ test('pick is cheap: 200k picks over 20 servers stay well under a second', () =>
     assert.ok(ms < 1500, `${algorithm}: ${ms.toFixed(0)} ms`);
   }
 });
+
+test('consistent hash: huge weights (a weight=999999999 tag) keep the ring bounded and the weight ratio', () => {
+  // before the fix the ring got weight points per server when a weight exceeded MAX_RING_POINTS:
+  // ~2e9 ring points, an out-of-memory crash of every worker that applied the table
+  const servers = [server('heavy', { weight: 999_999_999 }), server('light', { weight: 333_333_333 })];
+  const started = Date.now();
+  const p = createPicker(upstream('chash', servers), new FakePeers(), env());
+  assert.ok(Date.now() - started < 2000, 'ring built quickly');
+  const c = counts(4000, (i) => p.pick(req(`10.1.${i >> 8}.${i & 255}`), NONE)?.id);
+  const heavy = c.get('heavy') ?? 0;
+  const light = c.get('light') ?? 0;
+  assert.ok(heavy > light * 2 && heavy < light * 4.5, `3:1 weights give about 3:1 keys (heavy ${heavy}, light ${light})`);
+});

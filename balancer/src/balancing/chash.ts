@@ -24,9 +24,14 @@ class HashRing {
   constructor(private readonly servers: readonly ServerSpec[]) {
     const pairs: [number, number][] = [];
     const totalWeight = servers.reduce((sum, s) => sum + Math.max(1, s.weight), 0);
-    const perWeight = Math.max(1, Math.min(VNODES_PER_WEIGHT, Math.floor(MAX_RING_POINTS / Math.max(1, totalWeight))));
+    // Points per weight unit shrink with the total; once even one point per unit would exceed the
+    // bound (weights in the millions, e.g. a `weight=999999999` tag), points are shared out in
+    // proportion to the weights instead, so the ring never exceeds MAX_RING_POINTS + one per server.
+    const perWeight = Math.min(VNODES_PER_WEIGHT, MAX_RING_POINTS / Math.max(1, totalWeight));
     servers.forEach((s, idx) => {
-      const count = perWeight * Math.max(1, s.weight);
+      const count = perWeight >= 1
+        ? Math.floor(perWeight) * Math.max(1, s.weight)
+        : Math.max(1, Math.round(perWeight * Math.max(1, s.weight)));
       for (let v = 0; v < count; v++) pairs.push([hash32(`${s.id}#${v}`), idx]);
     });
     // ties broken by server id order so equal tables build equal rings
