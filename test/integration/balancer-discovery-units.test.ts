@@ -139,6 +139,24 @@ test('dump file: atomic write leaves no temp files, round-trips, refuses foreign
     assert.match(validateDump({ format: 2 }) ?? '', /format/);
     assert.match(validateDump({ format: 1, table: { upstreams: {}, routes: [] } }) ?? '', /adminUpstreams/);
     assert.equal(validateDump({ format: 1, table: { upstreams: {}, routes: [] }, adminUpstreams: {} }), undefined);
+    // a structurally valid file whose servers or upstream settings are not what the workers read
+    const good = JSON.parse(full) as { table: { upstreams: Record<string, Record<string, unknown>> }; adminUpstreams: Record<string, unknown> };
+    assert.equal(validateDump(good), undefined, 'our own dump is valid');
+    const api = good.table.upstreams.api;
+    const broken: Record<string, unknown>[] = [
+      { ...api, servers: [{}] },
+      { ...api, servers: [{ ...(api.servers as object[])[0], port: 'x' }] },
+      { ...api, servers: [null] },
+      { ...api, retry: undefined },
+      { ...api, algorithm: 'random' },
+    ];
+    for (const u of broken) {
+      const bad = { ...good, table: { ...good.table, upstreams: { api: u } } };
+      assert.match(validateDump(bad) ?? 'accepted', /upstream api/, JSON.stringify(u).slice(0, 100));
+      const badAdmin = { ...good, adminUpstreams: { api: u } };
+      assert.match(validateDump(badAdmin) ?? 'accepted', /adminUpstreams: upstream api/);
+    }
+    assert.match(validateDump({ ...good, table: { ...good.table, routes: [{ host: 1 }] } }) ?? 'accepted', /route/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

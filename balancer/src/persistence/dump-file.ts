@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type pino from 'pino';
-import type { CatalogSnapshot, RouteTable, UpstreamSpec } from '../routing/types.js';
+import { ALGORITHMS, type Algorithm, type CatalogSnapshot, type RouteTable, type UpstreamSpec } from '../routing/types.js';
 
 export const DUMP_FORMAT = 1;
 
@@ -84,10 +84,37 @@ export function validateDump(value: unknown): string | undefined {
   const table = value.table;
   if (!isObject(table) || !isObject(table.upstreams) || !Array.isArray(table.routes)) return 'no table with upstreams and routes';
   if (!isObject(value.adminUpstreams)) return 'no adminUpstreams object';
-  for (const [name, u] of Object.entries({ ...table.upstreams, ...value.adminUpstreams })) {
-    if (!isObject(u) || !Array.isArray(u.servers)) return `upstream ${name} has no server list`;
+  for (const [where, ups] of [['table', table.upstreams], ['adminUpstreams', value.adminUpstreams]] as const) {
+    for (const [name, u] of Object.entries(ups)) {
+      const why = upstreamProblem(u);
+      if (why) return `${where}: upstream ${name} ${why}`;
+    }
+  }
+  for (const r of table.routes) {
+    if (!isObject(r) || typeof r.host !== 'string' || typeof r.pathPrefix !== 'string' || typeof r.upstream !== 'string') {
+      return `bad route ${JSON.stringify(r)}`;
+    }
   }
   if (value.snapshot !== undefined && (!isObject(value.snapshot) || !isObject(value.snapshot.services))) return 'bad snapshot';
+  return undefined;
+}
+
+/**
+ * What the workers dereference on every request: a file from another version or edited by hand must
+ * be refused here with a clear message, not crash the workers that are handed its table.
+ */
+function upstreamProblem(u: unknown): string | undefined {
+  if (!isObject(u) || !Array.isArray(u.servers)) return 'has no server list';
+  if (typeof u.name !== 'string' || !ALGORITHMS.includes(u.algorithm as Algorithm)) return 'has no name or an unknown algorithm';
+  const retry = u.retry;
+  if (!isObject(retry) || typeof retry.tries !== 'number' || !Array.isArray(retry.onStatuses)) return 'has no retry settings';
+  for (const s of u.servers) {
+    const ok = isObject(s) && typeof s.id === 'string' && typeof s.host === 'string' && s.host !== '' &&
+      Number.isInteger(s.port) && (s.port as number) >= 1 && (s.port as number) <= 65535 &&
+      typeof s.weight === 'number' && Number.isFinite(s.weight) && s.weight >= 1 &&
+      typeof s.maxFails === 'number' && typeof s.failTimeoutMs === 'number';
+    if (!ok) return `has a malformed server ${JSON.stringify(s)?.slice(0, 120)}`;
+  }
   return undefined;
 }
 
