@@ -4,6 +4,7 @@ import type pino from 'pino';
 import type { PeerHealth } from '../health/peer-health.js';
 import type { CompiledTable } from './compiled-table.js';
 import type { UpstreamPools } from './upstream-pools.js';
+import { normalizeHost as routerNormalizeHost } from '../routing/router.js';
 
 export interface ProxyContext {
   /** replaced whole on every swap; a request reads it once at start and again before a retry */
@@ -21,19 +22,9 @@ export interface ProxyContext {
   inflight: number;
 }
 
-/** Host header -> lower-case host name without port ('' when absent). */
+/** Host header -> lower-case host name without port ('' when absent); the router's rule. */
 export function normalizeHost(host: string | undefined): string {
-  if (host === undefined || host === '') return '';
-  let end = host.length;
-  if (host.charCodeAt(0) === 91 /* [ */) {
-    const close = host.indexOf(']');
-    if (close > 0) end = close + 1;
-  } else {
-    const colon = host.indexOf(':');
-    if (colon >= 0) end = colon;
-  }
-  const name = end === host.length ? host : host.slice(0, end);
-  return name.toLowerCase();
+  return host === undefined || host === '' ? '' : routerNormalizeHost(host);
 }
 
 /** The Host header from node's raw header list, without building req.headers (a lazy getter). */
