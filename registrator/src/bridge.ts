@@ -5,7 +5,7 @@
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { backoffDelay, sleep, withTimeout } from '../../common/backoff.js';
-import { inspectContainer, listContainerIds } from './docker/inspect.js';
+import { DockerCallError, inspectContainer, listContainerIds } from './docker/inspect.js';
 import { KeyedSerialQueue } from './keyed-queue.js';
 import { containerViewFromInspect, mapContainer, type ContainerView, type MappingOptions } from './mapping/service-mapper.js';
 import type { CheckSpec, MappingWarning, ServiceRecord } from './mapping/types.js';
@@ -35,6 +35,10 @@ export interface BridgeOptions {
 }
 
 type ContainerHealth = ContainerView['health'];
+
+/** retries of one event's sync after Docker failures: 0.25 s doubling to 5 s, about 30 s in all */
+const EVENT_SYNC_RETRIES = 8;
+const EVENT_SYNC_BACKOFF = { baseMs: 250, maxMs: 5000 } as const;
 
 /** Checks the registrator keeps alive itself (-ttl) or that mirror Docker's HEALTHCHECK. */
 function isRefreshedTtl(c: CheckSpec): boolean {
@@ -143,7 +147,27 @@ export class Bridge {
     if (this.signal.aborted) return;
     if (e.action.startsWith('health_status') && this.opts.mapping.healthGate === 'off') return;
     const action = e.action.split(':')[0].trim();
-    this.syncContainer(e.containerId, `docker-${action}`).catch((err) => this.log.warn({ err: errInfo(err), containerId: e.containerId }, 'container sync failed'));
+    void this.syncAfterEvent(e.containerId, `docker-${action}`);
+  }
+
+  /**
+   * An event's sync that failed on Docker (inspect timed out, engine busy) is retried with backoff: the
+   * event will not come again, and without -resync a dead container would stay registered. Registry
+   * failures need no retry here: the outage recovery resyncs everything.
+   */
+  private async syncAfterEvent(containerId: string, reason: string): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.syncContainer(containerId, reason);
+        return;
+      } catch (err) {
+        const retry = err instanceof DockerCallError && attempt < EVENT_SYNC_RETRIES && !this.signal.aborted;
+        this.log.warn({ err: errInfo(err), containerId, reason, willRetry: retry }, 'container sync failed');
+        if (!retry) return;
+        await sleep(backoffDelay(EVENT_SYNC_BACKOFF, attempt, this.opts.random), this.signal);
+        if (this.signal.aborted) return;
+      }
+    }
   }
 
   syncContainer(containerId: string, reason: string): Promise<void> {

@@ -10,6 +10,8 @@ import { fingerprintOf, type RegisteredService } from '../../registrator/src/rec
 import { RegistryError, type Registry } from '../../registrator/src/registry/registry.js';
 
 interface FakeContainer {
+  /** inspect calls that fail (engine busy) before one succeeds */
+  failInspects?: number;
   running: boolean;
   exitCode: number;
   env: string[];
@@ -36,6 +38,10 @@ function fakeDocker(containers: Map<string, FakeContainer>, probe: { inFlight: M
         probe.inFlight.set(id, probe.inFlight.get(id)! - 1);
         const c = containers.get(id);
         if (!c) throw Object.assign(new Error('no such container'), { statusCode: 404 });
+        if (c.failInspects) {
+          c.failInspects -= 1;
+          throw Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' });
+        }
         return inspectInfo(id, c);
       },
     }),
@@ -145,5 +151,18 @@ test('drift: a registry that lost our services is noticed by the list comparison
   const calls = registry.calls.length;
   await bridge.checkDrift(); // nothing differs: one list call, no writes
   assert.deepEqual(registry.calls.slice(calls), ['list']);
+  await bridge.stop();
+});
+
+test('a die event whose inspect fails (engine busy) is retried: the dead container is deregistered', async () => {
+  const { containers, registry, bridge } = setup();
+  containers.set('c1', web());
+  await bridge.syncContainer('c1', 'docker-start');
+  assert.deepEqual([...registry.services.keys()], ['h:c1:80']);
+  containers.set('c1', { ...web(false), failInspects: 2 });
+  bridge.onEvent({ containerId: 'c1', action: 'die' });
+  const deadline = Date.now() + 5000;
+  while (registry.services.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(registry.services.size, 0, 'deregistered after the inspect failures');
   await bridge.stop();
 });
