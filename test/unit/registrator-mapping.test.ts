@@ -318,3 +318,12 @@ test('an address label makes internal mode work without a container IP', () => {
   assert.deepEqual(r.services.map((s) => [s.address, s.port]), [['192.0.2.4', 80]]);
   assert.deepEqual(r.warnings, []);
 });
+
+test('meta keys stay within Consul\'s 64 pairs once the registry adds its fingerprint and engine keys', () => {
+  const env = Array.from({ length: 80 }, (_, i) => `SERVICE_K${String(i).padStart(2, '0')}=v`);
+  const result = mapContainer(container({ env }), options());
+  const [svc] = result.services;
+  // the Consul backend adds registrator-fingerprint and registrator-engine to what the mapper gives
+  assert.ok(Object.keys(svc.meta).length + 2 <= 64, `${Object.keys(svc.meta).length} mapper keys leave no room`);
+  assert.ok(result.warnings.some((w) => /meta keys/.test(w.reason)), 'the dropped keys are reported');
+});

@@ -332,7 +332,9 @@ function serviceMeta(
 ): Record<string, string> {
   const out: Record<string, string> = {};
   const keys = [...meta.keys()].filter((k) => !RESERVED_META_KEYS.has(k) && !k.startsWith('check_')).sort();
-  let room = META_MAX_PAIRS - 2;
+  // Consul refuses more than 64 pairs; four are ours: registrator-instance and container-id (below),
+  // registrator-fingerprint and registrator-engine (added by the Consul backend).
+  let room = META_MAX_PAIRS - 4;
   for (const key of keys) {
     const entry = meta.get(key)!;
     if (!META_KEY.test(key) || key.startsWith('consul-') || key === META_INSTANCE_KEY || key === META_CONTAINER_KEY) {
