@@ -22,7 +22,7 @@
 //  - worker processes (node/nginx in the target's process tree, minus the primary/master) are counted
 //    every 100 ms.
 // Everything is bounded in time and killed at the end, on error and on SIGINT. Loopback only.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BackendPool } from './compare/backend-pool.js';
@@ -184,6 +184,7 @@ async function main(): Promise<void> {
     chart.png ? `chart: ${path.relative(repoRoot, chart.png)}` : `chart: ${chart.why}`,
   ];
   process.stdout.write(`${out.join('\n')}\n`);
+  writeFileSync(path.join(outDir, 'compare-modes.txt'), `${out.join('\n')}\n`);
 }
 
 try {
