@@ -30,6 +30,20 @@ export function nextIndex(previous: number, returned: number): number {
   return returned;
 }
 
+/** Consul caps a blocking query's `wait` at 10 minutes; asking for more only stretches our deadline. */
+export const MAX_BLOCKING_WAIT_MS = 600_000;
+
+/**
+ * The `wait` parameter and the client-side deadline of one blocking query. Consul adds up to wait/16
+ * of jitter; the deadline allows that plus a margin, and is bounded because the wait is capped (a
+ * half-open connection must not hold a watcher for the 99 h someone typed).
+ */
+export function blockingBounds(waitMs: number): { wait: string; deadlineMs: number } {
+  const capped = Math.min(Math.max(0, Number.isFinite(waitMs) ? waitMs : MAX_BLOCKING_WAIT_MS), MAX_BLOCKING_WAIT_MS);
+  const waitSeconds = Math.max(1, Math.round(capped / 1000));
+  return { wait: `${waitSeconds}s`, deadlineMs: Math.ceil(waitSeconds * 1000 * (1 + 1 / 16) + 5_000) };
+}
+
 export async function blockingGet<T>(
   endpoint: ConsulEndpoint,
   path: string,
@@ -38,12 +52,12 @@ export async function blockingGet<T>(
 ): Promise<BlockingResult<T>> {
   const url = new URL(path, endpoint.baseUrl);
   for (const [k, v] of Object.entries(params)) if (v !== undefined) url.searchParams.set(k, v);
+  const bounds = blockingBounds(opts.waitMs);
   if (opts.index > 0) {
     url.searchParams.set('index', String(opts.index));
-    url.searchParams.set('wait', `${Math.max(1, Math.round(opts.waitMs / 1000))}s`);
+    url.searchParams.set('wait', bounds.wait);
   }
-  // Consul adds up to wait/16 of jitter; allow that plus a margin before giving up on the socket.
-  const deadline = AbortSignal.timeout(Math.ceil(opts.waitMs + opts.waitMs / 16 + 5_000));
+  const deadline = AbortSignal.timeout(bounds.deadlineMs);
   const signal = AbortSignal.any([opts.signal, deadline]);
   const headers: Record<string, string> = {};
   if (endpoint.token) headers['x-consul-token'] = endpoint.token;

@@ -2,7 +2,7 @@
 // Catalog and health answers use the shared blockingGet; KV needs a 404 with its index (a missing key
 // is an answer to block on, not an error), so it has its own small GET following the same rules.
 import { request } from 'undici';
-import { blockingGet, ConsulRequestError, nextIndex, type ConsulEndpoint } from '../discovery/blocking-query.js';
+import { blockingBounds, blockingGet, ConsulRequestError, nextIndex, type ConsulEndpoint } from '../discovery/blocking-query.js';
 import type { Dependency, DependencyValue, KvPairView, ServiceInstanceView, ServiceSummaryView } from './dependencies.js';
 
 export interface FetchResult {
@@ -103,11 +103,12 @@ function decodeValue(v: string | null): string {
 async function kvGet<T>(endpoint: ConsulEndpoint, key: string, recurse: boolean, opts: FetchOptions): Promise<{ body: T | undefined; index: number }> {
   const url = new URL(`/v1/kv/${key.split('/').map(encodeURIComponent).join('/')}`, endpoint.baseUrl);
   if (recurse) url.searchParams.set('recurse', '');
+  const bounds = blockingBounds(opts.waitMs);
   if (opts.index > 0) {
     url.searchParams.set('index', String(opts.index));
-    url.searchParams.set('wait', `${Math.max(1, Math.round(opts.waitMs / 1000))}s`);
+    url.searchParams.set('wait', bounds.wait);
   }
-  const deadline = AbortSignal.timeout(opts.waitMs + opts.waitMs / 16 + 5_000);
+  const deadline = AbortSignal.timeout(bounds.deadlineMs);
   const signal = AbortSignal.any([opts.signal, deadline]);
   const headers: Record<string, string> = {};
   if (endpoint.token) headers['x-consul-token'] = endpoint.token;
