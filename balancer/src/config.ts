@@ -6,6 +6,9 @@ import type { Algorithm } from './routing/types.js';
 import { ALGORITHMS } from './routing/types.js';
 import { parseDurationMs } from './routing/tag-options.js';
 
+/** Node fires a setTimeout/setInterval longer than 2^31-1 ms after 1 ms: such a duration must be refused. */
+const MAX_TIMER_MS = 2_147_483_647;
+
 export type Mode = 'dynamic' | 'reload';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -200,6 +203,7 @@ export function parseBalancerArgs(
       if (v === undefined || v === '') return def;
       const ms = parseDurationMs(v);
       if (ms === undefined) throw new ConfigError(`${source(name)}: expected a duration such as 500ms, 5s or 2m, got "${v}"`);
+      if (ms > MAX_TIMER_MS) throw new ConfigError(`${source(name)}: "${v}" is longer than a timer can wait (24 days)`);
       return ms;
     };
     const int = (name: string, def: number, min: number): number => {
@@ -340,5 +344,6 @@ function parseWait(text: string, what: string): { minMs: number; maxMs: number }
   const maxMs = maxText === undefined ? (minMs === undefined ? undefined : minMs * 4) : parseDurationMs(maxText);
   if (minMs === undefined || maxMs === undefined) throw new ConfigError(`${what}: expected min:max durations such as 2s:10s, got "${text}"`);
   if (maxMs < minMs) throw new ConfigError(`${what}: max must not be below min in "${text}"`);
+  if (maxMs > MAX_TIMER_MS) throw new ConfigError(`${what}: "${text}" is longer than a timer can wait (24 days)`);
   return { minMs, maxMs };
 }

@@ -7,6 +7,8 @@ import type { HealthGate, MappingOptions } from './mapping/service-mapper.js';
 import { parseGoBool } from './mapping/checks.js';
 import { splitEscapedList } from './mapping/tags.js';
 
+const MAX_TIMER_MS = 2_147_483_647;
+
 export type ConfigErrorCode =
   | 'ERR_CONFIG_UNKNOWN_FLAG'
   | 'ERR_CONFIG_MISSING_VALUE'
@@ -264,6 +266,11 @@ export function parseArgs(
 
   const resyncSeconds = int('resync', 0);
   if (resyncSeconds < 0) return bad('resync', String(resyncSeconds), 'must be 0 (off) or more seconds');
+  // Node runs a timer longer than 2^31-1 ms after 1 ms: -resync 3000000 would resync in a tight loop.
+  for (const [name, scale] of [['resync', 1000], ['ttl', 1000], ['ttl-refresh', 1000], ['retry-interval', 1]] as const) {
+    const v = int(name, 0);
+    if (v * scale > MAX_TIMER_MS) return bad(name, String(v), `longer than a timer can wait (${Math.floor(MAX_TIMER_MS / scale)} at most)`);
+  }
 
   const deregister = str('deregister') ?? 'always';
   if (deregister !== 'always' && deregister !== 'on-success') return bad('deregister', deregister, 'expected always or on-success');

@@ -110,3 +110,9 @@ test('--help returns a help request (unknown flags before it still fail) and the
   }
   assert.match(text, /admin API wins/);
 });
+
+test('durations longer than a Node timer can wait are refused (a 999h drain timeout killed workers after 1 ms)', () => {
+  assert.match(bad(['--drain-timeout', '999h']).message, /timer/);
+  assert.match(bad(['--wait', '1s:999h']).message, /timer/);
+  assert.equal(ok(['--drain-timeout', '24h']).drainTimeoutMs, 86_400_000);
+});

@@ -154,3 +154,11 @@ test('"--" ends the options', () => {
   assert.equal(c.consul.uri, URI);
   assert.equal(fails(['--', '-cleanup', URI]).code, 'ERR_CONFIG_EXTRA_ARGS');
 });
+
+test('intervals longer than a Node timer can wait are refused (they would fire every millisecond)', () => {
+  for (const argv of [['-resync', '3000000'], ['-ttl', '3000000', '-ttl-refresh', '10'], ['-retry-interval', '3000000000']]) {
+    const err = fails([...argv, 'consul://127.0.0.1:8500']);
+    assert.match(err.message, /timer/, argv.join(' '));
+  }
+  assert.equal(run(['-resync', '86400', 'consul://127.0.0.1:8500']).resyncSeconds, 86400);
+});
