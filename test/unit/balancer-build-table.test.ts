@@ -156,3 +156,11 @@ test('check tuning without any check is a warning; a default check applies to ev
   assert.equal(withDefault.table.upstreams.s.check?.rise, 3);
   assert.deepEqual(withDefault.warnings, []);
 });
+
+test('check_interval / check_timeout beyond a Node timer are ignored with a warning (the timer would fire after 1 ms)', () => {
+  const { table, warnings } = build({ api: [inst('api', 1, ['check=http:/health', 'check_interval=999h', 'check_timeout=999h'])] });
+  const check = table.upstreams.api.check!;
+  assert.equal(check.intervalMs, DEFAULT_ACTIVE_CHECK.intervalMs);
+  assert.equal(check.timeoutMs, DEFAULT_ACTIVE_CHECK.timeoutMs);
+  assert.equal(warnings.filter((w) => /timer/.test(w)).length, 2, warnings.join('\n'));
+});

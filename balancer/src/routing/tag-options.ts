@@ -116,8 +116,8 @@ function applyServiceTag(out: ServiceTagOptions, key: string, value: string, war
     case 'rise': return setInt(value, 1, warn, (n) => { out.rise = n; });
     case 'fall': return setInt(value, 1, warn, (n) => { out.fall = n; });
     case 'fail_timeout': return setDuration(value, warn, (ms) => { out.failTimeoutMs = ms; });
-    case 'check_interval': return setDuration(value, warn, (ms) => { out.checkIntervalMs = ms; }, 1);
-    case 'check_timeout': return setDuration(value, warn, (ms) => { out.checkTimeoutMs = ms; }, 1);
+    case 'check_interval': return setDuration(value, warn, (ms) => { out.checkIntervalMs = ms; }, 1, MAX_TIMER_MS);
+    case 'check_timeout': return setDuration(value, warn, (ms) => { out.checkTimeoutMs = ms; }, 1, MAX_TIMER_MS);
     case 'check': {
       if (value === 'tcp') out.checkType = { type: 'tcp', path: '/' };
       else if (value === 'http') out.checkType = { type: 'http', path: '/' };
@@ -237,8 +237,12 @@ function setInt(value: string, min: number, warn: (why: string) => void, set: (n
   else set(n);
 }
 
-function setDuration(value: string, warn: (why: string) => void, set: (ms: number) => void, min = 0): void {
+/** Node fires a timer longer than 2^31-1 ms after 1 ms (check_timeout=999h would fail every probe). */
+const MAX_TIMER_MS = 2_147_483_647;
+
+function setDuration(value: string, warn: (why: string) => void, set: (ms: number) => void, min = 0, max = Infinity): void {
   const ms = parseDurationMs(value);
   if (ms === undefined || ms < min) warn('expected a duration such as 10s, 500ms or 2m');
+  else if (ms > max) warn('longer than a timer can wait (24 days)');
   else set(ms);
 }
