@@ -45,3 +45,13 @@ test('render CLI arguments: flags, env fallbacks, errors', () => {
   assert.throws(() => parseRenderCliArgs(['--render', 'a:b', '--wait', 'soon'], {}), /--wait/);
   assert.throws(() => parseRenderCliArgs(['--nope'], {}), (err: unknown) => (err as { code?: string }).code === 'ERR_RENDER_CLI');
 });
+
+test('reload command: a daemon it starts that keeps stderr open does not hold the renderer (nginx -s reload || nginx)', async () => {
+  // the background sleep inherits the stderr pipe, as a daemon logging to stderr does; it ends by itself
+  const started = Date.now();
+  const r = await runReloadCommand('sleep 3 & echo "started" >&2; exit 0', { timeoutMs: 10_000 });
+  assert.equal(r.exitCode, 0);
+  assert.equal(r.timedOut, false);
+  assert.equal(r.stderr, 'started');
+  assert.ok(Date.now() - started < 2000, `resolved after ${Date.now() - started} ms, not when the daemon closed stderr`);
+});

@@ -15,6 +15,8 @@ export interface ReloadCommandResult {
 }
 
 const STDERR_TAIL = 4096;
+/** after the shell exited, how long its stderr may still deliver before we stop reading */
+const STDERR_GRACE_MS = 200;
 
 export function runReloadCommand(
   command: string,
@@ -61,5 +63,14 @@ export function runReloadCommand(
       finish(null, null);
     });
     child.on('close', (code, sig) => finish(code, sig));
+    // 'close' waits for stderr to close too; a daemon the command started (`nginx -s reload || nginx`
+    // with error_log on stderr) keeps it open for its whole life, in its own session where the timeout
+    // cannot kill it. The shell's exit decides; stderr gets a moment to deliver what was written.
+    child.on('exit', (code, sig) => {
+      setTimeout(() => {
+        child.stderr.destroy();
+        finish(code, sig);
+      }, STDERR_GRACE_MS);
+    });
   });
 }
