@@ -156,6 +156,10 @@ export class ConsulRegistry implements Registry {
       if (signal.aborted) throw new RegistryError('ERR_REGISTRY_ABORTED', `${what}: aborted`, { cause: err });
       const status = (err as { response?: { statusCode?: number } }).response?.statusCode;
       const detail = (err as Error).message ?? String(err);
+      // the client's own validation (no request sent) is as final as a 4xx: retrying cannot help
+      if ((err as { isValidation?: boolean }).isValidation === true) {
+        throw new RegistryError('ERR_REGISTRY_REJECTED', `${what}: ${detail}`, { cause: err });
+      }
       if (status !== undefined && status >= 400 && status < 500) {
         throw new RegistryError('ERR_REGISTRY_REJECTED', `${what}: ${status} ${detail}`, { status, cause: err });
       }
