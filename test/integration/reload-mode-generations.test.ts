@@ -11,6 +11,7 @@ import pino from 'pino';
 import { consulForTest, type ConsulTarget } from '../support/consul.js';
 import { startReloadMode, type ReloadModeConfig } from '../../balancer/src/reload/reload-mode.js';
 import type { RouteTable } from '../../balancer/src/routing/types.js';
+import type { CycleReport } from '../../balancer/src/render/renderer.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }, pino.destination({ fd: 2, sync: true }));
 
@@ -71,7 +72,8 @@ test('one start, then one reload per changed render; an unparsable render keeps 
   const { ac, register, config, dir, consul } = await setup(t);
   await register('web-1', 9001);
   const sup = new RecordingSupervisor();
-  const handle = await startReloadMode({ config: config(), supervisor: sup, logger, signal: ac.signal });
+  const cycles: CycleReport[] = [];
+  const handle = await startReloadMode({ config: config(), supervisor: sup, logger, signal: ac.signal, onCycle: (c) => cycles.push(c) });
   await handle.ready;
   assert.equal(sup.calls.length, 1);
   assert.equal(sup.calls[0].op, 'start');
@@ -85,8 +87,12 @@ test('one start, then one reload per changed render; an unparsable render keeps 
 
   // lb=bogus renders "lb bogus;", which does not parse: no reload, the file keeps the last good config
   const good = await readFile(join(dir, 'balancer.conf'), 'utf8');
+  const cyclesBefore = cycles.length;
   await register('web-3', 9003, ['lb=bogus']);
-  await new Promise((r) => setTimeout(r, 400));
+  // wait until the bogus render was actually judged (a fixed sleep passes on a slow machine even if
+  // the invalid file were applied later)
+  await waitFor('the bogus render refused', () =>
+    cycles.slice(cyclesBefore).some((c) => c.jobs.some((j) => j.name === 'balancer.conf' && j.state === 'invalid')));
   assert.equal(sup.calls.length, 2);
   assert.equal(await readFile(join(dir, 'balancer.conf'), 'utf8'), good);
   await register('web-3', 9003, ['lb=wrr']);
