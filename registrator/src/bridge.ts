@@ -61,6 +61,7 @@ export class Bridge {
   private readonly pushedStatus = new Map<string, CheckStatus>();
   private readonly warned = new Map<string, Set<string>>();
   private registryDown = false;
+  private refreshing = false;
   private resyncWanted: string | undefined;
   private resyncLoop: Promise<void> | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -331,7 +332,18 @@ export class Bridge {
   }
 
   private async refreshTtlChecks(): Promise<void> {
-    if (this.registryDown || this.signal.aborted) return;
+    // One pass at a time: with many services and a slow (not failing) Consul a pass can outlast the
+    // interval, and overlapping passes would multiply the load on the agent that is already slow.
+    if (this.registryDown || this.signal.aborted || this.refreshing) return;
+    this.refreshing = true;
+    try {
+      await this.refreshTtlPass();
+    } finally {
+      this.refreshing = false;
+    }
+  }
+
+  private async refreshTtlPass(): Promise<void> {
     for (const record of [...this.records.values()]) {
       if (!this.known.has(record.id)) continue;
       for (const [index, check] of record.checks.entries()) {

@@ -166,3 +166,26 @@ test('a die event whose inspect fails (engine busy) is retried: the dead contain
   assert.equal(registry.services.size, 0, 'deregistered after the inspect failures');
   await bridge.stop();
 });
+
+test('TTL refresh passes never overlap, however slow the registry answers', async () => {
+  const { containers, registry, bridge } = setup({ mapping: { hostname: 'h', internal: false, explicit: false, forceTags: [], healthGate: 'off', instanceMarker: 'h', ttl: 2, ttlRefresh: 1 } });
+  containers.set('c1', web());
+  containers.set('c2', web());
+  await bridge.requestResync('startup');
+  let inFlight = 0;
+  let maxInFlight = 0;
+  let calls = 0;
+  registry.updateTtlCheck = async () => {
+    calls++;
+    maxInFlight = Math.max(maxInFlight, ++inFlight);
+    await new Promise((r) => setTimeout(r, 50));
+    inFlight--;
+  };
+  const refresh = () => (bridge as unknown as { refreshTtlChecks(): Promise<void> }).refreshTtlChecks();
+  await Promise.all([refresh(), refresh(), refresh()]);
+  assert.equal(calls, 2, 'one pass: one refresh per service');
+  assert.equal(maxInFlight, 1);
+  await refresh();
+  assert.equal(calls, 4, 'the next pass runs once the previous one ended');
+  await bridge.stop();
+});
