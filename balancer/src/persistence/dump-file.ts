@@ -33,14 +33,15 @@ export async function writeFileAtomic(file: string, data: string): Promise<void>
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   const fh = await open(tmp, 'w', 0o600);
   try {
-    await fh.writeFile(data, 'utf8');
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
+    try {
+      await fh.writeFile(data, 'utf8');
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await rename(tmp, file);
   } catch (err) {
+    // a failed write (disk full) must not leave a partial temp file behind at every change
     await unlink(tmp).catch(() => undefined);
     throw err;
   }
