@@ -110,4 +110,6 @@ test('parseWaitSpec: min:max, min only means max = 4 x min, errors', () => {
   assert.throws(() => parseWaitSpec('10s:5s'), /max must be >= min/);
   assert.throws(() => parseWaitSpec('x'), (e: unknown) => (e as { code?: string }).code === 'ERR_WAIT_SPEC');
   assert.throws(() => parseWaitSpec('1s:2s:3s'), /min or min:max/);
+  assert.throws(() => parseWaitSpec('1s:999h'), /timer/);
+  assert.throws(() => parseWaitSpec('200h'), /timer/, 'min only: max = 4 x min = 800h');
 });

@@ -31,6 +31,8 @@ export function parseWaitSpec(text: string): WaitSpec {
   const maxMs = maxText === undefined ? minMs * 4 : parseDurationMs(maxText);
   if (maxMs === undefined) throw new WaitSpecError(`wait "${text}": bad max duration "${maxText}"`);
   if (maxMs < minMs) throw new WaitSpecError(`wait "${text}": max must be >= min`);
+  // Node fires a longer timer after 1 ms, which would turn quiescence into none
+  if (maxMs > 2_147_483_647) throw new WaitSpecError(`wait "${text}": longer than a timer can wait (24 days)`);
   return { minMs, maxMs };
 }
 
