@@ -24,6 +24,13 @@ export interface CatalogWatcherOptions {
   readonly logger: pino.Logger;
   readonly random?: () => number;
   readonly now?: () => number;
+  /**
+   * Before the first snapshot, how long a service whose health query keeps failing may hold it back
+   * (default 5 s, the time the primary waits at start); after that it is left out until it answers.
+   * Without a bound one failing query (e.g. refused beyond the agent's http_max_conns_per_client)
+   * kept every Consul change out forever.
+   */
+  readonly startGraceMs?: number;
   /** called with every snapshot whose content differs from the previous one */
   readonly onSnapshot: (snapshot: CatalogSnapshot) => void;
   /** reachability changes: false after a failed query, true after the next successful one */
@@ -72,14 +79,19 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, signal: AbortSig
     opts.onReachability?.(ok, err);
   };
 
-  /** services whose health query failed before their first answer */
-  const failedBeforeFirstAnswer = new Set<string>();
+  /** services whose health query failed before their first answer -> time of that first failure */
+  const failedBeforeFirstAnswer = new Map<string, number>();
+  const startGraceMs = opts.startGraceMs ?? 5_000;
   // Before the first snapshot every service must have answered (a partial table at start would drop
-  // services the dump still has). Afterwards a new service that keeps failing must not hold back
-  // updates of all the others: it is simply left out until it answers.
+  // services the dump still has), for startGraceMs at most. Afterwards a new service that keeps
+  // failing must not hold back updates of all the others: it is simply left out until it answers.
+  const gaveUpOn = (s: string) => {
+    const failedAt = failedBeforeFirstAnswer.get(s);
+    return failedAt !== undefined && (readyResolved || now() - failedAt >= startGraceMs);
+  };
   const complete = () =>
     knownServices !== undefined &&
-    [...knownServices].every((s) => instances.has(s) || (readyResolved && failedBeforeFirstAnswer.has(s)));
+    [...knownServices].every((s) => instances.has(s) || gaveUpOn(s));
 
   const emitNow = () => {
     emitTimer = undefined;
@@ -166,8 +178,9 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, signal: AbortSig
       failedBeforeFirstAnswer.delete(name);
       scheduleEmit();
     }, () => {
-      if (instances.has(name) || failedBeforeFirstAnswer.has(name)) return;
-      failedBeforeFirstAnswer.add(name);
+      if (instances.has(name)) return;
+      if (!failedBeforeFirstAnswer.has(name)) failedBeforeFirstAnswer.set(name, now());
+      // every failed retry re-checks: once the start grace is over the others go out without it
       scheduleEmit();
     }).catch((err) => log.error({ err, service: name }, 'service watcher crashed'));
     serviceWatchers.set(name, { controller, done });
