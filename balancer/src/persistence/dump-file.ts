@@ -1,10 +1,9 @@
 // The dump file: the last good routing table, the admin-API upstreams and the catalog snapshot the
 // table was built from, written atomically (temp file, fsync, rename, fsync of the directory) on
 // every change, read at start so the balancer can serve while Consul is unreachable.
-import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
-import path from 'node:path';
+import { readFile } from 'node:fs/promises';
 import type pino from 'pino';
+import { writeFileAtomic } from '../render/atomic-write.js';
 import { ALGORITHMS, type Algorithm, type CatalogSnapshot, type RouteTable, type UpstreamSpec } from '../routing/types.js';
 
 export const DUMP_FORMAT = 1;
@@ -27,35 +26,13 @@ export class DumpFileError extends Error {
   }
 }
 
-/** Writes the file so that a reader sees either the old or the new content, never a mix. */
-export async function writeFileAtomic(file: string, data: string): Promise<void> {
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'w', 0o600);
-  try {
-    try {
-      await fh.writeFile(data, 'utf8');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
-  } catch (err) {
-    // a failed write (disk full) must not leave a partial temp file behind at every change
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
-  // the rename itself is durable only once the directory entry is flushed
-  const dh = await open(dir, 'r').catch(() => undefined);
-  if (dh) {
-    await dh.sync().catch(() => undefined);
-    await dh.close();
-  }
-}
+// One atomic writer for the whole program (temp file, fsync, rename, fsync of the directory); the
+// dump is only readable by its owner.
+export { writeFileAtomic } from '../render/atomic-write.js';
 
 export async function writeDump(file: string, contents: Omit<DumpContents, 'format' | 'savedAt'>, now: () => Date = () => new Date()): Promise<void> {
   const full: DumpContents = { format: DUMP_FORMAT, savedAt: now().toISOString(), ...contents };
-  await writeFileAtomic(file, JSON.stringify(full, null, 1) + '\n');
+  await writeFileAtomic(file, JSON.stringify(full, null, 1) + '\n', 0o600);
 }
 
 /** undefined when the file does not exist; DumpFileError when it exists but cannot be used. */
