@@ -2,6 +2,7 @@
 // only when its content changed (a blocking query's return is no proof of change), backs off with
 // full jitter on errors, and stops on abort or when the dependency is no longer needed.
 import type pino from 'pino';
+import { sleep } from '../../../common/backoff.js';
 import type { ConsulEndpoint } from '../discovery/blocking-query.js';
 import { fetchDependency, type FetchOptions, type FetchResult } from './consul-fetch.js';
 import { depKey, type Dependency, type DependencyValue } from './dependencies.js';
@@ -117,17 +118,4 @@ export class DependencyWatcher {
       }
     }
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 }
