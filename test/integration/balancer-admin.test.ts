@@ -212,3 +212,19 @@ test('API changes persist in the dump file and come back on load', async () => {
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('POST/DELETE whose change the workers did not confirm in time answer 202, not "success"', async () => {
+  const holder = new TableHolder({ defaults: DEFAULT_TABLE_DEFAULTS, logger, initialSnapshot: snapshot });
+  const app = buildAdminApp({ holder, defaults: DEFAULT_TABLE_DEFAULTS, logger, applied: async () => false });
+  let res = await app.inject({ method: 'POST', url: '/upstream/api', payload: 'server 127.0.0.1:9100;', headers: { 'content-type': 'text/plain' } });
+  assert.equal(res.statusCode, 202);
+  assert.notEqual(res.body, 'success');
+  assert.ok(holder.current().upstreams.api, 'the change is kept');
+  res = await app.inject({ method: 'DELETE', url: '/upstream/api?format=json' });
+  assert.equal(res.statusCode, 202);
+  assert.equal(res.json().live, false);
+  const confirmed = buildAdminApp({ holder, defaults: DEFAULT_TABLE_DEFAULTS, logger, applied: async () => true });
+  res = await confirmed.inject({ method: 'POST', url: '/upstream/api', payload: 'server 127.0.0.1:9100;', headers: { 'content-type': 'text/plain' } });
+  assert.equal(res.statusCode, 200);
+  assert.equal(res.body, 'success');
+});

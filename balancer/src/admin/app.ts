@@ -57,6 +57,8 @@ const formatQuery = {
 } as const;
 const anyObject = { type: 'object', additionalProperties: true } as const;
 
+const NOT_LIVE_TEXT = 'accepted: not yet confirmed by every worker';
+
 class AdminError extends Error {
   constructor(readonly statusCode: number, readonly code: string, message: string) {
     super(message);
@@ -189,9 +191,12 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
     const spec = adminUpstream(name, inputs, deps.defaults, { algorithm: lb, hashKey });
     const changed = deps.holder.setAdminUpstream(spec);
     const live = await deps.applied?.(deps.holder.current().version);
-    deps.logger.info({ upstream: name, servers: spec.servers.length, changed, live }, 'admin upstream set');
-    if (wantsJson(req)) return { ok: true, upstream: upstreamJson(deps.holder.current().upstreams[name] ?? spec), version: deps.holder.current().version, changed };
-    return text(reply, 'success');
+    deps.logger[live === false ? 'warn' : 'info']({ upstream: name, servers: spec.servers.length, changed, live }, 'admin upstream set');
+    // "success" means live in every worker (dyups); a change the workers did not confirm in time is
+    // accepted (kept in the table and the dump) but said to be so
+    if (live === false) reply.code(202);
+    if (wantsJson(req)) return { ok: true, upstream: upstreamJson(deps.holder.current().upstreams[name] ?? spec), version: deps.holder.current().version, changed, live: live !== false };
+    return text(reply, live === false ? NOT_LIVE_TEXT : 'success');
   });
 
   app.delete('/upstream/:name', { schema: { params: nameParams, querystring: formatQuery, response: { 404: errorSchema, 409: errorSchema } } }, async (req, reply) => {
@@ -204,9 +209,10 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
       throw new AdminError(404, 'ERR_UNKNOWN_UPSTREAM', `upstream "${name}" does not exist`);
     }
     const live = await deps.applied?.(deps.holder.current().version);
-    deps.logger.info({ upstream: name, live }, 'admin upstream deleted');
-    if (wantsJson(req)) return { ok: true, version: deps.holder.current().version };
-    return text(reply, 'success');
+    deps.logger[live === false ? 'warn' : 'info']({ upstream: name, live }, 'admin upstream deleted');
+    if (live === false) reply.code(202);
+    if (wantsJson(req)) return { ok: true, version: deps.holder.current().version, live: live !== false };
+    return text(reply, live === false ? NOT_LIVE_TEXT : 'success');
   });
 
   app.get('/status', { schema: { response: { 200: anyObject } } }, async () => {
