@@ -53,7 +53,8 @@ async function startOursOnce(workers: number, cpus: string, upstreamPort: number
       body: JSON.stringify({ servers: [{ host: '127.0.0.1', port: upstreamPort }] }),
       headersTimeout: 10_000, bodyTimeout: 10_000,
     });
-    if (res.statusCode !== 200) throw new Error(`admin POST /upstream/bench -> ${res.statusCode}: ${(await res.body.text()).slice(0, 200)}`);
+    // 202: accepted but not yet confirmed by every worker; the polling below waits for it
+    if (res.statusCode !== 200 && res.statusCode !== 202) throw new Error(`admin POST /upstream/bench -> ${res.statusCode}: ${(await res.body.text()).slice(0, 200)}`);
     await res.body.dump();
     await waitForPort(port, 15_000);
     // every worker must have the table: poll until a run of requests all succeed

@@ -2,8 +2,8 @@
 // and run until SIGTERM/SIGINT. Exit codes: 0 normal/--help, 1 runtime failure at start-up, 2 bad usage.
 //
 // Shutdown deregisters nothing, like gliderlabs/registrator: a restart (upgrade, crash) must not make
-// every service flap out of the catalog. Services of containers that stopped meanwhile are removed by
-// the next run's resync (the ones it registered or adopted) or by -cleanup.
+// every service flap out of the catalog. Services of containers that stopped meanwhile stay until a run
+// with -cleanup removes them (as in gliderlabs/registrator).
 import dns from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
