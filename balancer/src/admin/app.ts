@@ -166,7 +166,7 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
           },
         ],
       },
-      response: { 400: errorSchema },
+      response: { 202: anyObject, 400: errorSchema },
     },
   }, async (req, reply) => {
     if (deps.readOnlyReason) throw new AdminError(409, 'ERR_READ_ONLY', deps.readOnlyReason);
@@ -199,7 +199,7 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
     return text(reply, live === false ? NOT_LIVE_TEXT : 'success');
   });
 
-  app.delete('/upstream/:name', { schema: { params: nameParams, querystring: formatQuery, response: { 404: errorSchema, 409: errorSchema } } }, async (req, reply) => {
+  app.delete('/upstream/:name', { schema: { params: nameParams, querystring: formatQuery, response: { 202: anyObject, 404: errorSchema, 409: errorSchema } } }, async (req, reply) => {
     if (deps.readOnlyReason) throw new AdminError(409, 'ERR_READ_ONLY', deps.readOnlyReason);
     const { name } = req.params as { name: string };
     if (!deps.holder.deleteAdminUpstream(name)) {
