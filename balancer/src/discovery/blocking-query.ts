@@ -44,12 +44,21 @@ export function blockingBounds(waitMs: number): { wait: string; deadlineMs: numb
   return { wait: `${waitSeconds}s`, deadlineMs: Math.ceil(waitSeconds * 1000 * (1 + 1 / 16) + 5_000) };
 }
 
-export async function blockingGet<T>(
+export interface BlockingAnswer {
+  readonly status: number;
+  readonly text: string;
+  /** index for the next call (see nextIndex) */
+  readonly index: number;
+  readonly pathname: string;
+}
+
+/** The raw blocking GET: status, body text and next index; the caller decides which statuses are answers. */
+export async function blockingFetch(
   endpoint: ConsulEndpoint,
   path: string,
   params: Record<string, string | undefined>,
   opts: { index: number; waitMs: number; signal: AbortSignal },
-): Promise<BlockingResult<T>> {
+): Promise<BlockingAnswer> {
   const url = new URL(path, endpoint.baseUrl);
   for (const [k, v] of Object.entries(params)) if (v !== undefined) url.searchParams.set(k, v);
   const bounds = blockingBounds(opts.waitMs);
@@ -63,10 +72,21 @@ export async function blockingGet<T>(
   if (endpoint.token) headers['x-consul-token'] = endpoint.token;
   const res = await request(url, { method: 'GET', headers, signal, dispatcher: endpoint.dispatcher });
   const text = await res.body.text();
-  if (res.statusCode !== 200) {
-    throw new ConsulRequestError(`GET ${url.pathname} -> ${res.statusCode}: ${text.slice(0, 200)}`, res.statusCode);
-  }
   const raw = res.headers['x-consul-index'];
   const returned = Number(Array.isArray(raw) ? raw[0] : raw);
-  return { body: JSON.parse(text) as T, index: nextIndex(opts.index, returned) };
+  return { status: res.statusCode, text, index: nextIndex(opts.index, returned), pathname: url.pathname };
+}
+
+/** A blocking GET whose only answer is 200 with a JSON body. */
+export async function blockingGet<T>(
+  endpoint: ConsulEndpoint,
+  path: string,
+  params: Record<string, string | undefined>,
+  opts: { index: number; waitMs: number; signal: AbortSignal },
+): Promise<BlockingResult<T>> {
+  const answer = await blockingFetch(endpoint, path, params, opts);
+  if (answer.status !== 200) {
+    throw new ConsulRequestError(`GET ${answer.pathname} -> ${answer.status}: ${answer.text.slice(0, 200)}`, answer.status);
+  }
+  return { body: JSON.parse(answer.text) as T, index: answer.index };
 }

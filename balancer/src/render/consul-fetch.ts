@@ -1,8 +1,7 @@
 // One blocking fetch per kind of dependency, converting Consul's JSON into the shapes templates see.
 // Catalog and health answers use the shared blockingGet; KV needs a 404 with its index (a missing key
 // is an answer to block on, not an error), so it has its own small GET following the same rules.
-import { request } from 'undici';
-import { blockingBounds, blockingGet, ConsulRequestError, nextIndex, type ConsulEndpoint } from '../discovery/blocking-query.js';
+import { blockingFetch, blockingGet, ConsulRequestError, type ConsulEndpoint } from '../discovery/blocking-query.js';
 import type { Dependency, DependencyValue, KvPairView, ServiceInstanceView, ServiceSummaryView } from './dependencies.js';
 
 export interface FetchResult {
@@ -101,22 +100,9 @@ function decodeValue(v: string | null): string {
 
 /** GET /v1/kv/<key>[?recurse] as a blocking query; 404 is an answer (body undefined) with its index. */
 async function kvGet<T>(endpoint: ConsulEndpoint, key: string, recurse: boolean, opts: FetchOptions): Promise<{ body: T | undefined; index: number }> {
-  const url = new URL(`/v1/kv/${key.split('/').map(encodeURIComponent).join('/')}`, endpoint.baseUrl);
-  if (recurse) url.searchParams.set('recurse', '');
-  const bounds = blockingBounds(opts.waitMs);
-  if (opts.index > 0) {
-    url.searchParams.set('index', String(opts.index));
-    url.searchParams.set('wait', bounds.wait);
-  }
-  const deadline = AbortSignal.timeout(bounds.deadlineMs);
-  const signal = AbortSignal.any([opts.signal, deadline]);
-  const headers: Record<string, string> = {};
-  if (endpoint.token) headers['x-consul-token'] = endpoint.token;
-  const res = await request(url, { method: 'GET', headers, signal, dispatcher: endpoint.dispatcher });
-  const text = await res.body.text();
-  const raw = res.headers['x-consul-index'];
-  const index = nextIndex(opts.index, Number(Array.isArray(raw) ? raw[0] : raw));
-  if (res.statusCode === 404) return { body: undefined, index };
-  if (res.statusCode !== 200) throw new ConsulRequestError(`GET ${url.pathname} -> ${res.statusCode}: ${text.slice(0, 200)}`, res.statusCode);
-  return { body: JSON.parse(text) as T, index };
+  const path = `/v1/kv/${key.split('/').map(encodeURIComponent).join('/')}`;
+  const answer = await blockingFetch(endpoint, path, { recurse: recurse ? '' : undefined }, opts);
+  if (answer.status === 404) return { body: undefined, index: answer.index };
+  if (answer.status !== 200) throw new ConsulRequestError(`GET ${answer.pathname} -> ${answer.status}: ${answer.text.slice(0, 200)}`, answer.status);
+  return { body: JSON.parse(answer.text) as T, index: answer.index };
 }
