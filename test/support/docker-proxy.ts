@@ -1,7 +1,7 @@
 // A TCP proxy on 127.0.0.1:<ephemeral> in front of the Docker engine's Unix socket, so a test can break
-// the registrator's Docker connection (event stream included) and bring it back: outage() closes the
-// listener and destroys every piped connection, restore() listens again on the same port.
-import net from 'node:net';
+// the registrator's Docker connection (event stream included) and bring it back: a TCP gate whose
+// target is the engine's socket.
+import { startTcpGate } from './tcp-gate.js';
 
 export interface DockerProxy {
   /** tcp://127.0.0.1:<port>: pass as -docker-host */
@@ -19,54 +19,6 @@ function engineSocketPath(): string {
 }
 
 export async function startDockerProxy(socketPath = engineSocketPath()): Promise<DockerProxy> {
-  const sockets = new Set<net.Socket>();
-  const track = (s: net.Socket) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
-  };
-  const server = net.createServer((client) => {
-    track(client);
-    const upstream = net.connect({ path: socketPath });
-    track(upstream);
-    client.pipe(upstream);
-    upstream.pipe(client);
-    const teardown = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', teardown);
-    upstream.on('error', teardown);
-    client.on('close', teardown);
-    upstream.on('close', teardown);
-  });
-  const listen = (port: number) =>
-    new Promise<number>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => {
-        server.off('error', reject);
-        const a = server.address();
-        resolve(typeof a === 'object' && a ? a.port : port);
-      });
-    });
-  const port = await listen(0);
-  let open = true;
-  const outage = async () => {
-    if (!open) return;
-    open = false;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const s of sockets) s.destroy();
-    sockets.clear();
-    await closed;
-  };
-  return {
-    dockerHost: `tcp://127.0.0.1:${port}`,
-    port,
-    outage,
-    async restore() {
-      if (open) return;
-      await listen(port);
-      open = true;
-    },
-    close: outage,
-  };
+  const gate = await startTcpGate({ path: socketPath });
+  return { dockerHost: `tcp://${gate.addr}`, port: gate.port, outage: gate.outage, restore: gate.restore, close: gate.close };
 }

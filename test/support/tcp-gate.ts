@@ -1,6 +1,8 @@
-// A TCP forwarder on 127.0.0.1:<ephemeral> to a target, whose outage() cuts connectivity the way a
-// dead agent or a network partition does, and restore() brings it back on the same port.
+// A TCP forwarder on 127.0.0.1:<ephemeral> to a target (host:port, or a Unix socket path), whose
+// outage() cuts connectivity the way a dead agent or a network partition does, and restore() brings it
+// back on the same port.
 import net from 'node:net';
+import { listenCuttable } from './cuttable-listener.js';
 
 export interface TcpGate {
   readonly host: string;
@@ -14,19 +16,14 @@ export interface TcpGate {
   close(): Promise<void>;
 }
 
-export async function startTcpGate(target: { host: string; port: number }, opts: { host?: string; port?: number; connectTimeoutMs?: number } = {}): Promise<TcpGate> {
+export type GateTarget = { host: string; port: number } | { path: string };
+
+export async function startTcpGate(target: GateTarget, opts: { host?: string; port?: number; connectTimeoutMs?: number } = {}): Promise<TcpGate> {
   const host = opts.host ?? '127.0.0.1';
   const connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
-  const sockets = new Set<net.Socket>();
-  const track = (s: net.Socket) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
-  };
   const server = net.createServer((client) => {
-    track(client);
     client.pause();
-    const upstream = net.connect({ host: target.host, port: target.port });
-    track(upstream);
+    const upstream = 'path' in target ? net.connect({ path: target.path }) : net.connect({ host: target.host, port: target.port });
     const connectTimer = setTimeout(() => upstream.destroy(new Error('gate: upstream connect timeout')), connectTimeoutMs);
     upstream.once('connect', () => {
       clearTimeout(connectTimer);
@@ -34,7 +31,8 @@ export async function startTcpGate(target: { host: string; port: number }, opts:
       upstream.pipe(client);
       client.resume();
     });
-    // Either side failing ends the pair abruptly, as a reset connection would.
+    // Either side failing ends the pair abruptly, as a reset connection would; cutting the listener
+    // destroys the client side, which takes the upstream side with it.
     const teardown = () => {
       clearTimeout(connectTimer);
       client.destroy();
@@ -45,42 +43,19 @@ export async function startTcpGate(target: { host: string; port: number }, opts:
     client.on('close', teardown);
     upstream.on('close', teardown);
   });
-
-  const listen = (port: number) =>
-    new Promise<number>((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
-      server.once('error', onError);
-      server.listen(port, host, () => {
-        server.off('error', onError);
-        const a = server.address();
-        resolve(typeof a === 'object' && a ? a.port : port);
-      });
-    });
-
-  const port = await listen(opts.port ?? 0);
-  let open = true;
+  const listener = await listenCuttable(server, host, opts.port ?? 0);
   let closed = false;
-  const outage = async () => {
-    if (!open) return;
-    open = false;
-    const done = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const s of sockets) s.destroy();
-    sockets.clear();
-    await done;
-  };
   return {
     host,
-    port,
-    addr: `${host}:${port}`,
-    outage,
+    port: listener.port,
+    addr: `${host}:${listener.port}`,
+    outage: () => listener.cut(),
     async restore() {
-      if (closed || open) return;
-      await listen(port);
-      open = true;
+      if (!closed) await listener.restore();
     },
     async close() {
       closed = true;
-      await outage();
+      await listener.cut();
     },
   };
 }

@@ -2,7 +2,7 @@
 // Test fixture, never shipped. Builtins only, so cli.ts can run inside a container with just node.
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
-import type { Socket } from 'node:net';
+import { listenCuttable } from '../cuttable-listener.js';
 import { CheckRunner } from './check-runner.js';
 import { createHandler } from './router.js';
 import { ConsulState } from './state.js';
@@ -56,35 +56,10 @@ export async function startConsulDouble(opts: ConsulDoubleOptions = {}): Promise
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
   server.keepAliveTimeout = 30_000;
-  const sockets = new Set<Socket>();
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
-  });
-
-  const listen = (port: number) =>
-    new Promise<number>((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
-      server.once('error', onError);
-      server.listen(port, host, () => {
-        server.off('error', onError);
-        const addr = server.address();
-        resolve(typeof addr === 'object' && addr ? addr.port : port);
-      });
-    });
-
-  const port = await listen(opts.port ?? 0);
-  let listening = true;
+  const listener = await listenCuttable(server, host, opts.port ?? 0);
+  const port = listener.port;
   let closed = false;
-
-  const stop = async () => {
-    if (!listening) return;
-    listening = false;
-    const done = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const s of sockets) s.destroy();
-    sockets.clear();
-    await done;
-  };
+  const stop = () => listener.cut();
 
   return {
     host,
@@ -94,9 +69,7 @@ export async function startConsulDouble(opts: ConsulDoubleOptions = {}): Promise
     stop,
     async start() {
       if (closed) throw Object.assign(new Error('consul double is closed'), { code: 'ERR_CONSUL_DOUBLE_CLOSED' });
-      if (listening) return;
-      await listen(port);
-      listening = true;
+      await listener.restore();
     },
     setLatency(ms: number) {
       latencyMs = Math.max(0, ms);
