@@ -27,7 +27,7 @@ function fakeStatus(port: number, status: 'ok' | 'ejected'): UpstreamStatus {
   return {
     name: 'web', algorithm: 'roundrobin',
     servers: [{ id: `127.0.0.1:${port}`, host: '127.0.0.1', port, weight: 1, backup: false, status, failCount: status === 'ok' ? 0 : 2,
-      lastModified: 1, inflight: 1, pool: { connected: 1, pending: 0, running: 1 } }],
+      lastModified: 1, inflight: 1, active: null, pool: { connected: 1, pending: 0, running: 1 } }],
   };
 }
 

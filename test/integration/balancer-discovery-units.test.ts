@@ -100,7 +100,7 @@ test('TableHolder: swaps and notifies only when the version changes; admin wins;
 
 test('mergeWorkerStatus: counters add up, worst state wins, per-worker states kept', () => {
   const s = (status: 'ok' | 'err' | 'ejected' | 'down', failCount: number, lastModified: number, lastError?: string) => ({
-    id: '127.0.0.1:1', host: '127.0.0.1', port: 1, weight: 1, backup: false, status, failCount, lastModified, inflight: 1, lastError,
+    id: '127.0.0.1:1', host: '127.0.0.1', port: 1, weight: 1, backup: false, status, failCount, lastModified, inflight: 1, lastError, active: null,
     pool: { connected: 2, pending: 0, running: 1 },
   });
   const merged = mergeWorkerStatus([

@@ -4,6 +4,7 @@
 import type { AddressInfo } from 'node:net';
 import type pino from 'pino';
 import type { RouteTable } from '../routing/types.js';
+import type { PeerServerStatus, PeerUpstreamStatus } from '../health/peer-health.js';
 
 export interface WorkerTimeouts {
   /** TCP connect to an upstream server */
@@ -38,30 +39,11 @@ export interface ServerPoolStats {
 }
 
 /** One server of an upstream: health as PeerHealth reports it, plus pool figures. */
-export interface ServerStatus {
-  readonly id: string;
-  readonly host: string;
-  readonly port: number;
-  readonly weight: number;
-  readonly backup: boolean;
-  /** ok = serving; err = last attempt failed but not ejected; ejected = passive ejection or active check down; down = admin down */
-  readonly status: 'ok' | 'err' | 'ejected' | 'down';
-  readonly lastError?: string;
-  readonly failCount: number;
-  /** ms since epoch of the last state change */
-  readonly lastModified: number;
-  /** active check state, when the upstream has a check */
-  readonly activeCheck?: { readonly up: boolean; readonly consecutive: number; readonly lastError?: string };
-  readonly inflight: number;
-  readonly ewmaMs?: number;
-  /** every other field PeerHealth.status reports is passed through unchanged */
-  readonly [extra: string]: unknown;
+export interface ServerStatus extends PeerServerStatus {
   readonly pool: ServerPoolStats;
 }
 
-export interface UpstreamStatus {
-  readonly name: string;
-  readonly algorithm: string;
+export interface UpstreamStatus extends Omit<PeerUpstreamStatus, 'servers'> {
   readonly servers: readonly ServerStatus[];
 }
 
