@@ -1,0 +1,34 @@
+// What the admin API's routes are given: built in main.ts/primary.ts, plain interfaces so tests pass
+// doubles. Every route file is `(app, deps) => void` over this.
+import type { FastifyInstance } from 'fastify';
+import type pino from 'pino';
+import type { TableHolder } from '../routing/table-holder.js';
+import type { TableDefaults } from '../routing/tag-options.js';
+import type { UpstreamStatus } from '../worker/runtime.js';
+
+export interface WorkerStatusSource {
+  status(): Promise<readonly { workerId: number; pid?: number; generation: number; upstreams: readonly UpstreamStatus[] }[]>;
+}
+
+export interface AdminDeps {
+  readonly holder: TableHolder;
+  readonly defaults: TableDefaults;
+  readonly logger: pino.Logger;
+  readonly workers?: WorkerStatusSource;
+  /** bearer token; undefined = no authentication */
+  readonly token?: string;
+  /** extra figures for /healthz and /metrics (supervisor, discovery, dump) */
+  readonly metrics?: () => Record<string, unknown>;
+  /** false while Consul is unreachable (reported, never fails /healthz: the last table still serves) */
+  readonly consulReachable?: () => boolean | undefined;
+  /**
+   * Resolves once the workers serve the given table version, so a successful POST/DELETE means
+   * "live everywhere" as with dyups; absent = answer right after the table swap in the primary.
+   */
+  readonly applied?: (version: string) => Promise<boolean>;
+  /** set when upstreams cannot be changed here (reload mode: the rendered config is the source) */
+  readonly readOnlyReason?: string;
+}
+
+/** One admin route file: registers its routes on the app. */
+export type AdminRoutes = (app: FastifyInstance, deps: AdminDeps) => void;
