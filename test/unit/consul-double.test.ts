@@ -1,6 +1,7 @@
 // The Consul double answers like a single-node Consul agent: shapes, filters, indexes, blocking, timers.
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { connect as netConnect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startConsulDouble, type ConsulDouble } from '../support/consul-double/index.js';
 
@@ -396,6 +397,105 @@ describe('consul double: stop, start, latency', () => {
       const t0 = Date.now();
       await api(d.url, 'GET', '/v1/status/leader');
       assert.ok(Date.now() - t0 >= 140);
+    } finally {
+      await d.close();
+    }
+  });
+});
+
+describe('consul double: http_max_conns_per_client', () => {
+  /** Opens a raw connection and sends one GET; resolves with the first bytes the double sends back. */
+  function rawGet(d: ConsulDouble, path: string): { socket: import('node:net').Socket; reply: Promise<string> } {
+    const socket = netConnect({ host: d.host, port: d.port });
+    socket.on('error', () => undefined);
+    const reply = new Promise<string>((resolve) => {
+      let text = '';
+      socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+      socket.on('close', () => resolve(text));
+    });
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    return { socket, reply };
+  }
+
+  it('beyond the limit answers a raw 429 and closes, like Consul 1.9+; under it connections are served', async () => {
+    const d = await startConsulDouble({ httpMaxConnsPerClient: 3 });
+    const held: import('node:net').Socket[] = [];
+    try {
+      const index = d.state.indexForCatalogServices();
+      // three blocking queries hold the three allowed connections
+      for (let i = 0; i < 3; i++) held.push(rawGet(d, `/v1/catalog/services?index=${index}&wait=10s`).socket);
+      const deadline = Date.now() + 5000;
+      while (d.stats().open < 3 && Date.now() < deadline) await sleep(10);
+      assert.equal(d.stats().open, 3);
+      const over = rawGet(d, '/v1/catalog/services');
+      assert.equal(await over.reply, 'HTTP/1.1 429 Too Many Requests\r\n\r\n');
+      assert.equal(d.stats().rejected, 1);
+      assert.equal(d.stats().peakPerClient, 3);
+      held.pop()!.destroy();
+      while (d.stats().open > 2 && Date.now() < deadline) await sleep(10);
+      const ok = rawGet(d, '/v1/status/leader');
+      const text = await Promise.race([ok.reply, new Promise<string>((r) => ok.socket.once('data', (c: Buffer) => r(c.toString('latin1'))))]);
+      assert.match(text, /^HTTP\/1\.1 200 OK/);
+      ok.socket.destroy();
+    } finally {
+      for (const s of held) s.destroy();
+      await d.close();
+    }
+  });
+
+  it('defaults to 200 and can be changed at run time', async () => {
+    const d = await startConsulDouble();
+    try {
+      const sockets = Array.from({ length: 200 }, () => netConnect({ host: d.host, port: d.port }).on('error', () => undefined));
+      const deadline = Date.now() + 5000;
+      while (d.stats().open < 200 && Date.now() < deadline) await sleep(10);
+      assert.equal(d.stats().open, 200);
+      assert.equal(d.stats().rejected, 0);
+      // undici reads the raw answer as a 429 response ended by the close
+      assert.equal((await api(d.url, 'GET', '/v1/catalog/services')).status, 429);
+      assert.equal(d.stats().rejected, 1);
+      d.setMaxConnsPerClient(0); // 0 = unlimited
+      assert.equal((await api(d.url, 'GET', '/v1/catalog/services')).status, 200);
+      for (const s of sockets) s.destroy();
+    } finally {
+      await d.close();
+    }
+  });
+});
+
+describe('consul double: maintenance mode and Connect sidecars', () => {
+  it('service and node maintenance add critical _service_maintenance/_node_maintenance checks, removed when disabled', async () => {
+    const d = await startConsulDouble();
+    try {
+      await register(d, { ID: 'm1', Name: 'm', Port: 1, Check: { TTL: '30s', Status: 'passing' } });
+      const before = await api(d.url, 'GET', '/v1/health/service/m');
+      assert.equal((await api(d.url, 'PUT', '/v1/agent/service/maintenance/m1?enable=true&reason=deploy')).status, 200);
+      const on = await api(d.url, 'GET', '/v1/health/service/m');
+      assert.ok(on.index > before.index);
+      const maint = on.json[0].Checks.find((c: { CheckID: string }) => c.CheckID === '_service_maintenance:m1');
+      assert.equal(maint.Status, 'critical');
+      assert.equal(maint.Notes, 'deploy');
+      await api(d.url, 'PUT', '/v1/agent/service/maintenance/m1?enable=false');
+      const off = await api(d.url, 'GET', '/v1/health/service/m');
+      assert.ok(off.index > on.index);
+      assert.equal(off.json[0].Checks.some((c: { CheckID: string }) => c.CheckID.startsWith('_service')), false);
+      await api(d.url, 'PUT', '/v1/agent/maintenance?enable=true');
+      const node = await api(d.url, 'GET', '/v1/health/service/m');
+      assert.equal(node.json[0].Checks.find((c: { CheckID: string }) => c.CheckID === '_node_maintenance').Status, 'critical');
+      assert.equal((await api(d.url, 'PUT', '/v1/agent/service/maintenance/nope?enable=true')).status, 404);
+    } finally {
+      await d.close();
+    }
+  });
+
+  it('keeps a registration Kind (connect-proxy) in health and catalog answers', async () => {
+    const d = await startConsulDouble();
+    try {
+      await register(d, { ID: 'p1', Name: 'web-sidecar-proxy', Kind: 'connect-proxy', Port: 21000 });
+      const h = await api(d.url, 'GET', '/v1/health/service/web-sidecar-proxy');
+      assert.equal(h.json[0].Service.Kind, 'connect-proxy');
+      const c = await api(d.url, 'GET', '/v1/catalog/service/web-sidecar-proxy');
+      assert.equal(c.json[0].ServiceKind, 'connect-proxy');
     } finally {
       await d.close();
     }

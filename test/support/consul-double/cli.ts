@@ -14,6 +14,7 @@ const { values } = parseArgs({
     datacenter: { type: 'string', default: 'dc1' },
     'run-checks': { type: 'boolean', default: false },
     'latency-ms': { type: 'string', default: '0' },
+    'http-max-conns-per-client': { type: 'string', default: '200' },
   },
 });
 
@@ -40,6 +41,7 @@ const double = await startConsulDouble({
   nodeAddress,
   datacenter: values.datacenter,
   runChecks: values['run-checks'],
+  httpMaxConnsPerClient: Number(values['http-max-conns-per-client']),
 });
 double.setLatency(Number(values['latency-ms']) || 0);
 process.stdout.write(`${JSON.stringify({ component: 'consul-double', msg: 'listening', url: double.url, host: double.host, port: double.port, node: values['node-name'], nodeAddress, runChecks: values['run-checks'] })}\n`);

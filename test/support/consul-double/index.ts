@@ -2,6 +2,7 @@
 // Test fixture, never shipped. Builtins only, so cli.ts can run inside a container with just node.
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
+import type net from 'node:net';
 import { listenCuttable } from '../cuttable-listener.js';
 import { CheckRunner } from './check-runner.js';
 import { createHandler } from './router.js';
@@ -22,6 +23,25 @@ export interface ConsulDoubleOptions {
   runChecks?: boolean;
   /** how often DeregisterCriticalServiceAfter is enforced; default 1000 ms (Consul: ~30 s) */
   reapIntervalMs?: number;
+  /**
+   * Consul's limits.http_max_conns_per_client (default 200): concurrent connections one client IP may
+   * hold. Beyond it, Consul 1.9+ writes a raw `HTTP/1.1 429 Too Many Requests` and closes at once.
+   */
+  httpMaxConnsPerClient?: number;
+}
+
+/** Connection and request figures of the double (benchmarks, budget assertions). */
+export interface ConsulDoubleStats {
+  /** connections open now, all clients */
+  readonly open: number;
+  /** highest number of connections open at once from one client IP since start or resetStats() */
+  readonly peakPerClient: number;
+  /** connections refused with 429 since start or resetStats() */
+  readonly rejected: number;
+  /** HTTP requests answered since start or resetStats() */
+  readonly requests: number;
+  /** bytes sent (headers and bodies) since start or resetStats() */
+  readonly bytes: number;
 }
 
 export interface ConsulDouble {
@@ -39,7 +59,15 @@ export interface ConsulDouble {
   close(): Promise<void>;
   /** the in-memory store, for assertions a real agent could not offer */
   readonly state: ConsulState;
+  /** change http_max_conns_per_client at run time (open connections are not closed) */
+  setMaxConnsPerClient(n: number): void;
+  stats(): ConsulDoubleStats;
+  /** peak, rejected, requests and bytes start over (open stays) */
+  resetStats(): void;
 }
+
+export const DEFAULT_HTTP_MAX_CONNS_PER_CLIENT = 200;
+const TOO_MANY = 'HTTP/1.1 429 Too Many Requests\r\n\r\n';
 
 export async function startConsulDouble(opts: ConsulDoubleOptions = {}): Promise<ConsulDouble> {
   const host = opts.host ?? '127.0.0.1';
@@ -51,7 +79,53 @@ export async function startConsulDouble(opts: ConsulDoubleOptions = {}): Promise
   });
   const runner = new CheckRunner(state, { runChecks: opts.runChecks ?? false, reapIntervalMs: opts.reapIntervalMs ?? 1000 });
   let latencyMs = 0;
-  const server = http.createServer(createHandler({ state, runner, latencyMs: () => latencyMs }));
+  const handler = createHandler({ state, runner, latencyMs: () => latencyMs });
+  let maxPerClient = opts.httpMaxConnsPerClient ?? DEFAULT_HTTP_MAX_CONNS_PER_CLIENT;
+  const perClient = new Map<string, number>();
+  let open = 0;
+  let peakPerClient = 0;
+  let rejected = 0;
+  let requests = 0;
+  /** bytes of connections closed since the last reset, plus the open ones' counters below */
+  let bytesClosed = 0;
+  const sockets = new Map<net.Socket, number>(); // open socket -> its bytesWritten at the last reset
+  const bytes = () => {
+    let n = bytesClosed;
+    for (const [s, base] of sockets) n += s.bytesWritten - base;
+    return n;
+  };
+  const server = http.createServer((req, res) => {
+    requests++;
+    handler(req, res);
+  });
+  // Like Consul's connlimit: counted per client IP at accept time, before any byte is read. A refused
+  // socket never reaches the HTTP parser (node's own connection listeners are called only for the
+  // accepted ones), so a request it carried is not answered.
+  const httpListeners = server.listeners('connection') as ((s: net.Socket) => void)[];
+  server.removeAllListeners('connection');
+  server.on('connection', (socket: net.Socket) => {
+    const ip = socket.remoteAddress ?? '';
+    const n = (perClient.get(ip) ?? 0) + 1;
+    if (maxPerClient > 0 && n > maxPerClient) {
+      rejected++;
+      socket.on('error', () => undefined);
+      socket.end(TOO_MANY);
+      return;
+    }
+    for (const l of httpListeners) l.call(server, socket);
+    perClient.set(ip, n);
+    open++;
+    sockets.set(socket, 0);
+    if (n > peakPerClient) peakPerClient = n;
+    socket.once('close', () => {
+      open--;
+      bytesClosed += socket.bytesWritten - (sockets.get(socket) ?? 0);
+      sockets.delete(socket);
+      const left = (perClient.get(ip) ?? 1) - 1;
+      if (left <= 0) perClient.delete(ip);
+      else perClient.set(ip, left);
+    });
+  });
   // Blocking queries last up to 10m + jitter; node's default request timeouts would cut them.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
@@ -73,6 +147,19 @@ export async function startConsulDouble(opts: ConsulDoubleOptions = {}): Promise
     },
     setLatency(ms: number) {
       latencyMs = Math.max(0, ms);
+    },
+    setMaxConnsPerClient(n: number) {
+      maxPerClient = Math.max(0, Math.floor(n));
+    },
+    stats: () => ({ open, peakPerClient, rejected, requests, bytes: bytes() }),
+    resetStats() {
+      let current = 0;
+      for (const v of perClient.values()) current = Math.max(current, v);
+      peakPerClient = current;
+      rejected = 0;
+      requests = 0;
+      bytesClosed = 0;
+      for (const sock of sockets.keys()) sockets.set(sock, sock.bytesWritten);
     },
     async close() {
       if (closed) return;

@@ -4,7 +4,7 @@
 import { durationField } from './durations.js';
 
 export type CheckStatus = 'passing' | 'warning' | 'critical' | 'maintenance';
-export type CheckType = 'http' | 'tcp' | 'ttl' | 'grpc' | 'script' | 'docker' | 'alias' | 'h2ping' | 'udp' | '';
+export type CheckType = 'http' | 'tcp' | 'ttl' | 'grpc' | 'script' | 'docker' | 'alias' | 'h2ping' | 'udp' | 'maintenance' | '';
 
 export interface ServiceDef {
   readonly id: string;
@@ -16,6 +16,8 @@ export interface ServiceDef {
   readonly weights: { readonly Passing: number; readonly Warning: number };
   readonly enableTagOverride: boolean;
   readonly taggedAddresses: Readonly<Record<string, unknown>>;
+  /** '' for a typical service; 'connect-proxy', 'mesh-gateway', ... for Connect registrations */
+  readonly kind?: string;
 }
 
 export interface CheckDef {
@@ -204,6 +206,7 @@ export function parseRegistration(body: unknown): Registration {
     weights,
     enableTagOverride: b.get('enabletagoverride') === true,
     taggedAddresses: tagged && typeof tagged === 'object' ? (tagged as Record<string, unknown>) : {},
+    ...(str(b, 'kind', 'ServiceDefinition.Kind') ? { kind: str(b, 'kind', 'ServiceDefinition.Kind') } : {}),
   };
 
   // Consul's ServiceDefinition.CheckTypes(): Check (unless empty) then Checks; default IDs are

@@ -109,6 +109,14 @@ async function handle(deps: RouterDeps, req: IncomingMessage, res: ServerRespons
     if (!state.deregister(id)) throw new HttpError(404, `Unknown service ID "${id}". Ensure that the service ID is passed, not the service name.`);
     return sendEmpty(res);
   }
+  if (path === '/v1/agent/maintenance' || path.startsWith('/v1/agent/service/maintenance/')) {
+    requireMethod('PUT');
+    if (!q.has('enable')) throw new HttpError(400, 'Missing value for enable');
+    const enable = boolParam(q, 'enable');
+    const id = path === '/v1/agent/maintenance' ? undefined : segment('/v1/agent/service/maintenance/');
+    if (!state.setMaintenance(id, enable, q.get('reason') ?? '')) throw new HttpError(404, `Unknown service ID "${id}"`);
+    return sendEmpty(res);
+  }
   const ttl = /^\/v1\/agent\/check\/(pass|warn|fail|update)\/(.+)$/.exec(path);
   if (ttl) {
     requireMethod('PUT');
@@ -265,9 +273,7 @@ async function handleKv(state: ConsulState, req: IncomingMessage, res: ServerRes
 }
 
 function instancesOf(state: ConsulState, name: string, tags: string[]) {
-  return [...state.services.values()]
-    .filter((s) => s.def.name === name && tags.every((t) => s.def.tags.includes(t)))
-    .sort((a, b) => cmp(a.def.id, b.def.id));
+  return state.instancesNamed(name).filter((s) => tags.every((t) => s.def.tags.includes(t)));
 }
 
 /** Consul's blocking query: answer at once unless `index` is given and not behind the endpoint's index. */

@@ -50,10 +50,17 @@ export class ConsulState {
   /** read-only for others: writes go through putCheck/deleteCheck, which keep checkIdsByService in step */
   readonly checks = new Map<string, CheckEntry>();
   private readonly checkIdsByService = new Map<string, Set<string>>();
+  /** service name -> IDs of its instances, so per-service reads cost that service, not the catalog */
+  private readonly idsByName = new Map<string, Set<string>>();
+  /** table-wide indexes, recomputed at most once per raft index */
+  private memoAt = -1;
+  private memo = new Map<string, number>();
   readonly kv = new Map<string, KvEntry>();
   /** per service name: last index at which an instance was deregistered (Consul's tombstone) */
   private readonly serviceTombstones = new Map<string, number>();
   private servicesTableTombstone = 1;
+  /** per service name: last index at which one of its checks was deleted without the service going */
+  private readonly serviceCheckTombstones = new Map<string, number>();
   private checksTableTombstone = 1;
   private readonly kvTombstones = new Map<string, number>();
   private kvTableIndex = 1;
@@ -65,6 +72,7 @@ export class ConsulState {
     this.node = { id: opts.nodeId, name: opts.nodeName, address: opts.nodeAddress, datacenter: opts.datacenter, createIndex: 1, modifyIndex: 1 };
     // The consul server registers itself in the catalog, and the node carries its serf check.
     const consulIdx = this.nextIndex();
+    this.idsByName.set('consul', new Set(['consul']));
     this.services.set('consul', {
       def: { id: 'consul', name: 'consul', tags: [], address: '', port: 8300, meta: { raft_version: '3', serf_protocol_current: '2', serf_protocol_max: '5', serf_protocol_min: '1', version: '1.17.0' }, weights: { Passing: 1, Warning: 1 }, enableTagOverride: false, taggedAddresses: {} },
       createIndex: consulIdx,
@@ -83,6 +91,32 @@ export class ConsulState {
 
   private changed(): void {
     this.changes.emit('change');
+  }
+
+  private unindexName(name: string, id: string): void {
+    const ids = this.idsByName.get(name);
+    ids?.delete(id);
+    if (ids && ids.size === 0) this.idsByName.delete(name);
+  }
+
+  /** Instances of one service name, by ID. */
+  instancesNamed(name: string): ServiceEntry[] {
+    const ids = this.idsByName.get(name);
+    if (!ids) return [];
+    return [...ids].sort().map((id) => this.services.get(id)!).filter(Boolean);
+  }
+
+  private memoized(key: string, compute: () => number): number {
+    if (this.memoAt !== this.raftIndex) {
+      this.memoAt = this.raftIndex;
+      this.memo = new Map();
+    }
+    let v = this.memo.get(key);
+    if (v === undefined) {
+      v = compute();
+      this.memo.set(key, v);
+    }
+    return v;
   }
 
   /** Services registered through the agent API (the built-in "consul" service is catalog-only). */
@@ -131,7 +165,11 @@ export class ConsulState {
     if (serviceChanged) {
       const at = write();
       if (previous && previous.def.name !== reg.service.name) this.serviceTombstones.set(previous.def.name, at);
+      if (previous) this.unindexName(previous.def.name, previous.def.id);
       this.services.set(reg.service.id, { def: reg.service, createIndex: previous?.createIndex ?? at, modifyIndex: at });
+      const ids = this.idsByName.get(reg.service.name) ?? new Set<string>();
+      ids.add(reg.service.id);
+      this.idsByName.set(reg.service.name, ids);
     }
     // ?replace-existing-checks drops checks missing from the new definition; otherwise they stay.
     if (replaceExistingChecks) {
@@ -140,6 +178,7 @@ export class ConsulState {
         if (keep.has(old.def.checkId)) continue;
         this.deleteCheck(old.def.checkId);
         this.checksTableTombstone = write();
+        this.serviceCheckTombstones.set(reg.service.name, this.checksTableTombstone);
       }
     }
     for (const def of reg.checks) {
@@ -175,6 +214,7 @@ export class ConsulState {
     if (!svc || serviceId === 'consul') return false;
     const idx = this.nextIndex();
     this.services.delete(serviceId);
+    this.unindexName(svc.def.name, serviceId);
     for (const c of this.checksOfService(serviceId)) this.deleteCheck(c.def.checkId);
     this.serviceTombstones.set(svc.def.name, idx);
     this.servicesTableTombstone = idx;
@@ -193,6 +233,39 @@ export class ConsulState {
     c.status = status;
     c.output = output;
     c.modifyIndex = this.nextIndex();
+    this.changed();
+    return true;
+  }
+
+  /**
+   * Maintenance mode as Consul's agent does it: a critical check `_service_maintenance:<id>` (service)
+   * or `_node_maintenance` (node), removed when disabled. False when the service is unknown.
+   */
+  setMaintenance(serviceId: string | undefined, enable: boolean, reason: string): boolean {
+    const svc = serviceId === undefined ? undefined : this.services.get(serviceId);
+    if (serviceId !== undefined && (!svc || serviceId === 'consul')) return false;
+    const checkId = serviceId === undefined ? '_node_maintenance' : `_service_maintenance:${serviceId}`;
+    const existing = this.checks.get(checkId);
+    if (!enable) {
+      if (!existing) return true;
+      const idx = this.nextIndex();
+      this.deleteCheck(checkId);
+      this.checksTableTombstone = idx;
+      if (svc) this.serviceCheckTombstones.set(svc.def.name, idx);
+      this.changed();
+      return true;
+    }
+    if (existing) return true;
+    const idx = this.nextIndex();
+    this.putCheck({
+      def: {
+        checkId, name: serviceId === undefined ? 'Node Maintenance Mode' : 'Service Maintenance Mode',
+        notes: reason || (serviceId === undefined ? 'Maintenance mode is enabled for this node' : 'Maintenance mode is enabled for this service'),
+        serviceId: serviceId ?? '', type: 'maintenance', initialStatus: 'critical', tlsSkipVerify: false, raw: {},
+      },
+      serviceName: svc?.def.name ?? '', serviceTags: svc?.def.tags ?? [], status: 'critical', output: '',
+      createIndex: idx, modifyIndex: idx, criticalSince: this.now(),
+    });
     this.changed();
     return true;
   }
@@ -238,24 +311,33 @@ export class ConsulState {
 
   indexForServiceName(name: string, includeChecks: boolean): number {
     let max = this.serviceTombstones.get(name) ?? 0;
-    for (const s of this.services.values()) if (s.def.name === name) max = Math.max(max, s.modifyIndex);
+    for (const s of this.instancesNamed(name)) {
+      max = Math.max(max, s.modifyIndex);
+      if (includeChecks) for (const c of this.checksOfService(s.def.id)) max = Math.max(max, c.modifyIndex);
+    }
     if (includeChecks) {
-      for (const c of this.checks.values()) if (c.serviceName === name || c.def.serviceId === '') max = Math.max(max, c.modifyIndex);
+      for (const c of this.nodeChecks()) max = Math.max(max, c.modifyIndex);
+      // a deleted check of this service (maintenance off) leaves only the table tombstone behind
+      if (this.idsByName.has(name)) max = Math.max(max, this.serviceCheckTombstones.get(name) ?? 0);
     }
     // Consul falls back to the table index for a name it has never seen
     return max > 0 ? max : this.indexForCatalogServices();
   }
 
   indexForCatalogServices(): number {
-    let max = this.servicesTableTombstone;
-    for (const s of this.services.values()) max = Math.max(max, s.modifyIndex);
-    return max;
+    return this.memoized('services', () => {
+      let max = this.servicesTableTombstone;
+      for (const s of this.services.values()) max = Math.max(max, s.modifyIndex);
+      return max;
+    });
   }
 
   indexForChecks(): number {
-    let max = this.checksTableTombstone;
-    for (const c of this.checks.values()) max = Math.max(max, c.modifyIndex);
-    return max;
+    return this.memoized('checks', () => {
+      let max = this.checksTableTombstone;
+      for (const c of this.checks.values()) max = Math.max(max, c.modifyIndex);
+      return max;
+    });
   }
 
   indexForNodes(): number {

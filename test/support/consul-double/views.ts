@@ -35,6 +35,7 @@ export function agentServiceView(state: ConsulState, s: ServiceEntry) {
 export function healthServiceView(s: ServiceEntry) {
   const d = s.def;
   return {
+    Kind: d.kind ?? '',
     ID: d.id,
     Service: d.name,
     Tags: [...d.tags],
@@ -62,7 +63,7 @@ export function catalogServiceView(state: ConsulState, s: ServiceEntry) {
     Datacenter: n.Datacenter,
     TaggedAddresses: n.TaggedAddresses,
     NodeMeta: n.Meta,
-    ServiceKind: '',
+    ServiceKind: s.def.kind ?? '',
     ServiceID: d.id,
     ServiceName: d.name,
     ServiceTags: [...d.tags],
