@@ -10,6 +10,10 @@ import { parseDurationMs } from './routing/tag-options.js';
 const MAX_TIMER_MS = 2_147_483_647;
 
 export type Mode = 'dynamic' | 'reload';
+export type Engine = 'native' | 'undici';
+export const ENGINES: readonly Engine[] = ['native', 'undici'];
+/** default of --engine (native once its engine landed) */
+export const DEFAULT_ENGINE: Engine = 'undici';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -77,6 +81,8 @@ export interface Config {
   /** how long an old worker generation may take to drain before it is killed */
   readonly drainTimeoutMs: number;
   readonly maxConnectionsPerServer: number;
+  /** data plane: native (own HTTP/1.1 codec and socket pool) or undici (node:http + undici) */
+  readonly engine: Engine;
   readonly accessLog: boolean;
   readonly logLevel: LogLevel;
   readonly reload: ReloadConfig;
@@ -131,6 +137,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'client-keepalive-timeout', env: 'BALANCER_CLIENT_KEEPALIVE_TIMEOUT', kind: 'string', value: 'duration', def: '5s', help: 'idle client keep-alive connections are closed after this' },
   { name: 'drain-timeout', env: 'BALANCER_DRAIN_TIMEOUT', kind: 'string', value: 'duration', def: '30s', help: 'bound on draining a worker generation before it is killed' },
   { name: 'max-connections-per-server', env: 'BALANCER_MAX_CONNECTIONS_PER_SERVER', kind: 'string', value: 'N', def: '128', help: 'keep-alive connections per upstream server' },
+  { name: 'engine', env: 'BALANCER_ENGINE', kind: 'string', value: ENGINES.join('|'), def: DEFAULT_ENGINE, help: 'data plane: native (own HTTP/1.1 codec and upstream socket pool) or undici (node:http + undici, the comparison engine)' },
   { name: 'access-log', env: 'BALANCER_ACCESS_LOG', kind: 'bool', help: 'one log line per proxied request' },
   { name: 'log-level', env: 'BALANCER_LOG_LEVEL', kind: 'string', value: LOG_LEVELS.join('|'), def: 'info', help: 'pino log level' },
   { name: 'template', env: 'BALANCER_TEMPLATE', kind: 'string', value: 'path', help: 'reload mode: the balancer config template (default templates/balancer.conf.hbs)' },
@@ -240,6 +247,9 @@ export function parseBalancerArgs(
     const lb = str('default-lb') ?? 'roundrobin';
     if (!(ALGORITHMS as readonly string[]).includes(lb)) throw new ConfigError(`${source('default-lb')}: expected one of ${ALGORITHMS.join('|')}, got "${lb}"`);
 
+    const engine = str('engine') ?? DEFAULT_ENGINE;
+    if (!(ENGINES as readonly string[]).includes(engine)) throw new ConfigError(`${source('engine')}: expected one of ${ENGINES.join('|')}, got "${engine}"`);
+
     const logLevel = str('log-level') ?? 'info';
     if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new ConfigError(`${source('log-level')}: expected one of ${LOG_LEVELS.join('|')}, got "${logLevel}"`);
 
@@ -276,6 +286,7 @@ export function parseBalancerArgs(
       },
       drainTimeoutMs: duration('drain-timeout', 30_000),
       maxConnectionsPerServer: int('max-connections-per-server', 128, 1),
+      engine: engine as Engine,
       accessLog: bool('access-log'),
       logLevel: logLevel as LogLevel,
       reload: {

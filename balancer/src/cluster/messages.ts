@@ -10,6 +10,7 @@ export interface WorkerInitOptions {
   readonly localZone?: string;
   readonly timeouts: WorkerTimeouts;
   readonly maxConnectionsPerServer: number;
+  readonly engine?: 'native' | 'undici';
   readonly accessLog: boolean;
   readonly logLevel: string;
   /** module exporting createWorkerRuntime; undefined = the real engine (tests may substitute) */

@@ -118,6 +118,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
       localZone: config.localZone,
       timeouts: config.timeouts,
       maxConnectionsPerServer: config.maxConnectionsPerServer,
+      engine: config.engine,
       accessLog: config.accessLog,
       logLevel: config.logLevel,
     },

@@ -39,6 +39,7 @@ async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<
     localZone: o.localZone,
     timeouts: o.timeouts,
     maxConnectionsPerServer: o.maxConnectionsPerServer,
+    engine: o.engine,
     accessLog: o.accessLog,
   });
   runtime.applyTable(msg.table);

@@ -1,6 +1,6 @@
 // JSON error answers the proxy gives itself. Bodies are built by string concatenation of
 // JSON.stringify'd fields only on the error path; the happy path does no JSON work.
-import type { ServerResponse } from 'node:http';
+import type { ClientExchange } from './transport.js';
 
 /** Stable codes in the `error` field of every JSON error body. */
 export type ProxyErrorCode =
@@ -11,7 +11,7 @@ export type ProxyErrorCode =
   | 'internal_error';       // 500: a bug in the proxy (logged)
 
 export function sendJsonError(
-  res: ServerResponse, status: number, code: ProxyErrorCode, fields: Record<string, string | number | undefined>,
+  res: ClientExchange, status: number, code: ProxyErrorCode, fields: Record<string, string | number | undefined>,
   closeConnection: boolean,
 ): void {
   if (res.headersSent) {
@@ -21,6 +21,6 @@ export function sendJsonError(
   const body = JSON.stringify({ error: code, ...fields });
   const headers: string[] = ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body))];
   if (closeConnection) headers.push('connection', 'close');
-  res.writeHead(status, headers);
-  res.end(body);
+  res.writeHead(status, undefined, headers);
+  res.end(Buffer.from(body));
 }

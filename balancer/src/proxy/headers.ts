@@ -29,6 +29,8 @@ function isHopByHop(lowerName: string): boolean {
 export interface ForwardedInfo {
   readonly clientIp: string;
   readonly proto: 'http' | 'https';
+  /** local port the client connected to (X-Forwarded-Port); omitted when unknown */
+  readonly port?: number;
 }
 
 /**
@@ -61,7 +63,7 @@ export function upstreamRequestHeaders(
       continue;
     }
     if (lower === 'x-forwarded-for') { xff = xff === undefined ? value : `${xff}, ${value}`; continue; }
-    if (lower === 'x-forwarded-proto' || lower === 'x-forwarded-host') continue;
+    if (lower === 'x-forwarded-proto' || lower === 'x-forwarded-host' || lower === 'x-forwarded-port') continue;
     if (isHopByHop(lower)) {
       if (keepUpgrade && (lower === 'upgrade' || lower === 'connection')) out.push(name, value);
       continue;
@@ -71,6 +73,7 @@ export function upstreamRequestHeaders(
   }
   out.push('x-forwarded-for', xff === undefined ? fwd.clientIp : `${xff}, ${fwd.clientIp}`);
   out.push('x-forwarded-proto', fwd.proto);
+  if (fwd.port !== undefined && fwd.port > 0) out.push('x-forwarded-port', String(fwd.port));
   if (host !== undefined) out.push('x-forwarded-host', host);
   return out;
 }

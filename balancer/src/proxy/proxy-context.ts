@@ -1,15 +1,16 @@
 // What every request handler of one worker shares: the current compiled table (the single mutable
-// reference, replaced whole on swap), the pools, the health figures and the options.
+// reference, replaced whole on swap), the upstream transport, the health figures and the options.
 import type pino from 'pino';
 import type { PeerHealth } from '../health/peer-health.js';
 import type { CompiledTable } from './compiled-table.js';
-import type { UpstreamPools } from './upstream-pools.js';
+import type { UpstreamTransport } from './transport.js';
 import { normalizeHost as routerNormalizeHost } from '../routing/router.js';
 
 export interface ProxyContext {
   /** replaced whole on every swap; a request reads it once at start and again before a retry */
   current: CompiledTable;
-  readonly pools: UpstreamPools;
+  /** the engine's way to a server (pools per server live inside it) */
+  readonly transport: UpstreamTransport;
   readonly health: PeerHealth;
   readonly now: () => number;
   readonly log: pino.Logger;

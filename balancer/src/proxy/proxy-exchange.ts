@@ -1,24 +1,23 @@
-// One client request through the proxy: route, pick, dispatch to the server's undici pool, stream
-// the answer back, retry on a different server when allowed (nginx proxy_next_upstream semantics).
+// One client request through the proxy, whatever the engine: route, pick, dispatch to the server
+// through the engine's upstream transport, stream the answer back, retry on a different server when
+// allowed (nginx proxy_next_upstream semantics), account passive health and latency, turn transport
+// failures into JSON 502/504, count in-flight work for draining, write the access log.
 // Per request there is one ProxyExchange and one UpstreamAttempt per try; both are plain classes
 // so the hot path allocates no closures.
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Dispatcher } from 'undici';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { PickRequest } from '../balancing/picker.js';
 import type { ServerSpec, UpstreamSpec } from '../routing/types.js';
 import { sendJsonError } from './error-responses.js';
 import { clientResponseHeaders, contentLengthOf, upstreamRequestHeaders } from './headers.js';
 import { clientAddress, normalizeHost, rawHostHeader, type ProxyContext } from './proxy-context.js';
+import { ERR, type ClientEvents, type ClientExchange, type UpstreamHandler, type UpstreamRequest } from './transport.js';
 
 /** RFC 9110 idempotent methods; nginx retries all but POST, LOCK, PATCH. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 const NOTHING_EXCLUDED: ReadonlySet<string> = new Set();
 /** Errors that say the request itself is bad or was cancelled by us, not that the server failed. */
-const NOT_SERVER_FAULT = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'UND_ERR_ABORTED', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH']);
-const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'ETIMEDOUT']);
-
-const kExchange = Symbol('proxyExchange');
-type TaggedResponse = ServerResponse & { [kExchange]?: ProxyExchange };
+const NOT_SERVER_FAULT = new Set<string>([ERR.invalidArg, 'UND_ERR_NOT_SUPPORTED', ERR.aborted, 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', ERR.queueFull, ERR.queueTimeout]);
+const TIMEOUT_CODES = new Set<string>([ERR.connectTimeout, ERR.headersTimeout, 'ETIMEDOUT', ERR.queueTimeout]);
 
 function errorCode(err: unknown): string {
   const code = (err as { code?: unknown } | null)?.code;
@@ -29,34 +28,16 @@ function errorText(err: unknown): string {
   return err instanceof Error ? `${errorCode(err)}: ${err.message}` : String(err);
 }
 
-/** Does the request carry a body (RFC 9112 section 6.3)? */
-function requestHasBody(req: IncomingMessage): boolean {
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i];
-    if (name.length === 14 && name.toLowerCase() === 'content-length') return raw[i + 1] !== '0';
-    if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') return true;
-  }
-  return false;
-}
-
-function onResponseClose(this: TaggedResponse): void {
-  const ex = this[kExchange];
-  if (ex !== undefined && !ex.done) ex.clientClosed();
-}
-
-function onResponseDrain(this: TaggedResponse): void {
-  this[kExchange]?.attempt?.resumeUpstream();
-}
-
-/** undici dispatch handler for one try against one server. */
-class UpstreamAttempt implements Dispatcher.DispatchHandler {
+/** Transport handler for one try against one server. */
+class UpstreamAttempt implements UpstreamHandler {
   abortUpstream: ((err?: Error) => void) | null = null;
   resume: (() => void) | null = null;
   /** response was a retryable status and is being thrown away while another server is tried */
   discarded = false;
   /** response headers went to the client: no retry possible any more */
   committed = false;
+  /** onComplete or onError came: a late abort must not reach the transport */
+  settled = false;
   status = 0;
   latencyMs = -1;
 
@@ -67,9 +48,9 @@ class UpstreamAttempt implements Dispatcher.DispatchHandler {
     else this.abortUpstream = abort;
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+  onHeaders(statusCode: number, rawHeaders: readonly Buffer[] | readonly string[], resume: () => void, statusText: string): boolean {
     this.resume = resume;
-    return this.exchange.onAttemptHeaders(this, statusCode, rawHeaders);
+    return this.exchange.onAttemptHeaders(this, statusCode, rawHeaders, statusText);
   }
 
   onData(chunk: Buffer): boolean {
@@ -77,11 +58,13 @@ class UpstreamAttempt implements Dispatcher.DispatchHandler {
     return this.exchange.writeBody(chunk);
   }
 
-  onComplete(): void {
-    this.exchange.onAttemptComplete(this);
+  onComplete(trailers: readonly Buffer[] | readonly string[] | null): void {
+    this.settled = true;
+    this.exchange.onAttemptComplete(this, trailers);
   }
 
   onError(err: Error): void {
+    this.settled = true;
     this.exchange.onAttemptError(this, err);
   }
 
@@ -90,7 +73,7 @@ class UpstreamAttempt implements Dispatcher.DispatchHandler {
   }
 }
 
-export class ProxyExchange implements PickRequest {
+export class ProxyExchange implements PickRequest, ClientEvents {
   readonly clientIp: string;
   readonly url: string;
   readonly startedAt: number;
@@ -99,35 +82,30 @@ export class ProxyExchange implements PickRequest {
   clientGone = false;
   attempt: UpstreamAttempt | undefined;
   #exclude: Set<string> | undefined;
-  #upstreamHeaders: string[];
-  #hasBody: boolean;
-  #drainListening = false;
+  readonly #request: UpstreamRequest;
   /** Content-Length of the response being relayed (-1: unknown) and whether body bytes went out */
   #bodyLength = -1;
   #bodyStarted = false;
-  /** the whole body went out with res.end(chunk); onAttemptComplete must not end again */
+  /** the whole body went out with end(chunk); onAttemptComplete must not end again */
   #ended = false;
 
   constructor(
-    readonly ctx: ProxyContext, readonly req: IncomingMessage, readonly res: ServerResponse,
-    readonly upstream: UpstreamSpec, url: string, rawHeaders: string[], hostOverride: string | undefined,
+    readonly ctx: ProxyContext, readonly client: ClientExchange, readonly upstream: UpstreamSpec, url: string, hostOverride: string | undefined,
   ) {
-    this.clientIp = clientAddress(req.socket.remoteAddress);
+    this.clientIp = clientAddress(client.remoteAddress);
     this.url = url;
     this.startedAt = ctx.now();
-    this.#hasBody = requestHasBody(req);
-    const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;
-    this.#upstreamHeaders = upstreamRequestHeaders(rawHeaders, { clientIp: this.clientIp, proto: encrypted ? 'https' : 'http' }, false, hostOverride);
+    const headers = upstreamRequestHeaders(client.rawHeaders, { clientIp: this.clientIp, proto: client.encrypted ? 'https' : 'http', port: client.localPort }, false, hostOverride);
+    this.#request = { method: client.method, path: url, headers, body: client.body };
   }
 
-  /** PickRequest: header-based hashing only; req.headers is built lazily by node. */
-  get headers(): IncomingMessage['headers'] {
-    return this.req.headers;
+  /** PickRequest: header-based hashing only; built lazily by the client side. */
+  get headers(): IncomingHttpHeaders {
+    return this.client.headers;
   }
 
   start(first: ServerSpec): void {
-    (this.res as TaggedResponse)[kExchange] = this;
-    this.res.on('close', onResponseClose);
+    this.client.attach(this);
     this.ctx.inflight++;
     this.#dispatch(first);
   }
@@ -137,12 +115,13 @@ export class ProxyExchange implements PickRequest {
     const attempt = new UpstreamAttempt(this, server, this.ctx.now());
     this.attempt = attempt;
     this.ctx.health.onAttemptStart(server.id, attempt.startedAt);
-    this.ctx.pools.get(server).dispatch({
-      path: this.url,
-      method: this.req.method as Dispatcher.HttpMethod,
-      headers: this.#upstreamHeaders,
-      body: this.#hasBody ? this.req : null,
-    }, attempt);
+    try {
+      this.ctx.transport.dispatch(server, this.#request, attempt);
+    } catch (err) {
+      // a transport must report through onError; a throw (a bug, a bad host undici refuses) still
+      // ends this try as a failed one instead of leaving the client hanging
+      if (!attempt.settled) attempt.onError(err instanceof Error ? err : new Error(String(err)));
+    }
   }
 
   #report(attempt: UpstreamAttempt, ok: boolean, error: string | undefined): void {
@@ -156,8 +135,9 @@ export class ProxyExchange implements PickRequest {
     const retry = this.upstream.retry;
     if (this.clientGone || this.tries >= retry.tries) return false;
     if (retry.timeoutMs > 0 && this.ctx.now() - this.startedAt >= retry.timeoutMs) return false;
-    if (!retry.nonIdempotent && !IDEMPOTENT.has(this.req.method ?? 'GET')) return false;
-    return !this.#hasBody || (!this.req.readableDidRead && !this.req.destroyed);
+    if (!retry.nonIdempotent && !IDEMPOTENT.has(this.client.method)) return false;
+    const body = this.client.body;
+    return body === null || (!body.consumed && !body.failed);
   }
 
   /** A server not tried yet, from the current table (it may have been swapped since the first try). */
@@ -168,13 +148,13 @@ export class ProxyExchange implements PickRequest {
     return picker?.pick(this, this.#exclude);
   }
 
-  onAttemptHeaders(attempt: UpstreamAttempt, status: number, rawHeaders: Buffer[]): boolean {
+  onAttemptHeaders(attempt: UpstreamAttempt, status: number, rawHeaders: readonly Buffer[] | readonly string[], statusText: string): boolean {
     attempt.status = status;
     attempt.latencyMs = this.ctx.now() - attempt.startedAt;
     if (this.clientGone) return false;
-    // a request with a body is not retried on status: undici may still be sending that body to
-    // this server, and one client stream cannot feed two upstream requests
-    if (!this.#hasBody && this.upstream.retry.onStatuses.includes(status)) {
+    // a request with a body is not retried on status: the transport may still be sending that body
+    // to this server, and one client stream cannot feed two upstream requests
+    if (this.client.body === null && this.upstream.retry.onStatuses.includes(status)) {
       const next = this.#mayRetry() ? this.#pickNext(attempt.server) : undefined;
       if (next !== undefined) {
         // drop this answer (its body drains into nothing, keeping the keep-alive socket) and try elsewhere
@@ -186,7 +166,7 @@ export class ProxyExchange implements PickRequest {
     }
     // committed only once writeHead succeeded: a throw here (bad upstream header) becomes onError -> 502
     const headers = clientResponseHeaders(rawHeaders, this.ctx.draining);
-    this.res.writeHead(status, headers);
+    this.client.writeHead(status, statusText === '' ? undefined : statusText, headers);
     attempt.committed = true;
     this.#bodyLength = contentLengthOf(headers);
     return true;
@@ -197,25 +177,20 @@ export class ProxyExchange implements PickRequest {
       this.#bodyStarted = true;
       if (chunk.length === this.#bodyLength) {
         // the whole body in one chunk (the common small response): head and body leave in one
-        // socket write from res.end, without write()'s extra cork/nextTick round
+        // socket write from end(), without write()'s extra round
         this.#ended = true;
-        this.res.end(chunk);
+        this.client.end(chunk);
         return true;
       }
     }
-    if (this.res.write(chunk)) return true;
-    if (!this.#drainListening) {
-      this.#drainListening = true;
-      this.res.on('drain', onResponseDrain);
-    }
-    return false;
+    return this.client.write(chunk);
   }
 
-  onAttemptComplete(attempt: UpstreamAttempt): void {
+  onAttemptComplete(attempt: UpstreamAttempt, trailers: readonly Buffer[] | readonly string[] | null): void {
     if (attempt.discarded) return;
     const failedStatus = this.upstream.retry.onStatuses.includes(attempt.status);
     this.#report(attempt, !failedStatus, failedStatus ? `status ${attempt.status}` : undefined);
-    if (!this.#ended) this.res.end();
+    if (!this.#ended) this.client.end(undefined, trailers === null || trailers.length === 0 ? undefined : latin1List(trailers));
     this.#finish(attempt);
   }
 
@@ -229,9 +204,9 @@ export class ProxyExchange implements PickRequest {
       return;
     }
     this.#report(attempt, NOT_SERVER_FAULT.has(code), errorText(err));
-    if (attempt.committed) {
+    if (attempt.committed || this.client.headersSent) {
       // mid-body failure: the status line is out, so the only honest signal is a cut connection
-      this.res.destroy(err);
+      this.client.destroy(err);
       this.#finish(attempt);
       return;
     }
@@ -243,15 +218,20 @@ export class ProxyExchange implements PickRequest {
       }
     }
     const timeout = TIMEOUT_CODES.has(code);
-    sendJsonError(this.res, timeout ? 504 : 502, timeout ? 'upstream_timeout' : 'upstream_unreachable',
+    sendJsonError(this.client, timeout ? 504 : 502, timeout ? 'upstream_timeout' : 'upstream_unreachable',
       { upstream: this.upstream.name, cause: code }, this.ctx.draining);
     this.#finish(attempt);
   }
 
-  clientClosed(): void {
+  onClientDrain(): void {
+    this.attempt?.resumeUpstream();
+  }
+
+  onClientClose(): void {
+    if (this.done) return;
     this.clientGone = true;
     const attempt = this.attempt;
-    if (attempt?.abortUpstream != null) attempt.abortUpstream();
+    if (attempt !== undefined && !attempt.settled && attempt.abortUpstream !== null) attempt.abortUpstream();
   }
 
   #finish(attempt: UpstreamAttempt): void {
@@ -261,11 +241,17 @@ export class ProxyExchange implements PickRequest {
     const log = this.ctx.accessLog;
     if (log !== undefined) {
       log.info({
-        method: this.req.method, url: this.url, upstream: this.upstream.name, server: attempt.server.id,
-        status: this.clientGone ? 499 : this.res.statusCode, ms: this.ctx.now() - this.startedAt, tries: this.tries,
+        method: this.client.method, url: this.url, upstream: this.upstream.name, server: attempt.server.id,
+        status: this.clientGone ? 499 : this.client.statusCode, ms: this.ctx.now() - this.startedAt, tries: this.tries,
       }, 'access');
     }
   }
+}
+
+function latin1List(list: readonly Buffer[] | readonly string[]): string[] {
+  const out: string[] = [];
+  for (const v of list) out.push(typeof v === 'string' ? v : v.toString('latin1'));
+  return out;
 }
 
 function parseAbsoluteForm(url: string): { host: string; url: string } | undefined {
@@ -278,11 +264,11 @@ function parseAbsoluteForm(url: string): { host: string; url: string } | undefin
   }
 }
 
-/** node:http 'request' listener body. */
-export function handleProxyRequest(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse): void {
-  const rawHeaders = req.rawHeaders;
+/** The engine's client side hands every parsed request here. */
+export function handleProxyRequest(ctx: ProxyContext, client: ClientExchange): void {
+  const rawHeaders = client.rawHeaders;
   let hostHeader = rawHostHeader(rawHeaders);
-  let url = req.url ?? '/';
+  let url = client.target;
   let hostOverride: string | undefined;
   if (url.charCodeAt(0) !== 47 /* / */) {
     // absolute-form (RFC 9112 section 3.2.2): its authority replaces Host, the upstream gets origin-form
@@ -296,17 +282,17 @@ export function handleProxyRequest(ctx: ProxyContext, req: IncomingMessage, res:
   // the router normalizes the host itself (lower case, no port)
   const match = current.router.match(hostHeader, path);
   if (match === undefined) {
-    sendJsonError(res, 404, 'unknown_host', { host: normalizeHost(hostHeader), path }, ctx.draining);
-    ctx.accessLog?.info({ method: req.method, url, host: hostHeader, status: 404, ms: 0, tries: 0 }, 'access');
+    sendJsonError(client, 404, 'unknown_host', { host: normalizeHost(hostHeader), path }, ctx.draining);
+    ctx.accessLog?.info({ method: client.method, url, host: hostHeader, status: 404, ms: 0, tries: 0 }, 'access');
     return;
   }
   const upstream = match.upstream;
   const picker = current.pickers.get(upstream.name);
-  const exchange = new ProxyExchange(ctx, req, res, upstream, url, rawHeaders, hostOverride);
+  const exchange = new ProxyExchange(ctx, client, upstream, url, hostOverride);
   const server = picker?.pick(exchange, NOTHING_EXCLUDED);
   if (server === undefined) {
-    sendJsonError(res, 502, 'no_healthy_upstream', { upstream: upstream.name }, ctx.draining);
-    ctx.accessLog?.info({ method: req.method, url, upstream: upstream.name, status: 502, ms: 0, tries: 0 }, 'access');
+    sendJsonError(client, 502, 'no_healthy_upstream', { upstream: upstream.name }, ctx.draining);
+    ctx.accessLog?.info({ method: client.method, url, upstream: upstream.name, status: 502, ms: 0, tries: 0 }, 'access');
     return;
   }
   exchange.start(server);

@@ -1,7 +1,7 @@
 // The proxy engine as one worker process sees it: the primary (or a test) creates it, feeds it
 // routing tables, asks it to listen, reads its status and drains it. Everything I/O-heavy lives in
 // proxy/*; this file is the contract plus the factory.
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type pino from 'pino';
 import type { RouteTable } from '../routing/types.js';
 import type { PeerServerStatus, PeerUpstreamStatus } from '../health/peer-health.js';
@@ -25,6 +25,8 @@ export interface WorkerRuntimeOptions {
   readonly timeouts: WorkerTimeouts;
   /** upper bound of keep-alive connections per upstream server (undici Pool `connections`) */
   readonly maxConnectionsPerServer: number;
+  /** data plane engine; default DEFAULT_ENGINE (config.ts) */
+  readonly engine?: 'native' | 'undici';
   /** one pino line per request */
   readonly accessLog: boolean;
   readonly now?: () => number;
@@ -52,6 +54,11 @@ export interface WorkerRuntime {
   applyTable(table: RouteTable): { changed: boolean };
   /** Start the proxy listener; under node:cluster the port is shared through the primary. */
   listen(host: string, port: number): Promise<AddressInfo>;
+  /**
+   * Serve a client socket accepted elsewhere, e.g. a TLSSocket from a tls.Server: the engine treats
+   * it as one of its own (X-Forwarded-Proto https when it is encrypted, -Port its local port).
+   */
+  handleSocket(socket: Socket): void;
   /** PeerHealth.status of the current table plus pool figures per server. */
   status(): UpstreamStatus[];
   /**

@@ -1,10 +1,12 @@
-// One undici Pool per upstream server id. Pools are created on first use, survive table swaps
-// while their server id stays in the table (keep-alive sockets are reused), and are closed
-// gracefully (in-flight requests finish first) when the server leaves the table.
-import { Pool } from 'undici';
+// The `undici` engine's upstream transport: one undici Pool per upstream server id. Pools are created
+// on first use, survive table swaps while their server id stays in the table (keep-alive sockets are
+// reused), and are closed gracefully (in-flight requests finish first) when the server leaves it.
+import { Pool, type Dispatcher } from 'undici';
 import type pino from 'pino';
-import type { RouteTable, ServerSpec } from '../routing/types.js';
-import type { ServerPoolStats } from '../worker/runtime.js';
+import type { RouteTable, ServerSpec } from '../../routing/types.js';
+import type { ServerPoolStats } from '../../worker/runtime.js';
+import { ERR, transportError, type UpstreamHandler, type UpstreamRequest, type UpstreamTransport } from '../transport.js';
+import { bodyAsReadable, IncomingBody } from './node-http-client.js';
 
 export interface UpstreamPoolOptions {
   readonly connectMs: number;
@@ -15,7 +17,7 @@ export interface UpstreamPoolOptions {
   readonly keepAliveMs?: number;
 }
 
-export class UpstreamPools {
+export class UndiciTransport implements UpstreamTransport {
   readonly #pools = new Map<string, Pool>();
   /** pools of removed servers that are still finishing in-flight requests */
   readonly #closing = new Map<Pool, Promise<void>>();
@@ -43,6 +45,25 @@ export class UpstreamPools {
       this.#pools.set(server.id, pool);
     }
     return pool;
+  }
+
+  dispatch(server: ServerSpec, request: UpstreamRequest, handler: UpstreamHandler): void {
+    let pool: Pool;
+    try {
+      pool = this.get(server);
+    } catch (err) {
+      // new Pool() throws on a host it cannot put in a URL: this try fails, the worker does not
+      handler.onError(transportError(ERR.invalidArg, `no pool for ${server.id}: ${(err as Error).message}`));
+      return;
+    }
+    const body = request.body;
+    // UpstreamHandler has DispatchHandler's shape: undici calls the exchange's attempt directly
+    pool.dispatch({
+      path: request.path,
+      method: request.method as Dispatcher.HttpMethod,
+      headers: request.headers as string[],
+      body: body === null ? null : body instanceof IncomingBody ? body.stream : bodyAsReadable(body),
+    }, handler as unknown as Dispatcher.DispatchHandler);
   }
 
   /** Close, after their in-flight requests, the pools of servers the new table no longer has. */
