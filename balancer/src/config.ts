@@ -5,6 +5,7 @@ import os from 'node:os';
 import type { Algorithm } from './routing/types.js';
 import { ALGORITHMS } from './routing/types.js';
 import { parseDurationMs } from './routing/tag-options.js';
+import { CidrError, parseCidrList } from './proxy/cidr.js';
 
 /** Node fires a setTimeout/setInterval longer than 2^31-1 ms after 1 ms: such a duration must be refused. */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -84,6 +85,8 @@ export interface Config {
   /** data plane: native (own HTTP/1.1 codec and socket pool) or undici (node:http + undici) */
   readonly engine: Engine;
   readonly accessLog: boolean;
+  /** CIDR ranges whose Forwarded / X-Forwarded-* / X-Real-IP headers are kept (default: none) */
+  readonly trustForwarded: readonly string[];
   readonly logLevel: LogLevel;
   readonly reload: ReloadConfig;
 }
@@ -139,6 +142,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'max-connections-per-server', env: 'BALANCER_MAX_CONNECTIONS_PER_SERVER', kind: 'string', value: 'N', def: '128', help: 'keep-alive connections per upstream server' },
   { name: 'engine', env: 'BALANCER_ENGINE', kind: 'string', value: ENGINES.join('|'), def: DEFAULT_ENGINE, help: 'data plane: native (own HTTP/1.1 codec and upstream socket pool) or undici (node:http + undici, the comparison engine)' },
   { name: 'access-log', env: 'BALANCER_ACCESS_LOG', kind: 'bool', help: 'one log line per proxied request' },
+  { name: 'trust-forwarded', env: 'BALANCER_TRUST_FORWARDED', kind: 'list', value: 'cidr,cidr', help: 'clients (proxies) whose Forwarded, X-Real-IP and X-Forwarded-* headers are kept; from anyone else they are replaced (default: none)' },
   { name: 'log-level', env: 'BALANCER_LOG_LEVEL', kind: 'string', value: LOG_LEVELS.join('|'), def: 'info', help: 'pino log level' },
   { name: 'template', env: 'BALANCER_TEMPLATE', kind: 'string', value: 'path', help: 'reload mode: the balancer config template (default templates/balancer.conf.hbs)' },
   { name: 'config-out', env: 'BALANCER_CONFIG_OUT', kind: 'string', value: 'path', help: 'reload mode: where the rendered balancer config is written' },
@@ -288,6 +292,7 @@ export function parseBalancerArgs(
       maxConnectionsPerServer: int('max-connections-per-server', 128, 1),
       engine: engine as Engine,
       accessLog: bool('access-log'),
+      trustForwarded: trustedRanges(str('trust-forwarded'), source('trust-forwarded')),
       logLevel: logLevel as LogLevel,
       reload: {
         template: str('template'),
@@ -299,6 +304,17 @@ export function parseBalancerArgs(
     };
   } catch (err) {
     if (err instanceof ConfigError) return err;
+    throw err;
+  }
+}
+
+/** --trust-forwarded: validated here so a typo stops the start instead of trusting nobody silently. */
+function trustedRanges(text: string | undefined, what: string): readonly string[] {
+  if (text === undefined) return [];
+  try {
+    return parseCidrList(text).map((r) => r.text);
+  } catch (err) {
+    if (err instanceof CidrError) throw new ConfigError(`${what}: ${err.message}`);
     throw err;
   }
 }

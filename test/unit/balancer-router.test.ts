@@ -1,5 +1,6 @@
-// Router precedence: explicit routes (host-specific, then any-host, longest prefix first), then the
-// implicit "Host equals an upstream name" route; hosts compared case-insensitively without port.
+// Router precedence: routes bound to the Host first (explicit host-specific, longest prefix first; then
+// the implicit "Host equals an upstream name" route), then any-host routes (longest prefix first);
+// hosts compared case-insensitively without port.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileRouter } from '../../balancer/src/routing/router.js';
@@ -25,8 +26,10 @@ test('router precedence scenarios', () => {
     { host: 'web', path: '/', upstream: 'web', explicit: false },
     { host: 'WEB:8080', path: '/x', upstream: 'web', explicit: false },
     { host: 'mixed', path: '/', upstream: 'Mixed', explicit: false },
-    { host: 'web', path: '/api/users', upstream: 'api', explicit: true }, // explicit route beats implicit host
-    { host: 'web', path: '/api/v2/users', upstream: 'apiv2', explicit: true }, // longest prefix
+    { host: 'web', path: '/api/users', upstream: 'web', explicit: false }, // a Host route beats any-host routes
+    { host: 'web', path: '/api/v2/users', upstream: 'web', explicit: false },
+    { host: 'other.example', path: '/api/v2/users', upstream: 'apiv2', explicit: true }, // longest prefix
+    { host: 'other.example', path: '/api/users', upstream: 'api', explicit: true },
     { host: 'Shop.Example.com:443', path: '/api/v2/cart/1', upstream: 'web', explicit: true },
     { host: 'shop.example.com', path: '/api/v2/x', upstream: 'shop', explicit: true }, // host-specific beats any-host
     { host: undefined, path: '/api/v2', upstream: 'apiv2', explicit: true },
@@ -40,4 +43,23 @@ test('router precedence scenarios', () => {
     assert.equal(m?.upstream.name, c.upstream, JSON.stringify(c));
     if (c.explicit !== undefined) assert.equal(m?.route !== undefined, c.explicit, JSON.stringify(c));
   }
+});
+
+test('an any-host urlprefix-/ route is a fallback: it never captures a Host that names a service or has routes', () => {
+  const r = compileRouter(tableFromUpstreams(
+    { web: up('web'), catchall: up('catchall'), shop: up('shop') },
+    [
+      { host: '', pathPrefix: '/', upstream: 'catchall' },
+      { host: 'shop.example.com', pathPrefix: '/cart', upstream: 'shop' },
+    ],
+  ));
+  const cases: [host: string | undefined, path: string, upstream: string][] = [
+    ['web', '/', 'web'],
+    ['WEB:80', '/anything', 'web'],
+    ['shop.example.com', '/cart/1', 'shop'],
+    ['shop.example.com', '/other', 'catchall'], // no route of that host matches the path
+    ['unknown.example', '/', 'catchall'],
+    [undefined, '/', 'catchall'],
+  ];
+  for (const [host, path, upstream] of cases) assert.equal(r.match(host, path)?.upstream.name, upstream, `${host} ${path}`);
 });

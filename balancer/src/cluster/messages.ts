@@ -12,6 +12,8 @@ export interface WorkerInitOptions {
   readonly maxConnectionsPerServer: number;
   readonly engine?: 'native' | 'undici';
   readonly accessLog: boolean;
+  /** --trust-forwarded CIDR ranges, validated by the config parser */
+  readonly trustForwarded?: readonly string[];
   readonly logLevel: string;
   /** module exporting createWorkerRuntime; undefined = the real engine (tests may substitute) */
   readonly runtimeModule?: string;

@@ -120,6 +120,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
       maxConnectionsPerServer: config.maxConnectionsPerServer,
       engine: config.engine,
       accessLog: config.accessLog,
+      trustForwarded: config.trustForwarded,
       logLevel: config.logLevel,
     },
   });

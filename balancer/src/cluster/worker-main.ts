@@ -41,6 +41,7 @@ async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<
     maxConnectionsPerServer: o.maxConnectionsPerServer,
     engine: o.engine,
     accessLog: o.accessLog,
+    trustForwarded: o.trustForwarded,
   });
   runtime.applyTable(msg.table);
   currentVersion = msg.table.version;

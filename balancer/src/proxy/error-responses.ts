@@ -4,6 +4,7 @@ import type { ClientExchange } from './transport.js';
 
 /** Stable codes in the `error` field of every JSON error body. */
 export type ProxyErrorCode =
+  | 'bad_path'              // 400: the path is malformed or ambiguous (see routing/normalize-path.ts)
   | 'unknown_host'          // 404: no route for Host + path
   | 'no_healthy_upstream'   // 502: the upstream has no server that can be picked
   | 'upstream_unreachable'  // 502: connect refused/reset, socket error

@@ -31,11 +31,27 @@ export interface ForwardedInfo {
   readonly proto: 'http' | 'https';
   /** local port the client connected to (X-Forwarded-Port); omitted when unknown */
   readonly port?: number;
+  /**
+   * The client is a proxy we trust (--trust-forwarded): its Forwarded, X-Real-IP and X-Forwarded-*
+   * are kept (X-Forwarded-For appended to). Otherwise they are forged as far as we know: dropped,
+   * and X-Forwarded-For/-Proto/-Host say what we saw.
+   */
+  readonly trusted?: boolean;
+}
+
+/**
+ * Forwarding headers a client may forge: Forwarded, X-Real-IP, X-Forwarded-* (lower-case name),
+ * also spelt with '_' (CGI-style backends read X_Forwarded_For as X-Forwarded-For).
+ */
+function isForwardingHeader(lower: string): boolean {
+  const n = lower.includes('_') ? lower.replaceAll('_', '-') : lower;
+  return n === 'forwarded' || n === 'x-real-ip' || n.startsWith('x-forwarded-');
 }
 
 /**
  * Headers for the upstream request: hop-by-hop removed (including names listed in Connection),
- * Host kept, X-Forwarded-For appended, X-Forwarded-Proto and X-Forwarded-Host set.
+ * Host kept, X-Forwarded-For set (appended to when the client is trusted), X-Forwarded-Proto and
+ * X-Forwarded-Host set (kept from a trusted client), other forwarding headers only from a trusted client.
  * `keepUpgrade` keeps Connection/Upgrade for the raw WebSocket pass-through.
  */
 export function upstreamRequestHeaders(
@@ -51,7 +67,11 @@ export function upstreamRequestHeaders(
     }
   }
   const out: string[] = [];
+  const trusted = fwd.trusted === true;
   let xff: string | undefined;
+  let xfProto: string | undefined;
+  let xfHost: string | undefined;
+  let xfPort: string | undefined;
   let host: string | undefined = hostOverride;
   if (hostOverride !== undefined) out.push('host', hostOverride);
   for (let i = 0; i < rawHeaders.length; i += 2) {
@@ -62,8 +82,16 @@ export function upstreamRequestHeaders(
       if (host === undefined) { host = value; out.push(name, value); }
       continue;
     }
-    if (lower === 'x-forwarded-for') { xff = xff === undefined ? value : `${xff}, ${value}`; continue; }
-    if (lower === 'x-forwarded-proto' || lower === 'x-forwarded-host' || lower === 'x-forwarded-port') continue;
+    if (lower.length >= 9 && (lower.charCodeAt(0) === 120 /* x */ || lower.charCodeAt(0) === 102 /* f */) && isForwardingHeader(lower)) {
+      // the '_' spellings are never forwarded: which of two spellings wins is the backend's guess
+      if (!trusted || lower.includes('_')) continue;
+      if (lower === 'x-forwarded-for') xff = xff === undefined ? value : `${xff}, ${value}`;
+      else if (lower === 'x-forwarded-proto') xfProto ??= value;
+      else if (lower === 'x-forwarded-host') xfHost ??= value;
+      else if (lower === 'x-forwarded-port') xfPort ??= value;
+      else out.push(name, value);
+      continue;
+    }
     if (isHopByHop(lower)) {
       if (keepUpgrade && (lower === 'upgrade' || lower === 'connection')) out.push(name, value);
       continue;
@@ -72,9 +100,11 @@ export function upstreamRequestHeaders(
     out.push(name, value);
   }
   out.push('x-forwarded-for', xff === undefined ? fwd.clientIp : `${xff}, ${fwd.clientIp}`);
-  out.push('x-forwarded-proto', fwd.proto);
-  if (fwd.port !== undefined && fwd.port > 0) out.push('x-forwarded-port', String(fwd.port));
-  if (host !== undefined) out.push('x-forwarded-host', host);
+  out.push('x-forwarded-proto', xfProto ?? fwd.proto);
+  if (xfPort !== undefined) out.push('x-forwarded-port', xfPort);
+  else if (fwd.port !== undefined && fwd.port > 0) out.push('x-forwarded-port', String(fwd.port));
+  if (xfHost !== undefined) out.push('x-forwarded-host', xfHost);
+  else if (host !== undefined) out.push('x-forwarded-host', host);
   return out;
 }
 

@@ -4,6 +4,7 @@ import type pino from 'pino';
 import type { PeerHealth } from '../health/peer-health.js';
 import type { CompiledTable } from './compiled-table.js';
 import type { UpstreamTransport } from './transport.js';
+import type { CidrMatcher } from './cidr.js';
 import { normalizeHost as routerNormalizeHost } from '../routing/router.js';
 
 export interface ProxyContext {
@@ -17,6 +18,8 @@ export interface ProxyContext {
   /** set when the access log is on */
   readonly accessLog: pino.Logger | undefined;
   readonly connectMs: number;
+  /** clients whose Forwarded / X-Forwarded-* / X-Real-IP are kept (--trust-forwarded) */
+  readonly trustForwarded: CidrMatcher;
   /** true once stopAccepting() began: responses carry `Connection: close` */
   draining: boolean;
   /** requests between arrival and response end (the drain waits for 0) */

@@ -11,6 +11,7 @@ import { sendJsonError } from './error-responses.js';
 import { clientResponseHeaders, contentLengthOf, upstreamRequestHeaders } from './headers.js';
 import { clientAddress, normalizeHost, rawHostHeader, type ProxyContext } from './proxy-context.js';
 import { ERR, type ClientEvents, type ClientExchange, type UpstreamHandler, type UpstreamRequest } from './transport.js';
+import { normalizePath } from '../routing/normalize-path.js';
 
 /** RFC 9110 idempotent methods; nginx retries all but POST, LOCK, PATCH. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
@@ -95,7 +96,8 @@ export class ProxyExchange implements PickRequest, ClientEvents {
     this.clientIp = clientAddress(client.remoteAddress);
     this.url = url;
     this.startedAt = ctx.now();
-    const headers = upstreamRequestHeaders(client.rawHeaders, { clientIp: this.clientIp, proto: client.encrypted ? 'https' : 'http', port: client.localPort }, false, hostOverride);
+    const trusted = ctx.trustForwarded.has(this.clientIp);
+    const headers = upstreamRequestHeaders(client.rawHeaders, { clientIp: this.clientIp, proto: client.encrypted ? 'https' : 'http', port: client.localPort, trusted }, false, hostOverride);
     this.#request = { method: client.method, path: url, headers, body: client.body };
   }
 
@@ -277,7 +279,15 @@ export function handleProxyRequest(ctx: ProxyContext, client: ClientExchange): v
     hostOverride = absolute?.host;
   }
   const q = url.indexOf('?');
-  const path = q < 0 ? url : url.slice(0, q);
+  const rawPath = q < 0 ? url : url.slice(0, q);
+  // route on, and forward, the normalized path: what the route saw is what the upstream gets
+  const path = normalizePath(rawPath);
+  if (typeof path !== 'string') {
+    sendJsonError(client, 400, 'bad_path', { reason: path.reason }, ctx.draining);
+    ctx.accessLog?.info({ method: client.method, url, host: hostHeader, status: 400, ms: 0, tries: 0 }, 'access');
+    return;
+  }
+  if (path !== rawPath) url = q < 0 ? path : `${path}${url.slice(q)}`;
   const current = ctx.current;
   // the router normalizes the host itself (lower case, no port)
   const match = current.router.match(hostHeader, path);

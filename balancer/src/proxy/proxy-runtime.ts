@@ -12,6 +12,7 @@ import type { ProxyContext } from './proxy-context.js';
 import type { UpstreamTransport } from './transport.js';
 import { createUndiciFront } from './undici/undici-front.js';
 import { UndiciTransport } from './undici/undici-transport.js';
+import { CidrMatcher, parseCidrList } from './cidr.js';
 
 const EMPTY_TABLE: RouteTable = Object.freeze({ version: '', upstreams: Object.freeze({}), routes: Object.freeze([]) });
 const DRAIN_POLL_MS = 50;
@@ -34,6 +35,7 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     transport, health, now, log,
     accessLog: opts.accessLog ? opts.logger.child({ component: 'access' }) : undefined,
     connectMs: opts.timeouts.connectMs,
+    trustForwarded: new CidrMatcher(parseCidrList(opts.trustForwarded ?? [])),
     draining: false,
     inflight: 0,
   };

@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import type { ServerSpec } from '../routing/types.js';
 import { upstreamRequestHeaders } from './headers.js';
 import { clientAddress, normalizeHost, rawHostHeader, type ProxyContext } from './proxy-context.js';
+import { normalizePath } from '../routing/normalize-path.js';
 
 const NOTHING_EXCLUDED: ReadonlySet<string> = new Set();
 
@@ -25,16 +26,25 @@ export class UpgradeTunnels {
   handle(ctx: ProxyContext, req: IncomingMessage, client: Duplex, earlyData: Buffer): void {
     const rawHeaders = req.rawHeaders;
     const hostHeader = rawHostHeader(rawHeaders);
-    const url = req.url ?? '/';
+    let url = req.url ?? '/';
     const q = url.indexOf('?');
-    const match = ctx.current.router.match(hostHeader, q < 0 ? url : url.slice(0, q));
+    const rawPath = q < 0 ? url : url.slice(0, q);
+    const path = normalizePath(rawPath);
+    if (typeof path !== 'string') {
+      rejectUpgrade(client, 400, 'Bad Request', { error: 'bad_path', reason: path.reason });
+      return;
+    }
+    if (path !== rawPath) url = q < 0 ? path : `${path}${url.slice(q)}`;
+    const match = ctx.current.router.match(hostHeader, path);
     if (match === undefined) {
       rejectUpgrade(client, 404, 'Not Found', { error: 'unknown_host', host: normalizeHost(hostHeader) });
       return;
     }
     const upstreamName = match.upstream.name;
     const clientIp = clientAddress(req.socket.remoteAddress);
-    const headers = upstreamRequestHeaders(rawHeaders, { clientIp, proto: 'http' }, true);
+    const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;
+    const trusted = ctx.trustForwarded.has(clientIp);
+    const headers = upstreamRequestHeaders(rawHeaders, { clientIp, proto: encrypted ? 'https' : 'http', trusted }, true);
     let requestHead = `${req.method ?? 'GET'} ${url} HTTP/1.1\r\n`;
     for (let i = 0; i < headers.length; i += 2) requestHead += `${headers[i]}: ${headers[i + 1]}\r\n`;
     requestHead += '\r\n';

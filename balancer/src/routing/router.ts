@@ -1,7 +1,10 @@
 // Request -> upstream lookup, compiled once per table so match() (on the hot path) is a map lookup
 // plus a short scan of prefixes sorted longest first.
-// Precedence: explicit routes first (host-specific before any-host, longest prefix first within each),
-// then the implicit route "Host equals an upstream name" (case-insensitive).
+// Precedence: every route bound to the request's Host first, then any-host routes:
+//   1. explicit host-specific routes, longest prefix first;
+//   2. the implicit route "Host equals an upstream name" (case-insensitive);
+//   3. explicit any-host routes (urlprefix-/...), longest prefix first.
+// So one `urlprefix-/` tag is a fallback for unknown hosts and never captures a Host that names a service.
 // Prefixes match as plain string prefixes (fabio semantics: /api also matches /apix).
 import type { Route, RouteTable, UpstreamSpec } from './types.js';
 
@@ -49,9 +52,11 @@ export function compileRouter(table: RouteTable): Router {
         if (list) {
           for (let i = 0; i < list.length; i++) if (path.startsWith(list[i].prefix)) return list[i].result;
         }
+        const named = implicit.get(host);
+        if (named !== undefined) return named;
       }
       for (let i = 0; i < anyHost.length; i++) if (path.startsWith(anyHost[i].prefix)) return anyHost[i].result;
-      return host === undefined ? undefined : implicit.get(host);
+      return undefined;
     },
   };
 }

@@ -29,6 +29,8 @@ export interface WorkerRuntimeOptions {
   readonly engine?: 'native' | 'undici';
   /** one pino line per request */
   readonly accessLog: boolean;
+  /** CIDR ranges (--trust-forwarded) whose Forwarded / X-Forwarded-* / X-Real-IP are kept; default none */
+  readonly trustForwarded?: readonly string[];
   readonly now?: () => number;
   readonly random?: () => number;
 }
