@@ -13,6 +13,7 @@ import { startPrimary } from '../../balancer/src/cluster/primary.js';
 import type { PublishedEvent } from '../../balancer/src/cluster/supervisor.js';
 import { parseBalancerArgs, type Config } from '../../balancer/src/config.js';
 import { consulForTest, type ConsulTarget } from '../support/consul.js';
+import { ENGINES, engineEnv, type EngineName } from '../support/engines.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const CHANGES = 220;
@@ -25,8 +26,8 @@ async function consulPut(consul: ConsulTarget, path: string, body?: unknown): Pr
   assert.equal(res.statusCode, 200, `PUT ${path}: ${text}`);
 }
 
-function config(argv: string[]): Config {
-  const c = parseBalancerArgs(argv, {}, { cores: 2 });
+function config(engine: EngineName, argv: string[]): Config {
+  const c = parseBalancerArgs(argv, engineEnv(engine), { cores: 2 });
   if (c.kind !== 'config') throw new Error(`bad test config: ${JSON.stringify(c)}`);
   return c;
 }
@@ -47,7 +48,7 @@ function quantile(sorted: number[], q: number): number {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : NaN;
 }
 
-test(`zero failed requests over ${CHANGES} upstream changes with 2 workers; publish latency`, { timeout: 120_000 }, async () => {
+for (const engine of ENGINES) test(`zero failed requests over ${CHANGES} upstream changes with 2 workers; publish latency [${engine}]`, { timeout: 120_000 }, async () => {
   const consul = await consulForTest();
   const backends = await Promise.all([0, 1, 2, 3, 4].map((i) => backend(`b${i}`)));
   const agent = new Agent({ connections: LOAD_CONCURRENCY, keepAliveTimeout: 30_000, pipelining: 1 });
@@ -57,7 +58,7 @@ test(`zero failed requests over ${CHANGES} upstream changes with 2 workers; publ
     const reg = (i: number) => consulPut(consul, '/v1/agent/service/register', { ID: `web-${i}`, Name: 'web', Address: '127.0.0.1', Port: backends[i].port });
     const dereg = (i: number) => consulPut(consul, `/v1/agent/service/deregister/web-${i}`);
     await reg(0);
-    primary = await startPrimary(config(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '2',
+    primary = await startPrimary(config(engine, ['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '2',
       '--consul-wait', '5s', '--log-level', 'warn']), logger);
     const port = primary.proxy.port;
 

@@ -12,6 +12,7 @@ import { tableFromUpstreams } from '../../balancer/src/routing/build-table.js';
 import { adminUpstream } from '../../balancer/src/routing/server-list.js';
 import { DEFAULT_TABLE_DEFAULTS } from '../../balancer/src/routing/tag-options.js';
 import type { RouteTable } from '../../balancer/src/routing/types.js';
+import { ENGINES, engineInit, type EngineName } from '../support/engines.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
@@ -20,7 +21,7 @@ function table(upstreams: Record<string, number[]>): RouteTable {
   return tableFromUpstreams(specs, []);
 }
 
-function supervisor(workers: number, runtimeModule?: string, drainTimeoutMs = 5000): Supervisor {
+function supervisor(engine: EngineName, workers: number, runtimeModule?: string, drainTimeoutMs = 5000): Supervisor {
   return new Supervisor({
     workers,
     drainTimeoutMs,
@@ -32,6 +33,7 @@ function supervisor(workers: number, runtimeModule?: string, drainTimeoutMs = 50
       timeouts: { connectMs: 2000, headersMs: 5000, idleMs: 5000, clientKeepAliveMs: 5000 },
       maxConnectionsPerServer: 16, accessLog: false, logLevel: process.env.TEST_LOG_LEVEL ?? 'silent',
       runtimeModule,
+      ...engineInit(engine),
     },
   });
 }
@@ -60,10 +62,10 @@ async function until<T>(what: string, probe: () => T | undefined | Promise<T | u
   }
 }
 
-test('publish, status, restart of a dead worker with the current table, one worker', { timeout: 60_000 }, async () => {
+for (const engine of ENGINES) test(`publish, status, restart of a dead worker with the current table, one worker [${engine}]`, { timeout: 60_000 }, async () => {
   const a = await backend('a');
   const b = await backend('b');
-  const sup = supervisor(2);
+  const sup = supervisor(engine, 2);
   try {
     const { port } = await sup.start(table({ web: [a.port] }));
     assert.deepEqual(await get(port, 'web'), { status: 200, body: 'a' });
@@ -94,7 +96,7 @@ test('publish, status, restart of a dead worker with the current table, one work
     await sup.stop();
   }
 
-  const one = supervisor(1);
+  const one = supervisor(engine, 1);
   try {
     const { port } = await one.start(table({ web: [a.port] }));
     assert.deepEqual(await get(port, 'web'), { status: 200, body: 'a' });
@@ -110,10 +112,10 @@ test('publish, status, restart of a dead worker with the current table, one work
   }
 });
 
-test('reload: a new generation takes over, the old one drains, no request fails', { timeout: 60_000 }, async () => {
+for (const engine of ENGINES) test(`reload: a new generation takes over, the old one drains, no request fails [${engine}]`, { timeout: 60_000 }, async () => {
   const a = await backend('a');
   const b = await backend('b');
-  const sup = supervisor(2);
+  const sup = supervisor(engine, 2);
   const agent = new Agent({ connections: 4, keepAliveTimeout: 10_000 });
   let stop = false;
   try {
@@ -185,12 +187,12 @@ export function createWorkerRuntime(o) {
 }
 
 test('a generation that cannot start: start() fails clearly; a failed reload keeps the old generation serving', { timeout: 60_000 }, async () => {
-  const broken = supervisor(1, failingInGeneration('1'));
+  const broken = supervisor(ENGINES[0], 1, failingInGeneration('1'));
   await assert.rejects(broken.start(table({})), (err: Error & { code?: string }) => err.code === 'ERR_WORKER_START' && /generation 1 is broken/.test(err.message));
   await broken.stop();
 
   const a = await backend('a');
-  const sup = supervisor(2, failingInGeneration('2'));
+  const sup = supervisor(ENGINES[0], 2, failingInGeneration('2'));
   try {
     const { port } = await sup.start(table({ web: [a.port] }));
     await assert.rejects(sup.reload(table({ web: [a.port], api: [a.port] })), (err: Error & { code?: string }) => err.code === 'ERR_RELOAD_FAILED');
@@ -206,7 +208,7 @@ test('a generation that cannot start: start() fails clearly; a failed reload kee
   }
 });
 
-test('drain is bounded: an old worker stuck on a slow request is killed after the drain timeout', { timeout: 60_000 }, async () => {
+for (const engine of ENGINES) test(`drain is bounded: an old worker stuck on a slow request is killed after the drain timeout [${engine}]`, { timeout: 60_000 }, async () => {
   let received = 0;
   const slow = http.createServer((req, res) => {
     received++;
@@ -216,7 +218,7 @@ test('drain is bounded: an old worker stuck on a slow request is killed after th
   });
   await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
   const slowPort = (slow.address() as AddressInfo).port;
-  const sup = supervisor(1, undefined, 800);
+  const sup = supervisor(engine, 1, undefined, 800);
   try {
     const { port } = await sup.start(table({ slow: [slowPort] }));
     const oldPid = (await sup.status())[0].pid!;

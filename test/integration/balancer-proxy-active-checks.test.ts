@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { tableFromUpstreams } from '../../balancer/src/routing/build-table.js';
 import type { ActiveCheckSpec } from '../../balancer/src/routing/types.js';
 import { startBackends, startProxy, upstreamSpec, type Backend, type RunningProxy } from '../support/upstreams.js';
+import { ENGINES, engineOptions } from '../support/engines.js';
 
 async function waitFor(cond: () => boolean, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
@@ -15,7 +16,7 @@ async function waitFor(cond: () => boolean, timeoutMs: number): Promise<boolean>
 
 const HTTP_CHECK: ActiveCheckSpec = { type: 'http', path: '/health', intervalMs: 30, timeoutMs: 300, rise: 2, fall: 2, expectStatuses: [200] };
 
-describe('balancer proxy: active health checks', () => {
+for (const engine of ENGINES) describe(`balancer proxy: active health checks [${engine}]`, () => {
   let backends: Backend[] = [];
   let proxy: RunningProxy | undefined;
 
@@ -27,7 +28,7 @@ describe('balancer proxy: active health checks', () => {
   it('HTTP check: a server answering an unexpected status goes down, then comes back up', async () => {
     backends = await startBackends(2);
     const [b0, b1] = backends;
-    const p = await startProxy();
+    const p = await startProxy(engineOptions(engine));
     proxy = p;
     p.runtime.applyTable(tableFromUpstreams({ web: upstreamSpec('web', backends.map((b) => b.spec()), { check: HTTP_CHECK }) }, []));
     const b0Status = (): string | undefined => p.runtime.status()[0].servers.find((s) => s.id === b0.spec().id)?.status;
@@ -50,7 +51,7 @@ describe('balancer proxy: active health checks', () => {
   it('TCP check: a killed server goes down; checks stop with the table entry', async () => {
     backends = await startBackends(2);
     const [b0, b1] = backends;
-    const p = await startProxy();
+    const p = await startProxy(engineOptions(engine));
     proxy = p;
     const tcp: ActiveCheckSpec = { ...HTTP_CHECK, type: 'tcp' };
     p.runtime.applyTable(tableFromUpstreams({ web: upstreamSpec('web', backends.map((b) => b.spec({ maxFails: 0 })), { check: tcp }) }, []));

@@ -5,14 +5,15 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tableFromUpstreams } from '../../balancer/src/routing/build-table.js';
 import { startBackends, startProxy, upstreamSpec, type Backend, type RunningProxy } from '../support/upstreams.js';
+import { ENGINES, engineOptions } from '../support/engines.js';
 
-describe('balancer proxy: table churn under load', () => {
+for (const engine of ENGINES) describe(`balancer proxy: table churn under load [${engine}]`, () => {
   let backends: Backend[];
   let proxy: RunningProxy;
 
   before(async () => {
     backends = await startBackends(5);
-    proxy = await startProxy();
+    proxy = await startProxy(engineOptions(engine));
   });
   after(async () => {
     await proxy.runtime.close();

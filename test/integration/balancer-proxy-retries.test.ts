@@ -5,8 +5,9 @@ import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { tableFromUpstreams } from '../../balancer/src/routing/build-table.js';
 import { startBackends, startProxy, upstreamSpec, type Backend, type RunningProxy } from '../support/upstreams.js';
+import { ENGINES, engineOptions } from '../support/engines.js';
 
-describe('balancer proxy: retries and passive health', () => {
+for (const engine of ENGINES) describe(`balancer proxy: retries and passive health [${engine}]`, () => {
   let backends: Backend[] = [];
   let proxy: RunningProxy | undefined;
 
@@ -17,7 +18,7 @@ describe('balancer proxy: retries and passive health', () => {
 
   it('hides a backend killed mid-load from GETs, and passive ejection stops sending to it', async () => {
     backends = await startBackends(3);
-    const p = await startProxy();
+    const p = await startProxy(engineOptions(engine));
     proxy = p;
     p.runtime.applyTable(tableFromUpstreams({
       web: upstreamSpec('web', backends.map((b) => b.spec({ maxFails: 1, failTimeoutMs: 30_000 }))),
@@ -50,7 +51,7 @@ describe('balancer proxy: retries and passive health', () => {
   it('retries GET on another server after a status in retry.onStatuses, but not POST', async () => {
     backends = await startBackends(2);
     backends[0].failStatus = 503;
-    const p = await startProxy();
+    const p = await startProxy(engineOptions(engine));
     proxy = p;
     // maxFails 0: no passive ejection, so every round robin turn meets the failing server again
     p.runtime.applyTable(tableFromUpstreams({ web: upstreamSpec('web', backends.map((b) => b.spec({ maxFails: 0 }))) }, []));
@@ -70,7 +71,7 @@ describe('balancer proxy: retries and passive health', () => {
   it('retries POST too when the upstream says nonIdempotent', async () => {
     backends = await startBackends(2);
     backends[0].failStatus = 503;
-    const p = await startProxy();
+    const p = await startProxy(engineOptions(engine));
     proxy = p;
     p.runtime.applyTable(tableFromUpstreams({
       web: upstreamSpec('web', backends.map((b) => b.spec({ maxFails: 0 })), { retry: { tries: 2, timeoutMs: 0, onStatuses: [503], nonIdempotent: true } }),
@@ -88,7 +89,7 @@ describe('balancer proxy: retries and passive health', () => {
     const dead = backends[0].spec();
     await backends[0].kill();
     backends = [backends[1]];
-    const p = await startProxy({ timeouts: { connectMs: 500, headersMs: 200, idleMs: 1_000, clientKeepAliveMs: 1_000 } });
+    const p = await startProxy({ ...engineOptions(engine), timeouts: { connectMs: 500, headersMs: 200, idleMs: 1_000, clientKeepAliveMs: 1_000 } });
     proxy = p;
     p.runtime.applyTable(tableFromUpstreams({
       gone: upstreamSpec('gone', [dead]), slow: upstreamSpec('slow', [backends[0].spec()]),
@@ -104,7 +105,7 @@ describe('balancer proxy: retries and passive health', () => {
   it('bounds all tries together by retry.timeoutMs', async () => {
     backends = await startBackends(3);
     for (const b of backends) b.failStatus = 503;
-    const p = await startProxy();
+    const p = await startProxy(engineOptions(engine));
     proxy = p;
     p.runtime.applyTable(tableFromUpstreams({
       web: upstreamSpec('web', backends.map((b) => b.spec({ maxFails: 0 })), { retry: { tries: 3, timeoutMs: 0, onStatuses: [503], nonIdempotent: false } }),

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { tableFromUpstreams } from '../../balancer/src/routing/build-table.js';
 import { startBackends, startProxy, upstreamSpec, type Backend, type RunningProxy } from '../support/upstreams.js';
+import { ENGINES, engineOptions } from '../support/engines.js';
 
 const GB = 1024 * 1024 * 1024;
 
@@ -25,13 +26,13 @@ function generatedBody(total: number): Readable {
   });
 }
 
-describe('balancer proxy: streaming', () => {
+for (const engine of ENGINES) describe(`balancer proxy: streaming [${engine}]`, () => {
   let backends: Backend[];
   let proxy: RunningProxy;
 
   before(async () => {
     backends = await startBackends(1);
-    proxy = await startProxy({ timeouts: { connectMs: 1_000, headersMs: 60_000, idleMs: 10_000, clientKeepAliveMs: 5_000 } });
+    proxy = await startProxy({ ...engineOptions(engine), timeouts: { connectMs: 1_000, headersMs: 60_000, idleMs: 10_000, clientKeepAliveMs: 5_000 } });
     proxy.runtime.applyTable(tableFromUpstreams({ files: upstreamSpec('files', [backends[0].spec()]) }, []));
   });
   after(async () => {
@@ -87,7 +88,7 @@ describe('balancer proxy: streaming', () => {
   });
 
   it('cuts the client connection when the upstream body stalls past the idle timeout', async () => {
-    const stalling = await startProxy({ timeouts: { connectMs: 1_000, headersMs: 1_000, idleMs: 200, clientKeepAliveMs: 1_000 } });
+    const stalling = await startProxy({ ...engineOptions(engine), timeouts: { connectMs: 1_000, headersMs: 1_000, idleMs: 200, clientKeepAliveMs: 1_000 } });
     try {
       stalling.runtime.applyTable(tableFromUpstreams({ files: upstreamSpec('files', [backends[0].spec()]) }, []));
       const res = await request(`http://127.0.0.1:${stalling.port}/stall`, { headers: { host: 'files' }, bodyTimeout: 5_000 });

@@ -6,6 +6,7 @@ import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tableFromUpstreams } from '../../balancer/src/routing/build-table.js';
 import { startBackends, startProxy, upstreamSpec, type Backend, type RunningProxy } from '../support/upstreams.js';
+import { ENGINES, engineOptions } from '../support/engines.js';
 
 async function waitFor(cond: () => boolean, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
@@ -13,13 +14,13 @@ async function waitFor(cond: () => boolean, timeoutMs: number): Promise<boolean>
   return cond();
 }
 
-describe('balancer proxy: table swaps', () => {
+for (const engine of ENGINES) describe(`balancer proxy: table swaps [${engine}]`, () => {
   let backends: Backend[];
   let proxy: RunningProxy;
 
   beforeEach(async () => {
     backends = await startBackends(2);
-    proxy = await startProxy();
+    proxy = await startProxy(engineOptions(engine));
   });
   afterEach(async () => {
     await proxy.runtime.close();

@@ -3,8 +3,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { tableFromUpstreams } from '../../balancer/src/routing/build-table.js';
 import { connectWebSocket, startBackends, startProxy, startWebSocketEcho, upstreamSpec, type Backend, type RunningProxy, type WebSocketEchoBackend } from '../support/upstreams.js';
+import { ENGINES, engineOptions } from '../support/engines.js';
 
-describe('balancer proxy: WebSocket pass-through', () => {
+for (const engine of ENGINES) describe(`balancer proxy: WebSocket pass-through [${engine}]`, () => {
   let echo: WebSocketEchoBackend;
   let dead: Backend;
   let proxy: RunningProxy;
@@ -13,7 +14,7 @@ describe('balancer proxy: WebSocket pass-through', () => {
     echo = await startWebSocketEcho();
     [dead] = await startBackends(1, 'dead');
     await dead.kill();
-    proxy = await startProxy();
+    proxy = await startProxy(engineOptions(engine));
     proxy.runtime.applyTable(tableFromUpstreams({
       // the dead server first in id order: the connect failure must move on to the echo server
       chat: upstreamSpec('chat', [echo.spec(), dead.spec()]),

@@ -20,6 +20,8 @@ export interface Backend {
   readonly remotePorts: number[];
   /** headers of the last request */
   readonly lastHeaders: http.IncomingHttpHeaders | undefined;
+  /** request targets as received, in order (any path except /health) */
+  readonly urls: string[];
   /** requests whose client went away before the answer was complete */
   readonly aborted: number;
   /** request bodies received completely: bytes each */
@@ -47,7 +49,7 @@ export interface Backend {
 export async function startBackend(id: string): Promise<Backend> {
   const sockets = new Set<net.Socket>();
   const state = {
-    id, host: '127.0.0.1', port: 0, requests: 0, remotePorts: [] as number[], lastHeaders: undefined as http.IncomingHttpHeaders | undefined,
+    id, host: '127.0.0.1', port: 0, requests: 0, remotePorts: [] as number[], lastHeaders: undefined as http.IncomingHttpHeaders | undefined, urls: [] as string[],
     aborted: 0, accepted: 0, bodies: [] as number[], delayMs: 0, failStatus: undefined as number | undefined, healthStatus: 200,
   };
   const server = http.createServer((req, res) => {
@@ -58,6 +60,7 @@ export async function startBackend(id: string): Promise<Backend> {
       return;
     }
     state.requests++;
+    state.urls.push(url);
     state.remotePorts.push(req.socket.remotePort ?? 0);
     state.lastHeaders = req.headers;
     let bytes = 0;
