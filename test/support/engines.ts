@@ -4,8 +4,9 @@
 // parsed from argv + env, or a spawned balancer process).
 import type { WorkerRuntimeOptions } from '../../balancer/src/worker/runtime.js';
 import type { WorkerInitOptions } from '../../balancer/src/cluster/messages.js';
+import type { Engine } from '../../balancer/src/config.js';
 
-export type EngineName = 'undici' | 'native';
+export type EngineName = Engine;
 
 /** Engines that exist; TEST_ENGINES=undici (comma list) narrows it for a quick local run. */
 const ALL_ENGINES: readonly EngineName[] = ['undici'];
@@ -20,14 +21,14 @@ function selected(): readonly EngineName[] {
 
 export const ENGINES: readonly EngineName[] = selected();
 
-/** WorkerRuntimeOptions field selecting the engine (see NOTES.md: `engine`). */
-export function engineOptions(engine: EngineName): Partial<WorkerRuntimeOptions> {
-  return { engine } as Partial<WorkerRuntimeOptions>;
+/** WorkerRuntimeOptions field selecting the engine of an in-process runtime. */
+export function engineOptions(engine: EngineName): Pick<WorkerRuntimeOptions, 'engine'> {
+  return { engine };
 }
 
 /** WorkerInitOptions field selecting the engine of node:cluster workers. */
-export function engineInit(engine: EngineName): Partial<WorkerInitOptions> {
-  return { engine } as Partial<WorkerInitOptions>;
+export function engineInit(engine: EngineName): Pick<WorkerInitOptions, 'engine'> {
+  return { engine };
 }
 
 /** Environment selecting the engine of a balancer started from argv + env (BALANCER_ENGINE). */
