@@ -6,6 +6,7 @@ import type { Algorithm } from './routing/types.js';
 import { ALGORITHMS } from './routing/types.js';
 import { parseDurationMs } from './routing/tag-options.js';
 import { CidrError, parseCidrList } from './proxy/cidr.js';
+import { parseTlsConfig, type TlsConfig } from './tls/tls-config.js';
 
 /** Node fires a setTimeout/setInterval longer than 2^31-1 ms after 1 ms: such a duration must be refused. */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -89,6 +90,8 @@ export interface Config {
   readonly trustForwarded: readonly string[];
   readonly logLevel: LogLevel;
   readonly reload: ReloadConfig;
+  /** --tls-listen and the TLS/ACME flags; undefined = no TLS listener */
+  readonly tls?: TlsConfig;
 }
 
 export interface HelpRequest {
@@ -124,6 +127,20 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'min-query-interval', env: 'BALANCER_MIN_QUERY_INTERVAL', kind: 'string', value: 'duration', def: '10ms', help: 'rate limit: minimum time between two queries of one watcher' },
   { name: 'debounce', env: 'BALANCER_DEBOUNCE', kind: 'string', value: 'duration', def: '2ms', help: 'window that coalesces a burst of catalog changes into one table (latest wins)' },
   { name: 'listen', env: 'BALANCER_LISTEN', kind: 'string', value: 'host:port', def: '0.0.0.0:8080', help: 'proxy listener' },
+  { name: 'tls-listen', env: 'BALANCER_TLS_LISTEN', kind: 'repeat', value: 'host:port', help: 'TLS (HTTPS) proxy listener (repeatable; env: comma separated)' },
+  { name: 'tls-cert-dir', env: 'BALANCER_TLS_CERT_DIR', kind: 'string', value: 'path', help: 'directory of PEM chains and keys, watched; names from each certificate\'s SAN' },
+  { name: 'tls-kv-prefix', env: 'BALANCER_TLS_KV_PREFIX', kind: 'string', value: 'prefix', help: 'Consul KV prefix of certificates: <prefix><name>/cert and /key, followed (default balancer/certs/ with ACME)' },
+  { name: 'tls-default-cert', env: 'BALANCER_TLS_DEFAULT_CERT', kind: 'string', value: 'name', help: 'the certificate (by one of its names) for handshakes without SNI or with an unknown name' },
+  { name: 'tls-ciphers', env: 'BALANCER_TLS_CIPHERS', kind: 'string', value: 'list', def: 'Mozilla intermediate', help: 'OpenSSL cipher list (TLS 1.3 and 1.2 suites)' },
+  { name: 'tls-min-version', env: 'BALANCER_TLS_MIN_VERSION', kind: 'string', value: 'TLSv1.2|TLSv1.3', def: 'TLSv1.2', help: 'lowest TLS version accepted' },
+  { name: 'tls-ticket-rotate', env: 'BALANCER_TLS_TICKET_ROTATE', kind: 'string', value: 'duration', def: '1h', help: 'session ticket key rotation (keys shared by all workers)' },
+  { name: 'tls-handshake-timeout', env: 'BALANCER_TLS_HANDSHAKE_TIMEOUT', kind: 'string', value: 'duration', def: '10s', help: 'a TLS handshake not finished after this is dropped' },
+  { name: 'acme-directory', env: 'BALANCER_ACME_DIRECTORY', kind: 'string', value: 'url', help: 'ACME directory URL: order certificates for services tagged tls=acme (needs Consul)' },
+  { name: 'acme-email', env: 'BALANCER_ACME_EMAIL', kind: 'string', value: 'address', help: 'ACME account contact' },
+  { name: 'acme-kv-prefix', env: 'BALANCER_ACME_KV_PREFIX', kind: 'string', value: 'prefix', def: 'balancer/acme/', help: 'Consul KV prefix of the ACME account, challenges, locks and renewal state' },
+  { name: 'acme-lock-ttl', env: 'BALANCER_ACME_LOCK_TTL', kind: 'string', value: 'duration', def: '2m', help: 'an order lock not refreshed for this long is free again' },
+  { name: 'acme-check-interval', env: 'BALANCER_ACME_CHECK_INTERVAL', kind: 'string', value: 'duration', def: '1m', help: 'how often names are checked for issuance and renewal' },
+  { name: 'acme-retry', env: 'BALANCER_ACME_RETRY', kind: 'string', value: 'duration', def: '1m', help: 'first pause after a failed order (doubles up to 1h)' },
   { name: 'admin', env: 'BALANCER_ADMIN', kind: 'string', value: 'host:port', def: '127.0.0.1:8081', help: 'admin API listener' },
   { name: 'admin-token', env: 'BALANCER_ADMIN_TOKEN', kind: 'string', value: 'token', help: 'require "Authorization: Bearer <token>" on the admin API' },
   { name: 'mode', env: 'BALANCER_MODE', kind: 'string', value: 'dynamic|reload', def: 'dynamic', help: 'dynamic: swap tables in place; reload: render a config and start a new worker generation' },
@@ -266,6 +283,13 @@ export function parseBalancerArgs(
     const waitRaw = str('wait');
     const wait = waitRaw === undefined ? undefined : parseWait(waitRaw, source('wait'));
 
+    const tls = parseTlsConfig({
+      str, duration, source,
+      repeat: (name) => fromArgs.get(name) ?? (env[BY_NAME.get(name)?.env ?? ''] ?? '').split(',').filter((v) => v.trim() !== ''),
+      hostPort: parseHostPort,
+      fail: (message) => { throw new ConfigError(message); },
+    }, consul !== undefined);
+
     return {
       kind: 'config',
       consul,
@@ -301,6 +325,7 @@ export function parseBalancerArgs(
         reloadCommand: str('reload-command'),
         wait,
       },
+      tls,
     };
   } catch (err) {
     if (err instanceof ConfigError) return err;

@@ -12,6 +12,7 @@ import { AdminError } from './route-support.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { statusRoutes } from './routes/status.js';
 import { upstreamRoutes } from './routes/upstreams.js';
+import { certRoutes } from './routes/certs.js';
 
 export type { AdminDeps, AdminRoutes, WorkerStatusSource } from './deps.js';
 
@@ -63,6 +64,7 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
   upstreamRoutes(routes, deps);
   statusRoutes(routes, deps);
   metricsRoutes(routes, deps);
+  certRoutes(routes, deps);
 
   return routes;
 }

@@ -28,6 +28,8 @@ export interface AdminDeps {
   readonly applied?: (version: string) => Promise<boolean>;
   /** set when upstreams cannot be changed here (reload mode: the rendered config is the source) */
   readonly readOnlyReason?: string;
+  /** TLS certificates and ACME (routes/certs.ts); undefined = no TLS listener */
+  readonly tls?: import('../tls/tls-primary.js').TlsHandle;
 }
 
 /** One admin route file: registers its routes on the app. */

@@ -1,6 +1,10 @@
 // IPC between the primary and its workers. Plain JSON; every request carries a seq the reply echoes.
 import type { RouteTable } from '../routing/types.js';
 import type { UpstreamStatus, WorkerTimeouts } from '../worker/runtime.js';
+import type { CertDelta } from '../tls/cert-snapshot.js';
+import type { WorkerTlsOptions } from '../tls/tls-settings.js';
+import type { TlsListenerAddress } from '../tls/worker-tls.js';
+import type { ChallengeLookupOptions } from '../tls/acme-challenge.js';
 
 /** Everything a worker needs to build its runtime (serialisable: no logger, no functions). */
 export interface WorkerInitOptions {
@@ -17,21 +21,30 @@ export interface WorkerInitOptions {
   readonly logLevel: string;
   /** module exporting createWorkerRuntime; undefined = the real engine (tests may substitute) */
   readonly runtimeModule?: string;
+  /** --tls-listen and friends; undefined = no TLS listener */
+  readonly tls?: WorkerTlsOptions;
+  /** ACME HTTP-01: where the plain listener looks up challenge tokens (Consul KV) */
+  readonly acmeChallenges?: ChallengeLookupOptions;
 }
 
 export type PrimaryToWorker =
   | { readonly type: 'init'; readonly generation: number; readonly options: WorkerInitOptions; readonly table: RouteTable }
   | { readonly type: 'table'; readonly seq: number; readonly table: RouteTable }
   | { readonly type: 'status'; readonly seq: number }
-  | { readonly type: 'drain'; readonly seq: number };
+  | { readonly type: 'drain'; readonly seq: number }
+  // TLS (balancer/src/tls): certificates as a versioned delta, session ticket keys (base64, 48 bytes)
+  | { readonly type: 'tls-certs'; readonly seq: number; readonly delta: CertDelta }
+  | { readonly type: 'tls-ticket-keys'; readonly keys: string };
 
 export type WorkerToPrimary =
   | { readonly type: 'hello' }
-  | { readonly type: 'ready'; readonly address: { address: string; port: number; family: string }; readonly version: string }
+  | { readonly type: 'ready'; readonly address: { address: string; port: number; family: string }; readonly version: string; readonly tls?: readonly TlsListenerAddress[] }
   | { readonly type: 'ack'; readonly seq: number; readonly changed: boolean; readonly version: string }
   | { readonly type: 'status'; readonly seq: number; readonly upstreams: UpstreamStatus[]; readonly version: string }
   | { readonly type: 'drained'; readonly seq: number }
-  | { readonly type: 'fatal'; readonly message: string; readonly code?: string };
+  | { readonly type: 'fatal'; readonly message: string; readonly code?: string }
+  /** ok false: the delta was against another version; the primary sends the full set */
+  | { readonly type: 'tls-certs-ack'; readonly seq: number; readonly ok: boolean; readonly version: string };
 
 export function isWorkerMessage(m: unknown): m is WorkerToPrimary {
   return typeof m === 'object' && m !== null && typeof (m as { type?: unknown }).type === 'string';

@@ -11,6 +11,7 @@ import { TableHolder } from '../routing/table-holder.js';
 import { DEFAULT_TABLE_DEFAULTS, type TableDefaults } from '../routing/tag-options.js';
 import type { CatalogSnapshot, RouteTable } from '../routing/types.js';
 import { Supervisor } from './supervisor.js';
+import { challengeLookupOptions, startTls, workerTlsOptions, type TlsHandle } from '../tls/tls-primary.js';
 
 export class StartupError extends Error {
   /** ERR_CONSUL_UNREACHABLE, ERR_RELOAD_MODE_UNAVAILABLE, ERR_WORKER_START, ERR_ADMIN_LISTEN, or the code of the cause */
@@ -25,6 +26,8 @@ export interface PrimaryHandle {
   readonly admin: { address: string; port: number };
   readonly holder: TableHolder;
   readonly supervisor: Supervisor;
+  /** TLS listener addresses (real ports) and the certificate store; undefined without --tls-listen */
+  readonly tls?: { readonly addresses: readonly { address: string; port: number }[]; readonly handle: TlsHandle };
   /** graceful: admin, watchers, workers (drained), dump flushed */
   stop(): Promise<void>;
 }
@@ -122,8 +125,18 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
       accessLog: config.accessLog,
       trustForwarded: config.trustForwarded,
       logLevel: config.logLevel,
+      tls: config.tls ? workerTlsOptions(config.tls) : undefined,
+      acmeChallenges: challengeLookupOptions(config.tls, config.consul),
     },
   });
+  // before the workers start: they get the certificates right after their init
+  let tls: TlsHandle | undefined;
+  if (config.tls) {
+    tls = await startTls({
+      config: config.tls, consul: config.consul, workers: supervisor, logger, signal, dumpFile: config.dumpFile,
+      catalog: { current: () => holder.currentSnapshot(), subscribe: (l) => holder.subscribe(() => l()) },
+    });
+  }
 
   let stopRenderers: (() => Promise<void>) | undefined;
   try {
@@ -153,6 +166,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
   } catch (err) {
     controller.abort();
     await supervisor.stop().catch(() => undefined);
+    await tls?.stop().catch(() => undefined);
     await dumpWriter?.flush();
     if (err instanceof StartupError) throw err;
     throw new StartupError((err as { code?: string }).code ?? 'ERR_WORKER_START', (err as Error).message);
@@ -168,6 +182,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
     applied: config.mode === 'dynamic' ? (version) => supervisor.whenPublished(version, 5000) : undefined,
     readOnlyReason: config.mode === 'reload' ? 'reload mode: upstreams come from the rendered config file, not from the admin API' : undefined,
     metrics: () => ({ ...supervisor.metrics(), discovery: watcher?.stats(), dump: dumpWriter?.stats() }),
+    tls,
   });
   try {
     await admin.listen({ host: config.admin.host, port: config.admin.port });
@@ -175,6 +190,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
     controller.abort();
     await stopRenderers?.().catch(() => undefined);
     await supervisor.stop().catch(() => undefined);
+    await tls?.stop().catch(() => undefined);
     await dumpWriter?.flush();
     throw new StartupError('ERR_ADMIN_LISTEN', `admin API cannot listen on ${config.admin.host}:${config.admin.port}: ${(err as Error).message}`);
   }
@@ -188,6 +204,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
     admin: { address: adminAddr.address, port: adminAddr.port },
     holder,
     supervisor,
+    tls: tls ? { addresses: (supervisor.tlsAddresses() ?? []).map((a) => ({ address: a.address, port: a.port })), handle: tls } : undefined,
     stop() {
       stopping ??= (async () => {
         log.info('stopping');
@@ -195,6 +212,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
         await admin.close().catch((err) => log.warn({ err }, 'admin close failed'));
         await stopRenderers?.().catch((err) => log.warn({ err }, 'reload mode stop failed'));
         await supervisor.stop();
+        await tls?.stop();
         await watcher?.done;
         await dumpWriter?.flush();
         log.info('stopped');

@@ -65,6 +65,12 @@ export interface SupervisorMetrics {
   readonly publishLatencyMs: { readonly last: number; readonly p50: number; readonly p99: number; readonly max: number; readonly samples: number };
 }
 
+/** One worker as extensions (TLS) see it: an id and a way to send it a message. */
+export interface WorkerChannel {
+  readonly workerId: number;
+  send(msg: PrimaryToWorker): boolean;
+}
+
 export class SupervisorError extends Error {
   constructor(readonly code: 'ERR_WORKER_START' | 'ERR_RELOAD_FAILED' | 'ERR_SUPERVISOR_STOPPED' | 'ERR_NOT_STARTED', message: string) {
     super(message);
@@ -110,6 +116,9 @@ export class Supervisor {
   private readonly drains = new Set<Promise<void>>();
   private readonly publishedListeners = new Set<(e: PublishedEvent) => void>();
   private lastPublishedVersion: string | undefined;
+  private tlsListenAddresses: readonly { address: string; port: number; family: string }[] | undefined;
+  private readonly initListeners = new Set<(ch: WorkerChannel) => void>();
+  private readonly extraMessageListeners = new Set<(ch: WorkerChannel, msg: WorkerToPrimary) => void>();
 
   constructor(private readonly opts: SupervisorOptions) {
     this.log = opts.logger;
@@ -141,6 +150,42 @@ export class Supervisor {
   /** The address the workers listen on (the real port when the configured one was 0). */
   address(): { address: string; port: number } | undefined {
     return this.listenAddress ? { address: this.listenAddress.address, port: this.listenAddress.port } : undefined;
+  }
+
+  /** The TLS listener addresses the workers reported (the real ports when configured as 0). */
+  tlsAddresses(): readonly { address: string; port: number; family: string }[] | undefined {
+    return this.tlsListenAddresses;
+  }
+
+  /** Called right after a worker was sent its init: messages sent now arrive after it (TLS certificates, ticket keys). */
+  onWorkerInit(listener: (ch: WorkerChannel) => void): () => void {
+    this.initListeners.add(listener);
+    return () => this.initListeners.delete(listener);
+  }
+
+  /** Messages of types the supervisor itself does not handle (TLS acknowledgements). */
+  onWorkerMessage(listener: (ch: WorkerChannel, msg: WorkerToPrimary) => void): () => void {
+    this.extraMessageListeners.add(listener);
+    return () => this.extraMessageListeners.delete(listener);
+  }
+
+  /** Every live worker that has its init, of any generation (a draining one still serves its connections). */
+  channels(): WorkerChannel[] {
+    return [...this.members.values()].filter((m) => m.inited && m.state !== 'gone').map((m) => this.channelOf(m));
+  }
+
+  private channelOf(m: Member): WorkerChannel {
+    return { workerId: m.worker.id, send: (msg) => this.send(m, msg) };
+  }
+
+  private notify<A extends unknown[]>(listeners: Iterable<(...args: A) => void>, ...args: A): void {
+    for (const l of listeners) {
+      try {
+        l(...args);
+      } catch (err) {
+        this.log.warn({ err }, 'supervisor listener failed');
+      }
+    }
   }
 
   currentTable(): RouteTable | undefined {
@@ -308,11 +353,13 @@ export class Supervisor {
         const table = m.generation === this.generation && this.table ? this.table : m.initTable;
         this.send(m, { type: 'init', generation: m.generation, options: this.opts.init, table });
         m.inited = true;
+        this.notify(this.initListeners, this.channelOf(m));
         return;
       }
       case 'ready':
         if (m.state === 'starting') m.state = 'ready';
         this.listenAddress ??= msg.address;
+        if (msg.tls) this.tlsListenAddresses ??= msg.tls;
         m.resolveReady(true);
         return;
       case 'fatal':
@@ -330,6 +377,8 @@ export class Supervisor {
         }
         return;
       }
+      default:
+        this.notify(this.extraMessageListeners, this.channelOf(m), msg);
     }
   }
 

@@ -4,6 +4,8 @@
 import pino from 'pino';
 import type { WorkerRuntime } from '../worker/runtime.js';
 import type { PrimaryToWorker, WorkerInitOptions, WorkerToPrimary } from './messages.js';
+import { WorkerTls } from '../tls/worker-tls.js';
+import { createChallengeLookup } from '../tls/acme-challenge.js';
 
 type RuntimeFactory = (opts: Parameters<typeof import('../worker/runtime.js').createWorkerRuntime>[0]) => WorkerRuntime;
 
@@ -14,6 +16,9 @@ let base: pino.Logger = pino({ level: 'info' }).child({ role: 'worker' });
 let logger: pino.Logger = base.child({ component: 'worker' });
 let exiting = false;
 let currentVersion = '';
+// TLS state exists before the runtime: certificates sent right after init apply at once, so the
+// TLS listener starts with them (it waits for the first set)
+let workerTls: WorkerTls | undefined;
 
 function send(msg: WorkerToPrimary): void {
   if (process.connected) process.send?.(msg);
@@ -32,6 +37,7 @@ async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<
   const o = msg.options;
   base = pino({ level: o.logLevel }).child({ role: 'worker', generation: msg.generation });
   logger = base.child({ component: 'worker' });
+  if (o.tls) workerTls ??= new WorkerTls(o.tls, base.child({ component: 'tls' }));
   const factory = await loadFactory(o);
   runtime = factory({
     logger: base,
@@ -42,12 +48,15 @@ async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<
     engine: o.engine,
     accessLog: o.accessLog,
     trustForwarded: o.trustForwarded,
+    acmeChallenge: o.acmeChallenges ? createChallengeLookup(o.acmeChallenges) : undefined,
   });
   runtime.applyTable(msg.table);
   currentVersion = msg.table.version;
   const addr = await runtime.listen(o.listenHost, o.listenPort);
-  logger.info({ address: addr.address, port: addr.port, version: msg.table.version }, 'worker listening');
-  send({ type: 'ready', address: { address: addr.address, port: addr.port, family: addr.family }, version: msg.table.version });
+  const rt = runtime;
+  const tlsAddrs = workerTls ? await workerTls.listen((socket) => rt.handleSocket(socket)) : undefined;
+  logger.info({ address: addr.address, port: addr.port, tls: tlsAddrs?.map((a) => a.port), version: msg.table.version }, 'worker listening');
+  send({ type: 'ready', address: { address: addr.address, port: addr.port, family: addr.family }, version: msg.table.version, tls: tlsAddrs });
 }
 
 async function exitAfter(work: () => Promise<void>, code: number): Promise<void> {
@@ -93,6 +102,7 @@ process.on('message', (raw: unknown) => {
     case 'drain':
       void exitAfter(async () => {
         await pendingInit?.catch(() => undefined);
+        workerTls?.close();
         if (runtime) {
           await runtime.stopAccepting();
           await runtime.close();
@@ -101,6 +111,17 @@ process.on('message', (raw: unknown) => {
         // give the IPC channel a moment to flush the reply before the process goes
         await new Promise((r) => setTimeout(r, 20));
       }, 0);
+      return;
+    case 'tls-certs': {
+      // not queued behind init (whose synchronous part created workerTls): the TLS listener waits for the first set
+      if (!workerTls) return;
+      const ok = workerTls.apply(msg.delta);
+      if (ok) logger.info({ version: msg.delta.version, upserted: msg.delta.upsert.length, removed: msg.delta.remove.length }, 'certificates swapped');
+      send({ type: 'tls-certs-ack', seq: msg.seq, ok, version: workerTls.version() });
+      return;
+    }
+    case 'tls-ticket-keys':
+      workerTls?.setTicketKeys(Buffer.from(msg.keys, 'base64'));
       return;
     default:
       logger.warn({ type: (msg as { type?: unknown })?.type }, 'unknown message from primary');
@@ -111,7 +132,7 @@ process.on('message', (raw: unknown) => {
 process.on('SIGINT', () => undefined);
 process.on('SIGTERM', () => undefined);
 process.on('disconnect', () => {
-  void exitAfter(async () => { await runtime?.close(); }, 0);
+  void exitAfter(async () => { workerTls?.close(); await runtime?.close(); }, 0);
 });
 
 send({ type: 'hello' });

@@ -33,6 +33,8 @@ export interface WorkerRuntimeOptions {
   readonly trustForwarded?: readonly string[];
   readonly now?: () => number;
   readonly random?: () => number;
+  /** ACME HTTP-01: answers GET /.well-known/acme-challenge/<token> before routing (balancer/src/tls) */
+  readonly acmeChallenge?: import('../tls/acme-challenge.js').ChallengeLookup;
 }
 
 /** Connection pool figures of one upstream server (undici Pool stats). */

@@ -1,0 +1,72 @@
+// ACME HTTP-01 answers (RFC 8555 section 8.3) on the plain listener, before routing: the token's key
+// authorization lives in Consul KV, so whichever balancer instance the CA reaches can answer an
+// order another instance placed.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { request } from 'undici';
+import type pino from 'pino';
+
+export const ACME_CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
+/** RFC 8555: tokens are base64url, at least 128 bits; we accept up to 256 characters. */
+const TOKEN = /^[A-Za-z0-9_-]{16,256}$/;
+
+export interface ChallengeLookupOptions {
+  readonly consulUrl: string;
+  readonly consulToken?: string;
+  /** --acme-kv-prefix, ending in '/' */
+  readonly kvPrefix: string;
+  readonly timeoutMs: number;
+}
+
+export function challengeKey(kvPrefix: string, token: string): string {
+  return `${kvPrefix}challenges/${token}`;
+}
+
+/** The token of a challenge path, or undefined when the path is not one (or the token is malformed). */
+export function acmeTokenOf(url: string): string | undefined {
+  if (!url.startsWith(ACME_CHALLENGE_PREFIX)) return undefined;
+  const token = url.slice(ACME_CHALLENGE_PREFIX.length);
+  return TOKEN.test(token) ? token : undefined;
+}
+
+export type ChallengeLookup = (token: string) => Promise<string | undefined>;
+
+export function createChallengeLookup(opts: ChallengeLookupOptions): ChallengeLookup {
+  return async (token) => {
+    const url = new URL(`/v1/kv/${challengeKey(opts.kvPrefix, token)}`, opts.consulUrl);
+    url.searchParams.set('raw', '');
+    const headers: Record<string, string> = {};
+    if (opts.consulToken) headers['x-consul-token'] = opts.consulToken;
+    const res = await request(url, { method: 'GET', headers, signal: AbortSignal.timeout(opts.timeoutMs) });
+    const text = await res.body.text();
+    if (res.statusCode === 404) return undefined;
+    if (res.statusCode !== 200) throw new Error(`consul answered ${res.statusCode}`);
+    return text;
+  };
+}
+
+/** node:http handler for a path under ACME_CHALLENGE_PREFIX. */
+export function answerAcmeChallenge(lookup: ChallengeLookup, req: IncomingMessage, res: ServerResponse, log: pino.Logger): void {
+  const token = acmeTokenOf(req.url ?? '');
+  const send = (status: number, body: string) => {
+    if (res.headersSent || res.destroyed) return;
+    res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+    res.end(body);
+  };
+  if (token === undefined || (req.method !== 'GET' && req.method !== 'HEAD')) {
+    send(404, 'no such challenge\n');
+    return;
+  }
+  lookup(token).then(
+    (answer) => {
+      if (answer === undefined) send(404, 'no such challenge\n');
+      else {
+        log.info({ token }, 'ACME HTTP-01 challenge answered');
+        send(200, answer);
+      }
+    },
+    (err: Error) => {
+      log.warn({ token, err: err.message }, 'ACME challenge lookup failed');
+      send(503, 'challenge store unavailable\n');
+    },
+  );
+}

@@ -1,0 +1,94 @@
+// TLS in the primary: the certificate sources (directory, Consul KV, admin API, ACME through KV)
+// feed one CertStore; the distributor sends its snapshots and the shared ticket keys to the workers.
+import type pino from 'pino';
+import type { ConsulConfig } from '../config.js';
+import type { CatalogSnapshot } from '../routing/types.js';
+import type { ChallengeLookupOptions } from './acme-challenge.js';
+import { AdminCerts } from './admin-certs.js';
+import { CertDistributor, type WorkerChannels } from './cert-distributor.js';
+import { CertStore } from './cert-store.js';
+import { DirSource } from './dir-source.js';
+import { KvSource } from './kv-source.js';
+import type { TlsConfig } from './tls-config.js';
+import type { WorkerTlsOptions } from './tls-settings.js';
+
+export interface TlsPrimaryDeps {
+  readonly config: TlsConfig;
+  readonly consul?: ConsulConfig;
+  readonly workers: WorkerChannels;
+  readonly logger: pino.Logger;
+  readonly signal: AbortSignal;
+  /** admin certificates are kept beside the dump file (mode 0600) */
+  readonly dumpFile?: string;
+  /** the catalog (ACME names come from tls=acme services) */
+  readonly catalog?: { current(): CatalogSnapshot | undefined; subscribe(l: () => void): () => void };
+}
+
+export interface AcmeControl {
+  /** names wanted and their state (admin GET /acme) */
+  status(): Promise<unknown>;
+  /** ask for a new certificate now, whatever the renewal schedule (any instance may do the order) */
+  forceRenew(name: string): Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+export interface TlsHandle {
+  readonly store: CertStore;
+  readonly admin: AdminCerts;
+  readonly distributor: CertDistributor;
+  readonly acme?: AcmeControl;
+  stop(): Promise<void>;
+}
+
+export function workerTlsOptions(config: TlsConfig): WorkerTlsOptions {
+  return { listen: config.listen, ciphers: config.ciphers, minVersion: config.minVersion, handshakeTimeoutMs: config.handshakeTimeoutMs };
+}
+
+export function challengeLookupOptions(config: TlsConfig | undefined, consul: ConsulConfig | undefined): ChallengeLookupOptions | undefined {
+  if (!config?.acme || !consul) return undefined;
+  return { consulUrl: consul.baseUrl, consulToken: consul.token, kvPrefix: config.acme.kvPrefix, timeoutMs: 3_000 };
+}
+
+/** Loads what is there (directory scanned, first KV answer, bounded) before the workers start. */
+export async function startTls(deps: TlsPrimaryDeps): Promise<TlsHandle> {
+  const { config, logger } = deps;
+  const log = logger.child({ component: 'tls' });
+  const store = new CertStore(config.defaultCert, log);
+  const distributor = new CertDistributor({ store, workers: deps.workers, log, ticketRotateMs: config.ticketRotateMs });
+  const admin = new AdminCerts((e) => store.setSource('admin', e), log, deps.dumpFile ? `${deps.dumpFile}.certs.json` : undefined);
+  await admin.load();
+  let dir: DirSource | undefined;
+  if (config.certDir) {
+    dir = new DirSource({ dir: config.certDir, log: log.child({ source: 'dir' }), onChange: (e) => store.setSource('dir', e) });
+    await dir.start();
+  }
+  let kv: KvSource | undefined;
+  if (config.kvPrefix && deps.consul) {
+    kv = new KvSource({
+      endpoint: { baseUrl: deps.consul.baseUrl, token: deps.consul.token },
+      prefix: config.kvPrefix,
+      waitMs: deps.consul.waitMs,
+      log: log.child({ source: 'kv' }),
+      onChange: (e) => store.setSource('kv', e),
+    }, deps.signal);
+    await kv.first(5_000);
+  }
+  let acme: AcmeControl | undefined;
+  if (config.acme && deps.consul && config.kvPrefix) {
+    const { startAcme } = await import('./acme-manager.js');
+    acme = startAcme({
+      acme: config.acme, certPrefix: config.kvPrefix, consul: deps.consul, store,
+      catalog: deps.catalog, log: logger.child({ component: 'acme' }), signal: deps.signal,
+    });
+  }
+  return {
+    store, admin, distributor, acme,
+    async stop() {
+      dir?.stop();
+      distributor.stop();
+      await acme?.stop();
+      await kv?.done;
+      await admin.flush();
+    },
+  };
+}

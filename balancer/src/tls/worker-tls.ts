@@ -1,0 +1,155 @@
+// The TLS listeners of one worker: tls.Servers whose SNICallback reads the current certificate
+// index (one mutable reference, replaced whole when a snapshot arrives), handing every secure socket
+// to the proxy engine. Existing connections keep the context they were handshaken with.
+import type { AddressInfo, Socket } from 'node:net';
+import tls from 'node:tls';
+import type pino from 'pino';
+import { applyCertDelta, EMPTY_CERT_SNAPSHOT, type CertDelta, type CertSnapshot } from './cert-snapshot.js';
+import type { CertEntry } from './certificate.js';
+import { buildCertIndex, selectCertificate, type CertIndex } from './sni.js';
+import { TICKET_KEY_BYTES, type WorkerTlsOptions } from './tls-settings.js';
+import { RateLimitedLog } from './rate-limited-log.js';
+
+interface LiveCert extends CertEntry {
+  readonly context: tls.SecureContext;
+}
+
+export interface TlsListenerAddress {
+  readonly address: string;
+  readonly port: number;
+  readonly family: string;
+}
+
+export class WorkerTls {
+  #snapshot: CertSnapshot = EMPTY_CERT_SNAPSHOT;
+  #index: CertIndex<LiveCert> = buildCertIndex<LiveCert>([], undefined);
+  #contexts = new Map<string, LiveCert>();
+  #ticketKeys: Buffer | undefined;
+  #servers: tls.Server[] = [];
+  #first: Promise<void>;
+  #gotFirst!: () => void;
+  readonly #noCertLog: RateLimitedLog;
+
+  constructor(readonly opts: WorkerTlsOptions, private readonly log: pino.Logger) {
+    this.#first = new Promise((r) => (this.#gotFirst = r));
+    this.#noCertLog = new RateLimitedLog(log, 10_000, 256);
+  }
+
+  version(): string {
+    return this.#snapshot.version;
+  }
+
+  /** Applies a delta; false when it is against another version (the primary then sends a full one). */
+  apply(delta: CertDelta): boolean {
+    const next = applyCertDelta(this.#snapshot, delta);
+    if (next === undefined) return false;
+    const contexts = new Map<string, LiveCert>();
+    const live: LiveCert[] = [];
+    for (const c of next.certs) {
+      const prev = this.#contexts.get(c.id);
+      let entry: LiveCert;
+      if (prev && prev.fingerprint === c.fingerprint) entry = prev;
+      else {
+        try {
+          entry = { ...c, context: tls.createSecureContext(this.#contextOptions(c)) };
+        } catch (err) {
+          // validated in the primary already; an OpenSSL refusal here costs this certificate only
+          this.log.warn({ id: c.id, names: c.names, err: (err as Error).message }, 'certificate refused by OpenSSL, skipped');
+          continue;
+        }
+      }
+      contexts.set(c.id, entry);
+      live.push(entry);
+    }
+    this.#contexts = contexts;
+    this.#index = buildCertIndex(live, next.defaultName); // the swap: new handshakes from here on
+    this.#snapshot = next;
+    this.#applyDefault();
+    this.#gotFirst();
+    return true;
+  }
+
+  setTicketKeys(keys: Buffer): void {
+    if (keys.length !== TICKET_KEY_BYTES) return;
+    this.#ticketKeys = keys;
+    for (const s of this.#servers) s.setTicketKeys(keys);
+  }
+
+  /** Listens on every --tls-listen address once the first snapshot is here (bounded wait). */
+  async listen(onSocket: (socket: Socket) => void, firstSnapshotTimeoutMs = 10_000): Promise<TlsListenerAddress[]> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#first, new Promise<void>((r) => (timer = setTimeout(r, firstSnapshotTimeoutMs)))]);
+    clearTimeout(timer);
+    const out: TlsListenerAddress[] = [];
+    for (const addr of this.opts.listen) {
+      const server = tls.createServer({
+        ...this.#baseOptions(),
+        ...this.#defaultCertOptions(),
+        ALPNProtocols: ['http/1.1'],
+        handshakeTimeout: this.opts.handshakeTimeoutMs,
+        SNICallback: (servername, cb) => this.#sni(servername, cb),
+      });
+      if (this.#ticketKeys) server.setTicketKeys(this.#ticketKeys);
+      server.on('secureConnection', (socket: tls.TLSSocket) => onSocket(socket));
+      server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
+        if (!socket.servername && !this.#index.defaultCert && /no suitable|no shared|certificate/i.test(err.message)) {
+          this.#noCertLog.warn('', { servername: null }, 'TLS handshake without SNI and no default certificate');
+        }
+        socket.destroy();
+      });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: addr.host, port: addr.port }, () => {
+          server.off('error', reject);
+          server.on('error', (err) => this.log.error({ err }, 'TLS listener error'));
+          resolve();
+        });
+      });
+      this.#servers.push(server);
+      const a = server.address() as AddressInfo;
+      out.push({ address: a.address, port: a.port, family: a.family });
+    }
+    return out;
+  }
+
+  /** Stop accepting (established connections belong to the proxy engine, which drains them). */
+  close(): void {
+    for (const s of this.#servers) s.close();
+    this.#servers = [];
+  }
+
+  #sni(servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void {
+    const cert = selectCertificate(this.#index, servername);
+    if (cert === undefined) {
+      this.#noCertLog.warn(servername, { servername }, 'no certificate for this name and no default: handshake refused');
+      cb(new Error(`no certificate for ${servername}`));
+      return;
+    }
+    cb(null, cert.context);
+  }
+
+  #baseOptions(): tls.SecureContextOptions {
+    return {
+      minVersion: this.opts.minVersion,
+      maxVersion: 'TLSv1.3',
+      ciphers: this.opts.ciphers,
+      honorCipherOrder: true,
+    };
+  }
+
+  #contextOptions(c: CertEntry): tls.SecureContextOptions {
+    return { ...this.#baseOptions(), cert: c.certPem, key: c.keyPem };
+  }
+
+  #defaultCertOptions(): tls.SecureContextOptions {
+    const d = this.#index.defaultCert;
+    return d ? { cert: d.certPem, key: d.keyPem } : {};
+  }
+
+  /** Handshakes without SNI use the server's own context: keep it on the current default. */
+  #applyDefault(): void {
+    for (const s of this.#servers) {
+      s.setSecureContext({ ...this.#baseOptions(), ...this.#defaultCertOptions(), ...(this.#ticketKeys ? { ticketKeys: this.#ticketKeys } : {}) });
+    }
+  }
+}
