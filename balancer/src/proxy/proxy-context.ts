@@ -1,6 +1,7 @@
 // What every request handler of one worker shares: the current compiled table (the single mutable
 // reference, replaced whole on swap), the upstream transport, the health figures and the options.
 import type pino from 'pino';
+import type { ChallengeLookup } from '../tls/acme-challenge.js';
 import type { PeerHealth } from '../health/peer-health.js';
 import type { CompiledTable } from './compiled-table.js';
 import type { UpstreamTransport } from './transport.js';
@@ -24,6 +25,8 @@ export interface ProxyContext {
   draining: boolean;
   /** requests between arrival and response end (the drain waits for 0) */
   inflight: number;
+  /** ACME HTTP-01 tokens (balancer/src/tls): answered before routing */
+  readonly acmeChallenge?: ChallengeLookup;
 }
 
 /** Host header -> lower-case host name without port ('' when absent); the router's rule. */

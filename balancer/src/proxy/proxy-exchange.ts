@@ -10,6 +10,7 @@ import type { ServerSpec, UpstreamSpec } from '../routing/types.js';
 import { sendJsonError } from './error-responses.js';
 import { clientResponseHeaders, contentLengthOf, upstreamRequestHeaders } from './headers.js';
 import { clientAddress, normalizeHost, rawHostHeader, type ProxyContext } from './proxy-context.js';
+import { ACME_CHALLENGE_PREFIX, answerAcmeChallenge } from '../tls/acme-challenge.js';
 import { ERR, type ClientEvents, type ClientExchange, type UpstreamHandler, type UpstreamRequest } from './transport.js';
 import { normalizePath } from '../routing/normalize-path.js';
 
@@ -268,6 +269,10 @@ function parseAbsoluteForm(url: string): { host: string; url: string } | undefin
 
 /** The engine's client side hands every parsed request here. */
 export function handleProxyRequest(ctx: ProxyContext, client: ClientExchange): void {
+  if (ctx.acmeChallenge !== undefined && client.target.startsWith(ACME_CHALLENGE_PREFIX)) {
+    answerAcmeChallenge(ctx.acmeChallenge, client, ctx.log, ctx.draining);
+    return;
+  }
   const rawHeaders = client.rawHeaders;
   let hostHeader = rawHostHeader(rawHeaders);
   let url = client.target;

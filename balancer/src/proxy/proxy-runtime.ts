@@ -38,6 +38,7 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     trustForwarded: new CidrMatcher(parseCidrList(opts.trustForwarded ?? [])),
     draining: false,
     inflight: 0,
+    acmeChallenge: opts.acmeChallenge,
   };
   const front: ClientFront = createUndiciFront(ctx, { clientKeepAliveMs: opts.timeouts.clientKeepAliveMs, headersMs: opts.timeouts.headersMs });
   let stopping: Promise<void> | undefined;

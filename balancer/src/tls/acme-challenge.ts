@@ -1,9 +1,9 @@
 // ACME HTTP-01 answers (RFC 8555 section 8.3) on the plain listener, before routing: the token's key
 // authorization lives in Consul KV, so whichever balancer instance the CA reaches can answer an
 // order another instance placed.
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request } from 'undici';
 import type pino from 'pino';
+import type { ClientExchange } from '../proxy/transport.js';
 
 export const ACME_CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
 /** RFC 8555: tokens are base64url, at least 128 bits; we accept up to 256 characters. */
@@ -44,15 +44,18 @@ export function createChallengeLookup(opts: ChallengeLookupOptions): ChallengeLo
   };
 }
 
-/** node:http handler for a path under ACME_CHALLENGE_PREFIX. */
-export function answerAcmeChallenge(lookup: ChallengeLookup, req: IncomingMessage, res: ServerResponse, log: pino.Logger): void {
-  const token = acmeTokenOf(req.url ?? '');
+/** Answers a request whose target starts with ACME_CHALLENGE_PREFIX (any engine: a ClientExchange). */
+export function answerAcmeChallenge(lookup: ChallengeLookup, client: ClientExchange, log: pino.Logger, closeConnection: boolean): void {
+  const token = acmeTokenOf(client.target);
   const send = (status: number, body: string) => {
-    if (res.headersSent || res.destroyed) return;
-    res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
-    res.end(body);
+    if (client.headersSent) return;
+    const bytes = Buffer.from(body);
+    const headers = ['content-type', 'text/plain', 'content-length', String(bytes.length), 'cache-control', 'no-store'];
+    if (closeConnection) headers.push('connection', 'close');
+    client.writeHead(status, undefined, headers);
+    client.end(client.method === 'HEAD' ? undefined : bytes);
   };
-  if (token === undefined || (req.method !== 'GET' && req.method !== 'HEAD')) {
+  if (token === undefined || (client.method !== 'GET' && client.method !== 'HEAD')) {
     send(404, 'no such challenge\n');
     return;
   }

@@ -85,6 +85,7 @@ export class DirSource {
     const files: DirFile[] = [];
     const present = new Set<string>();
     const sig: string[] = [];
+    const tooLarge = new Set<string>();
     for (const name of names) {
       const p = path.join(this.opts.dir, name);
       let st;
@@ -97,6 +98,7 @@ export class DirSource {
       present.add(p);
       sig.push(`${p}:${st.size}:${st.mtimeMs}:${st.ino}`);
       if (st.size > MAX_PEM_BYTES) {
+        tooLarge.add(p);
         this.#report(p, 'ERR_CERT_TOO_LARGE', `${p}: ${st.size} bytes, larger than ${MAX_PEM_BYTES}; previous certificate kept`);
         continue;
       }
@@ -107,13 +109,20 @@ export class DirSource {
     const { entries, problems } = pairDirectory(files, (this.opts.now ?? Date.now)());
     const next = new Map<string, CertEntry>();
     for (const e of entries) next.set(e.id.slice('dir:'.length), e);
-    const problemPaths = new Set<string>();
+    const problemPaths = new Set<string>(tooLarge);
     for (const pr of problems) {
       problemPaths.add(pr.path);
       this.#report(pr.path, pr.code, `${pr.message}; previous certificate kept`);
     }
     // refused or oversized files that held a good certificate before keep it
-    for (const [p, e] of this.#lastGood) if (!next.has(p) && present.has(p)) next.set(p, e);
+    for (const [p, e] of this.#lastGood) {
+      if (next.has(p) || !present.has(p)) continue;
+      next.set(p, e);
+      if (!problemPaths.has(p)) {
+        problemPaths.add(p);
+        this.#report(p, 'ERR_CERT_NO_CERTIFICATE', `${p}: held a certificate and now holds none; previous certificate kept (delete the file to remove it)`);
+      }
+    }
     for (const p of next.keys()) if (!problemPaths.has(p)) this.#reported.delete(p);
     for (const p of [...this.#reported.keys()]) if (!present.has(p)) this.#reported.delete(p);
     this.#lastGood = next;

@@ -1,0 +1,94 @@
+// TLS client helpers for tests: one handshake (which certificate, ALPN, resumption), HTTPS requests
+// over a keep-alive agent, and a log sink that collects pino lines.
+import https from 'node:https';
+import tls from 'node:tls';
+import { Writable } from 'node:stream';
+
+export interface HandshakeResult {
+  readonly fingerprint: string;
+  readonly protocol: string | null;
+  readonly alpn: string | false;
+  readonly reused: boolean;
+  readonly session?: Buffer;
+}
+
+export function handshake(port: number, servername: string | undefined, opts: tls.ConnectionOptions = {}, host = '127.0.0.1'): Promise<HandshakeResult> {
+  return new Promise((resolve, reject) => {
+    let session: Buffer | undefined;
+    const socket = tls.connect({ host, port, servername, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'], ...opts });
+    const timer = setTimeout(() => socket.destroy(new Error('handshake timeout')), 5_000);
+    socket.on('session', (s: Buffer) => (session = s));
+    socket.once('secureConnect', () => {
+      const result = {
+        fingerprint: socket.getPeerCertificate().fingerprint256,
+        protocol: socket.getProtocol(),
+        alpn: socket.alpnProtocol ?? false,
+        reused: socket.isSessionReused(),
+      };
+      // TLS 1.3 tickets arrive after the handshake: wait for one briefly
+      const finish = () => {
+        clearTimeout(timer);
+        session ??= socket.getSession();
+        socket.end();
+        resolve({ ...result, session });
+      };
+      if (session || result.protocol !== 'TLSv1.3') finish();
+      else socket.once('session', () => setImmediate(finish)).setTimeout(1000, finish);
+    });
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+export interface HttpsAnswer {
+  readonly status: number;
+  readonly body: string;
+  readonly fingerprint: string;
+  readonly socket: tls.TLSSocket;
+}
+
+export function httpsGet(port: number, servername: string, hostHeader: string, agent: https.Agent | false, path = '/', host = '127.0.0.1'): Promise<HttpsAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = https.request({ host, port, path, servername, agent, rejectUnauthorized: false, headers: { host: hostHeader }, timeout: 5_000 }, (res) => {
+      let body = '';
+      // a keep-alive agent takes the socket back at 'end'
+      const socket = res.socket as tls.TLSSocket;
+      const fingerprint = socket.getPeerCertificate().fingerprint256;
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, fingerprint, socket }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('request timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A pino destination keeping every line (assertions on warnings; proof that no key is logged). */
+export class LogSink extends Writable {
+  readonly lines: string[] = [];
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    for (const l of chunk.toString('utf8').split('\n')) if (l) this.lines.push(l);
+    cb();
+  }
+  text(): string {
+    return this.lines.join('\n');
+  }
+  /** parsed lines matching all given fields */
+  find(fields: Record<string, unknown>): Record<string, unknown>[] {
+    return this.lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((o) => Object.entries(fields).every(([k, v]) => o[k] === v));
+  }
+}
+
+export async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 5_000, stepMs = 10): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
