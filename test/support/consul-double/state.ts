@@ -260,7 +260,7 @@ export class ConsulState {
     this.putCheck({
       def: {
         checkId, name: serviceId === undefined ? 'Node Maintenance Mode' : 'Service Maintenance Mode',
-        notes: reason || (serviceId === undefined ? 'Maintenance mode is enabled for this node' : 'Maintenance mode is enabled for this service'),
+        notes: reason || `Maintenance mode is enabled for this ${serviceId === undefined ? 'node' : 'service'}, but no reason was provided. This is a default message.`,
         serviceId: serviceId ?? '', type: 'maintenance', initialStatus: 'critical', tlsSkipVerify: false, raw: {},
       },
       serviceName: svc?.def.name ?? '', serviceTags: svc?.def.tags ?? [], status: 'critical', output: '',
