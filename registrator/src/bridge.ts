@@ -4,7 +4,7 @@
 // stream reconnect, every -resync seconds and whenever the registry answers again after an outage.
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
-import { backoffDelay, sleep, withTimeout } from '../../common/backoff.js';
+import { backoffDelay, sleep, withTimeout, type BackoffPolicy } from '../../common/backoff.js';
 import { DockerCallError, inspectContainer, listContainerIds } from './docker/inspect.js';
 import { KeyedSerialQueue } from './keyed-queue.js';
 import { containerViewFromInspect, mapContainer, type ContainerView, type MappingOptions } from './mapping/service-mapper.js';
@@ -31,7 +31,29 @@ export interface BridgeOptions {
    * (one cheap GET); any difference, e.g. an agent restarted without its state, triggers a resync. 0 = off.
    */
   readonly driftCheckSeconds?: number;
+  /**
+   * Drain on stop: on the `kill` event that `docker stop` sends before `die`, put the container's services
+   * into registry maintenance (no new traffic, in-flight requests finish); `die` deregisters as always.
+   */
+  readonly drainOnStop?: boolean;
+  /** retry schedule of a container whose record the registry failed (5xx, 429, 403) */
+  readonly recordRetry?: BackoffPolicy;
+  /** presence heartbeat period (ms), see Registry.heartbeat; 0 = off */
+  readonly presenceIntervalMs?: number;
   readonly random?: () => number;
+  /** injected clock (ms), for tests */
+  readonly now?: () => number;
+}
+
+/** Counters for logs, tests and the benchmark. */
+export interface BridgeStats {
+  readonly resyncs: number;
+  readonly inspects: number;
+  /** registry calls that failed for one record (5xx, 429, 403) */
+  readonly recordFailures: number;
+  /** containers with a record the registry currently fails */
+  readonly failingContainers: number;
+  readonly drained: number;
 }
 
 type ContainerHealth = ContainerView['health'];
@@ -39,6 +61,42 @@ type ContainerHealth = ContainerView['health'];
 /** retries of one event's sync after Docker failures: 0.25 s doubling to 5 s, about 30 s in all */
 const EVENT_SYNC_RETRIES = 8;
 const EVENT_SYNC_BACKOFF = { baseMs: 250, maxMs: 5000 } as const;
+/** a container whose record the registry fails is retried from 1 s, doubling, to every 30 s */
+const RECORD_RETRY_BACKOFF: BackoffPolicy = { baseMs: 1000, maxMs: 30_000 };
+/** a resync that failed without an outage (the registry answered 5xx to the list) is retried like that too */
+const RESYNC_RETRY_BACKOFF: BackoffPolicy = { baseMs: 1000, maxMs: 30_000 };
+/** signals that stop a process; a kill with another one (HUP for a reload) is no stop */
+const STOP_SIGNALS = new Set([2, 3, 9, 15]);
+/** a container still running this long after its stop signal (it ignored it) leaves maintenance */
+const DRAIN_HOLD_EXTRA_MS = 5000;
+
+/** Is this a record-level failure (the registry answered; retry this container), not an outage? */
+function isRecordFailure(err: unknown): err is RegistryError {
+  return err instanceof RegistryError && err.code === 'ERR_REGISTRY_RECORD_FAILED';
+}
+
+interface RecordFailureState {
+  attempts: number;
+  /** what was logged, so a repeat of the same failure is not logged again */
+  summary: string;
+  timer?: NodeJS.Timeout;
+}
+
+interface DrainState {
+  readonly signal: number;
+  readonly at: number;
+  /** service IDs already in maintenance */
+  readonly done: Set<string>;
+  holdTimer?: NodeJS.Timeout;
+}
+
+function signalNumber(name: string | undefined): number | undefined {
+  if (!name) return undefined;
+  if (/^\d+$/.test(name)) return Number(name);
+  const known: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGUSR2: 12, SIGTERM: 15, SIGWINCH: 28, SIGPWR: 30, SIGRTMIN: 34 };
+  const upper = name.toUpperCase();
+  return known[upper.startsWith('SIG') ? upper : `SIG${upper}`];
+}
 
 /** Checks the registrator keeps alive itself (-ttl) or that mirror Docker's HEALTHCHECK. */
 function isRefreshedTtl(c: CheckSpec): boolean {
@@ -66,6 +124,12 @@ export class Bridge {
   private resyncLoop: Promise<void> | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
   private lastResync: { containers: number; services: number; ms: number } | undefined;
+  private readonly failing = new Map<string, RecordFailureState>();
+  private readonly draining = new Map<string, DrainState>();
+  private resyncRetryTimer: NodeJS.Timeout | undefined;
+  private resyncFailures = 0;
+  private driftMissingLogged = '';
+  private counters = { resyncs: 0, inspects: 0, recordFailures: 0, drained: 0 };
 
   constructor(opts: BridgeOptions) {
     this.opts = opts;
@@ -74,6 +138,10 @@ export class Bridge {
 
   get signal(): AbortSignal {
     return this.abort.signal;
+  }
+
+  get stats(): BridgeStats {
+    return { ...this.counters, failingContainers: this.failing.size };
   }
 
   /** Stats of the last completed full resync (for logs and the benchmark). */
@@ -111,7 +179,21 @@ export class Bridge {
     if (driftSeconds > 0) {
       this.timers.push(setInterval(() => void this.checkDrift(), driftSeconds * 1000));
     }
+    const presenceMs = this.opts.presenceIntervalMs ?? 0;
+    if (presenceMs > 0 && this.opts.registry.heartbeat) {
+      this.timers.push(setInterval(() => void this.heartbeat(), presenceMs));
+    }
     for (const t of this.timers) t.unref();
+  }
+
+  /** Refreshes this registrator's presence record, so peers with -cleanup leave its services alone. */
+  async heartbeat(): Promise<void> {
+    if (!this.opts.registry.heartbeat || this.signal.aborted) return;
+    try {
+      await this.opts.registry.heartbeat(withTimeout(this.signal, this.registryTimeout));
+    } catch (err) {
+      if (!this.signal.aborted) this.log.warn({ err: errInfo(err) }, 'presence heartbeat failed');
+    }
   }
 
   /** Compares the registry's list of our services with `known`; resyncs on any difference. */
@@ -129,6 +211,16 @@ export class Bridge {
     const byId = new Map(listed.map((s) => [s.id, s]));
     const missing = [...this.known.values()].filter((s) => byId.get(s.id)?.fingerprint !== s.fingerprint).map((s) => s.id);
     const unexpected = listed.filter((s) => !this.known.has(s.id)).map((s) => s.id);
+    // Desired records that never made it (the registry failed them: 5xx, 429, 403) are missing too; they
+    // cost a sync of their container, not a full resync, which would only fail on them again.
+    const notRegistered = [...this.records.values()].filter((r) => !this.known.has(r.id) && byId.get(r.id)?.fingerprint !== fingerprintOf(r));
+    const containers = [...new Set(notRegistered.map((r) => r.containerId))];
+    const summary = notRegistered.map((r) => r.id).sort().join(',');
+    if (summary !== this.driftMissingLogged) {
+      this.driftMissingLogged = summary;
+      if (summary) this.log.warn({ event: 'registry-drift-unregistered', services: notRegistered.slice(0, 10).map((r) => r.id), count: notRegistered.length }, 'desired services missing from the registry, retrying their containers');
+    }
+    for (const id of containers) this.syncContainer(id, 'registry-drift-unregistered').catch(() => undefined);
     if (missing.length === 0 && unexpected.length === 0) return;
     this.log.warn({ event: 'registry-drift', missing: missing.slice(0, 10), unexpected: unexpected.slice(0, 10) }, 'registry differs from what was registered, resyncing');
     await this.requestResync('registry-drift');
@@ -137,17 +229,29 @@ export class Bridge {
   /** Stops loops, lets running container work finish (bounded), never deregisters. */
   async stop(graceMs = 5000): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    for (const f of this.failing.values()) clearTimeout(f.timer);
+    for (const d of this.draining.values()) clearTimeout(d.holdTimer);
+    clearTimeout(this.resyncRetryTimer);
     this.abort.abort();
     const graceOver = new AbortController();
     await Promise.race([Promise.all([this.queue.idle(), this.resyncLoop]), sleep(graceMs, graceOver.signal)]);
     graceOver.abort(); // release the grace timer so the process can exit at once
+    // Peers may adopt our services once we are gone (they stay registered: see main.ts).
+    if (this.opts.registry.withdraw) {
+      await this.opts.registry.withdraw(AbortSignal.timeout(Math.min(2000, this.registryTimeout))).catch(() => undefined);
+    }
   }
 
   /** A Docker event: re-read that container (in order with its other events). */
-  onEvent(e: { containerId: string; action: string }): void {
+  onEvent(e: { containerId: string; action: string; signal?: number }): void {
     if (this.signal.aborted) return;
     if (e.action.startsWith('health_status') && this.opts.mapping.healthGate === 'off') return;
     const action = e.action.split(':')[0].trim();
+    if (action === 'kill') {
+      // Noted at once (the sync may join a waiting one): the sync drains while the container still runs.
+      if (!this.opts.drainOnStop || this.draining.has(e.containerId)) return;
+      this.draining.set(e.containerId, { signal: e.signal ?? 15, at: this.now(), done: new Set() });
+    }
     void this.syncAfterEvent(e.containerId, `docker-${action}`);
   }
 
@@ -172,7 +276,48 @@ export class Bridge {
   }
 
   syncContainer(containerId: string, reason: string): Promise<void> {
-    return this.queue.run(containerId, () => this.doSync(containerId, reason));
+    return this.queue.run(containerId, () => this.trackedSync(containerId, reason));
+  }
+
+  /** One container's sync, with its record-failure state: retried with backoff, logged per state change. */
+  private async trackedSync(containerId: string, reason: string): Promise<void> {
+    try {
+      await this.doSync(containerId, reason);
+    } catch (err) {
+      if (isRecordFailure(err)) this.noteRecordFailed(containerId, err, reason);
+      throw err;
+    }
+    const state = this.failing.get(containerId);
+    if (state) {
+      clearTimeout(state.timer);
+      this.failing.delete(containerId);
+      this.log.info({ event: 'record-recovered', containerId: containerId.slice(0, 12), attempts: state.attempts, reason }, 'registry accepted the container\'s services again');
+    }
+  }
+
+  private noteRecordFailed(containerId: string, err: RegistryError, reason: string): void {
+    this.counters.recordFailures += 1;
+    let state = this.failing.get(containerId);
+    if (!state) {
+      state = { attempts: 0, summary: '' };
+      this.failing.set(containerId, state);
+    }
+    state.attempts += 1;
+    const summary = `${err.status ?? ''} ${err.message}`;
+    if (summary !== state.summary) {
+      state.summary = summary;
+      this.log.warn({ event: 'record-failed', containerId: containerId.slice(0, 12), status: err.status, err: errInfo(err), reason }, 'registry failed a service of this container; retrying it with backoff');
+    } else {
+      this.log.debug({ containerId: containerId.slice(0, 12), attempts: state.attempts }, 'record still failing');
+    }
+    clearTimeout(state.timer);
+    if (this.signal.aborted) return;
+    const delay = backoffDelay(this.opts.recordRetry ?? RECORD_RETRY_BACKOFF, state.attempts - 1, this.opts.random);
+    state.timer = setTimeout(() => {
+      if (state) state.timer = undefined;
+      this.syncContainer(containerId, 'record-retry').catch(() => undefined);
+    }, delay);
+    state.timer.unref();
   }
 
   /** Coalesced full resync: resolves once a resync that started after this call has finished. */
@@ -192,14 +337,26 @@ export class Bridge {
       this.resyncWanted = undefined;
       try {
         await this.fullSync(reason);
+        this.resyncFailures = 0;
       } catch (err) {
-        if (!this.signal.aborted) this.log.warn({ err: errInfo(err), reason }, 'resync failed');
+        if (this.signal.aborted) break;
+        this.log.warn({ err: errInfo(err), reason }, 'resync failed');
+        // An outage has its own recovery (probe, then resync); anything else is retried with backoff.
+        if (!(err instanceof RegistryError && err.code === 'ERR_REGISTRY_UNAVAILABLE') && !this.resyncRetryTimer) {
+          const delay = backoffDelay(RESYNC_RETRY_BACKOFF, this.resyncFailures++, this.opts.random);
+          this.resyncRetryTimer = setTimeout(() => {
+            this.resyncRetryTimer = undefined;
+            void this.requestResync(`${reason}-retry`);
+          }, delay);
+          this.resyncRetryTimer.unref();
+        }
       }
     }
   }
 
   private async fullSync(reason: string): Promise<void> {
     const started = performance.now();
+    this.counters.resyncs += 1;
     const ids = await listContainerIds(this.opts.docker, { signal: this.signal, timeoutMs: this.dockerTimeout });
     let registered: RegisteredService[];
     try {
@@ -236,6 +393,7 @@ export class Bridge {
 
   private async doSync(containerId: string, reason: string): Promise<void> {
     if (this.signal.aborted) return;
+    this.counters.inspects += 1;
     const info = await inspectContainer(this.opts.docker, containerId, { signal: this.signal, timeoutMs: this.dockerTimeout });
     let desired: ServiceRecord[] = [];
     let running = false;
@@ -252,11 +410,14 @@ export class Bridge {
         desired = [...result.services];
       } else if (this.opts.deregister === 'on-success' && !info.State?.Running && (info.State?.ExitCode ?? 0) !== 0) {
         // -deregister on-success: a container that failed keeps its registrations (its checks go critical).
+        this.endDrain(containerId);
         this.log.debug({ containerId, exitCode: info.State?.ExitCode, reason }, 'kept: container exited non-zero');
         return;
       }
     }
     const current = [...this.known.values()].filter((s) => s.containerId === containerId);
+    if (running && (await this.drainIfStopping(containerId, info!, current, reason))) return;
+    if (!running) this.endDrain(containerId);
     const plan = reconcile(desired, current, (s) => running || this.opts.cleanup || this.owned.has(s.id));
     const toRegister = new Set(plan.register.map((r) => r.id));
     for (const record of desired) {
@@ -266,6 +427,61 @@ export class Bridge {
     }
     for (const record of plan.register) await this.registerOne(record, reason);
     for (const s of plan.deregister) await this.deregisterOne(s, reason);
+  }
+
+  /**
+   * A running container that got its stop signal: its registered services go into maintenance (once each)
+   * and nothing else changes until it dies. True while draining. A container still running well after its
+   * stop timeout ignored the signal: it leaves maintenance and is synced as usual.
+   */
+  private async drainIfStopping(containerId: string, info: Docker.ContainerInspectInfo, current: readonly RegisteredService[], reason: string): Promise<boolean> {
+    const drain = this.draining.get(containerId);
+    if (!drain) return false;
+    const config = (info.Config ?? {}) as { StopSignal?: unknown; StopTimeout?: unknown };
+    const stopSignal = signalNumber(typeof config.StopSignal === 'string' ? config.StopSignal : undefined);
+    if (!STOP_SIGNALS.has(drain.signal) && drain.signal !== stopSignal) {
+      this.draining.delete(containerId); // e.g. SIGHUP for a config reload: not a stop
+      return false;
+    }
+    const stopTimeoutS = typeof config.StopTimeout === 'number' ? config.StopTimeout : 10;
+    const holdMs = Math.max(0, stopTimeoutS) * 1000 + DRAIN_HOLD_EXTRA_MS;
+    if (this.now() - drain.at >= holdMs) {
+      this.log.warn({ event: 'drain-expired', containerId: containerId.slice(0, 12), holdMs }, 'container outlived its stop signal; leaving maintenance');
+      for (const id of drain.done) await this.maintenance(id, false, 'container kept running after its stop signal');
+      this.endDrain(containerId);
+      return false;
+    }
+    const why = `registrator: container ${info.Name?.replace(/^\//, '') ?? containerId.slice(0, 12)} is stopping (signal ${drain.signal}), draining before it exits`;
+    for (const s of current) {
+      if (drain.done.has(s.id)) continue;
+      await this.maintenance(s.id, true, why);
+      drain.done.add(s.id);
+      this.counters.drained += 1;
+      this.log.info({ event: 'drain', serviceId: s.id, serviceName: s.name, containerId: containerId.slice(0, 12), reason }, 'service in maintenance: no new traffic');
+    }
+    if (!drain.holdTimer) {
+      drain.holdTimer = setTimeout(() => this.syncContainer(containerId, 'drain-hold-over').catch(() => undefined), holdMs + 50);
+      drain.holdTimer.unref();
+    }
+    return true;
+  }
+
+  private endDrain(containerId: string): void {
+    const drain = this.draining.get(containerId);
+    if (!drain) return;
+    clearTimeout(drain.holdTimer);
+    this.draining.delete(containerId);
+  }
+
+  private async maintenance(serviceId: string, enable: boolean, reason: string): Promise<void> {
+    try {
+      await this.opts.registry.setMaintenance(serviceId, enable, reason, withTimeout(this.signal, this.registryTimeout));
+    } catch (err) {
+      // 404: the service is gone already, nothing to drain
+      if (err instanceof RegistryError && err.code === 'ERR_REGISTRY_REJECTED' && err.status === 404) return;
+      this.noteRegistryFailure(err);
+      throw err;
+    }
   }
 
   private async registerOne(record: ServiceRecord, reason: string): Promise<void> {
@@ -400,6 +616,10 @@ export class Bridge {
     if (m.ttl && m.ttl > 0) return m.ttlRefresh && m.ttlRefresh > 0 ? m.ttlRefresh : Math.max(1, Math.floor(m.ttl / 2));
     if (m.healthGate === 'mirror') return 15;
     return 0;
+  }
+
+  private now(): number {
+    return (this.opts.now ?? Date.now)();
   }
 
   private get dockerTimeout(): number {

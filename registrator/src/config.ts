@@ -73,6 +73,10 @@ export interface RunConfig {
   /** -docker-host: DOCKER_HOST or unix:///var/run/docker.sock, as given */
   readonly dockerHost: string;
   readonly logLevel: LogLevel;
+  /** -drain-on-stop (default true): services into maintenance on the stop signal, before `die` */
+  readonly drainOnStop: boolean;
+  /** -consul-max-conns: registry calls in flight at most (registration, resync, cleanup, TTL, ...) */
+  readonly consulMaxConns: number;
 }
 
 export type Config = RunConfig | { readonly action: 'help' } | { readonly action: 'version' };
@@ -85,6 +89,7 @@ export interface HostFacts {
 export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
 export const DEFAULT_CONSUL_PORT = 8500;
 export const DEFAULT_RETRY_INTERVAL_MS = 2000;
+export const DEFAULT_CONSUL_MAX_CONNS = 8;
 const HEALTH_GATES: readonly HealthGate[] = ['off', 'register-when-healthy', 'mirror'];
 
 type FlagKind = 'bool' | 'string' | 'int';
@@ -108,6 +113,8 @@ export const FLAGS: Readonly<Record<string, FlagSpec>> = {
   hostname: { kind: 'string' },
   'docker-host': { kind: 'string' },
   'log-level': { kind: 'string' },
+  'drain-on-stop': { kind: 'bool' },
+  'consul-max-conns': { kind: 'int' },
   help: { kind: 'bool' },
   h: { kind: 'bool' },
   version: { kind: 'bool' },
@@ -307,6 +314,9 @@ export function parseArgs(
     return bad('log-level', logLevel, `expected one of ${LOG_LEVELS.join(', ')}`);
   }
 
+  const consulMaxConns = int('consul-max-conns', DEFAULT_CONSUL_MAX_CONNS);
+  if (consulMaxConns < 1 || consulMaxConns > 200) return bad('consul-max-conns', String(consulMaxConns), 'must be 1 to 200 (Consul allows 200 per client IP)');
+
   const dockerHost = str('docker-host') ?? nonEmpty(env.DOCKER_HOST) ?? DEFAULT_DOCKER_HOST;
   if (dockerHost.trim() === '') return bad('docker-host', dockerHost, 'empty');
 
@@ -332,6 +342,8 @@ export function parseArgs(
     retryIntervalMs,
     dockerHost,
     logLevel: logLevel as LogLevel,
+    drainOnStop: flags.get('drain-on-stop') !== false,
+    consulMaxConns,
   };
 }
 

@@ -1,5 +1,5 @@
 // The `registrator -help` text: every flag and environment variable (config.ts parses them).
-import { DEFAULT_CONSUL_PORT, DEFAULT_DOCKER_HOST, DEFAULT_RETRY_INTERVAL_MS } from './config.js';
+import { DEFAULT_CONSUL_MAX_CONNS, DEFAULT_CONSUL_PORT, DEFAULT_DOCKER_HOST, DEFAULT_RETRY_INTERVAL_MS } from './config.js';
 
 export function helpText(programName = 'registrator'): string {
   return `Usage: ${programName} [options] <registry-uri>
@@ -20,7 +20,9 @@ Options (-flag and --flag both work; -flag=value or -flag value; booleans are ba
   -resync <seconds>           Full resync with Docker every N seconds (0 = off, the default)
   -cleanup                    At start-up and every resync remove services registered by this
                               registrator whose container is gone (found by Meta
-                              "registrator-instance" or, after a host rename, "registrator-engine")
+                              "registrator-instance"; services of the same Docker engine
+                              ("registrator-engine") only when their instance names no live
+                              registrator: no presence heartbeat in KV registrator/instances/ for 30 s)
   -deregister <policy>        When a container stops: "always" (default) or "on-success" (exit code 0)
   -explicit                   Only register ports that have SERVICE_NAME or SERVICE_<port>_NAME
   -useIpFromLabel <label>     Use the container's value of this label as the service address
@@ -34,6 +36,11 @@ Options (-flag and --flag both work; -flag=value or -flag value; booleans are ba
   -hostname <name>            Host name used as service ID prefix and instance marker (default: OS host name)
   -docker-host <uri>          Docker endpoint (default DOCKER_HOST or ${DEFAULT_DOCKER_HOST})
   -log-level <level>          fatal, error, warn, info (default), debug, trace or silent
+  -drain-on-stop              On the stop signal (Docker "kill" event, before "die") put the container's
+                              services into Consul maintenance so no new traffic reaches them; they are
+                              deregistered on "die" (default true; -drain-on-stop=false turns it off)
+  -consul-max-conns <n>       Agent calls in flight at most, shared by registration, resync, cleanup
+                              and TTL refresh (default ${DEFAULT_CONSUL_MAX_CONNS}); 429 or a closed connection backs off
   -help, -h                   Print this help
   -version                    Print the version
 

@@ -13,7 +13,8 @@ import { ConfigError, parseArgs, type RunConfig } from './config.js';
 import { dockerFromHost } from './docker/client.js';
 import { watchContainerEvents } from './docker/events.js';
 import { helpText } from './help.js';
-import { ConsulRegistry } from './registry/consul-backend.js';
+import { AgentBudget, BudgetedRegistry } from './registry/agent-budget.js';
+import { ConsulRegistry, DEFAULT_PRESENCE_INTERVAL_MS } from './registry/consul-backend.js';
 import type Docker from 'dockerode';
 
 const DOCKER_TIMEOUT_MS = 10_000;
@@ -73,7 +74,7 @@ async function run(cfg: RunConfig): Promise<number> {
   const fallbackHostIp = cfg.mapping.hostIp ? undefined : await resolveFallbackIp(cfg.mapping.hostname, log);
   const mapping = { ...cfg.mapping, ...(fallbackHostIp && !cfg.mapping.fallbackHostIp ? { fallbackHostIp } : {}) };
 
-  const registry = new ConsulRegistry({
+  const consulRegistry = new ConsulRegistry({
     host: cfg.consul.host,
     port: cfg.consul.port,
     socketPath: cfg.consul.socketPath,
@@ -87,7 +88,10 @@ async function run(cfg: RunConfig): Promise<number> {
     engineId,
     adoptSameEngine: cfg.cleanup,
     callTimeoutMs: REGISTRY_TIMEOUT_MS,
+    presenceIntervalMs: DEFAULT_PRESENCE_INTERVAL_MS,
   });
+  // Every agent call shares one concurrency budget (-consul-max-conns).
+  const registry = new BudgetedRegistry(consulRegistry, new AgentBudget({ maxConcurrent: cfg.consulMaxConns }));
   const bridge = new Bridge({
     docker,
     registry,
@@ -98,6 +102,9 @@ async function run(cfg: RunConfig): Promise<number> {
     resyncSeconds: cfg.resyncSeconds,
     dockerTimeoutMs: DOCKER_TIMEOUT_MS,
     registryTimeoutMs: REGISTRY_TIMEOUT_MS,
+    resyncConcurrency: cfg.consulMaxConns,
+    drainOnStop: cfg.drainOnStop,
+    presenceIntervalMs: engineId ? DEFAULT_PRESENCE_INTERVAL_MS : 0,
   });
 
   let stopping: Promise<void> | undefined;
@@ -119,6 +126,8 @@ async function run(cfg: RunConfig): Promise<number> {
     return 1;
   }
 
+  // Announce this registrator before registering anything, so a peer's -cleanup never takes it for gone.
+  await bridge.heartbeat();
   bridge.startTimers();
   await watchContainerEvents({
     docker,

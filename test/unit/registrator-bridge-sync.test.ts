@@ -65,6 +65,7 @@ class FakeRegistry implements Registry {
     return [...this.services.values()].map((r) => ({ id: r.id, name: r.name, containerId: r.containerId, fingerprint: fingerprintOf(r) }));
   }
   async updateTtlCheck() { this.guard('ttl'); }
+  async setMaintenance(id: string) { this.guard(`maintenance ${id}`); }
   close() {}
 }
 

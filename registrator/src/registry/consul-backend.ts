@@ -39,6 +39,22 @@ export interface ConsulBackendOptions {
   readonly adoptSameEngine?: boolean;
   /** per-call timeout (ms) */
   readonly callTimeoutMs: number;
+  /** presence heartbeat period (ms); a presence record older than 3 periods names no live registrator */
+  readonly presenceIntervalMs?: number;
+  readonly now?: () => number;
+}
+
+/** KV prefix of the presence records: registrator/instances/<engine ID>/<instance marker> */
+export const PRESENCE_PREFIX = 'registrator/instances/';
+export const DEFAULT_PRESENCE_INTERVAL_MS = 10_000;
+/** a presence record is stale (its registrator is gone) after this many heartbeat periods */
+const PRESENCE_STALE_PERIODS = 3;
+
+interface PresenceRecord {
+  readonly marker: string;
+  readonly engine: string;
+  readonly heartbeatAt: number;
+  readonly intervalMs: number;
 }
 
 interface ConsulLike {
@@ -47,8 +63,14 @@ interface ConsulLike {
       register(o: unknown): Promise<unknown>;
       deregister(o: unknown): Promise<unknown>;
       list(o: unknown): Promise<Record<string, { ID: string; Service: string; Meta?: Record<string, string> | null }>>;
+      maintenance(o: unknown): Promise<unknown>;
     };
     check: { pass(o: unknown): Promise<unknown>; warn(o: unknown): Promise<unknown>; fail(o: unknown): Promise<unknown> };
+  };
+  kv: {
+    get(o: unknown): Promise<unknown>;
+    set(o: unknown): Promise<unknown>;
+    del(o: unknown): Promise<unknown>;
   };
   status: { leader(o: unknown): Promise<unknown> };
   destroy(): void;
@@ -60,6 +82,8 @@ export class ConsulRegistry implements Registry {
   private readonly engineId: string | undefined;
   private readonly adoptSameEngine: boolean;
   private readonly timeoutMs: number;
+  private readonly presenceIntervalMs: number;
+  private readonly now: () => number;
 
   constructor(opts: ConsulBackendOptions) {
     const clientOpts: Record<string, unknown> = {
@@ -84,6 +108,12 @@ export class ConsulRegistry implements Registry {
     this.engineId = opts.engineId;
     this.adoptSameEngine = opts.adoptSameEngine ?? false;
     this.timeoutMs = opts.callTimeoutMs;
+    this.presenceIntervalMs = opts.presenceIntervalMs ?? DEFAULT_PRESENCE_INTERVAL_MS;
+    this.now = opts.now ?? Date.now;
+  }
+
+  private presenceKey(): string | undefined {
+    return this.engineId ? `${PRESENCE_PREFIX}${this.engineId}/${this.marker}` : undefined;
   }
 
   async ping(signal: AbortSignal): Promise<void> {
@@ -114,14 +144,24 @@ export class ConsulRegistry implements Registry {
     await this.call('agent.service.deregister', signal, (o) => this.client.agent.service.deregister({ id: serviceId, ...o }));
   }
 
+  /**
+   * Ours: our instance marker. With -cleanup, also records of the same Docker engine whose marker names no
+   * live registrator (a host rename, or a registrator that is gone): they are adopted, so leftovers are
+   * removed and live ones move to our IDs. A marker is live when its presence record (KV
+   * registrator/instances/<engine>/<marker>, refreshed every heartbeat period by every registrator) is
+   * younger than three periods. When presence cannot be read, nothing is adopted by engine ID: two live
+   * registrators on one engine must never remove each other's services.
+   */
   async listOurs(signal: AbortSignal): Promise<RegisteredService[]> {
     const all = await this.call('agent.services', signal, (o) => this.client.agent.service.list(o));
+    const adoptable = this.adoptSameEngine && this.engineId !== undefined;
+    const live = adoptable ? await this.liveMarkers(signal) : undefined;
     const ours: RegisteredService[] = [];
     for (const svc of Object.values(all ?? {})) {
       const meta = svc.Meta ?? {};
-      // Ours: our marker, or (after a host rename) registered by a registrator watching the same engine.
-      const isOurs = meta[META_INSTANCE_KEY] === this.marker
-        || (this.adoptSameEngine && this.engineId !== undefined && meta[META_ENGINE_KEY] === this.engineId);
+      const marker = meta[META_INSTANCE_KEY];
+      const isOurs = marker === this.marker
+        || (live !== undefined && meta[META_ENGINE_KEY] === this.engineId && !live.has(marker ?? ''));
       if (!isOurs) continue;
       ours.push({
         id: svc.ID,
@@ -131,6 +171,41 @@ export class ConsulRegistry implements Registry {
       });
     }
     return ours;
+  }
+
+  /** Markers of the registrators alive on our engine (undefined: presence unreadable, adopt nothing). */
+  private async liveMarkers(signal: AbortSignal): Promise<Set<string> | undefined> {
+    let entries: unknown;
+    try {
+      entries = await this.call('kv.get', signal, (o) => this.client.kv.get({ key: `${PRESENCE_PREFIX}${this.engineId}/`, recurse: true, ...o }));
+    } catch (err) {
+      if (err instanceof RegistryError && err.code === 'ERR_REGISTRY_ABORTED') throw err;
+      return undefined;
+    }
+    const live = new Set<string>([this.marker]);
+    const now = this.now();
+    for (const e of Array.isArray(entries) ? entries : []) {
+      const p = parsePresence((e as { Value?: unknown }).Value);
+      if (p && p.engine === this.engineId && now - p.heartbeatAt < PRESENCE_STALE_PERIODS * p.intervalMs) live.add(p.marker);
+    }
+    return live;
+  }
+
+  async heartbeat(signal: AbortSignal): Promise<void> {
+    const key = this.presenceKey();
+    if (!key) return;
+    const value: PresenceRecord = { marker: this.marker, engine: this.engineId!, heartbeatAt: this.now(), intervalMs: this.presenceIntervalMs };
+    await this.call('kv.set', signal, (o) => this.client.kv.set({ key, value: JSON.stringify(value), ...o }));
+  }
+
+  async withdraw(signal: AbortSignal): Promise<void> {
+    const key = this.presenceKey();
+    if (!key) return;
+    await this.call('kv.del', signal, (o) => this.client.kv.del({ key, ...o }));
+  }
+
+  async setMaintenance(serviceId: string, enable: boolean, reason: string, signal: AbortSignal): Promise<void> {
+    await this.call('agent.service.maintenance', signal, (o) => this.client.agent.service.maintenance({ id: serviceId, enable, reason, ...o }));
   }
 
   async updateTtlCheck(record: ServiceRecord, checkIndex: number, status: CheckStatus, output: string, signal: AbortSignal): Promise<void> {
@@ -160,12 +235,32 @@ export class ConsulRegistry implements Registry {
       if ((err as { isValidation?: boolean }).isValidation === true) {
         throw new RegistryError('ERR_REGISTRY_REJECTED', `${what}: ${detail}`, { cause: err });
       }
-      if (status !== undefined && status >= 400 && status < 500) {
-        throw new RegistryError('ERR_REGISTRY_REJECTED', `${what}: ${status} ${detail}`, { status, cause: err });
+      if (status !== undefined) {
+        // The agent answered. 429 (over its connection limit) and 403 (ACL, often a token not yet
+        // replicated) pass; 5xx is that request's failure. None of them is an outage.
+        if (status === 429 || status === 403 || status >= 500) {
+          throw new RegistryError('ERR_REGISTRY_RECORD_FAILED', `${what}: ${status} ${detail}`, { status, cause: err, overBudget: status === 429 });
+        }
+        if (status >= 400) throw new RegistryError('ERR_REGISTRY_REJECTED', `${what}: ${status} ${detail}`, { status, cause: err });
       }
-      throw new RegistryError('ERR_REGISTRY_UNAVAILABLE', `${what}: ${detail}`, { status, cause: err });
+      // A connection closed with no answer is what an agent over its limit may do too.
+      const code = (err as { code?: string }).code;
+      const bareClose = code === 'ECONNRESET' || /socket hang up/i.test(detail);
+      throw new RegistryError('ERR_REGISTRY_UNAVAILABLE', `${what}: ${detail}`, { status, cause: err, overBudget: bareClose });
     } finally {
       signal.removeEventListener('abort', cancel);
     }
+  }
+}
+
+function parsePresence(value: unknown): PresenceRecord | undefined {
+  if (typeof value !== 'string') return undefined;
+  try {
+    const p = JSON.parse(value) as Partial<PresenceRecord>;
+    if (typeof p.marker !== 'string' || typeof p.engine !== 'string' || typeof p.heartbeatAt !== 'number' || typeof p.intervalMs !== 'number') return undefined;
+    if (!Number.isFinite(p.heartbeatAt) || !(p.intervalMs > 0)) return undefined;
+    return p as PresenceRecord;
+  } catch {
+    return undefined;
   }
 }
