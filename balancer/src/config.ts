@@ -62,6 +62,8 @@ export interface Config {
   readonly listen: HostPort;
   readonly admin: HostPort;
   readonly adminToken?: string;
+  /** key of the opaque server ids in sticky cookies; undefined = a random one per start */
+  readonly stickySecret?: string;
   readonly mode: Mode;
   readonly workers: number;
   readonly dumpFile?: string;
@@ -151,6 +153,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'default-lb', env: 'BALANCER_DEFAULT_LB', kind: 'string', value: ALGORITHMS.join('|'), def: 'roundrobin', help: 'algorithm for services without an lb= tag' },
   { name: 'local-node', env: 'BALANCER_LOCAL_NODE', kind: 'string', value: 'name', help: 'Consul node name of this host (local-first)' },
   { name: 'local-zone', env: 'BALANCER_LOCAL_ZONE', kind: 'string', value: 'zone', help: 'zone of this host (local-first)' },
+  { name: 'sticky-secret', env: 'BALANCER_STICKY_SECRET', kind: 'string', value: 'text', help: 'key of the server ids in sticky cookies (default: random per start, so cookies do not survive a restart)' },
   { name: 'connect-timeout', env: 'BALANCER_CONNECT_TIMEOUT', kind: 'string', value: 'duration', def: '5s', help: 'upstream TCP connect timeout' },
   { name: 'headers-timeout', env: 'BALANCER_HEADERS_TIMEOUT', kind: 'string', value: 'duration', def: '60s', help: 'upstream response headers timeout' },
   { name: 'idle-timeout', env: 'BALANCER_IDLE_TIMEOUT', kind: 'string', value: 'duration', def: '60s', help: 'upstream response body idle timeout' },
@@ -296,6 +299,7 @@ export function parseBalancerArgs(
       listen: parseHostPort(str('listen') ?? '0.0.0.0:8080', source('listen')),
       admin: parseHostPort(str('admin') ?? '127.0.0.1:8081', source('admin')),
       adminToken: str('admin-token'),
+      stickySecret: str('sticky-secret'),
       mode,
       workers: int('workers', Math.max(1, facts.cores), 1),
       dumpFile: str('dump-file'),

@@ -26,14 +26,20 @@ export interface MergedUpstreamStatus {
   readonly name: string;
   readonly algorithm: string;
   readonly servers: MergedServerStatus[];
+  /** panic mode: panicking in any worker; entries and picks summed */
+  readonly panic?: { panicking: boolean; entered: number; picks: number };
 }
 
 export function mergeWorkerStatus(perWorker: readonly (readonly UpstreamStatus[])[]): MergedUpstreamStatus[] {
-  const upstreams = new Map<string, { algorithm: string; servers: Map<string, MergedServerStatus> }>();
+  const upstreams = new Map<string, { algorithm: string; servers: Map<string, MergedServerStatus>; panic?: { panicking: boolean; entered: number; picks: number } }>();
   for (const list of perWorker) {
     for (const u of list) {
       let entry = upstreams.get(u.name);
       if (!entry) upstreams.set(u.name, (entry = { algorithm: u.algorithm, servers: new Map() }));
+      if (u.panic !== undefined) {
+        const p = entry.panic;
+        entry.panic = p === undefined ? { ...u.panic } : { panicking: p.panicking || u.panic.panicking, entered: p.entered + u.panic.entered, picks: p.picks + u.panic.picks };
+      }
       for (const s of u.servers) {
         const prev = entry.servers.get(s.id);
         const pool = s.pool ?? { connected: 0, pending: 0, running: 0 };
@@ -62,6 +68,7 @@ export function mergeWorkerStatus(perWorker: readonly (readonly UpstreamStatus[]
   }
   return [...upstreams.keys()].sort().map((name) => {
     const e = upstreams.get(name)!;
-    return { name, algorithm: e.algorithm, servers: [...e.servers.keys()].sort().map((id) => e.servers.get(id)!) };
+    const servers = [...e.servers.keys()].sort().map((id) => e.servers.get(id)!);
+    return e.panic === undefined ? { name, algorithm: e.algorithm, servers } : { name, algorithm: e.algorithm, servers, panic: e.panic };
   });
 }

@@ -4,6 +4,8 @@
 // undefined when nothing may be picked. Picks are synchronous, so per-picker scratch buffers are safe.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ServerSpec, UpstreamSpec } from '../routing/types.js';
+import type { PanicEvent } from './panic.js';
+import { hasPickPolicy, PolicyPicker } from './policy-picker.js';
 import { createConsistentHashPicker } from './chash.js';
 import { createEwmaPicker } from './ewma.js';
 import { createLocalFirstPicker } from './local-first.js';
@@ -14,6 +16,8 @@ export interface PickRequest {
   readonly clientIp: string;
   readonly headers: IncomingHttpHeaders;
   readonly url: string;
+  /** a canary draw made by this request's first pick (kept for retries, set in a cookie); policy pickers only */
+  canaryBucket?: number;
 }
 
 export interface PeerState {
@@ -29,14 +33,27 @@ export interface PickerEnv {
   readonly localZone?: string;
   random(): number;
   now(): number;
+  /** key of the opaque sticky-cookie server ids; the same in every worker */
+  readonly stickySecret?: string;
+  /** panic mode entered or left (logged and counted by the runtime) */
+  onPanic?(event: PanicEvent): void;
 }
 
 export interface Picker {
   /** `exclude` holds ids of servers already tried for this request */
   pick(req: PickRequest, exclude: ReadonlySet<string>): ServerSpec | undefined;
+  /** Set-Cookie values the answer from `server` must carry (sticky / canary cookies); policy pickers only */
+  responseCookies?(req: PickRequest, server: ServerSpec): string[] | undefined;
+  /** panic figures; policy pickers with a panic threshold only */
+  readonly panic?: { readonly panicking: boolean; readonly entered: number; readonly picks: number };
 }
 
+/** The upstream's picker: its algorithm, wrapped by the policy picker when it has a traffic policy. */
 export function createPicker(upstream: UpstreamSpec, peers: PeerState, env: PickerEnv): Picker {
+  return hasPickPolicy(upstream) ? new PolicyPicker(upstream, peers, env, createAlgorithmPicker) : createAlgorithmPicker(upstream, peers, env);
+}
+
+export function createAlgorithmPicker(upstream: UpstreamSpec, peers: PeerState, env: PickerEnv): Picker {
   switch (upstream.algorithm) {
     case 'roundrobin': return createRoundRobinPicker(upstream, peers, env);
     case 'wrr': return createWeightedRoundRobinPicker(upstream, peers, env);

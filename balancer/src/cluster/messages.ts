@@ -18,6 +18,8 @@ export interface WorkerInitOptions {
   readonly accessLog: boolean;
   /** --trust-forwarded CIDR ranges, validated by the config parser */
   readonly trustForwarded?: readonly string[];
+  /** key of the sticky-cookie server ids (the same in every worker) */
+  readonly stickySecret?: string;
   readonly logLevel: string;
   /** module exporting createWorkerRuntime; undefined = the real engine (tests may substitute) */
   readonly runtimeModule?: string;

@@ -1,5 +1,6 @@
 // The primary process wired together: dump file, Consul discovery, table holder, worker supervisor,
 // admin API. main.ts parses the command line and calls startPrimary(); tests may call it directly.
+import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type pino from 'pino';
 import { buildAdminApp } from '../admin/app.js';
@@ -124,6 +125,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
       engine: config.engine,
       accessLog: config.accessLog,
       trustForwarded: config.trustForwarded,
+      stickySecret: config.stickySecret ?? randomBytes(32).toString('base64url'),
       logLevel: config.logLevel,
       tls: config.tls ? workerTlsOptions(config.tls) : undefined,
       acmeChallenges: challengeLookupOptions(config.tls, config.consul),

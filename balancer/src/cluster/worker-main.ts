@@ -49,6 +49,7 @@ async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<
     accessLog: o.accessLog,
     trustForwarded: o.trustForwarded,
     acmeChallenge: o.acmeChallenges ? createChallengeLookup(o.acmeChallenges) : undefined,
+    stickySecret: o.stickySecret,
   });
   runtime.applyTable(msg.table);
   currentVersion = msg.table.version;

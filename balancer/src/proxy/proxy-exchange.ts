@@ -5,7 +5,8 @@
 // Per request there is one ProxyExchange and one UpstreamAttempt per try; both are plain classes
 // so the hot path allocates no closures.
 import type { IncomingHttpHeaders } from 'node:http';
-import type { PickRequest } from '../balancing/picker.js';
+import type { Picker, PickRequest } from '../balancing/picker.js';
+import { appendPolicyCookies } from '../balancing/response-cookies.js';
 import type { ServerSpec, UpstreamSpec } from '../routing/types.js';
 import { sendJsonError } from './error-responses.js';
 import { clientResponseHeaders, contentLengthOf, upstreamRequestHeaders } from './headers.js';
@@ -83,6 +84,10 @@ export class ProxyExchange implements PickRequest, ClientEvents {
   done = false;
   clientGone = false;
   attempt: UpstreamAttempt | undefined;
+  /** PickRequest: the canary draw of the first pick (policy pickers) */
+  canaryBucket: number | undefined = undefined;
+  /** the picker of the last pick: it names the cookies the answer carries */
+  #picker: Picker | undefined;
   #exclude: Set<string> | undefined;
   readonly #request: UpstreamRequest;
   /** Content-Length of the response being relayed (-1: unknown) and whether body bytes went out */
@@ -107,7 +112,8 @@ export class ProxyExchange implements PickRequest, ClientEvents {
     return this.client.headers;
   }
 
-  start(first: ServerSpec): void {
+  start(first: ServerSpec, picker: Picker | undefined): void {
+    this.#picker = picker;
     this.client.attach(this);
     this.ctx.inflight++;
     this.#dispatch(first);
@@ -148,6 +154,7 @@ export class ProxyExchange implements PickRequest, ClientEvents {
     this.#exclude ??= new Set();
     this.#exclude.add(tried.id);
     const picker = this.ctx.current.pickers.get(this.upstream.name);
+    this.#picker = picker;
     return picker?.pick(this, this.#exclude);
   }
 
@@ -169,6 +176,7 @@ export class ProxyExchange implements PickRequest, ClientEvents {
     }
     // committed only once writeHead succeeded: a throw here (bad upstream header) becomes onError -> 502
     const headers = clientResponseHeaders(rawHeaders, this.ctx.draining);
+    if (this.#picker?.responseCookies !== undefined) appendPolicyCookies(headers, this.#picker, this, attempt.server);
     this.client.writeHead(status, statusText === '' ? undefined : statusText, headers);
     attempt.committed = true;
     this.#bodyLength = contentLengthOf(headers);
@@ -310,5 +318,5 @@ export function handleProxyRequest(ctx: ProxyContext, client: ClientExchange): v
     ctx.accessLog?.info({ method: client.method, url, upstream: upstream.name, status: 502, ms: 0, tries: 0 }, 'access');
     return;
   }
-  exchange.start(server);
+  exchange.start(server, picker);
 }

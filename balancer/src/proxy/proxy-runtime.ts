@@ -22,6 +22,8 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
   const now = opts.now ?? Date.now;
   const env: PickerEnv = {
     localNode: opts.localNode, localZone: opts.localZone, now, random: opts.random ?? Math.random,
+    stickySecret: opts.stickySecret,
+    onPanic: (e) => log[e.panicking ? 'warn' : 'info'](e, e.panicking ? 'panic mode: routing across all servers' : 'panic mode left'),
   };
   if (opts.engine === 'native') throw new Error('engine native: not available in this build yet');
   const health = new PeerHealth();
@@ -59,10 +61,15 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
   }
 
   function status(): UpstreamStatus[] {
-    return health.status(ctx.current.table, now()).map((up) => ({
-      ...up,
-      servers: up.servers.map((s) => ({ ...s, pool: transport.stats(s.id) })),
-    }));
+    const pickers = ctx.current.pickers;
+    return health.status(ctx.current.table, now()).map((up) => {
+      const panic = pickers.get(up.name)?.panic;
+      return {
+        ...up,
+        servers: up.servers.map((s) => ({ ...s, pool: transport.stats(s.id) })),
+        ...(panic === undefined ? {} : { panic: { ...panic } }),
+      };
+    });
   }
 
   function stopAccepting(): Promise<void> {

@@ -19,11 +19,14 @@ import type { TableDefaults } from './tag-options.js';
 import { parseInstanceTags, parseServiceTags, resolveCheck } from './tag-options.js';
 import { serverId } from './server-list.js';
 import { compareRoutes, deepFreeze, tableVersion } from './table-version.js';
+import { withPolicy, type PolicyOverrides } from '../policy/apply-policy.js';
 
 export interface BuildTableInput {
   readonly snapshot: CatalogSnapshot;
   readonly adminUpstreams: Readonly<Record<string, UpstreamSpec>>;
   readonly defaults: TableDefaults;
+  /** traffic policies from the admin API and Consul KV (tags are read here) */
+  readonly policies?: PolicyOverrides;
 }
 
 export interface BuildTableResult {
@@ -42,9 +45,9 @@ export function buildRouteTable(input: BuildTableInput): BuildTableResult {
     const instances = [...snapshot.services[service]].sort((a, b) => cmp(a.serviceId, b.serviceId));
     routes.push(...routesOf(service, instances, warnings));
     if (Object.hasOwn(adminUpstreams, service)) continue;
-    upstreams[service] = consulUpstream(service, instances, defaults, warnings);
+    upstreams[service] = withPolicy(consulUpstream(service, instances, defaults, warnings), instances, input.policies, defaults.panicThresholdPercent, warnings);
   }
-  for (const name of Object.keys(adminUpstreams)) upstreams[name] = adminUpstreams[name];
+  for (const name of Object.keys(adminUpstreams)) upstreams[name] = withPolicy(adminUpstreams[name], [], input.policies, defaults.panicThresholdPercent, warnings);
   return { table: tableFromUpstreams(upstreams, dedupeRoutes(routes, warnings)), warnings };
 }
 

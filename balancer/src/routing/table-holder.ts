@@ -7,8 +7,10 @@ import { buildRouteTable } from './build-table.js';
 import { diffTables } from './diff.js';
 import type { TableDefaults } from './tag-options.js';
 import type { CatalogSnapshot, RouteTable, UpstreamSpec } from './types.js';
+import type { PolicyOverrides } from '../policy/apply-policy.js';
+import type { PolicyDocument } from '../policy/policy-spec.js';
 
-export type TableChangeCause = 'snapshot' | 'admin' | 'restore' | 'external';
+export type TableChangeCause = 'snapshot' | 'admin' | 'restore' | 'external' | 'policy';
 
 export interface TableChange {
   readonly table: RouteTable;
@@ -26,6 +28,8 @@ export interface TableHolderOptions {
   readonly initialTable?: RouteTable;
   readonly initialSnapshot?: CatalogSnapshot;
   readonly initialAdminUpstreams?: Readonly<Record<string, UpstreamSpec>>;
+  /** traffic policies set through the admin API (from the dump file) */
+  readonly initialAdminPolicies?: Readonly<Record<string, PolicyDocument>>;
   /** injectable for tests; defaults to the pure builder */
   readonly build?: typeof buildRouteTable;
 }
@@ -36,6 +40,7 @@ export class TableHolder {
   private table: RouteTable;
   private snapshot: CatalogSnapshot;
   private admin: Readonly<Record<string, UpstreamSpec>>;
+  private policies: PolicyOverrides;
   private readonly listeners = new Set<TableListener>();
   private readonly build: typeof buildRouteTable;
   private readonly log: pino.Logger;
@@ -47,6 +52,7 @@ export class TableHolder {
     this.build = opts.build ?? buildRouteTable;
     this.snapshot = opts.initialSnapshot ?? EMPTY_SNAPSHOT;
     this.admin = Object.freeze({ ...(opts.initialAdminUpstreams ?? {}) });
+    this.policies = Object.freeze({ admin: Object.freeze({ ...(opts.initialAdminPolicies ?? {}) }), kv: Object.freeze({}) });
     this.table = opts.initialTable ?? this.tryBuild() ?? this.build({ snapshot: EMPTY_SNAPSHOT, adminUpstreams: {}, defaults: opts.defaults }).table;
   }
 
@@ -60,6 +66,26 @@ export class TableHolder {
 
   adminUpstreams(): Readonly<Record<string, UpstreamSpec>> {
     return this.admin;
+  }
+
+  /** traffic policies set through the admin API and Consul KV */
+  policyOverrides(): PolicyOverrides {
+    return this.policies;
+  }
+
+  /** Sets (doc) or removes (undefined) one service's admin-API policy; true when the table changed. */
+  setAdminPolicy(service: string, doc: PolicyDocument | undefined): boolean {
+    const next = { ...this.policies.admin };
+    if (doc === undefined) delete next[service];
+    else next[service] = doc;
+    this.policies = Object.freeze({ ...this.policies, admin: Object.freeze(next) });
+    return this.rebuild('policy');
+  }
+
+  /** Replaces every Consul KV policy at once (the watcher reads the whole prefix); true when the table changed. */
+  setKvPolicies(all: Readonly<Record<string, PolicyDocument>>): boolean {
+    this.policies = Object.freeze({ ...this.policies, kv: Object.freeze({ ...all }) });
+    return this.rebuild('policy');
   }
 
   warnings(): readonly string[] {
@@ -109,7 +135,7 @@ export class TableHolder {
 
   private tryBuild(): RouteTable | undefined {
     try {
-      const { table, warnings } = this.build({ snapshot: this.snapshot, adminUpstreams: this.admin, defaults: this.opts.defaults });
+      const { table, warnings } = this.build({ snapshot: this.snapshot, adminUpstreams: this.admin, defaults: this.opts.defaults, policies: this.policies });
       if (warnings.join('\n') !== this.lastWarnings.join('\n')) {
         for (const w of warnings) this.log.warn({ warning: w }, 'table build warning');
       }

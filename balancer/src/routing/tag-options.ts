@@ -18,6 +18,8 @@ export interface TableDefaults {
   readonly check?: ActiveCheckSpec;
   /** true: only 'passing' instances; false: 'warning' ones too (only 'critical' dropped) */
   readonly passingOnly: boolean;
+  /** panic threshold of services whose policy sets none; undefined = 50 %, 0 = off */
+  readonly panicThresholdPercent?: number;
 }
 
 export const DEFAULT_TABLE_DEFAULTS: TableDefaults = Object.freeze({

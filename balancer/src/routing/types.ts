@@ -35,6 +35,8 @@ export interface ServerSpec {
   readonly zone?: string;
   /** Consul service ID, when the server came from Consul. */
   readonly serviceId?: string;
+  /** In the canary group of its upstream (its tags carry the upstream's canary tag); absent = stable. */
+  readonly canary?: boolean;
 }
 
 export interface ActiveCheckSpec {
@@ -72,6 +74,48 @@ export interface UpstreamSpec {
   readonly retry: RetrySpec;
   /** where the definition came from; admin-API upstreams win over Consul ones of the same name */
   readonly origin: 'consul' | 'admin' | 'config';
+  /** canary split, sticky sessions, panic threshold (balancing/canary|sticky|panic); absent = none */
+  readonly policy?: TrafficPolicy;
+}
+
+/**
+ * Canary split (ingress-nginx semantics). Evaluated header -> cookie -> weight: a header or cookie whose
+ * value is `always` forces the canary group, `never` the stable one; a header matching headerValue or
+ * headerPattern forces the canary; otherwise `weight` percent of clients land in the canary, and stay
+ * (the balancer sets `bucketCookie` to the client's draw, so a client moves only when the weight moves).
+ */
+export interface CanaryPolicy {
+  /** instance tag that puts a server in the canary group */
+  readonly tag: string;
+  /** 0-100: share of weight-decided clients sent to the canary group */
+  readonly weight: number;
+  /** lower-case request header name */
+  readonly header?: string;
+  readonly headerValue?: string;
+  /** a JavaScript regular expression source, matched against the header value */
+  readonly headerPattern?: string;
+  readonly cookie?: string;
+  /** the cookie carrying a weight-decided client's draw (0-9999) */
+  readonly bucketCookie: string;
+}
+
+/** Session affinity: a cookie naming the server (opaque id), or a consistent hash on a header or the client IP. */
+export interface StickyPolicy {
+  readonly mode: 'cookie' | 'header' | 'ip';
+  /** cookie name (mode cookie) or lower-case header name (mode header) */
+  readonly name: string;
+  /** Max-Age of the cookie; 0 = a session cookie */
+  readonly ttlSeconds: number;
+  readonly secure: boolean;
+  readonly httpOnly: boolean;
+  readonly sameSite?: 'Strict' | 'Lax' | 'None';
+}
+
+export interface TrafficPolicy {
+  readonly canary?: CanaryPolicy;
+  readonly sticky?: StickyPolicy;
+  /** Envoy panic threshold: below this percentage of pickable servers, pick among all of them; 0 = off */
+  readonly panicThresholdPercent?: number;
 }
 
 /** A request matches a route when its Host equals `host` ('' = any host) and its path starts with `pathPrefix`. */

@@ -35,6 +35,8 @@ export interface WorkerRuntimeOptions {
   readonly random?: () => number;
   /** ACME HTTP-01: answers GET /.well-known/acme-challenge/<token> before routing (balancer/src/tls) */
   readonly acmeChallenge?: import('../tls/acme-challenge.js').ChallengeLookup;
+  /** key of the sticky-cookie server ids; every worker of one balancer gets the same */
+  readonly stickySecret?: string;
 }
 
 /** Connection pool figures of one upstream server (undici Pool stats). */
@@ -51,6 +53,8 @@ export interface ServerStatus extends PeerServerStatus {
 
 export interface UpstreamStatus extends Omit<PeerUpstreamStatus, 'servers'> {
   readonly servers: readonly ServerStatus[];
+  /** panic mode figures of this worker (upstreams with a panic threshold) */
+  readonly panic?: { readonly panicking: boolean; readonly entered: number; readonly picks: number };
 }
 
 export interface WorkerRuntime {

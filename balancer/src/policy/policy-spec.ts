@@ -1,0 +1,258 @@
+// Traffic policy as operators write it, from three sources: Consul tags, Consul KV
+// (`balancer/policy/<service>`, JSON) and the admin API (`PUT /policy/<service>`, the same JSON).
+// Pure: parsing never throws; a bad tag is a warning for that service, a bad JSON document a reason
+// (the admin API answers 400 with it; a bad KV value is a warning and the key is ignored).
+// Precedence is per document, as for upstreams: an admin policy replaces a KV one, which replaces
+// the tags'. The panic threshold defaults to DEFAULT_PANIC_THRESHOLD_PERCENT when the winner says nothing.
+//
+// JSON: {"canary": {"tag": "canary", "weight": 10, "header": "X-Canary", "headerValue": "v",
+//        "headerPattern": "^beta", "cookie": "canary", "bucketCookie": "lb_canary"},
+//        "sticky": "cookie" | "cookie:<name>" | "header:<name>" | "ip"
+//                 | {"mode": "cookie", "name": "lb_srv", "ttl": "1h", "secure": true, "httpOnly": true, "sameSite": "Lax"},
+//        "panicThreshold": 50}
+// Tags: canary_tag=, canary_weight=, canary_header=, canary_header_value=, canary_header_pattern=,
+//       canary_cookie=, sticky=cookie[:<name>]|header:<name>|ip, sticky_ttl=, sticky_secure=,
+//       sticky_httponly=, sticky_samesite=, panic_threshold=
+import { DEFAULT_PANIC_THRESHOLD_PERCENT } from '../balancing/panic.js';
+import { parseDurationMs } from '../routing/tag-options.js';
+import type { CanaryPolicy, StickyPolicy, TrafficPolicy } from '../routing/types.js';
+
+export const DEFAULT_CANARY_TAG = 'canary';
+export const DEFAULT_BUCKET_COOKIE = 'lb_canary';
+export const DEFAULT_STICKY_COOKIE = 'lb_srv';
+/** RFC 6265 cookie-name token; header names are tokens too (RFC 9110) */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/;
+const TAG_TEXT = /^[^\s=]{1,128}$/;
+const MAX_PATTERN = 512;
+const MAX_TTL_S = 10 * 365 * 86_400;
+const SAME_SITE = ['Strict', 'Lax', 'None'] as const;
+
+/** A policy document as given by one source, validated; absent fields take the defaults. */
+export interface PolicyDocument {
+  readonly canary?: Partial<CanaryPolicy>;
+  readonly sticky?: StickyPolicy;
+  readonly panicThresholdPercent?: number;
+}
+
+export type PolicyParse = { ok: true; policy: PolicyDocument } | { ok: false; reason: string };
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Validates a JSON policy document (admin body or KV value). */
+export function parsePolicyJson(value: unknown): PolicyParse {
+  if (!isObject(value)) return { ok: false, reason: 'policy must be a JSON object' };
+  for (const k of Object.keys(value)) {
+    if (!['canary', 'sticky', 'panicThreshold'].includes(k)) return { ok: false, reason: `unknown field "${k}" (expected canary, sticky, panicThreshold)` };
+  }
+  const out: { canary?: Partial<CanaryPolicy>; sticky?: StickyPolicy; panicThresholdPercent?: number } = {};
+  if (value.canary !== undefined) {
+    const c = value.canary;
+    if (!isObject(c)) return { ok: false, reason: 'canary must be an object' };
+    const canary: { -readonly [K in keyof CanaryPolicy]?: CanaryPolicy[K] } = {};
+    for (const [k, v] of Object.entries(c)) {
+      switch (k) {
+        case 'weight':
+          if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 100) return { ok: false, reason: 'canary.weight must be a number from 0 to 100' };
+          canary.weight = v;
+          break;
+        case 'tag':
+          if (typeof v !== 'string' || !TAG_TEXT.test(v)) return { ok: false, reason: 'canary.tag must be a tag (no spaces or "=")' };
+          canary.tag = v;
+          break;
+        case 'header':
+          if (typeof v !== 'string' || !TOKEN.test(v)) return { ok: false, reason: 'canary.header must be a header name' };
+          canary.header = v.toLowerCase();
+          break;
+        case 'headerValue':
+          if (typeof v !== 'string' || v.length === 0 || v.length > 1024) return { ok: false, reason: 'canary.headerValue must be a non-empty string' };
+          canary.headerValue = v;
+          break;
+        case 'headerPattern': {
+          const why = patternProblem(v);
+          if (why) return { ok: false, reason: `canary.headerPattern ${why}` };
+          canary.headerPattern = v as string;
+          break;
+        }
+        case 'cookie':
+        case 'bucketCookie':
+          if (typeof v !== 'string' || !TOKEN.test(v)) return { ok: false, reason: `canary.${k} must be a cookie name` };
+          canary[k] = v;
+          break;
+        default:
+          return { ok: false, reason: `unknown field "canary.${k}"` };
+      }
+    }
+    out.canary = canary;
+  }
+  if (value.sticky !== undefined) {
+    const s = typeof value.sticky === 'string' ? stickyFromText(value.sticky) : stickyFromObject(value.sticky);
+    if (typeof s === 'string') return { ok: false, reason: s };
+    out.sticky = s;
+  }
+  if (value.panicThreshold !== undefined) {
+    const v = value.panicThreshold;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 100) return { ok: false, reason: 'panicThreshold must be a percentage from 0 to 100 (0 = off)' };
+    out.panicThresholdPercent = v;
+  }
+  return { ok: true, policy: out };
+}
+
+function patternProblem(v: unknown): string | undefined {
+  if (typeof v !== 'string' || v.length === 0 || v.length > MAX_PATTERN) return `must be a regular expression of 1-${MAX_PATTERN} characters`;
+  try {
+    new RegExp(v);
+  } catch (err) {
+    return `is not a valid regular expression: ${(err as Error).message}`;
+  }
+  return undefined;
+}
+
+const DEFAULT_STICKY: Omit<StickyPolicy, 'mode' | 'name'> = { ttlSeconds: 0, secure: false, httpOnly: true };
+
+/** "cookie", "cookie:<name>", "header:<name>", "ip"; a string is the reason when malformed. */
+export function stickyFromText(text: string): StickyPolicy | string {
+  const t = text.trim();
+  if (t === 'ip') return { mode: 'ip', name: '', ...DEFAULT_STICKY };
+  if (t === 'cookie') return { mode: 'cookie', name: DEFAULT_STICKY_COOKIE, ...DEFAULT_STICKY };
+  const colon = t.indexOf(':');
+  const mode = colon < 0 ? t : t.slice(0, colon);
+  const name = colon < 0 ? '' : t.slice(colon + 1).trim();
+  if ((mode === 'cookie' || mode === 'header') && TOKEN.test(name)) {
+    return { mode, name: mode === 'header' ? name.toLowerCase() : name, ...DEFAULT_STICKY };
+  }
+  return `sticky "${t.slice(0, 80)}": expected cookie, cookie:<name>, header:<name> or ip`;
+}
+
+function stickyFromObject(v: unknown): StickyPolicy | string {
+  if (!isObject(v)) return 'sticky must be a string or an object';
+  let base: StickyPolicy | string = stickyFromText(typeof v.mode === 'string' ? (v.name === undefined ? v.mode : `${v.mode}:${String(v.name)}`) : '');
+  if (typeof base === 'string') return base;
+  for (const [k, val] of Object.entries(v)) {
+    switch (k) {
+      case 'mode':
+      case 'name':
+        break;
+      case 'ttl': {
+        const ms = typeof val === 'number' ? val * 1000 : typeof val === 'string' ? parseDurationMs(val) : undefined;
+        if (ms === undefined || !Number.isFinite(ms) || ms < 0 || ms / 1000 > MAX_TTL_S) return 'sticky.ttl must be a duration such as 30m or 1h (or seconds), at most 10 years';
+        base = { ...base, ttlSeconds: Math.round(ms / 1000) };
+        break;
+      }
+      case 'secure':
+      case 'httpOnly':
+        if (typeof val !== 'boolean') return `sticky.${k} must be true or false`;
+        base = { ...base, [k]: val };
+        break;
+      case 'sameSite':
+        if (!SAME_SITE.includes(val as (typeof SAME_SITE)[number])) return 'sticky.sameSite must be Strict, Lax or None';
+        base = { ...base, sameSite: val as StickyPolicy['sameSite'] };
+        break;
+      default:
+        return `unknown field "sticky.${k}"`;
+    }
+  }
+  return base;
+}
+
+const TAG_KEYS = new Set([
+  'canary_tag', 'canary_weight', 'canary_header', 'canary_header_value', 'canary_header_pattern', 'canary_cookie',
+  'sticky', 'sticky_ttl', 'sticky_secure', 'sticky_httponly', 'sticky_samesite', 'panic_threshold',
+]);
+
+/**
+ * The policy in a service's tags (all instances; the first value of a key wins, as for other service
+ * tags), or undefined when no policy tag is present. Bad values are warnings and ignored.
+ */
+export function parsePolicyTags(service: string, instancesTags: readonly (readonly string[])[], warnings: string[]): PolicyDocument | undefined {
+  const seen = new Map<string, string>();
+  for (const tags of instancesTags) {
+    for (const tag of tags) {
+      const eq = tag.indexOf('=');
+      if (eq <= 0) continue;
+      const key = tag.slice(0, eq).trim();
+      if (!TAG_KEYS.has(key)) continue;
+      const value = tag.slice(eq + 1).trim();
+      const first = seen.get(key);
+      if (first === undefined) seen.set(key, value);
+      else if (first !== value) warnings.push(`service ${service}: conflicting tag "${tag}" ignored, "${key}=${first}" wins`);
+    }
+  }
+  if (seen.size === 0) return undefined;
+  const warn = (key: string, why: string) => warnings.push(`service ${service}: tag "${key}=${seen.get(key)}" ignored: ${why}`);
+  const canary: { -readonly [K in keyof CanaryPolicy]?: CanaryPolicy[K] } = {};
+  let hasCanary = false;
+  const text = (key: string, ok: (v: string) => boolean, why: string, set: (v: string) => void) => {
+    const v = seen.get(key);
+    if (v === undefined) return;
+    if (ok(v)) { set(v); hasCanary ||= key.startsWith('canary_'); } else warn(key, why);
+  };
+  text('canary_weight', (v) => /^\d{1,3}(\.\d+)?$/.test(v) && Number(v) <= 100, 'expected a percentage from 0 to 100', (v) => { canary.weight = Number(v); });
+  text('canary_tag', (v) => TAG_TEXT.test(v), 'expected a tag', (v) => { canary.tag = v; });
+  text('canary_header', (v) => TOKEN.test(v), 'expected a header name', (v) => { canary.header = v.toLowerCase(); });
+  text('canary_header_value', (v) => v.length > 0, 'expected a value', (v) => { canary.headerValue = v; });
+  text('canary_header_pattern', (v) => patternProblem(v) === undefined, 'expected a regular expression', (v) => { canary.headerPattern = v; });
+  text('canary_cookie', (v) => TOKEN.test(v), 'expected a cookie name', (v) => { canary.cookie = v; });
+  let sticky: StickyPolicy | undefined;
+  const stickyText = seen.get('sticky');
+  if (stickyText !== undefined) {
+    const s = stickyFromText(stickyText);
+    if (typeof s === 'string') warn('sticky', 'expected cookie, cookie:<name>, header:<name> or ip');
+    else sticky = s;
+  }
+  const attr = (key: string): string | undefined => {
+    const v = seen.get(key);
+    if (v !== undefined && sticky === undefined) warn(key, 'no sticky= tag');
+    return sticky === undefined ? undefined : v;
+  };
+  const ttl = attr('sticky_ttl');
+  if (ttl !== undefined && sticky) {
+    const ms = parseDurationMs(ttl);
+    if (ms === undefined || ms / 1000 > MAX_TTL_S) warn('sticky_ttl', 'expected a duration such as 30m or 1h');
+    else sticky = { ...sticky, ttlSeconds: Math.round(ms / 1000) };
+  }
+  for (const [key, field] of [['sticky_secure', 'secure'], ['sticky_httponly', 'httpOnly']] as const) {
+    const v = attr(key);
+    if (v === undefined || !sticky) continue;
+    if (v === 'true' || v === 'false') sticky = { ...sticky, [field]: v === 'true' };
+    else warn(key, 'expected true or false');
+  }
+  const sameSite = attr('sticky_samesite');
+  if (sameSite !== undefined && sticky) {
+    if (SAME_SITE.includes(sameSite as (typeof SAME_SITE)[number])) sticky = { ...sticky, sameSite: sameSite as StickyPolicy['sameSite'] };
+    else warn('sticky_samesite', 'expected Strict, Lax or None');
+  }
+  let panic: number | undefined;
+  text('panic_threshold', (v) => /^\d{1,3}(\.\d+)?%?$/.test(v) && parseFloat(v) <= 100, 'expected a percentage from 0 to 100', (v) => { panic = parseFloat(v); });
+  return {
+    ...(hasCanary ? { canary } : {}),
+    ...(sticky ? { sticky } : {}),
+    ...(panic !== undefined ? { panicThresholdPercent: panic } : {}),
+  };
+}
+
+/** The winning document (admin > KV > tags) with defaults filled in; undefined when nothing applies. */
+export function resolvePolicy(
+  sources: readonly (PolicyDocument | undefined)[],
+  defaultPanicPercent: number = DEFAULT_PANIC_THRESHOLD_PERCENT,
+): TrafficPolicy | undefined {
+  const doc = sources.find((d) => d !== undefined) ?? {};
+  const panic = doc.panicThresholdPercent ?? defaultPanicPercent;
+  const c = doc.canary;
+  const canary: CanaryPolicy | undefined = c === undefined ? undefined : {
+    tag: c.tag ?? DEFAULT_CANARY_TAG,
+    weight: c.weight ?? 0,
+    bucketCookie: c.bucketCookie ?? DEFAULT_BUCKET_COOKIE,
+    ...(c.header !== undefined ? { header: c.header } : {}),
+    ...(c.headerValue !== undefined ? { headerValue: c.headerValue } : {}),
+    ...(c.headerPattern !== undefined ? { headerPattern: c.headerPattern } : {}),
+    ...(c.cookie !== undefined ? { cookie: c.cookie } : {}),
+  };
+  if (canary === undefined && doc.sticky === undefined && panic <= 0) return undefined;
+  return {
+    ...(canary ? { canary } : {}),
+    ...(doc.sticky ? { sticky: doc.sticky } : {}),
+    ...(panic > 0 ? { panicThresholdPercent: panic } : {}),
+  };
+}
