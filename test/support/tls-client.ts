@@ -6,6 +6,8 @@ import { Writable } from 'node:stream';
 
 export interface HandshakeResult {
   readonly fingerprint: string;
+  /** issuer of the leaf as one line, e.g. "CN=Pebble Intermediate CA 1a2b3c" */
+  readonly issuer: string;
   readonly protocol: string | null;
   readonly alpn: string | false;
   readonly reused: boolean;
@@ -21,6 +23,7 @@ export function handshake(port: number, servername: string | undefined, opts: tl
     socket.once('secureConnect', () => {
       const result = {
         fingerprint: socket.getPeerCertificate().fingerprint256,
+        issuer: Object.entries(socket.getPeerCertificate().issuer ?? {}).map(([k, v]) => `${k}=${String(v)}`).join(', '),
         protocol: socket.getProtocol(),
         alpn: socket.alpnProtocol ?? false,
         reused: socket.isSessionReused(),

@@ -1,0 +1,48 @@
+// Pure ACME rules: which names want a certificate, when one is due, the retry pause, and what the
+// KV lock does about the key it finds.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { acmeNames, renewalDue, retryDelayMs } from '../../balancer/src/tls/acme-names.js';
+import { lockDecision } from '../../balancer/src/tls/kv-lock.js';
+import type { CatalogInstance, CatalogSnapshot } from '../../balancer/src/routing/types.js';
+
+const inst = (service: string, tags: string[]): CatalogInstance => ({
+  serviceId: `${service}-1`, service, node: 'n', address: '127.0.0.1', port: 80, tags, meta: {}, status: 'passing',
+} as CatalogInstance);
+
+test('ACME names: urlprefix hosts and host= tags of tls=acme services only; wildcards and IPs are problems', () => {
+  const snap = { services: {
+    web: [inst('web', ['tls=acme', 'urlprefix-Shop.Example.com/', 'urlprefix-/api', 'host=www.example.com']),
+      inst('web', ['urlprefix-shop.example.com/cart', 'urlprefix-api.example.com:443/x'])],
+    plain: [inst('plain', ['urlprefix-plain.example.com/'])],
+    odd: [inst('odd', ['tls=acme', 'host=*.example.com', 'urlprefix-10.0.0.1/', 'host=localhost'])],
+  } } as unknown as CatalogSnapshot;
+  const { names, problems } = acmeNames(snap);
+  assert.deepEqual(names, ['api.example.com', 'shop.example.com', 'www.example.com']);
+  assert.equal(problems.length, 3);
+  assert.deepEqual(acmeNames(undefined), { names: [], problems: [] });
+});
+
+test('renewal is due when missing, at two thirds of the lifetime, or forced after the last issuance', () => {
+  const day = 86_400_000;
+  const t0 = Date.parse('2026-01-01T00:00:00Z');
+  const cert = { notBefore: new Date(t0).toISOString(), notAfter: new Date(t0 + 90 * day).toISOString() };
+  const table: [string, ReturnType<typeof renewalDue>, Parameters<typeof renewalDue>][] = [
+    ['missing', 'missing', [undefined, undefined, t0]],
+    ['fresh', undefined, [cert, undefined, t0 + 59 * day]],
+    ['two thirds', 'renewal', [cert, undefined, t0 + 60 * day]],
+    ['forced after issuance', 'forced', [cert, { issuedAt: t0, forceRenewAt: t0 + day }, t0 + 2 * day]],
+    ['forced before issuance is done', undefined, [cert, { issuedAt: t0 + 2 * day, forceRenewAt: t0 + day }, t0 + 3 * day]],
+  ];
+  for (const [what, want, args] of table) assert.equal(renewalDue(...args), want, what);
+  assert.deepEqual([1, 2, 3, 30].map((n) => retryDelayMs(60_000, n)), [60_000, 120_000, 240_000, 3_600_000]);
+});
+
+test('KV lock decision: create when absent, take when ours, expired or unreadable, busy otherwise', () => {
+  const now = 1_000_000;
+  assert.deepEqual(lockDecision(undefined, 'me', now), { action: 'create' });
+  assert.deepEqual(lockDecision({ record: { holder: 'me', expiresAt: now + 10 }, modifyIndex: 7 }, 'me', now), { action: 'take', cas: 7 });
+  assert.deepEqual(lockDecision({ record: { holder: 'other', expiresAt: now }, modifyIndex: 8 }, 'me', now), { action: 'take', cas: 8 });
+  assert.deepEqual(lockDecision({ record: undefined, modifyIndex: 9 }, 'me', now), { action: 'take', cas: 9 });
+  assert.deepEqual(lockDecision({ record: { holder: 'other', expiresAt: now + 1 }, modifyIndex: 10 }, 'me', now), { action: 'busy', holder: 'other', expiresAt: now + 1 });
+});
