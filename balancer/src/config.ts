@@ -64,6 +64,10 @@ export interface Config {
   readonly adminToken?: string;
   /** key of the opaque server ids in sticky cookies; undefined = a random one per start */
   readonly stickySecret?: string;
+  /** Host names the admin API answers to besides its listen address and localhost (DNS rebinding) */
+  readonly adminAllowedHosts: readonly string[];
+  readonly adminMaxUpstreams: number;
+  readonly adminMaxServers: number;
   readonly mode: Mode;
   readonly workers: number;
   readonly dumpFile?: string;
@@ -145,6 +149,9 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'acme-retry', env: 'BALANCER_ACME_RETRY', kind: 'string', value: 'duration', def: '1m', help: 'first pause after a failed order (doubles up to 1h)' },
   { name: 'admin', env: 'BALANCER_ADMIN', kind: 'string', value: 'host:port', def: '127.0.0.1:8081', help: 'admin API listener' },
   { name: 'admin-token', env: 'BALANCER_ADMIN_TOKEN', kind: 'string', value: 'token', help: 'require "Authorization: Bearer <token>" on the admin API' },
+  { name: 'admin-allowed-hosts', env: 'BALANCER_ADMIN_ALLOWED_HOSTS', kind: 'list', value: 'a,b', help: 'Host names the admin API answers to besides its own address and localhost ("*" = any); others get 403 (DNS rebinding)' },
+  { name: 'admin-max-upstreams', env: 'BALANCER_ADMIN_MAX_UPSTREAMS', kind: 'string', value: 'N', def: '1000', help: 'upstreams that may be set through the admin API (413 beyond)' },
+  { name: 'admin-max-servers', env: 'BALANCER_ADMIN_MAX_SERVERS', kind: 'string', value: 'N', def: '1000', help: 'servers in one admin upstream (400 beyond)' },
   { name: 'mode', env: 'BALANCER_MODE', kind: 'string', value: 'dynamic|reload', def: 'dynamic', help: 'dynamic: swap tables in place; reload: render a config and start a new worker generation' },
   { name: 'workers', env: 'BALANCER_WORKERS', kind: 'string', value: 'N', def: 'number of cores', help: 'proxy worker processes' },
   { name: 'dump-file', env: 'BALANCER_DUMP_FILE', kind: 'string', value: 'path', help: 'last good table + admin upstreams, written on every change, read at start' },
@@ -300,6 +307,9 @@ export function parseBalancerArgs(
       admin: parseHostPort(str('admin') ?? '127.0.0.1:8081', source('admin')),
       adminToken: str('admin-token'),
       stickySecret: str('sticky-secret'),
+      adminAllowedHosts: (str('admin-allowed-hosts') ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean),
+      adminMaxUpstreams: int('admin-max-upstreams', 1000, 1),
+      adminMaxServers: int('admin-max-servers', 1000, 1),
       mode,
       workers: int('workers', Math.max(1, facts.cores), 1),
       dumpFile: str('dump-file'),

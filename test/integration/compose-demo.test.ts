@@ -73,12 +73,15 @@ async function catalogCount(consul: { host: string; port: number }, service: str
   }
 }
 
+// the compose file requires one (the admin API is reachable from every container of the demo network)
+const ADMIN_TOKEN = randomBytes(16).toString('hex');
+
 interface BalancerStatus {
   readonly upstreams?: ReadonlyArray<{ readonly name: string; readonly servers: ReadonlyArray<{ readonly host: string; readonly port: number; readonly status: string }> }>;
 }
 
 async function balancerStatus(admin: { host: string; port: number }): Promise<BalancerStatus> {
-  const res = await fetch(`http://${admin.host}:${admin.port}/status`, { signal: AbortSignal.timeout(5_000) });
+  const res = await fetch(`http://${admin.host}:${admin.port}/status`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` }, signal: AbortSignal.timeout(5_000) });
   assert.equal(res.status, 200, `balancer admin /status answered ${res.status}`);
   return (await res.json()) as BalancerStatus;
 }
@@ -152,6 +155,7 @@ describe('docker-compose demo end to end', { skip, timeout: 400_000 }, () => {
           // empty: ephemeral host ports on 127.0.0.1 (read back with `docker-compose port`)
           BALANCER_PORT: '', BALANCER_ADMIN_PORT: '', CONSUL_PORT: '',
           CBTEST_RUN: runId, CBTEST_IMAGES: imagePrefix, CBTEST_WEB_SERVICE: webService,
+          BALANCER_ADMIN_TOKEN: ADMIN_TOKEN,
         },
         signal: suiteSignal,
       });

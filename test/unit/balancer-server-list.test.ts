@@ -21,7 +21,7 @@ test('dyups errors say what and where', () => {
   const cases: [string, RegExp][] = [
     ['', /no server given/],
     ['server 127.0.0.1:1; srv 127.0.0.1:2;', /entry 2 "srv 127.0.0.1:2": expected "server/],
-    ['server 127.0.0.1:99999;', /bad port in "127.0.0.1:99999"/],
+    ['server 127.0.0.1:99999;', /entry 1 "server 127.0.0.1:99999": port "99999" is not an integer 1-65535/],
     ['server 127.0.0.1:1 weight=0;', /"weight=0" needs an integer >= 1/],
     ['server 127.0.0.1:1 fail_timeout=soon;', /bad duration in "fail_timeout=soon"/],
     ['server 127.0.0.1:1 slow_start=1s;', /unknown parameter "slow_start=1s"/],
@@ -57,7 +57,7 @@ test('JSON errors say what and where', () => {
     [{ servers: ['x'] }, /servers\[0\]: expected an object/],
     [{ servers: [{ port: 1 }] }, /servers\[0\]: "host" must be a non-empty string/],
     [{ servers: [{ host: 'a' }] }, /servers\[0\]: "port" is required/],
-    [{ servers: [{ host: 'a', port: 1 }, { host: 'b', port: 70000 }] }, /servers\[1\]: "port" must be <= 65535/],
+    [{ servers: [{ host: 'a', port: 1 }, { host: 'b', port: 70000 }] }, /servers\[1\]: "port": port 70000 is not an integer 1-65535/],
     [{ servers: [{ host: 'a', port: 1, weight: 1.5 }] }, /"weight" must be an integer >= 1/],
     [{ servers: [{ host: 'a', port: 1, down: 'yes' }] }, /"down" must be true or false/],
     [{ servers: [{ host: 'a', port: 1, wieght: 2 }] }, /unknown field "wieght"/],
@@ -66,6 +66,37 @@ test('JSON errors say what and where', () => {
   for (const [body, re] of cases) {
     assert.throws(() => parseJsonServers(body), (e: unknown) => e instanceof ServerListError && re.test(e.message), JSON.stringify(body));
   }
+});
+
+test('hosts that are not an IPv4/IPv6 address or a DNS name are refused in both formats', () => {
+  const dyups: [string, RegExp][] = [
+    ['server evil/x:80;', /entry 1 "server evil\/x:80": host "evil\/x" contains "\/"/],
+    ['server a b:80;', /entry 1 "server a b:80": unknown parameter "b:80"/],
+    ['server 10.0.0.1#frag;', /host "10.0.0.1#frag" contains "#"/],
+    ['server 10.0.0.1:80#frag;', /port "80#frag" is not an integer/],
+    ['server user@10.0.0.1:80;', /contains "@"/],
+    ['server 10.0.0.300:80;', /numeric last label/],
+    ['server [fe80::1%eth0]:80;', /zone indexes/],
+    ['server [::1:80;', /without "]"/],
+    ['server 127.0.0.1:0;', /port "0"/],
+  ];
+  for (const [text, re] of dyups) {
+    assert.throws(() => parseDyupsServers(text), (e: unknown) => e instanceof ServerListError && re.test(e.message), text);
+  }
+  const json: [unknown, RegExp][] = [
+    [{ servers: [{ host: 'evil/x', port: 80 }] }, /servers\[0\]: host "evil\/x" contains "\/"/],
+    [{ servers: [{ host: 'a b', port: 80 }] }, /servers\[0\]: host "a b" contains " "/],
+    [{ servers: [{ host: '10.0.0.1#frag', port: 80 }] }, /contains "#"/],
+    [{ servers: [{ host: '10.0.0.1:8080', port: 80 }] }, /not a valid IPv6/],
+    [{ servers: [{ host: 'a', port: 1.5 }] }, /"port": port 1.5 is not an integer/],
+    [{ servers: [{ host: 'a', port: '80x' }] }, /"port": port "80x"/],
+    [{ servers: [{ host: 'a', port: null }] }, /"port": port must be an integer 1-65535, got null/],
+  ];
+  for (const [body, re] of json) {
+    assert.throws(() => parseJsonServers(body), (e: unknown) => e instanceof ServerListError && re.test(e.message), JSON.stringify(body));
+  }
+  // brackets around an IPv6 host in JSON are accepted and dropped, a string port is kept working
+  assert.deepEqual(parseJsonServers({ servers: [{ host: '[::1]', port: '8080' }] }), [{ host: '::1', port: 8080 }]);
 });
 
 test('toServerSpecs and adminUpstream fill defaults', () => {

@@ -7,6 +7,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { ServerListError } from '../routing/server-list.js';
+import { browserRequestProblem } from './browser-guard.js';
 import type { AdminDeps } from './deps.js';
 import { AdminError } from './route-support.js';
 import { metricsRoutes } from './routes/metrics.js';
@@ -45,6 +46,20 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
   });
   app.setNotFoundHandler((req, reply) => {
     reply.code(404).send({ error: 'ERR_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` });
+  });
+
+  // before authentication: a browser-borne request is refused even with a token
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.url === '/healthz') return;
+    const header = (name: string): string | undefined => {
+      const v = req.headers[name];
+      return Array.isArray(v) ? v.join(',') : v;
+    };
+    const problem = browserRequestProblem(
+      { host: header('host'), origin: header('origin'), secFetchSite: header('sec-fetch-site')},
+      { allowedHosts: deps.allowedHosts, listenHost: deps.listenHost },
+    );
+    if (problem) return reply.code(403).send({ error: 'ERR_BROWSER_REQUEST', message: problem });
   });
 
   if (deps.token) {

@@ -10,6 +10,12 @@ export interface WorkerStatusSource {
   status(): Promise<readonly { workerId: number; pid?: number; generation: number; upstreams: readonly UpstreamStatus[] }[]>;
 }
 
+/** Which live workers did not acknowledge a table version (empty and live=true: every one did). */
+export interface AppliedResult {
+  readonly live: boolean;
+  readonly notAcked: readonly { readonly workerId: number; readonly pid?: number }[];
+}
+
 export interface AdminDeps {
   readonly holder: TableHolder;
   readonly defaults: TableDefaults;
@@ -25,7 +31,15 @@ export interface AdminDeps {
    * Resolves once the workers serve the given table version, so a successful POST/DELETE means
    * "live everywhere" as with dyups; absent = answer right after the table swap in the primary.
    */
-  readonly applied?: (version: string) => Promise<boolean>;
+  readonly applied?: (version: string) => Promise<boolean | AppliedResult>;
+  /** Host names (besides the listen address and localhost) the admin API answers to; "*" = any */
+  readonly allowedHosts?: readonly string[];
+  /** the configured admin listen host, for the Host check */
+  readonly listenHost?: string;
+  /** bound on upstreams defined through the API (413 beyond), default 1000 */
+  readonly maxUpstreams?: number;
+  /** bound on servers in one POST (400 beyond), default 1000 */
+  readonly maxServers?: number;
   /** set when upstreams cannot be changed here (reload mode: the rendered config is the source) */
   readonly readOnlyReason?: string;
   /** TLS certificates and ACME (routes/certs.ts); undefined = no TLS listener */

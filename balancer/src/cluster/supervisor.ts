@@ -53,6 +53,19 @@ export interface PublishedEvent {
   readonly latencyMs: number;
   readonly acked: number;
   readonly workers: number;
+  /** live workers that were sent the table and did not acknowledge it in time */
+  readonly notAcked: readonly WorkerRef[];
+}
+
+export interface WorkerRef {
+  readonly workerId: number;
+  readonly pid: number | undefined;
+}
+
+/** Whether every live worker serves a table version; when not, which ones may not. */
+export interface PublishOutcome {
+  readonly live: boolean;
+  readonly notAcked: readonly WorkerRef[];
 }
 
 export interface SupervisorMetrics {
@@ -119,6 +132,7 @@ export class Supervisor {
   private tlsListenAddresses: readonly { address: string; port: number; family: string }[] | undefined;
   private readonly initListeners = new Set<(ch: WorkerChannel) => void>();
   private readonly extraMessageListeners = new Set<(ch: WorkerChannel, msg: WorkerToPrimary) => void>();
+  private lastNotAcked: readonly WorkerRef[] = [];
 
   constructor(private readonly opts: SupervisorOptions) {
     this.log = opts.logger;
@@ -207,8 +221,10 @@ export class Supervisor {
     this.latencies.push(latencyMs);
     if (this.latencies.length > LATENCY_SAMPLES) this.latencies.shift();
     const level = acked < targets.length ? 'warn' : 'info';
-    const event: PublishedEvent = { table, at: performance.now(), latencyMs, acked, workers: targets.length };
+    const notAcked = targets.filter((_, i) => replies[i]?.type !== 'ack').map((m) => ({ workerId: m.worker.id, pid: m.worker.process.pid }));
+    const event: PublishedEvent = { table, at: performance.now(), latencyMs, acked, workers: targets.length, notAcked };
     this.lastPublishedVersion = table.version;
+    this.lastNotAcked = notAcked;
     for (const l of this.publishedListeners) {
       try {
         l(event);
@@ -225,18 +241,25 @@ export class Supervisor {
     return this.lastPublishedVersion;
   }
 
-  /** Resolves once a table of this version has been acknowledged by the workers (false on timeout). */
-  whenPublished(version: string, timeoutMs: number): Promise<boolean> {
-    if (this.lastPublishedVersion === version) return Promise.resolve(true);
+  /**
+   * Resolves once a table of this version was sent to every live worker: live only when each of them
+   * acknowledged it; on timeout every live worker of the current generation is listed (unknown which).
+   */
+  whenPublished(version: string, timeoutMs: number): Promise<PublishOutcome> {
+    const outcome = (notAcked: readonly WorkerRef[]): PublishOutcome => ({ live: notAcked.length === 0, notAcked });
+    if (this.lastPublishedVersion === version) return Promise.resolve(outcome(this.lastNotAcked));
     return new Promise((resolve) => {
-      const finish = (ok: boolean) => {
+      const finish = (o: PublishOutcome) => {
         clearTimeout(timer);
         off();
-        resolve(ok);
+        resolve(o);
       };
-      const timer = setTimeout(() => finish(false), timeoutMs);
+      const timer = setTimeout(() => {
+        const live = [...this.members.values()].filter((m) => m.generation === this.generation && m.state !== 'gone' && m.state !== 'draining');
+        finish({ live: false, notAcked: live.map((m) => ({ workerId: m.worker.id, pid: m.worker.process.pid })) });
+      }, timeoutMs);
       const off = this.onPublished((e) => {
-        if (e.table.version === version) finish(true);
+        if (e.table.version === version) finish(outcome(e.notAcked));
       });
     });
   }

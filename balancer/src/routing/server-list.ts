@@ -2,6 +2,7 @@
 // backup down;`) and lua-resty-checkups JSON (`{"servers":[{"host","port","weight",...}]}`).
 // Both are strict: anything unexpected is a ServerListError saying what and where, so a bad admin
 // call changes nothing.
+import { checkHost, checkPort, parseHostPort } from '../../../common/host-port.js';
 import type { ActiveCheckSpec, Algorithm, HashKey, RetrySpec, ServerSpec, UpstreamSpec } from './types.js';
 import type { TableDefaults } from './tag-options.js';
 import { parseDurationMs, parseNonNegativeInt } from './tag-options.js';
@@ -67,25 +68,9 @@ function intParam(word: string, min: number, where: string): number {
 }
 
 function parseAddress(address: string, where: string): { host: string; port: number } {
-  let host: string;
-  let portText: string | undefined;
-  if (address.startsWith('[')) {
-    const close = address.indexOf(']');
-    if (close < 0) throw new ServerListError(`${where}: bad IPv6 address "${address}"`);
-    host = address.slice(1, close);
-    const rest = address.slice(close + 1);
-    if (rest && !rest.startsWith(':')) throw new ServerListError(`${where}: bad address "${address}"`);
-    portText = rest ? rest.slice(1) : undefined;
-  } else {
-    const colon = address.lastIndexOf(':');
-    host = colon < 0 ? address : address.slice(0, colon);
-    portText = colon < 0 ? undefined : address.slice(colon + 1);
-    if (host.includes(':')) throw new ServerListError(`${where}: IPv6 address "${address}" must be in brackets`);
-  }
-  if (!host) throw new ServerListError(`${where}: empty host in "${address}"`);
-  const port = portText === undefined ? NGINX_DEFAULT_PORT : parseNonNegativeInt(portText);
-  if (port === undefined || port < 1 || port > 65535) throw new ServerListError(`${where}: bad port in "${address}"`);
-  return { host, port };
+  const r = parseHostPort(address, NGINX_DEFAULT_PORT);
+  if (!r.ok) throw new ServerListError(`${where}: ${r.reason}`);
+  return { host: r.host, port: r.port };
 }
 
 const JSON_FIELDS = new Set(['host', 'port', 'weight', 'max_fails', 'fail_timeout', 'down', 'backup']);
@@ -107,10 +92,13 @@ function parseJsonServer(item: unknown, where: string): ServerInput {
     if (!JSON_FIELDS.has(key)) throw new ServerListError(`${where}: unknown field "${key}"`);
   }
   if (typeof o.host !== 'string' || !o.host.trim()) throw new ServerListError(`${where}: "host" must be a non-empty string`);
-  const host = o.host.trim().replace(/^\[(.*)\]$/, '$1');
-  const port = jsonInt(o.port, 'port', 1, where);
-  if (port === undefined) throw new ServerListError(`${where}: "port" is required`);
-  if (port > 65535) throw new ServerListError(`${where}: "port" must be <= 65535`);
+  const hostCheck = checkHost(o.host.trim());
+  if (!hostCheck.ok) throw new ServerListError(`${where}: ${hostCheck.reason}`);
+  const host = hostCheck.host;
+  if (o.port === undefined) throw new ServerListError(`${where}: "port" is required`);
+  const portCheck = checkPort(o.port);
+  if (!portCheck.ok) throw new ServerListError(`${where}: "port": ${portCheck.reason}`);
+  const port = portCheck.port;
   const weight = jsonInt(o.weight, 'weight', 1, where);
   const maxFails = jsonInt(o.max_fails, 'max_fails', 0, where);
   let failTimeoutMs: number | undefined;
