@@ -85,6 +85,10 @@ export interface Config {
     readonly headersMs: number;
     readonly idleMs: number;
     readonly clientKeepAliveMs: number;
+    readonly clientBodyMs: number;
+    readonly requestMs: number;
+    readonly queueMs: number;
+    readonly tunnelIdleMs: number;
   };
   /** how long an old worker generation may take to drain before it is killed */
   readonly drainTimeoutMs: number;
@@ -94,6 +98,10 @@ export interface Config {
   readonly accessLog: boolean;
   /** CIDR ranges whose Forwarded / X-Forwarded-* / X-Real-IP headers are kept (default: none) */
   readonly trustForwarded: readonly string[];
+  /** requests waiting for a connection to one server beyond its busy ones */
+  readonly maxQueuePerServer: number;
+  /** Upgrade protocols passed through, lower case */
+  readonly upgradeProtocols: readonly string[];
   readonly logLevel: LogLevel;
   readonly reload: ReloadConfig;
   /** --tls-listen and the TLS/ACME flags; undefined = no TLS listener */
@@ -165,6 +173,12 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'headers-timeout', env: 'BALANCER_HEADERS_TIMEOUT', kind: 'string', value: 'duration', def: '60s', help: 'upstream response headers timeout' },
   { name: 'idle-timeout', env: 'BALANCER_IDLE_TIMEOUT', kind: 'string', value: 'duration', def: '60s', help: 'upstream response body idle timeout' },
   { name: 'client-keepalive-timeout', env: 'BALANCER_CLIENT_KEEPALIVE_TIMEOUT', kind: 'string', value: 'duration', def: '5s', help: 'idle client keep-alive connections are closed after this' },
+  { name: 'client-body-timeout', env: 'BALANCER_CLIENT_BODY_TIMEOUT', kind: 'string', value: 'duration', def: '60s', help: 'max gap between two request-body reads from a client (408 and close; 0 = none)' },
+  { name: 'request-timeout', env: 'BALANCER_REQUEST_TIMEOUT', kind: 'string', value: 'duration', def: '300s', help: 'the whole request body must arrive within this long of its head (408 and close; 0 = none)' },
+  { name: 'queue-timeout', env: 'BALANCER_QUEUE_TIMEOUT', kind: 'string', value: 'duration', def: '10s', help: 'longest wait for a free connection to an upstream server (then 504)' },
+  { name: 'max-queue-per-server', env: 'BALANCER_MAX_QUEUE_PER_SERVER', kind: 'string', value: 'N', def: '256', help: 'requests that may wait for a busy upstream server (beyond it: 503)' },
+  { name: 'tunnel-idle-timeout', env: 'BALANCER_TUNNEL_IDLE_TIMEOUT', kind: 'string', value: 'duration', def: '10m', help: 'an Upgrade (WebSocket) tunnel with no byte either way for this long is closed (0 = none)' },
+  { name: 'upgrade-protocols', env: 'BALANCER_UPGRADE_PROTOCOLS', kind: 'list', value: 'a,b', def: 'websocket', help: 'Upgrade protocols passed through to upstreams; any other Upgrade request is a 400' },
   { name: 'drain-timeout', env: 'BALANCER_DRAIN_TIMEOUT', kind: 'string', value: 'duration', def: '30s', help: 'bound on draining a worker generation before it is killed' },
   { name: 'max-connections-per-server', env: 'BALANCER_MAX_CONNECTIONS_PER_SERVER', kind: 'string', value: 'N', def: '128', help: 'keep-alive connections per upstream server' },
   { name: 'engine', env: 'BALANCER_ENGINE', kind: 'string', value: ENGINES.join('|'), def: DEFAULT_ENGINE, help: 'data plane: native (own HTTP/1.1 codec and upstream socket pool) or undici (node:http + undici, the comparison engine)' },
@@ -325,12 +339,18 @@ export function parseBalancerArgs(
         headersMs: duration('headers-timeout', 60_000),
         idleMs: duration('idle-timeout', 60_000),
         clientKeepAliveMs: duration('client-keepalive-timeout', 5_000),
+        clientBodyMs: duration('client-body-timeout', 60_000),
+        requestMs: duration('request-timeout', 300_000),
+        queueMs: duration('queue-timeout', 10_000),
+        tunnelIdleMs: duration('tunnel-idle-timeout', 600_000),
       },
       drainTimeoutMs: duration('drain-timeout', 30_000),
       maxConnectionsPerServer: int('max-connections-per-server', 128, 1),
       engine: engine as Engine,
       accessLog: bool('access-log'),
       trustForwarded: trustedRanges(str('trust-forwarded'), source('trust-forwarded')),
+      maxQueuePerServer: int('max-queue-per-server', 256, 0),
+      upgradeProtocols: upgradeProtocols(str('upgrade-protocols'), source('upgrade-protocols')),
       logLevel: logLevel as LogLevel,
       reload: {
         template: str('template'),
@@ -345,6 +365,14 @@ export function parseBalancerArgs(
     if (err instanceof ConfigError) return err;
     throw err;
   }
+}
+
+/** --upgrade-protocols: tokens (RFC 9110 section 7.8), compared case-insensitively. */
+function upgradeProtocols(text: string | undefined, what: string): readonly string[] {
+  if (text === undefined) return ['websocket'];
+  const list = text.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  for (const p of list) if (!/^[!#$%&'*+\-.^_`|~0-9a-z]+(\/[!#$%&'*+\-.^_`|~0-9a-z]+)?$/.test(p)) throw new ConfigError(`${what}: "${p}" is not a protocol token`);
+  return list;
 }
 
 /** --trust-forwarded: validated here so a typo stops the start instead of trusting nobody silently. */

@@ -20,6 +20,8 @@ export interface WorkerInitOptions {
   readonly trustForwarded?: readonly string[];
   /** key of the sticky-cookie server ids (the same in every worker) */
   readonly stickySecret?: string;
+  readonly maxQueuePerServer?: number;
+  readonly upgradeProtocols?: readonly string[];
   readonly logLevel: string;
   /** module exporting createWorkerRuntime; undefined = the real engine (tests may substitute) */
   readonly runtimeModule?: string;

@@ -126,6 +126,8 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
       accessLog: config.accessLog,
       trustForwarded: config.trustForwarded,
       stickySecret: config.stickySecret ?? randomBytes(32).toString('base64url'),
+      maxQueuePerServer: config.maxQueuePerServer,
+      upgradeProtocols: config.upgradeProtocols,
       logLevel: config.logLevel,
       tls: config.tls ? workerTlsOptions(config.tls) : undefined,
       acmeChallenges: challengeLookupOptions(config.tls, config.consul),

@@ -50,6 +50,8 @@ async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<
     trustForwarded: o.trustForwarded,
     acmeChallenge: o.acmeChallenges ? createChallengeLookup(o.acmeChallenges) : undefined,
     stickySecret: o.stickySecret,
+    maxQueuePerServer: o.maxQueuePerServer,
+    upgradeProtocols: o.upgradeProtocols,
   });
   runtime.applyTable(msg.table);
   currentVersion = msg.table.version;

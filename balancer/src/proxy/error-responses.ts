@@ -5,6 +5,9 @@ import type { ClientExchange } from './transport.js';
 /** Stable codes in the `error` field of every JSON error body. */
 export type ProxyErrorCode =
   | 'bad_path'              // 400: the path is malformed or ambiguous (see routing/normalize-path.ts)
+  | 'client_body_timeout'   // 408: no request-body byte for --client-body-timeout
+  | 'request_timeout'       // 408: the request body did not arrive within --request-timeout
+  | 'upstream_busy'         // 503: every connection to the server busy and its wait queue full
   | 'unknown_host'          // 404: no route for Host + path
   | 'no_healthy_upstream'   // 502: the upstream has no server that can be picked
   | 'upstream_unreachable'  // 502: connect refused/reset, socket error

@@ -19,6 +19,9 @@ export interface ProxyContext {
   /** set when the access log is on */
   readonly accessLog: pino.Logger | undefined;
   readonly connectMs: number;
+  /** request body: max gap between two chunks, and the whole body within this of the head (0 = none) */
+  readonly clientBodyMs: number;
+  readonly requestMs: number;
   /** clients whose Forwarded / X-Forwarded-* / X-Real-IP are kept (--trust-forwarded) */
   readonly trustForwarded: CidrMatcher;
   /** true once stopAccepting() began: responses carry `Connection: close` */

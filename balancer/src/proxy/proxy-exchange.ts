@@ -14,6 +14,7 @@ import { clientAddress, normalizeHost, rawHostHeader, type ProxyContext } from '
 import { ACME_CHALLENGE_PREFIX, answerAcmeChallenge } from '../tls/acme-challenge.js';
 import { ERR, type ClientEvents, type ClientExchange, type UpstreamHandler, type UpstreamRequest } from './transport.js';
 import { normalizePath } from '../routing/normalize-path.js';
+import { GatedBody, isClientBodyTimeout, type BodyTimeoutKind, type GateEvents } from './request-body-gate.js';
 
 /** RFC 9110 idempotent methods; nginx retries all but POST, LOCK, PATCH. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
@@ -76,7 +77,7 @@ class UpstreamAttempt implements UpstreamHandler {
   }
 }
 
-export class ProxyExchange implements PickRequest, ClientEvents {
+export class ProxyExchange implements PickRequest, ClientEvents, GateEvents {
   readonly clientIp: string;
   readonly url: string;
   readonly startedAt: number;
@@ -89,7 +90,13 @@ export class ProxyExchange implements PickRequest, ClientEvents {
   /** the picker of the last pick: it names the cookies the answer carries */
   #picker: Picker | undefined;
   #exclude: Set<string> | undefined;
-  readonly #request: UpstreamRequest;
+  #request: UpstreamRequest;
+  /** the request body, read up to GATE_BYTES before the first dispatch */
+  #gate: GatedBody | undefined;
+  /** the server picked for the first try, while the body gate fills */
+  #first: ServerSpec | undefined;
+  /** the client was too slow sending its body: the answer is 408, no server is blamed */
+  #clientTimeout: BodyTimeoutKind | undefined;
   /** Content-Length of the response being relayed (-1: unknown) and whether body bytes went out */
   #bodyLength = -1;
   #bodyStarted = false;
@@ -116,7 +123,41 @@ export class ProxyExchange implements PickRequest, ClientEvents {
     this.#picker = picker;
     this.client.attach(this);
     this.ctx.inflight++;
+    const body = this.client.body;
+    if (body === null) { this.#dispatch(first); return; }
+    // no upstream is involved until the body is in hand (or GATE_BYTES of it): onBodyReady
+    this.#first = first;
+    const gate = new GatedBody(body, this, { idleMs: this.ctx.clientBodyMs, totalMs: this.ctx.requestMs });
+    this.#gate = gate;
+    this.#request = { method: this.#request.method, path: this.#request.path, headers: this.#request.headers, body: gate };
+  }
+
+  onBodyReady(): void {
+    const first = this.#first;
+    this.#first = undefined;
+    if (first === undefined || this.done || this.clientGone) return;
     this.#dispatch(first);
+  }
+
+  onBodyTimeout(kind: BodyTimeoutKind): void {
+    this.#clientTimeout = kind;
+    const attempt = this.attempt;
+    // with a try under way, the aborted body ends it in onAttemptError, which answers
+    if (attempt !== undefined && !attempt.settled) return;
+    this.#answerClientTimeout();
+    this.#finish(attempt);
+  }
+
+  onBodyFailed(): void {
+    // the client went away while its body was in the gate: nothing was sent anywhere
+    if (this.attempt === undefined) { this.clientGone = true; this.#finish(undefined); }
+  }
+
+  #answerClientTimeout(): void {
+    const kind = this.#clientTimeout ?? 'request_timeout';
+    // the rest of the body is unread: the connection cannot carry another request
+    if (this.client.headersSent) this.client.destroy();
+    else sendJsonError(this.client, 408, kind, {}, true);
   }
 
   #dispatch(server: ServerSpec): void {
@@ -145,7 +186,7 @@ export class ProxyExchange implements PickRequest, ClientEvents {
     if (this.clientGone || this.tries >= retry.tries) return false;
     if (retry.timeoutMs > 0 && this.ctx.now() - this.startedAt >= retry.timeoutMs) return false;
     if (!retry.nonIdempotent && !IDEMPOTENT.has(this.client.method)) return false;
-    const body = this.client.body;
+    const body = this.#gate ?? this.client.body;
     return body === null || (!body.consumed && !body.failed);
   }
 
@@ -208,6 +249,13 @@ export class ProxyExchange implements PickRequest, ClientEvents {
   onAttemptError(attempt: UpstreamAttempt, err: Error): void {
     if (attempt.discarded) return;
     const code = errorCode(err);
+    if (this.#clientTimeout !== undefined || isClientBodyTimeout(code)) {
+      // the client was too slow, not the server
+      this.#report(attempt, true, undefined);
+      if (!this.done) this.#answerClientTimeout();
+      this.#finish(attempt);
+      return;
+    }
     if (this.clientGone) {
       // the client left: not the server's fault
       this.#report(attempt, true, undefined);
@@ -221,7 +269,8 @@ export class ProxyExchange implements PickRequest, ClientEvents {
       this.#finish(attempt);
       return;
     }
-    if (!NOT_SERVER_FAULT.has(code) && this.#mayRetry()) {
+    // a full wait queue sent nothing anywhere: another server may have room
+    if ((!NOT_SERVER_FAULT.has(code) || code === ERR.queueFull) && this.#mayRetry()) {
       const next = this.#pickNext(attempt.server);
       if (next !== undefined) {
         this.#dispatch(next);
@@ -229,8 +278,11 @@ export class ProxyExchange implements PickRequest, ClientEvents {
       }
     }
     const timeout = TIMEOUT_CODES.has(code);
-    sendJsonError(this.client, timeout ? 504 : 502, timeout ? 'upstream_timeout' : 'upstream_unreachable',
-      { upstream: this.upstream.name, cause: code }, this.ctx.draining);
+    if (code === ERR.queueFull) sendJsonError(this.client, 503, 'upstream_busy', { upstream: this.upstream.name, cause: code }, this.ctx.draining);
+    else {
+      sendJsonError(this.client, timeout ? 504 : 502, timeout ? 'upstream_timeout' : 'upstream_unreachable',
+        { upstream: this.upstream.name, cause: code }, this.ctx.draining);
+    }
     this.#finish(attempt);
   }
 
@@ -242,17 +294,19 @@ export class ProxyExchange implements PickRequest, ClientEvents {
     if (this.done) return;
     this.clientGone = true;
     const attempt = this.attempt;
+    if (attempt === undefined) { this.#finish(undefined); return; }
     if (attempt !== undefined && !attempt.settled && attempt.abortUpstream !== null) attempt.abortUpstream();
   }
 
-  #finish(attempt: UpstreamAttempt): void {
+  #finish(attempt: UpstreamAttempt | undefined): void {
     if (this.done) return;
     this.done = true;
     this.ctx.inflight--;
+    this.#gate?.dispose();
     const log = this.ctx.accessLog;
     if (log !== undefined) {
       log.info({
-        method: this.client.method, url: this.url, upstream: this.upstream.name, server: attempt.server.id,
+        method: this.client.method, url: this.url, upstream: this.upstream.name, server: attempt?.server.id,
         status: this.clientGone ? 499 : this.client.statusCode, ms: this.ctx.now() - this.startedAt, tries: this.tries,
       }, 'access');
     }

@@ -5,7 +5,7 @@ import { PeerHealth } from '../health/peer-health.js';
 import { ActiveChecker } from '../health/active-checker.js';
 import type { PickerEnv } from '../balancing/picker.js';
 import type { RouteTable } from '../routing/types.js';
-import type { UpstreamStatus, WorkerRuntime, WorkerRuntimeOptions } from '../worker/runtime.js';
+import { DEFAULT_CLIENT_BODY_MS, DEFAULT_MAX_QUEUE_PER_SERVER, DEFAULT_QUEUE_MS, DEFAULT_REQUEST_MS, type UpstreamStatus, type WorkerRuntime, type WorkerRuntimeOptions } from '../worker/runtime.js';
 import { changedUpstreams, compileTable } from './compiled-table.js';
 import type { ClientFront } from './engine.js';
 import type { ProxyContext } from './proxy-context.js';
@@ -30,6 +30,8 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
   const transport: UpstreamTransport = new UndiciTransport({
     connectMs: opts.timeouts.connectMs, headersMs: opts.timeouts.headersMs, idleMs: opts.timeouts.idleMs,
     maxConnectionsPerServer: opts.maxConnectionsPerServer,
+    maxQueuePerServer: opts.maxQueuePerServer ?? DEFAULT_MAX_QUEUE_PER_SERVER,
+    queueMs: opts.timeouts.queueMs ?? DEFAULT_QUEUE_MS,
   }, log);
   const checker = new ActiveChecker({ sink: health, logger: opts.logger.child({ component: 'active-check' }), now, random: env.random });
   const ctx: ProxyContext = {
@@ -38,11 +40,13 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     accessLog: opts.accessLog ? opts.logger.child({ component: 'access' }) : undefined,
     connectMs: opts.timeouts.connectMs,
     trustForwarded: new CidrMatcher(parseCidrList(opts.trustForwarded ?? [])),
+    clientBodyMs: opts.timeouts.clientBodyMs ?? DEFAULT_CLIENT_BODY_MS,
+    requestMs: opts.timeouts.requestMs ?? DEFAULT_REQUEST_MS,
     draining: false,
     inflight: 0,
     acmeChallenge: opts.acmeChallenge,
   };
-  const front: ClientFront = createUndiciFront(ctx, { clientKeepAliveMs: opts.timeouts.clientKeepAliveMs, headersMs: opts.timeouts.headersMs });
+  const front: ClientFront = createUndiciFront(ctx, { clientKeepAliveMs: opts.timeouts.clientKeepAliveMs, headersMs: opts.timeouts.headersMs, requestMs: ctx.requestMs });
   let stopping: Promise<void> | undefined;
   let drainPoll: NodeJS.Timeout | undefined;
   let drained: (() => void) | undefined;

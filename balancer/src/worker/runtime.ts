@@ -15,7 +15,21 @@ export interface WorkerTimeouts {
   readonly idleMs: number;
   /** client-side keep-alive: idle client connections are closed after this */
   readonly clientKeepAliveMs: number;
+  /** max gap between two request-body chunks (default 60 s; 0 = none) */
+  readonly clientBodyMs?: number;
+  /** the whole request received within this long of its head (default 300 s; 0 = none) */
+  readonly requestMs?: number;
+  /** longest wait for a free upstream connection (default 10 s) */
+  readonly queueMs?: number;
+  /** an Upgrade tunnel with no byte either way for this long is closed (default 10 min; 0 = none) */
+  readonly tunnelIdleMs?: number;
 }
+
+export const DEFAULT_CLIENT_BODY_MS = 60_000;
+export const DEFAULT_REQUEST_MS = 300_000;
+export const DEFAULT_QUEUE_MS = 10_000;
+export const DEFAULT_TUNNEL_IDLE_MS = 600_000;
+export const DEFAULT_MAX_QUEUE_PER_SERVER = 256;
 
 export interface WorkerRuntimeOptions {
   readonly logger: pino.Logger;
@@ -31,6 +45,10 @@ export interface WorkerRuntimeOptions {
   readonly accessLog: boolean;
   /** CIDR ranges (--trust-forwarded) whose Forwarded / X-Forwarded-* / X-Real-IP are kept; default none */
   readonly trustForwarded?: readonly string[];
+  /** requests that may wait for a connection to one upstream server beyond its busy connections (default 256) */
+  readonly maxQueuePerServer?: number;
+  /** Upgrade protocols passed through (lower case; default ['websocket']); others get 400 */
+  readonly upgradeProtocols?: readonly string[];
   readonly now?: () => number;
   readonly random?: () => number;
   /** ACME HTTP-01: answers GET /.well-known/acme-challenge/<token> before routing (balancer/src/tls) */

@@ -11,6 +11,8 @@ import { NodeHttpClient } from './node-http-client.js';
 export interface UndiciFrontOptions {
   readonly clientKeepAliveMs: number;
   readonly headersMs: number;
+  /** whole request within this long (0 = none): node's own check, a backstop behind the body gate */
+  readonly requestMs?: number;
 }
 
 export function createUndiciFront(ctx: ProxyContext, opts: UndiciFrontOptions): ClientFront {
@@ -28,6 +30,9 @@ export function createUndiciFront(ctx: ProxyContext, opts: UndiciFrontOptions): 
   });
   server.keepAliveTimeout = opts.clientKeepAliveMs;
   server.headersTimeout = Math.max(opts.headersMs, 10_000);
+  // catches a body still trickling after the answer went out (the exchange is over, node reads on);
+  // node wants requestTimeout >= headersTimeout
+  if (opts.requestMs !== undefined && opts.requestMs > 0) server.requestTimeout = Math.max(opts.requestMs, server.headersTimeout);
   server.on('upgrade', (req, socket, head) => tunnels.handle(ctx, req, socket, head));
   server.on('clientError', (err: Error & { code?: string }, socket) => {
     if (socket.writable && err.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
