@@ -8,7 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -100,10 +100,22 @@ before(async () => {
   });
   assert.equal(res.statusCode, 200, await res.body.text());
 
+  // a second service: plain HTTP is redirected to HTTPS, HTTPS answers carry HSTS
+  const res2 = await request(`${consul.url}/v1/agent/service/register`, {
+    method: 'PUT', body: JSON.stringify({ ID: `${SERVICE}-secure`, Name: `${SERVICE}-secure`, Address: '127.0.0.1', Port: (backend.address() as AddressInfo).port,
+      Tags: ['urlprefix-secure.example.test/', 'redirect-https', 'hsts=31536000'] }),
+  });
+  assert.equal(res2.statusCode, 200, await res2.body.text());
+  // a fixed port: redirect Locations name it
+  const probe = net.createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const fixedTlsPort = (probe.address() as AddressInfo).port;
+  await new Promise((r) => probe.close(r));
+
   const logger = pino({ level: 'info' }, logs);
   primary = await startPrimary(config([
     '--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '2', '--consul-wait', '2s',
-    '--tls-listen', '127.0.0.1:0', '--tls-cert-dir', certDir, '--tls-kv-prefix', KV_PREFIX, '--tls-default-cert', 'default.example.test',
+    '--tls-listen', `127.0.0.1:${fixedTlsPort}`, '--tls-cert-dir', certDir, '--tls-kv-prefix', KV_PREFIX, '--tls-default-cert', 'default.example.test',
     '--client-keepalive-timeout', '30s', '--dump-file', path.join(dumpDir, 'dump.json'), '--log-level', 'info',
   ]), logger);
   assert.ok(primary.tls, 'TLS is on');
@@ -273,4 +285,21 @@ test('bad input is refused with a warning and the previous certificate kept: wro
     for (const line of k.split('\n').filter((l) => l && !l.startsWith('-----'))) assert.ok(!all.includes(line), 'a key line was logged');
   }
   assert.ok(!all.includes('PRIVATE KEY-----'), 'a PEM key was logged');
+});
+
+test('redirect-https sends plain HTTP to the HTTPS listener (308, target kept); hsts= adds Strict-Transport-Security on HTTPS only; ACME paths are not redirected', async () => {
+  const plain = await request(`http://127.0.0.1:${primary.proxy.port}/cart?item=1`, { headers: { host: 'Secure.Example.Test:8080' }, signal: AbortSignal.timeout(5000) });
+  await plain.body.text();
+  assert.equal(plain.statusCode, 308);
+  assert.equal(plain.headers.location, `https://secure.example.test:${tlsPort}/cart?item=1`);
+  assert.equal(plain.headers['strict-transport-security'], undefined);
+  const secure = await new Promise<http.IncomingMessage>((resolve, reject) => {
+    https.get({ host: '127.0.0.1', port: tlsPort, path: '/cart', servername: 'a.example.test', rejectUnauthorized: false, headers: { host: 'secure.example.test' } }, (r) => { r.resume(); resolve(r); }).on('error', reject);
+  });
+  assert.equal(secure.statusCode, 200);
+  assert.equal(secure.headers['strict-transport-security'], 'max-age=31536000');
+  // services without the tags are untouched
+  const other = await request(`http://127.0.0.1:${primary.proxy.port}/`, { headers: { host: SERVICE } });
+  await other.body.text();
+  assert.equal(other.statusCode, 200);
 });

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { acmeNames, renewalDue, retryDelayMs } from '../../balancer/src/tls/acme-names.js';
 import { lockDecision } from '../../balancer/src/tls/kv-lock.js';
+import { httpsLocation, httpsPolicyFromTags } from '../../balancer/src/tls/https-policy.js';
 import type { CatalogInstance, CatalogSnapshot } from '../../balancer/src/routing/types.js';
 
 const inst = (service: string, tags: string[]): CatalogInstance => ({
@@ -45,4 +46,16 @@ test('KV lock decision: create when absent, take when ours, expired or unreadabl
   assert.deepEqual(lockDecision({ record: { holder: 'other', expiresAt: now }, modifyIndex: 8 }, 'me', now), { action: 'take', cas: 8 });
   assert.deepEqual(lockDecision({ record: undefined, modifyIndex: 9 }, 'me', now), { action: 'take', cas: 9 });
   assert.deepEqual(lockDecision({ record: { holder: 'other', expiresAt: now + 1 }, modifyIndex: 10 }, 'me', now), { action: 'busy', holder: 'other', expiresAt: now + 1 });
+});
+
+test('redirect-https and hsts= tags: policy per service, bad values are warnings', () => {
+  const warnings: string[] = [];
+  assert.deepEqual(httpsPolicyFromTags('s', [inst('s', ['redirect-https']), inst('s', ['hsts=600'])], warnings), { redirect: true, hstsHeader: 'max-age=600' });
+  assert.equal(httpsPolicyFromTags('s', [inst('s', ['lb=wrr'])], warnings), undefined);
+  assert.deepEqual(warnings, []);
+  assert.deepEqual(httpsPolicyFromTags('s', [inst('s', ['hsts=soon', 'hsts=-1', 'hsts=1e9'])], warnings), undefined);
+  assert.equal(warnings.length, 3);
+  assert.equal(httpsLocation('a.example', '/x?y=1', 443), 'https://a.example/x?y=1');
+  assert.equal(httpsLocation('a.example', '/x', 8443), 'https://a.example:8443/x');
+  assert.equal(httpsLocation('::1', '/', 8443), 'https://[::1]:8443/');
 });

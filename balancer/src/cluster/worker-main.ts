@@ -49,6 +49,7 @@ async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<
     accessLog: o.accessLog,
     trustForwarded: o.trustForwarded,
     acmeChallenge: o.acmeChallenges ? createChallengeLookup(o.acmeChallenges) : undefined,
+    httpsPort: o.tls?.listen[0]?.port,
     stickySecret: o.stickySecret,
     maxQueuePerServer: o.maxQueuePerServer,
     upgradeProtocols: o.upgradeProtocols,

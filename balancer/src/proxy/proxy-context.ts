@@ -30,6 +30,8 @@ export interface ProxyContext {
   inflight: number;
   /** ACME HTTP-01 tokens (balancer/src/tls): answered before routing */
   readonly acmeChallenge?: ChallengeLookup;
+  /** port of the first TLS listener, for `redirect-https` Locations (undefined: 443) */
+  readonly httpsPort?: number;
 }
 
 /** Host header -> lower-case host name without port ('' when absent); the router's rule. */

@@ -12,6 +12,7 @@ import { sendJsonError } from './error-responses.js';
 import { clientResponseHeaders, contentLengthOf, upstreamRequestHeaders } from './headers.js';
 import { clientAddress, normalizeHost, rawHostHeader, type ProxyContext } from './proxy-context.js';
 import { ACME_CHALLENGE_PREFIX, answerAcmeChallenge } from '../tls/acme-challenge.js';
+import { sendHttpsRedirect } from '../tls/https-policy.js';
 import { ERR, type ClientEvents, type ClientExchange, type UpstreamHandler, type UpstreamRequest } from './transport.js';
 import { normalizePath } from '../routing/normalize-path.js';
 import { GatedBody, isClientBodyTimeout, type BodyTimeoutKind, type GateEvents } from './request-body-gate.js';
@@ -218,6 +219,7 @@ export class ProxyExchange implements PickRequest, ClientEvents, GateEvents {
     // committed only once writeHead succeeded: a throw here (bad upstream header) becomes onError -> 502
     const headers = clientResponseHeaders(rawHeaders, this.ctx.draining);
     if (this.#picker?.responseCookies !== undefined) appendPolicyCookies(headers, this.#picker, this, attempt.server);
+    if (this.upstream.https?.hstsHeader !== undefined && this.client.encrypted) headers.push('strict-transport-security', this.upstream.https.hstsHeader);
     this.client.writeHead(status, statusText === '' ? undefined : statusText, headers);
     attempt.committed = true;
     this.#bodyLength = contentLengthOf(headers);
@@ -364,6 +366,11 @@ export function handleProxyRequest(ctx: ProxyContext, client: ClientExchange): v
     return;
   }
   const upstream = match.upstream;
+  if (upstream.https?.redirect === true && !client.encrypted && hostHeader !== undefined) {
+    sendHttpsRedirect(client, normalizeHost(hostHeader), url, ctx.httpsPort, ctx.draining);
+    ctx.accessLog?.info({ method: client.method, url, upstream: upstream.name, status: 308, ms: 0, tries: 0 }, 'access');
+    return;
+  }
   const picker = current.pickers.get(upstream.name);
   const exchange = new ProxyExchange(ctx, client, upstream, url, hostOverride);
   const server = picker?.pick(exchange, NOTHING_EXCLUDED);

@@ -45,6 +45,7 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     draining: false,
     inflight: 0,
     acmeChallenge: opts.acmeChallenge,
+    httpsPort: opts.httpsPort,
   };
   const front: ClientFront = createUndiciFront(ctx, { clientKeepAliveMs: opts.timeouts.clientKeepAliveMs, headersMs: opts.timeouts.headersMs, requestMs: ctx.requestMs });
   let stopping: Promise<void> | undefined;

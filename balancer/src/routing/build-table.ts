@@ -20,6 +20,7 @@ import { parseInstanceTags, parseServiceTags, resolveCheck } from './tag-options
 import { serverId } from './server-list.js';
 import { compareRoutes, deepFreeze, tableVersion } from './table-version.js';
 import { withPolicy, type PolicyOverrides } from '../policy/apply-policy.js';
+import { withHttpsPolicy } from '../tls/https-policy.js';
 
 export interface BuildTableInput {
   readonly snapshot: CatalogSnapshot;
@@ -45,7 +46,7 @@ export function buildRouteTable(input: BuildTableInput): BuildTableResult {
     const instances = [...snapshot.services[service]].sort((a, b) => cmp(a.serviceId, b.serviceId));
     routes.push(...routesOf(service, instances, warnings));
     if (Object.hasOwn(adminUpstreams, service)) continue;
-    upstreams[service] = withPolicy(consulUpstream(service, instances, defaults, warnings), instances, input.policies, defaults.panicThresholdPercent, warnings);
+    upstreams[service] = withPolicy(withHttpsPolicy(consulUpstream(service, instances, defaults, warnings), service, instances, warnings), instances, input.policies, defaults.panicThresholdPercent, warnings);
   }
   for (const name of Object.keys(adminUpstreams)) upstreams[name] = withPolicy(adminUpstreams[name], [], input.policies, defaults.panicThresholdPercent, warnings);
   return { table: tableFromUpstreams(upstreams, dedupeRoutes(routes, warnings)), warnings };

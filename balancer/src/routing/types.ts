@@ -76,6 +76,15 @@ export interface UpstreamSpec {
   readonly origin: 'consul' | 'admin' | 'config';
   /** canary split, sticky sessions, panic threshold (balancing/canary|sticky|panic); absent = none */
   readonly policy?: TrafficPolicy;
+  /** `redirect-https` and `hsts=` tags (balancer/src/tls/https-policy.ts); absent = neither */
+  readonly https?: HttpsPolicy;
+}
+
+export interface HttpsPolicy {
+  /** plain-HTTP requests get a 308 to the HTTPS listener */
+  readonly redirect: boolean;
+  /** Strict-Transport-Security value for HTTPS responses, e.g. "max-age=31536000" */
+  readonly hstsHeader?: string;
 }
 
 /**

@@ -53,6 +53,8 @@ export interface WorkerRuntimeOptions {
   readonly random?: () => number;
   /** ACME HTTP-01: answers GET /.well-known/acme-challenge/<token> before routing (balancer/src/tls) */
   readonly acmeChallenge?: import('../tls/acme-challenge.js').ChallengeLookup;
+  /** port of the first TLS listener: where `redirect-https` sends plain-HTTP clients */
+  readonly httpsPort?: number;
   /** key of the sticky-cookie server ids; every worker of one balancer gets the same */
   readonly stickySecret?: string;
 }
