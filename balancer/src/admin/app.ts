@@ -11,6 +11,7 @@ import { browserRequestProblem } from './browser-guard.js';
 import type { AdminDeps } from './deps.js';
 import { AdminError } from './route-support.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { policyRoutes } from './routes/policy.js';
 import { statusRoutes } from './routes/status.js';
 import { upstreamRoutes } from './routes/upstreams.js';
 import { certRoutes } from './routes/certs.js';
@@ -80,6 +81,7 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
   statusRoutes(routes, deps);
   metricsRoutes(routes, deps);
   certRoutes(routes, deps);
+  policyRoutes(routes, deps);
 
   return routes;
 }

@@ -12,6 +12,7 @@ import { TableHolder } from '../routing/table-holder.js';
 import { DEFAULT_TABLE_DEFAULTS, type TableDefaults } from '../routing/tag-options.js';
 import type { CatalogSnapshot, RouteTable } from '../routing/types.js';
 import { Supervisor } from './supervisor.js';
+import { policiesFromDump, startPolicyKvWatch } from '../policy/policy-sources.js';
 import { challengeLookupOptions, startTls, workerTlsOptions, type TlsHandle } from '../tls/tls-primary.js';
 
 export class StartupError extends Error {
@@ -99,12 +100,23 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
     logger: logger.child({ component: 'table' }),
     initialSnapshot: initial.source === 'consul' ? initial.snapshot : dump?.snapshot,
     initialAdminUpstreams: dump?.adminUpstreams,
+    initialAdminPolicies: dump?.adminPolicies ? policiesFromDump(dump.adminPolicies, log) : undefined,
     // with Consul down, serve exactly what was served before (the dump's table), not a rebuild of it
     initialTable: initial.source === 'dump' ? dumpTable(initial.dump) : undefined,
   });
   holderRef = holder;
+  // Consul KV policies (balancer/policy/<service>) beside the catalog, dynamic mode only
+  const policyWatch = config.consul && useOwnDiscovery
+    ? startPolicyKvWatch({
+      endpoint: { baseUrl: config.consul.baseUrl, token: config.consul.token },
+      waitMs: config.consul.waitMs,
+      minQueryIntervalMs: config.consul.minQueryIntervalMs,
+      holder: () => holder,
+      logger: logger.child({ component: 'policy' }),
+    }, signal)
+    : undefined;
   const dumpWriter = config.dumpFile ? new DumpWriter(config.dumpFile, logger.child({ component: 'dump' })) : undefined;
-  const saveDump = () => dumpWriter?.save({ table: holder.current(), adminUpstreams: holder.adminUpstreams(), snapshot: holder.currentSnapshot() });
+  const saveDump = () => dumpWriter?.save({ table: holder.current(), adminUpstreams: holder.adminUpstreams(), snapshot: holder.currentSnapshot(), adminPolicies: holder.policyOverrides().admin });
   holder.subscribe(() => saveDump());
   // a snapshot that arrived while we were deciding (a no-op when it is the one we started from)
   const latest = watcher?.current();
@@ -222,6 +234,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
         await supervisor.stop();
         await tls?.stop();
         await watcher?.done;
+        await policyWatch;
         await dumpWriter?.flush();
         log.info('stopped');
       })();

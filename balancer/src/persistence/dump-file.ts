@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import type pino from 'pino';
 import { writeFileAtomic } from '../render/atomic-write.js';
+import type { PolicyDocument } from '../policy/policy-spec.js';
 import { ALGORITHMS, type Algorithm, type CatalogSnapshot, type RouteTable, type UpstreamSpec } from '../routing/types.js';
 
 export const DUMP_FORMAT = 1;
@@ -16,6 +17,8 @@ export interface DumpContents {
   readonly adminUpstreams: Readonly<Record<string, UpstreamSpec>>;
   /** the catalog snapshot behind the table, so admin changes during an outage rebuild correctly */
   readonly snapshot?: CatalogSnapshot;
+  /** traffic policies set through the admin API (balancer/src/policy), by service */
+  readonly adminPolicies?: Readonly<Record<string, PolicyDocument>>;
 }
 
 export class DumpFileError extends Error {

@@ -256,3 +256,18 @@ export function resolvePolicy(
     ...(panic > 0 ? { panicThresholdPercent: panic } : {}),
   };
 }
+
+/** A document back in the JSON form parsePolicyJson reads (admin GET answers, dump file). */
+export function policyDocumentToJson(doc: PolicyDocument): Record<string, unknown> {
+  const s = doc.sticky;
+  return {
+    ...(doc.canary ? { canary: { ...doc.canary } } : {}),
+    ...(s ? {
+      sticky: {
+        mode: s.mode, ...(s.mode === 'ip' ? {} : { name: s.name }), ttl: s.ttlSeconds, secure: s.secure, httpOnly: s.httpOnly,
+        ...(s.sameSite ? { sameSite: s.sameSite } : {}),
+      },
+    } : {}),
+    ...(doc.panicThresholdPercent !== undefined ? { panicThreshold: doc.panicThresholdPercent } : {}),
+  };
+}
