@@ -1,6 +1,7 @@
 // balancer entry (primary process): parse flags, build the logger, start everything, stop gracefully
 // on SIGTERM/SIGINT. Workers run cluster/worker-main.ts, never this file.
 import pino from 'pino';
+import { installProcessGuard } from '../../common/process-guard.js';
 import { startPrimary, StartupError } from './cluster/primary.js';
 import { ConfigError, parseBalancerArgs } from './config.js';
 import { helpText } from './help.js';
@@ -19,6 +20,7 @@ async function main(): Promise<void> {
   const config = parsed;
   const logger = pino({ level: config.logLevel, base: { program: 'balancer', pid: process.pid } });
   const log = logger.child({ component: 'main' });
+  installProcessGuard({ logger: () => log, role: 'balancer primary' });
 
   let handle: Awaited<ReturnType<typeof startPrimary>> | undefined;
   let signals = 0;

@@ -16,6 +16,7 @@ import { helpText } from './help.js';
 import { AgentBudget, BudgetedRegistry } from './registry/agent-budget.js';
 import { ConsulRegistry, DEFAULT_PRESENCE_INTERVAL_MS } from './registry/consul-backend.js';
 import type Docker from 'dockerode';
+import { installProcessGuard } from '../../common/process-guard.js';
 
 const DOCKER_TIMEOUT_MS = 10_000;
 const REGISTRY_TIMEOUT_MS = 5_000;
@@ -67,6 +68,7 @@ function readFileOrExit(path: string | undefined, what: string): string | undefi
 async function run(cfg: RunConfig): Promise<number> {
   const logger = pino({ level: cfg.logLevel, base: { program: 'registrator' } });
   const log = logger.child({ component: 'main' });
+  installProcessGuard({ logger: () => log, role: 'registrator' });
   const lifetime = new AbortController();
 
   const docker = dockerFromHost(cfg.dockerHost);

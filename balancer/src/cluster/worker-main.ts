@@ -2,6 +2,7 @@
 // the primary, creates the proxy runtime, listens on the shared port and then follows the primary's
 // messages: table swaps, status requests, drain. Exits when the primary goes away.
 import pino from 'pino';
+import { installProcessGuard } from '../../../common/process-guard.js';
 import type { WorkerRuntime } from '../worker/runtime.js';
 import type { PrimaryToWorker, WorkerInitOptions, WorkerToPrimary } from './messages.js';
 import { WorkerTls } from '../tls/worker-tls.js';
@@ -14,6 +15,8 @@ let runtime: WorkerRuntime | undefined;
 // given twice, so the runtime gets `base`, and this file's own lines use `logger`).
 let base: pino.Logger = pino({ level: 'info' }).child({ role: 'worker' });
 let logger: pino.Logger = base.child({ component: 'worker' });
+// an unhandled error exits the worker; the supervisor restarts it with backoff
+installProcessGuard({ logger: () => logger, role: 'balancer worker', exitOnRejection: true });
 let exiting = false;
 let currentVersion = '';
 // TLS state exists before the runtime: certificates sent right after init apply at once, so the

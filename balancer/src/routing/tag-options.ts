@@ -123,8 +123,12 @@ function applyServiceTag(out: ServiceTagOptions, key: string, value: string, war
     case 'check': {
       if (value === 'tcp') out.checkType = { type: 'tcp', path: '/' };
       else if (value === 'http') out.checkType = { type: 'http', path: '/' };
-      else if (value.startsWith('http:/')) out.checkType = { type: 'http', path: value.slice(5) };
-      else warn('expected http:/<path>, http or tcp');
+      else if (value.startsWith('http:/')) {
+        const path = value.slice(5);
+        const bad = checkPathProblem(path);
+        if (bad) warn(bad);
+        else out.checkType = { type: 'http', path };
+      } else warn('expected http:/<path>, http or tcp');
       return;
     }
     case 'check_expect': {
@@ -176,13 +180,32 @@ export function resolveCheck(
   };
 }
 
+const MAX_CHECK_PATH = 1024;
+// RFC 3986 path and query characters (percent-escapes included); anything else (space, control,
+// non-ASCII, "#") makes http.request throw or sends something other than what the tag says
+const CHECK_PATH = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*$/;
+
+/** Why a check path cannot be sent as a request target; undefined when it can. */
+export function checkPathProblem(path: string): string | undefined {
+  if (path.length > MAX_CHECK_PATH) return `check path longer than ${MAX_CHECK_PATH} characters`;
+  if (!CHECK_PATH.test(path)) {
+    const bad = [...path].find((c) => !/[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]/.test(c));
+    return bad === undefined ? 'check path must start with "/"' : `check path contains ${JSON.stringify(bad)} (escape it as %XX)`;
+  }
+  if (/%(?![0-9A-Fa-f]{2})/.test(path)) return 'check path has a "%" not followed by two hex digits';
+  return undefined;
+}
+
+// an HTTP header name is an RFC 9110 token
+const HEADER_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
 export function parseHashKey(value: string): HashKey | undefined {
   if (value === 'ip' || value === 'uri') return { source: value };
   const colon = value.indexOf(':');
   if (colon <= 0) return undefined;
   const source = value.slice(0, colon) as HashSource;
   const name = value.slice(colon + 1).trim();
-  if (!name) return undefined;
+  if (!name || name.length > 256 || !HEADER_TOKEN.test(name)) return undefined;
   // Node lower-cases incoming header names; cookie names are case-sensitive.
   if (source === 'header') return { source, name: name.toLowerCase() };
   if (source === 'cookie') return { source, name };
