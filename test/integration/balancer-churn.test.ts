@@ -12,7 +12,7 @@ import { Agent, request } from 'undici';
 import { startPrimary } from '../../balancer/src/cluster/primary.js';
 import type { PublishedEvent } from '../../balancer/src/cluster/supervisor.js';
 import { parseBalancerArgs, type Config } from '../../balancer/src/config.js';
-import { consulForTest, type ConsulTarget } from '../support/consul.js';
+import { consulForTest, testScope, type ConsulTarget } from '../support/consul.js';
 import { ENGINES, engineEnv, type EngineName } from '../support/engines.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -50,13 +50,16 @@ function quantile(sorted: number[], q: number): number {
 
 for (const engine of ENGINES) test(`zero failed requests over ${CHANGES} upstream changes with 2 workers; publish latency [${engine}]`, { timeout: 120_000 }, async () => {
   const consul = await consulForTest();
+  // IDs and names of this test only (a shared agent holds other tests' services too)
+  const scope = testScope();
+  const web = scope.name('web');
   const backends = await Promise.all([0, 1, 2, 3, 4].map((i) => backend(`b${i}`)));
   const agent = new Agent({ connections: LOAD_CONCURRENCY, keepAliveTimeout: 30_000, pipelining: 1 });
   let primary: Awaited<ReturnType<typeof startPrimary>> | undefined;
   let stopLoad = false;
   try {
-    const reg = (i: number) => consulPut(consul, '/v1/agent/service/register', { ID: `web-${i}`, Name: 'web', Address: '127.0.0.1', Port: backends[i].port });
-    const dereg = (i: number) => consulPut(consul, `/v1/agent/service/deregister/web-${i}`);
+    const reg = (i: number) => consulPut(consul, '/v1/agent/service/register', { ID: scope.id(`web-${i}`), Name: web, Address: '127.0.0.1', Port: backends[i].port });
+    const dereg = (i: number) => consulPut(consul, `/v1/agent/service/deregister/${scope.id(`web-${i}`)}`);
     await reg(0);
     primary = await startPrimary(config(engine, ['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '2',
       '--consul-wait', '5s', '--log-level', 'warn']), logger);
@@ -66,7 +69,7 @@ for (const engine of ENGINES) test(`zero failed requests over ${CHANGES} upstrea
     primary.supervisor.onPublished((e) => published.push(e));
     const swappedAt = new Map<string, number>();
     primary.holder.subscribe((change) => swappedAt.set(change.table.version, performance.now()));
-    const serversOf = (e: PublishedEvent) => (e.table.upstreams.web?.servers ?? []).map((s) => s.port).sort((a, b) => a - b).join(',');
+    const serversOf = (e: PublishedEvent) => (e.table.upstreams[web]?.servers ?? []).map((s) => s.port).sort((a, b) => a - b).join(',');
 
     // bounded keep-alive load
     let ok = 0;
@@ -74,7 +77,7 @@ for (const engine of ENGINES) test(`zero failed requests over ${CHANGES} upstrea
     const loops = Array.from({ length: LOAD_CONCURRENCY }, async () => {
       while (!stopLoad && ok + failures.length < MAX_LOAD_REQUESTS) {
         try {
-          const res = await request(`http://127.0.0.1:${port}/x`, { dispatcher: agent, headers: { host: 'web' }, signal: AbortSignal.timeout(5000) });
+          const res = await request(`http://127.0.0.1:${port}/x`, { dispatcher: agent, headers: { host: web }, signal: AbortSignal.timeout(5000) });
           const body = await res.body.text();
           if (res.statusCode === 200 && body.startsWith('b')) ok++;
           else failures.push(`${res.statusCode} ${body.slice(0, 100)}`);
@@ -144,6 +147,7 @@ for (const engine of ENGINES) test(`zero failed requests over ${CHANGES} upstrea
       b.server.closeAllConnections();
       b.server.close();
     }
+    await scope.clean(consul);
     await consul.close();
   }
 });

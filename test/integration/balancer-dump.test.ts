@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
-import { consulForTest, type ConsulTarget } from '../support/consul.js';
+import { consulForTest, testScope, type ConsulTarget } from '../support/consul.js';
 
 function findBin(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
@@ -113,6 +113,9 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 
 test('restart with Consul down serves from the dump; --strong-dependency refuses to start', { timeout: 90_000 }, async () => {
   const consul = await consulForTest();
+  // IDs and names of this test only (a shared agent holds other tests' services too)
+  const scope = testScope();
+  const web = scope.name('web');
   const dir = await mkdtemp(path.join(os.tmpdir(), 'balancer-dump-'));
   const dumpFile = path.join(dir, 'dump.json');
   const a = await backend('a');
@@ -121,10 +124,10 @@ test('restart with Consul down serves from the dump; --strong-dependency refuses
   const running: Running[] = [];
   const common = ['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '1', '--dump-file', dumpFile, '--consul-wait', '2s'];
   try {
-    await consulPut(consul, '/v1/agent/service/register', { ID: 'web-a', Name: 'web', Address: '127.0.0.1', Port: a.port });
+    await consulPut(consul, '/v1/agent/service/register', { ID: scope.id('web-a'), Name: web, Address: '127.0.0.1', Port: a.port });
     const first = await startBalancer(common);
     running.push(first);
-    assert.deepEqual(await get(first.proxyPort, 'web'), { status: 200, body: 'a' });
+    assert.deepEqual(await get(first.proxyPort, web), { status: 200, body: 'a' });
     // an admin-API upstream must survive the restart too
     const post = await request(`http://127.0.0.1:${first.adminPort}/upstream/api`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: `server 127.0.0.1:${b.port};` });
     assert.equal(post.statusCode, 200, await post.body.text());
@@ -136,7 +139,7 @@ test('restart with Consul down serves from the dump; --strong-dependency refuses
     const second = await startBalancer(common);
     running.push(second);
     assert.match(second.output(), /serving from the dump file/);
-    assert.deepEqual(await get(second.proxyPort, 'web'), { status: 200, body: 'a' });
+    assert.deepEqual(await get(second.proxyPort, web), { status: 200, body: 'a' });
     assert.deepEqual(await get(second.proxyPort, 'api'), { status: 200, body: 'b' });
 
     const refused = await runToExit([...common, '--strong-dependency', '--start-timeout', '1s'], 20_000);
@@ -145,9 +148,9 @@ test('restart with Consul down serves from the dump; --strong-dependency refuses
 
     // Consul back: the dump-started balancer follows it again
     await consul.restore();
-    await consulPut(consul, '/v1/agent/service/register', { ID: 'web-c', Name: 'web', Address: '127.0.0.1', Port: c.port });
-    await consulPut(consul, '/v1/agent/service/deregister/web-a');
-    await until('web moved to c', async () => ((await get(second.proxyPort, 'web')).body === 'c' ? true : undefined), 15_000);
+    await consulPut(consul, '/v1/agent/service/register', { ID: scope.id('web-c'), Name: web, Address: '127.0.0.1', Port: c.port });
+    await consulPut(consul, `/v1/agent/service/deregister/${scope.id('web-a')}`);
+    await until('web moved to c', async () => ((await get(second.proxyPort, web)).body === 'c' ? true : undefined), 15_000);
     assert.deepEqual(await get(second.proxyPort, 'api'), { status: 200, body: 'b' });
     assert.equal(await stopBalancer(second), 0);
   } finally {
@@ -156,6 +159,7 @@ test('restart with Consul down serves from the dump; --strong-dependency refuses
       s.server.closeAllConnections();
       s.server.close();
     }
+    await scope.clean(consul);
     await consul.close();
     await rm(dir, { recursive: true, force: true });
   }

@@ -8,7 +8,7 @@ import http from 'node:http';
 import os from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { consulForTest, type ConsulTarget } from '../support/consul.js';
+import { consulForTest, testScope, type ConsulTarget } from '../support/consul.js';
 import { startReloadMode, type ReloadModeConfig } from '../../balancer/src/reload/reload-mode.js';
 import type { RouteTable } from '../../balancer/src/routing/types.js';
 import type { CycleReport } from '../../balancer/src/render/renderer.js';
@@ -44,32 +44,36 @@ class RecordingSupervisor {
   async reload(table: RouteTable) {
     this.calls.push({ op: 'reload', table, at: Date.now() });
   }
-  ports(i: number, upstream = 'web'): number[] {
+  ports(i: number, upstream: string): number[] {
     return (this.calls[i]?.table.upstreams[upstream]?.servers ?? []).map((s) => s.port).sort();
   }
 }
 
 async function setup(t: { after: (fn: () => Promise<void>) => void }) {
   const consul = await consulForTest();
+  // names and IDs of this test only: a shared agent holds other tests' services too
+  const scope = testScope();
+  const web = scope.name('web');
   const dir = await mkdtemp(join(os.tmpdir(), 'reload-gen-'));
   const ac = new AbortController();
   t.after(async () => {
     ac.abort();
+    await scope.clean(consul);
     await consul.close();
     await rm(dir, { recursive: true, force: true });
   });
   const register = (id: string, port: number, tags: string[] = [], name = 'web') =>
-    consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: id, Name: name, Address: '127.0.0.1', Port: port, Tags: tags });
+    consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: scope.id(id), Name: scope.name(name), Address: '127.0.0.1', Port: port, Tags: tags });
   const config = (extra: Partial<ReloadModeConfig['reload']> = {}, more: Partial<ReloadModeConfig> = {}): ReloadModeConfig => ({
     consul: { baseUrl: consul.url, waitMs: 5000, minQueryIntervalMs: 0, debounceMs: 0 },
     reload: { configOut: join(dir, 'balancer.conf'), renders: [], ...extra },
     ...more,
   });
-  return { consul, dir, ac, register, config };
+  return { consul, scope, web, dir, ac, register, config };
 }
 
 test('one start, then one reload per changed render; an unparsable render keeps the old file and generation', async (t) => {
-  const { ac, register, config, dir, consul } = await setup(t);
+  const { ac, register, config, dir, consul, scope, web } = await setup(t);
   await register('web-1', 9001);
   const sup = new RecordingSupervisor();
   const cycles: CycleReport[] = [];
@@ -77,13 +81,13 @@ test('one start, then one reload per changed render; an unparsable render keeps 
   await handle.ready;
   assert.equal(sup.calls.length, 1);
   assert.equal(sup.calls[0].op, 'start');
-  assert.deepEqual(sup.ports(0), [9001]);
+  assert.deepEqual(sup.ports(0, web), [9001]);
   assert.equal(handle.generations(), 1);
 
   await register('web-2', 9002);
   await waitFor('reload with web-2', () => sup.calls.length === 2);
   assert.equal(sup.calls[1].op, 'reload');
-  assert.deepEqual(sup.ports(1), [9001, 9002]);
+  assert.deepEqual(sup.ports(1, web), [9001, 9002]);
 
   // lb=bogus renders "lb bogus;", which does not parse: no reload, the file keeps the last good config
   const good = await readFile(join(dir, 'balancer.conf'), 'utf8');
@@ -97,18 +101,18 @@ test('one start, then one reload per changed render; an unparsable render keeps 
   assert.equal(await readFile(join(dir, 'balancer.conf'), 'utf8'), good);
   await register('web-3', 9003, ['lb=wrr']);
   await waitFor('reload after the fix', () => sup.calls.length === 3);
-  assert.equal(sup.calls[2].table.upstreams.web.algorithm, 'wrr');
+  assert.equal(sup.calls[2].table.upstreams[web].algorithm, 'wrr');
   assert.equal(handle.generations(), 3);
 
   // A change that renders the same file reloads nothing (Meta is not in the template).
-  await consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: 'web-1', Name: 'web', Address: '127.0.0.1', Port: 9001, Meta: { build: '2' } });
+  await consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: scope.id('web-1'), Name: web, Address: '127.0.0.1', Port: 9001, Meta: { build: '2' } });
   await new Promise((r) => setTimeout(r, 400));
   assert.equal(sup.calls.length, 3);
   await handle.stop();
 });
 
 test('wait min:max: a burst of changes becomes one new generation', async (t) => {
-  const { ac, register, config } = await setup(t);
+  const { ac, register, config, web } = await setup(t);
   await register('web-0', 9000);
   const sup = new RecordingSupervisor();
   const handle = await startReloadMode({ config: config({ wait: { minMs: 250, maxMs: 3000 } }), supervisor: sup, logger, signal: ac.signal });
@@ -120,12 +124,13 @@ test('wait min:max: a burst of changes becomes one new generation', async (t) =>
   await waitFor('one reload', () => sup.calls.length === 2);
   await new Promise((r) => setTimeout(r, 500));
   assert.equal(sup.calls.length, 2, 'exactly one reload for the burst');
-  assert.deepEqual(sup.ports(1), [9000, 9001, 9002, 9003, 9004]);
+  assert.deepEqual(sup.ports(1, web), [9000, 9001, 9002, 9003, 9004]);
   await handle.stop();
 });
 
 test('--services restricts the table; --render jobs run the reload command, the balancer config does not', async (t) => {
-  const { ac, register, config, dir } = await setup(t);
+  const { ac, register, config, dir, scope, web } = await setup(t);
+  const api = scope.name('api');
   await register('web-1', 9001, ['urlprefix-web.example.com/']);
   await register('api-1', 9101, [], 'api');
   const tpl = join(dir, 'list.hbs');
@@ -133,15 +138,19 @@ test('--services restricts the table; --render jobs run the reload command, the 
   const marker = join(dir, 'reloads');
   const sup = new RecordingSupervisor();
   const handle = await startReloadMode({
-    config: config({ renders: [{ template: tpl, output: join(dir, 'list.out') }], reloadCommand: `echo x >> ${marker}` }, { services: ['web'] }),
+    config: config({ renders: [{ template: tpl, output: join(dir, 'list.out') }], reloadCommand: `echo x >> ${marker}` }, { services: [web] }),
     supervisor: sup,
     logger,
     signal: ac.signal,
   });
   await handle.ready;
-  assert.deepEqual(Object.keys(sup.calls[0].table.upstreams), ['web']);
-  assert.deepEqual(sup.calls[0].table.routes, [{ host: 'web.example.com', pathPrefix: '/', upstream: 'web' }]);
-  await waitFor('list rendered', async () => (await readFile(join(dir, 'list.out'), 'utf8').catch(() => '')) === 'api consul web ');
+  assert.deepEqual(Object.keys(sup.calls[0].table.upstreams), [web]);
+  assert.deepEqual(sup.calls[0].table.routes, [{ host: 'web.example.com', pathPrefix: '/', upstream: web }]);
+  // every service of the agent is listed (a real agent may hold more than this test's two)
+  await waitFor('list rendered', async () => {
+    const listed = (await readFile(join(dir, 'list.out'), 'utf8').catch(() => '')).split(' ');
+    return listed.includes(api) && listed.includes(web) && listed.includes('consul');
+  });
   await waitFor('reload command ran once', async () => (await readFile(marker, 'utf8').catch(() => '')) === 'x\n');
   await register('web-2', 9002, ['urlprefix-web.example.com/']); // changes the balancer config only
   await waitFor('reload', () => sup.calls.length === 2);

@@ -12,7 +12,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { consulForTest, type ConsulTarget } from '../support/consul.js';
+import { consulForTest, testScope, type ConsulTarget } from '../support/consul.js';
 
 const fromTs = import.meta.url.endsWith('.ts');
 
@@ -101,6 +101,8 @@ async function startBackend(name: string): Promise<Backend> {
 
 test('balancer --mode reload follows Consul through new worker generations; in-flight requests on the old one complete', async (t) => {
   const consul = await consulForTest();
+  const scope = testScope();
+  const web = scope.name('web');
   const dir = await mkdtemp(join(os.tmpdir(), 'reload-mode-'));
   const backends = await Promise.all(['backend-1', 'backend-2', 'backend-3'].map(startBackend));
   let proc: ChildProcess | undefined;
@@ -113,11 +115,12 @@ test('balancer --mode reload follows Consul through new worker generations; in-f
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
     }
     await Promise.all(backends.map((b) => b.close()));
+    await scope.clean(consul);
     await consul.close();
     await rm(dir, { recursive: true, force: true });
   });
 
-  const register = (id: string, b: Backend) => consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: id, Name: 'web', Address: '127.0.0.1', Port: b.port });
+  const register = (id: string, b: Backend) => consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: scope.id(id), Name: web, Address: '127.0.0.1', Port: b.port });
   await register('web-1', backends[0]);
   await register('web-2', backends[1]);
 
@@ -155,14 +158,14 @@ test('balancer --mode reload follows Consul through new worker generations; in-f
   const served = async (n: number) => {
     const names = new Set<string>();
     for (let i = 0; i < n; i++) {
-      const r = await get(port, 'web');
+      const r = await get(port, web);
       assert.equal(r.status, 200, r.body);
       names.add(r.body);
     }
     return names;
   };
   await Promise.race([
-    waitFor('the first generation serving', async () => (await get(port, 'web')).status === 200, 30_000),
+    waitFor('the first generation serving', async () => (await get(port, web)).status === 200, 30_000),
     exitedEarly.then((why) => Promise.reject(new Error(why))),
   ]);
   assert.deepEqual([...(await served(10))].sort(), ['backend-1', 'backend-2']);
@@ -170,7 +173,7 @@ test('balancer --mode reload follows Consul through new worker generations; in-f
   const generationsBefore = logLines.filter((l) => l.msg === 'reloaded: new generation serving, old one draining').length;
 
   // A slow request in flight on the current generation...
-  const slow = get(port, 'web', '/slow', 10_000);
+  const slow = get(port, web, '/slow', 10_000);
   await waitFor('slow request reached a backend', () => backends[0].slowStarted + backends[1].slowStarted > 0, 5000);
   // ...while a Consul change makes a new generation.
   const changedAt = Date.now();
@@ -184,7 +187,7 @@ test('balancer --mode reload follows Consul through new worker generations; in-f
   await waitFor('reload logged', () => logLines.filter((l) => l.msg === 'reloaded: new generation serving, old one draining').length > generationsBefore, 5000);
 
   // A deregistration is a reload too.
-  await consulCall(consul, 'PUT', '/v1/agent/service/deregister/web-1');
+  await consulCall(consul, 'PUT', `/v1/agent/service/deregister/${scope.id('web-1')}`);
   await waitFor('backend-1 gone', async () => !(await served(8)).has('backend-1'), 15_000);
   assert.doesNotMatch(await readFile(configOut, 'utf8'), new RegExp(`:${backends[0].port} `));
   t.diagnostic(`Consul change -> traffic on the new instance in reload mode: ${followMs} ms`);
@@ -196,7 +199,7 @@ test('balancer --mode reload follows Consul through new worker generations; in-f
   await consul.outage();
   proc = startBalancer();
   await Promise.race([
-    waitFor('serving from the previous rendered config', async () => (await get(port, 'web')).status === 200, 30_000),
+    waitFor('serving from the previous rendered config', async () => (await get(port, web)).status === 200, 30_000),
     exitedEarly.then((why) => Promise.reject(new Error(why))),
   ]);
   assert.deepEqual([...(await served(8))].sort(), ['backend-2', 'backend-3']);

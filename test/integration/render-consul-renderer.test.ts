@@ -8,7 +8,7 @@ import http from 'node:http';
 import os from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { consulForTest, type ConsulTarget } from '../support/consul.js';
+import { consulForTest, testScope, type ConsulTarget, type TestScope } from '../support/consul.js';
 import { startRenderer, type CycleReport } from '../../balancer/src/render/renderer.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }, pino.destination({ fd: 2, sync: true }));
@@ -25,10 +25,11 @@ function consulCall(target: ConsulTarget, method: string, path: string, body?: u
   });
 }
 
-const register = (t: ConsulTarget, id: string, name: string, port: number, tags: string[] = []) =>
-  consulCall(t, 'PUT', '/v1/agent/service/register', { ID: id, Name: name, Address: '127.0.0.1', Port: port, Tags: tags });
-const deregister = (t: ConsulTarget, id: string) => consulCall(t, 'PUT', `/v1/agent/service/deregister/${id}`);
-const kvPut = (t: ConsulTarget, key: string, value: string) => consulCall(t, 'PUT', `/v1/kv/${key}`, value);
+// IDs, names and keys of this test only (a shared agent holds other tests' too)
+const register = (t: ConsulTarget, s: TestScope, id: string, name: string, port: number, tags: string[] = []) =>
+  consulCall(t, 'PUT', '/v1/agent/service/register', { ID: s.id(id), Name: s.name(name), Address: '127.0.0.1', Port: port, Tags: tags });
+const deregister = (t: ConsulTarget, s: TestScope, id: string) => consulCall(t, 'PUT', `/v1/agent/service/deregister/${s.id(id)}`);
+const kvPut = (t: ConsulTarget, s: TestScope, key: string, value: string) => consulCall(t, 'PUT', `/v1/kv/${s.kv(key)}`, value);
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 5000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -42,28 +43,32 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | u
 
 const readOr = (p: string) => readFile(p, 'utf8').catch(() => undefined);
 
-const TEMPLATE = `{{#each (services)}}{{#unless (eq Name "consul")}}{{Name}}:{{#each (sortBy (service Name) "Port")}} {{Port}}{{/each}}
-{{/unless}}{{/each}}mode={{keyOrDefault "cfg/mode" "none"}}
-{{#each (ls "cfg/extra")}}{{Key}}={{Value}}
+const template = (s: TestScope) => `{{#each (services)}}{{#if (hasPrefix Name "${s.tag}-")}}{{Name}}:{{#each (sortBy (service Name) "Port")}} {{Port}}{{/each}}
+{{/if}}{{/each}}mode={{keyOrDefault "${s.kv('cfg/mode')}" "none"}}
+{{#each (ls "${s.kv('cfg/extra')}")}}{{Key}}={{Value}}
 {{/each}}`;
 
 test('renderer follows Consul: first render, changes, KV, write only on change, reload command', async (t) => {
   const consul = await consulForTest();
+  const scope = testScope();
   const dir = await mkdtemp(join(os.tmpdir(), 'render-it-'));
   const ac = new AbortController();
   t.after(async () => {
     ac.abort();
+    await scope.clean(consul);
     await consul.close();
     await rm(dir, { recursive: true, force: true });
   });
   const out = join(dir, 'out.txt');
   const marker = join(dir, 'reloads.txt');
-  await register(consul, 'web-1', 'web', 9001);
-  await register(consul, 'web-2', 'web', 9002);
-  await register(consul, 'api-1', 'api', 9101);
+  const web = scope.name('web');
+  const api = scope.name('api');
+  await register(consul, scope, 'web-1', 'web', 9001);
+  await register(consul, scope, 'web-2', 'web', 9002);
+  await register(consul, scope, 'api-1', 'api', 9101);
   const cycles: CycleReport[] = [];
   const r = await startRenderer({
-    jobs: [{ source: TEMPLATE, outputPath: out }],
+    jobs: [{ source: template(scope), outputPath: out }],
     endpoint: { baseUrl: consul.url },
     logger,
     signal: ac.signal,
@@ -72,23 +77,23 @@ test('renderer follows Consul: first render, changes, KV, write only on change, 
     onCycle: (c) => cycles.push(c),
   });
   await r.firstComplete;
-  assert.equal(await readFile(out, 'utf8'), 'api: 9101\nweb: 9001 9002\nmode=none\n');
-  assert.deepEqual(r.watching().sort(), ['key:cfg/mode', 'prefix:cfg/extra/', 'service:api', 'service:web', 'services']);
+  assert.equal(await readFile(out, 'utf8'), `${api}: 9101\n${web}: 9001 9002\nmode=none\n`);
+  assert.deepEqual(r.watching().sort(), [`key:${scope.kv('cfg/mode')}`, `prefix:${scope.kv('cfg/extra/')}`, `service:${api}`, `service:${web}`, 'services']);
   // the command ran once, its failing exit code and stderr are reported
   await waitFor('first command', () => cycles.find((c) => c.commands.length > 0));
   const cmd = cycles.find((c) => c.commands.length > 0)!.commands[0];
   assert.equal(cmd.exitCode, 3);
   assert.equal(cmd.stderr, 'complaint');
 
-  await register(consul, 'web-3', 'web', 9003);
-  await waitFor('web-3 rendered', async () => (await readOr(out))?.includes('web: 9001 9002 9003'));
-  await kvPut(consul, 'cfg/mode', 'fast');
-  await kvPut(consul, 'cfg/extra/a', '1');
-  await kvPut(consul, 'cfg/extra/deeper/b', '2');
-  await waitFor('kv rendered', async () => (await readOr(out)) === 'api: 9101\nweb: 9001 9002 9003\nmode=fast\na=1\n');
-  await deregister(consul, 'api-1');
-  await waitFor('api gone', async () => (await readOr(out)) === 'web: 9001 9002 9003\nmode=fast\na=1\n');
-  await waitFor('service:api no longer watched', () => !r.watching().includes('service:api'));
+  await register(consul, scope, 'web-3', 'web', 9003);
+  await waitFor('web-3 rendered', async () => (await readOr(out))?.includes(`${web}: 9001 9002 9003`));
+  await kvPut(consul, scope, 'cfg/mode', 'fast');
+  await kvPut(consul, scope, 'cfg/extra/a', '1');
+  await kvPut(consul, scope, 'cfg/extra/deeper/b', '2');
+  await waitFor('kv rendered', async () => (await readOr(out)) === `${api}: 9101\n${web}: 9001 9002 9003\nmode=fast\na=1\n`);
+  await deregister(consul, scope, 'api-1');
+  await waitFor('api gone', async () => (await readOr(out)) === `${web}: 9001 9002 9003\nmode=fast\na=1\n`);
+  await waitFor('service:api no longer watched', () => !r.watching().includes(`service:${api}`));
 
   // Let the cycle that wrote the last file finish (its command runs after the write).
   const countLines = async () => ((await readOr(marker)) ?? '').trim().split('\n').length;
@@ -96,7 +101,7 @@ test('renderer follows Consul: first render, changes, KV, write only on change, 
   // A change that does not alter the output writes nothing and runs no command.
   const before = await stat(out);
   const writesBefore = cycles.filter((c) => c.jobs[0].state === 'written').length;
-  await kvPut(consul, 'cfg/extra/deeper/c', '3'); // ls lists the top level only
+  await kvPut(consul, scope, 'cfg/extra/deeper/c', '3'); // ls lists the top level only
   await waitFor('a cycle after the unrelated change', () => cycles.length > 0 && cycles[cycles.length - 1].jobs[0].state === 'unchanged');
   assert.equal(cycles.filter((c) => c.jobs[0].state === 'written').length, writesBefore);
   assert.equal((await stat(out)).mtimeMs, before.mtimeMs);
@@ -107,21 +112,23 @@ test('renderer follows Consul: first render, changes, KV, write only on change, 
 
 test('a render error or an invalid output keeps the previous file and says why', async (t) => {
   const consul = await consulForTest();
+  const scope = testScope();
   const dir = await mkdtemp(join(os.tmpdir(), 'render-it-'));
   const ac = new AbortController();
   t.after(async () => {
     ac.abort();
+    await scope.clean(consul);
     await consul.close();
     await rm(dir, { recursive: true, force: true });
   });
   const out = join(dir, 'out.txt');
-  await register(consul, 'web-1', 'web', 9001);
-  await kvPut(consul, 'field', 'Port');
+  await register(consul, scope, 'web-1', 'web', 9001);
+  await kvPut(consul, scope, 'field', 'Port');
   const cycles: CycleReport[] = [];
   const r = await startRenderer({
     // sortBy with an empty field name is a render error; a port of 9999 fails validation
     jobs: [{
-      source: '{{#each (sortBy (service "web") (key "field"))}}{{Port}} {{/each}}',
+      source: `{{#each (sortBy (service "${scope.name('web')}") (key "${scope.kv('field')}"))}}{{Port}} {{/each}}`,
       outputPath: out,
       validate: (text) => {
         if (text.includes('9999')) throw Object.assign(new Error('port 9999 is forbidden'), { code: 'ERR_TEST_INVALID' });
@@ -135,35 +142,37 @@ test('a render error or an invalid output keeps the previous file and says why',
   });
   await r.firstComplete;
   assert.equal(await readFile(out, 'utf8'), '9001 ');
-  await kvPut(consul, 'field', '');
+  await kvPut(consul, scope, 'field', '');
   const failed = await waitFor('render error', () => cycles.map((c) => c.jobs[0]).find((j) => j.state === 'render-error'));
   assert.match(failed.error ?? '', /sortBy: expected a field name/);
   assert.equal(await readFile(out, 'utf8'), '9001 ', 'previous file kept');
-  await kvPut(consul, 'field', 'Port');
-  await register(consul, 'web-9', 'web', 9999);
+  await kvPut(consul, scope, 'field', 'Port');
+  await register(consul, scope, 'web-9', 'web', 9999);
   const invalid = await waitFor('invalid output', () => cycles.map((c) => c.jobs[0]).find((j) => j.state === 'invalid'));
   assert.match(invalid.error ?? '', /9999 is forbidden/);
   assert.equal(await readFile(out, 'utf8'), '9001 ', 'previous file kept');
-  await deregister(consul, 'web-9');
-  await register(consul, 'web-2', 'web', 9002);
+  await deregister(consul, scope, 'web-9');
+  await register(consul, scope, 'web-2', 'web', 9002);
   await waitFor('recovered', async () => (await readOr(out)) === '9001 9002 ');
   await r.stop();
 });
 
 test('quiescence: a burst of changes is written once, after min of quiet', async (t) => {
   const consul = await consulForTest();
+  const scope = testScope();
   const dir = await mkdtemp(join(os.tmpdir(), 'render-it-'));
   const ac = new AbortController();
   t.after(async () => {
     ac.abort();
+    await scope.clean(consul);
     await consul.close();
     await rm(dir, { recursive: true, force: true });
   });
   const out = join(dir, 'out.txt');
-  await register(consul, 'web-0', 'web', 9000);
+  await register(consul, scope, 'web-0', 'web', 9000);
   const writes: number[] = [];
   const r = await startRenderer({
-    jobs: [{ source: '{{#each (service "web")}}{{Port}} {{/each}}', outputPath: out }],
+    jobs: [{ source: `{{#each (service "${scope.name('web')}")}}{{Port}} {{/each}}`, outputPath: out }],
     endpoint: { baseUrl: consul.url },
     logger,
     signal: ac.signal,
@@ -177,11 +186,13 @@ test('quiescence: a burst of changes is written once, after min of quiet', async
   assert.equal(writes.length, 1, 'the first render is not delayed');
   const burstStart = Date.now();
   for (let i = 1; i <= 5; i++) {
-    await register(consul, `web-${i}`, 'web', 9000 + i);
+    await register(consul, scope, `web-${i}`, 'web', 9000 + i);
     await new Promise((res) => setTimeout(res, 60));
   }
   const lastChange = Date.now();
-  await waitFor('burst written', async () => (await readOr(out)) === '9000 9001 9002 9003 9004 9005 ');
+  // the cycle report follows the file write: wait for the report, then look at the file
+  await waitFor('burst written', () => writes.length >= 2);
+  assert.equal(await readOr(out), '9000 9001 9002 9003 9004 9005 ');
   assert.equal(writes.length, 2, 'one write for the whole burst');
   assert.ok(writes[1] - lastChange >= 200, `written ${writes[1] - lastChange} ms after the last change (min 300 ms)`);
   assert.ok(writes[1] - burstStart < 5000);

@@ -13,7 +13,7 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import { consulForTest, type ConsulTarget } from '../support/consul.js';
+import { consulForTest, testScope, type ConsulTarget } from '../support/consul.js';
 import { loadTemplateJob, startRenderer, type CycleReport } from '../../balancer/src/render/renderer.js';
 
 const NGINX = ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
@@ -93,6 +93,9 @@ async function startBackend(name: string): Promise<{ port: number; close: () => 
 test('renderer + nginx: proxies by Host to every instance, follows a new instance after reload', { skip: NGINX || process.env.CI ? false : 'nginx not installed (.ci/run installs it; under CI its absence fails the test)' }, async (t) => {
   assert.ok(NGINX, 'nginx is not installed (Debian package nginx-light; .ci/run installs it)');
   const consul = await consulForTest();
+  // IDs and names of this test only (a shared agent holds other tests' services too)
+  const scope = testScope();
+  const web = scope.name('web');
   const dir = await mkdtemp(join(os.tmpdir(), 'render-nginx-'));
   const ac = new AbortController();
   const backends = await Promise.all(['backend-1', 'backend-2', 'backend-3'].map(startBackend));
@@ -106,6 +109,7 @@ test('renderer + nginx: proxies by Host to every instance, follows a new instanc
       if (nginx.exitCode === null && nginx.signalCode === null) nginx.kill('SIGKILL');
     }
     await Promise.all(backends.map((b) => b.close()));
+    await scope.clean(consul);
     await consul.close();
     await rm(dir, { recursive: true, force: true });
   });
@@ -132,8 +136,8 @@ http {
 `);
   const nginxArgs = `-p ${dir}/ -c ${conf}`;
 
-  await consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: 'web-1', Name: 'web', Address: '127.0.0.1', Port: backends[0].port });
-  await consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: 'web-2', Name: 'web', Address: '127.0.0.1', Port: backends[1].port });
+  await consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: scope.id('web-1'), Name: web, Address: '127.0.0.1', Port: backends[0].port });
+  await consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: scope.id('web-2'), Name: web, Address: '127.0.0.1', Port: backends[1].port });
   const cycles: CycleReport[] = [];
   const job = await loadTemplateJob(join(repoRoot(), 'templates', 'nginx-upstreams.conf.hbs'), upstreams);
   const renderer = await startRenderer({
@@ -159,14 +163,14 @@ http {
   nginx = spawn(NGINX!, ['-p', `${dir}/`, '-c', conf, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let nginxStderr = '';
   nginx.stderr!.on('data', (c: Buffer) => (nginxStderr += c.toString()));
-  await waitFor('nginx listening', async () => (await get(port, "web")).status === 200, 20_000).catch((err: Error) => {
+  await waitFor('nginx listening', async () => (await get(port, web)).status === 200, 20_000).catch((err: Error) => {
     throw new Error(`${err.message}; nginx stderr: ${nginxStderr}`);
   });
 
   const seen = async (n: number) => {
     const names = new Set<string>();
     for (let i = 0; i < n; i++) {
-      const r = await get(port, 'web');
+      const r = await get(port, web);
       assert.equal(r.status, 200);
       names.add(r.body);
     }
@@ -178,7 +182,7 @@ http {
 
   // A third instance: rendered, nginx reloaded, traffic reaches it.
   const registeredAt = Date.now();
-  await consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: 'web-3', Name: 'web', Address: '127.0.0.1', Port: backends[2].port });
+  await consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: scope.id('web-3'), Name: web, Address: '127.0.0.1', Port: backends[2].port });
   await waitFor('backend-3 answers through nginx', async () => (await seen(6)).has('backend-3'));
   const followMs = Date.now() - registeredAt;
   const reload = cycles.flatMap((c) => c.commands).find((c) => c.exitCode === 0 && c.durationMs >= 0);
@@ -186,8 +190,8 @@ http {
   assert.deepEqual([...(await seen(12))].sort(), ['backend-1', 'backend-2', 'backend-3']);
 
   // Every instance critical: nginx cannot have an empty upstream, the placeholder is down -> 502.
-  for (const id of ['web-1', 'web-2', 'web-3']) await consulCall(consul, 'PUT', `/v1/agent/service/register`, { ID: id, Name: 'web', Address: '127.0.0.1', Port: backends[Number(id.slice(-1)) - 1].port, Check: { TTL: '30s', Status: 'critical' } });
+  for (const id of ['web-1', 'web-2', 'web-3']) await consulCall(consul, 'PUT', `/v1/agent/service/register`, { ID: scope.id(id), Name: web, Address: '127.0.0.1', Port: backends[Number(id.slice(-1)) - 1].port, Check: { TTL: '30s', Status: 'critical' } });
   await waitFor('placeholder rendered', async () => (await readFile(upstreams, 'utf8')).includes('server 127.0.0.1:9 down;'));
-  await waitFor('nginx answers 502 for a service without instances', async () => (await get(port, 'web')).status === 502);
+  await waitFor('nginx answers 502 for a service without instances', async () => (await get(port, web)).status === 502);
   t.diagnostic(`Consul change -> traffic on the new instance through nginx: ${followMs} ms`);
 });

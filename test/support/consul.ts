@@ -74,3 +74,47 @@ export async function cleanConsul(target: { host: string; port: number }, prefix
   for (const id of ids) await call(target, 'PUT', `/v1/agent/service/deregister/${encodeURIComponent(id)}`, timeoutMs);
   return ids;
 }
+
+/**
+ * Names unique to one test. A shared agent (a real one, or CI's shared double) serves every test of
+ * the run, so each test registers only names and KV keys of its own scope and removes them at the
+ * end, also when it fails. IDs and names start with the scope's tag (cleanConsul finds the IDs by
+ * that prefix; templates select the names with hasPrefix); names double as Host names, so the tag
+ * is one lower-case DNS label.
+ */
+export interface TestScope {
+  readonly tag: string;
+  /** service name, e.g. name('web') = 't3k9x2a-web' */
+  name(base: string): string;
+  /** service ID, e.g. id('web-1') = 't3k9x2a-web-1' */
+  id(base: string): string;
+  /** KV key under the scope, e.g. kv('conf/a') = 't3k9x2a/conf/a' */
+  kv(key: string): string;
+  /**
+   * Deregister every service whose ID has the tag and delete the scope's KV tree. Restores a cut
+   * gate first; never throws (it runs in finally blocks, where a throw would hide the test's own
+   * failure), but says on stderr what it could not remove.
+   */
+  clean(target: { host: string; port: number; restore?: () => Promise<void> }): Promise<void>;
+}
+
+let scopeCounter = 0;
+
+export function testScope(): TestScope {
+  const tag = `t${(scopeCounter++).toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+  return {
+    tag,
+    name: (base) => `${tag}-${base}`,
+    id: (base) => `${tag}-${base}`,
+    kv: (key) => `${tag}/${key}`,
+    async clean(target) {
+      try {
+        await target.restore?.();
+        await cleanConsul(target, `${tag}-`);
+        await call(target, 'DELETE', `/v1/kv/${tag}?recurse`, 5000);
+      } catch (err) {
+        process.stderr.write(`test scope ${tag}: cleanup failed, registrations may be left behind: ${(err as Error).message}\n`);
+      }
+    },
+  };
+}
