@@ -1,6 +1,7 @@
 -- wrk script: adds a Host header when WRK_HOST is set and prints one JSON line the harness parses.
 local host = os.getenv("WRK_HOST")
 if host and host ~= "" then wrk.headers["Host"] = host end
+if os.getenv("WRK_CLOSE") == "1" then wrk.headers["Connection"] = "close" end
 
 done = function(summary, latency, requests)
   local e = summary.errors

@@ -23,6 +23,8 @@ export interface WrkOptions {
   durationS?: number;
   /** CPU list for taskset, e.g. "1" */
   cpus?: string;
+  /** send `Connection: close`: every request on a new connection (with TLS: a new handshake) */
+  closeConnection?: boolean;
 }
 
 // The .lua file stays beside the source; from dist/bench/support walk back to the repo's bench/support.
@@ -41,7 +43,7 @@ export function runWrk(opts: WrkOptions): Promise<WrkResult> {
   const argv = opts.cpus ? ['-c', opts.cpus, 'wrk', ...args] : args;
   const timeoutMs = ((opts.durationS ?? 5) + 30) * 1000;
   return new Promise((resolve, reject) => {
-    execFile(cmd, argv, { env: { ...process.env, WRK_HOST: opts.host ?? '' }, timeout: timeoutMs }, (err, stdout, stderr) => {
+    execFile(cmd, argv, { env: { ...process.env, WRK_HOST: opts.host ?? '', WRK_CLOSE: opts.closeConnection ? '1' : '' }, timeout: timeoutMs }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`wrk failed: ${err.message}\n${stderr}`));
       const line = stdout.split('\n').find((l) => l.startsWith('WRK_JSON '));
       if (!line) return reject(new Error(`wrk printed no report:\n${stdout}\n${stderr}`));
