@@ -106,6 +106,17 @@ export interface Config {
   readonly reload: ReloadConfig;
   /** --tls-listen and the TLS/ACME flags; undefined = no TLS listener */
   readonly tls?: TlsConfig;
+  /** Prometheus metrics (GET /metrics on the admin API) */
+  readonly metrics: MetricsConfig;
+}
+
+export interface MetricsConfig {
+  /** metric name prefix: balancer_service_requests_total; "traefik" reuses a Traefik board */
+  readonly prefix: string;
+  /** request duration histogram upper bounds, seconds, ascending */
+  readonly bucketsSeconds: readonly number[];
+  /** distinct server label values per service; more are folded into "_other" */
+  readonly maxServersPerService: number;
 }
 
 export interface HelpRequest {
@@ -184,6 +195,9 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'engine', env: 'BALANCER_ENGINE', kind: 'string', value: ENGINES.join('|'), def: DEFAULT_ENGINE, help: 'data plane: native (own HTTP/1.1 codec and upstream socket pool) or undici (node:http + undici, the comparison engine)' },
   { name: 'access-log', env: 'BALANCER_ACCESS_LOG', kind: 'bool', help: 'one log line per proxied request' },
   { name: 'trust-forwarded', env: 'BALANCER_TRUST_FORWARDED', kind: 'list', value: 'cidr,cidr', help: 'clients (proxies) whose Forwarded, X-Real-IP and X-Forwarded-* headers are kept; from anyone else they are replaced (default: none)' },
+  { name: 'metrics-prefix', env: 'BALANCER_METRICS_PREFIX', kind: 'string', value: 'name', def: 'balancer', help: 'Prometheus metric name prefix (traefik: reuse a Traefik dashboard as is)' },
+  { name: 'metrics-buckets', env: 'BALANCER_METRICS_BUCKETS', kind: 'string', value: 's,s,...', def: '0.1,0.3,1.2,5', help: 'request duration histogram buckets in seconds (Traefik\'s default)' },
+  { name: 'metrics-max-servers', env: 'BALANCER_METRICS_MAX_SERVERS', kind: 'string', value: 'N', def: '100', help: 'server label values kept per service in metrics; more are folded into "_other"' },
   { name: 'log-level', env: 'BALANCER_LOG_LEVEL', kind: 'string', value: LOG_LEVELS.join('|'), def: 'info', help: 'pino log level' },
   { name: 'template', env: 'BALANCER_TEMPLATE', kind: 'string', value: 'path', help: 'reload mode: the balancer config template (default templates/balancer.conf.hbs)' },
   { name: 'config-out', env: 'BALANCER_CONFIG_OUT', kind: 'string', value: 'path', help: 'reload mode: where the rendered balancer config is written' },
@@ -298,6 +312,14 @@ export function parseBalancerArgs(
     const logLevel = str('log-level') ?? 'info';
     if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new ConfigError(`${source('log-level')}: expected one of ${LOG_LEVELS.join('|')}, got "${logLevel}"`);
 
+    const prefix = str('metrics-prefix') ?? 'balancer';
+    if (!/^[a-zA-Z_][a-zA-Z0-9_]{0,63}$/.test(prefix)) throw new ConfigError(`${source('metrics-prefix')}: expected a metric name prefix ([a-zA-Z_][a-zA-Z0-9_]*), got "${prefix}"`);
+    const bucketsRaw = str('metrics-buckets') ?? '0.1,0.3,1.2,5';
+    const bucketsSeconds = bucketsRaw.split(',').map((b) => b.trim()).filter(Boolean).map(Number);
+    if (bucketsSeconds.length === 0 || bucketsSeconds.length > 50 || bucketsSeconds.some((b, i) => !Number.isFinite(b) || b <= 0 || (i > 0 && b <= bucketsSeconds[i - 1]))) {
+      throw new ConfigError(`${source('metrics-buckets')}: expected 1 to 50 ascending positive numbers of seconds such as 0.1,0.3,1.2,5, got "${bucketsRaw}"`);
+    }
+
     const servicesRaw = str('services');
     const services = servicesRaw === undefined ? undefined : servicesRaw.split(',').map((s) => s.trim()).filter(Boolean);
 
@@ -360,6 +382,7 @@ export function parseBalancerArgs(
         wait,
       },
       tls,
+      metrics: { prefix, bucketsSeconds, maxServersPerService: int('metrics-max-servers', 100, 1) },
     };
   } catch (err) {
     if (err instanceof ConfigError) return err;

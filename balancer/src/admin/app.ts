@@ -10,6 +10,7 @@ import { ServerListError } from '../routing/server-list.js';
 import { browserRequestProblem } from './browser-guard.js';
 import type { AdminDeps } from './deps.js';
 import { AdminError } from './route-support.js';
+import { dashboardRoutes, PUBLIC_DASHBOARD_PATHS } from './routes/dashboard.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { policyRoutes } from './routes/policy.js';
 import { statusRoutes } from './routes/status.js';
@@ -67,6 +68,7 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
     const expected = Buffer.from(`Bearer ${deps.token}`);
     app.addHook('onRequest', async (req, reply) => {
       if (req.url === '/healthz') return; // probes stay unauthenticated; /healthz reveals no upstreams
+      if (req.method === 'GET' && PUBLIC_DASHBOARD_PATHS.has(req.url.split('?')[0])) return; // the page holds no data; it asks for the token
       const got = Buffer.from(req.headers.authorization ?? '');
       if (got.length !== expected.length || !timingSafeEqual(got, expected)) {
         reply.header('www-authenticate', 'Bearer');
@@ -82,6 +84,7 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
   metricsRoutes(routes, deps);
   certRoutes(routes, deps);
   policyRoutes(routes, deps);
+  dashboardRoutes(routes, deps);
 
   return routes;
 }

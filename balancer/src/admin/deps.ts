@@ -5,6 +5,7 @@ import type pino from 'pino';
 import type { TableHolder } from '../routing/table-holder.js';
 import type { TableDefaults } from '../routing/tag-options.js';
 import type { UpstreamStatus } from '../worker/runtime.js';
+import type { BalancerMetrics } from '../metrics/balancer-metrics.js';
 
 export interface WorkerStatusSource {
   status(): Promise<readonly { workerId: number; pid?: number; generation: number; upstreams: readonly UpstreamStatus[] }[]>;
@@ -44,6 +45,11 @@ export interface AdminDeps {
   readonly readOnlyReason?: string;
   /** TLS certificates and ACME (routes/certs.ts); undefined = no TLS listener */
   readonly tls?: import('../tls/tls-primary.js').TlsHandle;
+  /** Prometheus figures for GET /metrics and the dashboard (balancer/src/metrics); absent = /metrics answers JSON */
+  readonly balancerMetrics?: BalancerMetrics;
+  /** shown by the dashboard */
+  readonly mode?: 'dynamic' | 'reload';
+  readonly consulEnabled?: boolean;
 }
 
 /** One admin route file: registers its routes on the app. */

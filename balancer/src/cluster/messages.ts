@@ -5,6 +5,7 @@ import type { CertDelta } from '../tls/cert-snapshot.js';
 import type { WorkerTlsOptions } from '../tls/tls-settings.js';
 import type { TlsListenerAddress } from '../tls/worker-tls.js';
 import type { ChallengeLookupOptions } from '../tls/acme-challenge.js';
+import type { WorkerMetricsMessage } from '../metrics/delta.js';
 
 /** Everything a worker needs to build its runtime (serialisable: no logger, no functions). */
 export interface WorkerInitOptions {
@@ -29,6 +30,8 @@ export interface WorkerInitOptions {
   readonly tls?: WorkerTlsOptions;
   /** ACME HTTP-01: where the plain listener looks up challenge tokens (Consul KV) */
   readonly acmeChallenges?: ChallengeLookupOptions;
+  /** request metrics (balancer/src/metrics): histogram buckets and label caps; undefined = not counted */
+  readonly metrics?: { readonly bucketsSeconds: readonly number[]; readonly maxServersPerService: number; readonly flushIntervalMs?: number };
 }
 
 export type PrimaryToWorker =
@@ -48,7 +51,8 @@ export type WorkerToPrimary =
   | { readonly type: 'drained'; readonly seq: number }
   | { readonly type: 'fatal'; readonly message: string; readonly code?: string }
   /** ok false: the delta was against another version; the primary sends the full set */
-  | { readonly type: 'tls-certs-ack'; readonly seq: number; readonly ok: boolean; readonly version: string };
+  | { readonly type: 'tls-certs-ack'; readonly seq: number; readonly ok: boolean; readonly version: string }
+  | WorkerMetricsMessage;
 
 export function isWorkerMessage(m: unknown): m is WorkerToPrimary {
   return typeof m === 'object' && m !== null && typeof (m as { type?: unknown }).type === 'string';

@@ -14,6 +14,7 @@ import type { CatalogSnapshot, RouteTable } from '../routing/types.js';
 import { Supervisor } from './supervisor.js';
 import { policiesFromDump, startPolicyKvWatch } from '../policy/policy-sources.js';
 import { challengeLookupOptions, startTls, workerTlsOptions, type TlsHandle } from '../tls/tls-primary.js';
+import { BalancerMetrics } from '../metrics/balancer-metrics.js';
 
 export class StartupError extends Error {
   /** ERR_CONSUL_UNREACHABLE, ERR_RELOAD_MODE_UNAVAILABLE, ERR_WORKER_START, ERR_ADMIN_LISTEN, or the code of the cause */
@@ -123,7 +124,23 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
   if (latest) holder.setSnapshot(latest);
   if (!dump || dump.table.version !== holder.current().version) saveDump();
 
+  // metrics: figures read lazily at scrape time; the workers report every second (no scrape round-trip)
+  let supervisorRef: Supervisor | undefined;
+  const metrics = new BalancerMetrics(config.metrics, {
+    mode: config.mode,
+    table: () => holder.stats(),
+    workers: () => supervisorRef?.metrics() ?? { generation: 0, workersAlive: 0, workersReady: 0, restarts: 0, reloads: 0 },
+    consul: watcher ? () => ({ reachable: watcher?.reachable(), ...watcher?.stats() }) : undefined,
+    dump: dumpWriter ? () => dumpWriter.stats() : undefined,
+  });
+  metrics.start();
+  holder.subscribe((change) => {
+    if (change.cause === 'external') metrics.tableServed(change.table.version, supervisorRef?.metrics().lastReloadMs ?? 0);
+    else metrics.tableChanged(change.table.version);
+  });
+
   const supervisor = new Supervisor({
+    onMetrics: (msg) => metrics.onWorkerReport(msg),
     workers: config.workers,
     drainTimeoutMs: config.drainTimeoutMs,
     logger: logger.child({ component: 'supervisor' }),
@@ -143,8 +160,11 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
       logLevel: config.logLevel,
       tls: config.tls ? workerTlsOptions(config.tls) : undefined,
       acmeChallenges: challengeLookupOptions(config.tls, config.consul),
+      metrics: { bucketsSeconds: config.metrics.bucketsSeconds, maxServersPerService: config.metrics.maxServersPerService },
     },
   });
+  supervisorRef = supervisor;
+  supervisor.onPublished((e) => metrics.tableServed(e.table.version, e.latencyMs));
   // before the workers start: they get the certificates right after their init
   let tls: TlsHandle | undefined;
   if (config.tls) {
@@ -203,6 +223,9 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
     readOnlyReason: config.mode === 'reload' ? 'reload mode: upstreams come from the rendered config file, not from the admin API' : undefined,
     metrics: () => ({ ...supervisor.metrics(), discovery: watcher?.stats(), dump: dumpWriter?.stats() }),
     tls,
+    balancerMetrics: metrics,
+    mode: config.mode,
+    consulEnabled: config.consul !== undefined,
   });
   try {
     await admin.listen({ host: config.admin.host, port: config.admin.port });
@@ -236,6 +259,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
         await watcher?.done;
         await policyWatch;
         await dumpWriter?.flush();
+        metrics.stop();
         log.info('stopped');
       })();
       return stopping;

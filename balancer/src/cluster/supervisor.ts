@@ -15,6 +15,7 @@ import type pino from 'pino';
 import { backoffDelay, type BackoffPolicy } from '../../../common/backoff.js';
 import type { RouteTable } from '../routing/types.js';
 import type { UpstreamStatus } from '../worker/runtime.js';
+import type { WorkerMetricsMessage } from '../metrics/delta.js';
 import { isWorkerMessage, type PrimaryToWorker, type WorkerInitOptions, type WorkerToPrimary } from './messages.js';
 
 export interface SupervisorOptions {
@@ -31,6 +32,8 @@ export interface SupervisorOptions {
   /** worker entry; defaults to worker-main next to this file */
   readonly exec?: string;
   readonly execArgv?: readonly string[];
+  /** a worker's periodic metrics report (balancer/src/metrics) */
+  readonly onMetrics?: (msg: WorkerMetricsMessage) => void;
 }
 
 export interface WorkerStatusReport {
@@ -75,6 +78,8 @@ export interface SupervisorMetrics {
   readonly restarts: number;
   readonly publishes: number;
   readonly reloads: number;
+  /** reload mode: fork to every worker of the new generation listening, last reload */
+  readonly lastReloadMs: number;
   readonly publishLatencyMs: { readonly last: number; readonly p50: number; readonly p99: number; readonly max: number; readonly samples: number };
 }
 
@@ -120,6 +125,7 @@ export class Supervisor {
   private restarts = 0;
   private publishes = 0;
   private reloads = 0;
+  private lastReloadMs = 0;
   private readonly latencies: number[] = [];
   private lastLatency = 0;
   private readonly slotFailures = new Map<number, number>();
@@ -301,6 +307,7 @@ export class Supervisor {
     this.generation = next;
     this.table = table;
     this.reloads++;
+    this.lastReloadMs = performance.now() - t0;
     this.log.info({ generation: next, version: table.version, startMs: Math.round(performance.now() - t0), draining: old.length }, 'new generation serving, old one draining');
     for (const m of old) this.trackDrain(this.retire(m, this.opts.drainTimeoutMs));
     return { generation: next };
@@ -328,6 +335,7 @@ export class Supervisor {
       restarts: this.restarts,
       publishes: this.publishes,
       reloads: this.reloads,
+      lastReloadMs: this.lastReloadMs,
       publishLatencyMs: { last: this.lastLatency, p50: pick(0.5), p99: pick(0.99), max: sorted[sorted.length - 1] ?? 0, samples: sorted.length },
     };
   }
@@ -389,6 +397,13 @@ export class Supervisor {
         m.fatal = msg.message;
         this.log.error({ workerId: m.worker.id, generation: m.generation, message: msg.message, code: msg.code }, 'worker failed to start');
         m.resolveReady(false);
+        return;
+      case 'metrics':
+        try {
+          this.opts.onMetrics?.(msg);
+        } catch (err) {
+          this.log.warn({ err }, 'metrics report failed');
+        }
         return;
       case 'ack':
       case 'status':

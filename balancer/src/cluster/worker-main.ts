@@ -4,6 +4,7 @@
 import pino from 'pino';
 import { installProcessGuard } from '../../../common/process-guard.js';
 import type { WorkerRuntime } from '../worker/runtime.js';
+import { createWorkerMetrics, type WorkerMetrics } from '../metrics/worker-reporter.js';
 import type { PrimaryToWorker, WorkerInitOptions, WorkerToPrimary } from './messages.js';
 import { WorkerTls } from '../tls/worker-tls.js';
 import { createChallengeLookup } from '../tls/acme-challenge.js';
@@ -22,6 +23,7 @@ let currentVersion = '';
 // TLS state exists before the runtime: certificates sent right after init apply at once, so the
 // TLS listener starts with them (it waits for the first set)
 let workerTls: WorkerTls | undefined;
+let metrics: WorkerMetrics | undefined;
 
 function send(msg: WorkerToPrimary): void {
   if (process.connected) process.send?.(msg);
@@ -42,7 +44,9 @@ async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<
   logger = base.child({ component: 'worker' });
   if (o.tls) workerTls ??= new WorkerTls(o.tls, base.child({ component: 'tls' }));
   const factory = await loadFactory(o);
+  metrics = createWorkerMetrics(o.metrics, msg.generation, Number(process.env.BALANCER_WORKER_SLOT ?? 0), send);
   runtime = factory({
+    observer: metrics?.observer,
     logger: base,
     localNode: o.localNode,
     localZone: o.localZone,
@@ -59,8 +63,9 @@ async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<
   });
   runtime.applyTable(msg.table);
   currentVersion = msg.table.version;
-  const addr = await runtime.listen(o.listenHost, o.listenPort);
   const rt = runtime;
+  metrics?.start(() => rt.status());
+  const addr = await runtime.listen(o.listenHost, o.listenPort);
   const tlsAddrs = workerTls ? await workerTls.listen((socket) => rt.handleSocket(socket)) : undefined;
   logger.info({ address: addr.address, port: addr.port, tls: tlsAddrs?.map((a) => a.port), version: msg.table.version }, 'worker listening');
   send({ type: 'ready', address: { address: addr.address, port: addr.port, family: addr.family }, version: msg.table.version, tls: tlsAddrs });
@@ -114,6 +119,7 @@ process.on('message', (raw: unknown) => {
           await runtime.stopAccepting();
           await runtime.close();
         }
+        metrics?.finish();
         send({ type: 'drained', seq: msg.seq });
         // give the IPC channel a moment to flush the reply before the process goes
         await new Promise((r) => setTimeout(r, 20));

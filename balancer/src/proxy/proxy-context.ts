@@ -6,6 +6,7 @@ import type { PeerHealth } from '../health/peer-health.js';
 import type { CompiledTable } from './compiled-table.js';
 import type { UpstreamTransport } from './transport.js';
 import type { CidrMatcher } from './cidr.js';
+import type { RequestObserver } from '../metrics/request-metrics.js';
 import { normalizeHost as routerNormalizeHost } from '../routing/router.js';
 
 export interface ProxyContext {
@@ -32,6 +33,8 @@ export interface ProxyContext {
   readonly acmeChallenge?: ChallengeLookup;
   /** port of the first TLS listener, for `redirect-https` Locations (undefined: 443) */
   readonly httpsPort?: number;
+  /** per-request figures: one requestEnd() call per request (balancer/src/metrics) */
+  readonly observer: RequestObserver | undefined;
 }
 
 /** Host header -> lower-case host name without port ('' when absent); the router's rule. */

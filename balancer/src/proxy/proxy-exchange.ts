@@ -103,6 +103,8 @@ export class ProxyExchange implements PickRequest, ClientEvents, GateEvents {
   #bodyStarted = false;
   /** the whole body went out with end(chunk); onAttemptComplete must not end again */
   #ended = false;
+  /** response body bytes relayed (metrics) */
+  #responseBytes = 0;
 
   constructor(
     readonly ctx: ProxyContext, readonly client: ClientExchange, readonly upstream: UpstreamSpec, url: string, hostOverride: string | undefined,
@@ -227,6 +229,7 @@ export class ProxyExchange implements PickRequest, ClientEvents, GateEvents {
   }
 
   writeBody(chunk: Buffer): boolean {
+    this.#responseBytes += chunk.length;
     if (!this.#bodyStarted) {
       this.#bodyStarted = true;
       if (chunk.length === this.#bodyLength) {
@@ -305,6 +308,9 @@ export class ProxyExchange implements PickRequest, ClientEvents, GateEvents {
     this.done = true;
     this.ctx.inflight--;
     this.#gate?.dispose();
+    // metrics: the one observer call per request (balancer/src/metrics/request-metrics.ts)
+    this.ctx.observer?.requestEnd(this.upstream.name, attempt?.server.id, this.clientGone ? 499 : this.client.statusCode, this.client.method, 'http',
+      this.ctx.now() - this.startedAt, this.tries, declaredLength(this.client.rawHeaders), this.#responseBytes);
     const log = this.ctx.accessLog;
     if (log !== undefined) {
       log.info({
@@ -313,6 +319,17 @@ export class ProxyExchange implements PickRequest, ClientEvents, GateEvents {
       }, 'access');
     }
   }
+}
+
+/** Declared Content-Length of the request (0 when absent or chunked): the metrics' request bytes. */
+function declaredLength(rawHeaders: readonly string[]): number {
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i].length === 14 && rawHeaders[i].toLowerCase() === 'content-length') {
+      const n = Number(rawHeaders[i + 1]);
+      return Number.isFinite(n) && n > 0 ? n : 0;
+    }
+  }
+  return 0;
 }
 
 function latin1List(list: readonly Buffer[] | readonly string[]): string[] {
@@ -362,6 +379,7 @@ export function handleProxyRequest(ctx: ProxyContext, client: ClientExchange): v
   const match = current.router.match(hostHeader, path);
   if (match === undefined) {
     sendJsonError(client, 404, 'unknown_host', { host: normalizeHost(hostHeader), path }, ctx.draining);
+    ctx.observer?.requestEnd(undefined, undefined, 404, client.method, 'http', 0, 0, 0, 0);
     ctx.accessLog?.info({ method: client.method, url, host: hostHeader, status: 404, ms: 0, tries: 0 }, 'access');
     return;
   }
@@ -376,6 +394,7 @@ export function handleProxyRequest(ctx: ProxyContext, client: ClientExchange): v
   const server = picker?.pick(exchange, NOTHING_EXCLUDED);
   if (server === undefined) {
     sendJsonError(client, 502, 'no_healthy_upstream', { upstream: upstream.name }, ctx.draining);
+    ctx.observer?.requestEnd(upstream.name, undefined, 502, client.method, 'http', 0, 0, 0, 0);
     ctx.accessLog?.info({ method: client.method, url, upstream: upstream.name, status: 502, ms: 0, tries: 0 }, 'access');
     return;
   }

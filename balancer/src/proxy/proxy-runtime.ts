@@ -46,6 +46,7 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     inflight: 0,
     acmeChallenge: opts.acmeChallenge,
     httpsPort: opts.httpsPort,
+    observer: opts.observer,
   };
   const front: ClientFront = createUndiciFront(ctx, { clientKeepAliveMs: opts.timeouts.clientKeepAliveMs, headersMs: opts.timeouts.headersMs, requestMs: ctx.requestMs });
   let stopping: Promise<void> | undefined;

@@ -5,6 +5,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type pino from 'pino';
 import type { RouteTable } from '../routing/types.js';
 import type { PeerServerStatus, PeerUpstreamStatus } from '../health/peer-health.js';
+import type { RequestObserver } from '../metrics/request-metrics.js';
 
 export interface WorkerTimeouts {
   /** TCP connect to an upstream server */
@@ -57,6 +58,8 @@ export interface WorkerRuntimeOptions {
   readonly httpsPort?: number;
   /** key of the sticky-cookie server ids; every worker of one balancer gets the same */
   readonly stickySecret?: string;
+  /** per-request figures (balancer/src/metrics); called once at the end of every request */
+  readonly observer?: RequestObserver;
 }
 
 /** Connection pool figures of one upstream server (undici Pool stats). */

@@ -1,0 +1,50 @@
+// What a worker sends the primary every flush interval (plain JSON over the cluster IPC): the
+// request figures counted since its previous flush, and its current gauges. The primary adds the
+// deltas into its own totals; gauges replace the worker's previous ones.
+
+/** [code, method, protocol, count, requestBytes, responseBytes, durationSumSeconds, per-bucket counts (not cumulative; last = +Inf)] */
+export type SeriesDelta = [number, string, string, number, number, number, number, number[]];
+/** [serverId, count, errors (5xx), durationSumMs, sparse fine histogram: index, count, index, count...] */
+export type ServerDelta = [string, number, number, number, number[]];
+
+export interface ServiceDelta {
+  readonly name: string;
+  readonly retries: number;
+  readonly series: SeriesDelta[];
+  readonly servers: ServerDelta[];
+}
+
+export interface MetricsDelta {
+  /** the bucket bounds the series were counted with (a mismatch with the primary's is dropped) */
+  readonly bucketsSeconds: number[];
+  readonly services: ServiceDelta[];
+  /** [script, calls, errors] */
+  readonly scripts: [string, number, number][];
+}
+
+export interface ProcessGauges {
+  readonly rssBytes: number;
+  readonly heapUsedBytes: number;
+  readonly heapTotalBytes: number;
+  /** event-loop delay over the last interval, seconds */
+  readonly eventLoopLagMeanSeconds: number;
+  readonly eventLoopLagP99Seconds: number;
+  readonly eventLoopLagMaxSeconds: number;
+}
+
+export interface WorkerGauges {
+  readonly process: ProcessGauges;
+  /** [service, in-flight requests] */
+  readonly inflight: [string, number][];
+  /** [service, serverId, up (1) or not (0)] */
+  readonly serverUp: [string, string, number][];
+}
+
+/** The IPC message (a member of WorkerToPrimary). */
+export interface WorkerMetricsMessage {
+  readonly type: 'metrics';
+  readonly slot: number;
+  readonly generation: number;
+  readonly delta?: MetricsDelta;
+  readonly gauges: WorkerGauges;
+}

@@ -1,0 +1,237 @@
+// The primary's request figures: cumulative totals built from the workers' deltas (so counters only
+// ever grow, whatever happens to a worker), the workers' latest gauges, and one-minute windows for
+// the dashboard (req/s, p50/p99 per service and per server). A scrape reads this; it never asks a
+// worker anything, so scraping cannot stall the data plane.
+import { FINE_BUCKET_COUNT, fineQuantileMs } from './fine-histogram.js';
+import type { MetricsDelta, ProcessGauges, WorkerGauges, WorkerMetricsMessage } from './delta.js';
+
+export interface SeriesTotals {
+  readonly code: number;
+  readonly method: string;
+  readonly protocol: string;
+  count: number;
+  requestBytes: number;
+  responseBytes: number;
+  durationSum: number;
+  /** per-bucket counts, not cumulative; last = +Inf */
+  readonly buckets: Float64Array;
+}
+
+interface Snapshot {
+  readonly at: number;
+  readonly count: number;
+  readonly fine: Float64Array;
+}
+
+/** A ring of cumulative snapshots, one per step; a window is the difference of two of them. */
+class Window {
+  readonly #ring: Snapshot[] = [];
+  constructor(readonly stepMs: number, readonly keep: number) {}
+
+  record(at: number, count: number, fine: Float64Array): void {
+    const last = this.#ring[this.#ring.length - 1];
+    if (last !== undefined && at - last.at < this.stepMs * 0.9) return;
+    this.#ring.push({ at, count, fine: Float64Array.from(fine) });
+    if (this.#ring.length > this.keep) this.#ring.shift();
+  }
+
+  /** Figures between the oldest kept snapshot and the given cumulative state. */
+  over(at: number, count: number, fine: Float64Array): WindowFigures {
+    const first = this.#ring[0];
+    if (first === undefined || at <= first.at) return { rps: 0, p50Ms: undefined, p99Ms: undefined };
+    const diff = new Float64Array(FINE_BUCKET_COUNT);
+    for (let i = 0; i < diff.length; i++) diff[i] = fine[i] - first.fine[i];
+    return { rps: (count - first.count) / ((at - first.at) / 1000), p50Ms: fineQuantileMs(diff, 0.5), p99Ms: fineQuantileMs(diff, 0.99) };
+  }
+
+  /** Per-step points (req/s and p99 of each step), oldest first. */
+  points(): { at: number; rps: number; p99Ms: number | undefined }[] {
+    const out: { at: number; rps: number; p99Ms: number | undefined }[] = [];
+    for (let i = 1; i < this.#ring.length; i++) {
+      const a = this.#ring[i - 1];
+      const b = this.#ring[i];
+      const diff = new Float64Array(FINE_BUCKET_COUNT);
+      for (let k = 0; k < diff.length; k++) diff[k] = b.fine[k] - a.fine[k];
+      out.push({ at: b.at, rps: (b.count - a.count) / ((b.at - a.at) / 1000), p99Ms: fineQuantileMs(diff, 0.99) });
+    }
+    return out;
+  }
+}
+
+export interface WindowFigures {
+  readonly rps: number;
+  readonly p50Ms: number | undefined;
+  readonly p99Ms: number | undefined;
+}
+
+export class ServerTotals {
+  count = 0;
+  errors = 0;
+  durationSumMs = 0;
+  readonly fine = new Float64Array(FINE_BUCKET_COUNT);
+  readonly window = new Window(5_000, 13);
+}
+
+export class ServiceTotals {
+  readonly series = new Map<string, SeriesTotals>();
+  readonly servers = new Map<string, ServerTotals>();
+  retries = 0;
+  count = 0;
+  /** fine histogram of the proxied requests (sum of the servers') */
+  readonly fine = new Float64Array(FINE_BUCKET_COUNT);
+  readonly window = new Window(1_000, 61);
+}
+
+export interface WorkerReport {
+  readonly slot: number;
+  readonly generation: number;
+  readonly at: number;
+  readonly gauges: WorkerGauges;
+}
+
+export interface MetricsStoreOptions {
+  readonly bucketsSeconds: readonly number[];
+  readonly now?: () => number;
+  /** gauges of a worker that has not reported for this long are dropped (it died or drained) */
+  readonly staleAfterMs?: number;
+}
+
+export class MetricsStore {
+  readonly bucketsSeconds: readonly number[];
+  readonly services = new Map<string, ServiceTotals>();
+  readonly scripts = new Map<string, { calls: number; errors: number }>();
+  readonly #workers = new Map<number, WorkerReport>();
+  readonly #now: () => number;
+  readonly #staleAfterMs: number;
+  readonly #bucketKey: string;
+  /** deltas dropped because they were counted with other buckets (a worker of an older config) */
+  droppedDeltas = 0;
+  reports = 0;
+
+  constructor(opts: MetricsStoreOptions) {
+    this.bucketsSeconds = [...opts.bucketsSeconds];
+    this.#bucketKey = this.bucketsSeconds.join(',');
+    this.#now = opts.now ?? Date.now;
+    this.#staleAfterMs = opts.staleAfterMs ?? 5_000;
+  }
+
+  /** A worker's periodic report: its delta is added, its gauges replace the previous ones. */
+  addWorkerReport(msg: WorkerMetricsMessage): void {
+    this.reports++;
+    if (msg.delta !== undefined) this.addDelta(msg.delta);
+    const prev = this.#workers.get(msg.slot);
+    // an old generation still draining must not overwrite the gauges of the new one in its slot
+    if (prev === undefined || prev.generation <= msg.generation || this.#now() - prev.at > this.#staleAfterMs) {
+      this.#workers.set(msg.slot, { slot: msg.slot, generation: msg.generation, at: this.#now(), gauges: msg.gauges });
+    }
+  }
+
+  addDelta(delta: MetricsDelta): void {
+    if (!Array.isArray(delta.services)) return;
+    if (delta.bucketsSeconds.join(',') !== this.#bucketKey) {
+      this.droppedDeltas++;
+      return;
+    }
+    const nb = this.bucketsSeconds.length + 1;
+    for (const d of delta.services) {
+      const svc = this.#service(d.name);
+      svc.retries += d.retries;
+      for (const [code, method, protocol, count, reqBytes, resBytes, sum, buckets] of d.series) {
+        const key = `${code}|${method}|${protocol}`;
+        let s = svc.series.get(key);
+        if (s === undefined) {
+          s = { code, method, protocol, count: 0, requestBytes: 0, responseBytes: 0, durationSum: 0, buckets: new Float64Array(nb) };
+          svc.series.set(key, s);
+        }
+        s.count += count;
+        s.requestBytes += reqBytes;
+        s.responseBytes += resBytes;
+        s.durationSum += sum;
+        for (let i = 0; i < nb && i < buckets.length; i++) s.buckets[i] += buckets[i];
+        svc.count += count;
+      }
+      for (const [id, count, errors, sumMs, sparse] of d.servers) {
+        let t = svc.servers.get(id);
+        if (t === undefined) svc.servers.set(id, (t = new ServerTotals()));
+        t.count += count;
+        t.errors += errors;
+        t.durationSumMs += sumMs;
+        for (let i = 0; i + 1 < sparse.length; i += 2) {
+          const idx = sparse[i];
+          if (idx >= 0 && idx < FINE_BUCKET_COUNT) {
+            t.fine[idx] += sparse[i + 1];
+            svc.fine[idx] += sparse[i + 1];
+          }
+        }
+      }
+    }
+    for (const [name, calls, errors] of delta.scripts ?? []) {
+      const s = this.scripts.get(name) ?? { calls: 0, errors: 0 };
+      s.calls += calls;
+      s.errors += errors;
+      this.scripts.set(name, s);
+    }
+  }
+
+  /** Called about once a second: records the window snapshots. */
+  tick(): void {
+    const at = this.#now();
+    for (const svc of this.services.values()) {
+      svc.window.record(at, svc.count, svc.fine);
+      for (const srv of svc.servers.values()) srv.window.record(at, srv.count, srv.fine);
+    }
+  }
+
+  serviceWindow(name: string): WindowFigures & { points: { at: number; rps: number; p99Ms: number | undefined }[] } {
+    const svc = this.services.get(name);
+    if (svc === undefined) return { rps: 0, p50Ms: undefined, p99Ms: undefined, points: [] };
+    return { ...svc.window.over(this.#now(), svc.count, svc.fine), points: svc.window.points() };
+  }
+
+  serverWindow(service: string, id: string): WindowFigures {
+    const srv = this.services.get(service)?.servers.get(id);
+    if (srv === undefined) return { rps: 0, p50Ms: undefined, p99Ms: undefined };
+    return srv.window.over(this.#now(), srv.count, srv.fine);
+  }
+
+  /** Latest gauges of every worker that reported recently, by slot. */
+  workers(): WorkerReport[] {
+    const now = this.#now();
+    const out: WorkerReport[] = [];
+    for (const [slot, r] of this.#workers) {
+      if (now - r.at > this.#staleAfterMs) this.#workers.delete(slot);
+      else out.push(r);
+    }
+    return out.sort((a, b) => a.slot - b.slot);
+  }
+
+  /** In-flight requests per service, summed over the workers. */
+  inflight(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const w of this.workers()) for (const [svc, n] of w.gauges.inflight) out.set(svc, (out.get(svc) ?? 0) + n);
+    return out;
+  }
+
+  /** Server up per (service, server): up only when every reporting worker says so. */
+  serverUp(): Map<string, Map<string, number>> {
+    const out = new Map<string, Map<string, number>>();
+    for (const w of this.workers()) {
+      for (const [svc, id, up] of w.gauges.serverUp) {
+        let m = out.get(svc);
+        if (m === undefined) out.set(svc, (m = new Map()));
+        m.set(id, Math.min(m.get(id) ?? 1, up));
+      }
+    }
+    return out;
+  }
+
+  processGauges(): { process: string; gauges: ProcessGauges }[] {
+    return this.workers().map((w) => ({ process: `worker-${w.slot}`, gauges: w.gauges.process }));
+  }
+
+  #service(name: string): ServiceTotals {
+    let s = this.services.get(name);
+    if (s === undefined) this.services.set(name, (s = new ServiceTotals()));
+    return s;
+  }
+}

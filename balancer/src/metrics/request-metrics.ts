@@ -1,0 +1,174 @@
+// Per-worker request figures: the exchange layer calls requestEnd() once per client request (proxied,
+// 404 unknown host, 502 no upstream, client gone). Counts accumulate in plain numbers and typed arrays
+// keyed by numbers, so the hot path allocates nothing once a (service, code, method, protocol) series
+// exists. takeDelta() hands everything since the last call to the primary (which owns the cumulative
+// totals, so a worker restart never makes a counter go backwards) and zeroes the counts in place.
+import { FINE_BUCKET_COUNT, fineBucketIndex } from './fine-histogram.js';
+import type { MetricsDelta, ServerDelta, SeriesDelta, ServiceDelta } from './delta.js';
+
+/** What the exchange layer calls; keep the signature positional: no object per request. */
+export interface RequestObserver {
+  /**
+   * One call at the end of every client request.
+   * @param service upstream name; undefined = no route (unknown host, folded into one label value)
+   * @param serverId "host:port" of the server that answered last; undefined = none tried
+   * @param status status sent to the client (499 when the client went away first)
+   * @param method request method as received
+   * @param protocol 'http' | 'websocket' | 'sse' | 'grpc' (Traefik's label values)
+   * @param durationMs request arrival to response end
+   * @param tries upstream attempts (retries = tries - 1)
+   * @param requestBytes request body bytes (declared Content-Length when the body was not counted)
+   * @param responseBytes response body bytes relayed to the client
+   */
+  requestEnd(service: string | undefined, serverId: string | undefined, status: number, method: string, protocol: string,
+    durationMs: number, tries: number, requestBytes: number, responseBytes: number): void;
+}
+
+/** Label value for requests no service matched (unknown hosts). */
+export const UNKNOWN_SERVICE = '_unknown';
+/** Label value of the servers beyond the per-service cap, and of services beyond the service cap. */
+export const OTHER = '_other';
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE'] as const;
+const OTHER_METHOD = METHODS.length; // any other method is counted as "OTHER"
+const PROTOCOLS = ['http', 'websocket', 'sse', 'grpc'] as const;
+
+export interface RequestMetricsOptions {
+  /** request duration histogram upper bounds in seconds (ascending; +Inf implied) */
+  readonly bucketsSeconds: readonly number[];
+  /** distinct server labels kept per service; more are folded into "_other" */
+  readonly maxServersPerService: number;
+  /** distinct services kept; more are folded into "_other" */
+  readonly maxServices?: number;
+}
+
+class Series {
+  count = 0;
+  requestBytes = 0;
+  responseBytes = 0;
+  durationSum = 0;
+  readonly buckets: Float64Array;
+  constructor(readonly code: number, readonly method: string, readonly protocol: string, bucketCount: number) {
+    this.buckets = new Float64Array(bucketCount + 1);
+  }
+}
+
+class ServerFigures {
+  count = 0;
+  errors = 0;
+  durationSumMs = 0;
+  readonly fine = new Float64Array(FINE_BUCKET_COUNT);
+}
+
+class ServiceFigures {
+  readonly series = new Map<number, Series>();
+  readonly servers = new Map<string, ServerFigures>();
+  retries = 0;
+  dirty = false;
+}
+
+export class RequestMetrics implements RequestObserver {
+  readonly #bounds: Float64Array;
+  readonly #maxServers: number;
+  readonly #maxServices: number;
+  readonly #services = new Map<string, ServiceFigures>();
+  readonly #scripts = new Map<string, { calls: number; errors: number }>();
+
+  constructor(opts: RequestMetricsOptions) {
+    this.#bounds = Float64Array.from(opts.bucketsSeconds);
+    this.#maxServers = Math.max(1, opts.maxServersPerService);
+    this.#maxServices = Math.max(1, opts.maxServices ?? 2000);
+  }
+
+  requestEnd(service: string | undefined, serverId: string | undefined, status: number, method: string, protocol: string,
+    durationMs: number, tries: number, requestBytes: number, responseBytes: number): void {
+    const svc = this.#service(service ?? UNKNOWN_SERVICE);
+    svc.dirty = true;
+    if (tries > 1) svc.retries += tries - 1;
+    let m = METHODS.indexOf(method as (typeof METHODS)[number]);
+    if (m < 0) m = OTHER_METHOD;
+    let p = PROTOCOLS.indexOf(protocol as (typeof PROTOCOLS)[number]);
+    if (p < 0) p = 0;
+    const code = status > 0 && status < 1000 ? status : 0;
+    const key = (code * 16 + m) * 8 + p;
+    let s = svc.series.get(key);
+    if (s === undefined) {
+      s = new Series(code, m === OTHER_METHOD ? 'OTHER' : METHODS[m], PROTOCOLS[p], this.#bounds.length);
+      svc.series.set(key, s);
+    }
+    const seconds = durationMs / 1000;
+    s.count++;
+    s.requestBytes += requestBytes > 0 ? requestBytes : 0;
+    s.responseBytes += responseBytes > 0 ? responseBytes : 0;
+    s.durationSum += seconds;
+    const bounds = this.#bounds;
+    let b = 0;
+    while (b < bounds.length && seconds > bounds[b]) b++;
+    s.buckets[b]++;
+    if (serverId === undefined) return;
+    let srv = svc.servers.get(serverId);
+    if (srv === undefined) {
+      srv = svc.servers.size < this.#maxServers ? new ServerFigures() : (svc.servers.get(OTHER) ?? new ServerFigures());
+      svc.servers.set(svc.servers.size < this.#maxServers ? serverId : OTHER, srv);
+    }
+    srv.count++;
+    if (status >= 500) srv.errors++;
+    srv.durationSumMs += durationMs;
+    srv.fine[fineBucketIndex(durationMs)]++;
+  }
+
+  /** Scripts (policy helper): one call per script run; error = it threw or timed out. */
+  scriptCalled(script: string, error: boolean): void {
+    let s = this.#scripts.get(script);
+    if (s === undefined) {
+      if (this.#scripts.size >= 200) script = OTHER;
+      s = this.#scripts.get(script) ?? { calls: 0, errors: 0 };
+      this.#scripts.set(script, s);
+    }
+    s.calls++;
+    if (error) s.errors++;
+  }
+
+  /** Everything counted since the previous call (undefined when nothing was), counts zeroed in place. */
+  takeDelta(): MetricsDelta | undefined {
+    const services: ServiceDelta[] = [];
+    for (const [name, svc] of this.#services) {
+      if (!svc.dirty) continue;
+      svc.dirty = false;
+      const series: SeriesDelta[] = [];
+      for (const s of svc.series.values()) {
+        if (s.count === 0) continue;
+        series.push([s.code, s.method, s.protocol, s.count, s.requestBytes, s.responseBytes, s.durationSum, Array.from(s.buckets)]);
+        s.count = 0; s.requestBytes = 0; s.responseBytes = 0; s.durationSum = 0; s.buckets.fill(0);
+      }
+      const servers: ServerDelta[] = [];
+      for (const [id, f] of svc.servers) {
+        if (f.count === 0) continue;
+        const sparse: number[] = [];
+        for (let i = 0; i < f.fine.length; i++) if (f.fine[i] !== 0) sparse.push(i, f.fine[i]);
+        servers.push([id, f.count, f.errors, f.durationSumMs, sparse]);
+        f.count = 0; f.errors = 0; f.durationSumMs = 0; f.fine.fill(0);
+      }
+      services.push({ name, retries: svc.retries, series, servers });
+      svc.retries = 0;
+    }
+    const scripts: [string, number, number][] = [];
+    for (const [name, s] of this.#scripts) {
+      if (s.calls === 0) continue;
+      scripts.push([name, s.calls, s.errors]);
+      s.calls = 0; s.errors = 0;
+    }
+    if (services.length === 0 && scripts.length === 0) return undefined;
+    return { bucketsSeconds: Array.from(this.#bounds), services, scripts };
+  }
+
+  #service(name: string): ServiceFigures {
+    let svc = this.#services.get(name);
+    if (svc === undefined) {
+      if (this.#services.size >= this.#maxServices) name = OTHER;
+      svc = this.#services.get(name) ?? new ServiceFigures();
+      this.#services.set(name, svc);
+    }
+    return svc;
+  }
+}

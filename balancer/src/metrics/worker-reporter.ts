@@ -1,0 +1,87 @@
+// In each worker: every interval, send the primary what RequestMetrics counted since the last flush
+// plus this process's gauges (memory, event-loop lag, in-flight per service, server up). One small
+// IPC message per second per worker; nothing is sent per request.
+import type { WorkerGauges, WorkerMetricsMessage } from './delta.js';
+import { ProcessSampler } from './process-sampler.js';
+import { RequestMetrics } from './request-metrics.js';
+
+/** The part of the worker runtime's status() the gauges need. */
+export interface StatusForGauges {
+  readonly name: string;
+  readonly servers: readonly { readonly id: string; readonly status: string; readonly inflight: number }[];
+}
+
+export interface WorkerReporterOptions {
+  readonly metrics: RequestMetrics;
+  readonly status: () => readonly StatusForGauges[];
+  readonly send: (msg: WorkerMetricsMessage) => void;
+  readonly slot: number;
+  readonly generation: number;
+  readonly intervalMs?: number;
+}
+
+export interface WorkerReporter {
+  /** send now (before a drain completes, so nothing counted is lost) */
+  flush(): void;
+  stop(): void;
+}
+
+export function startWorkerReporter(opts: WorkerReporterOptions): WorkerReporter {
+  const sampler = new ProcessSampler();
+  const flush = (): void => {
+    let gauges: WorkerGauges;
+    try {
+      const inflight: [string, number][] = [];
+      const serverUp: [string, string, number][] = [];
+      for (const u of opts.status()) {
+        let n = 0;
+        for (const s of u.servers) {
+          n += s.inflight;
+          serverUp.push([u.name, s.id, s.status === 'ok' || s.status === 'err' ? 1 : 0]);
+        }
+        inflight.push([u.name, n]);
+      }
+      gauges = { process: sampler.sample(), inflight, serverUp };
+    } catch {
+      gauges = { process: sampler.sample(), inflight: [], serverUp: [] };
+    }
+    opts.send({ type: 'metrics', slot: opts.slot, generation: opts.generation, delta: opts.metrics.takeDelta(), gauges });
+  };
+  const timer = setInterval(flush, opts.intervalMs ?? 1_000);
+  timer.unref();
+  return {
+    flush,
+    stop() {
+      clearInterval(timer);
+      sampler.stop();
+    },
+  };
+}
+
+/** What worker-main holds: the observer for the runtime, and the reporter once the runtime exists. */
+export interface WorkerMetrics {
+  readonly observer: RequestMetrics;
+  /** starts the periodic report; status reads the runtime's health figures */
+  start(status: () => readonly StatusForGauges[]): void;
+  /** last report (drain), then stop */
+  finish(): void;
+}
+
+export function createWorkerMetrics(
+  settings: { readonly bucketsSeconds: readonly number[]; readonly maxServersPerService: number; readonly flushIntervalMs?: number } | undefined,
+  generation: number, slot: number, send: (msg: WorkerMetricsMessage) => void,
+): WorkerMetrics | undefined {
+  if (settings === undefined) return undefined;
+  const observer = new RequestMetrics(settings);
+  let reporter: WorkerReporter | undefined;
+  return {
+    observer,
+    start(status) {
+      reporter ??= startWorkerReporter({ metrics: observer, status, send, slot, generation, intervalMs: settings.flushIntervalMs });
+    },
+    finish() {
+      reporter?.flush();
+      reporter?.stop();
+    },
+  };
+}
