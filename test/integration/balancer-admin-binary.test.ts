@@ -64,7 +64,7 @@ test('--no-consul: admin API with token feeds 2 workers; SIGTERM drains in-fligh
     const status = (await res.body.json()) as { workers: unknown[]; upstreams: { name: string }[] };
     assert.equal(status.workers.length, 2);
     assert.deepEqual(status.upstreams.map((u) => u.name), ['svc']);
-    res = await request(`${admin}/metrics`, { headers: auth });
+    res = await request(`${admin}/metrics`, { headers: { ...auth, accept: 'application/json' } });
     const metrics = (await res.body.json()) as { generation: number; workersAlive: number; publishes: number };
     assert.equal(metrics.generation, 1);
     assert.equal(metrics.workersAlive, 2);
