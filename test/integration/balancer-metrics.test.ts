@@ -1,0 +1,164 @@
+// GET /metrics of a running balancer (primary + 2 workers, Consul double or a real agent), parsed
+// with a Prometheus text-format parser after known traffic: counts per service and code equal what
+// was sent, counters never go backwards across a table swap and a killed worker, and scraping
+// while traffic flows fails no request.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createRequire } from 'node:module';
+import pino from 'pino';
+import { Agent, request } from 'undici';
+import { startPrimary } from '../../balancer/src/cluster/primary.js';
+import { parseBalancerArgs, type Config } from '../../balancer/src/config.js';
+import { cleanConsul, consulForTest, type ConsulTarget } from '../support/consul.js';
+
+interface ParsedMetric { name: string; type: string; metrics: { labels?: Record<string, string>; value?: string }[] }
+const parsePrometheus = createRequire(import.meta.url)('parse-prometheus-text-format') as (text: string) => ParsedMetric[];
+const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+const RUN = `m${process.pid}`;
+const SERVICE = `web-${RUN}`;
+
+async function consulPut(consul: ConsulTarget, path: string, body?: unknown): Promise<void> {
+  const res = await request(`${consul.url}${path}`, { method: 'PUT', body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(5000) });
+  const text = await res.body.text();
+  assert.equal(res.statusCode, 200, `PUT ${path}: ${text}`);
+}
+const register = (c: ConsulTarget, id: string, port: number) =>
+  consulPut(c, '/v1/agent/service/register', { ID: id, Name: SERVICE, Address: '127.0.0.1', Port: port });
+
+async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 8000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+function config(argv: string[]): Config {
+  const c = parseBalancerArgs(argv, {}, { cores: 1 });
+  if (c.kind !== 'config') throw new Error(`bad test config: ${JSON.stringify(c)}`);
+  return c;
+}
+
+async function backend(name: string): Promise<{ server: http.Server; port: number }> {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.statusCode = req.url === '/fail' ? 500 : 200;
+      res.end(name);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+test('scrape after known traffic: counts per service and code, monotonic across a table swap and a worker restart, no failed request while scraping', { timeout: 60_000 }, async () => {
+  const consul = await consulForTest();
+  const a = await backend('a');
+  const b = await backend('b');
+  const agent = new Agent({ connections: 8 });
+  let primary: Awaited<ReturnType<typeof startPrimary>> | undefined;
+  try {
+    await register(consul, `${RUN}-a`, a.port);
+    primary = await startPrimary(config(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '2',
+      '--consul-wait', '2s', '--log-level', 'warn', '--metrics-buckets', '0.005,0.05,0.5']), logger);
+    const proxy = `http://127.0.0.1:${primary.proxy.port}`;
+    const admin = `http://127.0.0.1:${primary.admin.port}`;
+    const send = async (host: string, path: string): Promise<number> => {
+      const res = await request(`${proxy}${path}`, { headers: { host }, dispatcher: agent, signal: AbortSignal.timeout(5000) });
+      await res.body.text();
+      return res.statusCode;
+    };
+    const scrape = async (): Promise<ParsedMetric[]> => {
+      const res = await request(`${admin}/metrics`, { dispatcher: agent, signal: AbortSignal.timeout(5000) });
+      assert.equal(res.statusCode, 200);
+      assert.match(String(res.headers['content-type']), /^text\/plain; version=0\.0\.4/);
+      return parsePrometheus(await res.body.text());
+    };
+    const value = (parsed: ParsedMetric[], name: string, labels: Record<string, string>): number => {
+      const fam = parsed.find((f) => f.name === name);
+      const m = fam?.metrics.find((x) => Object.entries(labels).every(([k, v]) => x.labels?.[k] === v));
+      return m ? Number(m.value) : 0;
+    };
+    const ok = (p: ParsedMetric[]) => value(p, 'balancer_service_requests_total', { service: SERVICE, code: '200', method: 'GET' });
+    const seen: number[] = [];
+    /** waits for the workers' next flush, then checks the count is exactly what was sent */
+    const expectOk = async (sent: number) => {
+      await until(`${sent} requests counted`, async () => {
+        const p = await scrape();
+        seen.push(ok(p));
+        return ok(p) >= sent;
+      });
+      assert.equal(seen[seen.length - 1], sent, 'counted exactly what was sent');
+    };
+
+    for (let i = 0; i < 40; i++) assert.equal(await send(SERVICE, '/'), 200);
+    for (let i = 0; i < 10; i++) assert.equal(await send(SERVICE, '/fail'), 500);
+    for (let i = 0; i < 5; i++) assert.equal(await send(`nohost-${RUN}`, '/'), 404);
+    await expectOk(40);
+    let p = await scrape();
+    assert.equal(value(p, 'balancer_service_requests_total', { service: SERVICE, code: '500' }), 10);
+    assert.equal(value(p, 'balancer_service_requests_total', { service: '_unknown', code: '404' }), 5);
+    assert.equal(value(p, 'balancer_service_server_up', { service: SERVICE, url: `http://127.0.0.1:${a.port}` }), 1);
+    assert.equal(value(p, 'balancer_workers', { state: 'ready' }), 2);
+    assert.equal(value(p, 'balancer_consul_reachable', {}), 1);
+
+    // a table swap: a second instance; the counters carry on from where they were
+    const swapsBefore = value(p, 'balancer_table_swaps_total', {});
+    await register(consul, `${RUN}-b`, b.port);
+    await until('b in the table', () => primary!.holder.current().upstreams[SERVICE]?.servers.length === 2);
+    for (let i = 0; i < 20; i++) assert.equal(await send(SERVICE, '/'), 200);
+    await expectOk(60);
+    p = await scrape();
+    assert.ok(value(p, 'balancer_table_swaps_total', {}) > swapsBefore);
+    const changeToSwap = p.find((f) => f.name === 'balancer_table_change_to_swap_seconds') as unknown as { type: string; metrics: { count?: string }[] };
+    assert.equal(changeToSwap.type, 'HISTOGRAM');
+    assert.ok(Number(changeToSwap.metrics[0].count) >= 1, 'the swap was timed from change to every worker serving it');
+    assert.equal(value(p, 'balancer_service_server_up', { service: SERVICE, url: `http://127.0.0.1:${b.port}` }), 1);
+
+    // a worker killed outright (what it had flushed is kept in the primary) and restarted
+    const reports = await primary.supervisor.status();
+    process.kill(reports[0].pid!, 'SIGKILL');
+    await until('worker restarted', () => primary!.supervisor.metrics().restarts === 1 && primary!.supervisor.metrics().workersReady === 2, 15_000);
+    for (let i = 0; i < 20; i++) assert.equal(await send(SERVICE, '/'), 200);
+    await expectOk(80);
+    p = await scrape();
+    assert.equal(value(p, 'balancer_worker_restarts_total', {}), 1);
+
+    // scraping in a loop while requests flow: every request still answers 200
+    let scraping = true;
+    let scrapes = 0;
+    const scraper = (async () => {
+      while (scraping && scrapes < 2000) {
+        await scrape();
+        scrapes++;
+      }
+    })();
+    const statuses: number[] = [];
+    await Promise.all(Array.from({ length: 6 }, async () => {
+      for (let i = 0; i < 50; i++) statuses.push(await send(SERVICE, '/'));
+    }));
+    scraping = false;
+    await scraper;
+    assert.equal(statuses.length, 300);
+    assert.deepEqual([...new Set(statuses)], [200], 'no failed request while scraping');
+    assert.ok(scrapes >= 3, `scrapes during the load: ${scrapes}`);
+    await expectOk(380);
+    for (let i = 1; i < seen.length; i++) assert.ok(seen[i] >= seen[i - 1], `counter went backwards: ${seen.join(',')}`);
+
+    // OpenMetrics on request
+    const om = await request(`${admin}/metrics`, { headers: { accept: 'application/openmetrics-text;version=1.0.0' }, dispatcher: agent });
+    assert.match(String(om.headers['content-type']), /^application\/openmetrics-text/);
+    assert.ok((await om.body.text()).endsWith('# EOF\n'));
+  } finally {
+    await primary?.stop();
+    await agent.close();
+    a.server.close();
+    b.server.close();
+    if (consul.real) await cleanConsul(consul, RUN).catch(() => undefined);
+    await consul.close();
+  }
+});
