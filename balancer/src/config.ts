@@ -14,8 +14,8 @@ const MAX_TIMER_MS = 2_147_483_647;
 export type Mode = 'dynamic' | 'reload';
 export type Engine = 'native' | 'undici';
 export const ENGINES: readonly Engine[] = ['native', 'undici'];
-/** default of --engine (native once its engine landed) */
-export const DEFAULT_ENGINE: Engine = 'undici';
+/** default of --engine */
+export const DEFAULT_ENGINE: Engine = 'native';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 

@@ -10,6 +10,7 @@ import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { tableFromUpstreams } from '../../balancer/src/routing/build-table.js';
 import { startBackends, startProxy, upstreamSpec, type Backend, type RunningProxy } from '../support/upstreams.js';
+import { ENGINES, engineOptions } from '../support/engines.js';
 
 /** A throwaway self-signed certificate for 127.0.0.1 (openssl is part of the CI image). */
 function selfSignedCert(): { key: string; cert: string } {
@@ -36,13 +37,13 @@ function tlsRequest(port: number, ca: string, request: string): Promise<string> 
   });
 }
 
-describe('balancer proxy engine contract', () => {
+for (const engine of ENGINES) describe(`balancer proxy engine contract [${engine}]`, () => {
   let backends: Backend[] = [];
   let proxy: RunningProxy;
 
   before(async () => {
     backends = await startBackends(1);
-    proxy = await startProxy();
+    proxy = await startProxy(engineOptions(engine));
   });
   after(async () => {
     await proxy.runtime.close();

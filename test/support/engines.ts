@@ -9,7 +9,7 @@ import type { Engine } from '../../balancer/src/config.js';
 export type EngineName = Engine;
 
 /** Engines that exist; TEST_ENGINES=undici (comma list) narrows it for a quick local run. */
-const ALL_ENGINES: readonly EngineName[] = ['undici'];
+const ALL_ENGINES: readonly EngineName[] = ['native', 'undici'];
 
 function selected(): readonly EngineName[] {
   const only = process.env.TEST_ENGINES;

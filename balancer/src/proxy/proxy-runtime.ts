@@ -13,6 +13,15 @@ import type { UpstreamTransport } from './transport.js';
 import { createUndiciFront } from './undici/undici-front.js';
 import { UndiciTransport } from './undici/undici-transport.js';
 import { CidrMatcher, parseCidrList } from './cidr.js';
+import { DEFAULT_ENGINE } from '../config.js';
+import { DEFAULT_LIMITS } from '../http1/limits.js';
+import { createNativeFront } from './native/native-front.js';
+import { NativeTransport } from './native/native-transport.js';
+
+/** idle upstream keep-alive sockets close after this (undici's keepAliveTimeout in the other engine) */
+const UPSTREAM_KEEPALIVE_MS = 4_000;
+/** nginx keepalive_requests */
+const MAX_REQUESTS_PER_UPSTREAM_CONNECTION = 1_000;
 
 const EMPTY_TABLE: RouteTable = Object.freeze({ version: '', upstreams: Object.freeze({}), routes: Object.freeze([]) });
 const DRAIN_POLL_MS = 50;
@@ -25,9 +34,18 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     stickySecret: opts.stickySecret,
     onPanic: (e) => log[e.panicking ? 'warn' : 'info'](e, e.panicking ? 'panic mode: routing across all servers' : 'panic mode left'),
   };
-  if (opts.engine === 'native') throw new Error('engine native: not available in this build yet');
   const health = new PeerHealth();
-  const transport: UpstreamTransport = new UndiciTransport({
+  const engine = opts.engine ?? DEFAULT_ENGINE;
+  const transport: UpstreamTransport = engine === 'native'
+    ? new NativeTransport({
+      connectMs: opts.timeouts.connectMs, headersMs: opts.timeouts.headersMs, idleMs: opts.timeouts.idleMs,
+      keepAliveMs: UPSTREAM_KEEPALIVE_MS,
+      maxConnections: opts.maxConnectionsPerServer,
+      maxQueue: opts.maxQueuePerServer ?? DEFAULT_MAX_QUEUE_PER_SERVER,
+      queueMs: opts.timeouts.queueMs ?? DEFAULT_QUEUE_MS,
+      maxRequestsPerConnection: MAX_REQUESTS_PER_UPSTREAM_CONNECTION,
+    }, log)
+    : new UndiciTransport({
     connectMs: opts.timeouts.connectMs, headersMs: opts.timeouts.headersMs, idleMs: opts.timeouts.idleMs,
     maxConnectionsPerServer: opts.maxConnectionsPerServer,
     maxQueuePerServer: opts.maxQueuePerServer ?? DEFAULT_MAX_QUEUE_PER_SERVER,
@@ -48,7 +66,13 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     httpsPort: opts.httpsPort,
     observer: opts.observer,
   };
-  const front: ClientFront = createUndiciFront(ctx, { clientKeepAliveMs: opts.timeouts.clientKeepAliveMs, headersMs: opts.timeouts.headersMs, requestMs: ctx.requestMs });
+  const front: ClientFront = engine === 'native'
+    ? createNativeFront(ctx, {
+      limits: { ...DEFAULT_LIMITS, maxHeadBytes: opts.maxHeadBytes ?? DEFAULT_LIMITS.maxHeadBytes },
+      keepAliveMs: opts.timeouts.clientKeepAliveMs,
+      headMs: Math.max(opts.timeouts.headersMs, 10_000),
+    }, [])
+    : createUndiciFront(ctx, { clientKeepAliveMs: opts.timeouts.clientKeepAliveMs, headersMs: opts.timeouts.headersMs, requestMs: ctx.requestMs });
   let stopping: Promise<void> | undefined;
   let drainPoll: NodeJS.Timeout | undefined;
   let drained: (() => void) | undefined;

@@ -42,6 +42,8 @@ export interface WorkerRuntimeOptions {
   readonly maxConnectionsPerServer: number;
   /** data plane engine; default DEFAULT_ENGINE (config.ts) */
   readonly engine?: 'native' | 'undici';
+  /** native engine: request head limit in bytes (431 beyond; default 16 KiB) */
+  readonly maxHeadBytes?: number;
   /** one pino line per request */
   readonly accessLog: boolean;
   /** CIDR ranges (--trust-forwarded) whose Forwarded / X-Forwarded-* / X-Real-IP are kept; default none */

@@ -1,0 +1,412 @@
+// The `native` engine's connection manager: one per client socket. Bytes go through the codec's
+// RequestParser; each request becomes a NativeRequest (the exchange layer's ClientExchange and the
+// BodySource of its body); answers are framed here (Content-Length kept, chunked when unknown for
+// HTTP/1.1, close-delimited for HTTP/1.0). One request at a time: the parser pauses after each
+// message, so pipelined requests are answered in order. Upgrades leave for the tunnel after the head.
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type net from 'node:net';
+import type { Http1Error } from '../../http1/errors.js';
+import type { Http1Limits } from '../../http1/limits.js';
+import { RequestParser, type RequestHead, type RequestParserEvents } from '../../http1/request-parser.js';
+import { chunkHeader, serializeLastChunk, serializeResponseHead, simpleResponse } from '../../http1/serialize.js';
+import { contentLengthOf } from '../headers.js';
+import { handleProxyRequest } from '../proxy-exchange.js';
+import type { ProxyContext } from '../proxy-context.js';
+import type { BodySink, BodySource, ClientEvents, ClientExchange } from '../transport.js';
+
+export interface ClientConnectionOptions {
+  readonly limits: Http1Limits;
+  /** idle keep-alive connections close after this */
+  readonly keepAliveMs: number;
+  /** a request head must be complete within this long of its first byte */
+  readonly headMs: number;
+}
+
+export interface ClientConnectionOwner {
+  forget(conn: ClientConnection): void;
+  /** the connection asked for an upgrade: the tunnel takes the socket from here */
+  upgrade(req: IncomingMessage, socket: net.Socket, early: Buffer): void;
+}
+
+const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+const EMPTY = Buffer.alloc(0);
+
+type TaggedSocket = net.Socket & { clientConn?: ClientConnection };
+function onData(this: TaggedSocket, chunk: Buffer): void { this.clientConn?.onData(chunk); }
+function onDrain(this: TaggedSocket): void { this.clientConn?.onDrain(); }
+function onClose(this: TaggedSocket): void { this.clientConn?.onClose(); }
+function onError(this: TaggedSocket): void { /* 'close' follows */ }
+function onTimeout(this: TaggedSocket): void { this.clientConn?.onTimeout(); }
+function onEnd(this: TaggedSocket): void { this.clientConn?.onEnd(); }
+
+function headersObject(raw: readonly string[]): IncomingHttpHeaders {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i].toLowerCase();
+    const prev = out[k];
+    if (prev === undefined) out[k] = raw[i + 1];
+    else if (k === 'set-cookie') out[k] = Array.isArray(prev) ? [...prev, raw[i + 1]] : [prev, raw[i + 1]];
+    else out[k] = `${prev as string}, ${raw[i + 1]}`;
+  }
+  return out as IncomingHttpHeaders;
+}
+
+/** One request on a native client connection. */
+export class NativeRequest implements ClientExchange, BodySource {
+  readonly method: string;
+  readonly target: string;
+  readonly rawHeaders: readonly string[];
+  readonly body: BodySource | null;
+  #headers: IncomingHttpHeaders | undefined;
+  events: ClientEvents | undefined;
+  headersSent = false;
+  statusCode = 0;
+  /** response framing */
+  #chunked = false;
+  #bodiless = false;
+  #pendingHead: string | undefined;
+  responseDone = false;
+  // ---- body source ----
+  #sink: BodySink | undefined;
+  consumed = false;
+  failed = false;
+  bodyEnded: boolean;
+
+  constructor(readonly conn: ClientConnection, readonly head: RequestHead) {
+    this.method = head.method;
+    this.target = head.target;
+    this.rawHeaders = head.rawHeaders;
+    const hasBody = head.chunked || head.contentLength > 0;
+    this.body = hasBody ? this : null;
+    this.bodyEnded = !hasBody;
+  }
+
+  get headers(): IncomingHttpHeaders {
+    return (this.#headers ??= headersObject(this.rawHeaders));
+  }
+  get remoteAddress(): string | undefined { return this.conn.socket.remoteAddress; }
+  get encrypted(): boolean { return (this.conn.socket as { encrypted?: boolean }).encrypted === true; }
+  get localPort(): number { return this.conn.socket.localPort ?? 0; }
+
+  attach(events: ClientEvents): void {
+    this.events = events;
+  }
+
+  // ---- BodySource ----
+  setSink(sink: BodySink): void {
+    this.#sink = sink;
+    // the exchange wants the body: now is the time to tell a waiting client to send it
+    if (this.head.expectContinue && !this.headersSent) this.conn.socket.write(CONTINUE);
+  }
+  pause(): void { this.conn.pauseReading(); }
+  resume(): void { this.conn.resumeReading(); }
+
+  /** the answer is out: body bytes still coming are read and thrown away */
+  dropBody(): void {
+    this.#sink = undefined;
+  }
+
+  bodyData(chunk: Buffer): void {
+    if (this.#sink === undefined) return; // nobody wants it (answered without an upstream): dropped
+    this.consumed = true;
+    if (!this.#sink.onBodyData(chunk)) this.conn.pauseReading();
+  }
+  bodyEnd(): void {
+    this.bodyEnded = true;
+    this.#sink?.onBodyEnd();
+  }
+  bodyFail(err: Error): void {
+    if (this.bodyEnded || this.failed) return;
+    this.failed = true;
+    this.#sink?.onBodyError(err);
+  }
+
+  // ---- response sink ----
+  writeHead(status: number, reason: string | undefined, headers: readonly string[]): void {
+    if (this.headersSent) throw new Error('response head already written');
+    const conn = this.conn;
+    let framing = '';
+    this.#bodiless = this.method === 'HEAD' || status === 204 || status === 304 || status < 200;
+    const length = contentLengthOf(headers);
+    let keepAlive = conn.keepAliveAfter(this);
+    if (!this.#bodiless && length < 0) {
+      if (this.head.versionMinor === 1) { this.#chunked = true; framing = 'transfer-encoding: chunked\r\n'; } else keepAlive = false;
+    }
+    if (!keepAlive) conn.closeAfterResponse = true;
+    let hasConnection = false;
+    for (let i = 0; i < headers.length; i += 2) {
+      if (headers[i].length === 10 && headers[i].toLowerCase() === 'connection') {
+        hasConnection = true;
+        // the exchange closes on purpose (draining, a body it will not read)
+        if (headers[i + 1].toLowerCase() === 'close') conn.closeAfterResponse = true;
+      }
+    }
+    if (!hasConnection) {
+      if (!keepAlive) framing += 'connection: close\r\n';
+      else if (this.head.versionMinor === 0) framing += 'connection: keep-alive\r\n';
+    }
+    this.#pendingHead = serializeResponseHead(status, reason, headers, framing);
+    this.headersSent = true;
+    this.statusCode = status;
+  }
+
+  write(chunk: Buffer): boolean {
+    const socket = this.conn.socket;
+    if (this.responseDone || socket.destroyed) return true;
+    const head = this.#pendingHead;
+    if (head !== undefined) {
+      this.#pendingHead = undefined;
+      socket.cork();
+      socket.write(head, 'latin1');
+      const ok = this.#writeBody(chunk);
+      socket.uncork();
+      return ok && !socket.writableNeedDrain;
+    }
+    return this.#writeBody(chunk);
+  }
+
+  #writeBody(chunk: Buffer): boolean {
+    const socket = this.conn.socket;
+    if (this.#bodiless || chunk.length === 0) return true;
+    if (this.#chunked) {
+      socket.write(chunkHeader(chunk.length), 'latin1');
+      socket.write(chunk);
+      return socket.write('\r\n', 'latin1');
+    }
+    return socket.write(chunk);
+  }
+
+  end(chunk?: Buffer, trailers?: readonly string[]): void {
+    if (this.responseDone) return;
+    const socket = this.conn.socket;
+    if (!socket.destroyed) {
+      socket.cork();
+      const head = this.#pendingHead;
+      if (head !== undefined) { this.#pendingHead = undefined; socket.write(head, 'latin1'); }
+      if (chunk !== undefined) this.#writeBody(chunk);
+      if (this.#chunked) socket.write(serializeLastChunk(trailers), 'latin1');
+      socket.uncork();
+    }
+    this.responseDone = true;
+    this.conn.responseEnded(this);
+  }
+
+  destroy(): void {
+    this.responseDone = true;
+    this.conn.socket.destroy();
+  }
+}
+
+export class ClientConnection implements RequestParserEvents {
+  readonly #parser: RequestParser;
+  current: NativeRequest | undefined;
+  #pending: Buffer | null = null;
+  #readingPaused = false;
+  #headStartedAt = 0;
+  closeAfterResponse = false;
+  #upgradeHead: RequestHead | undefined;
+  #closed = false;
+
+  constructor(readonly socket: TaggedSocket, readonly ctx: ProxyContext, readonly owner: ClientConnectionOwner, readonly opts: ClientConnectionOptions) {
+    this.#parser = new RequestParser(this, opts.limits);
+    socket.clientConn = this;
+    socket.setNoDelay(true);
+    socket.setTimeout(opts.keepAliveMs);
+    socket.on('data', onData);
+    socket.on('drain', onDrain);
+    socket.on('close', onClose);
+    socket.on('error', onError);
+    socket.on('timeout', onTimeout);
+    socket.on('end', onEnd);
+  }
+
+  /** between requests with nothing buffered: closing it loses nothing */
+  get idle(): boolean {
+    return this.current === undefined && this.#parser.idle && this.#pending === null;
+  }
+
+  onData(chunk: Buffer): void {
+    if (this.#pending !== null || this.#parser.paused) {
+      // a request is being served: keep the bytes for later (reading is paused, so this stays small)
+      this.#pending = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
+      this.pauseReading();
+      return;
+    }
+    this.#feed(chunk);
+  }
+
+  #feed(buf: Buffer): void {
+    if (this.current === undefined && this.#parser.idle) this.#headStartedAt = this.ctx.now();
+    const n = this.#parser.execute(buf);
+    if (n < 0) { this.#parseError(this.#parser.error); return; }
+    if (n < buf.length) {
+      this.#pending = buf.subarray(n);
+      this.pauseReading();
+    }
+    if (this.current === undefined && !this.#parser.idle && !this.#parser.paused && this.ctx.now() - this.#headStartedAt > this.opts.headMs) {
+      this.#respondAndClose(408, 'request_timeout', 'request head not complete in time');
+    }
+  }
+
+  onRequestHead(head: RequestHead): void {
+    if (head.upgrade !== undefined) {
+      this.#upgradeHead = head;
+      if (head.chunked || head.contentLength > 0) this.#respondAndClose(400, 'bad_request', 'an upgrade request carries no body');
+      return;
+    }
+    const req = new NativeRequest(this, head);
+    this.current = req;
+    this.socket.setTimeout(0);
+    try {
+      handleProxyRequest(this.ctx, req);
+    } catch (err) {
+      // a bug must cost one request, not the worker
+      this.ctx.log.error({ err, url: head.target }, 'proxy handler failed');
+      if (!req.headersSent) {
+        req.writeHead(500, undefined, ['content-type', 'application/json', 'content-length', '26', 'connection', 'close']);
+        this.closeAfterResponse = true;
+        req.end(Buffer.from('{"error":"internal_error"}'));
+      } else req.destroy();
+    }
+  }
+
+  onRequestBody(chunk: Buffer): void {
+    this.current?.bodyData(chunk);
+  }
+
+  onRequestComplete(): void {
+    const up = this.#upgradeHead;
+    if (up !== undefined) { this.#startUpgrade(up); return; }
+    const req = this.current;
+    if (req === undefined) return;
+    req.bodyEnd();
+    // the answer may have ended before the body did
+    if (req.responseDone) this.#next();
+  }
+
+  keepAliveAfter(req: NativeRequest): boolean {
+    return req.head.keepAlive && !this.ctx.draining && !this.closeAfterResponse;
+  }
+
+  responseEnded(req: NativeRequest): void {
+    if (req !== this.current) return;
+    // the whole message was read, or the connection ends anyway: on to the next one or close
+    if (this.#parser.paused || this.closeAfterResponse) { this.#next(); return; }
+    // still inside onRequestHead (onRequestComplete follows), or the answer came before the body
+    // ended: the rest of the body is read and dropped, then the connection goes on (idle-bounded)
+    if (!req.bodyEnded) {
+      req.dropBody();
+      this.socket.setTimeout(this.opts.keepAliveMs);
+      this.resumeReading();
+    }
+  }
+
+  /** The current request is over: close, or go on with the next (possibly already buffered) one. */
+  #next(): void {
+    const req = this.current;
+    this.current = undefined;
+    if (req !== undefined && req.events !== undefined) req.events = undefined;
+    if (this.closeAfterResponse || this.ctx.draining || (req !== undefined && !req.head.keepAlive)) {
+      this.#endSocket();
+      return;
+    }
+    this.#parser.resume();
+    this.socket.setTimeout(this.opts.keepAliveMs);
+    const pending = this.#pending;
+    this.#pending = null;
+    if (pending !== null && pending.length > 0) this.#feed(pending);
+    if (this.#pending === null && !this.#parser.paused) this.resumeReading();
+  }
+
+  pauseReading(): void {
+    if (!this.#readingPaused) { this.#readingPaused = true; this.socket.pause(); }
+  }
+
+  resumeReading(): void {
+    if (this.#readingPaused && this.#pending === null) { this.#readingPaused = false; this.socket.resume(); }
+  }
+
+  onDrain(): void {
+    this.current?.events?.onClientDrain();
+  }
+
+  onTimeout(): void {
+    if (this.current !== undefined) return; // the exchange has its own clocks
+    if (!this.#parser.idle) { this.#respondAndClose(408, 'request_timeout', 'request head not complete in time'); return; }
+    this.socket.destroy();
+  }
+
+  onEnd(): void {
+    // the client half-closed: finish the current answer, then close
+    this.closeAfterResponse = true;
+    if (this.current === undefined) this.#endSocket();
+    else if (!this.current.bodyEnded) this.current.bodyFail(Object.assign(new Error('client closed before the body ended'), { code: 'ECONNRESET' }));
+  }
+
+  onClose(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const req = this.current;
+    this.current = undefined;
+    if (req !== undefined) {
+      req.bodyFail(Object.assign(new Error('client connection closed'), { code: 'ECONNRESET' }));
+      if (!req.responseDone) req.events?.onClientClose();
+    }
+    this.owner.forget(this);
+  }
+
+  closeIfIdle(): void {
+    if (this.idle) this.#endSocket();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  #endSocket(): void {
+    this.socket.setTimeout(0);
+    this.socket.end();
+    // a client that never reads could hold a half-closed socket: bound it
+    this.socket.setTimeout(this.opts.keepAliveMs);
+  }
+
+  #parseError(err: Http1Error | undefined): void {
+    const status = err?.status ?? 400;
+    const code = status === 414 ? 'uri_too_long' : status === 431 ? 'headers_too_large' : status === 505 ? 'http_version_not_supported' : status === 501 ? 'not_implemented' : status === 417 ? 'expectation_failed' : 'bad_request';
+    if (this.current !== undefined) {
+      // broken framing inside a body: the exchange hears it as a failed body; the connection ends
+      this.closeAfterResponse = true;
+      this.current.bodyFail(Object.assign(new Error(err?.reason ?? 'bad request body'), { code: err?.code ?? 'HPE_INVALID' }));
+      if (!this.current.headersSent) return;
+      this.socket.destroy();
+      return;
+    }
+    this.#respondAndClose(status, code, err?.reason ?? 'bad request');
+  }
+
+  #respondAndClose(status: number, code: string, reason: string): void {
+    this.closeAfterResponse = true;
+    if (!this.socket.destroyed && this.socket.writable) this.socket.end(simpleResponse(status, 'application/json', JSON.stringify({ error: code, reason }), true), 'latin1');
+    this.socket.setTimeout(this.opts.keepAliveMs);
+  }
+
+  #startUpgrade(head: RequestHead): void {
+    const socket = this.socket;
+    socket.removeListener('data', onData);
+    socket.removeListener('drain', onDrain);
+    socket.removeListener('close', onClose);
+    socket.removeListener('error', onError);
+    socket.removeListener('timeout', onTimeout);
+    socket.removeListener('end', onEnd);
+    socket.setTimeout(0);
+    socket.clientConn = undefined;
+    this.#closed = true;
+    this.owner.forget(this);
+    const early = this.#pending ?? EMPTY;
+    this.#pending = null;
+    if (this.#readingPaused) { this.#readingPaused = false; socket.resume(); }
+    // the tunnel reads the head the way it reads node:http's IncomingMessage
+    const req = { method: head.method, url: head.target, rawHeaders: head.rawHeaders, socket, get headers() { return headersObject(head.rawHeaders); } };
+    this.owner.upgrade(req as unknown as IncomingMessage, socket, early);
+  }
+}

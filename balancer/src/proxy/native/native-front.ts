@@ -1,0 +1,57 @@
+// The `native` engine's client side: a net.Server (or sockets handed over, e.g. TLS) whose every
+// connection gets a ClientConnection; upgrades go to the shared tunnel code.
+import net, { type AddressInfo } from 'node:net';
+import type { IncomingMessage } from 'node:http';
+import type { ClientFront } from '../engine.js';
+import type { ProxyContext } from '../proxy-context.js';
+import { UpgradeTunnels } from '../upgrade-tunnel.js';
+import { ClientConnection, type ClientConnectionOptions, type ClientConnectionOwner } from './client-connection.js';
+
+export function createNativeFront(ctx: ProxyContext, opts: ClientConnectionOptions, tunnelOpts: ConstructorParameters<typeof UpgradeTunnels>): ClientFront {
+  const log = ctx.log;
+  const tunnels = new UpgradeTunnels(...tunnelOpts);
+  const connections = new Set<ClientConnection>();
+  const owner: ClientConnectionOwner = {
+    forget(conn: ClientConnection): void { connections.delete(conn); },
+    upgrade(req: IncomingMessage, socket: net.Socket, early: Buffer): void { tunnels.handle(ctx, req, socket, early); },
+  };
+  const accept = (socket: net.Socket): void => {
+    if (ctx.draining) { socket.destroy(); return; }
+    connections.add(new ClientConnection(socket, ctx, owner, opts));
+  };
+  const server = net.createServer({ noDelay: true }, accept);
+  let listening = false;
+
+  return {
+    listen(host: string, port: number): Promise<AddressInfo> {
+      return new Promise((resolve, reject) => {
+        const onErr = (err: Error): void => reject(err);
+        server.once('error', onErr);
+        server.listen({ host, port }, () => {
+          server.off('error', onErr);
+          listening = true;
+          server.on('error', (err) => log.error({ err }, 'proxy listener error'));
+          resolve(server.address() as AddressInfo);
+        });
+      });
+    },
+    handleSocket: accept,
+    stopListening(): void {
+      if (listening) server.close();
+      listening = false;
+    },
+    closeIdle(): void {
+      for (const c of connections) c.closeIfIdle();
+    },
+    get openTunnels(): number {
+      return tunnels.size;
+    },
+    closeAll(): void {
+      if (listening) server.close();
+      listening = false;
+      for (const c of connections) c.destroy();
+      connections.clear();
+      tunnels.destroyAll();
+    },
+  };
+}

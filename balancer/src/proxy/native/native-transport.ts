@@ -1,0 +1,54 @@
+// The `native` engine's upstream transport: one ServerPool per server id, kept across table swaps
+// while the id stays in the table, closed after its in-flight requests when the server leaves.
+import type pino from 'pino';
+import type { RouteTable, ServerSpec } from '../../routing/types.js';
+import type { ServerPoolStats } from '../../worker/runtime.js';
+import type { UpstreamHandler, UpstreamRequest, UpstreamTransport } from '../transport.js';
+import { ServerPool, type ServerPoolOptions } from './server-pool.js';
+
+export class NativeTransport implements UpstreamTransport {
+  readonly #pools = new Map<string, ServerPool>();
+  readonly #closing = new Set<Promise<void>>();
+  readonly #retired = new Set<ServerPool>();
+
+  constructor(readonly opts: ServerPoolOptions, readonly log: pino.Logger) {}
+
+  dispatch(server: ServerSpec, request: UpstreamRequest, handler: UpstreamHandler): void {
+    let pool = this.#pools.get(server.id);
+    if (pool === undefined) {
+      pool = new ServerPool(server.host, server.port, this.opts);
+      this.#pools.set(server.id, pool);
+    }
+    pool.dispatch(request, handler);
+  }
+
+  retain(table: RouteTable): void {
+    const keep = new Set<string>();
+    for (const name in table.upstreams) for (const s of table.upstreams[name].servers) keep.add(s.id);
+    for (const [id, pool] of this.#pools) {
+      if (keep.has(id)) continue;
+      this.#pools.delete(id);
+      this.#retired.add(pool);
+      const closing = pool.close().then(() => { this.log.debug({ server: id }, 'upstream pool closed after drain'); });
+      this.#closing.add(closing);
+      void closing.finally(() => { this.#closing.delete(closing); this.#retired.delete(pool); });
+    }
+  }
+
+  stats(serverId: string): ServerPoolStats {
+    return this.#pools.get(serverId)?.stats() ?? { connected: 0, pending: 0, running: 0 };
+  }
+
+  async closeGracefully(): Promise<void> {
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    await Promise.allSettled([...pools.map((p) => p.close()), ...this.#closing]);
+  }
+
+  async destroy(): Promise<void> {
+    for (const p of this.#pools.values()) p.destroy();
+    for (const p of this.#retired) p.destroy();
+    this.#pools.clear();
+    this.#retired.clear();
+  }
+}

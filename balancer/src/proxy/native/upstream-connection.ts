@@ -1,0 +1,279 @@
+// One keep-alive TCP connection to an upstream server, running one request at a time: head and a
+// small body in one write (corked), body streamed with backpressure, the answer parsed by the codec
+// and handed to the exchange's handler. Timeouts: connect, response head, body idle (socket idle).
+import net from 'node:net';
+import { ResponseParser, type ResponseHead, type ResponseParserEvents } from '../../http1/response-parser.js';
+import { chunkHeader, serializeRequestHead } from '../../http1/serialize.js';
+import { contentLengthOf } from '../headers.js';
+import { ERR, transportError, type BodySink, type UpstreamHandler, type UpstreamRequest } from '../transport.js';
+
+export interface UpstreamConnectionOwner {
+  /** the request finished; `reusable`: the socket may serve another one */
+  release(conn: UpstreamConnection, reusable: boolean): void;
+  /** the socket closed (idle or not) */
+  closed(conn: UpstreamConnection): void;
+}
+
+export interface UpstreamTimeouts {
+  readonly connectMs: number;
+  readonly headersMs: number;
+  readonly idleMs: number;
+  /** idle keep-alive socket lifetime */
+  readonly keepAliveMs: number;
+}
+
+const enum Phase { Connecting, Idle, Sending, Receiving, Closed }
+
+function onSocketData(this: net.Socket & { conn?: UpstreamConnection }, chunk: Buffer): void { this.conn?.onData(chunk); }
+function onSocketTimeout(this: net.Socket & { conn?: UpstreamConnection }): void { this.conn?.onTimeout(); }
+function onSocketError(this: net.Socket & { conn?: UpstreamConnection }, err: Error): void { this.conn?.onSocketError(err); }
+function onSocketClose(this: net.Socket & { conn?: UpstreamConnection }): void { this.conn?.onClose(); }
+function onSocketDrain(this: net.Socket & { conn?: UpstreamConnection }): void { this.conn?.onDrain(); }
+function onSocketEnd(this: net.Socket & { conn?: UpstreamConnection }): void { this.conn?.onEnd(); }
+
+export class UpstreamConnection implements ResponseParserEvents, BodySink {
+  readonly socket: net.Socket & { conn?: UpstreamConnection };
+  readonly #parser: ResponseParser;
+  #phase = Phase.Connecting;
+  #handler: UpstreamHandler | null = null;
+  #request: UpstreamRequest | null = null;
+  #chunkedBody = false;
+  #bodyDone = true;
+  #head: ResponseHead | null = null;
+  #paused = false;
+  #keepAlive = false;
+  /** requests served on this socket */
+  requests = 0;
+  /** the idle pool may not hand it out any more */
+  dead = false;
+  readonly abortBound: (err?: Error) => void;
+  readonly resumeBound: () => void;
+  #queued: (() => void) | null = null;
+
+  constructor(readonly owner: UpstreamConnectionOwner, host: string, port: number, readonly timeouts: UpstreamTimeouts) {
+    this.#parser = new ResponseParser(this);
+    this.abortBound = (err?: Error): void => this.abort(err);
+    this.resumeBound = (): void => this.resumeResponse();
+    const socket: net.Socket & { conn?: UpstreamConnection } = net.connect({ host, port, noDelay: true });
+    this.socket = socket;
+    socket.conn = this;
+    socket.setTimeout(timeouts.connectMs);
+    socket.on('data', onSocketData);
+    socket.on('timeout', onSocketTimeout);
+    socket.on('error', onSocketError);
+    socket.on('close', onSocketClose);
+    socket.on('drain', onSocketDrain);
+    socket.on('end', onSocketEnd);
+    socket.once('connect', () => {
+      if (this.#phase !== Phase.Connecting) return;
+      this.#phase = Phase.Idle;
+      const start = this.#queued;
+      this.#queued = null;
+      start?.();
+    });
+  }
+
+  get busy(): boolean {
+    return this.#handler !== null;
+  }
+
+  get connected(): boolean {
+    return this.#phase !== Phase.Connecting && this.#phase !== Phase.Closed;
+  }
+
+  /** Run one request; the handler hears about it exactly once through onComplete or onError. */
+  run(request: UpstreamRequest, handler: UpstreamHandler): void {
+    this.#handler = handler;
+    this.#request = request;
+    this.requests++;
+    handler.onConnect(this.abortBound);
+    if (this.#handler === null) return; // aborted inside onConnect
+    if (this.#phase === Phase.Connecting) this.#queued = () => this.#send();
+    else this.#send();
+  }
+
+  #send(): void {
+    const request = this.#request;
+    if (request === null || this.#handler === null) return;
+    const socket = this.socket;
+    const body = request.body;
+    let framing = '';
+    this.#chunkedBody = false;
+    if (body !== null && contentLengthOf(request.headers) < 0) {
+      framing = 'transfer-encoding: chunked\r\n';
+      this.#chunkedBody = true;
+    }
+    this.#phase = Phase.Sending;
+    this.#parser.start(request.method);
+    this.#head = null;
+    socket.setTimeout(this.timeouts.headersMs);
+    // head and whatever body is already in hand leave in one write
+    socket.cork();
+    socket.write(serializeRequestHead(request.method, request.path, request.headers, framing), 'latin1');
+    if (body !== null) {
+      this.#bodyDone = false;
+      body.setSink(this);
+      body.resume();
+    } else this.#bodyDone = true;
+    socket.uncork();
+  }
+
+  // ---- request body (BodySink) ----
+  onBodyData(chunk: Buffer): boolean {
+    if (this.#handler === null || chunk.length === 0) return true;
+    if (this.#chunkedBody) {
+      this.socket.write(chunkHeader(chunk.length), 'latin1');
+      this.socket.write(chunk);
+      return this.socket.write('\r\n', 'latin1');
+    }
+    return this.socket.write(chunk);
+  }
+
+  onBodyEnd(): void {
+    this.#bodyDone = true;
+    if (this.#handler !== null && this.#chunkedBody) this.socket.write('0\r\n\r\n', 'latin1');
+  }
+
+  onBodyError(err: Error): void {
+    this.abort(err);
+  }
+
+  onDrain(): void {
+    if (this.#handler !== null && !this.#bodyDone) this.#request?.body?.resume();
+  }
+
+  // ---- response (ResponseParserEvents) ----
+  onData(chunk: Buffer): void {
+    if (this.#handler === null) {
+      // bytes on an idle connection: the server is out of step, never reuse it
+      this.dead = true;
+      this.socket.destroy();
+      return;
+    }
+    this.#phase = Phase.Receiving;
+    const n = this.#parser.execute(chunk);
+    if (n < 0) {
+      this.#fail(transportError(ERR.badResponse, this.#parser.error?.reason ?? 'invalid response'), true);
+      return;
+    }
+    if (this.#handler !== null && this.#parser.done && n < chunk.length) {
+      // bytes beyond the answer: not a connection to reuse
+      this.#keepAlive = false;
+    }
+  }
+
+  onInformational(): void {
+    // 100 Continue (we never send Expect upstream) and 103 Early Hints are not relayed
+  }
+
+  onResponseHead(head: ResponseHead): void {
+    const handler = this.#handler;
+    if (handler === null) return;
+    if (head.status === 101) {
+      this.#fail(transportError(ERR.badResponse, '101 to a request that asked for no upgrade'), true);
+      return;
+    }
+    this.#head = head;
+    this.#keepAlive = head.keepAlive;
+    this.socket.setTimeout(this.timeouts.idleMs);
+    if (!handler.onHeaders(head.status, head.rawHeaders, this.resumeBound, head.reason)) this.#pause();
+  }
+
+  onResponseBody(chunk: Buffer): void {
+    const handler = this.#handler;
+    if (handler !== null && !handler.onData(chunk)) this.#pause();
+  }
+
+  onResponseComplete(trailers: string[]): void {
+    const handler = this.#handler;
+    if (handler === null) return;
+    this.#handler = null;
+    this.#request = null;
+    const reusable = this.#keepAlive && this.#bodyDone && !this.dead;
+    this.#resumeSocket();
+    if (!reusable) this.dead = true;
+    this.#phase = reusable ? Phase.Idle : Phase.Closed;
+    if (reusable) this.socket.setTimeout(this.timeouts.keepAliveMs);
+    else this.socket.destroy();
+    this.owner.release(this, reusable);
+    handler.onComplete(trailers.length === 0 ? null : trailers);
+  }
+
+  #pause(): void {
+    if (!this.#paused) {
+      this.#paused = true;
+      this.socket.pause();
+    }
+  }
+
+  #resumeSocket(): void {
+    if (this.#paused) {
+      this.#paused = false;
+      this.socket.resume();
+    }
+  }
+
+  resumeResponse(): void {
+    if (this.#handler !== null) this.#resumeSocket();
+  }
+
+  // ---- failures ----
+  abort(err?: Error): void {
+    if (this.#handler === null) return;
+    this.#fail(err ?? transportError(ERR.aborted, 'request aborted'), true);
+  }
+
+  onTimeout(): void {
+    if (this.#handler === null) {
+      // idle keep-alive socket (or one still connecting for nobody): close it
+      this.dead = true;
+      this.socket.destroy();
+      return;
+    }
+    if (this.#phase === Phase.Connecting) this.#fail(transportError(ERR.connectTimeout, 'connect timeout'), true);
+    else if (this.#head === null) this.#fail(transportError(ERR.headersTimeout, 'response headers timeout'), true);
+    else this.#fail(transportError(ERR.bodyTimeout, 'response body idle timeout'), true);
+  }
+
+  onSocketError(err: Error): void {
+    this.dead = true;
+    if (this.#handler !== null) this.#fail(err, true);
+  }
+
+  onEnd(): void {
+    this.dead = true;
+    if (this.#handler !== null && this.#head !== null && this.#parser.finish()) return; // close-delimited body completed
+    if (this.#handler !== null) this.#fail(transportError(ERR.socket, 'upstream closed the connection'), true);
+    else this.socket.destroy();
+  }
+
+  onClose(): void {
+    this.dead = true;
+    const wasOpen = this.#phase !== Phase.Closed;
+    this.#phase = Phase.Closed;
+    if (this.#handler !== null) {
+      if (this.#head !== null && this.#parser.finish()) return;
+      this.#fail(transportError(ERR.socket, 'upstream connection closed'), false);
+    }
+    if (wasOpen || !this.#ownerToldClosed) { this.#ownerToldClosed = true; this.owner.closed(this); }
+  }
+
+  #ownerToldClosed = false;
+
+  #fail(err: Error, destroy: boolean): void {
+    const handler = this.#handler;
+    this.#handler = null;
+    this.#request = null;
+    this.dead = true;
+    this.#queued = null;
+    if (destroy) this.socket.destroy();
+    if (!this.#ownerToldClosed) { this.#ownerToldClosed = true; this.owner.closed(this); }
+    handler?.onError(err);
+  }
+
+  destroy(): void {
+    this.dead = true;
+    if (this.#handler !== null) this.#fail(transportError(ERR.aborted, 'pool destroyed'), true);
+    else this.socket.destroy();
+  }
+}
