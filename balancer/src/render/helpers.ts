@@ -3,6 +3,8 @@
 // DependencyRecorder, so the same pass both renders and discovers what the template needs.
 // No I/O, no globals: a fresh helper set is made for every render.
 import type { HelperOptions } from 'handlebars';
+import { checkHostPort } from '../../../common/host-port.js';
+import { parseServiceTags, type ServiceTagOptions } from '../routing/tag-options.js';
 import {
   depKey, type Dependency, type DependencyValue, type KvPairView, type RenderData, type ServiceInstanceView,
   type ServiceSummaryView,
@@ -18,6 +20,8 @@ export class DependencyRecorder {
   readonly missing = new Map<string, Dependency>();
   /** `key` on a key that does not exist: consul-template blocks the render until it does */
   readonly absentKeys = new Set<string>();
+  /** values left out because they cannot be written safely (each names the value and why) */
+  readonly warnings = new Set<string>();
 
   use(data: RenderData, dep: Dependency): DependencyValue | undefined {
     const k = depKey(dep);
@@ -116,11 +120,45 @@ function fieldOf(item: unknown, field: string): unknown {
   return cur;
 }
 
+// A value pasted into a config file must stay one word of it: no whitespace, no statement or block
+// delimiters, no comment or quote characters, nothing non-printable. Wider than any one format needs
+// (nginx, haproxy, ours), so a value that passes is inert in all of them.
+const SAFE_WORD = /^[A-Za-z0-9._~:/@%+=,*\[\]^|!?&-]+$/;
+const MAX_WORD = 512;
+
+/** Why a value cannot be pasted into a config file as one word; undefined when it can. */
+export function unsafeWordReason(value: string): string | undefined {
+  if (value.length === 0) return 'empty';
+  if (value.length > MAX_WORD) return `longer than ${MAX_WORD} characters`;
+  if (SAFE_WORD.test(value)) return undefined;
+  const bad = [...value].find((c) => !SAFE_WORD.test(c));
+  return `contains ${JSON.stringify(bad)}, which cannot appear in a config value`;
+}
+
+function shown(value: string): string {
+  return JSON.stringify(value.length > 80 ? value.slice(0, 77) + '...' : value);
+}
+
+const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
 /** The helper set for one render over `data`, recording into `rec`. */
 export function makeHelpers(data: RenderData, rec: DependencyRecorder): Record<string, (...args: unknown[]) => unknown> {
+  // Consul text reaches templates only after these checks: a service whose name is not a plain word,
+  // an instance whose address or port is not one, is left out with a warning (its siblings stay)
   const services = (): readonly ServiceSummaryView[] => {
     const v = rec.use(data, { kind: 'services' });
-    return v?.kind === 'services' ? v.value : [];
+    if (v?.kind !== 'services') return [];
+    return v.value.filter((s) => {
+      if (typeof s.Name === 'string' && SERVICE_NAME.test(s.Name)) return true;
+      rec.warnings.add(`service ${shown(String(s.Name))} left out: not a valid service name`);
+      return false;
+    });
+  };
+  const usableInstance = (i: ServiceInstanceView): boolean => {
+    const r = checkHostPort(i.Address, i.Port);
+    if (r.ok) return true;
+    rec.warnings.add(`service ${shown(String(i.Name))} instance ${shown(String(i.ID))} left out: ${r.reason}`);
+    return false;
   };
 
   const service = (...args: unknown[]): readonly ServiceInstanceView[] => {
@@ -131,7 +169,7 @@ export function makeHelpers(data: RenderData, rec: DependencyRecorder): Record<s
     const v = rec.use(data, q.tag === undefined ? { kind: 'service', name: q.name } : { kind: 'service', name: q.name, tag: q.tag });
     if (v?.kind !== 'service') return [];
     const statuses = q.statuses;
-    return statuses === undefined ? v.value : v.value.filter((i) => statuses.includes(i.Status));
+    return (statuses === undefined ? v.value : v.value.filter((i) => statuses.includes(i.Status))).filter(usableInstance);
   };
 
   const readKey = (path: unknown): { known: boolean; value: string | null } => {
@@ -209,14 +247,68 @@ export function makeHelpers(data: RenderData, rec: DependencyRecorder): Record<s
       const { pos } = split(args);
       return pos[0] !== pos[1];
     },
-    /** value of a "name=value" tag, or the default (consul-template users write this with regexReplaceAll) */
+    /**
+     * value of a "name=value" tag, or the default (consul-template users write this with
+     * regexReplaceAll); a value that is not one safe config word is dropped with a warning
+     */
     tagValue: (...args) => {
       const { pos } = split(args);
       const name = String(pos[1] ?? '');
       for (const t of asList('tagValue', pos[0])) {
-        if (typeof t === 'string' && t.startsWith(`${name}=`)) return t.slice(name.length + 1);
+        if (typeof t === 'string' && t.startsWith(`${name}=`)) {
+          const value = t.slice(name.length + 1);
+          const why = unsafeWordReason(value);
+          if (why === undefined) return value;
+          rec.warnings.add(`tag ${shown(t)} dropped: ${why}`);
+        }
       }
       return pos[2] === undefined ? '' : pos[2];
+    },
+    /**
+     * a service option tag checked as dynamic mode checks it (lb=, hash=, max_fails=, fail_timeout=,
+     * retries=), in canonical form; '' (and a warning) when absent-or-invalid, so `{{#if}}` drops it
+     */
+    tagOption: (...args) => {
+      const { pos } = split(args);
+      const key = String(pos[1] ?? '');
+      const tags = asList('tagOption', pos[0]).filter((t): t is string => typeof t === 'string' && t.startsWith(`${key}=`));
+      if (tags.length === 0) return '';
+      const warnings: string[] = [];
+      const o = parseServiceTags('', [tags.slice(0, 1)], warnings);
+      for (const w of warnings) rec.warnings.add(w.replace(/^service : /, ''));
+      return canonicalOption(key, o);
+    },
+    /** integer value of a "name=N" tag when >= min, else the default (and a warning when present but bad) */
+    tagInt: (...args) => {
+      const { pos } = split(args);
+      const name = String(pos[1] ?? '');
+      const def = pos[2] === undefined ? '' : pos[2];
+      const min = typeof pos[3] === 'number' ? pos[3] : 0;
+      for (const t of asList('tagInt', pos[0])) {
+        if (typeof t === 'string' && t.startsWith(`${name}=`)) {
+          const text = t.slice(name.length + 1).trim();
+          if (/^\d{1,9}$/.test(text) && Number(text) >= min) return Number(text);
+          rec.warnings.add(`tag ${shown(t)} dropped: expected an integer >= ${min}`);
+          return def;
+        }
+      }
+      return def;
+    },
+    /** "host:port" with IPv6 in brackets (the renderer only lets checked addresses through) */
+    hostPort: (...args) => {
+      const { pos } = split(args);
+      const host = String(pos[0] ?? '');
+      return host.includes(':') ? `[${host}]:${String(pos[1])}` : `${host}:${String(pos[1])}`;
+    },
+    /** the value when it is one safe config word, else '' and a warning (use inside {{#if}}) */
+    confWord: (...args) => {
+      const { pos } = split(args);
+      const value = pos[0] === undefined || pos[0] === null ? '' : String(pos[0]);
+      if (value === '') return '';
+      const why = unsafeWordReason(value);
+      if (why === undefined) return value;
+      rec.warnings.add(`value ${shown(value)} dropped: ${why}`);
+      return '';
     },
     hasPrefix: (...args) => {
       const { pos } = split(args);
@@ -231,4 +323,19 @@ export function makeHelpers(data: RenderData, rec: DependencyRecorder): Record<s
     toLower: (s) => (typeof s === 'string' ? s.toLowerCase() : ''),
     toUpper: (s) => (typeof s === 'string' ? s.toUpperCase() : ''),
   };
+}
+
+function canonicalOption(key: string, o: ServiceTagOptions): string {
+  switch (key) {
+    case 'lb': return o.algorithm ?? '';
+    case 'hash': {
+      const h = o.hashKey;
+      if (!h) return '';
+      return h.source === 'header' || h.source === 'cookie' ? `${h.source}:${h.name}` : h.source;
+    }
+    case 'max_fails': return o.maxFails === undefined ? '' : String(o.maxFails);
+    case 'retries': return o.retries === undefined ? '' : String(o.retries);
+    case 'fail_timeout': return o.failTimeoutMs === undefined ? '' : `${o.failTimeoutMs}ms`;
+    default: return '';
+  }
 }

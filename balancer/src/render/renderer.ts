@@ -83,6 +83,8 @@ interface JobState {
   diskHash: string | undefined;
   appliedHash: string | undefined;
   complete: boolean;
+  /** the last render's warnings, joined: logged again only when they change */
+  warningsSeen?: string;
 }
 
 export class RendererConfigError extends Error {
@@ -216,6 +218,11 @@ export async function startRenderer(opts: RendererOptions): Promise<RendererHand
       return { ...base, state: 'render-error', error };
     }
     for (const d of outcome.deps) wanted.set(depKey(d), d);
+    const seen = outcome.warnings.join('\n');
+    if (outcome.complete && seen !== (st.warningsSeen ?? '')) {
+      for (const w of outcome.warnings) log.warn({ template: st.name, warning: w }, 'consul value left out of the render');
+      st.warningsSeen = seen;
+    }
     if (!outcome.complete) {
       const missing = [...outcome.missing.map(depKey), ...outcome.absentKeys.map((k) => `key:${k} (absent)`)];
       log.debug({ template: st.name, missing }, 'waiting for data before writing');

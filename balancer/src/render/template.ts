@@ -26,6 +26,8 @@ export interface RenderOutcome {
   readonly absentKeys: readonly string[];
   /** true when the output may be written */
   readonly complete: boolean;
+  /** Consul values left out of the output because they could not be written safely */
+  readonly warnings: readonly string[];
 }
 
 /** Compiles a template; syntax errors throw TemplateError ERR_TEMPLATE_COMPILE naming `name`. */
@@ -51,13 +53,13 @@ export function compileTemplate(source: string, name: string): CompiledTemplate 
         // With data still missing, helpers return empty values and a later helper may choke on them:
         // that is not the template's fault. Report what is missing so the watcher fetches it.
         if (rec.missing.size > 0) {
-          return { output: '', deps: [...rec.deps.values()], missing: [...rec.missing.values()], absentKeys: [...rec.absentKeys], complete: false };
+          return { output: '', deps: [...rec.deps.values()], missing: [...rec.missing.values()], absentKeys: [...rec.absentKeys], complete: false, warnings: [...rec.warnings] };
         }
         throw new TemplateError('ERR_TEMPLATE_RENDER', `template ${name}: ${(err as Error).message}`);
       }
       const missing = [...rec.missing.values()];
       const absentKeys = [...rec.absentKeys];
-      return { output, deps: [...rec.deps.values()], missing, absentKeys, complete: missing.length === 0 && absentKeys.length === 0 };
+      return { output, deps: [...rec.deps.values()], missing, absentKeys, complete: missing.length === 0 && absentKeys.length === 0, warnings: [...rec.warnings] };
     },
   };
 }
