@@ -181,3 +181,23 @@ test('metrics flags: defaults, custom buckets and prefix; bad values refused wit
     if (r.kind === 'error') assert.match(r.message, new RegExp(flag));
   }
 });
+
+test('one-minute windows: req/s and p99 per service and server from the cumulative totals, first requests included', () => {
+  let now = 100_000;
+  const m = new BalancerMetrics({ prefix: 'balancer', bucketsSeconds: BUCKETS, maxServersPerService: 10 }, SOURCES, () => now);
+  const w = new RequestMetrics({ bucketsSeconds: BUCKETS, maxServersPerService: 10 });
+  for (let second = 0; second < 10; second++) {
+    for (let i = 0; i < 20; i++) w.requestEnd('web', '127.0.0.1:1', 200, 'GET', 'http', 10, 1, 0, 0);
+    m.onWorkerReport(report(0, 1, w));
+    now += 1000;
+    m.store.tick();
+  }
+  const svc = m.store.serviceWindow('web');
+  assert.ok(Math.abs(svc.rps - 200 / 11) < 0.5, `service req/s ${svc.rps}`);
+  assert.ok(svc.p99Ms! > 10 / 1.25 && svc.p99Ms! < 10 * 1.25, `p99 ${svc.p99Ms}`);
+  assert.ok(svc.points.length >= 9);
+  assert.ok(svc.points.every((p) => p.rps >= 0));
+  const srv = m.store.serverWindow('web', '127.0.0.1:1');
+  assert.ok(srv.rps > 15 && srv.rps < 25, `server req/s ${srv.rps}`);
+  assert.equal(m.store.serverWindow('web', 'nope').rps, 0);
+});

@@ -152,7 +152,11 @@ export class MetricsStore {
       }
       for (const [id, count, errors, sumMs, sparse] of d.servers) {
         let t = svc.servers.get(id);
-        if (t === undefined) svc.servers.set(id, (t = new ServerTotals()));
+        if (t === undefined) {
+          svc.servers.set(id, (t = new ServerTotals()));
+          // a new server's window starts at zero one flush ago, so its first requests count in req/s
+          t.window.record(this.#now() - 1_000, 0, t.fine);
+        }
         t.count += count;
         t.errors += errors;
         t.durationSumMs += sumMs;
@@ -231,7 +235,10 @@ export class MetricsStore {
 
   #service(name: string): ServiceTotals {
     let s = this.services.get(name);
-    if (s === undefined) this.services.set(name, (s = new ServiceTotals()));
+    if (s === undefined) {
+      this.services.set(name, (s = new ServiceTotals()));
+      s.window.record(this.#now() - 1_000, 0, s.fine);
+    }
     return s;
   }
 }

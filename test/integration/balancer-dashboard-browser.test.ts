@@ -1,0 +1,128 @@
+// The live dashboard in a real browser (Debian's chromium driven by playwright-core) against a
+// running balancer and the Consul double (or a real agent): with a token set the page asks for it;
+// it lists the services; a newly registered instance's row appears within 2 s without a reload;
+// failing its check changes its health cell; a Consul outage is said on the page while the table
+// stays. A screenshot is saved under the test output directory.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, mkdir, rm, stat } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { chromium } from 'playwright-core';
+import { request } from 'undici';
+import { startPrimary } from '../../balancer/src/cluster/primary.js';
+import { parseBalancerArgs, type Config } from '../../balancer/src/config.js';
+import { cleanConsul, consulForTest, type ConsulTarget } from '../support/consul.js';
+
+const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const OUTPUT_DIR = process.env.TEST_OUTPUT_DIR ?? path.resolve('.tmp/test-output');
+const RUN = `d${process.pid}`;
+const SERVICE = `web-${RUN}`;
+const TOKEN = 'dashboard-test-token';
+const CHROMIUM_FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+async function consulPut(consul: ConsulTarget, p: string, body?: unknown): Promise<void> {
+  const res = await request(`${consul.url}${p}`, { method: 'PUT', body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(5000) });
+  const text = await res.body.text();
+  assert.equal(res.statusCode, 200, `PUT ${p}: ${text}`);
+}
+const register = (c: ConsulTarget, id: string, port: number) => consulPut(c, '/v1/agent/service/register', {
+  ID: id, Name: SERVICE, Address: '127.0.0.1', Port: port, Check: { CheckID: `service:${id}`, TTL: '10m', Status: 'passing' },
+});
+
+function config(argv: string[]): Config {
+  const c = parseBalancerArgs(argv, {}, { cores: 1 });
+  if (c.kind !== 'config') throw new Error(`bad test config: ${JSON.stringify(c)}`);
+  return c;
+}
+
+async function backend(): Promise<{ server: http.Server; port: number }> {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+test('dashboard: asks for the token, lists services, shows a new instance within 2 s and its failing check, says when Consul is down', { timeout: 90_000 }, async () => {
+  const consul = await consulForTest();
+  const a = await backend();
+  const b = await backend();
+  const userDataDir = await mkdtemp(path.join(os.tmpdir(), 'dashboard-chromium-'));
+  let primary: Awaited<ReturnType<typeof startPrimary>> | undefined;
+  let context: Awaited<ReturnType<typeof chromium.launchPersistentContext>> | undefined;
+  try {
+    await register(consul, `${RUN}-a`, a.port);
+    primary = await startPrimary(config(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '1',
+      '--consul-wait', '1s', '--log-level', 'warn', '--admin-token', TOKEN]), logger);
+    const admin = `http://127.0.0.1:${primary.admin.port}`;
+    for (let i = 0; i < 20; i++) {
+      const r: Awaited<ReturnType<typeof request>> = await request(`http://127.0.0.1:${primary.proxy.port}/`, { headers: { host: SERVICE }, signal: AbortSignal.timeout(5000) });
+      await r.body.text();
+      assert.equal(r.statusCode, 200);
+    }
+
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, viewport: { width: 1280, height: 720 },
+    });
+    const page = context.pages()[0] ?? await context.newPage();
+    await page.goto(`${admin}/`);
+    // the token is asked for: no data without it
+    await page.locator('#login').waitFor({ state: 'visible', timeout: 10_000 });
+    assert.equal(await page.locator(`[data-service="${SERVICE}"]`).count(), 0);
+    await page.fill('#token', TOKEN);
+    await page.click('#login button[type=submit]');
+    await page.locator(`[data-service="${SERVICE}"]`).waitFor({ state: 'visible', timeout: 10_000 });
+    assert.ok(!page.url().includes(TOKEN), 'the token is never in the URL');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('balancerAdminToken')), TOKEN);
+    await page.locator(`tr[data-server="${SERVICE}/127.0.0.1:${a.port}"] td.health[data-health="up"]`).waitFor({ timeout: 5000 });
+    await page.evaluate(() => { (window as unknown as { marker: number }).marker = 42; });
+
+    // a new instance: its row appears within 2 s, without a reload (the marker survives)
+    const t0 = Date.now();
+    await register(consul, `${RUN}-b`, b.port);
+    const row = `tr[data-server="${SERVICE}/127.0.0.1:${b.port}"]`;
+    await page.locator(row).waitFor({ state: 'visible', timeout: 2000 });
+    const appearedMs = Date.now() - t0;
+    assert.ok(appearedMs <= 2000, `row appeared after ${appearedMs} ms`);
+    assert.equal(await page.evaluate(() => (window as unknown as { marker?: number }).marker), 42, 'no page reload');
+    await page.locator(`${row} td.health[data-health="up"]`).waitFor({ timeout: 5000 });
+
+    // its check fails: the row stays and its health cell says so
+    await consulPut(consul, `/v1/agent/check/fail/${encodeURIComponent(`service:${RUN}-b`)}?note=boom`);
+    await page.locator(`${row} td.health[data-health="failing"]`).waitFor({ timeout: 5000 });
+    assert.match(await page.locator(`${row} td.health`).innerText(), /critical/);
+
+    await mkdir(OUTPUT_DIR, { recursive: true });
+    const shot = path.join(OUTPUT_DIR, 'dashboard.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    assert.ok((await stat(shot)).size > 10_000, 'screenshot written and not empty');
+
+    // Consul unreachable: the page says so and keeps the services it had
+    await consul.outage();
+    await page.locator('#consul', { hasText: 'consul unreachable' }).waitFor({ timeout: 15_000 });
+    await page.locator('#banner', { hasText: 'Consul is unreachable' }).waitFor({ state: 'visible', timeout: 5000 });
+    assert.equal(await page.locator(`[data-service="${SERVICE}"]`).count(), 1);
+    await consul.restore();
+    await page.locator('#consul', { hasText: 'consul reachable' }).waitFor({ timeout: 15_000 });
+
+    // a wrong token is refused and asked for again
+    await page.evaluate(() => sessionStorage.setItem('balancerAdminToken', 'wrong'));
+    await page.reload();
+    await page.locator('#login').waitFor({ state: 'visible', timeout: 10_000 });
+    assert.match(await page.locator('#login-error').innerText(), /refused/);
+  } finally {
+    await context?.close().catch(() => undefined);
+    await primary?.stop();
+    a.server.close();
+    b.server.close();
+    if (consul.real) await cleanConsul(consul, RUN).catch(() => undefined);
+    await consul.close();
+    await rm(userDataDir, { recursive: true, force: true });
+  }
+});
