@@ -15,13 +15,13 @@ import { chromium } from 'playwright-core';
 import { request } from 'undici';
 import { startPrimary } from '../../balancer/src/cluster/primary.js';
 import { parseBalancerArgs, type Config } from '../../balancer/src/config.js';
-import { cleanConsul, consulForTest, type ConsulTarget } from '../support/consul.js';
+import { consulForTest, testScope, type ConsulTarget } from '../support/consul.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const OUTPUT_DIR = process.env.TEST_OUTPUT_DIR ?? path.resolve('.tmp/test-output');
-const RUN = `d${process.pid}`;
-const SERVICE = `web-${RUN}`;
+const scope = testScope();
+const SERVICE = scope.name('web');
 const TOKEN = 'dashboard-test-token';
 const CHROMIUM_FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
@@ -57,7 +57,7 @@ test('dashboard: asks for the token, lists services, shows a new instance within
   let primary: Awaited<ReturnType<typeof startPrimary>> | undefined;
   let context: Awaited<ReturnType<typeof chromium.launchPersistentContext>> | undefined;
   try {
-    await register(consul, `${RUN}-a`, a.port);
+    await register(consul, scope.id('a'), a.port);
     primary = await startPrimary(config(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '1',
       '--consul-wait', '1s', '--log-level', 'warn', '--admin-token', TOKEN]), logger);
     const admin = `http://127.0.0.1:${primary.admin.port}`;
@@ -85,7 +85,7 @@ test('dashboard: asks for the token, lists services, shows a new instance within
 
     // a new instance: its row appears within 2 s, without a reload (the marker survives)
     const t0 = Date.now();
-    await register(consul, `${RUN}-b`, b.port);
+    await register(consul, scope.id('b'), b.port);
     const row = `tr[data-server="${SERVICE}/127.0.0.1:${b.port}"]`;
     await page.locator(row).waitFor({ state: 'visible', timeout: 2000 });
     const appearedMs = Date.now() - t0;
@@ -94,7 +94,7 @@ test('dashboard: asks for the token, lists services, shows a new instance within
     await page.locator(`${row} td.health[data-health="up"]`).waitFor({ timeout: 5000 });
 
     // its check fails: the row stays and its health cell says so
-    await consulPut(consul, `/v1/agent/check/fail/${encodeURIComponent(`service:${RUN}-b`)}?note=boom`);
+    await consulPut(consul, `/v1/agent/check/fail/${encodeURIComponent(`service:${scope.id('b')}`)}?note=boom`);
     await page.locator(`${row} td.health[data-health="failing"]`).waitFor({ timeout: 5000 });
     assert.match(await page.locator(`${row} td.health`).innerText(), /critical/);
 
@@ -121,7 +121,7 @@ test('dashboard: asks for the token, lists services, shows a new instance within
     await primary?.stop();
     a.server.close();
     b.server.close();
-    if (consul.real) await cleanConsul(consul, RUN).catch(() => undefined);
+    await scope.clean(consul);
     await consul.close();
     await rm(userDataDir, { recursive: true, force: true });
   }

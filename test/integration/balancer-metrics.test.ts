@@ -11,13 +11,13 @@ import pino from 'pino';
 import { Agent, request } from 'undici';
 import { startPrimary } from '../../balancer/src/cluster/primary.js';
 import { parseBalancerArgs, type Config } from '../../balancer/src/config.js';
-import { cleanConsul, consulForTest, type ConsulTarget } from '../support/consul.js';
+import { consulForTest, testScope, type ConsulTarget } from '../support/consul.js';
 
 interface ParsedMetric { name: string; type: string; metrics: { labels?: Record<string, string>; value?: string }[] }
 const parsePrometheus = createRequire(import.meta.url)('parse-prometheus-text-format') as (text: string) => ParsedMetric[];
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-const RUN = `m${process.pid}`;
-const SERVICE = `web-${RUN}`;
+const scope = testScope();
+const SERVICE = scope.name('web');
 
 async function consulPut(consul: ConsulTarget, path: string, body?: unknown): Promise<void> {
   const res = await request(`${consul.url}${path}`, { method: 'PUT', body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(5000) });
@@ -62,7 +62,7 @@ test('scrape after known traffic: counts per service and code, monotonic across 
   const agent = new Agent({ connections: 8 });
   let primary: Awaited<ReturnType<typeof startPrimary>> | undefined;
   try {
-    await register(consul, `${RUN}-a`, a.port);
+    await register(consul, scope.id('a'), a.port);
     primary = await startPrimary(config(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '2',
       '--consul-wait', '2s', '--log-level', 'warn', '--metrics-buckets', '0.005,0.05,0.5']), logger);
     const proxy = `http://127.0.0.1:${primary.proxy.port}`;
@@ -100,7 +100,7 @@ test('scrape after known traffic: counts per service and code, monotonic across 
 
     for (let i = 0; i < 40; i++) assert.equal(await send(SERVICE, '/'), 200);
     for (let i = 0; i < 10; i++) assert.equal(await send(SERVICE, '/fail'), 500);
-    for (let i = 0; i < 5; i++) assert.equal(await send(`nohost-${RUN}`, '/'), 404);
+    for (let i = 0; i < 5; i++) assert.equal(await send(scope.name('nohost'), '/'), 404);
     await expectOk(40);
     let p = await scrape();
     assert.equal(value(p, 'balancer_service_server_up', { service: SERVICE, url: `http://127.0.0.1:${a.port}` }), 1);
@@ -109,7 +109,7 @@ test('scrape after known traffic: counts per service and code, monotonic across 
 
     // a table swap: a second instance; the counters carry on from where they were
     const swapsBefore = value(p, 'balancer_table_swaps_total', {});
-    await register(consul, `${RUN}-b`, b.port);
+    await register(consul, scope.id('b'), b.port);
     await until('b in the table', () => primary!.holder.current().upstreams[SERVICE]?.servers.length === 2);
     for (let i = 0; i < 20; i++) assert.equal(await send(SERVICE, '/'), 200);
     await expectOk(60);
@@ -159,7 +159,7 @@ test('scrape after known traffic: counts per service and code, monotonic across 
     await agent.close();
     a.server.close();
     b.server.close();
-    if (consul.real) await cleanConsul(consul, RUN).catch(() => undefined);
+    await scope.clean(consul);
     await consul.close();
   }
 });
