@@ -92,7 +92,7 @@ export class WorkerTls {
       if (this.#ticketKeys) server.setTicketKeys(this.#ticketKeys);
       server.on('secureConnection', (socket: tls.TLSSocket) => onSocket(socket));
       server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
-        if (!socket.servername && !this.#index.defaultCert && /no suitable|no shared|certificate/i.test(err.message)) {
+        if (!socket.servername && !this.#index.defaultCert) {
           this.#noCertLog.warn('', { servername: null }, 'TLS handshake without SNI and no default certificate');
         }
         socket.destroy();
@@ -122,7 +122,9 @@ export class WorkerTls {
     const cert = selectCertificate(this.#index, servername);
     if (cert === undefined) {
       this.#noCertLog.warn(servername, { servername }, 'no certificate for this name and no default: handshake refused');
-      cb(new Error(`no certificate for ${servername}`));
+      // the server's own context has no certificate then: OpenSSL answers with a handshake_failure alert
+      // (an error here would only drop the connection without one)
+      cb(null, undefined);
       return;
     }
     cb(null, cert.context);
