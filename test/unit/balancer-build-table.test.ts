@@ -164,3 +164,16 @@ test('check_interval / check_timeout beyond a Node timer are ignored with a warn
   assert.equal(check.timeoutMs, DEFAULT_ACTIVE_CHECK.timeoutMs);
   assert.equal(warnings.filter((w) => /timer/.test(w)).length, 2, warnings.join('\n'));
 });
+
+test('instance weight from service Meta "weight" (registrator SERVICE_WEIGHT); a weight= tag wins; a bad Meta weight is a warning', () => {
+  const { table, warnings } = build({
+    web: [
+      inst('web', 1, [], { meta: { weight: '3' } }),
+      inst('web', 2, ['weight=5'], { meta: { weight: '3' } }),
+      inst('web', 3, [], { meta: { weight: 'heavy' } }),
+      inst('web', 4),
+    ],
+  });
+  assert.deepEqual(table.upstreams.web.servers.map((s) => s.weight), [3, 5, 1, 1]);
+  assert.ok(warnings.some((w) => w.includes('web-3') && w.includes('Meta weight')), warnings.join('\n'));
+});

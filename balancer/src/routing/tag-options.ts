@@ -140,9 +140,18 @@ function applyServiceTag(out: ServiceTagOptions, key: string, value: string, war
   }
 }
 
-/** Reads `weight=N`, `backup` and `down` from one instance's tags. */
-export function parseInstanceTags(service: string, serviceId: string, tags: readonly string[], warnings: string[]): InstanceTagOptions {
+/**
+ * Reads `weight=N`, `backup` and `down` from one instance's tags. The weight may also come from service
+ * Meta `weight` (where registrator's SERVICE_WEIGHT puts it); a `weight=` tag wins over it.
+ */
+export function parseInstanceTags(service: string, serviceId: string, tags: readonly string[], warnings: string[], meta?: Readonly<Record<string, string>>): InstanceTagOptions {
   const out: InstanceTagOptions = { weight: 1, backup: false, down: false };
+  const metaWeight = meta !== undefined && Object.prototype.hasOwnProperty.call(meta, 'weight') ? meta.weight : undefined;
+  if (metaWeight !== undefined) {
+    const n = typeof metaWeight === 'string' ? parseNonNegativeInt(metaWeight.trim()) : undefined;
+    if (n !== undefined && n >= 1) out.weight = n;
+    else warnings.push(`service ${service} instance ${serviceId}: Meta weight ${JSON.stringify(String(metaWeight)).slice(0, 40)} ignored: expected an integer >= 1`);
+  }
   for (const tag of tags) {
     if (tag === 'backup') out.backup = true;
     else if (tag === 'down') out.down = true;
