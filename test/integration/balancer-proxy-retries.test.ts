@@ -84,6 +84,20 @@ for (const engine of ENGINES) describe(`balancer proxy: retries and passive heal
     assert.deepEqual([...new Set(withBody)].sort(), [200, 503]);
   });
 
+  it('moves a POST whose connection was refused to another server: nothing was sent, so it is safe', async () => {
+    backends = await startBackends(2);
+    const dead = backends[0].spec({ maxFails: 0 });
+    await backends[0].kill();
+    backends = [backends[1]];
+    const p = await startProxy(engineOptions(engine));
+    proxy = p;
+    p.runtime.applyTable(tableFromUpstreams({ web: upstreamSpec('web', [dead, backends[0].spec({ maxFails: 0 })]) }, []));
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push((await p.fetch('web', '/', { method: 'POST', body: 'payload' })).status);
+    assert.deepEqual(statuses, [200, 200, 200, 200, 200, 200]);
+    assert.equal(backends[0].requests, 6);
+  });
+
   it('answers 502 JSON when the only server refuses connections, 504 JSON on a headers timeout', async () => {
     backends = await startBackends(2);
     const dead = backends[0].spec();

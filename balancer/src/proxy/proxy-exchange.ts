@@ -22,6 +22,12 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 const NOTHING_EXCLUDED: ReadonlySet<string> = new Set();
 /** Errors that say the request itself is bad or was cancelled by us, not that the server failed. */
 const NOT_SERVER_FAULT = new Set<string>([ERR.invalidArg, 'UND_ERR_NOT_SUPPORTED', ERR.aborted, 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', ERR.queueFull, ERR.queueTimeout]);
+/**
+ * Errors that prove no byte of the request reached a server (no connection was made): another server
+ * may be tried for any method, as nginx passes even a non-idempotent request on when it was never sent.
+ * A server that just exited (scale-down) answers this way until the table drops it.
+ */
+const NOT_SENT_CODES = new Set<string>(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', ERR.connectTimeout]);
 const TIMEOUT_CODES = new Set<string>([ERR.connectTimeout, ERR.headersTimeout, 'ETIMEDOUT', ERR.queueTimeout]);
 
 function errorCode(err: unknown): string {
@@ -184,11 +190,11 @@ export class ProxyExchange implements PickRequest, ClientEvents, GateEvents {
   }
 
   /** Another try is allowed: tries left, retry window open, method allowed, request body not consumed. */
-  #mayRetry(): boolean {
+  #mayRetry(notSent = false): boolean {
     const retry = this.upstream.retry;
     if (this.clientGone || this.tries >= retry.tries) return false;
     if (retry.timeoutMs > 0 && this.ctx.now() - this.startedAt >= retry.timeoutMs) return false;
-    if (!retry.nonIdempotent && !IDEMPOTENT.has(this.client.method)) return false;
+    if (!notSent && !retry.nonIdempotent && !IDEMPOTENT.has(this.client.method)) return false;
     const body = this.#gate ?? this.client.body;
     return body === null || (!body.consumed && !body.failed);
   }
@@ -275,7 +281,7 @@ export class ProxyExchange implements PickRequest, ClientEvents, GateEvents {
       return;
     }
     // a full wait queue sent nothing anywhere: another server may have room
-    if ((!NOT_SERVER_FAULT.has(code) || code === ERR.queueFull) && this.#mayRetry()) {
+    if ((!NOT_SERVER_FAULT.has(code) || code === ERR.queueFull) && this.#mayRetry(NOT_SENT_CODES.has(code))) {
       const next = this.#pickNext(attempt.server);
       if (next !== undefined) {
         this.#dispatch(next);
