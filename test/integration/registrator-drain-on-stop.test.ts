@@ -1,0 +1,230 @@
+// Drain on stop, end to end with the real Docker engine, registrator and balancer (and the Consul double,
+// or a real agent with CONSUL_HTTP_ADDR): a web container that exits as soon as its in-flight requests
+// finish after SIGTERM (no health-check trick), scaled 3 -> 1 with `docker stop` under load, gives zero
+// failed requests, GET and POST alike. The registrator sees the `kill` event docker stop emits, puts the
+// container's service into maintenance (a critical check), the balancer stops picking it, in-flight
+// requests finish, the process exits, `die` deregisters.
+// Also SERVICE_WEIGHT end to end: the balancer honours the Meta weight the registrator stores.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Agent, request } from 'undici';
+import { startBalancer, type BalancerProcess } from '../support/balancer-ephemeral.js';
+import { cleanConsul, consulForTest, type ConsulTarget } from '../support/consul.js';
+import { cleanupRun, docker, publishedPort, requireDocker, RUN_LABEL, runContainer, runId, webImage, containerName } from '../support/docker.js';
+import { importNodeImage } from '../support/node-image.js';
+import { spawnRegistrator, waitFor, type RegistratorProcess } from '../support/registrator-process.js';
+
+const WAIT_MS = 20_000;
+
+// Serves every request after DELAY_MS; on SIGTERM it keeps serving what arrives (answering with
+// Connection: close) and exits the moment nothing is in flight. It never fails a health check.
+const DRAINING_SERVER = `
+const http = require('node:http');
+const delay = Number(process.env.DELAY_MS || 80);
+let inFlight = 0;
+let stopping = false;
+let stopAt = 0;
+let servedAfterStop = 0;
+const exitIfIdle = () => {
+  if (!stopping || inFlight > 0) return;
+  console.log('exit ' + (Date.now() - stopAt) + ' ms after SIGTERM, ' + servedAfterStop + ' requests arrived meanwhile');
+  process.exit(0);
+};
+const server = http.createServer((req, res) => {
+  inFlight++;
+  if (stopping) servedAfterStop++;
+  let size = 0;
+  req.on('data', (c) => { size += c.length; });
+  req.on('end', () => setTimeout(() => {
+    if (stopping) res.setHeader('connection', 'close');
+    res.setHeader('content-type', 'text/plain');
+    res.end(process.env.NAME + ' ' + req.method + ' ' + size + '\\n');
+  }, delay));
+  res.on('close', () => { inFlight--; exitIfIdle(); });
+});
+server.keepAliveTimeout = 30000;
+process.on('SIGTERM', () => {
+  stopping = true;
+  stopAt = Date.now();
+  console.log('SIGTERM with ' + inFlight + ' in flight');
+  exitIfIdle();
+});
+server.listen(80);
+`;
+
+interface LoadResult {
+  ok: number;
+  failed: Array<{ method: string; what: string }>;
+  byServer: Map<string, number>;
+}
+
+/** Closed-loop load: `clients` loops, alternating GET and POST, until stopped. */
+function runLoad(proxyPort: number, host: string, clients: number) {
+  const dispatcher = new Agent({ connections: clients * 2, keepAliveTimeout: 10_000 });
+  const result: LoadResult = { ok: 0, failed: [], byServer: new Map() };
+  let running = true;
+  const loop = async (i: number) => {
+    for (let n = 0; running && n < 1_000_000; n++) {
+      const method = (n + i) % 2 === 0 ? 'GET' : 'POST';
+      try {
+        const res = await request(`http://127.0.0.1:${proxyPort}/`, {
+          method, dispatcher, headers: { host }, body: method === 'POST' ? 'x'.repeat(100) : undefined,
+          headersTimeout: 10_000, bodyTimeout: 10_000,
+        });
+        const text = await res.body.text();
+        if (res.statusCode === 200) {
+          result.ok += 1;
+          const server = text.split(' ')[0];
+          result.byServer.set(server, (result.byServer.get(server) ?? 0) + 1);
+        } else {
+          result.failed.push({ method, what: `${res.statusCode} ${text.slice(0, 200)}` });
+        }
+      } catch (err) {
+        result.failed.push({ method, what: `${(err as { code?: string }).code ?? ''} ${(err as Error).message}` });
+      }
+    }
+  };
+  const loops = Array.from({ length: clients }, (_, i) => loop(i));
+  return {
+    result,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      await dispatcher.close();
+      return result;
+    },
+  };
+}
+
+describe('drain on stop with Docker, registrator and balancer', { timeout: 240_000 }, () => {
+  let consul: ConsulTarget;
+  let nodeImage: string;
+  let scriptDir: string;
+  const registrators: RegistratorProcess[] = [];
+  const balancers: BalancerProcess[] = [];
+  const hostPrefix = `h-${runId}-drain`;
+
+  before(async () => {
+    await requireDocker();
+    consul = await consulForTest();
+    scriptDir = await fs.mkdtemp(path.join(os.tmpdir(), 'cbtest-drain-'));
+    await fs.writeFile(path.join(scriptDir, 'server.cjs'), DRAINING_SERVER);
+    await fs.chmod(scriptDir, 0o755);
+    nodeImage = `cbtest/drain-node:${runId}-${createHash('sha256').update(process.execPath).digest('hex').slice(0, 8)}`;
+    await importNodeImage({ tag: nodeImage, labels: { [RUN_LABEL]: runId }, signal: AbortSignal.timeout(180_000) });
+    await webImage();
+  });
+
+  after(async () => {
+    await Promise.all(registrators.map((r) => r.stop()));
+    await Promise.all(balancers.map((b) => b.stop()));
+    await cleanupRun();
+    if (nodeImage) await docker(['rmi', '-f', nodeImage], { allowFailure: true });
+    if (scriptDir) await fs.rm(scriptDir, { recursive: true, force: true });
+    if (consul) {
+      await cleanConsul(consul, hostPrefix).catch(() => undefined);
+      await consul.close();
+    }
+  });
+
+  async function drainingWeb(name: string, service: string): Promise<{ id: string; name: string }> {
+    const cname = containerName(name);
+    const id = await docker([
+      'run', '-d', '--name', cname, '--label', `${RUN_LABEL}=${runId}`,
+      '-p', '127.0.0.1::80', '-e', `SERVICE_NAME=${service}`, '-e', `NAME=${name}`, '-e', 'DELAY_MS=250',
+      '-v', `${path.join(scriptDir, 'server.cjs')}:/app/server.cjs:ro`,
+      nodeImage, 'node', '/app/server.cjs',
+    ]);
+    return { id, name: cname };
+  }
+
+  async function routable(proxyPort: number, host: string, servers: number): Promise<void> {
+    await waitFor(`${servers} servers behind ${host}`, async () => {
+      const seen = new Set<string>();
+      for (let i = 0; i < servers * 6; i++) {
+        const res = await request(`http://127.0.0.1:${proxyPort}/`, { headers: { host } });
+        const text = await res.body.text();
+        if (res.statusCode === 200) seen.add(text.split(' ')[0]);
+      }
+      return seen.size === servers ? true : undefined;
+    }, WAIT_MS, 200);
+  }
+
+  async function scaleDownUnderLoad(drain: boolean) {
+    const hostname = `${hostPrefix}-${drain ? 'on' : 'off'}`;
+    const service = `drainweb-${runId}-${drain ? 'on' : 'off'}`;
+    // -internal: the balancer talks to the container IP, as it would on the Docker network (docker-proxy
+    // would turn a refused connection into one that closes after the request was sent)
+    const reg = spawnRegistrator(['-hostname', hostname, '-explicit', '-internal', ...(drain ? [] : ['-drain-on-stop=false']), `consul://${consul.addr}`]);
+    registrators.push(reg);
+    await reg.waitForLog((l) => l.event === 'resync', WAIT_MS, 'first resync');
+    const bal = await startBalancer(['--consul', consul.addr, '--workers', '2', '--services', service]);
+    balancers.push(bal);
+    const webs = [await drainingWeb('w1', service), await drainingWeb('w2', service), await drainingWeb('w3', service)];
+    await routable(bal.proxyPort, service, 3);
+
+    const load = runLoad(bal.proxyPort, service, 30);
+    await waitFor('load flowing', async () => (load.result.ok >= 200 ? true : undefined), WAIT_MS, 20);
+    const okBefore = load.result.ok;
+    await Promise.all([docker(['stop', '-t', '10', webs[1].id]), docker(['stop', '-t', '10', webs[2].id])]);
+    // Keep the load on until the balancer follows the deregistrations, and a while after.
+    await waitFor('both stopped containers deregistered', async () => {
+      const list = Object.values(await (await fetch(`${consul.url}/v1/agent/services`)).json() as Record<string, { ID: string }>);
+      return list.filter((s) => s.ID.startsWith(`${hostname}:`)).length === 1 ? true : undefined;
+    }, WAIT_MS);
+    const okAtDeregister = load.result.ok;
+    await waitFor('more load after the scale-down', async () => (load.result.ok >= okAtDeregister + 200 ? true : undefined), WAIT_MS, 20);
+    const result = await load.stop();
+    const serverLogs = (await Promise.all(webs.slice(1).map((w) => docker(['logs', w.id])))).join(' | ');
+    const exits = await Promise.all(webs.slice(1).map((w) => docker(['inspect', '--format', '{{.State.ExitCode}}', w.id])));
+    await reg.stop();
+    await bal.stop();
+    return { reg, result, okBefore, exits, webs, service, serverLogs };
+  }
+
+  test('scale 3 -> 1 under load with drain on stop: zero failed requests, GET and POST', async () => {
+    const { reg, result, okBefore, exits, service, serverLogs } = await scaleDownUnderLoad(true);
+    assert.deepEqual(exits, ['0', '0'], 'the stopped servers exited by themselves after draining, not by SIGKILL');
+    assert.deepEqual(result.failed.slice(0, 10), [], `failed ${result.failed.length} of ${result.ok + result.failed.length}`);
+    assert.ok(result.ok > okBefore + 200, `requests went on: ${okBefore} -> ${result.ok}`);
+    assert.equal(reg.logs.filter((l) => l.event === 'drain' && l.serviceName === service).length, 2, 'both services went into maintenance');
+    const w1 = result.byServer.get('w1') ?? 0;
+    assert.ok(w1 > 0 && (result.byServer.get('w2') ?? 0) > 0 && (result.byServer.get('w3') ?? 0) > 0, JSON.stringify([...result.byServer]));
+    process.stdout.write(`# drain on: ${result.ok} ok, ${result.failed.length} failed, by server ${JSON.stringify([...result.byServer])}; servers: ${serverLogs}\n`);
+  });
+
+  test('SERVICE_WEIGHT reaches the balancer as Meta weight: a 3:1 split under wrr', async () => {
+    const hostname = `${hostPrefix}-weight`;
+    const service = `weightweb-${runId}`;
+    const reg = spawnRegistrator(['-hostname', hostname, '-explicit', `consul://${consul.addr}`]);
+    registrators.push(reg);
+    await reg.waitForLog((l) => l.event === 'resync', WAIT_MS, 'first resync');
+    const bal = await startBalancer(['--consul', consul.addr, '--workers', '1', '--services', service, '--default-lb', 'wrr']);
+    balancers.push(bal);
+    const heavy = await runContainer({ publish: ['80'], env: { SERVICE_NAME: service, SERVICE_WEIGHT: '3', WEB_NAME: 'heavy' } });
+    const light = await runContainer({ publish: ['80'], env: { SERVICE_NAME: service, WEB_NAME: 'light' } });
+    await Promise.all([publishedPort(heavy.id), publishedPort(light.id)]);
+    const count = async () => {
+      const by: Record<string, number> = {};
+      for (let i = 0; i < 40; i++) {
+        const res = await request(`http://127.0.0.1:${bal.proxyPort}/`, { headers: { host: service } });
+        const text = (await res.body.text()).trim();
+        by[text] = (by[text] ?? 0) + 1;
+      }
+      return by;
+    };
+    const split = await waitFor('both instances routed', async () => {
+      const by = await count();
+      return Object.keys(by).length === 2 ? by : undefined;
+    }, WAIT_MS, 200);
+    // wrr is deterministic (smooth weighted round robin): exactly 3 of every 4 picks
+    const again = await count();
+    assert.deepEqual(again, { 'web container heavy': 30, 'web container light': 10 }, JSON.stringify(split));
+    await reg.stop();
+    await bal.stop();
+  });
+});
