@@ -173,6 +173,8 @@ export interface WebSocketEchoBackend {
   readonly upgrades: number;
   /** the headers of the last upgrade request */
   readonly lastHeaders: http.IncomingHttpHeaders | undefined;
+  /** upgraded sockets open right now */
+  readonly openSockets: number;
   spec(): ServerSpec;
   close(): Promise<void>;
 }
@@ -188,6 +190,8 @@ export async function startWebSocketEcho(): Promise<WebSocketEchoBackend> {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
+    // the proxy's end of the tunnel closed: so does this one (upgraded sockets are half-open otherwise)
+    socket.once('end', () => socket.destroy());
     const key = req.headers['sec-websocket-key'];
     if (typeof key !== 'string' || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
       socket.end('HTTP/1.1 400 Bad Request\r\n\r\n');
@@ -208,7 +212,8 @@ export async function startWebSocketEcho(): Promise<WebSocketEchoBackend> {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   state.port = (server.address() as AddressInfo).port;
-  return Object.assign(state, {
+  Object.defineProperty(state, 'openSockets', { get: () => sockets.size, enumerable: true });
+  return Object.assign(state as typeof state & { readonly openSockets: number }, {
     spec(): ServerSpec {
       return { id: `127.0.0.1:${state.port}`, host: '127.0.0.1', port: state.port, weight: 1, maxFails: 1, failTimeoutMs: 10_000, down: false, backup: false };
     },

@@ -5,7 +5,7 @@ import { PeerHealth } from '../health/peer-health.js';
 import { ActiveChecker } from '../health/active-checker.js';
 import type { PickerEnv } from '../balancing/picker.js';
 import type { RouteTable } from '../routing/types.js';
-import { DEFAULT_CLIENT_BODY_MS, DEFAULT_MAX_QUEUE_PER_SERVER, DEFAULT_QUEUE_MS, DEFAULT_REQUEST_MS, type UpstreamStatus, type WorkerRuntime, type WorkerRuntimeOptions } from '../worker/runtime.js';
+import { DEFAULT_CLIENT_BODY_MS, DEFAULT_MAX_QUEUE_PER_SERVER, DEFAULT_QUEUE_MS, DEFAULT_REQUEST_MS, DEFAULT_TUNNEL_IDLE_MS, type UpstreamStatus, type WorkerRuntime, type WorkerRuntimeOptions } from '../worker/runtime.js';
 import { changedUpstreams, compileTable } from './compiled-table.js';
 import type { ClientFront } from './engine.js';
 import type { ProxyContext } from './proxy-context.js';
@@ -66,13 +66,20 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     httpsPort: opts.httpsPort,
     observer: opts.observer,
   };
+  const tunnelOpts = {
+    protocols: opts.upgradeProtocols ?? ['websocket'], headersMs: opts.timeouts.headersMs,
+    idleMs: opts.timeouts.tunnelIdleMs ?? DEFAULT_TUNNEL_IDLE_MS,
+  };
   const front: ClientFront = engine === 'native'
     ? createNativeFront(ctx, {
       limits: { ...DEFAULT_LIMITS, maxHeadBytes: opts.maxHeadBytes ?? DEFAULT_LIMITS.maxHeadBytes },
       keepAliveMs: opts.timeouts.clientKeepAliveMs,
       headMs: Math.max(opts.timeouts.headersMs, 10_000),
-    }, [])
-    : createUndiciFront(ctx, { clientKeepAliveMs: opts.timeouts.clientKeepAliveMs, headersMs: opts.timeouts.headersMs, requestMs: ctx.requestMs });
+    }, tunnelOpts)
+    : createUndiciFront(ctx, {
+      clientKeepAliveMs: opts.timeouts.clientKeepAliveMs, headersMs: opts.timeouts.headersMs, requestMs: ctx.requestMs,
+      upgradeProtocols: tunnelOpts.protocols, tunnelIdleMs: tunnelOpts.idleMs,
+    });
   let stopping: Promise<void> | undefined;
   let drainPoll: NodeJS.Timeout | undefined;
   let drained: (() => void) | undefined;
@@ -109,10 +116,11 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
       front.stopListening();
       front.closeIdle();
       // in-flight requests finish with `Connection: close`; keep-alive sockets that become idle
-      // after that are closed by the poll below. WebSocket tunnels are left to close().
+      // after that are closed by the poll below. Open Upgrade tunnels are waited for too (they end
+      // by themselves, by their idle timeout, or by close() when the supervisor's drain timeout hits).
       drainPoll = setInterval(() => {
         front.closeIdle();
-        if (ctx.inflight === 0) {
+        if (ctx.inflight === 0 && front.openTunnels === 0) {
           clearInterval(drainPoll);
           void transport.closeGracefully().then(() => resolve());
         }

@@ -4,16 +4,16 @@ import net, { type AddressInfo } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import type { ClientFront } from '../engine.js';
 import type { ProxyContext } from '../proxy-context.js';
-import { UpgradeTunnels } from '../upgrade-tunnel.js';
+import { upgradeRequestFrom, UpgradeTunnels, type UpgradeTunnelOptions } from '../upgrade-tunnel.js';
 import { ClientConnection, type ClientConnectionOptions, type ClientConnectionOwner } from './client-connection.js';
 
-export function createNativeFront(ctx: ProxyContext, opts: ClientConnectionOptions, tunnelOpts: ConstructorParameters<typeof UpgradeTunnels>): ClientFront {
+export function createNativeFront(ctx: ProxyContext, opts: ClientConnectionOptions, tunnelOpts: UpgradeTunnelOptions): ClientFront {
   const log = ctx.log;
-  const tunnels = new UpgradeTunnels(...tunnelOpts);
+  const tunnels = new UpgradeTunnels(tunnelOpts);
   const connections = new Set<ClientConnection>();
   const owner: ClientConnectionOwner = {
     forget(conn: ClientConnection): void { connections.delete(conn); },
-    upgrade(req: IncomingMessage, socket: net.Socket, early: Buffer): void { tunnels.handle(ctx, req, socket, early); },
+    upgrade(req: IncomingMessage, socket: net.Socket, early: Buffer): void { tunnels.handle(ctx, upgradeRequestFrom(req), socket, early); },
   };
   const accept = (socket: net.Socket): void => {
     if (ctx.draining) { socket.destroy(); return; }

@@ -1,11 +1,12 @@
 // The `undici` engine's client side: a node:http server whose request handler wraps each request in
 // a NodeHttpClient for the exchange layer; upgrades go to the raw tunnel.
-import http from 'node:http';
+import http, { type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { AddressInfo, Socket } from 'node:net';
 import type { ClientFront } from '../engine.js';
 import { handleProxyRequest } from '../proxy-exchange.js';
 import type { ProxyContext } from '../proxy-context.js';
-import { UpgradeTunnels } from '../upgrade-tunnel.js';
+import { upgradeRequestFrom, UpgradeTunnels } from '../upgrade-tunnel.js';
 import { NodeHttpClient } from './node-http-client.js';
 
 export interface UndiciFrontOptions {
@@ -13,11 +14,14 @@ export interface UndiciFrontOptions {
   readonly headersMs: number;
   /** whole request within this long (0 = none): node's own check, a backstop behind the body gate */
   readonly requestMs?: number;
+  /** allowed Upgrade protocols (lower case) and the idle limit of open tunnels */
+  readonly upgradeProtocols: readonly string[];
+  readonly tunnelIdleMs: number;
 }
 
 export function createUndiciFront(ctx: ProxyContext, opts: UndiciFrontOptions): ClientFront {
   const log = ctx.log;
-  const tunnels = new UpgradeTunnels();
+  const tunnels = new UpgradeTunnels({ protocols: opts.upgradeProtocols, headersMs: opts.headersMs, idleMs: opts.tunnelIdleMs });
   const server = http.createServer({ keepAliveTimeout: opts.clientKeepAliveMs, requestTimeout: 0 }, (req, res) => {
     try {
       handleProxyRequest(ctx, new NodeHttpClient(req, res));
@@ -33,7 +37,7 @@ export function createUndiciFront(ctx: ProxyContext, opts: UndiciFrontOptions): 
   // catches a body still trickling after the answer went out (the exchange is over, node reads on);
   // node wants requestTimeout >= headersTimeout
   if (opts.requestMs !== undefined && opts.requestMs > 0) server.requestTimeout = Math.max(opts.requestMs, server.headersTimeout);
-  server.on('upgrade', (req, socket, head) => tunnels.handle(ctx, req, socket, head));
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => tunnels.handle(ctx, upgradeRequestFrom(req), socket, head));
   server.on('clientError', (err: Error & { code?: string }, socket) => {
     if (socket.writable && err.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
     else socket.destroy();

@@ -1,0 +1,126 @@
+// The request body gate: no dispatch before the body (or GATE_BYTES of it) is in hand, replay of a
+// body that ended in the gate, streaming with backpressure beyond it, idle and total limits.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { GatedBody, type BodyTimeoutKind } from '../../balancer/src/proxy/request-body-gate.js';
+import type { BodySink, BodySource } from '../../balancer/src/proxy/transport.js';
+
+class FakeSource implements BodySource {
+  sink: BodySink | undefined;
+  paused = false;
+  consumed = false;
+  failed = false;
+  setSink(sink: BodySink): void { this.sink = sink; }
+  pause(): void { this.paused = true; }
+  resume(): void { this.paused = false; }
+  send(text: string): boolean { return this.sink!.onBodyData(Buffer.from(text)); }
+}
+
+function events() {
+  const log: string[] = [];
+  return {
+    log,
+    onBodyReady: () => log.push('ready'),
+    onBodyTimeout: (k: BodyTimeoutKind) => log.push(`timeout:${k}`),
+    onBodyFailed: (e: Error) => log.push(`failed:${e.message}`),
+  };
+}
+
+function collector(acceptUntil = Infinity) {
+  const got: string[] = [];
+  let ended = false;
+  let error: string | undefined;
+  const sink: BodySink = {
+    onBodyData: (c) => { got.push(c.toString()); return got.length < acceptUntil; },
+    onBodyEnd: () => { ended = true; },
+    onBodyError: (e) => { error = (e as Error & { code?: string }).code; },
+  };
+  return { sink, got, ended: () => ended, error: () => error };
+}
+
+test('a small body is ready only at its end, goes whole, and can be replayed to a second try', () => {
+  const src = new FakeSource();
+  const ev = events();
+  const gate = new GatedBody(src, ev, { idleMs: 0, totalMs: 0, gateBytes: 10 });
+  src.send('ab');
+  src.send('cd');
+  assert.deepEqual(ev.log, []);
+  src.sink!.onBodyEnd();
+  assert.deepEqual(ev.log, ['ready']);
+  assert.equal(gate.wholeBody()?.toString(), 'abcd');
+  assert.equal(gate.consumed, false, 'a body that ended in the gate stays replayable');
+  const first = collector();
+  gate.setSink(first.sink);
+  assert.deepEqual(first.got, ['abcd']);
+  assert.equal(first.ended(), true);
+  const second = collector();
+  gate.setSink(second.sink);
+  assert.deepEqual(second.got, ['abcd']);
+  assert.equal(second.ended(), true);
+  assert.equal(gate.failed, false);
+});
+
+test('a large body is ready at GATE_BYTES, then streams with backpressure and is not replayable', () => {
+  const src = new FakeSource();
+  const ev = events();
+  const gate = new GatedBody(src, ev, { idleMs: 0, totalMs: 0, gateBytes: 4 });
+  assert.equal(src.send('ab'), true);
+  assert.equal(src.send('cd'), false, 'the gate is full: the client is paused');
+  assert.equal(src.paused, true);
+  assert.deepEqual(ev.log, ['ready']);
+  assert.equal(gate.wholeBody(), undefined);
+  const sink = collector(1);
+  gate.setSink(sink.sink);
+  assert.deepEqual(sink.got, ['ab'], 'the sink said stop after one chunk');
+  gate.resume();
+  assert.deepEqual(sink.got, ['ab', 'cd']);
+  assert.equal(src.paused, true, 'the sink still says stop');
+  gate.resume();
+  assert.equal(src.paused, false, 'everything buffered went out: the client may send again');
+  assert.equal(src.send('ef'), false, 'live data goes straight through; the sink says stop again');
+  src.sink!.onBodyEnd();
+  assert.deepEqual(sink.got, ['ab', 'cd', 'ef']);
+  assert.equal(sink.ended(), false, 'the end waits until the sink resumes');
+  gate.resume();
+  assert.equal(sink.ended(), true);
+  assert.equal(gate.consumed, true);
+});
+
+test('idle and total limits fire once, fail the body, and reach an attached sink', async () => {
+  const cases: { idleMs: number; totalMs: number; kind: BodyTimeoutKind }[] = [
+    { idleMs: 30, totalMs: 0, kind: 'client_body_timeout' },
+    { idleMs: 0, totalMs: 30, kind: 'request_timeout' },
+  ];
+  for (const c of cases) {
+    const src = new FakeSource();
+    const ev = events();
+    const gate = new GatedBody(src, ev, { idleMs: c.idleMs, totalMs: c.totalMs, gateBytes: 2 });
+    src.send('abc'); // beyond the gate: streaming
+    const sink = collector();
+    gate.setSink(sink.sink);
+    const deadline = Date.now() + 2_000;
+    while (ev.log.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(ev.log, ['ready', `timeout:${c.kind}`]);
+    assert.equal(gate.failed, true);
+    assert.equal(sink.error(), c.kind === 'client_body_timeout' ? 'ERR_CLIENT_BODY_TIMEOUT' : 'ERR_REQUEST_TIMEOUT');
+    gate.dispose();
+  }
+});
+
+test('a body that ends in time disarms its timers; a client that fails in the gate is reported', async () => {
+  const src = new FakeSource();
+  const ev = events();
+  const gate = new GatedBody(src, ev, { idleMs: 20, totalMs: 20, gateBytes: 100 });
+  src.send('x');
+  src.sink!.onBodyEnd();
+  await new Promise((r) => setTimeout(r, 60));
+  assert.deepEqual(ev.log, ['ready']);
+  assert.equal(gate.failed, false);
+
+  const src2 = new FakeSource();
+  const ev2 = events();
+  const gate2 = new GatedBody(src2, ev2, { idleMs: 0, totalMs: 0 });
+  src2.sink!.onBodyError(new Error('gone'));
+  assert.deepEqual(ev2.log, ['failed:gone']);
+  assert.equal(gate2.failed, true);
+});
