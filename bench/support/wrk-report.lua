@@ -2,6 +2,12 @@
 local host = os.getenv("WRK_HOST")
 if host and host ~= "" then wrk.headers["Host"] = host end
 if os.getenv("WRK_CLOSE") == "1" then wrk.headers["Connection"] = "close" end
+local post = tonumber(os.getenv("WRK_POST_BYTES") or "")
+if post then
+  wrk.method = "POST"
+  wrk.body = string.rep("p", post)
+  wrk.headers["Content-Type"] = "application/octet-stream"
+end
 
 done = function(summary, latency, requests)
   local e = summary.errors

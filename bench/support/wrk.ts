@@ -5,6 +5,8 @@ import path from 'node:path';
 
 export interface WrkResult {
   requests: number;
+  /** response bytes read */
+  bytes: number;
   durationS: number;
   rps: number;
   errors: number;
@@ -25,6 +27,8 @@ export interface WrkOptions {
   cpus?: string;
   /** send `Connection: close`: every request on a new connection (with TLS: a new handshake) */
   closeConnection?: boolean;
+  /** POST a body of this many bytes with every request */
+  postBytes?: number;
 }
 
 // The .lua file stays beside the source; from dist/bench/support walk back to the repo's bench/support.
@@ -43,7 +47,8 @@ export function runWrk(opts: WrkOptions): Promise<WrkResult> {
   const argv = opts.cpus ? ['-c', opts.cpus, 'wrk', ...args] : args;
   const timeoutMs = ((opts.durationS ?? 5) + 30) * 1000;
   return new Promise((resolve, reject) => {
-    execFile(cmd, argv, { env: { ...process.env, WRK_HOST: opts.host ?? '', WRK_CLOSE: opts.closeConnection ? '1' : '' }, timeout: timeoutMs }, (err, stdout, stderr) => {
+    execFile(cmd, argv, { env: { ...process.env, WRK_HOST: opts.host ?? '', WRK_CLOSE: opts.closeConnection ? '1' : '',
+      WRK_POST_BYTES: opts.postBytes === undefined ? '' : String(opts.postBytes) }, timeout: timeoutMs }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`wrk failed: ${err.message}\n${stderr}`));
       const line = stdout.split('\n').find((l) => l.startsWith('WRK_JSON '));
       if (!line) return reject(new Error(`wrk printed no report:\n${stdout}\n${stderr}`));
@@ -52,6 +57,7 @@ export function runWrk(opts: WrkOptions): Promise<WrkResult> {
       const durationS = j.duration_us / 1e6;
       resolve({
         requests: j.requests,
+        bytes: j.bytes,
         durationS,
         rps: j.requests / durationS,
         errors: j.connect_errors + j.read_errors + j.write_errors + j.timeouts,
