@@ -205,6 +205,8 @@ export class ClientConnection implements RequestParserEvents {
   #headStartedAt = 0;
   closeAfterResponse = false;
   #upgradeHead: RequestHead | undefined;
+  /** the upgrade head is complete: hand the socket over once execute() returned (bytes after the head are early data) */
+  #upgradeReady = false;
   #closed = false;
 
   constructor(readonly socket: TaggedSocket, readonly ctx: ProxyContext, readonly owner: ClientConnectionOwner, readonly opts: ClientConnectionOptions) {
@@ -239,6 +241,12 @@ export class ClientConnection implements RequestParserEvents {
     if (this.current === undefined && this.#parser.idle) this.#headStartedAt = this.ctx.now();
     const n = this.#parser.execute(buf);
     if (n < 0) { this.#parseError(this.#parser.error); return; }
+    if (this.#upgradeReady && this.#upgradeHead !== undefined) {
+      // bytes after the upgrade head belong to the tunnel (held there until the server's 101)
+      this.#pending = n < buf.length ? (this.#pending === null ? buf.subarray(n) : Buffer.concat([this.#pending, buf.subarray(n)])) : this.#pending;
+      this.#startUpgrade(this.#upgradeHead);
+      return;
+    }
     if (n < buf.length) {
       this.#pending = buf.subarray(n);
       this.pauseReading();
@@ -276,7 +284,7 @@ export class ClientConnection implements RequestParserEvents {
 
   onRequestComplete(): void {
     const up = this.#upgradeHead;
-    if (up !== undefined) { this.#startUpgrade(up); return; }
+    if (up !== undefined) { this.#upgradeReady = true; return; }
     const req = this.current;
     if (req === undefined) return;
     req.bodyEnd();
