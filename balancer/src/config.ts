@@ -95,6 +95,8 @@ export interface Config {
   readonly maxConnectionsPerServer: number;
   /** data plane: native (own HTTP/1.1 codec and socket pool) or undici (node:http + undici) */
   readonly engine: Engine;
+  /** native engine: request head limit in bytes (431 beyond) */
+  readonly maxHeadBytes: number;
   readonly accessLog: boolean;
   /** CIDR ranges whose Forwarded / X-Forwarded-* / X-Real-IP headers are kept (default: none) */
   readonly trustForwarded: readonly string[];
@@ -192,6 +194,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'upgrade-protocols', env: 'BALANCER_UPGRADE_PROTOCOLS', kind: 'list', value: 'a,b', def: 'websocket', help: 'Upgrade protocols passed through to upstreams; any other Upgrade request is a 400' },
   { name: 'drain-timeout', env: 'BALANCER_DRAIN_TIMEOUT', kind: 'string', value: 'duration', def: '30s', help: 'bound on draining a worker generation before it is killed' },
   { name: 'max-connections-per-server', env: 'BALANCER_MAX_CONNECTIONS_PER_SERVER', kind: 'string', value: 'N', def: '128', help: 'keep-alive connections per upstream server' },
+  { name: 'max-head-size', env: 'BALANCER_MAX_HEAD_SIZE', kind: 'string', value: 'bytes', def: '16384', help: 'native engine: largest request line + headers accepted (431 beyond)' },
   { name: 'engine', env: 'BALANCER_ENGINE', kind: 'string', value: ENGINES.join('|'), def: DEFAULT_ENGINE, help: 'data plane: native (own HTTP/1.1 codec and upstream socket pool) or undici (node:http + undici, the comparison engine)' },
   { name: 'access-log', env: 'BALANCER_ACCESS_LOG', kind: 'bool', help: 'one log line per proxied request' },
   { name: 'trust-forwarded', env: 'BALANCER_TRUST_FORWARDED', kind: 'list', value: 'cidr,cidr', help: 'clients (proxies) whose Forwarded, X-Real-IP and X-Forwarded-* headers are kept; from anyone else they are replaced (default: none)' },
@@ -369,6 +372,7 @@ export function parseBalancerArgs(
       drainTimeoutMs: duration('drain-timeout', 30_000),
       maxConnectionsPerServer: int('max-connections-per-server', 128, 1),
       engine: engine as Engine,
+      maxHeadBytes: int('max-head-size', 16_384, 1_024),
       accessLog: bool('access-log'),
       trustForwarded: trustedRanges(str('trust-forwarded'), source('trust-forwarded')),
       maxQueuePerServer: int('max-queue-per-server', 256, 0),

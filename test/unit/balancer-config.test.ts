@@ -116,3 +116,13 @@ test('durations longer than a Node timer can wait are refused (a 999h drain time
   assert.match(bad(['--wait', '1s:999h']).message, /timer/);
   assert.equal(ok(['--drain-timeout', '24h']).drainTimeoutMs, 86_400_000);
 });
+
+test('--engine: native by default, undici on request, anything else refused; --max-head-size bounds', () => {
+  assert.equal(ok([]).engine, 'native');
+  assert.equal(ok(['--engine', 'undici']).engine, 'undici');
+  assert.equal(ok([], { BALANCER_ENGINE: 'undici' }).engine, 'undici');
+  assert.match(bad(['--engine', 'nginx']).message, /--engine: expected one of native\|undici/);
+  assert.equal(ok([]).maxHeadBytes, 16_384);
+  assert.equal(ok(['--max-head-size', '32768']).maxHeadBytes, 32_768);
+  assert.match(bad(['--max-head-size', '10']).message, /--max-head-size/);
+});

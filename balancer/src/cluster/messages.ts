@@ -16,6 +16,7 @@ export interface WorkerInitOptions {
   readonly timeouts: WorkerTimeouts;
   readonly maxConnectionsPerServer: number;
   readonly engine?: 'native' | 'undici';
+  readonly maxHeadBytes?: number;
   readonly accessLog: boolean;
   /** --trust-forwarded CIDR ranges, validated by the config parser */
   readonly trustForwarded?: readonly string[];

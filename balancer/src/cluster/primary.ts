@@ -152,6 +152,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
       timeouts: config.timeouts,
       maxConnectionsPerServer: config.maxConnectionsPerServer,
       engine: config.engine,
+      maxHeadBytes: config.maxHeadBytes,
       accessLog: config.accessLog,
       trustForwarded: config.trustForwarded,
       stickySecret: config.stickySecret ?? randomBytes(32).toString('base64url'),

@@ -53,6 +53,7 @@ async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<
     timeouts: o.timeouts,
     maxConnectionsPerServer: o.maxConnectionsPerServer,
     engine: o.engine,
+    maxHeadBytes: o.maxHeadBytes,
     accessLog: o.accessLog,
     trustForwarded: o.trustForwarded,
     acmeChallenge: o.acmeChallenges ? createChallengeLookup(o.acmeChallenges) : undefined,
