@@ -2,6 +2,7 @@
 // Go-style flags as registrator's: -flag and --flag, -flag=value and -flag value; booleans are bare
 // (or -flag=true|false, never consuming the next argument). "--" ends the options. Flags may also
 // follow the URI. Every problem is a ConfigError with a stable code; the CLI prints it and exits 2.
+import { parseHostPort } from '../../common/host-port.js';
 import os from 'node:os';
 import type { HealthGate, MappingOptions } from './mapping/service-mapper.js';
 import { parseGoBool } from './mapping/checks.js';
@@ -77,6 +78,8 @@ export interface RunConfig {
   readonly drainOnStop: boolean;
   /** -consul-max-conns: registry calls in flight at most (registration, resync, cleanup, TTL, ...) */
   readonly consulMaxConns: number;
+  /** -metrics host:port: Prometheus GET /metrics listener; undefined = off (default) */
+  readonly metricsListen?: { readonly host: string; readonly port: number };
 }
 
 export type Config = RunConfig | { readonly action: 'help' } | { readonly action: 'version' };
@@ -115,6 +118,7 @@ export const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'log-level': { kind: 'string' },
   'drain-on-stop': { kind: 'bool' },
   'consul-max-conns': { kind: 'int' },
+  metrics: { kind: 'string' },
   help: { kind: 'bool' },
   h: { kind: 'bool' },
   version: { kind: 'bool' },
@@ -317,6 +321,16 @@ export function parseArgs(
   const consulMaxConns = int('consul-max-conns', DEFAULT_CONSUL_MAX_CONNS);
   if (consulMaxConns < 1 || consulMaxConns > 200) return bad('consul-max-conns', String(consulMaxConns), 'must be 1 to 200 (Consul allows 200 per client IP)');
 
+  const metricsText = str('metrics');
+  let metricsListen: { host: string; port: number } | undefined;
+  if (metricsText !== undefined) {
+    // port 0 (any free port) is allowed here, for tests
+    const zero = /:0$/.test(metricsText);
+    const hp = parseHostPort(zero ? `${metricsText.slice(0, -2)}:1` : metricsText);
+    if (!hp.ok) return bad('metrics', metricsText, `expected host:port (${hp.reason})`);
+    metricsListen = { host: hp.host, port: zero ? 0 : hp.port };
+  }
+
   const dockerHost = str('docker-host') ?? nonEmpty(env.DOCKER_HOST) ?? DEFAULT_DOCKER_HOST;
   if (dockerHost.trim() === '') return bad('docker-host', dockerHost, 'empty');
 
@@ -344,6 +358,7 @@ export function parseArgs(
     logLevel: logLevel as LogLevel,
     drainOnStop: flags.get('drain-on-stop') !== false,
     consulMaxConns,
+    ...(metricsListen ? { metricsListen } : {}),
   };
 }
 

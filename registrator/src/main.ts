@@ -17,6 +17,7 @@ import { AgentBudget, BudgetedRegistry } from './registry/agent-budget.js';
 import { ConsulRegistry, DEFAULT_PRESENCE_INTERVAL_MS } from './registry/consul-backend.js';
 import type Docker from 'dockerode';
 import { installProcessGuard } from '../../common/process-guard.js';
+import { RegistratorMetrics, startMetricsServer } from './metrics/registrator-metrics.js';
 
 const DOCKER_TIMEOUT_MS = 10_000;
 const REGISTRY_TIMEOUT_MS = 5_000;
@@ -93,7 +94,10 @@ async function run(cfg: RunConfig): Promise<number> {
     presenceIntervalMs: DEFAULT_PRESENCE_INTERVAL_MS,
   });
   // Every agent call shares one concurrency budget (-consul-max-conns).
-  const registry = new BudgetedRegistry(consulRegistry, new AgentBudget({ maxConcurrent: cfg.consulMaxConns }));
+  const budgeted = new BudgetedRegistry(consulRegistry, new AgentBudget({ maxConcurrent: cfg.consulMaxConns }));
+  // -metrics: the bridge's registry calls counted (registrations, deregistrations, Consul errors)
+  const metrics = cfg.metricsListen ? new RegistratorMetrics() : undefined;
+  const registry = metrics ? metrics.wrap(budgeted) : budgeted;
   const bridge = new Bridge({
     docker,
     registry,
@@ -108,6 +112,12 @@ async function run(cfg: RunConfig): Promise<number> {
     drainOnStop: cfg.drainOnStop,
     presenceIntervalMs: engineId ? DEFAULT_PRESENCE_INTERVAL_MS : 0,
   });
+
+  const metricsServer = metrics && cfg.metricsListen ? await startMetricsServer(metrics, cfg.metricsListen.host, cfg.metricsListen.port) : undefined;
+  if (metrics && metricsServer) {
+    metrics.setBridgeSource(() => ({ resyncs: bridge.stats.resyncs, failingContainers: bridge.stats.failingContainers, lastResyncMs: bridge.lastResyncStats?.ms }));
+    log.info({ address: metricsServer.address.address, port: metricsServer.address.port }, 'metrics listening');
+  }
 
   let stopping: Promise<void> | undefined;
   const shutdown = (signalName: string) => {
@@ -137,10 +147,13 @@ async function run(cfg: RunConfig): Promise<number> {
     logger: logger.child({ component: 'docker-events' }),
     onEvent: (e) => bridge.onEvent(e),
     onConnected: (n) => {
+      metrics?.eventStreamConnected();
       bridge.requestResync(n === 1 ? 'startup' : 'docker-reconnect').catch(() => undefined);
     },
   });
   await stopping;
+  await metricsServer?.close();
+  metrics?.stop();
   registry.close();
   log.info('stopped');
   return 0;

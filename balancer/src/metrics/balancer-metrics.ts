@@ -2,9 +2,9 @@
 // (table swaps and latencies, Consul, workers, reloads, dump, scripts, certificates, processes),
 // rendered with Traefik's service metric names under a configurable prefix so Traefik boards work.
 import type { MetricsDelta, ProcessGauges, WorkerMetricsMessage } from './delta.js';
-import { histogramSamples, LocalHistogram, renderFamilies, wantsOpenMetrics, type Family, type Sample } from './exposition.js';
+import { histogramSamples, LocalHistogram, renderFamilies, wantsOpenMetrics, type Family, type Sample } from '../../../common/metrics/exposition.js';
 import { MetricsStore } from './metrics-store.js';
-import { ProcessSampler } from './process-sampler.js';
+import { ProcessSampler } from '../../../common/metrics/process-sampler.js';
 import { OTHER } from './request-metrics.js';
 
 /** Traefik's default request duration buckets (seconds). */

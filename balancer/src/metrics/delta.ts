@@ -1,6 +1,9 @@
 // What a worker sends the primary every flush interval (plain JSON over the cluster IPC): the
 // request figures counted since its previous flush, and its current gauges. The primary adds the
 // deltas into its own totals; gauges replace the worker's previous ones.
+import type { ProcessGauges } from '../../../common/metrics/process-sampler.js';
+
+export type { ProcessGauges };
 
 /** [code, method, protocol, count, requestBytes, responseBytes, durationSumSeconds, per-bucket counts (not cumulative; last = +Inf)] */
 export type SeriesDelta = [number, string, string, number, number, number, number, number[]];
@@ -20,16 +23,6 @@ export interface MetricsDelta {
   readonly services: ServiceDelta[];
   /** [script, calls, errors] */
   readonly scripts: [string, number, number][];
-}
-
-export interface ProcessGauges {
-  readonly rssBytes: number;
-  readonly heapUsedBytes: number;
-  readonly heapTotalBytes: number;
-  /** event-loop delay over the last interval, seconds */
-  readonly eventLoopLagMeanSeconds: number;
-  readonly eventLoopLagP99Seconds: number;
-  readonly eventLoopLagMaxSeconds: number;
 }
 
 export interface WorkerGauges {

@@ -2,7 +2,7 @@
 // plus this process's gauges (memory, event-loop lag, in-flight per service, server up). One small
 // IPC message per second per worker; nothing is sent per request.
 import type { WorkerGauges, WorkerMetricsMessage } from './delta.js';
-import { ProcessSampler } from './process-sampler.js';
+import { ProcessSampler } from '../../../common/metrics/process-sampler.js';
 import { RequestMetrics } from './request-metrics.js';
 
 /** The part of the worker runtime's status() the gauges need. */

@@ -4,7 +4,7 @@
 // dump report) stay available with Accept: application/json or ?format=json, and are the answer
 // when no metrics are wired (tests of the admin app alone).
 import type { FastifyInstance } from 'fastify';
-import { renderFamilies } from '../../metrics/exposition.js';
+import { renderFamilies } from '../../../../common/metrics/exposition.js';
 import type { AdminDeps } from '../deps.js';
 
 export function metricsRoutes(app: FastifyInstance, deps: AdminDeps): void {

@@ -1,20 +1,32 @@
-// Per-process gauges: resident memory, heap, event-loop delay (perf_hooks histogram, reset at every
+// Per-process gauges (both programs): resident memory, heap, event-loop delay (perf_hooks histogram, reset at every
 // sample so each figure covers one interval).
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import type { ProcessGauges } from './delta.js';
+
+export interface ProcessGauges {
+  readonly rssBytes: number;
+  readonly heapUsedBytes: number;
+  readonly heapTotalBytes: number;
+  /** event-loop delay over the last interval, seconds */
+  readonly eventLoopLagMeanSeconds: number;
+  readonly eventLoopLagP99Seconds: number;
+  readonly eventLoopLagMaxSeconds: number;
+}
+
+const RESOLUTION_MS = 10;
 
 export class ProcessSampler {
   readonly #delay: IntervalHistogram;
 
   constructor() {
-    this.#delay = monitorEventLoopDelay({ resolution: 10 });
+    this.#delay = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
     this.#delay.enable();
   }
 
   sample(): ProcessGauges {
     const mem = process.memoryUsage();
     const d = this.#delay;
-    const ns = (v: number) => (Number.isFinite(v) ? v / 1e9 : 0);
+    // the histogram records the whole timer interval (resolution included): the lag is what exceeds it
+    const ns = (v: number) => (Number.isFinite(v) ? Math.max(0, v / 1e9 - RESOLUTION_MS / 1000) : 0);
     const out: ProcessGauges = {
       rssBytes: mem.rss,
       heapUsedBytes: mem.heapUsed,
