@@ -56,7 +56,7 @@ test('balancer.conf.hbs: hostile tags and fields are dropped with warnings, the 
   assert.equal(t.upstreams.api.algorithm, 'chash', 'the sibling keeps its options');
   assert.deepEqual(t.routes.map((r) => r.pathPrefix), ['/ok']);
   const w = out.warnings.join('\n');
-  for (const needle of ['lb=wrr; }', 'retries=x', 'weight=2;', '"/a#b"', '10.0.0.1; server', '"bad name;"', 'n 1 }', 'hash=header:a b']) {
+  for (const needle of ['lb=wrr; }', 'retries=x', 'weight=2;', '"urlprefix-/a#b" dropped', '10.0.0.1; server', '"bad name;"', 'n 1 }', 'hash=header:a b']) {
     assert.ok(w.includes(needle), `a warning names ${needle}:\n${w}`);
   }
 });

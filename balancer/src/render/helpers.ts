@@ -3,7 +3,8 @@
 // DependencyRecorder, so the same pass both renders and discovers what the template needs.
 // No I/O, no globals: a fresh helper set is made for every render.
 import type { HelperOptions } from 'handlebars';
-import { checkHostPort } from '../../../common/host-port.js';
+import { checkHostPort, quoteForReason } from '../../../common/host-port.js';
+import { parseUrlprefix } from '../routing/build-table.js';
 import { parseServiceTags, type ServiceTagOptions } from '../routing/tag-options.js';
 import {
   depKey, type Dependency, type DependencyValue, type KvPairView, type RenderData, type ServiceInstanceView,
@@ -135,11 +136,10 @@ export function unsafeWordReason(value: string): string | undefined {
   return `contains ${JSON.stringify(bad)}, which cannot appear in a config value`;
 }
 
-function shown(value: string): string {
-  return JSON.stringify(value.length > 80 ? value.slice(0, 77) + '...' : value);
-}
+const shown = (value: string): string => quoteForReason(value);
 
-const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+// no dots: service "a.b" reads as tag a of service b (consul-template's query syntax)
+const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
 
 /** The helper set for one render over `data`, recording into `rec`. */
 export function makeHelpers(data: RenderData, rec: DependencyRecorder): Record<string, (...args: unknown[]) => unknown> {
@@ -275,8 +275,28 @@ export function makeHelpers(data: RenderData, rec: DependencyRecorder): Record<s
       if (tags.length === 0) return '';
       const warnings: string[] = [];
       const o = parseServiceTags('', [tags.slice(0, 1)], warnings);
-      for (const w of warnings) rec.warnings.add(w.replace(/^service : /, ''));
+      for (const w of warnings) rec.warnings.add(`tag ${shown(tags[0])} dropped: ${w.slice(w.indexOf(' ignored: ') + 10)}`);
       return canonicalOption(key, o);
+    },
+    /** "host/path" of a urlprefix- tag checked as dynamic mode checks it; '' (and a warning) when unusable */
+    routeOf: (...args) => {
+      const { pos } = split(args);
+      const t = typeof pos[0] === 'string' ? pos[0] : '';
+      if (!t.startsWith('urlprefix-')) return '';
+      const warnings: string[] = [];
+      const route = parseUrlprefix('', t, warnings);
+      if (!route) {
+        const w = warnings.find((x) => x.includes(' ignored: ')) ?? 'unusable route';
+        rec.warnings.add(`tag ${shown(t)} dropped: ${w.slice(w.indexOf(' ignored: ') + 10)}`);
+        return '';
+      }
+      const spec = `${route.host}${route.pathPrefix}`;
+      const why = unsafeWordReason(spec);
+      if (why !== undefined) {
+        rec.warnings.add(`tag ${shown(t)} dropped: ${why}`);
+        return '';
+      }
+      return spec;
     },
     /** integer value of a "name=N" tag when >= min, else the default (and a warning when present but bad) */
     tagInt: (...args) => {
