@@ -4,6 +4,7 @@
 // follow the URI. Every problem is a ConfigError with a stable code; the CLI prints it and exits 2.
 import { parseHostPort } from '../../common/host-port.js';
 import os from 'node:os';
+import { checkHost } from '../../common/host-port.js';
 import type { HealthGate, MappingOptions } from './mapping/service-mapper.js';
 import { parseGoBool } from './mapping/checks.js';
 import { splitEscapedList } from './mapping/tags.js';
@@ -273,7 +274,10 @@ export function parseArgs(
   const bool = (name: string): boolean => flags.get(name) === true;
 
   const ip = str('ip');
-  if (ip !== undefined && !/^[^\s/]+$/.test(ip)) return bad('ip', ip, 'expected an IP address');
+  if (ip !== undefined) {
+    const host = checkHost(ip);
+    if (!host.ok) return bad('ip', ip, `expected a bare IP address or host name: ${host.reason}`);
+  }
 
   const resyncSeconds = int('resync', 0);
   if (resyncSeconds < 0) return bad('resync', String(resyncSeconds), 'must be 0 (off) or more seconds');

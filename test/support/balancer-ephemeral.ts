@@ -1,5 +1,5 @@
 // The real balancer program (`node bin/balancer.js`) on ephemeral ports (read from its "balancer started"
-// (read from its "balancer started" line), output kept for failure messages, SIGTERM then SIGKILL on stop.
+// line), output kept for failure messages, SIGTERM then SIGKILL on stop.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { repoRoot } from './registrator-process.js';

@@ -108,8 +108,35 @@ test('tags: escapes, forced tags, templates', () => {
     assert.deepEqual(r.services[0].tags, k.want, k.what);
   }
   const unknown = mapContainer(container(), options({ forceTags: ['{{.Nope}}'] }));
-  assert.deepEqual(unknown.services[0].tags, ['{{.Nope}}']);
-  assert.equal(unknown.warnings.length, 1);
+  // left as written, the placeholder's braces make it a tag nothing may render: dropped, with a warning
+  assert.deepEqual(unknown.services[0].tags, []);
+  assert.deepEqual(unknown.warnings.map((w) => w.key), ['-tags', '-tags']);
+});
+
+test('SERVICE_NAME and tags are checked against what Consul and the balancer accept: a bad one is a warning for that container only', () => {
+  const bad = mapContainer(container({ env: ['SERVICE_NAME=my web', 'SERVICE_TAGS=ok,lb=wrr; } upstream evil {,has space,urlprefix-/a#b,x'.padEnd(10, 'x')] }), options());
+  assert.equal(bad.services.length, 0, 'a name with a space is no service');
+  assert.match(bad.warnings.find((w) => w.key === 'SERVICE_NAME')?.reason ?? '', /letters, digits/);
+  const long = mapContainer(container({ env: [`SERVICE_NAME=${'a'.repeat(64)}`] }), options());
+  assert.equal(long.services.length, 0);
+  const tags = mapContainer(container({ env: ['SERVICE_NAME=web', 'SERVICE_TAGS=ok,lb=wrr; } upstream evil {,has space,urlprefix-/a#b,weight=2'] }), options());
+  assert.deepEqual(tags.services[0].tags, ['ok', 'weight=2']);
+  assert.deepEqual(tags.warnings.map((w) => w.value), ['lb=wrr; } upstream evil {', 'has space', 'urlprefix-/a#b']);
+  for (const good of ['web', 'api.v2', 'my_app-1', 'A1']) {
+    assert.equal(mapContainer(container({ env: [`SERVICE_NAME=${good}`] }), options()).services[0]?.name, good, good);
+  }
+});
+
+test('the registrator.ip label must be a bare host (validated as common/host-port does); a CIDR suffix is cut', () => {
+  for (const value of ['10.0.0.1:8080', '10.0.0.256', 'evil/x', 'a b', '[::1]:80']) {
+    const r = mapContainer(container({ env: ['SERVICE_NAME=web'], labels: { 'registrator.ip': value } }), options({ hostIp: '192.0.2.1' }));
+    assert.equal(r.services[0]?.address, '192.0.2.1', `${value} is refused, the service keeps its usual address`);
+    assert.equal(r.warnings[0]?.key, 'registrator.ip', value);
+  }
+  for (const [value, want] of [['10.0.0.7', '10.0.0.7'], ['10.0.0.7/24', '10.0.0.7'], ['::1', '::1'], ['[fd00::1]', 'fd00::1'], ['db.internal', 'db.internal']]) {
+    const r = mapContainer(container({ env: ['SERVICE_NAME=web'], labels: { 'registrator.ip': value } }), options({ hostIp: '192.0.2.1' }));
+    assert.equal(r.services[0]?.address, want, value);
+  }
 });
 
 test('ignore and explicit', () => {

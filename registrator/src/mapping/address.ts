@@ -1,5 +1,6 @@
 // Where a service is reachable: published host address, container address on a Docker network, or a
 // per-container override. Pure: host name resolution (registrator's fallback for 0.0.0.0) is the caller's.
+import { checkHost } from '../../../common/host-port.js';
 import type { ContainerView } from './service-mapper.js';
 
 /** Label naming the Docker network whose container IP to register (implies internal addressing). */
@@ -57,12 +58,12 @@ export function addressOverride(
   if (useIpFromLabel) candidates.push([useIpFromLabel, c.labels[useIpFromLabel]]);
   for (const [key, raw] of candidates) {
     if (raw === undefined || raw === '') continue;
-    const slash = raw.lastIndexOf('/');
-    const address = (slash >= 0 ? raw.slice(0, slash) : raw).trim();
-    if (!isUsableAddress(address)) {
-      return { problem: { key, value: raw, reason: 'not a usable IP address or host name' } };
-    }
-    return { address };
+    // a CIDR prefix length ("10.0.0.7/24", as some IPAM labels carry) is cut; any other "/" is refused below
+    const address = raw.trim().replace(/\/\d{1,3}$/, '');
+    // a bare host (IPv4, IPv6, DNS name): "10.0.0.1:8080" would reach the balancer as a broken address
+    const host = checkHost(address);
+    if (!host.ok) return { problem: { key, value: raw, reason: `not a bare IP address or host name: ${host.reason}` } };
+    return { address: host.host };
   }
   return {};
 }

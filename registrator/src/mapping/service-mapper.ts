@@ -7,6 +7,7 @@ import { badPortKeys, metadataForPort, portKeysForAbsentPorts, type MetadataEntr
 import { checksFromMetadata } from './checks.js';
 import { expandTagTemplate, splitEscapedList } from './tags.js';
 import { addressOverride, containerIp, isWildcardHostIp, NETWORK_LABEL } from './address.js';
+import { serviceNameProblem, tagProblem } from './validate.js';
 
 /** The subset of `docker inspect` (dockerode ContainerInspectInfo) the mapper uses. */
 export interface ContainerView {
@@ -216,6 +217,11 @@ export function mapContainer(c: ContainerView, opts: MappingOptions): MappingRes
     if (!nameEntry && opts.explicit) continue;
     let name = nameEntry ? nameEntry.value : defaultServiceName(c.image, c.name);
     if (isGroup && !nameEntry?.fromPort) name += `-${cand.exposedPort}`;
+    const nameProblem = serviceNameProblem(name);
+    if (nameProblem) {
+      warn(nameEntry?.sourceKey ?? 'Config.Image', nameEntry?.value ?? c.image, `${nameProblem}; service skipped`);
+      continue;
+    }
 
     const port = Number(cand.portText);
     if (!/^\d+$/.test(cand.portText) || port < 1 || port > 65535) {
@@ -321,7 +327,11 @@ function serviceTags(
     tags.push(tag);
   }
   if (cand.protocol === 'udp') tags.push('udp');
-  return [...new Set(tags)];
+  return [...new Set(tags)].filter((tag) => {
+    const problem = tagProblem(tag);
+    if (problem) warn(tagsEntry?.sourceKey ?? '-tags', tag, `${problem}; tag dropped`);
+    return problem === undefined;
+  });
 }
 
 function serviceMeta(
