@@ -13,6 +13,7 @@ import { AdminError } from './route-support.js';
 import { dashboardRoutes, PUBLIC_DASHBOARD_PATHS } from './routes/dashboard.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { policyRoutes } from './routes/policy.js';
+import { scriptRoutes } from './routes/scripts.js';
 import { statusRoutes } from './routes/status.js';
 import { upstreamRoutes } from './routes/upstreams.js';
 import { certRoutes } from './routes/certs.js';
@@ -85,6 +86,7 @@ export function buildAdminApp(deps: AdminDeps): FastifyInstance {
   certRoutes(routes, deps);
   policyRoutes(routes, deps);
   dashboardRoutes(routes, deps);
+  scriptRoutes(routes, deps);
 
   return routes;
 }

@@ -1,5 +1,6 @@
 // What the admin API's routes are given: built in main.ts/primary.ts, plain interfaces so tests pass
 // doubles. Every route file is `(app, deps) => void` over this.
+import type { ScriptStats } from '../scripts/script-host.js';
 import type { FastifyInstance } from 'fastify';
 import type pino from 'pino';
 import type { TableHolder } from '../routing/table-holder.js';
@@ -8,7 +9,7 @@ import type { UpstreamStatus } from '../worker/runtime.js';
 import type { BalancerMetrics } from '../metrics/balancer-metrics.js';
 
 export interface WorkerStatusSource {
-  status(): Promise<readonly { workerId: number; pid?: number; generation: number; upstreams: readonly UpstreamStatus[] }[]>;
+  status(): Promise<readonly { workerId: number; pid?: number; generation: number; upstreams: readonly UpstreamStatus[]; scripts?: readonly ScriptStats[] }[]>;
 }
 
 /** Which live workers did not acknowledge a table version (empty and live=true: every one did). */

@@ -1,5 +1,6 @@
 // IPC between the primary and its workers. Plain JSON; every request carries a seq the reply echoes.
 import type { RouteTable } from '../routing/types.js';
+import type { ScriptStats } from '../scripts/script-host.js';
 import type { UpstreamStatus, WorkerTimeouts } from '../worker/runtime.js';
 import type { CertDelta } from '../tls/cert-snapshot.js';
 import type { WorkerTlsOptions } from '../tls/tls-settings.js';
@@ -48,7 +49,7 @@ export type WorkerToPrimary =
   | { readonly type: 'hello' }
   | { readonly type: 'ready'; readonly address: { address: string; port: number; family: string }; readonly version: string; readonly tls?: readonly TlsListenerAddress[] }
   | { readonly type: 'ack'; readonly seq: number; readonly changed: boolean; readonly version: string }
-  | { readonly type: 'status'; readonly seq: number; readonly upstreams: UpstreamStatus[]; readonly version: string }
+  | { readonly type: 'status'; readonly seq: number; readonly upstreams: UpstreamStatus[]; readonly version: string; readonly scripts?: ScriptStats[] }
   | { readonly type: 'drained'; readonly seq: number }
   | { readonly type: 'fatal'; readonly message: string; readonly code?: string }
   /** ok false: the delta was against another version; the primary sends the full set */

@@ -13,6 +13,7 @@ import { DEFAULT_TABLE_DEFAULTS, type TableDefaults } from '../routing/tag-optio
 import type { CatalogSnapshot, RouteTable } from '../routing/types.js';
 import { Supervisor } from './supervisor.js';
 import { policiesFromDump, startPolicyKvWatch } from '../policy/policy-sources.js';
+import { scriptsFromDump } from '../scripts/script-source.js';
 import { challengeLookupOptions, startTls, workerTlsOptions, type TlsHandle } from '../tls/tls-primary.js';
 import { BalancerMetrics } from '../metrics/balancer-metrics.js';
 
@@ -101,6 +102,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
     logger: logger.child({ component: 'table' }),
     initialSnapshot: initial.source === 'consul' ? initial.snapshot : dump?.snapshot,
     initialAdminUpstreams: dump?.adminUpstreams,
+    initialScripts: scriptsFromDump(dump?.table.scripts),
     initialAdminPolicies: dump?.adminPolicies ? policiesFromDump(dump.adminPolicies, log) : undefined,
     // with Consul down, serve exactly what was served before (the dump's table), not a rebuild of it
     initialTable: initial.source === 'dump' ? dumpTable(initial.dump) : undefined,

@@ -11,6 +11,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import type { ScriptStats } from '../scripts/script-host.js';
 import type pino from 'pino';
 import { backoffDelay, type BackoffPolicy } from '../../../common/backoff.js';
 import type { RouteTable } from '../routing/types.js';
@@ -41,6 +42,8 @@ export interface WorkerStatusReport {
   readonly pid: number | undefined;
   readonly generation: number;
   readonly upstreams: UpstreamStatus[];
+  /** request script counters of that worker */
+  readonly scripts?: ScriptStats[];
 }
 
 export interface PublishResult {
@@ -319,7 +322,7 @@ export class Supervisor {
     const replies = await Promise.all(targets.map((m) => this.request(m, (seq) => ({ type: 'status', seq }), timeoutMs)));
     const out: WorkerStatusReport[] = [];
     replies.forEach((r, i) => {
-      if (r?.type === 'status') out.push({ workerId: targets[i].worker.id, pid: targets[i].worker.process.pid, generation: targets[i].generation, upstreams: r.upstreams });
+      if (r?.type === 'status') out.push({ workerId: targets[i].worker.id, pid: targets[i].worker.process.pid, generation: targets[i].generation, upstreams: r.upstreams, scripts: r.scripts });
     });
     return out;
   }

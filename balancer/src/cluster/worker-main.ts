@@ -109,7 +109,7 @@ process.on('message', (raw: unknown) => {
       return;
     case 'status':
       queue.then(() => {
-        send({ type: 'status', seq: msg.seq, upstreams: runtime ? runtime.status() : [], version: currentVersion });
+        send({ type: 'status', seq: msg.seq, upstreams: runtime ? runtime.status() : [], version: currentVersion, scripts: runtime?.scriptStats?.() });
       }).catch((err) => logger.error({ err }, 'status failed'));
       return;
     case 'drain':

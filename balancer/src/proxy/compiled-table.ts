@@ -2,7 +2,8 @@
 // one picker per upstream). Built once per swap; the runtime holds the only mutable reference.
 import { compileRouter, type Router } from '../routing/router.js';
 import { createPicker, type PeerState, type Picker, type PickerEnv } from '../balancing/picker.js';
-import type { RouteTable, UpstreamSpec } from '../routing/types.js';
+import type { RouteTable, ScriptSpec, UpstreamSpec } from '../routing/types.js';
+import { compileScripts, type CompiledScripts, type ScriptFailure } from '../scripts/script-host.js';
 
 export interface CompiledTable {
   readonly table: RouteTable;
@@ -10,6 +11,14 @@ export interface CompiledTable {
   readonly pickers: ReadonlyMap<string, Picker>;
   /** content key of each upstream spec, to keep pickers (and their RR/WRR state) across swaps */
   readonly specKeys: ReadonlyMap<string, string>;
+  /** request scripts of this table, compiled; undefined when it has none (the hot path checks only this) */
+  readonly scripts?: CompiledScripts;
+}
+
+/** Where a worker reports script failures and scripts that would not load. */
+export interface ScriptEvents {
+  onFailure(f: ScriptFailure): void;
+  onLoadError(spec: ScriptSpec, err: Error): void;
 }
 
 /** Serialized spec: tables arrive by IPC, so object identity says nothing; content does. */
@@ -18,7 +27,7 @@ function specKey(spec: UpstreamSpec): string {
 }
 
 /** Compile `table`, reusing `prev`'s pickers for upstreams whose spec did not change. */
-export function compileTable(table: RouteTable, prev: CompiledTable | undefined, peers: PeerState, env: PickerEnv): CompiledTable {
+export function compileTable(table: RouteTable, prev: CompiledTable | undefined, peers: PeerState, env: PickerEnv, scriptEvents?: ScriptEvents): CompiledTable {
   const pickers = new Map<string, Picker>();
   const specKeys = new Map<string, string>();
   for (const name of Object.keys(table.upstreams)) {
@@ -28,7 +37,9 @@ export function compileTable(table: RouteTable, prev: CompiledTable | undefined,
     const kept = prev !== undefined && prev.specKeys.get(name) === key ? prev.pickers.get(name) : undefined;
     pickers.set(name, kept ?? createPicker(spec, peers, env));
   }
-  return { table, router: compileRouter(table), pickers, specKeys };
+  const scripts = scriptEvents === undefined ? undefined
+    : compileScripts(table, prev?.scripts, (f) => scriptEvents.onFailure(f), (spec, err) => scriptEvents.onLoadError(spec, err));
+  return scripts === undefined ? { table, router: compileRouter(table), pickers, specKeys } : { table, router: compileRouter(table), pickers, specKeys, scripts };
 }
 
 /** Names of upstreams added, removed or changed between two compiled tables. */

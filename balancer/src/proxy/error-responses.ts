@@ -12,6 +12,7 @@ export type ProxyErrorCode =
   | 'no_healthy_upstream'   // 502: the upstream has no server that can be picked
   | 'upstream_unreachable'  // 502: connect refused/reset, socket error
   | 'upstream_timeout'      // 504: connect or response-headers timeout
+  | 'script_failed'         // 500: a request script threw, ran over budget or returned nonsense (logged)
   | 'internal_error';       // 500: a bug in the proxy (logged)
 
 export function sendJsonError(

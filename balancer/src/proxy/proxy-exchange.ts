@@ -7,6 +7,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Picker, PickRequest } from '../balancing/picker.js';
 import { appendPolicyCookies } from '../balancing/response-cookies.js';
+import { requestScripts, responseChain, responseScripts } from '../scripts/exchange-hooks.js';
+import type { LoadedScript } from '../scripts/script-host.js';
 import type { ServerSpec, UpstreamSpec } from '../routing/types.js';
 import { sendJsonError } from './error-responses.js';
 import { clientResponseHeaders, contentLengthOf, upstreamRequestHeaders } from './headers.js';
@@ -94,6 +96,8 @@ export class ProxyExchange implements PickRequest, ClientEvents, GateEvents {
   attempt: UpstreamAttempt | undefined;
   /** PickRequest: the canary draw of the first pick (policy pickers) */
   canaryBucket: number | undefined = undefined;
+  /** onResponse hooks of this upstream's scripts (undefined: none, the usual case) */
+  #responseScripts: readonly LoadedScript[] | undefined;
   /** the picker of the last pick: it names the cookies the answer carries */
   #picker: Picker | undefined;
   #exclude: Set<string> | undefined;
@@ -114,12 +118,14 @@ export class ProxyExchange implements PickRequest, ClientEvents, GateEvents {
 
   constructor(
     readonly ctx: ProxyContext, readonly client: ClientExchange, readonly upstream: UpstreamSpec, url: string, hostOverride: string | undefined,
+    rawHeaders: readonly string[] = client.rawHeaders,
   ) {
     this.clientIp = clientAddress(client.remoteAddress);
     this.url = url;
     this.startedAt = ctx.now();
     const trusted = ctx.trustForwarded.has(this.clientIp);
-    const headers = upstreamRequestHeaders(client.rawHeaders, { clientIp: this.clientIp, proto: client.encrypted ? 'https' : 'http', port: client.localPort, trusted }, false, hostOverride);
+    if (ctx.current.scripts !== undefined) this.#responseScripts = responseChain(ctx.current, upstream.name);
+    const headers = upstreamRequestHeaders(rawHeaders, { clientIp: this.clientIp, proto: client.encrypted ? 'https' : 'http', port: client.localPort, trusted }, false, hostOverride);
     this.#request = { method: client.method, path: url, headers, body: client.body };
   }
 
@@ -225,8 +231,20 @@ export class ProxyExchange implements PickRequest, ClientEvents, GateEvents {
       }
     }
     // committed only once writeHead succeeded: a throw here (bad upstream header) becomes onError -> 502
-    const headers = clientResponseHeaders(rawHeaders, this.ctx.draining);
+    let headers = clientResponseHeaders(rawHeaders, this.ctx.draining);
     if (this.#picker?.responseCookies !== undefined) appendPolicyCookies(headers, this.#picker, this, attempt.server);
+    if (this.#responseScripts !== undefined) {
+      const edited = responseScripts(this.#responseScripts, status, headers);
+      if (!Array.isArray(edited)) {
+        // the script failed: this answer is dropped (its body drains into nothing) and the client gets a 500
+        attempt.discarded = true;
+        this.#report(attempt, true, undefined);
+        sendJsonError(this.client, 500, 'script_failed', { script: edited.script, version: edited.version }, this.ctx.draining);
+        this.#finish(attempt);
+        return true;
+      }
+      headers = edited;
+    }
     if (this.upstream.https?.hstsHeader !== undefined && this.client.encrypted) headers.push('strict-transport-security', this.upstream.https.hstsHeader);
     this.client.writeHead(status, statusText === '' ? undefined : statusText, headers);
     attempt.committed = true;
@@ -382,7 +400,15 @@ export function handleProxyRequest(ctx: ProxyContext, client: ClientExchange): v
   if (path !== rawPath) url = q < 0 ? path : `${path}${url.slice(q)}`;
   const current = ctx.current;
   // the router normalizes the host itself (lower case, no port)
-  const match = current.router.match(hostHeader, path);
+  let match: { readonly upstream: UpstreamSpec } | undefined = current.router.match(hostHeader, path);
+  let forwardHeaders: readonly string[] = rawHeaders;
+  if (current.scripts !== undefined) {
+    const scripted = requestScripts(ctx, current, client, match?.upstream, hostHeader, url);
+    if (scripted === 'answered') return;
+    match = scripted.upstream === undefined ? undefined : { upstream: scripted.upstream };
+    url = scripted.url;
+    forwardHeaders = scripted.rawHeaders;
+  }
   if (match === undefined) {
     sendJsonError(client, 404, 'unknown_host', { host: normalizeHost(hostHeader), path }, ctx.draining);
     ctx.observer?.requestEnd(undefined, undefined, 404, client.method, 'http', 0, 0, 0, 0);
@@ -396,7 +422,7 @@ export function handleProxyRequest(ctx: ProxyContext, client: ClientExchange): v
     return;
   }
   const picker = current.pickers.get(upstream.name);
-  const exchange = new ProxyExchange(ctx, client, upstream, url, hostOverride);
+  const exchange = new ProxyExchange(ctx, client, upstream, url, hostOverride, forwardHeaders);
   const server = picker?.pick(exchange, NOTHING_EXCLUDED);
   if (server === undefined) {
     sendJsonError(client, 502, 'no_healthy_upstream', { upstream: upstream.name }, ctx.draining);

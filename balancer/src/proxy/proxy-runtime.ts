@@ -6,11 +6,12 @@ import { ActiveChecker } from '../health/active-checker.js';
 import type { PickerEnv } from '../balancing/picker.js';
 import type { RouteTable } from '../routing/types.js';
 import { DEFAULT_CLIENT_BODY_MS, DEFAULT_MAX_QUEUE_PER_SERVER, DEFAULT_QUEUE_MS, DEFAULT_REQUEST_MS, DEFAULT_TUNNEL_IDLE_MS, type UpstreamStatus, type WorkerRuntime, type WorkerRuntimeOptions } from '../worker/runtime.js';
-import { changedUpstreams, compileTable } from './compiled-table.js';
+import { changedUpstreams, compileTable, type ScriptEvents } from './compiled-table.js';
 import type { ClientFront } from './engine.js';
 import type { ProxyContext } from './proxy-context.js';
 import type { UpstreamTransport } from './transport.js';
 import { createUndiciFront } from './undici/undici-front.js';
+import type { ScriptStats } from '../scripts/script-host.js';
 import { UndiciTransport } from './undici/undici-transport.js';
 import { CidrMatcher, parseCidrList } from './cidr.js';
 import { DEFAULT_ENGINE } from '../config.js';
@@ -33,6 +34,11 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     localNode: opts.localNode, localZone: opts.localZone, now, random: opts.random ?? Math.random,
     stickySecret: opts.stickySecret,
     onPanic: (e) => log[e.panicking ? 'warn' : 'info'](e, e.panicking ? 'panic mode: routing across all servers' : 'panic mode left'),
+  };
+  const scriptLog = opts.logger.child({ component: 'scripts' });
+  const scriptEvents: ScriptEvents = {
+    onFailure: (f) => scriptLog.warn(f, 'request script failed'),
+    onLoadError: (spec, err) => scriptLog.error({ script: spec.name, version: spec.version, err: err.message }, 'request script would not load, skipped'),
   };
   const health = new PeerHealth();
   const engine = opts.engine ?? DEFAULT_ENGINE;
@@ -87,7 +93,7 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
   function applyTable(table: RouteTable): { changed: boolean } {
     const prev = ctx.current;
     if (table.version !== '' && table.version === prev.table.version) return { changed: false };
-    const next = compileTable(table, prev, health, env);
+    const next = compileTable(table, prev, health, env, scriptEvents);
     ctx.current = next; // the swap: every request from here on sees the new table
     health.retain(table, now());
     transport.retain(table);
@@ -95,6 +101,10 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     const changed = changedUpstreams(prev, next);
     log.info({ version: table.version, previous: prev.table.version, changedUpstreams: [...changed] }, 'routing table swapped');
     return { changed: true };
+  }
+
+  function scriptStats(): ScriptStats[] {
+    return ctx.current.scripts?.stats() ?? [];
   }
 
   function status(): UpstreamStatus[] {
@@ -142,6 +152,6 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     applyTable,
     listen: (host: string, port: number): Promise<AddressInfo> => front.listen(host, port),
     handleSocket: (socket: Socket): void => front.handleSocket(socket),
-    status, stopAccepting, close,
+    status, stopAccepting, close, scriptStats,
   };
 }

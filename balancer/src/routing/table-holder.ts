@@ -6,11 +6,12 @@ import type pino from 'pino';
 import { buildRouteTable } from './build-table.js';
 import { diffTables } from './diff.js';
 import type { TableDefaults } from './tag-options.js';
-import type { CatalogSnapshot, RouteTable, UpstreamSpec } from './types.js';
+import type { CatalogSnapshot, RouteTable, ScriptSpec, UpstreamSpec } from './types.js';
+import { withScripts } from '../scripts/table-scripts.js';
 import type { PolicyOverrides } from '../policy/apply-policy.js';
 import type { PolicyDocument } from '../policy/policy-spec.js';
 
-export type TableChangeCause = 'snapshot' | 'admin' | 'restore' | 'external' | 'policy';
+export type TableChangeCause = 'snapshot' | 'admin' | 'restore' | 'external' | 'policy' | 'scripts';
 
 export interface TableChange {
   readonly table: RouteTable;
@@ -28,6 +29,8 @@ export interface TableHolderOptions {
   readonly initialTable?: RouteTable;
   readonly initialSnapshot?: CatalogSnapshot;
   readonly initialAdminUpstreams?: Readonly<Record<string, UpstreamSpec>>;
+  /** request scripts (from the dump file's table) */
+  readonly initialScripts?: readonly ScriptSpec[];
   /** traffic policies set through the admin API (from the dump file) */
   readonly initialAdminPolicies?: Readonly<Record<string, PolicyDocument>>;
   /** injectable for tests; defaults to the pure builder */
@@ -41,6 +44,7 @@ export class TableHolder {
   private snapshot: CatalogSnapshot;
   private admin: Readonly<Record<string, UpstreamSpec>>;
   private policies: PolicyOverrides;
+  private scriptList: readonly ScriptSpec[];
   private readonly listeners = new Set<TableListener>();
   private readonly build: typeof buildRouteTable;
   private readonly log: pino.Logger;
@@ -53,7 +57,8 @@ export class TableHolder {
     this.snapshot = opts.initialSnapshot ?? EMPTY_SNAPSHOT;
     this.admin = Object.freeze({ ...(opts.initialAdminUpstreams ?? {}) });
     this.policies = Object.freeze({ admin: Object.freeze({ ...(opts.initialAdminPolicies ?? {}) }), kv: Object.freeze({}) });
-    this.table = opts.initialTable ?? this.tryBuild() ?? this.build({ snapshot: EMPTY_SNAPSHOT, adminUpstreams: {}, defaults: opts.defaults }).table;
+    this.scriptList = Object.freeze([...(opts.initialScripts ?? [])]);
+    this.table = (opts.initialTable ? withScripts(opts.initialTable, this.scriptList) : undefined) ?? this.tryBuild() ?? this.build({ snapshot: EMPTY_SNAPSHOT, adminUpstreams: {}, defaults: opts.defaults }).table;
   }
 
   current(): RouteTable {
@@ -71,6 +76,28 @@ export class TableHolder {
   /** traffic policies set through the admin API and Consul KV */
   policyOverrides(): PolicyOverrides {
     return this.policies;
+  }
+
+  scripts(): readonly ScriptSpec[] {
+    return this.scriptList;
+  }
+
+  /** Adds or replaces (same name, same place in the run order) a request script; true when the table changed. */
+  setScript(spec: ScriptSpec): boolean {
+    const at = this.scriptList.findIndex((s) => s.name === spec.name);
+    const next = [...this.scriptList];
+    if (at < 0) next.push(spec);
+    else next[at] = spec;
+    this.scriptList = Object.freeze(next);
+    return this.rebuild('scripts');
+  }
+
+  /** Removes a script; false when there is none by that name. */
+  deleteScript(name: string): boolean {
+    if (!this.scriptList.some((s) => s.name === name)) return false;
+    this.scriptList = Object.freeze(this.scriptList.filter((s) => s.name !== name));
+    this.rebuild('scripts');
+    return true;
   }
 
   /** Sets (doc) or removes (undefined) one service's admin-API policy; true when the table changed. */
@@ -140,7 +167,7 @@ export class TableHolder {
         for (const w of warnings) this.log.warn({ warning: w }, 'table build warning');
       }
       this.lastWarnings = warnings;
-      return table;
+      return withScripts(table, this.scriptList);
     } catch (err) {
       this.log.error({ err }, 'table build failed, keeping the previous table');
       return undefined;

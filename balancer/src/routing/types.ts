@@ -140,6 +140,24 @@ export interface RouteTable {
   readonly upstreams: Readonly<Record<string, UpstreamSpec>>;
   /** explicit routes (from urlprefix- tags); a service name used as Host is an implicit route */
   readonly routes: readonly Route[];
+  /** request scripts (balancer/src/scripts), in run order; part of the version */
+  readonly scripts?: readonly ScriptSpec[];
+}
+
+/** A request script as uploaded: it travels to the workers with the table and is compiled there. */
+export interface ScriptSpec {
+  readonly name: string;
+  readonly source: string;
+  /** sha256 of the source, 12 hex digits */
+  readonly version: string;
+  /** ISO time of the upload */
+  readonly loadedAt: string;
+  /** services it runs for; ['*'] = every request */
+  readonly services: readonly string[];
+  /** time budget of one hook call */
+  readonly timeoutMs: number;
+  /** consecutive failures after which a worker stops running it (until a new version) */
+  readonly maxFailures: number;
 }
 
 /** One service instance as discovery sees it (from /v1/health/service/:name). */

@@ -94,6 +94,8 @@ export interface WorkerRuntime {
   handleSocket(socket: Socket): void;
   /** PeerHealth.status of the current table plus pool figures per server. */
   status(): UpstreamStatus[];
+  /** calls/errors of the request scripts of the current table (balancer/src/scripts) */
+  scriptStats?(): import('../scripts/script-host.js').ScriptStats[];
   /**
    * Graceful drain: stop accepting, finish in-flight requests, close idle keep-alive connections
    * (busy ones get `Connection: close` on their next response); resolves when all are gone.
