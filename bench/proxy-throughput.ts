@@ -12,7 +12,7 @@
 // again at the end: if it moved by more than 20 % the machine changed under the run and it says so.
 // On a busy machine req/s says how much CPU each process got; "CPU us/req" (the proxy's process-tree
 // CPU time / requests) is the steadier figure for comparing proxies.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,6 +75,9 @@ function writeUpstreamFiles(): string {
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, 'small.txt'), `${'x'.repeat(99)}\n`);
   writeFileSync(path.join(dir, 'big.bin'), Buffer.alloc(64 * 1024, 0x62));
+  // mkdtemp makes it 0700: nginx's workers (www-data) must read it
+  chmodSync(dir, 0o755);
+  for (const f of ['small.txt', 'big.bin']) chmodSync(path.join(dir, f), 0o644);
   return dir;
 }
 
