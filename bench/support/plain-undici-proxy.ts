@@ -11,7 +11,9 @@ const pool = new Pool(target, { connections: 128, pipelining: 1 });
 class Relay implements Dispatcher.DispatchHandler {
   constructor(private readonly res: http.ServerResponse) {}
   onConnect(): void {}
-  onHeaders(status: number, raw: Buffer[]): boolean {
+  onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
+    // backpressure: a slow client pauses the upstream body until the response drains
+    this.res.on('drain', resume);
     const headers: string[] = [];
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i].toString('latin1');
@@ -36,7 +38,9 @@ class Relay implements Dispatcher.DispatchHandler {
 http.createServer((req, res) => {
   pool.dispatch({
     path: req.url ?? '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
-    headers: ['host', req.headers.host ?? '', 'x-forwarded-for', req.socket.remoteAddress ?? ''], body: null,
+    headers: ['host', req.headers.host ?? '', 'x-forwarded-for', req.socket.remoteAddress ?? '',
+      ...(req.headers['content-length'] !== undefined ? ['content-length', req.headers['content-length']] : [])],
+    body: req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0' ? req : null,
   }, new Relay(res));
 }).listen(Number(portArg), '127.0.0.1');
 process.on('SIGTERM', () => process.exit(0));
