@@ -24,6 +24,7 @@ export function helpText(): string {
     'In --mode reload the rendered config is the only source: admin writes answer 409.',
     '',
     'Admin API: GET /list /detail /upstream/:name /status /healthz /table,',
+    '           GET /metrics (Prometheus; JSON with Accept: application/json), GET / (live dashboard),',
     '           POST /upstream/:name (dyups text "server host:port weight=2;" or JSON {"servers":[...]}),',
     '           DELETE /upstream/:name',
     '',
