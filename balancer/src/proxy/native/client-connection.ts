@@ -30,6 +30,8 @@ export interface ClientConnectionOwner {
 
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 const EMPTY = Buffer.alloc(0);
+/** answers up to this size leave as one buffer with their head */
+const SMALL_BODY_BYTES = 16 * 1024;
 
 type TaggedSocket = net.Socket & { clientConn?: ClientConnection };
 function onData(this: TaggedSocket, chunk: Buffer): void { this.clientConn?.onData(chunk); }
@@ -180,8 +182,19 @@ export class NativeRequest implements ClientExchange, BodySource {
     if (this.responseDone) return;
     const socket = this.conn.socket;
     if (!socket.destroyed) {
-      socket.cork();
       const head = this.#pendingHead;
+      if (head !== undefined && chunk !== undefined && !this.#chunked && !this.#bodiless && chunk.length <= SMALL_BODY_BYTES) {
+        // the common small answer: head and body in one buffer, one plain write (no writev)
+        this.#pendingHead = undefined;
+        const out = Buffer.allocUnsafe(head.length + chunk.length);
+        out.write(head, 0, 'latin1');
+        chunk.copy(out, head.length);
+        socket.write(out);
+        this.responseDone = true;
+        this.conn.responseEnded(this);
+        return;
+      }
+      socket.cork();
       if (head !== undefined) { this.#pendingHead = undefined; socket.write(head, 'latin1'); }
       if (chunk !== undefined) this.#writeBody(chunk);
       if (this.#chunked) socket.write(serializeLastChunk(trailers), 'latin1');

@@ -107,6 +107,11 @@ export class UpstreamConnection implements ResponseParserEvents, BodySink {
     this.#parser.start(request.method);
     this.#head = null;
     socket.setTimeout(this.timeouts.headersMs);
+    if (body === null) {
+      this.#bodyDone = true;
+      socket.write(serializeRequestHead(request.method, request.path, request.headers, framing), 'latin1');
+      return;
+    }
     // head and whatever body is already in hand leave in one write
     socket.cork();
     socket.write(serializeRequestHead(request.method, request.path, request.headers, framing), 'latin1');
