@@ -1,5 +1,3 @@
-// PENDING (not run by CI: the name does not end in .test.ts). It fails on main today: see the NOTES entry
-// "harden fuzz pending" for the replay seeds; rename to .test.ts when the owner's validation lands.
 // Fuzz: random SERVICE_* environment and labels (and odd ports and networks) into the registrator's
 // pure mapper. Invariants: nothing throws; every warning names the container and the key; every record
 // has a name, an ID and an integer port 1-65535.
