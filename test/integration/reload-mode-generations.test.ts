@@ -9,7 +9,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { consulForTest, testScope, type ConsulTarget } from '../support/consul.js';
-import { startReloadMode, type ReloadModeConfig } from '../../balancer/src/reload/reload-mode.js';
+import { defaultBalancerTemplate, startReloadMode, type ReloadModeConfig } from '../../balancer/src/reload/reload-mode.js';
 import type { RouteTable } from '../../balancer/src/routing/types.js';
 import type { CycleReport } from '../../balancer/src/render/renderer.js';
 
@@ -74,10 +74,15 @@ async function setup(t: { after: (fn: () => Promise<void>) => void }) {
 
 test('one start, then one reload per changed render; an unparsable render keeps the old file and generation', async (t) => {
   const { ac, register, config, dir, consul, scope, web } = await setup(t);
+  // The balancer's own helpers check every Consul value they paste (a bad tag is dropped with a
+  // warning), so no tag can make the stock template unparsable any more. A user's template may still
+  // paste raw text: this one appends a KV value verbatim, and that is where the garbage comes from.
+  const template = join(dir, 'balancer.conf.hbs');
+  await writeFile(template, `${await readFile(defaultBalancerTemplate(), 'utf8')}\n{{keyOrDefault "${scope.kv('extra')}" ""}}\n`);
   await register('web-1', 9001);
   const sup = new RecordingSupervisor();
   const cycles: CycleReport[] = [];
-  const handle = await startReloadMode({ config: config(), supervisor: sup, logger, signal: ac.signal, onCycle: (c) => cycles.push(c) });
+  const handle = await startReloadMode({ config: config({ template }), supervisor: sup, logger, signal: ac.signal, onCycle: (c) => cycles.push(c) });
   await handle.ready;
   assert.equal(sup.calls.length, 1);
   assert.equal(sup.calls[0].op, 'start');
@@ -89,25 +94,32 @@ test('one start, then one reload per changed render; an unparsable render keeps 
   assert.equal(sup.calls[1].op, 'reload');
   assert.deepEqual(sup.ports(1, web), [9001, 9002]);
 
-  // lb=bogus renders "lb bogus;", which does not parse: no reload, the file keeps the last good config
+  // lb=bogus is dropped with a warning: the instance still joins, with the default algorithm
+  await register('web-3', 9003, ['lb=bogus']);
+  await waitFor('reload with web-3', () => sup.calls.length === 3);
+  assert.deepEqual(sup.ports(2, web), [9001, 9002, 9003]);
+  assert.equal(sup.calls[2].table.upstreams[web].algorithm, 'roundrobin');
+
+  // garbage pasted by the template does not parse: no reload, the file keeps the last good config
   const good = await readFile(join(dir, 'balancer.conf'), 'utf8');
   const cyclesBefore = cycles.length;
-  await register('web-3', 9003, ['lb=bogus']);
-  // wait until the bogus render was actually judged (a fixed sleep passes on a slow machine even if
-  // the invalid file were applied later)
-  await waitFor('the bogus render refused', () =>
+  assert.equal(await consulCall(consul, 'PUT', `/v1/kv/${scope.kv('extra')}`, 'upstream } {'), 200);
+  // wait until the garbage render was actually judged (a fixed sleep passes on a slow machine even
+  // if the invalid file were applied later)
+  await waitFor('the unparsable render refused', () =>
     cycles.slice(cyclesBefore).some((c) => c.jobs.some((j) => j.name === 'balancer.conf' && j.state === 'invalid')));
-  assert.equal(sup.calls.length, 2);
+  assert.equal(sup.calls.length, 3);
   assert.equal(await readFile(join(dir, 'balancer.conf'), 'utf8'), good);
+  assert.equal(await consulCall(consul, 'DELETE', `/v1/kv/${scope.kv('extra')}`), 200);
   await register('web-3', 9003, ['lb=wrr']);
-  await waitFor('reload after the fix', () => sup.calls.length === 3);
-  assert.equal(sup.calls[2].table.upstreams[web].algorithm, 'wrr');
-  assert.equal(handle.generations(), 3);
+  await waitFor('reload after the fix', () => sup.calls.length === 4);
+  assert.equal(sup.calls[3].table.upstreams[web].algorithm, 'wrr');
+  assert.equal(handle.generations(), 4);
 
   // A change that renders the same file reloads nothing (Meta is not in the template).
-  await consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: scope.id('web-1'), Name: web, Address: '127.0.0.1', Port: 9001, Meta: { build: '2' } });
+  await consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: scope.id('web-1'), Name: web, Address: '127.0.0.1', Port: 9001, Tags: [], Meta: { build: '2' } });
   await new Promise((r) => setTimeout(r, 400));
-  assert.equal(sup.calls.length, 3);
+  assert.equal(sup.calls.length, 4);
   await handle.stop();
 });
 
