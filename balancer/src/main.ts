@@ -6,6 +6,9 @@ import { startPrimary, StartupError } from './cluster/primary.js';
 import { ConfigError, parseBalancerArgs } from './config.js';
 import { helpText } from './help.js';
 
+/** time the stop may take beyond the workers' drain (watchers, admin close, dump flush) */
+const STOP_GRACE_MS = 10_000;
+
 async function main(): Promise<void> {
   const parsed = parseBalancerArgs(process.argv.slice(2), process.env);
   if (parsed.kind === 'help') {
@@ -32,6 +35,13 @@ async function main(): Promise<void> {
       process.exit(handle ? 1 : 0);
     }
     log.info({ signal: sig }, 'graceful stop');
+    // last-resort bound on the whole stop (each step has its own: drain by --drain-timeout, watchers
+    // by their abort signals): a step that still hangs must not keep the process alive
+    const boundMs = config.drainTimeoutMs + STOP_GRACE_MS;
+    setTimeout(() => {
+      log.error({ signal: sig, boundMs }, 'stop did not finish in time: exiting');
+      process.exit(1);
+    }, boundMs).unref();
     handle.stop().then(
       () => process.exit(0),
       (err) => {

@@ -1,0 +1,67 @@
+// Shutdown is bounded (issue 12 item 10): a balancer whose Consul agent accepts connections but never
+// answers (a hung agent) stops on SIGTERM within its drain timeout plus a grace, with a clear last
+// log line, in dynamic mode (watchers aborted) and in reload mode (still waiting for its first render).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+function findBin(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const p = path.join(dir, 'bin', 'balancer.js');
+    if (existsSync(p) && existsSync(path.join(dir, 'package.json'))) return p;
+    dir = path.dirname(dir);
+  }
+  throw new Error('bin/balancer.js not found');
+}
+
+async function hungConsul(): Promise<{ port: number; close: () => Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('data', () => undefined); // read and never answer
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+for (const mode of ['dynamic', 'reload'] as const) {
+  test(`${mode} mode: SIGTERM with a hung Consul agent exits promptly with a clear log line`, { timeout: 60_000 }, async () => {
+    const consul = await hungConsul();
+    const child = spawn(process.execPath, [findBin(), '--mode', mode, '--consul', `127.0.0.1:${consul.port}`, '--listen', '127.0.0.1:0',
+      '--admin', '127.0.0.1:0', '--workers', '1', '--drain-timeout', '2s'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.stderr.on('data', (c) => (out += c));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    try {
+      // dynamic: started from nothing after the 5 s start wait; reload: still waiting for a first render
+      const readyLine = mode === 'dynamic' ? 'balancer started' : 'reload mode: rendering';
+      const deadline = Date.now() + 20_000;
+      while (!out.includes(readyLine) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(out.includes(readyLine), `no "${readyLine}" within 20 s:\n${out}`);
+      const t0 = Date.now();
+      child.kill('SIGTERM');
+      const bound = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 2000 + 10_000 + 3000).unref());
+      const code = await Promise.race([exited, bound]);
+      assert.notEqual(code, 'timeout', `still running ${Date.now() - t0} ms after SIGTERM:\n${out.slice(-2000)}`);
+      const last = out.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string }).at(-1);
+      assert.ok(last && ['stopped', 'exiting now'].includes(last.msg), `last log line: ${JSON.stringify(last)}\n${out.slice(-3000)}`);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await consul.close();
+    }
+  });
+}
