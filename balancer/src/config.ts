@@ -34,6 +34,14 @@ export interface ConsulConfig {
   readonly minQueryIntervalMs: number;
   /** quiet time that coalesces a burst of catalog changes into one table build */
   readonly debounceMs: number;
+  /** --consul-max-conns: hard cap on concurrent connections to the agent (default 16) */
+  readonly maxConns?: number;
+  /** --consul-stale: Consul's ?stale on every read */
+  readonly stale?: boolean;
+  /** --consul-max-body: cap on one Consul answer's body (default 128 MiB) */
+  readonly maxBodyBytes?: number;
+  /** --consul-resync: full re-read of every service at this period (0 = off; default 5 min) */
+  readonly resyncMs?: number;
 }
 
 export interface RenderSpec {
@@ -152,6 +160,10 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'passing-only', env: 'BALANCER_PASSING_ONLY', kind: 'string', value: 'true|false', def: 'true', help: 'true: only passing instances; false: warning ones too' },
   { name: 'consul-wait', env: 'BALANCER_CONSUL_WAIT', kind: 'string', value: 'duration', def: '60s', help: 'blocking query wait' },
   { name: 'min-query-interval', env: 'BALANCER_MIN_QUERY_INTERVAL', kind: 'string', value: 'duration', def: '10ms', help: 'rate limit: minimum time between two queries of one watcher' },
+  { name: 'consul-max-conns', env: 'BALANCER_CONSUL_MAX_CONNS', kind: 'string', value: 'N', def: '16', help: 'at most N concurrent connections to the Consul agent, whatever the number of services (min 4; the agent allows 200 per client IP, shared by everything on the host)' },
+  { name: 'consul-stale', env: 'BALANCER_CONSUL_STALE', kind: 'bool', help: "Consul reads with ?stale: any server answers (read scale; may lag the leader slightly)" },
+  { name: 'consul-max-body', env: 'BALANCER_CONSUL_MAX_BODY', kind: 'string', value: 'bytes', def: '134217728', help: 'cap on one Consul answer; a larger one is that watcher\'s failure' },
+  { name: 'consul-resync', env: 'BALANCER_CONSUL_RESYNC', kind: 'string', value: 'duration', def: '5m', help: 'full re-read of every service at this period, a safety net beside the change signals (0 = off)' },
   { name: 'debounce', env: 'BALANCER_DEBOUNCE', kind: 'string', value: 'duration', def: '2ms', help: 'window that coalesces a burst of catalog changes into one table (latest wins)' },
   { name: 'listen', env: 'BALANCER_LISTEN', kind: 'string', value: 'host:port', def: '0.0.0.0:8080', help: 'proxy listener' },
   { name: 'tls-listen', env: 'BALANCER_TLS_LISTEN', kind: 'repeat', value: 'host:port', help: 'TLS (HTTPS) proxy listener (repeatable; env: comma separated)' },
@@ -281,6 +293,12 @@ export function parseBalancerArgs(
       if (!/^\d{1,6}$/.test(v.trim()) || Number(v) < min) throw new ConfigError(`${source(name)}: expected an integer >= ${min}, got "${v}"`);
       return Number(v);
     };
+    const byteCount = (name: string, def: number, min: number): number => {
+      const v = raw(name);
+      if (v === undefined || v === '') return def;
+      if (!/^\d{1,12}$/.test(v.trim()) || Number(v) < min) throw new ConfigError(`${source(name)}: expected a byte count >= ${min}, got "${v}"`);
+      return Number(v);
+    };
     const str = (name: string): string | undefined => {
       const v = raw(name);
       return v === undefined || v === '' ? undefined : v;
@@ -296,6 +314,10 @@ export function parseBalancerArgs(
           waitMs: duration('consul-wait', 60_000),
           minQueryIntervalMs: duration('min-query-interval', 10),
           debounceMs: duration('debounce', 2),
+          maxConns: int('consul-max-conns', 16, 4),
+          stale: bool('consul-stale'),
+          maxBodyBytes: byteCount('consul-max-body', 134_217_728, 1024),
+          resyncMs: duration('consul-resync', 300_000),
         };
 
     const mode = str('mode') ?? 'dynamic';

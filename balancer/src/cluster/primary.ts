@@ -71,7 +71,9 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
   const useOwnDiscovery = config.consul !== undefined && config.mode === 'dynamic';
   if (config.consul && useOwnDiscovery) {
     watcher = watchConsulCatalog({
-      endpoint: { baseUrl: config.consul.baseUrl, token: config.consul.token },
+      endpoint: { baseUrl: config.consul.baseUrl, token: config.consul.token, stale: config.consul.stale, maxBodyBytes: config.consul.maxBodyBytes },
+      maxConns: config.consul.maxConns,
+      resyncMs: config.consul.resyncMs,
       waitMs: config.consul.waitMs,
       minQueryIntervalMs: config.consul.minQueryIntervalMs,
       debounceMs: config.consul.debounceMs,

@@ -1,14 +1,24 @@
 // One Consul blocking query (GET with index/wait), the primitive every watcher builds on.
 // Consul's rules (docs: "Blocking Queries"): pass the last X-Consul-Index as `index`; if the returned
 // index goes backwards or is <= 0, start over from 0; a return is no proof of change.
+// Every answer's body is read under a size cap; an agent refusing a connection beyond its
+// http_max_conns_per_client (a raw 429, or a bare close) is reported as ERR_CONSUL_OVER_BUDGET so the
+// caller backs off instead of retrying at once.
 import { request, type Dispatcher } from 'undici';
+import { linkedSignal } from '../../../common/backoff.js';
 
 export interface ConsulEndpoint {
   /** base URL, e.g. http://127.0.0.1:8500 */
   readonly baseUrl: string;
   readonly token?: string;
   readonly dispatcher?: Dispatcher;
+  /** cap on one answer's body; a larger one fails with ERR_CONSUL_BODY_TOO_LARGE (default 128 MiB) */
+  readonly maxBodyBytes?: number;
+  /** Consul's `?stale`: any server may answer (read scale), not only the leader */
+  readonly stale?: boolean;
 }
+
+export const DEFAULT_MAX_BODY_BYTES = 128 * 1024 * 1024;
 
 export interface BlockingResult<T> {
   readonly body: T;
@@ -16,11 +26,18 @@ export interface BlockingResult<T> {
   readonly index: number;
 }
 
+export type ConsulErrorCode = 'ERR_CONSUL_REQUEST' | 'ERR_CONSUL_OVER_BUDGET' | 'ERR_CONSUL_BODY_TOO_LARGE' | 'ERR_CONSUL_BAD_ANSWER';
+
 export class ConsulRequestError extends Error {
-  readonly code = 'ERR_CONSUL_REQUEST';
-  constructor(message: string, readonly status?: number) {
+  constructor(message: string, readonly status?: number, readonly code: ConsulErrorCode = 'ERR_CONSUL_REQUEST') {
     super(message);
+    this.name = 'ConsulRequestError';
   }
+}
+
+/** 429 (Consul's answer beyond http_max_conns_per_client) or the connection closed under us. */
+export function isOverBudget(err: unknown): boolean {
+  return (err as { code?: string } | undefined)?.code === 'ERR_CONSUL_OVER_BUDGET';
 }
 
 /** Next index to use: Consul says reset when the index is <= 0 or went backwards. */
@@ -50,31 +67,94 @@ export interface BlockingAnswer {
   /** index for the next call (see nextIndex) */
   readonly index: number;
   readonly pathname: string;
+  /** body bytes read */
+  readonly bytes: number;
 }
+
+export interface FetchCallOptions {
+  /** 0 = a plain (non-blocking) read */
+  readonly index: number;
+  readonly waitMs: number;
+  readonly signal: AbortSignal;
+  /** deadline of a non-blocking read (index 0); default: the blocking bound of waitMs */
+  readonly timeoutMs?: number;
+}
+
+/** Socket-level failures that mean "the agent closed on us": over budget (or restarting). */
+const CLOSED_CODES = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'UND_ERR_CLOSED', 'EPIPE']);
 
 /** The raw blocking GET: status, body text and next index; the caller decides which statuses are answers. */
 export async function blockingFetch(
   endpoint: ConsulEndpoint,
   path: string,
   params: Record<string, string | undefined>,
-  opts: { index: number; waitMs: number; signal: AbortSignal },
+  opts: FetchCallOptions,
 ): Promise<BlockingAnswer> {
   const url = new URL(path, endpoint.baseUrl);
   for (const [k, v] of Object.entries(params)) if (v !== undefined) url.searchParams.set(k, v);
+  if (endpoint.stale) url.searchParams.set('stale', '');
   const bounds = blockingBounds(opts.waitMs);
   if (opts.index > 0) {
     url.searchParams.set('index', String(opts.index));
     url.searchParams.set('wait', bounds.wait);
   }
-  const deadline = AbortSignal.timeout(bounds.deadlineMs);
-  const signal = AbortSignal.any([opts.signal, deadline]);
+  const deadlineMs = opts.index > 0 || opts.timeoutMs === undefined ? bounds.deadlineMs : opts.timeoutMs;
+  // a per-call signal unlinked when the call ends (AbortSignal.any leaks on Node 20)
+  const linked = linkedSignal(opts.signal, deadlineMs);
   const headers: Record<string, string> = {};
   if (endpoint.token) headers['x-consul-token'] = endpoint.token;
-  const res = await request(url, { method: 'GET', headers, signal, dispatcher: endpoint.dispatcher });
-  const text = await res.body.text();
-  const raw = res.headers['x-consul-index'];
-  const returned = Number(Array.isArray(raw) ? raw[0] : raw);
-  return { status: res.statusCode, text, index: nextIndex(opts.index, returned), pathname: url.pathname };
+  const max = endpoint.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  try {
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(url, { method: 'GET', headers, signal: linked.signal, dispatcher: endpoint.dispatcher });
+    } catch (err) {
+      throw classify(err, url.pathname);
+    }
+    if (res.statusCode === 429) {
+      res.body.resume();
+      throw new ConsulRequestError(`GET ${url.pathname} -> 429 Too Many Requests (agent's http_max_conns_per_client reached)`, 429, 'ERR_CONSUL_OVER_BUDGET');
+    }
+    const declared = Number(res.headers['content-length']);
+    if (Number.isFinite(declared) && declared > max) {
+      res.body.destroy();
+      throw new ConsulRequestError(`GET ${url.pathname}: answer of ${declared} bytes exceeds the ${max}-byte cap`, res.statusCode, 'ERR_CONSUL_BODY_TOO_LARGE');
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > max) {
+          res.body.destroy();
+          throw new ConsulRequestError(`GET ${url.pathname}: answer exceeds the ${max}-byte cap`, res.statusCode, 'ERR_CONSUL_BODY_TOO_LARGE');
+        }
+        chunks.push(chunk);
+      }
+    } catch (err) {
+      if (err instanceof ConsulRequestError) throw err;
+      throw classify(err, url.pathname);
+    }
+    const raw = res.headers['x-consul-index'];
+    const returned = Number(Array.isArray(raw) ? raw[0] : raw);
+    return {
+      status: res.statusCode,
+      text: Buffer.concat(chunks, size).toString('utf8'),
+      index: nextIndex(opts.index, returned),
+      pathname: url.pathname,
+      bytes: size,
+    };
+  } finally {
+    linked.dispose();
+  }
+}
+
+function classify(err: unknown, pathname: string): unknown {
+  const code = (err as { code?: string } | undefined)?.code;
+  if (code !== undefined && CLOSED_CODES.has(code)) {
+    return new ConsulRequestError(`GET ${pathname}: connection closed by the agent (${code}: ${(err as Error).message})`, undefined, 'ERR_CONSUL_OVER_BUDGET');
+  }
+  return err;
 }
 
 /** A blocking GET whose only answer is 200 with a JSON body. */
@@ -82,11 +162,17 @@ export async function blockingGet<T>(
   endpoint: ConsulEndpoint,
   path: string,
   params: Record<string, string | undefined>,
-  opts: { index: number; waitMs: number; signal: AbortSignal },
-): Promise<BlockingResult<T>> {
+  opts: FetchCallOptions,
+): Promise<BlockingResult<T> & { bytes: number }> {
   const answer = await blockingFetch(endpoint, path, params, opts);
   if (answer.status !== 200) {
     throw new ConsulRequestError(`GET ${answer.pathname} -> ${answer.status}: ${answer.text.slice(0, 200)}`, answer.status);
   }
-  return { body: JSON.parse(answer.text) as T, index: answer.index };
+  let body: T;
+  try {
+    body = JSON.parse(answer.text) as T;
+  } catch (err) {
+    throw new ConsulRequestError(`GET ${answer.pathname}: answer is not JSON (${(err as Error).message})`, answer.status, 'ERR_CONSUL_BAD_ANSWER');
+  }
+  return { body, index: answer.index, bytes: answer.bytes };
 }

@@ -1,20 +1,33 @@
-// Consul catalog watcher: one blocking query on /v1/catalog/services plus one per service on
-// /v1/health/service/<name>, started and stopped as services come and go. Every answer is only a
-// hint: the per-service instance lists are compared by content, a burst of changes is coalesced in
-// a short window (latest wins) and a snapshot is emitted only when its content differs from the last
-// one. Errors back off with jitter per watcher; the last good data of a failing watcher is kept.
+// Consul catalog watcher on a connection budget: whatever the number of services, at most
+// `budget.maxConns` connections to the agent.
+//
+// Three blocking queries are change signals, each holding one connection:
+// - /v1/catalog/services: service names and tags (new, removed or re-tagged services);
+// - /v1/health/state/critical and /v1/health/state/warning: every non-passing check. Registrations
+//   (checks start critical), health flaps, TTL expiry and maintenance (a critical _service_maintenance
+//   or _node_maintenance check) all change these small lists, and each entry names its service.
+// A service whose signal changed is re-read with one plain GET /v1/health/service/<name>; the reads
+// share the rest of the budget (bounded concurrency, adaptive on 429s). A catalog index move that no
+// signal explains (an instance without checks registered or removed) costs a rescan of every service,
+// coalesced and bounded like any read; a periodic resync (default 5 min) is the safety net.
+// Why not one blocking query per service: past the agent's 200 connections per client the agent
+// refuses them. Why not /v1/health/state/any: it lists every check of the catalog on every change.
+//
+// Answers are compared per service by content; a burst of changes is coalesced in a short window
+// (latest wins); every emit says which services changed so the table is rebuilt only for them.
 import type pino from 'pino';
 import { backoffDelay, sleep, type BackoffPolicy, DEFAULT_BACKOFF } from '../../../common/backoff.js';
 import { canonicalJson } from '../routing/table-version.js';
 import type { CatalogInstance, CatalogSnapshot } from '../routing/types.js';
-import { blockingGet, type ConsulEndpoint } from './blocking-query.js';
-import { toInstances } from './health-entries.js';
+import { blockingGet, isOverBudget, type ConsulEndpoint } from './blocking-query.js';
+import { ConsulBudget, DEFAULT_CONSUL_MAX_CONNS } from './consul-budget.js';
+import { parseHealthAnswer } from './health-entries.js';
 
 export interface CatalogWatcherOptions {
   readonly endpoint: ConsulEndpoint;
   /** blocking query wait */
   readonly waitMs: number;
-  /** minimum time between the starts of two queries of one watcher */
+  /** minimum time between the starts of two queries of one signal loop */
   readonly minQueryIntervalMs: number;
   /** coalescing window: the first change opens it, the snapshot is emitted when it closes */
   readonly debounceMs: number;
@@ -25,16 +38,41 @@ export interface CatalogWatcherOptions {
   readonly random?: () => number;
   readonly now?: () => number;
   /**
-   * Before the first snapshot, how long a service whose health query keeps failing may hold it back
+   * Before the first snapshot, how long a service whose health read keeps failing may hold it back
    * (default 5 s, the time the primary waits at start); after that it is left out until it answers.
-   * Without a bound one failing query (e.g. refused beyond the agent's http_max_conns_per_client)
-   * kept every Consul change out forever.
    */
   readonly startGraceMs?: number;
+  /** the connection budget (shared with the renderer); default: a private one of maxConns */
+  readonly budget?: ConsulBudget;
+  /** used when no budget is given (--consul-max-conns, default 16) */
+  readonly maxConns?: number;
+  /** full re-read of every service at this period (safety net); 0 = never; default 5 min */
+  readonly resyncMs?: number;
+  /** deadline of one plain read; default 30 s */
+  readonly readTimeoutMs?: number;
   /** called with every snapshot whose content differs from the previous one */
   readonly onSnapshot: (snapshot: CatalogSnapshot) => void;
+  /** the same event with the names of the services that changed (added, removed or new instances) */
+  readonly onChange?: (snapshot: CatalogSnapshot, changed: ReadonlySet<string>) => void;
   /** reachability changes: false after a failed query, true after the next successful one */
   readonly onReachability?: (reachable: boolean, err?: Error) => void;
+  /** a service's answer had bad instances (skipped) or was unusable (last good kept) */
+  readonly onWarning?: (service: string, warning: string) => void;
+}
+
+export interface CatalogWatcherStats {
+  readonly services: number;
+  /** requests sent (signals + reads) */
+  readonly queries: number;
+  readonly reads: number;
+  readonly errors: number;
+  readonly emits: number;
+  /** full re-reads triggered by an unexplained catalog change or the periodic resync */
+  readonly rescans: number;
+  readonly bodyBytes: number;
+  /** answers that were unusable for a service (its last good instances kept) */
+  readonly unusableAnswers: number;
+  readonly budget: ReturnType<ConsulBudget['stats']>;
 }
 
 export interface CatalogWatcher {
@@ -46,10 +84,21 @@ export interface CatalogWatcher {
   /** resolves when every loop has exited after the signal aborted */
   readonly done: Promise<void>;
   /** figures for the admin API */
-  stats(): { services: number; queries: number; errors: number; emits: number };
+  stats(): CatalogWatcherStats;
 }
 
 const WATCH_ALL_EXCEPT = new Set(['consul']);
+/** how long an unexplained catalog index move waits for the health signals to explain it */
+const EXPLAIN_WINDOW_MS = 200;
+const SIGNALS = 3;
+
+interface CheckRow {
+  readonly Node?: unknown;
+  readonly CheckID?: unknown;
+  readonly Status?: unknown;
+  readonly ServiceID?: unknown;
+  readonly ServiceName?: unknown;
+}
 
 export function watchConsulCatalog(opts: CatalogWatcherOptions, signal: AbortSignal): CatalogWatcher {
   const log = opts.logger;
@@ -57,18 +106,48 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, signal: AbortSig
   const now = opts.now ?? Date.now;
   const policy = opts.backoff ?? DEFAULT_BACKOFF;
   const allow = opts.services ? new Set(opts.services) : undefined;
+  const ownsBudget = opts.budget === undefined;
+  const budget = opts.budget ?? new ConsulBudget({ maxConns: opts.maxConns ?? DEFAULT_CONSUL_MAX_CONNS, random, now });
+  const endpoint: ConsulEndpoint = { ...opts.endpoint, dispatcher: opts.endpoint.dispatcher ?? budget.dispatcher };
+  const reserved = budget.reserve(SIGNALS);
+  const readTimeoutMs = opts.readTimeoutMs ?? 30_000;
+  const startGraceMs = opts.startGraceMs ?? 5_000;
 
-  /** service -> instances, present only once the service's first health answer arrived */
-  const instances = new Map<string, readonly CatalogInstance[]>();
-  const serviceWatchers = new Map<string, { controller: AbortController; done: Promise<void> }>();
-  let knownServices: Set<string> | undefined;
-  let lastEmittedKey: string | undefined;
+  /** service -> its instances and canonical key, present once the service's first answer arrived */
+  const entries = new Map<string, { instances: readonly CatalogInstance[]; key: string; node: Set<string> }>();
+  let known: Set<string> | undefined;
+  const tagKeys = new Map<string, string>();
+  let catalogIndex = 0;
+  /** highest X-Consul-Index a health read returned (explains catalog index moves) */
+  let maxReadIndex = 0;
+  let explainTimer: NodeJS.Timeout | undefined;
+  let pendingExplain = 0;
+  /** per-service signal rows of the critical and warning lists, and per node for node checks */
+  const checkBodies: { critical?: CheckRow[]; warning?: CheckRow[] } = {};
+  let serviceCheckKeys = new Map<string, string>();
+  let nodeCheckKeys = new Map<string, string>();
+  let signalsSettled = 0; // first answer (or failure) of both health signals
+
+  const dirty = new Set<string>();
+  const inFlight = new Set<string>();
+  const again = new Set<string>();
+  const retryTimers = new Map<string, NodeJS.Timeout>();
+  const failures = new Map<string, number>();
+  const failedBeforeFirstAnswer = new Map<string, number>();
+  const changedSinceEmit = new Set<string>();
+
   let lastEmitted: CatalogSnapshot | undefined;
   let emitTimer: NodeJS.Timeout | undefined;
-  let isReachable: boolean | undefined; // unknown until the first answer or failure
+  let resyncTimer: NodeJS.Timeout | undefined;
+  let isReachable: boolean | undefined;
   let queries = 0;
+  let reads = 0;
   let errors = 0;
   let emits = 0;
+  let rescans = 0;
+  let bodyBytes = 0;
+  let unusableAnswers = 0;
+  let initialReadDone = false;
   let resolveReady!: (s: CatalogSnapshot) => void;
   const ready = new Promise<CatalogSnapshot>((resolve) => (resolveReady = resolve));
   let readyResolved = false;
@@ -79,37 +158,30 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, signal: AbortSig
     opts.onReachability?.(ok, err);
   };
 
-  /** services whose health query failed before their first answer -> time of that first failure */
-  const failedBeforeFirstAnswer = new Map<string, number>();
-  const startGraceMs = opts.startGraceMs ?? 5_000;
-  // Before the first snapshot every service must have answered (a partial table at start would drop
-  // services the dump still has), for startGraceMs at most. Afterwards a new service that keeps
-  // failing must not hold back updates of all the others: it is simply left out until it answers.
   const gaveUpOn = (s: string) => {
     const failedAt = failedBeforeFirstAnswer.get(s);
     return failedAt !== undefined && (readyResolved || now() - failedAt >= startGraceMs);
   };
-  const complete = () =>
-    knownServices !== undefined &&
-    [...knownServices].every((s) => instances.has(s) || gaveUpOn(s));
+  const complete = () => known !== undefined && initialReadDone && [...known].every((s) => entries.has(s) || gaveUpOn(s));
 
   const emitNow = () => {
     emitTimer = undefined;
     if (signal.aborted || !complete()) return;
+    if (readyResolved && changedSinceEmit.size === 0) return;
     const services: Record<string, readonly CatalogInstance[]> = {};
-    for (const name of [...instances.keys()].sort()) services[name] = instances.get(name)!;
+    for (const name of [...entries.keys()].sort()) services[name] = entries.get(name)!.instances;
     const snapshot: CatalogSnapshot = { services };
-    const key = canonicalJson(snapshot);
+    const changed = new Set(changedSinceEmit);
+    changedSinceEmit.clear();
     if (!readyResolved) {
       readyResolved = true;
       resolveReady(snapshot);
     }
-    if (key === lastEmittedKey) return;
-    lastEmittedKey = key;
     lastEmitted = snapshot;
     emits++;
     try {
       opts.onSnapshot(snapshot);
+      opts.onChange?.(snapshot, changed);
     } catch (err) {
       log.error({ err }, 'snapshot listener failed');
     }
@@ -120,101 +192,308 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, signal: AbortSig
     if (emitTimer || signal.aborted) return;
     emitTimer = setTimeout(emitNow, Math.max(0, opts.debounceMs));
   };
-  signal.addEventListener('abort', () => {
-    if (emitTimer) clearTimeout(emitTimer);
-    emitTimer = undefined;
-  }, { once: true });
 
-  /** One blocking-query loop: rate limit, query, hand the body over, back off on errors. */
-  async function loop<T>(
-    name: string,
-    path: string,
-    params: Record<string, string | undefined>,
-    loopSignal: AbortSignal,
-    onBody: (body: T) => void,
-    onFailure?: () => void,
-  ) {
+  // ---- reads: one plain GET per dirty service, bounded by the budget ----
+
+  const markDirty = (name: string) => {
+    if (!known?.has(name)) return;
+    if (inFlight.has(name)) again.add(name);
+    else dirty.add(name);
+  };
+
+  let pumpTimer: NodeJS.Timeout | undefined;
+  /** Starts reads while the budget has free read slots; the rest wait in `dirty`, not as promises. */
+  const pump = () => {
+    if (signal.aborted) return;
+    const pause = budget.pauseLeftMs();
+    if (pause > 0) {
+      if (!pumpTimer && dirty.size > 0) {
+        pumpTimer = setTimeout(() => {
+          pumpTimer = undefined;
+          pump();
+        }, pause);
+      }
+      return;
+    }
+    for (const name of dirty) {
+      if (budget.freeReadSlots() <= 0) break;
+      if (inFlight.has(name)) continue;
+      dirty.delete(name);
+      inFlight.add(name);
+      void readService(name).finally(() => {
+        inFlight.delete(name);
+        if (again.delete(name)) dirty.add(name);
+        afterRead();
+      });
+    }
+  };
+
+  const afterRead = () => {
+    if (!initialReadDone && dirty.size === 0 && inFlight.size === 0) initialReadDone = true;
+    if (dirty.size > 0) pump();
+    if (complete()) scheduleEmit();
+    if (pendingExplain > 0 && dirty.size === 0 && inFlight.size === 0 && !explainTimer) checkExplained();
+  };
+
+  async function readService(name: string): Promise<void> {
+    const t = retryTimers.get(name);
+    if (t) {
+      clearTimeout(t);
+      retryTimers.delete(name);
+    }
+    try {
+      const res = await budget.read(signal, () => {
+        queries++;
+        reads++;
+        return blockingGet<unknown>(endpoint, `/v1/health/service/${encodeURIComponent(name)}`, {}, { index: 0, waitMs: opts.waitMs, signal, timeoutMs: readTimeoutMs });
+      });
+      if (signal.aborted || !known?.has(name)) return;
+      bodyBytes += res.bytes;
+      if (res.index > maxReadIndex) maxReadIndex = res.index;
+      markReachable(true);
+      if ((failures.get(name) ?? 0) > 0) log.info({ service: name, failures: failures.get(name) }, 'consul read recovered');
+      failures.delete(name);
+      const parsed = parseHealthAnswer(name, res.body);
+      for (const w of parsed.warnings) {
+        log.warn({ service: name, warning: w }, 'consul answer warning');
+        opts.onWarning?.(name, w);
+      }
+      if (!parsed.usable) {
+        unusableAnswers++;
+        if (!entries.has(name) && !failedBeforeFirstAnswer.has(name)) failedBeforeFirstAnswer.set(name, now());
+        return;
+      }
+      failedBeforeFirstAnswer.delete(name);
+      const key = canonicalJson(parsed.instances);
+      const prev = entries.get(name);
+      if (prev && prev.key === key) return;
+      entries.set(name, { instances: parsed.instances, key, node: new Set(parsed.instances.map((i) => i.node)) });
+      changedSinceEmit.add(name);
+    } catch (err) {
+      if (signal.aborted) return;
+      errors++;
+      const n = failures.get(name) ?? 0;
+      failures.set(name, n + 1);
+      const e = err as Error & { code?: string };
+      if (e.code === 'ERR_CONSUL_BODY_TOO_LARGE') unusableAnswers++;
+      if (!entries.has(name) && !failedBeforeFirstAnswer.has(name)) failedBeforeFirstAnswer.set(name, now());
+      markReachable(false, e);
+      const delay = backoffDelay(policy, n, random);
+      log[n === 0 ? 'warn' : 'debug']({ service: name, err: e.message, code: e.code, retryInMs: delay }, 'consul read failed, keeping last good data');
+      // retried after its own backoff (over-budget pauses are on top, in the budget)
+      const timer = setTimeout(() => {
+        retryTimers.delete(name);
+        markDirty(name);
+        pump();
+      }, delay);
+      timer.unref();
+      retryTimers.set(name, timer);
+    }
+  }
+
+  const rescanAll = (why: string) => {
+    if (!known) return;
+    rescans++;
+    log.debug({ why, services: known.size }, 'consul rescan');
+    for (const name of known) markDirty(name);
+    pump();
+  };
+
+  // ---- signals ----
+
+  /** One blocking-query loop: pause while over budget, rate limit, query, hand over, back off. */
+  async function signalLoop<T>(name: string, path: string, onBody: (body: T, index: number, first: boolean) => void, onFirstFailure?: () => void): Promise<void> {
     let index = 0;
-    let failures = 0;
+    let failuresInRow = 0;
     let lastStart = 0;
-    while (!loopSignal.aborted) {
+    let first = true;
+    while (!signal.aborted) {
+      await budget.waitPause(signal);
       const gap = lastStart + opts.minQueryIntervalMs - now();
-      if (gap > 0) await sleep(gap, loopSignal);
-      if (loopSignal.aborted) break;
+      if (gap > 0) await sleep(gap, signal);
+      if (signal.aborted) break;
       lastStart = now();
       try {
         queries++;
-        const res = await blockingGet<T>(opts.endpoint, path, params, { index, waitMs: opts.waitMs, signal: loopSignal });
-        if (loopSignal.aborted) break;
+        const res = await blockingGet<T>(endpoint, path, {}, { index, waitMs: opts.waitMs, signal });
+        if (signal.aborted) break;
+        bodyBytes += res.bytes;
+        budget.noteSuccess();
         index = res.index;
-        if (failures > 0) log.info({ watcher: name, failures }, 'consul query recovered');
-        failures = 0;
+        if (failuresInRow > 0) log.info({ watcher: name, failures: failuresInRow }, 'consul query recovered');
+        failuresInRow = 0;
         markReachable(true);
-        onBody(res.body);
+        onBody(res.body, res.index, first);
+        first = false;
       } catch (err) {
-        if (loopSignal.aborted) break;
+        if (signal.aborted) break;
         errors++;
-        const delay = backoffDelay(policy, failures, random);
-        const level = failures === 0 ? 'warn' : 'debug';
-        log[level]({ watcher: name, err: (err as Error).message, code: (err as { code?: string }).code, retryInMs: delay }, 'consul query failed, keeping last good data');
-        failures++;
+        if (isOverBudget(err)) budget.noteOverBudget();
+        const delay = backoffDelay(policy, failuresInRow, random);
+        const e = err as Error & { code?: string };
+        log[failuresInRow === 0 ? 'warn' : 'debug']({ watcher: name, err: e.message, code: e.code, retryInMs: delay }, 'consul query failed, keeping last good data');
+        if (failuresInRow === 0) onFirstFailure?.();
+        failuresInRow++;
         index = 0; // after an error, start over: the agent may have restarted with a new index space
-        markReachable(false, err as Error);
-        onFailure?.();
-        await sleep(delay, loopSignal);
+        first = true; // and the next answer is a new baseline
+        markReachable(false, e);
+        await sleep(delay, signal);
       }
     }
   }
 
-  const startService = (name: string) => {
-    const controller = new AbortController();
-    const loopSignal = AbortSignal.any([signal, controller.signal]);
-    const done = loop<unknown>(`health:${name}`, `/v1/health/service/${encodeURIComponent(name)}`, {}, loopSignal, (body) => {
-      if (controller.signal.aborted) return;
-      const next = toInstances(name, body);
-      const prev = instances.get(name);
-      if (prev && canonicalJson(prev) === canonicalJson(next)) return;
-      instances.set(name, next);
-      failedBeforeFirstAnswer.delete(name);
-      scheduleEmit();
-    }, () => {
-      if (instances.has(name)) return;
-      if (!failedBeforeFirstAnswer.has(name)) failedBeforeFirstAnswer.set(name, now());
-      // every failed retry re-checks: once the start grace is over the others go out without it
-      scheduleEmit();
-    }).catch((err) => log.error({ err, service: name }, 'service watcher crashed'));
-    serviceWatchers.set(name, { controller, done });
-  };
+  const rowKey = (r: CheckRow) => `${String(r.ServiceID ?? '')}\u0000${String(r.CheckID ?? '')}\u0000${String(r.Status ?? '')}`;
 
-  const onServices = (body: Record<string, unknown>) => {
-    const names = new Set(
-      Object.keys(body ?? {}).filter((n) => (allow ? allow.has(n) : !WATCH_ALL_EXCEPT.has(n))),
-    );
-    let changed = knownServices === undefined;
-    for (const name of names) {
-      if (!serviceWatchers.has(name)) {
-        startService(name);
-        log.debug({ service: name }, 'watching service');
+  /** Services (and nodes) whose non-passing checks differ from the previous answers. */
+  const onChecks = (which: 'critical' | 'warning', body: unknown, first: boolean) => {
+    checkBodies[which] = Array.isArray(body) ? (body as CheckRow[]) : [];
+    const byService = new Map<string, string[]>();
+    const byNode = new Map<string, string[]>();
+    for (const rows of [checkBodies.critical ?? [], checkBodies.warning ?? []]) {
+      for (const r of rows) {
+        if (typeof r !== 'object' || r === null) continue;
+        const svc = typeof r.ServiceName === 'string' ? r.ServiceName : '';
+        const target = svc ? byService : byNode;
+        const k = svc || String(r.Node ?? '');
+        let list = target.get(k);
+        if (!list) target.set(k, (list = []));
+        list.push(rowKey(r));
       }
     }
-    for (const [name, w] of serviceWatchers) {
-      if (names.has(name)) continue;
-      w.controller.abort();
-      serviceWatchers.delete(name);
-      failedBeforeFirstAnswer.delete(name);
-      if (instances.delete(name)) changed = true;
-      log.debug({ service: name }, 'service gone, watcher stopped');
+    const nextServiceKeys = new Map<string, string>();
+    for (const [k, list] of byService) nextServiceKeys.set(k, list.sort().join('\n'));
+    const nextNodeKeys = new Map<string, string>();
+    for (const [k, list] of byNode) nextNodeKeys.set(k, list.sort().join('\n'));
+    if (!first || signalsSettled >= 2) {
+      for (const name of new Set([...nextServiceKeys.keys(), ...serviceCheckKeys.keys()])) {
+        if (nextServiceKeys.get(name) !== serviceCheckKeys.get(name)) markDirty(name);
+      }
+      for (const node of new Set([...nextNodeKeys.keys(), ...nodeCheckKeys.keys()])) {
+        if (nextNodeKeys.get(node) === nodeCheckKeys.get(node)) continue;
+        for (const [name, e] of entries) if (e.node.has(node)) markDirty(name);
+      }
     }
-    knownServices = names;
-    // an empty catalog is complete at once; otherwise the health watchers trigger the emit
-    if (changed || names.size === 0) scheduleEmit();
+    serviceCheckKeys = nextServiceKeys;
+    nodeCheckKeys = nextNodeKeys;
+    if (first) settleSignal(which);
+    pump();
   };
 
-  const catalogDone = loop<Record<string, unknown>>('catalog', '/v1/catalog/services', {}, signal, onServices);
+  /** first answer or first failure of each health signal, so a failing one cannot hold the start */
+  const settledWhich = new Set<string>();
+  const settleSignal = (which: 'critical' | 'warning') => {
+    if (settledWhich.has(which)) return;
+    settledWhich.add(which);
+    signalsSettled++;
+    maybeInitialRead();
+  };
+
+  /** The first read of every service starts once the signals have a baseline (no change falls between). */
+  let initialReadStarted = false;
+  const maybeInitialRead = () => {
+    if (initialReadStarted || known === undefined || signalsSettled < 2) return;
+    initialReadStarted = true;
+    if (known.size === 0) {
+      initialReadDone = true;
+      scheduleEmit();
+      return;
+    }
+    for (const name of known) dirty.add(name);
+    pump();
+  };
+
+  const checkExplained = () => {
+    explainTimer = undefined;
+    if (pendingExplain === 0) return;
+    if (dirty.size > 0 || inFlight.size > 0) return; // re-checked when the reads finish (afterRead)
+    const target = pendingExplain;
+    pendingExplain = 0;
+    if (maxReadIndex >= target) return;
+    rescanAll(`catalog index ${target} moved without a visible change`);
+  };
+
+  const onServices = (body: unknown, index: number, first: boolean) => {
+    const record = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
+    const names = new Set(Object.keys(record).filter((n) => (allow ? allow.has(n) : !WATCH_ALL_EXCEPT.has(n))));
+    const firstEver = known === undefined;
+    let visible = false;
+    const previous = known ?? new Set<string>();
+    known = names;
+    for (const name of names) {
+      const tags = Array.isArray(record[name]) ? (record[name] as unknown[]).map(String).sort().join('\u0000') : '';
+      if (!previous.has(name)) {
+        visible = true;
+        if (!firstEver) dirty.add(name);
+      } else if (tagKeys.get(name) !== tags) {
+        visible = true;
+        markDirty(name);
+      }
+      tagKeys.set(name, tags);
+    }
+    for (const name of previous) {
+      if (names.has(name)) continue;
+      visible = true;
+      tagKeys.delete(name);
+      dirty.delete(name);
+      failures.delete(name);
+      failedBeforeFirstAnswer.delete(name);
+      const t = retryTimers.get(name);
+      if (t) clearTimeout(t);
+      retryTimers.delete(name);
+      if (entries.delete(name)) changedSinceEmit.add(name);
+      log.debug({ service: name }, 'service gone');
+    }
+    const moved = index > catalogIndex && catalogIndex > 0;
+    catalogIndex = index;
+    if (firstEver) {
+      maybeInitialRead();
+      return;
+    }
+    if (first) {
+      // a new baseline after an error: what changed meanwhile is unknown
+      rescanAll('catalog watcher restarted');
+    } else if (moved && !visible) {
+      pendingExplain = Math.max(pendingExplain, index);
+      if (!explainTimer) explainTimer = setTimeout(checkExplained, EXPLAIN_WINDOW_MS);
+    }
+    if (changedSinceEmit.size > 0) scheduleEmit();
+    pump();
+  };
+
+  const scheduleResync = () => {
+    const every = opts.resyncMs ?? 300_000;
+    if (every <= 0 || signal.aborted) return;
+    resyncTimer = setTimeout(() => {
+      rescanAll('periodic resync');
+      scheduleResync();
+    }, Math.round(every * (0.9 + 0.2 * random())));
+    resyncTimer.unref();
+  };
+  scheduleResync();
+
+  signal.addEventListener('abort', () => {
+    if (emitTimer) clearTimeout(emitTimer);
+    if (pumpTimer) clearTimeout(pumpTimer);
+    if (explainTimer) clearTimeout(explainTimer);
+    if (resyncTimer) clearTimeout(resyncTimer);
+    for (const t of retryTimers.values()) clearTimeout(t);
+    retryTimers.clear();
+    emitTimer = undefined;
+  }, { once: true });
+
+  const loops = [
+    signalLoop<unknown>('catalog', '/v1/catalog/services', onServices),
+    signalLoop<unknown>('state:critical', '/v1/health/state/critical', (b, _i, first) => onChecks('critical', b, first), () => settleSignal('critical')),
+    signalLoop<unknown>('state:warning', '/v1/health/state/warning', (b, _i, first) => onChecks('warning', b, first), () => settleSignal('warning')),
+  ].map((p) => p.catch((err) => log.error({ err }, 'consul watch loop crashed')));
 
   const done = (async () => {
-    await catalogDone;
-    await Promise.all([...serviceWatchers.values()].map((w) => w.done));
+    await Promise.all(loops);
+    // reads in flight end with the signal
+    const deadline = now() + 5_000;
+    while (inFlight.size > 0 && now() < deadline) await sleep(10);
+    budget.release(reserved);
+    if (ownsBudget) await budget.close();
   })();
 
   return {
@@ -222,6 +501,8 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, signal: AbortSig
     current: () => lastEmitted,
     reachable: () => isReachable === true,
     done,
-    stats: () => ({ services: serviceWatchers.size, queries, errors, emits }),
+    stats: () => ({
+      services: known?.size ?? 0, queries, reads, errors, emits, rescans, bodyBytes, unusableAnswers, budget: budget.stats(),
+    }),
   };
 }

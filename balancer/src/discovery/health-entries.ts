@@ -1,10 +1,15 @@
-// Pure mapping of Consul's /v1/health/service/<name> answer to CatalogInstance records.
+// Pure mapping of Consul's /v1/health/service/<name> answer to CatalogInstance records, validated one
+// instance at a time: a malformed instance (Address: 123, Tags: [1], Port: 1.5, ...) is skipped with a
+// warning naming it and its siblings are kept; an answer that is not a list at all is "unusable", and
+// the caller keeps that service's last good instances.
+import { checkHost, checkPort, quoteForReason } from '../../../common/host-port.js';
 import type { CatalogInstance } from '../routing/types.js';
 
 /** The parts of one /v1/health/service entry we read (Consul sends more). */
 export interface HealthEntry {
   readonly Node?: { readonly Node?: string; readonly Address?: string };
   readonly Service?: {
+    readonly Kind?: string;
     readonly ID?: string;
     readonly Service?: string;
     readonly Address?: string;
@@ -12,39 +17,119 @@ export interface HealthEntry {
     readonly Tags?: readonly string[] | null;
     readonly Meta?: Readonly<Record<string, string>> | null;
   };
-  readonly Checks?: readonly { readonly Status?: string }[] | null;
+  readonly Checks?: readonly { readonly CheckID?: string; readonly Status?: string }[] | null;
 }
 
-export function aggregateStatus(checks: readonly { readonly Status?: string }[] | null | undefined): CatalogInstance['status'] {
+const NODE_MAINTENANCE = '_node_maintenance';
+const SERVICE_MAINTENANCE = '_service_maintenance:';
+
+/**
+ * Critical if any check is critical, or is a maintenance check (node or service maintenance takes the
+ * instance out at once, whatever its other checks say), or has an unknown status; else warning if any
+ * is warning; else passing.
+ */
+export function aggregateStatus(checks: readonly { readonly CheckID?: string; readonly Status?: string }[] | null | undefined): CatalogInstance['status'] {
   let warning = false;
-  for (const c of checks ?? []) {
-    if (c.Status === 'critical') return 'critical';
-    if (c.Status === 'warning') warning = true;
-    else if (c.Status !== 'passing') return 'critical'; // maintenance and unknown states take the instance out
+  for (const c of Array.isArray(checks) ? checks : []) {
+    const id = typeof c?.CheckID === 'string' ? c.CheckID : '';
+    if (id === NODE_MAINTENANCE || id.startsWith(SERVICE_MAINTENANCE)) return 'critical';
+    if (c?.Status === 'critical') return 'critical';
+    if (c?.Status === 'warning') warning = true;
+    else if (c?.Status !== 'passing') return 'critical'; // maintenance and unknown states take the instance out
   }
   return warning ? 'warning' : 'passing';
 }
 
+/** Registrations that are not a typical service: Connect sidecars and gateways are never proxied to. */
+const SKIPPED_KINDS = new Set(['connect-proxy', 'mesh-gateway', 'terminating-gateway', 'ingress-gateway', 'api-gateway']);
+
+export interface HealthAnswer {
+  readonly instances: CatalogInstance[];
+  readonly warnings: string[];
+  /** false when the answer as a whole cannot be read (not a list): keep the last good instances */
+  readonly usable: boolean;
+}
+
+export function parseHealthAnswer(service: string, entries: unknown): HealthAnswer {
+  const warnings: string[] = [];
+  if (!Array.isArray(entries)) {
+    return { instances: [], warnings: [`service ${service}: health answer is not a list (${entries === null ? 'null' : typeof entries}), keeping its last good instances`], usable: false };
+  }
+  const out: CatalogInstance[] = [];
+  entries.forEach((e: unknown, i: number) => {
+    const inst = toInstance(service, e, i, warnings);
+    if (inst) out.push(inst);
+  });
+  out.sort((a, b) => (a.serviceId < b.serviceId ? -1 : a.serviceId > b.serviceId ? 1 : a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+  return { instances: out, warnings, usable: true };
+}
+
 /** Entries without a usable address or port are skipped: they cannot be proxied to. */
 export function toInstances(service: string, entries: unknown): CatalogInstance[] {
-  if (!Array.isArray(entries)) return [];
-  const out: CatalogInstance[] = [];
-  for (const e of entries as HealthEntry[]) {
-    const svc = e?.Service;
-    const port = svc?.Port;
-    const address = svc?.Address || e?.Node?.Address || '';
-    if (!svc || typeof port !== 'number' || port <= 0 || port > 65535 || !address) continue;
-    out.push({
-      serviceId: svc.ID ?? `${address}:${port}`,
-      service: svc.Service ?? service,
-      node: e.Node?.Node ?? '',
-      address,
-      port,
-      tags: [...(svc.Tags ?? [])],
-      meta: { ...(svc.Meta ?? {}) },
-      status: aggregateStatus(e.Checks),
-    });
+  return parseHealthAnswer(service, entries).instances;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function toInstance(service: string, e: unknown, i: number, warnings: string[]): CatalogInstance | undefined {
+  const entry = isRecord(e) ? e : undefined;
+  const svc = entry && isRecord(entry.Service) ? entry.Service : undefined;
+  const nodeRec = entry && isRecord(entry.Node) ? entry.Node : undefined;
+  const rawId = svc?.ID;
+  const name = `service ${service} instance ${typeof rawId === 'string' && rawId ? quoteForReason(rawId) : `#${i}`}`;
+  if (!svc) {
+    warnings.push(`${name}: entry has no Service object, skipped`);
+    return undefined;
   }
-  out.sort((a, b) => (a.serviceId < b.serviceId ? -1 : a.serviceId > b.serviceId ? 1 : a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
-  return out;
+  if (typeof svc.Kind === 'string' && SKIPPED_KINDS.has(svc.Kind)) return undefined; // not an error: a sidecar
+  if (rawId !== undefined && typeof rawId !== 'string') {
+    warnings.push(`${name}: ID is not a string, skipped`);
+    return undefined;
+  }
+  // Port 0 / missing: a service registered without a port (nothing to proxy to), skipped quietly
+  if (svc.Port === undefined || svc.Port === null || svc.Port === 0) return undefined;
+  const port = typeof svc.Port === 'number' ? checkPort(svc.Port) : { ok: false as const, reason: `port must be a number, got ${typeof svc.Port}` };
+  if (!port.ok) {
+    warnings.push(`${name}: ${port.reason}, skipped`);
+    return undefined;
+  }
+  const serviceAddress = svc.Address;
+  const nodeAddress = nodeRec?.Address;
+  if (serviceAddress !== undefined && serviceAddress !== null && typeof serviceAddress !== 'string') {
+    warnings.push(`${name}: Address must be a string, got ${typeof serviceAddress}, skipped`);
+    return undefined;
+  }
+  const addressText = serviceAddress || (typeof nodeAddress === 'string' ? nodeAddress : '');
+  if (!addressText) return undefined; // no address at all: nothing to proxy to
+  const host = checkHost(addressText);
+  if (!host.ok) {
+    warnings.push(`${name}: ${host.reason}, skipped`);
+    return undefined;
+  }
+  const tagsRaw = svc.Tags;
+  if (tagsRaw !== undefined && tagsRaw !== null && (!Array.isArray(tagsRaw) || tagsRaw.some((t) => typeof t !== 'string'))) {
+    warnings.push(`${name}: Tags must be a list of strings, skipped`);
+    return undefined;
+  }
+  const meta: Record<string, string> = {};
+  if (isRecord(svc.Meta)) {
+    for (const [k, v] of Object.entries(svc.Meta)) {
+      if (typeof v === 'string') meta[k] = v;
+      else warnings.push(`${name}: Meta ${quoteForReason(k)} is not a string, ignored`);
+    }
+  }
+  const node = typeof nodeRec?.Node === 'string' ? nodeRec.Node : '';
+  const checks = Array.isArray(entry?.Checks) ? (entry.Checks as { CheckID?: string; Status?: string }[]) : [];
+  return {
+    serviceId: typeof rawId === 'string' && rawId ? rawId : `${addressText}:${port.port}`,
+    service: typeof svc.Service === 'string' ? svc.Service : service,
+    node,
+    address: host.kind === 'ipv6' ? host.host : addressText,
+    port: port.port,
+    tags: [...((tagsRaw as string[] | null | undefined) ?? [])],
+    meta,
+    status: aggregateStatus(checks),
+  };
 }
