@@ -15,6 +15,7 @@
 //
 // Answers are compared per service by content; a burst of changes is coalesced in a short window
 // (latest wins); every emit says which services changed so the table is rebuilt only for them.
+import { setMaxListeners } from 'node:events';
 import type pino from 'pino';
 import { backoffDelay, sleep, type BackoffPolicy, DEFAULT_BACKOFF } from '../../../common/backoff.js';
 import { canonicalJson } from '../routing/table-version.js';
@@ -100,8 +101,15 @@ interface CheckRow {
   readonly ServiceName?: unknown;
 }
 
-export function watchConsulCatalog(opts: CatalogWatcherOptions, signal: AbortSignal): CatalogWatcher {
+export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: AbortSignal): CatalogWatcher {
   const log = opts.logger;
+  // one internal signal linked once to the caller's: every read and sleep listens on it (many at once
+  // by design, so the listener warning is off for it alone)
+  const lifetime = new AbortController();
+  setMaxListeners(0, lifetime.signal);
+  const signal = lifetime.signal;
+  if (outerSignal.aborted) lifetime.abort(outerSignal.reason);
+  else outerSignal.addEventListener('abort', () => lifetime.abort(outerSignal.reason), { once: true });
   const random = opts.random ?? Math.random;
   const now = opts.now ?? Date.now;
   const policy = opts.backoff ?? DEFAULT_BACKOFF;
