@@ -90,7 +90,9 @@ export interface CatalogWatcher {
 
 const WATCH_ALL_EXCEPT = new Set(['consul']);
 /** how long an unexplained catalog index move waits for the health signals to explain it */
-const EXPLAIN_WINDOW_MS = 200;
+const EXPLAIN_WINDOW_MS = 100;
+/** up to this many services, an unexplained change re-reads them all at once (cheaper than waiting) */
+const IMMEDIATE_RESCAN_MAX = 32;
 const SIGNALS = 3;
 
 interface CheckRow {
@@ -460,6 +462,8 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     if (first) {
       // a new baseline after an error: what changed meanwhile is unknown
       rescanAll('catalog watcher restarted');
+    } else if (moved && !visible && names.size <= IMMEDIATE_RESCAN_MAX) {
+      rescanAll(`catalog index ${index} moved without a visible change (small catalog)`);
     } else if (moved && !visible) {
       pendingExplain = Math.max(pendingExplain, index);
       if (!explainTimer) explainTimer = setTimeout(checkExplained, EXPLAIN_WINDOW_MS);

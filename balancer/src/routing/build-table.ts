@@ -14,12 +14,19 @@
 // - Admin-API upstreams replace Consul services of the same name entirely (servers and options);
 //   routes from the Consul service's tags keep pointing at the name, so they lead to the admin upstream.
 // - Two instances with the same address:port in one service: the first by service ID is kept.
+// - Each instance is validated (host, integer port 1-65535, string tags): a bad one is skipped with a
+//   warning naming it, its siblings are kept. A service whose entry cannot be built at all keeps its
+//   last good entry (warning + counter); every other service moves on.
+// - Incremental: IncrementalTableBuilder keeps one entry per service and rebuilds only services whose
+//   instance list changed (by identity, then by content); unchanged upstreams are shared by reference
+//   between consecutive tables, and the version is combined from cached per-upstream hashes.
+import { checkHostPort } from '../../../common/host-port.js';
 import type { CatalogInstance, CatalogSnapshot, Route, RouteTable, ServerSpec, UpstreamSpec } from './types.js';
 import type { TableDefaults } from './tag-options.js';
 import { parseInstanceTags, parseServiceTags, resolveCheck } from './tag-options.js';
 import { serverId } from './server-list.js';
-import { compareRoutes, deepFreeze, tableVersion } from './table-version.js';
-import { withPolicy, type PolicyOverrides } from '../policy/apply-policy.js';
+import { canonicalJson, compareRoutes, deepFreeze, routesHash, tableVersion, upstreamDigest, versionFrom, xorInto } from './table-version.js';
+import { NO_POLICY_OVERRIDES, withPolicy, type PolicyOverrides } from '../policy/apply-policy.js';
 import { withHttpsPolicy } from '../tls/https-policy.js';
 
 export interface BuildTableInput {
@@ -37,19 +44,243 @@ export interface BuildTableResult {
 
 const URLPREFIX = 'urlprefix-';
 
+/** Full build (tests, one-shot producers): the incremental builder from an empty state. */
 export function buildRouteTable(input: BuildTableInput): BuildTableResult {
-  const { snapshot, adminUpstreams, defaults } = input;
+  const builder = new IncrementalTableBuilder(input.defaults);
+  const r = builder.build(input.snapshot, input.adminUpstreams, input.policies);
+  return { table: r.table, warnings: [...r.warnings] };
+}
+
+/** One Consul service's part of the table. */
+export interface ServiceEntry {
+  /** the instance list it was built from (identity check first, content second) */
+  readonly instancesRef: readonly CatalogInstance[];
+  readonly inputKey: string;
+  /** the upstream before traffic policy (kept to re-apply a changed policy without a rebuild) */
+  readonly base: UpstreamSpec;
+  /** the valid instances, sorted by service ID (policy tags and canary servers read them) */
+  readonly valid: readonly CatalogInstance[];
+  /** the upstream as served: base with its resolved policy */
+  readonly upstream: UpstreamSpec;
+  readonly routes: readonly Route[];
+  readonly routesKey: string;
+  readonly warnings: readonly string[];
+}
+
+/** Pure: one service's upstream and routes, frozen. Throws only on input that is not data at all. */
+export function buildServiceEntry(service: string, instances: readonly CatalogInstance[], defaults: TableDefaults, policies: PolicyOverrides = NO_POLICY_OVERRIDES): ServiceEntry {
   const warnings: string[] = [];
-  const upstreams: Record<string, UpstreamSpec> = {};
-  const routes: Route[] = [];
-  for (const service of Object.keys(snapshot.services).sort()) {
-    const instances = [...snapshot.services[service]].sort((a, b) => cmp(a.serviceId, b.serviceId));
-    routes.push(...routesOf(service, instances, warnings));
-    if (Object.hasOwn(adminUpstreams, service)) continue;
-    upstreams[service] = withPolicy(withHttpsPolicy(consulUpstream(service, instances, defaults, warnings), service, instances, warnings), instances, input.policies, defaults.panicThresholdPercent, warnings);
+  const valid: CatalogInstance[] = [];
+  for (const inst of instances) {
+    const why = instanceProblem(inst);
+    if (why) warnings.push(`service ${service} instance ${JSON.stringify(String((inst as { serviceId?: unknown })?.serviceId ?? '?')).slice(0, 80)}: ${why}, skipped`);
+    else valid.push(inst);
   }
-  for (const name of Object.keys(adminUpstreams)) upstreams[name] = withPolicy(adminUpstreams[name], [], input.policies, defaults.panicThresholdPercent, warnings);
-  return { table: tableFromUpstreams(upstreams, dedupeRoutes(routes, warnings)), warnings };
+  const sorted = valid.sort((a, b) => cmp(a.serviceId, b.serviceId));
+  const routes = routesOf(service, sorted, warnings);
+  const base = withHttpsPolicy(consulUpstream(service, sorted, defaults, warnings), service, sorted, warnings);
+  const upstream = withPolicy(base, sorted, policies, defaults.panicThresholdPercent, warnings);
+  return deepFreeze({
+    instancesRef: instances,
+    inputKey: canonicalJson(instances),
+    base,
+    valid: sorted,
+    upstream,
+    routes,
+    routesKey: canonicalJson(routes),
+    warnings,
+  });
+}
+
+function instanceProblem(inst: CatalogInstance): string | undefined {
+  if (typeof inst !== 'object' || inst === null) return 'not an object';
+  if (typeof inst.serviceId !== 'string') return 'service ID is not a string';
+  const hp = checkHostPort(inst.address, inst.port);
+  if (!hp.ok) return hp.reason;
+  if (!Array.isArray(inst.tags) || inst.tags.some((t) => typeof t !== 'string')) return 'tags must be a list of strings';
+  if (typeof inst.meta !== 'object' || inst.meta === null) return 'meta must be an object';
+  if (!['passing', 'warning', 'critical'].includes(inst.status)) return `unknown status ${JSON.stringify(inst.status)}`;
+  return undefined;
+}
+
+export interface IncrementalBuildResult {
+  readonly table: RouteTable;
+  /** every current warning (all services) */
+  readonly warnings: readonly string[];
+  /** warnings of the services rebuilt by this call (what is new to log) */
+  readonly newWarnings: readonly string[];
+  /** upstream names whose spec changed (added or replaced) and removed, against the previous build */
+  readonly upserted: readonly string[];
+  readonly removed: readonly string[];
+  /** services whose entry was rebuilt */
+  readonly rebuilt: readonly string[];
+  /** services whose entry could not be built (each kept its last good entry, if any) */
+  readonly failed: readonly string[];
+}
+
+/**
+ * Keeps the per-service entries between builds. build() costs O(services) identity checks plus work
+ * proportional to the services that changed; a failed service keeps its last good entry.
+ */
+export class IncrementalTableBuilder {
+  readonly #entries = new Map<string, ServiceEntry>();
+  #admin: Readonly<Record<string, UpstreamSpec>> = {};
+  /** admin upstreams with their policy applied, by name (recomputed when either changes) */
+  readonly #adminFinal = new Map<string, { spec: UpstreamSpec; admin: UpstreamSpec; docs: readonly unknown[]; final: UpstreamSpec }>();
+  #policies: PolicyOverrides = NO_POLICY_OVERRIDES;
+  #table: RouteTable | undefined;
+  #acc = Buffer.alloc(20);
+  #routesDigest = routesHash([]);
+  #routeWarnings: string[] = [];
+  #failures = 0;
+
+  constructor(private readonly defaults: TableDefaults) {}
+
+  /** services that could not be built, since start */
+  get failures(): number {
+    return this.#failures;
+  }
+
+  build(snapshot: CatalogSnapshot, admin: Readonly<Record<string, UpstreamSpec>>, policies: PolicyOverrides = NO_POLICY_OVERRIDES): IncrementalBuildResult {
+    const services = snapshot.services;
+    const touched = new Set<string>();
+    // services whose policy document changed: their entries re-apply it (no rebuild of the entry)
+    const policyChanged = new Set<string>();
+    if (policies !== this.#policies) {
+      const old = this.#policies;
+      for (const name of new Set([...Object.keys(old.admin), ...Object.keys(old.kv), ...Object.keys(policies.admin), ...Object.keys(policies.kv)])) {
+        if (old.admin[name] !== policies.admin[name] || old.kv[name] !== policies.kv[name]) policyChanged.add(name);
+      }
+      this.#policies = policies;
+    }
+    const rebuilt: string[] = [];
+    const failed: string[] = [];
+    const newWarnings: string[] = [];
+    let routesChanged = this.#table === undefined;
+
+    for (const name of Object.keys(services)) {
+      const instances = services[name];
+      const prev = this.#entries.get(name);
+      if (prev && prev.instancesRef === instances && !policyChanged.has(name)) continue;
+      let key: string;
+      try {
+        key = canonicalJson(instances);
+      } catch {
+        key = `unserializable:${Math.random()}`;
+      }
+      if (prev && prev.inputKey === key) {
+        if (policyChanged.has(name)) {
+          const warnings = [...prev.warnings];
+          const upstream = deepFreeze(withPolicy(prev.base, prev.valid, policies, this.defaults.panicThresholdPercent, warnings));
+          this.#entries.set(name, { ...prev, instancesRef: instances, upstream, warnings });
+          touched.add(name);
+        } else {
+          this.#entries.set(name, { ...prev, instancesRef: instances });
+        }
+        continue;
+      }
+      try {
+        if (!Array.isArray(instances)) throw new Error('instance list is not an array');
+        const entry = buildServiceEntry(name, instances, this.defaults, policies);
+        this.#entries.set(name, entry);
+        rebuilt.push(name);
+        newWarnings.push(...entry.warnings);
+        touched.add(name);
+        if (!prev || prev.routesKey !== entry.routesKey) routesChanged = true;
+      } catch (err) {
+        this.#failures++;
+        failed.push(name);
+        newWarnings.push(`service ${name}: table entry cannot be built (${(err as Error).message}); ${prev ? 'keeping its last good entry' : 'left out'}`);
+      }
+    }
+    for (const name of [...this.#entries.keys()]) {
+      if (Object.hasOwn(services, name)) continue;
+      const gone = this.#entries.get(name)!;
+      this.#entries.delete(name);
+      touched.add(name);
+      if (gone.routes.length > 0) routesChanged = true;
+    }
+    for (const name of new Set([...Object.keys(this.#admin), ...Object.keys(admin)])) {
+      if (this.#admin[name] !== admin[name] || policyChanged.has(name)) touched.add(name);
+    }
+    this.#admin = admin;
+    const adminFinal = (name: string): UpstreamSpec => {
+      const spec = admin[name];
+      const docs = [policies.admin[name], policies.kv[name]];
+      const cached = this.#adminFinal.get(name);
+      if (cached && cached.admin === spec && cached.docs[0] === docs[0] && cached.docs[1] === docs[1]) return cached.final;
+      const w: string[] = [];
+      const final = deepFreeze(withPolicy(spec, [], policies, this.defaults.panicThresholdPercent, w));
+      newWarnings.push(...w);
+      this.#adminFinal.set(name, { spec, admin: spec, docs, final });
+      return final;
+    };
+    for (const name of [...this.#adminFinal.keys()]) if (!Object.hasOwn(admin, name)) this.#adminFinal.delete(name);
+
+    const prevTable = this.#table;
+    const prevUps = prevTable?.upstreams ?? {};
+    const upserted: string[] = [];
+    const removed: string[] = [];
+    let namesChanged = prevTable === undefined;
+    const nextOf = (name: string): UpstreamSpec | undefined =>
+      Object.hasOwn(admin, name) ? adminFinal(name) : this.#entries.get(name)?.upstream;
+    const changedSpecs = new Map<string, UpstreamSpec | undefined>();
+    for (const name of touched) {
+      const before = Object.hasOwn(prevUps, name) ? prevUps[name] : undefined;
+      const after = nextOf(name);
+      if (before === after) continue;
+      if (before) xorInto(this.#acc, upstreamDigest(name, before));
+      if (after) {
+        const frozen = Object.isFrozen(after) ? after : deepFreeze(after);
+        xorInto(this.#acc, upstreamDigest(name, frozen));
+        changedSpecs.set(name, frozen);
+        upserted.push(name);
+      } else {
+        changedSpecs.set(name, undefined);
+        removed.push(name);
+      }
+      if (!before || !after) namesChanged = true;
+    }
+
+    let upstreams: Readonly<Record<string, UpstreamSpec>>;
+    if (prevTable && changedSpecs.size === 0) {
+      upstreams = prevTable.upstreams;
+    } else if (!namesChanged && prevTable) {
+      const copy: Record<string, UpstreamSpec> = { ...prevTable.upstreams };
+      for (const [name, spec] of changedSpecs) copy[name] = spec!;
+      upstreams = Object.freeze(copy);
+    } else {
+      const names = new Set([...this.#entries.keys(), ...Object.keys(admin)]);
+      const ordered: Record<string, UpstreamSpec> = {};
+      for (const name of [...names].sort()) {
+        const spec = changedSpecs.has(name) ? changedSpecs.get(name) : nextOf(name);
+        if (spec) ordered[name] = spec;
+      }
+      upstreams = Object.freeze(ordered);
+      if (!prevTable) {
+        // first build: the accumulator is computed from scratch (touched covered every name above)
+      }
+    }
+
+    let routes = prevTable?.routes ?? [];
+    if (routesChanged) {
+      const all: Route[] = [];
+      for (const name of [...this.#entries.keys()].sort()) all.push(...this.#entries.get(name)!.routes);
+      this.#routeWarnings = [];
+      routes = Object.freeze(dedupeRoutes(all, this.#routeWarnings).sort(compareRoutes).map((r) => Object.freeze(r)));
+      this.#routesDigest = routesHash(routes);
+      newWarnings.push(...this.#routeWarnings);
+    }
+    const version = versionFrom(this.#acc, this.#routesDigest);
+    const table: RouteTable = prevTable && prevTable.version === version && upstreams === prevTable.upstreams && routes === prevTable.routes
+      ? prevTable
+      : Object.freeze({ version, upstreams, routes });
+    this.#table = table;
+    const warnings: string[] = [];
+    for (const e of this.#entries.values()) warnings.push(...e.warnings);
+    warnings.push(...this.#routeWarnings);
+    return { table, warnings, newWarnings, upserted, removed, rebuilt, failed };
+  }
 }
 
 function consulUpstream(service: string, instances: readonly CatalogInstance[], defaults: TableDefaults, warnings: string[]): UpstreamSpec {
@@ -84,10 +315,11 @@ function consulUpstream(service: string, instances: readonly CatalogInstance[], 
       down: it.down,
       backup: it.backup,
       node: inst.node,
-      ...(zone ? { zone } : {}),
+      ...(typeof zone === 'string' && zone ? { zone } : {}),
       serviceId: inst.serviceId,
     });
   }
+  servers.sort((a, b) => cmp(a.id, b.id));
   return {
     name: service,
     algorithm,
@@ -171,7 +403,7 @@ export function tableFromUpstreams(upstreams: Readonly<Record<string, UpstreamSp
   const ordered: Record<string, UpstreamSpec> = {};
   for (const name of Object.keys(upstreams).sort()) {
     const u = upstreams[name];
-    ordered[name] = { ...u, servers: [...u.servers].sort((a, b) => cmp(a.id, b.id)) };
+    ordered[name] = deepFreeze({ ...u, servers: [...u.servers].sort((a, b) => cmp(a.id, b.id)) });
   }
   const sortedRoutes = [...routes].sort(compareRoutes);
   return deepFreeze({ version: tableVersion(ordered, sortedRoutes), upstreams: ordered, routes: sortedRoutes });

@@ -8,13 +8,18 @@
 import type { Route, RouteTable, ServerSpec, UpstreamSpec } from './types.js';
 import { canonicalJson } from './table-version.js';
 
-export function diffTables(prev: RouteTable | undefined, next: RouteTable): string[] {
+/**
+ * `names`: only these upstreams are compared (the ones a change touched), so a change to one service
+ * costs that service; without it every upstream is. Routes are compared unless both tables share them.
+ */
+export function diffTables(prev: RouteTable | undefined, next: RouteTable, names?: Iterable<string>): string[] {
   const lines: string[] = [];
   const before = prev?.upstreams ?? {};
-  const names = [...new Set([...Object.keys(before), ...Object.keys(next.upstreams)])].sort();
-  for (const name of names) {
+  const all = names ? [...new Set(names)].sort() : [...new Set([...Object.keys(before), ...Object.keys(next.upstreams)])].sort();
+  for (const name of all) {
     const a = Object.hasOwn(before, name) ? before[name] : undefined;
     const b = Object.hasOwn(next.upstreams, name) ? next.upstreams[name] : undefined;
+    if (a === b) continue;
     if (!a && b) {
       lines.push(`+ upstream ${name}`);
       for (const s of b.servers) lines.push(`+ ${name} ${describeServer(s)}`);
@@ -25,6 +30,7 @@ export function diffTables(prev: RouteTable | undefined, next: RouteTable): stri
       diffUpstream(a, b, lines);
     }
   }
+  if (prev && prev.routes === next.routes) return lines;
   const ra = new Set((prev?.routes ?? []).map(describeRoute));
   const rb = new Set(next.routes.map(describeRoute));
   for (const r of ra) if (!rb.has(r)) lines.push(`- route ${r}`);

@@ -1,10 +1,13 @@
 // The one mutable reference of the primary: the current routing table, the catalog snapshot it was
 // built from and the admin-API upstreams. Any input change rebuilds the table with the pure builder;
 // the table is swapped (and listeners told) only when its version changed. A failed build keeps the
-// previous table.
+// previous table. The build is incremental (only services whose instances changed are rebuilt, a
+// failing service keeps its own last good entry) and every change says which upstreams it upserted
+// or removed, which is what the workers are sent (a delta) and what the diff looks at.
 import type pino from 'pino';
-import { buildRouteTable } from './build-table.js';
+import { buildRouteTable, IncrementalTableBuilder } from './build-table.js';
 import { diffTables } from './diff.js';
+import { upstreamHash } from './table-version.js';
 import type { TableDefaults } from './tag-options.js';
 import type { CatalogSnapshot, RouteTable, ScriptSpec, UpstreamSpec } from './types.js';
 import { withScripts } from '../scripts/table-scripts.js';
@@ -18,6 +21,24 @@ export interface TableChange {
   readonly previous: RouteTable;
   readonly cause: TableChangeCause;
   readonly diff: readonly string[];
+  /** upstreams added or changed, and removed, from `previous` to `table` */
+  readonly upserted: readonly string[];
+  readonly removed: readonly string[];
+}
+
+/** Upstream names that differ between two tables (identity first, content hash second). */
+export function changedUpstreamNames(prev: RouteTable, next: RouteTable, candidates?: Iterable<string>): { upserted: string[]; removed: string[] } {
+  const upserted: string[] = [];
+  const removed: string[] = [];
+  const names = candidates ? new Set(candidates) : new Set([...Object.keys(prev.upstreams), ...Object.keys(next.upstreams)]);
+  for (const name of names) {
+    const a = Object.hasOwn(prev.upstreams, name) ? prev.upstreams[name] : undefined;
+    const b = Object.hasOwn(next.upstreams, name) ? next.upstreams[name] : undefined;
+    if (a === b) continue;
+    if (!b) removed.push(name);
+    else if (!a || upstreamHash(a) !== upstreamHash(b)) upserted.push(name);
+  }
+  return { upserted: upserted.sort(), removed: removed.sort() };
 }
 
 export type TableListener = (change: TableChange) => void;
@@ -46,19 +67,25 @@ export class TableHolder {
   private policies: PolicyOverrides;
   private scriptList: readonly ScriptSpec[];
   private readonly listeners = new Set<TableListener>();
-  private readonly build: typeof buildRouteTable;
+  private readonly build: typeof buildRouteTable | undefined;
+  private readonly builder: IncrementalTableBuilder;
+  /** the builder's last table: when it is the current one, the builder's delta is the holder's */
+  private builderTable: RouteTable | undefined;
+  private pendingDelta: { upserted: readonly string[]; removed: readonly string[] } | undefined;
   private readonly log: pino.Logger;
   private swaps = 0;
   private lastWarnings: readonly string[] = [];
+  private failedBuilds = 0;
 
   constructor(private readonly opts: TableHolderOptions) {
     this.log = opts.logger;
-    this.build = opts.build ?? buildRouteTable;
+    this.build = opts.build;
+    this.builder = new IncrementalTableBuilder(opts.defaults);
     this.snapshot = opts.initialSnapshot ?? EMPTY_SNAPSHOT;
     this.admin = Object.freeze({ ...(opts.initialAdminUpstreams ?? {}) });
     this.policies = Object.freeze({ admin: Object.freeze({ ...(opts.initialAdminPolicies ?? {}) }), kv: Object.freeze({}) });
     this.scriptList = Object.freeze([...(opts.initialScripts ?? [])]);
-    this.table = (opts.initialTable ? withScripts(opts.initialTable, this.scriptList) : undefined) ?? this.tryBuild() ?? this.build({ snapshot: EMPTY_SNAPSHOT, adminUpstreams: {}, defaults: opts.defaults }).table;
+    this.table = (opts.initialTable ? withScripts(opts.initialTable, this.scriptList) : undefined) ?? this.tryBuild() ?? buildRouteTable({ snapshot: EMPTY_SNAPSHOT, adminUpstreams: {}, defaults: opts.defaults }).table;
   }
 
   current(): RouteTable {
@@ -119,8 +146,11 @@ export class TableHolder {
     return this.lastWarnings;
   }
 
-  stats(): { version: string; swaps: number; upstreams: number; adminUpstreams: number } {
-    return { version: this.table.version, swaps: this.swaps, upstreams: Object.keys(this.table.upstreams).length, adminUpstreams: Object.keys(this.admin).length };
+  stats(): { version: string; swaps: number; upstreams: number; adminUpstreams: number; failedServiceBuilds: number } {
+    return {
+      version: this.table.version, swaps: this.swaps, upstreams: Object.keys(this.table.upstreams).length,
+      adminUpstreams: Object.keys(this.admin).length, failedServiceBuilds: this.builder.failures + this.failedBuilds,
+    };
   }
 
   subscribe(listener: TableListener): () => void {
@@ -156,19 +186,33 @@ export class TableHolder {
    */
   adopt(table: RouteTable): boolean {
     if (table.version === this.table.version) return false;
+    this.pendingDelta = undefined;
     this.swap(table, 'external');
     return true;
   }
 
   private tryBuild(): RouteTable | undefined {
     try {
-      const { table, warnings } = this.build({ snapshot: this.snapshot, adminUpstreams: this.admin, defaults: this.opts.defaults, policies: this.policies });
-      if (warnings.join('\n') !== this.lastWarnings.join('\n')) {
-        for (const w of warnings) this.log.warn({ warning: w }, 'table build warning');
+      if (this.build) {
+        const { table, warnings } = this.build({ snapshot: this.snapshot, adminUpstreams: this.admin, defaults: this.opts.defaults, policies: this.policies });
+        if (warnings.join('\n') !== this.lastWarnings.join('\n')) {
+          for (const w of warnings) this.log.warn({ warning: w }, 'table build warning');
+        }
+        this.lastWarnings = warnings;
+        this.pendingDelta = undefined;
+        return withScripts(table, this.scriptList);
       }
-      this.lastWarnings = warnings;
-      return withScripts(table, this.scriptList);
+      const before = this.builderTable;
+      const r = this.builder.build(this.snapshot, this.admin, this.policies);
+      // only what the rebuilt services say is new: unchanged services are not re-logged on every change
+      for (const w of r.newWarnings) this.log.warn({ warning: w }, 'table build warning');
+      if (r.failed.length > 0) this.log.error({ services: r.failed }, 'table entries failed to build, those services keep their last good entry');
+      this.lastWarnings = r.warnings;
+      this.builderTable = r.table;
+      this.pendingDelta = before !== undefined && before === this.table ? { upserted: r.upserted, removed: r.removed } : undefined;
+      return withScripts(r.table, this.scriptList);
     } catch (err) {
+      this.failedBuilds++;
       this.log.error({ err }, 'table build failed, keeping the previous table');
       return undefined;
     }
@@ -183,17 +227,20 @@ export class TableHolder {
 
   private swap(next: RouteTable, cause: TableChangeCause): void {
     const previous = this.table;
+    const delta = this.pendingDelta ?? changedUpstreamNames(previous, next);
+    this.pendingDelta = undefined;
     let diff: string[] = [];
     try {
-      diff = diffTables(previous, next);
+      diff = diffTables(previous, next, [...delta.upserted, ...delta.removed]);
     } catch (err) {
       this.log.warn({ err }, 'table diff failed');
     }
     this.table = next;
     this.swaps++;
-    this.log.info({ version: next.version, previous: previous.version, cause, changes: diff.length }, 'routing table swapped');
-    for (const line of diff) this.log.info({ change: line }, 'table diff');
-    const change: TableChange = { table: next, previous, cause, diff };
+    this.log.info({ version: next.version, previous: previous.version, cause, changes: diff.length, upserted: delta.upserted.length, removed: delta.removed.length }, 'routing table swapped');
+    for (const line of diff.slice(0, 200)) this.log.info({ change: line }, 'table diff');
+    if (diff.length > 200) this.log.info({ more: diff.length - 200 }, 'table diff truncated');
+    const change: TableChange = { table: next, previous, cause, diff, upserted: delta.upserted, removed: delta.removed };
     for (const l of this.listeners) {
       try {
         l(change);

@@ -3,9 +3,46 @@
 import { createHash } from 'node:crypto';
 import type { Route, UpstreamSpec } from './types.js';
 
+/**
+ * Version of a table: a hash over one hash per upstream (cached on the frozen spec, so an unchanged
+ * upstream is never serialized again) combined independently of order, plus the routes' hash. A change
+ * to one service costs that service's serialization, not the catalog's.
+ */
 export function tableVersion(upstreams: Readonly<Record<string, UpstreamSpec>>, routes: readonly Route[]): string {
+  const acc = Buffer.alloc(20);
+  for (const name of Object.keys(upstreams)) xorInto(acc, upstreamDigest(name, upstreams[name]));
+  return versionFrom(acc, routesHash(routes));
+}
+
+/** The version from an accumulator of upstreamDigest()s and the routes' hash (incremental builders). */
+export function versionFrom(acc: Buffer, routesDigest: string): string {
+  return createHash('sha1').update(acc).update(routesDigest).digest('hex');
+}
+
+export function routesHash(routes: readonly Route[]): string {
   const sortedRoutes = [...routes].sort(compareRoutes);
-  return createHash('sha1').update(canonicalJson({ upstreams, routes: sortedRoutes })).digest('hex');
+  return createHash('sha1').update(canonicalJson(sortedRoutes)).digest('hex');
+}
+
+const specHashes = new WeakMap<object, string>();
+
+/** sha1 of one upstream spec's canonical JSON, cached per (frozen) object. */
+export function upstreamHash(spec: UpstreamSpec): string {
+  let h = specHashes.get(spec);
+  if (h === undefined) {
+    h = createHash('sha1').update(canonicalJson(spec)).digest('hex');
+    if (Object.isFrozen(spec)) specHashes.set(spec, h);
+  }
+  return h;
+}
+
+/** One upstream's contribution to the table version (name and content). */
+export function upstreamDigest(name: string, spec: UpstreamSpec): Buffer {
+  return createHash('sha1').update(name).update('\u0000').update(upstreamHash(spec)).digest();
+}
+
+export function xorInto(acc: Buffer, digest: Buffer): void {
+  for (let i = 0; i < acc.length; i++) acc[i] ^= digest[i];
 }
 
 export function compareRoutes(a: Route, b: Route): number {
