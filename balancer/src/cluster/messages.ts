@@ -1,4 +1,5 @@
 // IPC between the primary and its workers. Plain JSON; every request carries a seq the reply echoes.
+import type { TableDelta } from '../routing/table-delta.js';
 import type { RouteTable } from '../routing/types.js';
 import type { ScriptStats } from '../scripts/script-host.js';
 import type { UpstreamStatus, WorkerTimeouts } from '../worker/runtime.js';
@@ -39,6 +40,8 @@ export interface WorkerInitOptions {
 export type PrimaryToWorker =
   | { readonly type: 'init'; readonly generation: number; readonly options: WorkerInitOptions; readonly table: RouteTable }
   | { readonly type: 'table'; readonly seq: number; readonly table: RouteTable }
+  /** the change from the worker's table (delta.from) to the new one; answered by ack, or gap */
+  | { readonly type: 'table-delta'; readonly seq: number; readonly delta: TableDelta }
   | { readonly type: 'status'; readonly seq: number }
   | { readonly type: 'drain'; readonly seq: number }
   // TLS (balancer/src/tls): certificates as a versioned delta, session ticket keys (base64, 48 bytes)
@@ -49,6 +52,8 @@ export type WorkerToPrimary =
   | { readonly type: 'hello' }
   | { readonly type: 'ready'; readonly address: { address: string; port: number; family: string }; readonly version: string; readonly tls?: readonly TlsListenerAddress[] }
   | { readonly type: 'ack'; readonly seq: number; readonly changed: boolean; readonly version: string }
+  /** a delta did not apply: the worker serves `have`, not delta.from; the primary sends the full table */
+  | { readonly type: 'gap'; readonly seq: number; readonly have: string }
   | { readonly type: 'status'; readonly seq: number; readonly upstreams: UpstreamStatus[]; readonly version: string; readonly scripts?: ScriptStats[] }
   | { readonly type: 'drained'; readonly seq: number }
   | { readonly type: 'fatal'; readonly message: string; readonly code?: string }

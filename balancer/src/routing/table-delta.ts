@@ -1,0 +1,50 @@
+// Table deltas between the primary and its workers (pure). A delta names the table it applies to
+// (`from`) and the one it makes (`to`); a worker whose table is not `from` has missed something (a gap)
+// and asks for the full table instead. Applying shares every unchanged upstream with the current table.
+import type { Route, RouteTable, UpstreamSpec } from './types.js';
+import { deepFreeze } from './table-version.js';
+
+export interface TableDelta {
+  /** version of the table this delta applies to */
+  readonly from: string;
+  /** version of the table it produces */
+  readonly to: string;
+  /** upstreams added or replaced, whole */
+  readonly upserted: readonly UpstreamSpec[];
+  readonly removed: readonly string[];
+  /** the new routes, only when they changed */
+  readonly routes?: readonly Route[];
+}
+
+export function makeDelta(prev: RouteTable, next: RouteTable, upserted: Iterable<string>, removed: Iterable<string>): TableDelta {
+  return {
+    from: prev.version,
+    to: next.version,
+    upserted: [...upserted].filter((n) => Object.hasOwn(next.upstreams, n)).map((n) => next.upstreams[n]),
+    removed: [...removed].filter((n) => !Object.hasOwn(next.upstreams, n)),
+    ...(prev.routes === next.routes ? {} : { routes: next.routes }),
+  };
+}
+
+export type DeltaResult = { readonly ok: true; readonly table: RouteTable } | { readonly ok: false; readonly reason: 'gap'; readonly have: string };
+
+export function applyDelta(current: RouteTable, delta: TableDelta): DeltaResult {
+  if (current.version !== delta.from) return { ok: false, reason: 'gap', have: current.version };
+  const names = new Set(Object.keys(current.upstreams));
+  let sameNames = true;
+  for (const u of delta.upserted) if (!names.has(u.name)) sameNames = false;
+  for (const n of delta.removed) if (names.has(n)) sameNames = false;
+  let upstreams: Record<string, UpstreamSpec>;
+  if (sameNames) {
+    upstreams = { ...current.upstreams };
+    for (const u of delta.upserted) upstreams[u.name] = deepFreeze(u);
+  } else {
+    for (const n of delta.removed) names.delete(n);
+    const byName = new Map(delta.upserted.map((u) => [u.name, u]));
+    for (const n of byName.keys()) names.add(n);
+    upstreams = {};
+    for (const n of [...names].sort()) upstreams[n] = byName.has(n) ? deepFreeze(byName.get(n)!) : current.upstreams[n];
+  }
+  const routes = delta.routes ? deepFreeze([...delta.routes]) : current.routes;
+  return { ok: true, table: Object.freeze({ version: delta.to, upstreams: Object.freeze(upstreams), routes }) };
+}
