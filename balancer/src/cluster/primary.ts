@@ -6,9 +6,9 @@ import type pino from 'pino';
 import { buildAdminApp } from '../admin/app.js';
 import type { Config } from '../config.js';
 import { watchConsulCatalog, type CatalogWatcher } from '../discovery/consul-catalog.js';
-import { DumpFileError, DumpWriter, loadDump, type DumpContents } from '../persistence/dump-file.js';
+import { DumpFileError, DumpWriter, loadDump, quarantineDump, type DumpContents } from '../persistence/dump-file.js';
 import { tableFromUpstreams } from '../routing/build-table.js';
-import { TableHolder } from '../routing/table-holder.js';
+import { TableHolder, type TableChange } from '../routing/table-holder.js';
 import { DEFAULT_TABLE_DEFAULTS, type TableDefaults } from '../routing/tag-options.js';
 import type { CatalogSnapshot, RouteTable } from '../routing/types.js';
 import { Supervisor } from './supervisor.js';
@@ -58,7 +58,13 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
       if (dump) log.info({ file: config.dumpFile, savedAt: dump.savedAt, upstreams: Object.keys(dump.table.upstreams).length }, 'dump file loaded');
     } catch (err) {
       if (!(err instanceof DumpFileError)) throw err;
-      log.error({ err: err.message, code: err.code }, 'dump file ignored');
+      if (err.unusable) {
+        // kept aside, never overwritten: it may hold admin upstreams an operator wants back
+        const aside = await quarantineDump(config.dumpFile).catch((e: Error) => `(could not be moved: ${e.message})`);
+        log.error({ err: err.message, code: err.code, file: config.dumpFile, keptAs: aside }, `dump file unusable, kept aside as ${aside}; starting from Consul`);
+      } else {
+        log.error({ err: err.message, code: err.code }, 'dump file ignored');
+      }
     }
   }
 
@@ -184,8 +190,9 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
     if (config.mode === 'dynamic') {
       const startTable = holder.current();
       await supervisor.start(startTable);
-      const publish = (table: RouteTable) => supervisor.publish(table).catch((err) => log.error({ err }, 'publish failed'));
-      holder.subscribe((change) => void publish(change.table));
+      const publish = (table: RouteTable, change?: TableChange) => supervisor.publish(table, change).catch((err) => log.error({ err }, 'publish failed'));
+      // workers get the change as a delta on the table they hold (full table only at start or after a gap)
+      holder.subscribe((change) => void publish(change.table, change));
       // changes that arrived while the workers were starting
       if (holder.current().version !== startTable.version) void publish(holder.current());
       // --render/--reload-command beside dynamic mode (reload mode runs them in its own renderer)

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { ScriptStats } from '../scripts/script-host.js';
 import type pino from 'pino';
 import { backoffDelay, type BackoffPolicy } from '../../../common/backoff.js';
+import { makeDelta, type TableDelta } from '../routing/table-delta.js';
 import type { RouteTable } from '../routing/types.js';
 import type { UpstreamStatus } from '../worker/runtime.js';
 import type { WorkerMetricsMessage } from '../metrics/delta.js';
@@ -44,6 +45,13 @@ export interface WorkerStatusReport {
   readonly upstreams: UpstreamStatus[];
   /** request script counters of that worker */
   readonly scripts?: ScriptStats[];
+}
+
+/** What changed from `previous` to the published table (the holder's TableChange fits). */
+export interface PublishChange {
+  readonly previous: RouteTable;
+  readonly upserted: readonly string[];
+  readonly removed: readonly string[];
 }
 
 export interface PublishResult {
@@ -80,6 +88,8 @@ export interface SupervisorMetrics {
   readonly workersReady: number;
   readonly restarts: number;
   readonly publishes: number;
+  /** per-worker sends: deltas, full tables (start, gaps, unknown state), and gaps reported */
+  readonly deltas: { readonly sent: number; readonly full: number; readonly gaps: number };
   readonly reloads: number;
   /** reload mode: fork to every worker of the new generation listening, last reload */
   readonly lastReloadMs: number;
@@ -114,6 +124,8 @@ interface Member {
   readonly ready: Promise<boolean>;
   resolveReady: (ok: boolean) => void;
   fatal?: string;
+  /** the table version this worker will hold once it has processed everything sent to it (deltas chain on it) */
+  expectVersion?: string;
 }
 
 const LATENCY_SAMPLES = 512;
@@ -127,6 +139,9 @@ export class Supervisor {
   private stopping = false;
   private restarts = 0;
   private publishes = 0;
+  private deltaPublishes = 0;
+  private fullPublishes = 0;
+  private deltaGaps = 0;
   private reloads = 0;
   private lastReloadMs = 0;
   private readonly latencies: number[] = [];
@@ -216,13 +231,37 @@ export class Supervisor {
   }
 
   /** Dynamic mode: send the table to every live worker of the current generation. */
-  async publish(table: RouteTable): Promise<PublishResult> {
+  /**
+   * Dynamic mode: send the table to every live worker of the current generation. With `change` (what
+   * the holder says changed from `change.previous`), a worker known to hold that previous table gets a
+   * delta; any other worker, or one that answers `gap`, gets the full table.
+   */
+  async publish(table: RouteTable, change?: PublishChange): Promise<PublishResult> {
     if (this.stopping) throw new SupervisorError('ERR_SUPERVISOR_STOPPED', 'supervisor is stopping');
     this.table = table;
     const t0 = performance.now();
     // workers that have not been sent their init yet will get this table with it
     const targets = [...this.members.values()].filter((m) => m.generation === this.generation && m.inited && (m.state === 'starting' || m.state === 'ready'));
-    const replies = await Promise.all(targets.map((m) => this.request(m, (seq) => ({ type: 'table', seq, table }), this.opts.publishTimeoutMs ?? 5000)));
+    const timeoutMs = this.opts.publishTimeoutMs ?? 5000;
+    let delta: TableDelta | undefined;
+    const full = (m: Member) => {
+      m.expectVersion = table.version;
+      this.fullPublishes++;
+      return this.request(m, (seq) => ({ type: 'table', seq, table }), timeoutMs);
+    };
+    const sendOne = async (m: Member): Promise<WorkerToPrimary | undefined> => {
+      if (change && m.expectVersion === change.previous.version) {
+        delta ??= makeDelta(change.previous, table, change.upserted, change.removed);
+        m.expectVersion = table.version;
+        this.deltaPublishes++;
+        const reply = await this.request(m, (seq) => ({ type: 'table-delta', seq, delta: delta! }), timeoutMs);
+        if (reply?.type !== 'gap') return reply;
+        this.deltaGaps++;
+        this.log.info({ workerId: m.worker.id, have: reply.have, wanted: change.previous.version }, 'worker missed a table change, sending the full table');
+      }
+      return full(m);
+    };
+    const replies = await Promise.all(targets.map(sendOne));
     const latencyMs = performance.now() - t0;
     const acked = replies.filter((r) => r?.type === 'ack').length;
     this.publishes++;
@@ -337,6 +376,7 @@ export class Supervisor {
       workersReady: alive.filter((m) => m.state === 'ready' && m.generation === this.generation).length,
       restarts: this.restarts,
       publishes: this.publishes,
+      deltas: { sent: this.deltaPublishes, full: this.fullPublishes, gaps: this.deltaGaps },
       reloads: this.reloads,
       lastReloadMs: this.lastReloadMs,
       publishLatencyMs: { last: this.lastLatency, p50: pick(0.5), p99: pick(0.99), max: sorted[sorted.length - 1] ?? 0, samples: sorted.length },
@@ -386,6 +426,7 @@ export class Supervisor {
         // reload() gets the table it was forked for
         const table = m.generation === this.generation && this.table ? this.table : m.initTable;
         this.send(m, { type: 'init', generation: m.generation, options: this.opts.init, table });
+        m.expectVersion = table.version;
         m.inited = true;
         this.notify(this.initListeners, this.channelOf(m));
         return;
@@ -409,6 +450,7 @@ export class Supervisor {
         }
         return;
       case 'ack':
+      case 'gap':
       case 'status':
       case 'drained': {
         const resolve = m.pending.get(msg.seq);

@@ -5,6 +5,8 @@ import pino from 'pino';
 import { installProcessGuard } from '../../../common/process-guard.js';
 import type { WorkerRuntime } from '../worker/runtime.js';
 import { createWorkerMetrics, type WorkerMetrics } from '../metrics/worker-reporter.js';
+import { applyDelta } from '../routing/table-delta.js';
+import type { RouteTable } from '../routing/types.js';
 import type { PrimaryToWorker, WorkerInitOptions, WorkerToPrimary } from './messages.js';
 import { WorkerTls } from '../tls/worker-tls.js';
 import { createChallengeLookup } from '../tls/acme-challenge.js';
@@ -20,6 +22,8 @@ let logger: pino.Logger = base.child({ component: 'worker' });
 installProcessGuard({ logger: () => logger, role: 'balancer worker', exitOnRejection: true });
 let exiting = false;
 let currentVersion = '';
+/** the table being served: deltas apply to it */
+let currentTable: RouteTable | undefined;
 // TLS state exists before the runtime: certificates sent right after init apply at once, so the
 // TLS listener starts with them (it waits for the first set)
 let workerTls: WorkerTls | undefined;
@@ -64,6 +68,7 @@ async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<
   });
   runtime.applyTable(msg.table);
   currentVersion = msg.table.version;
+  currentTable = msg.table;
   const rt = runtime;
   metrics?.start(() => rt.status());
   const addr = await runtime.listen(o.listenHost, o.listenPort);
@@ -104,8 +109,30 @@ process.on('message', (raw: unknown) => {
         if (!runtime) return;
         const { changed } = runtime.applyTable(msg.table);
         currentVersion = msg.table.version;
+        currentTable = msg.table;
         send({ type: 'ack', seq: msg.seq, changed, version: msg.table.version });
       }).catch((err) => logger.error({ err }, 'table apply failed'));
+      return;
+    case 'table-delta':
+      queue = queue.then(() => {
+        if (!runtime || !currentTable) {
+          send({ type: 'gap', seq: msg.seq, have: currentVersion });
+          return;
+        }
+        const r = applyDelta(currentTable, msg.delta);
+        if (!r.ok) {
+          logger.info({ have: r.have, from: msg.delta.from }, 'table delta does not apply (gap), asking for the full table');
+          send({ type: 'gap', seq: msg.seq, have: r.have });
+          return;
+        }
+        const { changed } = runtime.applyTable(r.table);
+        currentVersion = r.table.version;
+        currentTable = r.table;
+        send({ type: 'ack', seq: msg.seq, changed, version: r.table.version });
+      }).catch((err) => {
+        logger.error({ err }, 'table delta apply failed');
+        send({ type: 'gap', seq: msg.seq, have: currentVersion });
+      });
       return;
     case 'status':
       queue.then(() => {

@@ -32,7 +32,8 @@ export function compileTable(table: RouteTable, prev: CompiledTable | undefined,
   const specKeys = new Map<string, string>();
   for (const name of Object.keys(table.upstreams)) {
     const spec = table.upstreams[name];
-    const key = specKey(spec);
+    // a delta shares unchanged specs with the previous table: same object, same key, no serialization
+    const key = prev !== undefined && prev.table.upstreams[name] === spec ? prev.specKeys.get(name) ?? specKey(spec) : specKey(spec);
     specKeys.set(name, key);
     const kept = prev !== undefined && prev.specKeys.get(name) === key ? prev.pickers.get(name) : undefined;
     pickers.set(name, kept ?? createPicker(spec, peers, env));

@@ -303,7 +303,7 @@ function consulUpstream(service: string, instances: readonly CatalogInstance[], 
       continue;
     }
     seen.add(id);
-    const it = parseInstanceTags(service, inst.serviceId, inst.tags, warnings, inst.meta);
+    const it = parseInstanceTags(service, inst.serviceId, inst.tags, warnings);
     const zone = inst.meta.zone;
     servers.push({
       id,
