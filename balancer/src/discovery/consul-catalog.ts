@@ -73,6 +73,8 @@ export interface CatalogWatcherStats {
   readonly bodyBytes: number;
   /** answers that were unusable for a service (its last good instances kept) */
   readonly unusableAnswers: number;
+  /** 429s and bare closes from the agent (over budget) */
+  readonly throttled: number;
   readonly budget: ReturnType<ConsulBudget['stats']>;
 }
 
@@ -514,7 +516,8 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     reachable: () => isReachable === true,
     done,
     stats: () => ({
-      services: known?.size ?? 0, queries, reads, errors, emits, rescans, bodyBytes, unusableAnswers, budget: budget.stats(),
+      services: known?.size ?? 0, queries, reads, errors, emits, rescans, bodyBytes, unusableAnswers,
+      throttled: budget.stats().overBudget, budget: budget.stats(),
     }),
   };
 }
