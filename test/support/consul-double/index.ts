@@ -42,6 +42,10 @@ export interface ConsulDoubleStats {
   readonly requests: number;
   /** bytes sent (headers and bodies) since start or resetStats() */
   readonly bytes: number;
+  /** the same figures per client IP (a benchmark's own client can bind 127.0.0.2 to be counted apart) */
+  readonly peakByClient: Readonly<Record<string, number>>;
+  readonly requestsByClient: Readonly<Record<string, number>>;
+  readonly bytesByClient: Readonly<Record<string, number>>;
 }
 
 export interface ConsulDouble {
@@ -67,6 +71,7 @@ export interface ConsulDouble {
 }
 
 export const DEFAULT_HTTP_MAX_CONNS_PER_CLIENT = 200;
+const clientIp = (s: net.Socket): string => (s.remoteAddress ?? '').replace(/^::ffff:/, '');
 const TOO_MANY = 'HTTP/1.1 429 Too Many Requests\r\n\r\n';
 
 export async function startConsulDouble(opts: ConsulDoubleOptions = {}): Promise<ConsulDouble> {
@@ -94,8 +99,44 @@ export async function startConsulDouble(opts: ConsulDoubleOptions = {}): Promise
     for (const [s, base] of sockets) n += s.bytesWritten - base;
     return n;
   };
+  const peakBy = new Map<string, number>();
+  const requestsBy = new Map<string, number>();
+  const bytesClosedBy = new Map<string, number>();
+  const add = (m: Map<string, number>, k: string, n: number) => m.set(k, (m.get(k) ?? 0) + n);
+  const statsNow = (): ConsulDoubleStats => {
+    const bytesBy = new Map(bytesClosedBy);
+    for (const [s, base] of sockets) add(bytesBy, clientIp(s), s.bytesWritten - base);
+    return {
+      open, peakPerClient, rejected, requests, bytes: bytes(),
+      peakByClient: Object.fromEntries(peakBy), requestsByClient: Object.fromEntries(requestsBy), bytesByClient: Object.fromEntries(bytesBy),
+    };
+  };
+  const resetStats = () => {
+    let current = 0;
+    peakBy.clear();
+    for (const [ip, v] of perClient) {
+      current = Math.max(current, v);
+      peakBy.set(ip, v);
+    }
+    peakPerClient = current;
+    rejected = 0;
+    requests = 0;
+    bytesClosed = 0;
+    requestsBy.clear();
+    bytesClosedBy.clear();
+    for (const sock of sockets.keys()) sockets.set(sock, sock.bytesWritten);
+  };
   const server = http.createServer((req, res) => {
+    // not Consul's API: figures for a benchmark that runs the double as its own process
+    if (req.url === '/_double/stats' || req.url === '/_double/stats?reset') {
+      const body = JSON.stringify(statsNow());
+      if (req.url.endsWith('?reset')) resetStats();
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+      return;
+    }
     requests++;
+    add(requestsBy, clientIp(req.socket), 1);
     handler(req, res);
   });
   // Like Consul's connlimit: counted per client IP at accept time, before any byte is read. A refused
@@ -104,7 +145,7 @@ export async function startConsulDouble(opts: ConsulDoubleOptions = {}): Promise
   const httpListeners = server.listeners('connection') as ((s: net.Socket) => void)[];
   server.removeAllListeners('connection');
   server.on('connection', (socket: net.Socket) => {
-    const ip = socket.remoteAddress ?? '';
+    const ip = clientIp(socket);
     const n = (perClient.get(ip) ?? 0) + 1;
     if (maxPerClient > 0 && n > maxPerClient) {
       rejected++;
@@ -117,9 +158,11 @@ export async function startConsulDouble(opts: ConsulDoubleOptions = {}): Promise
     open++;
     sockets.set(socket, 0);
     if (n > peakPerClient) peakPerClient = n;
+    if (n > (peakBy.get(ip) ?? 0)) peakBy.set(ip, n);
     socket.once('close', () => {
       open--;
       bytesClosed += socket.bytesWritten - (sockets.get(socket) ?? 0);
+      add(bytesClosedBy, ip, socket.bytesWritten - (sockets.get(socket) ?? 0));
       sockets.delete(socket);
       const left = (perClient.get(ip) ?? 1) - 1;
       if (left <= 0) perClient.delete(ip);
@@ -151,16 +194,8 @@ export async function startConsulDouble(opts: ConsulDoubleOptions = {}): Promise
     setMaxConnsPerClient(n: number) {
       maxPerClient = Math.max(0, Math.floor(n));
     },
-    stats: () => ({ open, peakPerClient, rejected, requests, bytes: bytes() }),
-    resetStats() {
-      let current = 0;
-      for (const v of perClient.values()) current = Math.max(current, v);
-      peakPerClient = current;
-      rejected = 0;
-      requests = 0;
-      bytesClosed = 0;
-      for (const sock of sockets.keys()) sockets.set(sock, sock.bytesWritten);
-    },
+    stats: statsNow,
+    resetStats,
     async close() {
       if (closed) return;
       closed = true;
