@@ -51,7 +51,7 @@ export type PrimaryToWorker =
 export type WorkerToPrimary =
   | { readonly type: 'hello' }
   | { readonly type: 'ready'; readonly address: { address: string; port: number; family: string }; readonly version: string; readonly tls?: readonly TlsListenerAddress[] }
-  | { readonly type: 'ack'; readonly seq: number; readonly changed: boolean; readonly version: string }
+  | { readonly type: 'ack'; readonly seq: number; readonly changed: boolean; readonly version: string; readonly applyMs?: number }
   /** a delta did not apply: the worker serves `have`, not delta.from; the primary sends the full table */
   | { readonly type: 'gap'; readonly seq: number; readonly have: string }
   | { readonly type: 'status'; readonly seq: number; readonly upstreams: UpstreamStatus[]; readonly version: string; readonly scripts?: ScriptStats[] }

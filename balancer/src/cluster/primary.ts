@@ -233,7 +233,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
     consulReachable: () => watcher?.reachable(),
     applied: config.mode === 'dynamic' ? (version) => supervisor.whenPublished(version, 5000) : undefined,
     readOnlyReason: config.mode === 'reload' ? 'reload mode: upstreams come from the rendered config file, not from the admin API' : undefined,
-    metrics: () => ({ ...supervisor.metrics(), discovery: watcher?.stats(), dump: dumpWriter?.stats() }),
+    metrics: () => ({ ...supervisor.metrics(), discovery: watcher?.stats(), dump: dumpWriter?.stats(), table: { ...holder.stats(), buildMs: holder.buildTiming() } }),
     tls,
     balancerMetrics: metrics,
     mode: config.mode,

@@ -90,6 +90,7 @@ export interface SupervisorMetrics {
   readonly publishes: number;
   /** per-worker sends: deltas, full tables (start, gaps, unknown state), and gaps reported */
   readonly deltas: { readonly sent: number; readonly full: number; readonly gaps: number };
+  readonly workerApplyMs: { readonly p50: number; readonly p99: number; readonly samples: number };
   readonly reloads: number;
   /** reload mode: fork to every worker of the new generation listening, last reload */
   readonly lastReloadMs: number;
@@ -142,6 +143,8 @@ export class Supervisor {
   private deltaPublishes = 0;
   private fullPublishes = 0;
   private deltaGaps = 0;
+  /** time a worker took to apply a table or delta (from its acks), ms */
+  private readonly applyTimes: number[] = [];
   private reloads = 0;
   private lastReloadMs = 0;
   private readonly latencies: number[] = [];
@@ -377,6 +380,11 @@ export class Supervisor {
       restarts: this.restarts,
       publishes: this.publishes,
       deltas: { sent: this.deltaPublishes, full: this.fullPublishes, gaps: this.deltaGaps },
+      workerApplyMs: (() => {
+        const a = [...this.applyTimes].sort((x, y) => x - y);
+        const at = (q: number) => a[Math.min(a.length - 1, Math.floor(q * a.length))] ?? 0;
+        return { p50: at(0.5), p99: at(0.99), samples: a.length };
+      })(),
       reloads: this.reloads,
       lastReloadMs: this.lastReloadMs,
       publishLatencyMs: { last: this.lastLatency, p50: pick(0.5), p99: pick(0.99), max: sorted[sorted.length - 1] ?? 0, samples: sorted.length },
@@ -450,6 +458,11 @@ export class Supervisor {
         }
         return;
       case 'ack':
+        if (typeof msg.applyMs === 'number') {
+          this.applyTimes.push(msg.applyMs);
+          if (this.applyTimes.length > LATENCY_SAMPLES) this.applyTimes.shift();
+        }
+      // falls through
       case 'gap':
       case 'status':
       case 'drained': {

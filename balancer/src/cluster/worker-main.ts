@@ -1,6 +1,7 @@
 // Entry of a worker process (node:cluster exec). Says hello, receives its init (options + table) from
 // the primary, creates the proxy runtime, listens on the shared port and then follows the primary's
 // messages: table swaps, status requests, drain. Exits when the primary goes away.
+import { performance } from 'node:perf_hooks';
 import pino from 'pino';
 import { installProcessGuard } from '../../../common/process-guard.js';
 import type { WorkerRuntime } from '../worker/runtime.js';
@@ -107,10 +108,11 @@ process.on('message', (raw: unknown) => {
     case 'table':
       queue = queue.then(() => {
         if (!runtime) return;
+        const t0 = performance.now();
         const { changed } = runtime.applyTable(msg.table);
         currentVersion = msg.table.version;
         currentTable = msg.table;
-        send({ type: 'ack', seq: msg.seq, changed, version: msg.table.version });
+        send({ type: 'ack', seq: msg.seq, changed, version: msg.table.version, applyMs: performance.now() - t0 });
       }).catch((err) => logger.error({ err }, 'table apply failed'));
       return;
     case 'table-delta':
@@ -119,6 +121,7 @@ process.on('message', (raw: unknown) => {
           send({ type: 'gap', seq: msg.seq, have: currentVersion });
           return;
         }
+        const t0 = performance.now();
         const r = applyDelta(currentTable, msg.delta);
         if (!r.ok) {
           logger.info({ have: r.have, from: msg.delta.from }, 'table delta does not apply (gap), asking for the full table');
@@ -128,7 +131,7 @@ process.on('message', (raw: unknown) => {
         const { changed } = runtime.applyTable(r.table);
         currentVersion = r.table.version;
         currentTable = r.table;
-        send({ type: 'ack', seq: msg.seq, changed, version: r.table.version });
+        send({ type: 'ack', seq: msg.seq, changed, version: r.table.version, applyMs: performance.now() - t0 });
       }).catch((err) => {
         logger.error({ err }, 'table delta apply failed');
         send({ type: 'gap', seq: msg.seq, have: currentVersion });

@@ -4,6 +4,7 @@
 // previous table. The build is incremental (only services whose instances changed are rebuilt, a
 // failing service keeps its own last good entry) and every change says which upstreams it upserted
 // or removed, which is what the workers are sent (a delta) and what the diff looks at.
+import { performance } from 'node:perf_hooks';
 import type pino from 'pino';
 import { buildRouteTable, IncrementalTableBuilder } from './build-table.js';
 import { diffTables } from './diff.js';
@@ -76,6 +77,7 @@ export class TableHolder {
   private swaps = 0;
   private lastWarnings: readonly string[] = [];
   private failedBuilds = 0;
+  private readonly buildTimes: number[] = [];
 
   constructor(private readonly opts: TableHolderOptions) {
     this.log = opts.logger;
@@ -219,10 +221,21 @@ export class TableHolder {
   }
 
   private rebuild(cause: TableChangeCause): boolean {
+    const t0 = performance.now();
     const next = this.tryBuild();
-    if (!next || next.version === this.table.version) return false;
-    this.swap(next, cause);
-    return true;
+    const changed = next !== undefined && next.version !== this.table.version;
+    if (changed) this.swap(next, cause);
+    // build + diff + listeners (the publish is asynchronous): the primary's cost of one change
+    this.buildTimes.push(performance.now() - t0);
+    if (this.buildTimes.length > 512) this.buildTimes.shift();
+    return changed;
+  }
+
+  /** time of the last 512 input changes (build, diff, swap), ms */
+  buildTiming(): { last: number; p50: number; p99: number; samples: number } {
+    const sorted = [...this.buildTimes].sort((a, b) => a - b);
+    const pick = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+    return { last: this.buildTimes[this.buildTimes.length - 1] ?? 0, p50: pick(0.5), p99: pick(0.99), samples: sorted.length };
   }
 
   private swap(next: RouteTable, cause: TableChangeCause): void {
