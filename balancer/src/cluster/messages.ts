@@ -2,7 +2,7 @@
 import type { TableDelta } from '../routing/table-delta.js';
 import type { RouteTable } from '../routing/types.js';
 import type { ScriptStats } from '../scripts/script-host.js';
-import type { UpstreamStatus, WorkerTimeouts } from '../worker/runtime.js';
+import type { HealthUpdate, UpstreamStatus, WorkerTimeouts } from '../worker/runtime.js';
 import type { CertDelta } from '../tls/cert-snapshot.js';
 import type { WorkerTlsOptions } from '../tls/tls-settings.js';
 import type { TlsListenerAddress } from '../tls/worker-tls.js';
@@ -24,6 +24,8 @@ export interface WorkerInitOptions {
   readonly trustForwarded?: readonly string[];
   /** key of the sticky-cookie server ids (the same in every worker) */
   readonly stickySecret?: string;
+  /** active checks run in the primary (SharedActiveChecker); states come as `health` messages */
+  readonly sharedActiveChecks?: boolean;
   readonly maxQueuePerServer?: number;
   readonly upgradeProtocols?: readonly string[];
   readonly logLevel: string;
@@ -40,6 +42,8 @@ export interface WorkerInitOptions {
 export type PrimaryToWorker =
   | { readonly type: 'init'; readonly generation: number; readonly options: WorkerInitOptions; readonly table: RouteTable }
   | { readonly type: 'table'; readonly seq: number; readonly table: RouteTable }
+  /** server health decided elsewhere: shared active-check states, other workers' passive ejections */
+  | { readonly type: 'health'; readonly update: HealthUpdate }
   /** the change from the worker's table (delta.from) to the new one; answered by ack, or gap */
   | { readonly type: 'table-delta'; readonly seq: number; readonly delta: TableDelta }
   | { readonly type: 'status'; readonly seq: number }
@@ -52,6 +56,8 @@ export type WorkerToPrimary =
   | { readonly type: 'hello' }
   | { readonly type: 'ready'; readonly address: { address: string; port: number; family: string }; readonly version: string; readonly tls?: readonly TlsListenerAddress[] }
   | { readonly type: 'ack'; readonly seq: number; readonly changed: boolean; readonly version: string; readonly applyMs?: number }
+  /** this worker ejected a server (passive health): relayed to the other workers */
+  | { readonly type: 'ejected'; readonly id: string; readonly forMs: number }
   /** a delta did not apply: the worker serves `have`, not delta.from; the primary sends the full table */
   | { readonly type: 'gap'; readonly seq: number; readonly have: string }
   | { readonly type: 'status'; readonly seq: number; readonly upstreams: UpstreamStatus[]; readonly version: string; readonly scripts?: ScriptStats[] }

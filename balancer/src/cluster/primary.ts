@@ -11,6 +11,7 @@ import { tableFromUpstreams } from '../routing/build-table.js';
 import { TableHolder, type TableChange } from '../routing/table-holder.js';
 import { DEFAULT_TABLE_DEFAULTS, type TableDefaults } from '../routing/tag-options.js';
 import type { CatalogSnapshot, RouteTable } from '../routing/types.js';
+import { SharedActiveChecker } from '../health/shared-checker.js';
 import { Supervisor } from './supervisor.js';
 import { policiesFromDump, startPolicyKvWatch } from '../policy/policy-sources.js';
 import { scriptsFromDump } from '../scripts/script-source.js';
@@ -166,6 +167,8 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
       accessLog: config.accessLog,
       trustForwarded: config.trustForwarded,
       stickySecret: config.stickySecret ?? randomBytes(32).toString('base64url'),
+      // dynamic mode probes once per host, here; reload-mode generations keep their own checkers
+      sharedActiveChecks: config.mode === 'dynamic',
       maxQueuePerServer: config.maxQueuePerServer,
       upgradeProtocols: config.upgradeProtocols,
       logLevel: config.logLevel,
@@ -186,9 +189,30 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
   }
 
   let stopRenderers: (() => Promise<void>) | undefined;
+  let sharedChecker: SharedActiveChecker | undefined;
   try {
     if (config.mode === 'dynamic') {
       const startTable = holder.current();
+      // active checks once per host: one probe per server and interval, state changes broadcast
+      const checker = new SharedActiveChecker({
+        logger: logger.child({ component: 'active-check' }),
+        broadcast: (active) => {
+          for (const ch of supervisor.channels()) ch.send({ type: 'health', update: { active } });
+        },
+      });
+      sharedChecker = checker;
+      checker.apply(startTable);
+      holder.subscribe((change) => checker.apply(change.table));
+      // a new or restarted worker starts from the current states (servers default to up)
+      supervisor.onWorkerInit((ch) => {
+        const down = checker.states().filter((st) => !st.up);
+        if (down.length > 0) ch.send({ type: 'health', update: { active: down } });
+      });
+      // passive health stays per worker, but an ejection one worker decides reaches the others
+      supervisor.onWorkerMessage((from, msg) => {
+        if (msg.type !== 'ejected') return;
+        for (const ch of supervisor.channels()) if (ch.workerId !== from.workerId) ch.send({ type: 'health', update: { ejections: [{ id: msg.id, forMs: msg.forMs }] } });
+      });
       await supervisor.start(startTable);
       const publish = (table: RouteTable, change?: TableChange) => supervisor.publish(table, change).catch((err) => log.error({ err }, 'publish failed'));
       // workers get the change as a delta on the table they hold (full table only at start or after a gap)
@@ -233,7 +257,10 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
     consulReachable: () => watcher?.reachable(),
     applied: config.mode === 'dynamic' ? (version) => supervisor.whenPublished(version, 5000) : undefined,
     readOnlyReason: config.mode === 'reload' ? 'reload mode: upstreams come from the rendered config file, not from the admin API' : undefined,
-    metrics: () => ({ ...supervisor.metrics(), discovery: watcher?.stats(), dump: dumpWriter?.stats(), table: { ...holder.stats(), buildMs: holder.buildTiming() } }),
+    metrics: () => ({
+      ...supervisor.metrics(), discovery: watcher?.stats(), dump: dumpWriter?.stats(),
+      table: { ...holder.stats(), buildMs: holder.buildTiming() }, activeChecks: sharedChecker?.stats(),
+    }),
     tls,
     balancerMetrics: metrics,
     mode: config.mode,
@@ -264,6 +291,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
       stopping ??= (async () => {
         log.info('stopping');
         controller.abort();
+        sharedChecker?.stop();
         await admin.close().catch((err) => log.warn({ err }, 'admin close failed'));
         await stopRenderers?.().catch((err) => log.warn({ err }, 'reload mode stop failed'));
         await supervisor.stop();

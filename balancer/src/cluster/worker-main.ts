@@ -66,6 +66,8 @@ async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<
     stickySecret: o.stickySecret,
     maxQueuePerServer: o.maxQueuePerServer,
     upgradeProtocols: o.upgradeProtocols,
+    sharedActiveChecks: o.sharedActiveChecks,
+    onPassiveEjection: o.sharedActiveChecks ? (id, forMs) => send({ type: 'ejected', id, forMs }) : undefined,
   });
   runtime.applyTable(msg.table);
   currentVersion = msg.table.version;
@@ -114,6 +116,11 @@ process.on('message', (raw: unknown) => {
         currentTable = msg.table;
         send({ type: 'ack', seq: msg.seq, changed, version: msg.table.version, applyMs: performance.now() - t0 });
       }).catch((err) => logger.error({ err }, 'table apply failed'));
+      return;
+    case 'health':
+      queue = queue.then(() => {
+        runtime?.applyHealth?.(msg.update);
+      }).catch((err) => logger.error({ err }, 'health update failed'));
       return;
     case 'table-delta':
       queue = queue.then(() => {

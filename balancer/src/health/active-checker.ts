@@ -24,9 +24,24 @@ const MIN_INTERVAL_MS = 10;
 
 interface ProbeResult { readonly ok: boolean; readonly error?: string }
 
-/** One probe, bounded by spec.timeoutMs and by `signal` (checker stop). */
-export function probeServer(server: ServerSpec, spec: ActiveCheckSpec, signal: AbortSignal): Promise<ProbeResult> {
-  return spec.type === 'tcp' ? probeTcp(server, spec, signal) : probeHttp(server, spec, signal);
+/**
+ * One probe, bounded by spec.timeoutMs and by `signal` (checker stop). Never rejects: anything the
+ * request machinery throws (a path node refuses, such as `/health check`, a bad host) is a failed
+ * probe, never an exception out of the checker.
+ */
+export async function probeServer(server: ServerSpec, spec: ActiveCheckSpec, signal: AbortSignal): Promise<ProbeResult> {
+  try {
+    return await (spec.type === 'tcp' ? probeTcp(server, spec, signal) : probeHttp(server, spec, signal));
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    return { ok: false, error: `${e?.code ?? 'ERROR'}: ${e?.message ?? String(err)}` };
+  }
+}
+
+/** Host header of a probe: an IPv6 address is bracketed (`[::1]:8080`), as in a URL. */
+export function probeHostHeader(host: string, port: number): string {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  return bare.includes(':') ? `[${bare}]:${port}` : `${bare}:${port}`;
 }
 
 function probeTcp(server: ServerSpec, spec: ActiveCheckSpec, signal: AbortSignal): Promise<ProbeResult> {
@@ -56,8 +71,8 @@ function probeHttp(server: ServerSpec, spec: ActiveCheckSpec, signal: AbortSigna
       resolve(result);
     };
     const req = http.request({
-      host: server.host, port: server.port, method: 'GET', path: spec.path || '/', agent: false, signal,
-      headers: { host: `${server.host}:${server.port}`, 'user-agent': 'balancer-health-check', connection: 'close' },
+      host: server.host.replace(/^\[(.*)\]$/, '$1'), port: server.port, method: 'GET', path: spec.path || '/', agent: false, signal,
+      headers: { host: probeHostHeader(server.host, server.port), 'user-agent': 'balancer-health-check', connection: 'close' },
     }, (res) => {
       const status = res.statusCode ?? 0;
       res.resume();
@@ -96,12 +111,19 @@ class ServerProbeLoop {
 
   #schedule(delayMs: number): void {
     if (this.#abort.signal.aborted) return;
-    this.#timer = setTimeout(() => { void this.#run(); }, delayMs);
+    this.#timer = setTimeout(() => {
+      this.#run().catch((err: unknown) => this.opts.logger.error({ err, server: this.server.id }, 'active check loop failed'));
+    }, delayMs);
     this.#timer.unref();
   }
 
   async #run(): Promise<void> {
-    const result = await probeServer(this.server, this.spec, this.#abort.signal);
+    let result: ProbeResult;
+    try {
+      result = await probeServer(this.server, this.spec, this.#abort.signal);
+    } catch (err) {
+      result = { ok: false, error: (err as Error)?.message ?? String(err) };
+    }
     if (this.#abort.signal.aborted) return;
     try {
       this.opts.sink.onActiveResult(this.server.id, result.ok, this.opts.now(), result.error);
@@ -127,8 +149,10 @@ export class ActiveChecker {
       const up = table.upstreams[name];
       if (up.check === undefined) continue;
       const checkKey = JSON.stringify(up.check);
+      // one probe per server and check, however many upstreams list the server
       for (const server of up.servers) {
-        wanted.set(`${name}\n${server.id}\n${server.host}\n${server.port}\n${checkKey}`, { upstream: name, server, spec: up.check });
+        const key = `${server.id}\n${server.host}\n${server.port}\n${checkKey}`;
+        if (!wanted.has(key)) wanted.set(key, { upstream: name, server, spec: up.check });
       }
     }
     for (const [key, loop] of this.#loops) {

@@ -52,6 +52,13 @@ export class PassiveHealth {
     }
   }
 
+  /** Ejected until `until` (an ejection decided elsewhere: another worker); never shortens one. */
+  ejectUntil(until: number): void {
+    if (this.maxFails === 0 || until <= this.ejectedUntil) return;
+    this.ejectedUntil = until;
+    this.probeAt = -1;
+  }
+
   recordSuccess(now: number): void {
     // during the ejection itself, a success of a request started earlier does not end it
     if (this.ejectedUntil !== 0 && now < this.ejectedUntil) return;

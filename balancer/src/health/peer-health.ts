@@ -57,6 +57,21 @@ export interface PeerHealthOptions {
   readonly ewmaDecayMs?: number;
   /** latency sample recorded for a failed attempt when it was faster, so fast failures do not look fast */
   readonly failureLatencyMs?: number;
+  /**
+   * Active checks run once per host (the primary's SharedActiveChecker): states arrive through
+   * setSharedActive instead of onActiveResult.
+   */
+  readonly sharedActive?: boolean;
+  /** a passive ejection this process decided (so the primary can relay it to the other workers) */
+  readonly onEjected?: (id: string, forMs: number) => void;
+}
+
+/** One server's active state as the shared checker reports it. */
+export interface SharedActiveState {
+  readonly id: string;
+  readonly up: boolean;
+  readonly consecutive: number;
+  readonly error?: string;
 }
 
 type StatusLabel = PeerServerStatus['status'];
@@ -83,9 +98,37 @@ export class PeerHealth implements PeerState {
   /** the latest `now` seen, for onAttemptStart which has none */
   private lastNow = 0;
 
+  private readonly shared: boolean;
+  private readonly onEjected: ((id: string, forMs: number) => void) | undefined;
+  /** latest shared states, also for servers not (yet) in the table */
+  private readonly sharedStates = new Map<string, SharedActiveState>();
+
   constructor(options: PeerHealthOptions = {}) {
     this.decayMs = options.ewmaDecayMs ?? 10_000;
     this.failureLatencyMs = options.failureLatencyMs ?? 1_000;
+    this.shared = options.sharedActive ?? false;
+    this.onEjected = options.onEjected;
+  }
+
+  /** A state change from the shared active checker. */
+  setSharedActive(state: SharedActiveState, now: number = this.lastNow): void {
+    this.sharedStates.set(state.id, state);
+    const r = this.records.get(state.id);
+    if (!r || !r.active) return;
+    r.active.force(state.up, state.consecutive);
+    if (!state.up) {
+      r.activeError = state.error ?? 'check failed';
+      r.lastError = r.activeError;
+    }
+    this.relabel(r, now);
+  }
+
+  /** A passive ejection another worker decided: this one stops sending there too. */
+  ejectShared(id: string, forMs: number, now: number = this.lastNow): void {
+    const r = this.records.get(id);
+    if (!r || !(forMs > 0)) return;
+    r.passive.ejectUntil(now + forMs);
+    this.relabel(r, now);
   }
 
   isAvailable(server: ServerSpec, now: number): boolean {
@@ -124,12 +167,21 @@ export class PeerHealth implements PeerState {
     } else {
       r.failCount++;
       r.lastError = result.error ?? 'failed';
+      const wasEjected = r.passive.isEjected(now);
       r.passive.recordFailure(now);
+      if (!wasEjected && this.onEjected && r.passive.isEjected(now)) {
+        try {
+          this.onEjected(id, r.passive.snapshot(now).ejectedUntil - now);
+        } catch {
+          // relaying is best effort; local ejection already holds
+        }
+      }
     }
     this.relabel(r, now);
   }
 
   onActiveResult(id: string, ok: boolean, now: number, error?: string): void {
+    if (this.shared) return; // states come from the shared checker
     this.lastNow = now;
     const r = this.records.get(id);
     if (!r || !r.active) return;
@@ -156,6 +208,7 @@ export class PeerHealth implements PeerState {
       }
     }
     for (const id of [...this.records.keys()]) if (!wanted.has(id)) this.records.delete(id);
+    for (const id of [...this.sharedStates.keys()]) if (!wanted.has(id)) this.sharedStates.delete(id);
     for (const [id, { server, check }] of wanted) {
       let r = this.records.get(id);
       if (!r) {
@@ -182,6 +235,8 @@ export class PeerHealth implements PeerState {
         r.activeSpec = undefined;
       } else if (!r.active || !r.activeSpec || r.activeSpec.rise !== check.rise || r.activeSpec.fall !== check.fall) {
         r.active = new RiseFall(check.rise, check.fall, r.active?.up ?? true);
+        const known = this.shared ? this.sharedStates.get(id) : undefined;
+        if (known) r.active.force(known.up, known.consecutive);
       }
       r.activeSpec = check;
     }

@@ -15,6 +15,13 @@ export class RiseFall {
   /** consecutive failures so far */
   get failures(): number { return this.failRun; }
 
+  /** Takes a state decided elsewhere (the primary's shared checker): up/down and the current run. */
+  force(up: boolean, consecutive: number): void {
+    this.isUp = up;
+    this.okRun = up ? Math.max(0, consecutive) : 0;
+    this.failRun = up ? 0 : Math.max(0, consecutive);
+  }
+
   /** Records one check result; true when it changed the up/down state. */
   observe(ok: boolean): boolean {
     if (ok) {

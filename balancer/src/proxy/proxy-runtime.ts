@@ -5,7 +5,7 @@ import { PeerHealth } from '../health/peer-health.js';
 import { ActiveChecker } from '../health/active-checker.js';
 import type { PickerEnv } from '../balancing/picker.js';
 import type { RouteTable } from '../routing/types.js';
-import { DEFAULT_CLIENT_BODY_MS, DEFAULT_MAX_QUEUE_PER_SERVER, DEFAULT_QUEUE_MS, DEFAULT_REQUEST_MS, DEFAULT_TUNNEL_IDLE_MS, type UpstreamStatus, type WorkerRuntime, type WorkerRuntimeOptions } from '../worker/runtime.js';
+import { DEFAULT_CLIENT_BODY_MS, DEFAULT_MAX_QUEUE_PER_SERVER, DEFAULT_QUEUE_MS, DEFAULT_REQUEST_MS, DEFAULT_TUNNEL_IDLE_MS, type HealthUpdate, type UpstreamStatus, type WorkerRuntime, type WorkerRuntimeOptions } from '../worker/runtime.js';
 import { changedUpstreams, compileTable, type ScriptEvents } from './compiled-table.js';
 import type { ClientFront } from './engine.js';
 import type { ProxyContext } from './proxy-context.js';
@@ -40,7 +40,7 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     onFailure: (f) => scriptLog.warn(f, 'request script failed'),
     onLoadError: (spec, err) => scriptLog.error({ script: spec.name, version: spec.version, err: err.message }, 'request script would not load, skipped'),
   };
-  const health = new PeerHealth();
+  const health = new PeerHealth({ sharedActive: opts.sharedActiveChecks, onEjected: opts.onPassiveEjection });
   const engine = opts.engine ?? DEFAULT_ENGINE;
   const transport: UpstreamTransport = engine === 'native'
     ? new NativeTransport({
@@ -97,7 +97,7 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     ctx.current = next; // the swap: every request from here on sees the new table
     health.retain(table, now());
     transport.retain(table);
-    checker.apply(table);
+    if (!opts.sharedActiveChecks) checker.apply(table);
     const changed = changedUpstreams(prev, next);
     log.info({ version: table.version, previous: prev.table.version, changedUpstreams: [...changed] }, 'routing table swapped');
     return { changed: true };
@@ -105,6 +105,12 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
 
   function scriptStats(): ScriptStats[] {
     return ctx.current.scripts?.stats() ?? [];
+  }
+
+  function applyHealth(update: HealthUpdate): void {
+    const t = now();
+    for (const a of update.active ?? []) health.setSharedActive(a, t);
+    for (const e of update.ejections ?? []) health.ejectShared(e.id, e.forMs, t);
   }
 
   function status(): UpstreamStatus[] {
@@ -150,6 +156,7 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
 
   return {
     applyTable,
+    applyHealth,
     listen: (host: string, port: number): Promise<AddressInfo> => front.listen(host, port),
     handleSocket: (socket: Socket): void => front.handleSocket(socket),
     status, stopAccepting, close, scriptStats,

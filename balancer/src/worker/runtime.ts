@@ -62,6 +62,10 @@ export interface WorkerRuntimeOptions {
   readonly stickySecret?: string;
   /** per-request figures (balancer/src/metrics); called once at the end of every request */
   readonly observer?: RequestObserver;
+  /** active checks run once per host in the primary: states arrive through applyHealth (no local probes) */
+  readonly sharedActiveChecks?: boolean;
+  /** a passive ejection decided here, to be relayed to the other workers */
+  readonly onPassiveEjection?: (serverId: string, forMs: number) => void;
 }
 
 /** Connection pool figures of one upstream server (undici Pool stats). */
@@ -82,9 +86,17 @@ export interface UpstreamStatus extends Omit<PeerUpstreamStatus, 'servers'> {
   readonly panic?: { readonly panicking: boolean; readonly entered: number; readonly picks: number };
 }
 
+/** What the primary broadcasts about server health (see health/shared-checker.ts). */
+export interface HealthUpdate {
+  readonly active?: readonly import('../health/peer-health.js').SharedActiveState[];
+  readonly ejections?: readonly { readonly id: string; readonly forMs: number }[];
+}
+
 export interface WorkerRuntime {
   /** Atomic swap of the routing table; a table with the same version is a no-op. */
   applyTable(table: RouteTable): { changed: boolean };
+  /** Health decided elsewhere: active states from the shared checker, passive ejections of other workers. */
+  applyHealth?(update: HealthUpdate): void;
   /** Start the proxy listener; under node:cluster the port is shared through the primary. */
   listen(host: string, port: number): Promise<AddressInfo>;
   /**

@@ -1,0 +1,238 @@
+// Discovery at scale, printed side by side (a script, not a test):
+//   npx tsc -p tsconfig.json && node dist/bench/discovery-scale.js [--sizes 100,1000,5000] [--instances 10] [--reload 1000]
+// For each S: S services x I instances are registered in the Consul double (its own process, enforcing
+// http_max_conns_per_client = 200 like an agent), then the balancer starts (its own process, 2 workers)
+// and we measure: time until every service is routable; services never routable (120 s); change ->
+// traffic on the new instance, p50/p99 over 50 changes while 20 changes/s of health churn run in the
+// background; the agent's peak connections from the balancer; Consul requests and bytes per change
+// (20 isolated changes); idle CPU over 10 s; RSS of the primary and each worker; time to apply one
+// change in the primary (incremental build + diff) and in a worker (delta apply). The bench's own
+// Consul client binds 127.0.0.2 so the agent counts it apart from the balancer (127.0.0.1).
+// The machine is shared: the load average is printed with the figures.
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { Agent, request } from 'undici';
+import { freePort, spawnPinned, waitForPort, type Started } from './support/processes.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const argValue = (name: string, dflt: string): string => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : dflt;
+};
+const sizes = argValue('sizes', '100,1000,5000').split(',').filter(Boolean).map(Number);
+const instances = Number(argValue('instances', '10'));
+const reloadSizes = argValue('reload', '1000').split(',').filter(Boolean).map(Number);
+const CHANGES = Number(argValue('changes', '50'));
+const ISOLATED = 20;
+const CHURN_PER_S = 20;
+const ROUTABLE_TIMEOUT_MS = 120_000;
+
+const benchConsul = new Agent({ connections: 16, connect: { localAddress: '127.0.0.2' } });
+const proxyClient = new Agent({ connections: 64 });
+const q = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : NaN);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function consulCall(base: string, method: string, p: string, body?: unknown): Promise<string> {
+  const res = await request(`${base}${p}`, { method: method as 'GET', dispatcher: benchConsul, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(30_000) });
+  const text = await res.body.text();
+  if (res.statusCode !== 200) throw new Error(`${method} ${p} -> ${res.statusCode} ${text.slice(0, 200)}`);
+  return text;
+}
+
+async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: limit }, async () => {
+    while (next < items.length) await fn(items[next++]);
+  }));
+}
+
+interface DoubleStats { peakByClient: Record<string, number>; requestsByClient: Record<string, number>; bytesByClient: Record<string, number>; rejected: number }
+const doubleStats = async (base: string, reset = false): Promise<DoubleStats> => JSON.parse(await consulCall(base, 'GET', `/_double/stats${reset ? '?reset' : ''}`)) as DoubleStats;
+
+/** One backend per instance slot; answers its name. */
+async function startBackends(n: number): Promise<{ ports: number[]; newPort: number; close(): void }> {
+  const servers: http.Server[] = [];
+  const ports: number[] = [];
+  for (let i = 0; i <= n; i++) {
+    const name = i === n ? 'new' : `i${i}`;
+    const s = http.createServer((req, res) => { req.resume(); req.on('end', () => res.end(name)); });
+    s.keepAliveTimeout = 30_000;
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    servers.push(s);
+    ports.push((s.address() as AddressInfo).port);
+  }
+  return { ports: ports.slice(0, n), newPort: ports[n], close: () => { for (const s of servers) { s.closeAllConnections(); s.close(); } } };
+}
+
+async function proxyGet(port: number, host: string): Promise<{ status: number; body: string }> {
+  try {
+    const res = await request(`http://127.0.0.1:${port}/`, { headers: { host }, dispatcher: proxyClient, signal: AbortSignal.timeout(5000) });
+    return { status: res.statusCode, body: await res.body.text() };
+  } catch {
+    return { status: 0, body: '' };
+  }
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+function cpuTicks(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return Number(f[11]) + Number(f[12]);
+  } catch {
+    return 0;
+  }
+}
+function rssMb(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Math.round(Number(m[1]) / 1024) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+const TICK_MS = 10; // CLK_TCK 100 on Linux
+
+interface Row {
+  label: string; routableS: number; never: number; p50: number; p99: number; failedChanges: number; peakConns: number;
+  reqPerChange: number; kbPerChange: number; idleCpuPct: number; rssPrimary: number; rssWorkers: number[];
+  applyPrimaryMs: string; applyWorkerMs: string; rejected: number;
+}
+
+async function runOne(S: number, mode: 'dynamic' | 'reload'): Promise<Row> {
+  const label = `${S} x ${instances}${mode === 'reload' ? ', reload mode' : ''}`;
+  const consulPort = await freePort();
+  const consul = `http://127.0.0.1:${consulPort}`;
+  const double: Started = spawnPinned(undefined, process.execPath, [path.join(repoRoot, 'dist/test/support/consul-double/cli.js'), '--port', String(consulPort), '--http-max-conns-per-client', '200']);
+  const backends = await startBackends(instances);
+  let balancer: Started | undefined;
+  try {
+    await waitForPort(consulPort);
+    const names = Array.from({ length: S }, (_, i) => `svc${i}`);
+    const regs = names.flatMap((name) => backends.ports.map((port, k) => ({
+      ID: `${name}-${k}`, Name: name, Address: '127.0.0.1', Port: port, Check: { CheckID: `${name}-${k}-ttl`, TTL: '24h', Status: 'passing' },
+    })));
+    const tReg = performance.now();
+    await eachLimited(regs, 16, async (r) => { await consulCall(consul, 'PUT', '/v1/agent/service/register', r); });
+    process.stderr.write(`[${label}] registered ${regs.length} instances in ${((performance.now() - tReg) / 1000).toFixed(1)} s\n`);
+    await doubleStats(consul, true);
+
+    const proxyPort = await freePort();
+    const adminPort = await freePort();
+    const t0 = performance.now();
+    balancer = spawnPinned(undefined, process.execPath, [path.join(repoRoot, 'bin/balancer.js'), '--consul', `127.0.0.1:${consulPort}`, '--listen', `127.0.0.1:${proxyPort}`,
+      '--admin', `127.0.0.1:${adminPort}`, '--workers', '2', '--mode', mode, '--log-level', 'error', '--consul-wait', '60s']);
+    await waitForPort(proxyPort, 60_000);
+    const unroutable = new Set(names);
+    const deadline = Date.now() + ROUTABLE_TIMEOUT_MS;
+    while (unroutable.size > 0 && Date.now() < deadline) {
+      await eachLimited([...unroutable], 32, async (name) => {
+        const r = await proxyGet(proxyPort, name);
+        if (r.status === 200 && r.body.startsWith('i')) unroutable.delete(name);
+      });
+      if (unroutable.size > 0) await sleep(100);
+    }
+    const routableS = unroutable.size === 0 ? (performance.now() - t0) / 1000 : NaN;
+    const pids = [balancer.pid, ...childPids(balancer.pid)];
+
+    // idle CPU over 10 s, then RSS
+    const c0 = pids.reduce((a, p) => a + cpuTicks(p), 0);
+    await sleep(10_000);
+    const c1 = pids.reduce((a, p) => a + cpuTicks(p), 0);
+    const idleCpuPct = ((c1 - c0) * TICK_MS) / 10_000 * 100;
+    const rssPrimary = rssMb(balancer.pid);
+    const rssWorkers = pids.slice(1).map(rssMb);
+
+    // one change = a new instance registered the way the registrator does (TTL check critical, then pass)
+    let changeNo = 0;
+    const change = async (): Promise<number | undefined> => {
+      const n = changeNo++;
+      const name = names[(n * 7919) % S];
+      const id = `${name}-new${n}`;
+      const t = performance.now();
+      await consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: id, Name: name, Address: '127.0.0.1', Port: backends.newPort, Check: { CheckID: `${id}-ttl`, TTL: '24h' } });
+      await consulCall(consul, 'PUT', `/v1/agent/check/pass/${encodeURIComponent(`${id}-ttl`)}`);
+      const end = Date.now() + 20_000;
+      let ms: number | undefined;
+      while (Date.now() < end) {
+        if ((await proxyGet(proxyPort, name)).body === 'new') { ms = performance.now() - t; break; }
+        await sleep(2);
+      }
+      await consulCall(consul, 'PUT', `/v1/agent/service/deregister/${encodeURIComponent(id)}`);
+      return ms;
+    };
+    // isolated changes: Consul traffic per change (the deregistration that undoes each is a change too)
+    await sleep(500);
+    await doubleStats(consul, true);
+    for (let i = 0; i < ISOLATED; i++) await change();
+    await sleep(500);
+    const iso = await doubleStats(consul);
+    const changesMade = ISOLATED * 2;
+    const reqPerChange = (iso.requestsByClient['127.0.0.1'] ?? 0) / changesMade;
+    const kbPerChange = (iso.bytesByClient['127.0.0.1'] ?? 0) / changesMade / 1024;
+
+    // change -> traffic under 20 changes/s of health churn (TTL fail/pass of random instances)
+    let churning = true;
+    const churn = (async () => {
+      let k = 0;
+      while (churning) {
+        const name = names[(k * 104729) % S];
+        const slot = k % instances;
+        const verb = Math.floor(k / instances) % 2 === 0 ? 'fail' : 'pass';
+        k++;
+        await consulCall(consul, 'PUT', `/v1/agent/check/${verb}/${encodeURIComponent(`${name}-${slot}-ttl`)}`).catch(() => undefined);
+        await sleep(1000 / CHURN_PER_S);
+      }
+    })();
+    const lat: number[] = [];
+    let failedChanges = 0;
+    for (let i = 0; i < CHANGES; i++) {
+      const ms = await change();
+      if (ms === undefined) failedChanges++;
+      else lat.push(ms);
+    }
+    churning = false;
+    await churn;
+    lat.sort((a, b) => a - b);
+
+    const metrics = JSON.parse(await (await request(`http://127.0.0.1:${adminPort}/metrics?format=json`, { dispatcher: proxyClient })).body.text()) as {
+      table?: { buildMs?: { p50: number; p99: number } }; workerApplyMs?: { p50: number; p99: number };
+    };
+    const fmt = (m?: { p50: number; p99: number }) => (m ? `${m.p50.toFixed(2)} / ${m.p99.toFixed(2)}` : 'n/a');
+    const all = await doubleStats(consul);
+    return {
+      label, routableS, never: unroutable.size, p50: q(lat, 0.5), p99: q(lat, 0.99), failedChanges,
+      peakConns: all.peakByClient['127.0.0.1'] ?? 0, reqPerChange, kbPerChange, idleCpuPct, rssPrimary, rssWorkers,
+      applyPrimaryMs: fmt(metrics.table?.buildMs), applyWorkerMs: fmt(metrics.workerApplyMs), rejected: all.rejected,
+    };
+  } finally {
+    await balancer?.stop();
+    await double.stop();
+    backends.close();
+  }
+}
+
+const rows: Row[] = [];
+for (const S of sizes) rows.push(await runOne(S, 'dynamic'));
+for (const S of reloadSizes) rows.push(await runOne(S, 'reload'));
+await benchConsul.close();
+await proxyClient.close();
+
+const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
+console.log(`# discovery-scale: node ${process.version}, ${os.cpus().length} cores, load average ${load} (shared machine: figures are noisy)`);
+console.log(`# command: node dist/bench/discovery-scale.js --sizes ${sizes.join(',')} --instances ${instances} --reload ${reloadSizes.join(',')}`);
+console.log('| services x instances | all routable after | never routable | change -> traffic p50 / p99 (50 changes, 20/s churn) | changes lost | agent conns (max) | Consul requests / KB per change | idle CPU (10 s, all processes) | RSS primary / workers | apply one change: primary build p50/p99 ms, worker p50/p99 ms | 429s |');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+for (const r of rows) {
+  console.log(`| ${r.label} | ${Number.isNaN(r.routableS) ? 'never (120 s)' : `${r.routableS.toFixed(1)} s`} | ${r.never} | ${r.p50.toFixed(0)} / ${r.p99.toFixed(0)} ms | ${r.failedChanges} | ${r.peakConns} | ${r.reqPerChange.toFixed(1)} / ${r.kbPerChange.toFixed(1)} | ${r.idleCpuPct.toFixed(1)} % of a core | ${r.rssPrimary} / ${r.rssWorkers.join(', ')} MB | ${r.applyPrimaryMs}; ${r.applyWorkerMs} | ${r.rejected} |`);
+}
