@@ -32,16 +32,25 @@ const ISOLATED = 20;
 const CHURN_PER_S = 20;
 const ROUTABLE_TIMEOUT_MS = 120_000;
 
-const benchConsul = new Agent({ connections: 16, connect: { localAddress: '127.0.0.2' } });
+// node's http Agent honours localAddress (undici's connect options do not)
+const benchConsul = new http.Agent({ keepAlive: true, maxSockets: 16, localAddress: '127.0.0.2' });
 const proxyClient = new Agent({ connections: 64 });
 const q = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : NaN);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function consulCall(base: string, method: string, p: string, body?: unknown): Promise<string> {
-  const res = await request(`${base}${p}`, { method: method as 'GET', dispatcher: benchConsul, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(30_000) });
-  const text = await res.body.text();
-  if (res.statusCode !== 200) throw new Error(`${method} ${p} -> ${res.statusCode} ${text.slice(0, 200)}`);
-  return text;
+function consulCall(base: string, method: string, p: string, body?: unknown): Promise<string> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${base}${p}`, { method, agent: benchConsul, signal: AbortSignal.timeout(30_000), headers: payload ? { 'content-length': Buffer.byteLength(payload) } : {} }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`${method} ${p} -> ${res.statusCode} ${text.slice(0, 200)}`))));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
 }
 
 async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -225,7 +234,7 @@ async function runOne(S: number, mode: 'dynamic' | 'reload'): Promise<Row> {
 const rows: Row[] = [];
 for (const S of sizes) rows.push(await runOne(S, 'dynamic'));
 for (const S of reloadSizes) rows.push(await runOne(S, 'reload'));
-await benchConsul.close();
+benchConsul.destroy();
 await proxyClient.close();
 
 const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');

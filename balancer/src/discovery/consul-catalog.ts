@@ -95,6 +95,8 @@ const WATCH_ALL_EXCEPT = new Set(['consul']);
 const EXPLAIN_WINDOW_MS = 100;
 /** up to this many services, an unexplained change re-reads them all at once (cheaper than waiting) */
 const IMMEDIATE_RESCAN_MAX = 32;
+/** how many recently changed services an unexplained change re-reads before a full rescan */
+const RECENT_MAX = 8;
 const SIGNALS = 3;
 
 interface CheckRow {
@@ -281,6 +283,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       if (prev && prev.key === key) return;
       entries.set(name, { instances: parsed.instances, key, node: new Set(parsed.instances.map((i) => i.node)) });
       changedSinceEmit.add(name);
+      noteRecent(name);
     } catch (err) {
       if (signal.aborted) return;
       errors++;
@@ -414,13 +417,33 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     pump();
   };
 
+  /** services changed lately, most recent last: a deploy's next change is usually one of them */
+  const recent = new Map<string, true>();
+  const noteRecent = (name: string) => {
+    recent.delete(name);
+    recent.set(name, true);
+    if (recent.size > RECENT_MAX) recent.delete(recent.keys().next().value as string);
+  };
+  let triedRecent = false;
   const checkExplained = () => {
     explainTimer = undefined;
     if (pendingExplain === 0) return;
     if (dirty.size > 0 || inFlight.size > 0) return; // re-checked when the reads finish (afterRead)
     const target = pendingExplain;
+    if (maxReadIndex >= target) {
+      pendingExplain = 0;
+      triedRecent = false;
+      return;
+    }
+    // first the services that changed lately (an instance registered a moment ago going away), then all
+    if (!triedRecent && recent.size > 0) {
+      triedRecent = true;
+      for (const name of recent.keys()) markDirty(name);
+      pump();
+      return;
+    }
     pendingExplain = 0;
-    if (maxReadIndex >= target) return;
+    triedRecent = false;
     rescanAll(`catalog index ${target} moved without a visible change`);
   };
 
