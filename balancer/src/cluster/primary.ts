@@ -86,7 +86,9 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
       debounceMs: config.consul.debounceMs,
       services: config.services,
       logger: logger.child({ component: 'discovery' }),
-      onSnapshot: (s) => holderRef?.setSnapshot(s),
+      onSnapshot: () => undefined,
+      // the names of the changed services let the table build look at those alone
+      onChange: (s, changed) => holderRef?.setSnapshot(s, changed),
       onReachability: (ok, err) => {
         if (!ok && err) firstFailure?.(err);
         log[ok ? 'info' : 'warn']({ consul: config.consul?.baseUrl }, ok ? 'consul reachable' : 'consul unreachable, serving the last table');

@@ -141,7 +141,11 @@ export class IncrementalTableBuilder {
     return this.#failures;
   }
 
-  build(snapshot: CatalogSnapshot, admin: Readonly<Record<string, UpstreamSpec>>, policies: PolicyOverrides = NO_POLICY_OVERRIDES): IncrementalBuildResult {
+  /**
+   * `changedHint`: the services whose instance lists may differ from the previous snapshot (discovery
+   * knows them); only those are looked at, so a change costs that service and not a scan of the catalog.
+   */
+  build(snapshot: CatalogSnapshot, admin: Readonly<Record<string, UpstreamSpec>>, policies: PolicyOverrides = NO_POLICY_OVERRIDES, changedHint?: ReadonlySet<string>): IncrementalBuildResult {
     const services = snapshot.services;
     const touched = new Set<string>();
     // services whose policy document changed: their entries re-apply it (no rebuild of the entry)
@@ -158,7 +162,9 @@ export class IncrementalTableBuilder {
     const newWarnings: string[] = [];
     let routesChanged = this.#table === undefined;
 
-    for (const name of Object.keys(services)) {
+    const hinted = changedHint !== undefined && this.#table !== undefined && policyChanged.size === 0;
+    const candidates = hinted ? [...changedHint].filter((n) => Object.hasOwn(services, n)) : Object.keys(services);
+    for (const name of candidates) {
       const instances = services[name];
       const prev = this.#entries.get(name);
       if (prev && prev.instancesRef === instances && !policyChanged.has(name)) continue;
@@ -193,8 +199,8 @@ export class IncrementalTableBuilder {
         newWarnings.push(`service ${name}: table entry cannot be built (${(err as Error).message}); ${prev ? 'keeping its last good entry' : 'left out'}`);
       }
     }
-    for (const name of [...this.#entries.keys()]) {
-      if (Object.hasOwn(services, name)) continue;
+    for (const name of hinted ? [...changedHint] : [...this.#entries.keys()]) {
+      if (Object.hasOwn(services, name) || !this.#entries.has(name)) continue;
       const gone = this.#entries.get(name)!;
       this.#entries.delete(name);
       touched.add(name);
@@ -276,10 +282,22 @@ export class IncrementalTableBuilder {
       ? prevTable
       : Object.freeze({ version, upstreams, routes });
     this.#table = table;
-    const warnings: string[] = [];
-    for (const e of this.#entries.values()) warnings.push(...e.warnings);
-    warnings.push(...this.#routeWarnings);
-    return { table, warnings, newWarnings, upserted, removed, rebuilt, failed };
+    const entries = this.#entries;
+    const routeWarnings = this.#routeWarnings;
+    let all: string[] | undefined;
+    return {
+      table,
+      // every current warning: computed when asked (the admin API), not on every change
+      get warnings(): string[] {
+        if (!all) {
+          all = [];
+          for (const e of entries.values()) all.push(...e.warnings);
+          all.push(...routeWarnings);
+        }
+        return all;
+      },
+      newWarnings, upserted, removed, rebuilt, failed,
+    };
   }
 }
 

@@ -76,8 +76,12 @@ export class TableHolder {
   private readonly log: pino.Logger;
   private swaps = 0;
   private lastWarnings: readonly string[] = [];
+  /** the incremental builder's last result: its full warning list is computed only when asked */
+  private lastWarningsOf: { readonly warnings: readonly string[] } | undefined;
   private failedBuilds = 0;
   private readonly buildTimes: number[] = [];
+  /** services discovery says changed with the snapshot being applied (undefined = look at all) */
+  private changedHint: ReadonlySet<string> | undefined;
 
   constructor(private readonly opts: TableHolderOptions) {
     this.log = opts.logger;
@@ -145,7 +149,7 @@ export class TableHolder {
   }
 
   warnings(): readonly string[] {
-    return this.lastWarnings;
+    return this.lastWarningsOf ? this.lastWarningsOf.warnings : this.lastWarnings;
   }
 
   stats(): { version: string; swaps: number; upstreams: number; adminUpstreams: number; failedServiceBuilds: number } {
@@ -161,9 +165,14 @@ export class TableHolder {
   }
 
   /** A new catalog snapshot; returns true when the table changed. */
-  setSnapshot(snapshot: CatalogSnapshot): boolean {
+  setSnapshot(snapshot: CatalogSnapshot, changed?: ReadonlySet<string>): boolean {
     this.snapshot = snapshot;
-    return this.rebuild('snapshot');
+    this.changedHint = changed;
+    try {
+      return this.rebuild('snapshot');
+    } finally {
+      this.changedHint = undefined;
+    }
   }
 
   /** Adds or replaces an admin upstream; returns true when the table changed. */
@@ -201,15 +210,16 @@ export class TableHolder {
           for (const w of warnings) this.log.warn({ warning: w }, 'table build warning');
         }
         this.lastWarnings = warnings;
+        this.lastWarningsOf = undefined;
         this.pendingDelta = undefined;
         return withScripts(table, this.scriptList);
       }
       const before = this.builderTable;
-      const r = this.builder.build(this.snapshot, this.admin, this.policies);
+      const r = this.builder.build(this.snapshot, this.admin, this.policies, this.changedHint);
       // only what the rebuilt services say is new: unchanged services are not re-logged on every change
       for (const w of r.newWarnings) this.log.warn({ warning: w }, 'table build warning');
       if (r.failed.length > 0) this.log.error({ services: r.failed }, 'table entries failed to build, those services keep their last good entry');
-      this.lastWarnings = r.warnings;
+      this.lastWarningsOf = r;
       this.builderTable = r.table;
       this.pendingDelta = before !== undefined && before === this.table ? { upserted: r.upserted, removed: r.removed } : undefined;
       return withScripts(r.table, this.scriptList);
