@@ -232,8 +232,13 @@ async function runOne(S: number, mode: 'dynamic' | 'reload'): Promise<Row> {
 }
 
 const rows: Row[] = [];
-for (const S of sizes) rows.push(await runOne(S, 'dynamic'));
-for (const S of reloadSizes) rows.push(await runOne(S, 'reload'));
+const runAndShow = async (S: number, mode: 'dynamic' | 'reload') => {
+  const row = await runOne(S, mode);
+  rows.push(row);
+  process.stderr.write(`[${row.label}] ${JSON.stringify(row)}\n`);
+};
+for (const S of sizes) await runAndShow(S, 'dynamic');
+for (const S of reloadSizes) await runAndShow(S, 'reload');
 benchConsul.destroy();
 await proxyClient.close();
 
