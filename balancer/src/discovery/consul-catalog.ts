@@ -92,7 +92,7 @@ export interface CatalogWatcher {
 
 const WATCH_ALL_EXCEPT = new Set(['consul']);
 /** how long an unexplained catalog index move waits for the health signals to explain it */
-const EXPLAIN_WINDOW_MS = 100;
+const EXPLAIN_WINDOW_MS = 300;
 /** up to this many services, an unexplained change re-reads them all at once (cheaper than waiting) */
 const IMMEDIATE_RESCAN_MAX = 32;
 /** how many recently changed services an unexplained change re-reads before a full rescan */
@@ -141,6 +141,8 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   let serviceCheckKeys = new Map<string, string>();
   let nodeCheckKeys = new Map<string, string>();
   let signalsSettled = 0; // first answer (or failure) of both health signals
+  /** highest index the check signals answered with: once it reaches a catalog move, they have spoken */
+  let checksIndex = 0;
 
   const dirty = new Set<string>();
   const inFlight = new Set<string>();
@@ -425,6 +427,20 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     if (recent.size > RECENT_MAX) recent.delete(recent.keys().next().value as string);
   };
   let triedRecent = false;
+  /**
+   * A check signal's answer. A registration or deregistration with checks moves the checks index too:
+   * once it has reached the pending catalog move, waiting longer cannot explain more.
+   */
+  const onChecksAt = (which: 'critical' | 'warning', body: unknown, index: number, first: boolean) => {
+    if (index > checksIndex) checksIndex = index;
+    onChecks(which, body, first);
+    if (pendingExplain > 0 && checksIndex >= pendingExplain && explainTimer) {
+      clearTimeout(explainTimer);
+      explainTimer = undefined;
+      checkExplained();
+    }
+  };
+
   const checkExplained = () => {
     explainTimer = undefined;
     if (pendingExplain === 0) return;
@@ -491,7 +507,8 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       rescanAll(`catalog index ${index} moved without a visible change (small catalog)`);
     } else if (moved && !visible) {
       pendingExplain = Math.max(pendingExplain, index);
-      if (!explainTimer) explainTimer = setTimeout(checkExplained, EXPLAIN_WINDOW_MS);
+      if (checksIndex >= pendingExplain) checkExplained();
+      else if (!explainTimer) explainTimer = setTimeout(checkExplained, EXPLAIN_WINDOW_MS);
     }
     if (changedSinceEmit.size > 0) scheduleEmit();
     pump();
@@ -520,8 +537,8 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
 
   const loops = [
     signalLoop<unknown>('catalog', '/v1/catalog/services', onServices),
-    signalLoop<unknown>('state:critical', '/v1/health/state/critical', (b, _i, first) => onChecks('critical', b, first), () => settleSignal('critical')),
-    signalLoop<unknown>('state:warning', '/v1/health/state/warning', (b, _i, first) => onChecks('warning', b, first), () => settleSignal('warning')),
+    signalLoop<unknown>('state:critical', '/v1/health/state/critical', (b, i, first) => onChecksAt('critical', b, i, first), () => settleSignal('critical')),
+    signalLoop<unknown>('state:warning', '/v1/health/state/warning', (b, i, first) => onChecksAt('warning', b, i, first), () => settleSignal('warning')),
   ].map((p) => p.catch((err) => log.error({ err }, 'consul watch loop crashed')));
 
   const done = (async () => {
