@@ -321,7 +321,7 @@ function consulUpstream(service: string, instances: readonly CatalogInstance[], 
       continue;
     }
     seen.add(id);
-    const it = parseInstanceTags(service, inst.serviceId, inst.tags, warnings);
+    const it = parseInstanceTags(service, inst.serviceId, inst.tags, warnings, inst.meta);
     const zone = inst.meta.zone;
     servers.push({
       id,
