@@ -7,7 +7,7 @@ import { buildRouteTable, IncrementalTableBuilder, tableFromUpstreams } from '..
 import { applyDelta, makeDelta } from '../../balancer/src/routing/table-delta.js';
 import { changedUpstreamNames } from '../../balancer/src/routing/table-holder.js';
 import { DEFAULT_TABLE_DEFAULTS } from '../../balancer/src/routing/tag-options.js';
-import type { CatalogInstance, CatalogSnapshot } from '../../balancer/src/routing/types.js';
+import type { CatalogInstance, CatalogSnapshot, ScriptSpec } from '../../balancer/src/routing/types.js';
 
 const inst = (service: string, port: number, tags: string[] = []): CatalogInstance => ({
   serviceId: `${service}-${port}`, service, node: 'n1', address: '127.0.0.1', port, tags, meta: {}, status: 'passing',
@@ -73,4 +73,35 @@ test('delta: routes travel only when they changed; an admin upstream replacing a
   assert.deepEqual(changedUpstreamNames(t1, r.table), { upserted: ['s1'], removed: [] });
   const back = b.build(snapshot(3), {});
   assert.equal(back.table.version, t1.version, 'removing the admin upstream restores the Consul one: same version');
+});
+
+test('delta: request scripts travel when they change, stay when they do not, and can all be removed', () => {
+  const b = new IncrementalTableBuilder(DEFAULT_TABLE_DEFAULTS);
+  const base = b.build(snapshot(3), {}).table;
+  const script: ScriptSpec = {
+    name: 'deny-delete', source: 'export function onRequest() {}', version: 'abc123abc123', loadedAt: '2026-12-01T00:00:00.000Z',
+    services: ['*'], timeoutMs: 50, maxFailures: 5,
+  };
+  const withScript = Object.freeze({ ...base, version: 'v-scripts', scripts: Object.freeze([script]) }) as typeof base;
+  const over = (from: typeof base, to: typeof base, upserted: string[] = []) =>
+    applyDelta(JSON.parse(JSON.stringify(from)), JSON.parse(JSON.stringify(makeDelta(from, to, upserted, []))));
+
+  const added = over(base, withScript);
+  assert.ok(added.ok);
+  if (!added.ok) return;
+  assert.deepEqual(added.table.scripts?.map((s) => s.name), ['deny-delete'], 'an added script reaches the worker');
+
+  // an upstream change alone: the delta names no scripts, the worker keeps its own
+  const next = b.build({ services: { ...snapshot(3).services, s1: [inst('s1', 7777)] } }, {});
+  const changed = Object.freeze({ ...next.table, version: 'v-upstream', scripts: withScript.scripts }) as typeof base;
+  const delta = makeDelta(withScript, changed, next.upserted, next.removed);
+  assert.equal(delta.scripts, undefined, 'unchanged scripts do not travel');
+  const kept = applyDelta(added.table, JSON.parse(JSON.stringify(delta)));
+  assert.ok(kept.ok);
+  if (!kept.ok) return;
+  assert.deepEqual(kept.table.scripts?.map((s) => s.name), ['deny-delete']);
+
+  const removed = over(changed, Object.freeze({ ...changed, version: 'v-none', scripts: undefined }) as typeof base);
+  assert.ok(removed.ok);
+  if (removed.ok) assert.equal(removed.table.scripts, undefined, 'removing every script reaches the worker');
 });

@@ -1,7 +1,7 @@
 // Table deltas between the primary and its workers (pure). A delta names the table it applies to
 // (`from`) and the one it makes (`to`); a worker whose table is not `from` has missed something (a gap)
 // and asks for the full table instead. Applying shares every unchanged upstream with the current table.
-import type { Route, RouteTable, UpstreamSpec } from './types.js';
+import type { Route, RouteTable, ScriptSpec, UpstreamSpec } from './types.js';
 import { deepFreeze } from './table-version.js';
 
 export interface TableDelta {
@@ -14,6 +14,8 @@ export interface TableDelta {
   readonly removed: readonly string[];
   /** the new routes, only when they changed */
   readonly routes?: readonly Route[];
+  /** the new request scripts, only when they changed ([] = all removed) */
+  readonly scripts?: readonly ScriptSpec[];
 }
 
 export function makeDelta(prev: RouteTable, next: RouteTable, upserted: Iterable<string>, removed: Iterable<string>): TableDelta {
@@ -23,6 +25,7 @@ export function makeDelta(prev: RouteTable, next: RouteTable, upserted: Iterable
     upserted: [...upserted].filter((n) => Object.hasOwn(next.upstreams, n)).map((n) => next.upstreams[n]),
     removed: [...removed].filter((n) => !Object.hasOwn(next.upstreams, n)),
     ...(prev.routes === next.routes ? {} : { routes: next.routes }),
+    ...(prev.scripts === next.scripts ? {} : { scripts: next.scripts ?? [] }),
   };
 }
 
@@ -46,5 +49,10 @@ export function applyDelta(current: RouteTable, delta: TableDelta): DeltaResult 
     for (const n of [...names].sort()) upstreams[n] = byName.has(n) ? deepFreeze(byName.get(n)!) : current.upstreams[n];
   }
   const routes = delta.routes ? deepFreeze([...delta.routes]) : current.routes;
-  return { ok: true, table: Object.freeze({ version: delta.to, upstreams: Object.freeze(upstreams), routes }) };
+  // scripts are table-wide: a delta that does not name them keeps the current ones
+  const scripts = delta.scripts === undefined ? current.scripts : delta.scripts.length > 0 ? deepFreeze([...delta.scripts]) : undefined;
+  const table: RouteTable = scripts === undefined
+    ? { version: delta.to, upstreams: Object.freeze(upstreams), routes }
+    : { version: delta.to, upstreams: Object.freeze(upstreams), routes, scripts };
+  return { ok: true, table: Object.freeze(table) };
 }
