@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type pino from 'pino';
 import { buildAdminApp } from '../admin/app.js';
 import type { Config } from '../config.js';
+import { ConsulBudget, DEFAULT_CONSUL_MAX_CONNS } from '../discovery/consul-budget.js';
 import { watchConsulCatalog, type CatalogWatcher } from '../discovery/consul-catalog.js';
 import { DumpFileError, DumpWriter, loadDump, quarantineDump, type DumpContents } from '../persistence/dump-file.js';
 import { tableFromUpstreams } from '../routing/build-table.js';
@@ -76,10 +77,13 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
   const failed = new Promise<Error>((resolve) => (firstFailure = resolve));
   // reload mode renders from Consul itself (balancer/src/reload); dynamic mode watches here
   const useOwnDiscovery = config.consul !== undefined && config.mode === 'dynamic';
+  // one connection budget for every Consul client of the primary (discovery, KV policies): the agent
+  // allows each client IP 200 connections, shared with the registrator and others on the host
+  const consulBudget = config.consul && useOwnDiscovery ? new ConsulBudget({ maxConns: config.consul.maxConns ?? DEFAULT_CONSUL_MAX_CONNS }) : undefined;
   if (config.consul && useOwnDiscovery) {
     watcher = watchConsulCatalog({
       endpoint: { baseUrl: config.consul.baseUrl, token: config.consul.token, stale: config.consul.stale, maxBodyBytes: config.consul.maxBodyBytes },
-      maxConns: config.consul.maxConns,
+      budget: consulBudget,
       resyncMs: config.consul.resyncMs,
       waitMs: config.consul.waitMs,
       minQueryIntervalMs: config.consul.minQueryIntervalMs,
@@ -102,6 +106,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
   } catch (err) {
     controller.abort();
     await watcher?.done;
+    await consulBudget?.close();
     throw err;
   }
   if (initial.source === 'dump') log.warn({ file: config.dumpFile, savedAt: initial.dump.savedAt }, 'consul unreachable at start: serving from the dump file');
@@ -120,9 +125,11 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
   });
   holderRef = holder;
   // Consul KV policies (balancer/policy/<service>) beside the catalog, dynamic mode only
+  if (consulBudget) consulBudget.reserve(1);
   const policyWatch = config.consul && useOwnDiscovery
     ? startPolicyKvWatch({
-      endpoint: { baseUrl: config.consul.baseUrl, token: config.consul.token },
+      // its blocking query holds one of the budget's connections for good
+      endpoint: { baseUrl: config.consul.baseUrl, token: config.consul.token, dispatcher: consulBudget?.dispatcher },
       waitMs: config.consul.waitMs,
       minQueryIntervalMs: config.consul.minQueryIntervalMs,
       holder: () => holder,
@@ -300,6 +307,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
         await tls?.stop();
         await watcher?.done;
         await policyWatch;
+        await consulBudget?.close();
         await dumpWriter?.flush();
         metrics.stop();
         log.info('stopped');
