@@ -213,6 +213,8 @@ export class NativeRequest implements ClientExchange, BodySource {
 export class ClientConnection implements RequestParserEvents {
   readonly #parser: RequestParser;
   current: NativeRequest | undefined;
+  /** the client sent at least one byte (see closeIfIdle) */
+  #spoken = false;
   #pending: Buffer | null = null;
   #readingPaused = false;
   #headStartedAt = 0;
@@ -241,6 +243,7 @@ export class ClientConnection implements RequestParserEvents {
   }
 
   onData(chunk: Buffer): void {
+    this.#spoken = true;
     if (this.#pending !== null || this.#parser.paused) {
       // a request is being served: keep the bytes for later (reading is paused, so this stays small)
       this.#pending = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
@@ -376,8 +379,13 @@ export class ClientConnection implements RequestParserEvents {
     this.owner.forget(this);
   }
 
+  /**
+   * Drain: close a keep-alive connection between requests. A connection that has not sent a byte yet
+   * is left alone: its first request may be on the wire (closing it now resets that client); it is
+   * answered with `Connection: close`, or ends by its head/keep-alive timer.
+   */
   closeIfIdle(): void {
-    if (this.idle) this.#endSocket();
+    if (this.idle && this.#spoken) this.#endSocket();
   }
 
   destroy(): void {

@@ -15,8 +15,9 @@ export function createNativeFront(ctx: ProxyContext, opts: ClientConnectionOptio
     forget(conn: ClientConnection): void { connections.delete(conn); },
     upgrade(req: IncomingMessage, socket: net.Socket, early: Buffer): void { tunnels.handle(ctx, upgradeRequestFrom(req), socket, early); },
   };
+  // a connection handed over while draining (the cluster primary sent it just before the listener
+  // closed) is served, with `Connection: close`: destroying it would reset a client that did nothing wrong
   const accept = (socket: net.Socket): void => {
-    if (ctx.draining) { socket.destroy(); return; }
     connections.add(new ClientConnection(socket, ctx, owner, opts));
   };
   const server = net.createServer({ noDelay: true }, accept);
