@@ -28,9 +28,14 @@ export function parseConsulAddr(value: string): { host: string; port: number } {
   return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || (url.protocol === 'https:' ? 443 : 8500)) };
 }
 
-export async function consulForTest(opts: ConsulDoubleOptions = {}): Promise<ConsulTarget> {
-  const realAddr = process.env.CONSUL_HTTP_ADDR;
-  const double = realAddr ? undefined : await startConsulDouble({ ...opts, host: '127.0.0.1', port: 0 });
+/**
+ * ownDouble: a double of the test's own even when CONSUL_HTTP_ADDR names an agent, for tests that
+ * change what no client can change on a real agent (its connection limit, its latency).
+ */
+export async function consulForTest(opts: ConsulDoubleOptions & { ownDouble?: boolean } = {}): Promise<ConsulTarget> {
+  const { ownDouble, ...doubleOpts } = opts;
+  const realAddr = ownDouble ? undefined : process.env.CONSUL_HTTP_ADDR;
+  const double = realAddr ? undefined : await startConsulDouble({ ...doubleOpts, host: '127.0.0.1', port: 0 });
   const target = realAddr ? parseConsulAddr(realAddr) : { host: double!.host, port: double!.port };
   const gate = await startTcpGate(target);
   return {
