@@ -72,6 +72,8 @@ export interface Config {
   readonly adminToken?: string;
   /** key of the opaque server ids in sticky cookies; undefined = a random one per start */
   readonly stickySecret?: string;
+  /** --scripts-kv: request scripts also kept in and loaded from Consul KV under this prefix; undefined = off */
+  readonly scriptsKvPrefix?: string;
   /** Host names the admin API answers to besides its listen address and localhost (DNS rebinding) */
   readonly adminAllowedHosts: readonly string[];
   readonly adminMaxUpstreams: number;
@@ -194,6 +196,8 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'local-node', env: 'BALANCER_LOCAL_NODE', kind: 'string', value: 'name', help: 'Consul node name of this host (local-first)' },
   { name: 'local-zone', env: 'BALANCER_LOCAL_ZONE', kind: 'string', value: 'zone', help: 'zone of this host (local-first)' },
   { name: 'sticky-secret', env: 'BALANCER_STICKY_SECRET', kind: 'string', value: 'text', help: 'key of the server ids in sticky cookies (default: random per start, so cookies do not survive a restart)' },
+  { name: 'scripts-kv', env: 'BALANCER_SCRIPTS_KV', kind: 'bool', help: 'keep request scripts in Consul KV too: admin uploads/deletes write <prefix><name>, and scripts put there (another balancer, consul kv put) are loaded; an admin upload of the same name wins' },
+  { name: 'scripts-kv-prefix', env: 'BALANCER_SCRIPTS_KV_PREFIX', kind: 'string', value: 'prefix', def: 'balancer/scripts/', help: 'with --scripts-kv: the Consul KV prefix of request scripts' },
   { name: 'connect-timeout', env: 'BALANCER_CONNECT_TIMEOUT', kind: 'string', value: 'duration', def: '5s', help: 'upstream TCP connect timeout' },
   { name: 'headers-timeout', env: 'BALANCER_HEADERS_TIMEOUT', kind: 'string', value: 'duration', def: '60s', help: 'upstream response headers timeout' },
   { name: 'idle-timeout', env: 'BALANCER_IDLE_TIMEOUT', kind: 'string', value: 'duration', def: '60s', help: 'upstream response body idle timeout' },
@@ -368,6 +372,7 @@ export function parseBalancerArgs(
       admin: parseHostPort(str('admin') ?? '127.0.0.1:8081', source('admin')),
       adminToken: str('admin-token'),
       stickySecret: str('sticky-secret'),
+      scriptsKvPrefix: scriptsKvPrefix(bool('scripts-kv'), str('scripts-kv-prefix'), consul !== undefined, source),
       adminAllowedHosts: (str('admin-allowed-hosts') ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean),
       adminMaxUpstreams: int('admin-max-upstreams', 1000, 1),
       adminMaxServers: int('admin-max-servers', 1000, 1),
@@ -414,6 +419,18 @@ export function parseBalancerArgs(
     if (err instanceof ConfigError) return err;
     throw err;
   }
+}
+
+/** --scripts-kv / --scripts-kv-prefix: the prefix when on ("a/b/" form: no leading slash, one trailing). */
+function scriptsKvPrefix(on: boolean, prefix: string | undefined, hasConsul: boolean, source: (name: string) => string): string | undefined {
+  if (!on) {
+    if (prefix !== undefined) throw new ConfigError(`${source('scripts-kv-prefix')}: needs --scripts-kv`);
+    return undefined;
+  }
+  if (!hasConsul) throw new ConfigError(`${source('scripts-kv')}: needs Consul (not with --no-consul)`);
+  const p = prefix ?? 'balancer/scripts/';
+  if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*\/$/.test(p)) throw new ConfigError(`${source('scripts-kv-prefix')}: expected a KV prefix such as balancer/scripts/ (ending in /), got "${p}"`);
+  return p;
 }
 
 /** --upgrade-protocols: tokens (RFC 9110 section 7.8), compared case-insensitively. */

@@ -51,6 +51,8 @@ export interface AdminDeps {
   /** shown by the dashboard */
   readonly mode?: 'dynamic' | 'reload';
   readonly consulEnabled?: boolean;
+  /** --scripts-kv: uploads and deletes are written to Consul KV first (a failed write changes nothing) */
+  readonly scriptStore?: import('../scripts/script-kv-sync.js').ScriptStore;
 }
 
 /** One admin route file: registers its routes on the app. */

@@ -15,6 +15,7 @@ import type { CatalogSnapshot, RouteTable } from '../routing/types.js';
 import { SharedActiveChecker } from '../health/shared-checker.js';
 import { Supervisor } from './supervisor.js';
 import { policiesFromDump, startPolicyKvWatch } from '../policy/policy-sources.js';
+import { consulScriptStore, startScriptKvWatch } from '../scripts/script-kv-sync.js';
 import { scriptsFromDump } from '../scripts/script-source.js';
 import { challengeLookupOptions, startTls, workerTlsOptions, type TlsHandle } from '../tls/tls-primary.js';
 import { BalancerMetrics } from '../metrics/balancer-metrics.js';
@@ -112,13 +113,16 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
   if (initial.source === 'dump') log.warn({ file: config.dumpFile, savedAt: initial.dump.savedAt }, 'consul unreachable at start: serving from the dump file');
   if (initial.source === 'empty' && watcher) log.warn('consul unreachable at start and no dump file: serving admin upstreams only until consul answers');
 
+  const dumpScripts = scriptsFromDump(dump?.table.scripts);
   const dumpTable = (d: DumpContents): RouteTable => tableFromUpstreams(d.table.upstreams, d.table.routes);
   const holder = new TableHolder({
     defaults,
     logger: logger.child({ component: 'table' }),
     initialSnapshot: initial.source === 'consul' ? initial.snapshot : dump?.snapshot,
     initialAdminUpstreams: dump?.adminUpstreams,
-    initialScripts: scriptsFromDump(dump?.table.scripts),
+    // KV scripts in the dump serve until the KV watch answers (with --scripts-kv; dropped without it)
+    initialScripts: dumpScripts.filter((s) => s.origin !== 'kv'),
+    initialKvScripts: config.scriptsKvPrefix !== undefined ? dumpScripts.filter((s) => s.origin === 'kv') : undefined,
     initialAdminPolicies: dump?.adminPolicies ? policiesFromDump(dump.adminPolicies, log) : undefined,
     // with Consul down, serve exactly what was served before (the dump's table), not a rebuild of it
     initialTable: initial.source === 'dump' ? dumpTable(initial.dump) : undefined,
@@ -134,6 +138,21 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
       minQueryIntervalMs: config.consul.minQueryIntervalMs,
       holder: () => holder,
       logger: logger.child({ component: 'policy' }),
+    }, signal)
+    : undefined;
+  // request scripts in Consul KV (--scripts-kv): loaded from <prefix><name>, written by admin uploads
+  const scriptsKv = config.consul && useOwnDiscovery && config.scriptsKvPrefix !== undefined ? { consul: config.consul, prefix: config.scriptsKvPrefix } : undefined;
+  if (config.scriptsKvPrefix !== undefined && !scriptsKv) log.warn('--scripts-kv is followed in dynamic mode only: ignored');
+  if (scriptsKv && consulBudget) consulBudget.reserve(1);
+  const scriptsEndpoint = scriptsKv ? { baseUrl: scriptsKv.consul.baseUrl, token: scriptsKv.consul.token, dispatcher: consulBudget?.dispatcher } : undefined;
+  const scriptWatch = scriptsKv && scriptsEndpoint
+    ? startScriptKvWatch({
+      endpoint: scriptsEndpoint,
+      prefix: scriptsKv.prefix,
+      waitMs: scriptsKv.consul.waitMs,
+      minQueryIntervalMs: scriptsKv.consul.minQueryIntervalMs,
+      holder: () => holder,
+      logger: logger.child({ component: 'scripts' }),
     }, signal)
     : undefined;
   const dumpWriter = config.dumpFile ? new DumpWriter(config.dumpFile, logger.child({ component: 'dump' })) : undefined;
@@ -274,6 +293,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
     balancerMetrics: metrics,
     mode: config.mode,
     consulEnabled: config.consul !== undefined,
+    scriptStore: scriptsKv && scriptsEndpoint ? consulScriptStore(scriptsEndpoint, scriptsKv.prefix, signal) : undefined,
   });
   try {
     await admin.listen({ host: config.admin.host, port: config.admin.port });
@@ -307,6 +327,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
         await tls?.stop();
         await watcher?.done;
         await policyWatch;
+        await scriptWatch;
         await consulBudget?.close();
         await dumpWriter?.flush();
         metrics.stop();

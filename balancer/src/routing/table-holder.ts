@@ -11,6 +11,7 @@ import { diffTables } from './diff.js';
 import { upstreamHash } from './table-version.js';
 import type { TableDefaults } from './tag-options.js';
 import type { CatalogSnapshot, RouteTable, ScriptSpec, UpstreamSpec } from './types.js';
+import { effectiveScripts } from '../scripts/kv-scripts.js';
 import { withScripts } from '../scripts/table-scripts.js';
 import type { PolicyOverrides } from '../policy/apply-policy.js';
 import type { PolicyDocument } from '../policy/policy-spec.js';
@@ -53,6 +54,8 @@ export interface TableHolderOptions {
   readonly initialAdminUpstreams?: Readonly<Record<string, UpstreamSpec>>;
   /** request scripts (from the dump file's table) */
   readonly initialScripts?: readonly ScriptSpec[];
+  /** request scripts last read from Consul KV (from the dump file's table, origin 'kv') */
+  readonly initialKvScripts?: readonly ScriptSpec[];
   /** traffic policies set through the admin API (from the dump file) */
   readonly initialAdminPolicies?: Readonly<Record<string, PolicyDocument>>;
   /** injectable for tests; defaults to the pure builder */
@@ -67,6 +70,9 @@ export class TableHolder {
   private admin: Readonly<Record<string, UpstreamSpec>>;
   private policies: PolicyOverrides;
   private scriptList: readonly ScriptSpec[];
+  private kvScriptList: readonly ScriptSpec[];
+  /** what runs: the admin scripts, then the KV ones the admin API does not shadow */
+  private effective: readonly ScriptSpec[];
   private readonly listeners = new Set<TableListener>();
   private readonly build: typeof buildRouteTable | undefined;
   private readonly builder: IncrementalTableBuilder;
@@ -91,7 +97,9 @@ export class TableHolder {
     this.admin = Object.freeze({ ...(opts.initialAdminUpstreams ?? {}) });
     this.policies = Object.freeze({ admin: Object.freeze({ ...(opts.initialAdminPolicies ?? {}) }), kv: Object.freeze({}) });
     this.scriptList = Object.freeze([...(opts.initialScripts ?? [])]);
-    this.table = (opts.initialTable ? withScripts(opts.initialTable, this.scriptList) : undefined) ?? this.tryBuild() ?? buildRouteTable({ snapshot: EMPTY_SNAPSHOT, adminUpstreams: {}, defaults: opts.defaults }).table;
+    this.kvScriptList = Object.freeze([...(opts.initialKvScripts ?? [])]);
+    this.effective = effectiveScripts(this.scriptList, this.kvScriptList).scripts;
+    this.table = (opts.initialTable ? withScripts(opts.initialTable, this.effective) : undefined) ?? this.tryBuild() ?? buildRouteTable({ snapshot: EMPTY_SNAPSHOT, adminUpstreams: {}, defaults: opts.defaults }).table;
   }
 
   current(): RouteTable {
@@ -111,8 +119,38 @@ export class TableHolder {
     return this.policies;
   }
 
+  /** the scripts that run (admin API first, then Consul KV's not shadowed by an admin upload) */
   scripts(): readonly ScriptSpec[] {
+    return this.effective;
+  }
+
+  /** the scripts uploaded through the admin API */
+  adminScripts(): readonly ScriptSpec[] {
     return this.scriptList;
+  }
+
+  /** the scripts read from Consul KV, shadowed ones included */
+  kvScripts(): readonly ScriptSpec[] {
+    return this.kvScriptList;
+  }
+
+  /** Replaces every Consul KV script at once (the watcher reads the whole prefix); true when the table changed. */
+  setKvScripts(all: readonly ScriptSpec[]): boolean {
+    this.kvScriptList = Object.freeze(all.map((s) => (s.origin === 'kv' ? s : { ...s, origin: 'kv' as const })));
+    return this.rebuildScripts();
+  }
+
+  /** Forgets one KV script before the watcher sees its key gone (the admin API deleted it); false when none. */
+  dropKvScript(name: string): boolean {
+    if (!this.kvScriptList.some((s) => s.name === name)) return false;
+    this.kvScriptList = Object.freeze(this.kvScriptList.filter((s) => s.name !== name));
+    this.rebuildScripts();
+    return true;
+  }
+
+  private rebuildScripts(): boolean {
+    this.effective = effectiveScripts(this.scriptList, this.kvScriptList).scripts;
+    return this.rebuild('scripts');
   }
 
   /** Adds or replaces (same name, same place in the run order) a request script; true when the table changed. */
@@ -122,14 +160,14 @@ export class TableHolder {
     if (at < 0) next.push(spec);
     else next[at] = spec;
     this.scriptList = Object.freeze(next);
-    return this.rebuild('scripts');
+    return this.rebuildScripts();
   }
 
   /** Removes a script; false when there is none by that name. */
   deleteScript(name: string): boolean {
     if (!this.scriptList.some((s) => s.name === name)) return false;
     this.scriptList = Object.freeze(this.scriptList.filter((s) => s.name !== name));
-    this.rebuild('scripts');
+    this.rebuildScripts();
     return true;
   }
 
@@ -212,7 +250,7 @@ export class TableHolder {
         this.lastWarnings = warnings;
         this.lastWarningsOf = undefined;
         this.pendingDelta = undefined;
-        return withScripts(table, this.scriptList);
+        return withScripts(table, this.effective);
       }
       const before = this.builderTable;
       const r = this.builder.build(this.snapshot, this.admin, this.policies, this.changedHint);
@@ -222,7 +260,7 @@ export class TableHolder {
       this.lastWarningsOf = r;
       this.builderTable = r.table;
       this.pendingDelta = before !== undefined && before === this.table ? { upserted: r.upserted, removed: r.removed } : undefined;
-      return withScripts(r.table, this.scriptList);
+      return withScripts(r.table, this.effective);
     } catch (err) {
       this.failedBuilds++;
       this.log.error({ err }, 'table build failed, keeping the previous table');

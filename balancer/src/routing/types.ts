@@ -158,6 +158,8 @@ export interface ScriptSpec {
   readonly timeoutMs: number;
   /** consecutive failures after which a worker stops running it (until a new version) */
   readonly maxFailures: number;
+  /** where it came from: absent = the admin API, 'kv' = Consul KV (--scripts-kv) */
+  readonly origin?: 'kv';
 }
 
 /** One service instance as discovery sees it (from /v1/health/service/:name). */

@@ -116,7 +116,7 @@ export function scriptsFromDump(stored: unknown): ScriptSpec[] {
     try {
       if (typeof s?.name !== 'string' || typeof s.source !== 'string' || !Array.isArray(s.services)) continue;
       const spec = checkScript({ name: s.name, source: s.source, services: s.services, timeoutMs: s.timeoutMs, maxFailures: s.maxFailures });
-      out.push({ ...spec, loadedAt: typeof s.loadedAt === 'string' ? s.loadedAt : spec.loadedAt });
+      out.push({ ...spec, loadedAt: typeof s.loadedAt === 'string' ? s.loadedAt : spec.loadedAt, ...(s.origin === 'kv' ? { origin: 'kv' as const } : {}) });
     } catch {
       // dropped: the admin API shows what is loaded
     }

@@ -7,7 +7,7 @@ import type { RouteTable, ScriptSpec } from '../routing/types.js';
 /** A script-free `table` carrying `scripts`, versioned over both; the table itself when there are none. */
 export function withScripts(table: RouteTable, scripts: readonly ScriptSpec[]): RouteTable {
   if (scripts.length === 0) return table;
-  const key = scripts.map((s) => `${s.name}\u0000${s.version}\u0000${s.services.join(',')}\u0000${s.timeoutMs}\u0000${s.maxFailures}`).join('\u0001');
+  const key = scripts.map((s) => `${s.name}\u0000${s.version}\u0000${s.services.join(',')}\u0000${s.timeoutMs}\u0000${s.maxFailures}\u0000${s.origin ?? ''}`).join('\u0001');
   const version = createHash('sha1').update(table.version).update('\u0002').update(key).digest('hex');
   return deepFreeze({ ...table, scripts: [...scripts], version });
 }

@@ -3,6 +3,9 @@
 // hash, load time, bound services and the calls/errors summed over the workers (as Slardar's /lua),
 // GET /scripts/<name> adds the source, DELETE /scripts/<name> removes it. A script is checked before
 // it enters the table: a syntax error is a 400 naming the line.
+// With --scripts-kv (deps.scriptStore) an upload or delete is written to Consul KV first; when that
+// write fails the answer is 503 and nothing changed. An upload shadows a KV script of the same name
+// (admin wins); a DELETE removes the name from both.
 import type { FastifyInstance } from 'fastify';
 import { checkScript, ScriptError, SCRIPT_NAME_PATTERN } from '../../scripts/script-source.js';
 import type { ScriptSpec } from '../../routing/types.js';
@@ -49,7 +52,7 @@ export function scriptRoutes(app: FastifyInstance, deps: AdminDeps): void {
     return out;
   };
   const view = (s: ScriptSpec, c: Map<string, Counters>, withSource = false) => ({
-    name: s.name, version: s.version, loadedAt: s.loadedAt, services: s.services, timeoutMs: s.timeoutMs, maxFailures: s.maxFailures,
+    name: s.name, version: s.version, loadedAt: s.loadedAt, origin: s.origin ?? 'admin', services: s.services, timeoutMs: s.timeoutMs, maxFailures: s.maxFailures,
     ...(c.get(`${s.name}\u0000${s.version}`) ?? { calls: 0, errors: 0, disabledIn: 0 }),
     ...(withSource ? { source: s.source } : {}),
   });
@@ -59,9 +62,20 @@ export function scriptRoutes(app: FastifyInstance, deps: AdminDeps): void {
     return s;
   };
 
+  const persist = async (write: () => Promise<void> | undefined, name: string): Promise<void> => {
+    try {
+      await write();
+    } catch (err) {
+      deps.logger.warn({ script: name, err: (err as Error).message }, 'request script not written to consul kv: nothing changed');
+      throw new AdminError(503, 'ERR_SCRIPT_STORE', `${deps.scriptStore?.where ?? 'store'}: ${(err as Error).message}; nothing changed`);
+    }
+  };
+
   app.get('/scripts', { schema: { response: { 200: anyObject } } }, async () => {
     const c = await counters();
-    return { scripts: deps.holder.scripts().map((s) => view(s, c)) };
+    const admin = new Set(deps.holder.adminScripts().map((s) => s.name));
+    const shadowed = deps.holder.kvScripts().filter((s) => admin.has(s.name)).map((s) => ({ name: s.name, version: s.version }));
+    return { scripts: deps.holder.scripts().map((s) => view(s, c)), ...(shadowed.length > 0 ? { kvShadowed: shadowed } : {}) };
   });
 
   app.get('/scripts/:name', { schema: { params: scriptParams, response: { 200: anyObject, 404: errorSchema } } }, async (req) => {
@@ -88,7 +102,7 @@ export function scriptRoutes(app: FastifyInstance, deps: AdminDeps): void {
           },
         ],
       },
-      response: { 200: anyObject, 202: anyObject, 400: refusalSchema },
+      response: { 200: anyObject, 202: anyObject, 400: refusalSchema, 503: errorSchema },
     },
   }, async (req, reply) => {
     if (deps.readOnlyReason) throw new AdminError(409, 'ERR_READ_ONLY', deps.readOnlyReason);
@@ -108,6 +122,7 @@ export function scriptRoutes(app: FastifyInstance, deps: AdminDeps): void {
       }
       throw err;
     }
+    await persist(() => deps.scriptStore?.put(spec), name);
     const changed = deps.holder.setScript(spec);
     const live = await deps.applied?.(deps.holder.current().version);
     deps.logger[live === false ? 'warn' : 'info']({ script: name, version: spec.version, services: spec.services, changed, live }, 'request script loaded');
@@ -115,11 +130,13 @@ export function scriptRoutes(app: FastifyInstance, deps: AdminDeps): void {
     return { ok: true, changed, live: live !== false, tableVersion: deps.holder.current().version, ...view(spec, new Map()) };
   });
 
-  app.delete('/scripts/:name', { schema: { params: scriptParams, response: { 200: anyObject, 202: anyObject, 404: errorSchema } } }, async (req, reply) => {
+  app.delete('/scripts/:name', { schema: { params: scriptParams, response: { 200: anyObject, 202: anyObject, 404: errorSchema, 503: errorSchema } } }, async (req, reply) => {
     if (deps.readOnlyReason) throw new AdminError(409, 'ERR_READ_ONLY', deps.readOnlyReason);
     const { name } = req.params as { name: string };
     find(name);
+    await persist(() => deps.scriptStore?.delete(name), name);
     deps.holder.deleteScript(name);
+    deps.holder.dropKvScript(name);
     const live = await deps.applied?.(deps.holder.current().version);
     deps.logger[live === false ? 'warn' : 'info']({ script: name, live }, 'request script removed');
     if (live === false) reply.code(202);
