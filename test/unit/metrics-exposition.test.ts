@@ -201,3 +201,71 @@ test('one-minute windows: req/s and p99 per service and server from the cumulati
   assert.ok(srv.rps > 15 && srv.rps < 25, `server req/s ${srv.rps}`);
   assert.equal(m.store.serverWindow('web', 'nope').rps, 0);
 });
+
+test('upgrade tunnels: opened/closed counters per service, open tunnels a gauge summed over live workers', async () => {
+  let now = 50_000;
+  const m = new BalancerMetrics({ prefix: 'balancer', bucketsSeconds: BUCKETS, maxServersPerService: 10 }, SOURCES, () => now);
+  const w0 = new RequestMetrics({ bucketsSeconds: BUCKETS, maxServersPerService: 10 });
+  const w1 = new RequestMetrics({ bucketsSeconds: BUCKETS, maxServersPerService: 10 });
+  for (let i = 0; i < 3; i++) w0.tunnelOpened('chat');
+  w0.tunnelClosed('chat');
+  w1.tunnelOpened('chat');
+  const withTunnels = (slot: number, w: RequestMetrics): WorkerMetricsMessage => {
+    const r = report(slot, 1, w);
+    return { ...r, gauges: { ...r.gauges, openTunnels: w.openTunnels() } };
+  };
+  m.onWorkerReport(withTunnels(0, w0));
+  m.onWorkerReport(withTunnels(1, w1));
+  let parsed = parsePrometheus((await m.render(undefined)).body);
+  assert.equal(counterValue(parsed, 'balancer_service_tunnels_opened_total', { service: 'chat' }), 4);
+  assert.equal(counterValue(parsed, 'balancer_service_tunnels_closed_total', { service: 'chat' }), 1);
+  assert.equal(counterValue(parsed, 'balancer_service_open_tunnels', { service: 'chat' }), 3);
+  // worker 1 stops reporting (killed): its open tunnel leaves the gauge, the counters stay
+  now += 10_000;
+  w0.tunnelClosed('chat');
+  m.onWorkerReport(withTunnels(0, w0));
+  parsed = parsePrometheus((await m.render(undefined)).body);
+  assert.equal(counterValue(parsed, 'balancer_service_open_tunnels', { service: 'chat' }), 1);
+  assert.equal(counterValue(parsed, 'balancer_service_tunnels_opened_total', { service: 'chat' }), 4);
+  assert.equal(counterValue(parsed, 'balancer_service_tunnels_closed_total', { service: 'chat' }), 2);
+});
+
+test('script counts: the host\'s cumulative calls/errors become deltas, a new version or a fresh load starts again', async () => {
+  const m = new BalancerMetrics({ prefix: 'balancer', bucketsSeconds: BUCKETS, maxServersPerService: 10 }, SOURCES);
+  const w = new RequestMetrics({ bucketsSeconds: BUCKETS, maxServersPerService: 10 });
+  w.scriptTotals([{ name: 'auth', version: 'v1', calls: 10, errors: 1 }]);
+  m.onWorkerReport(report(0, 1, w));
+  w.scriptTotals([{ name: 'auth', version: 'v1', calls: 25, errors: 1 }, { name: 'tag', version: 'a', calls: 0, errors: 0 }]);
+  m.onWorkerReport(report(0, 1, w));
+  // v2 replaces v1 (its counts start at 0); then v2 reloaded afresh under the same version
+  w.scriptTotals([{ name: 'auth', version: 'v2', calls: 4, errors: 2 }]);
+  m.onWorkerReport(report(0, 1, w));
+  w.scriptTotals([{ name: 'auth', version: 'v2', calls: 1, errors: 0 }]);
+  m.onWorkerReport(report(0, 1, w));
+  w.scriptTotals([{ name: 'auth', version: 'v2', calls: 1, errors: 0 }]);
+  assert.equal(w.takeDelta(), undefined, 'unchanged totals: nothing to send');
+  m.scriptCalled('primary-side', true);
+  const parsed = parsePrometheus((await m.render(undefined)).body);
+  assert.equal(counterValue(parsed, 'balancer_script_calls_total', { script: 'auth' }), 10 + 15 + 4 + 1);
+  assert.equal(counterValue(parsed, 'balancer_script_errors_total', { script: 'auth' }), 1 + 2);
+  assert.equal(family(parsed, 'balancer_script_calls_total').metrics.some((x) => x.labels?.script === 'tag'), false, 'a script never called has no series');
+  assert.equal(counterValue(parsed, 'balancer_script_errors_total', { script: 'primary-side' }), 1);
+});
+
+test('certificate expiry per name with its source; change -> swap timed from the moment given (reload mode)', async () => {
+  let now = 1_000_000;
+  const m = new BalancerMetrics({ prefix: 'balancer', bucketsSeconds: BUCKETS, maxServersPerService: 10 }, SOURCES, () => now);
+  m.setCertificateSource(() => [{ name: 'a.example', notAfterMs: 1_900_000_000_500, source: 'dir' }, { name: '*.b.example', notAfterMs: 1_800_000_000_000, source: 'kv' }]);
+  m.tableChanged('v2', now - 1_500);
+  m.tableServed('v2', 700);
+  m.tableServed('v3', 10); // never seen changing: not timed
+  const body = (await m.render(undefined)).body;
+  const parsed = parsePrometheus(body);
+  assert.equal(counterValue(parsed, 'balancer_tls_certs_not_after', { name: 'a.example', source: 'dir' }), 1_900_000_000);
+  assert.equal(counterValue(parsed, 'balancer_tls_certs_not_after', { name: '*.b.example', source: 'kv' }), 1_800_000_000);
+  assert.match(body, /^balancer_table_change_to_swap_seconds_count 1$/m);
+  assert.match(body, /^balancer_table_change_to_swap_seconds_sum 1\.5$/m);
+  assert.match(body, /^balancer_table_change_to_swap_seconds_bucket\{le="1"\} 0$/m);
+  assert.match(body, /^balancer_table_change_to_swap_seconds_bucket\{le="2\.5"\} 1$/m);
+  now += 1;
+});

@@ -19,6 +19,7 @@ import { consulScriptStore, startScriptKvWatch } from '../scripts/script-kv-sync
 import { scriptsFromDump } from '../scripts/script-source.js';
 import { challengeLookupOptions, startTls, workerTlsOptions, type TlsHandle } from '../tls/tls-primary.js';
 import { BalancerMetrics } from '../metrics/balancer-metrics.js';
+import { certificateExpiries } from '../tls/cert-expiry.js';
 
 export class StartupError extends Error {
   /** ERR_CONSUL_UNREACHABLE, ERR_RELOAD_MODE_UNAVAILABLE, ERR_WORKER_START, ERR_ADMIN_LISTEN, or the code of the cause */
@@ -214,6 +215,8 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
       config: config.tls, consul: config.consul, workers: supervisor, logger, signal, dumpFile: config.dumpFile,
       catalog: { current: () => holder.currentSnapshot(), subscribe: (l) => holder.subscribe(() => l()) },
     });
+    const store = tls.store;
+    metrics.setCertificateSource(() => certificateExpiries(store.current().certs));
   }
 
   let stopRenderers: (() => Promise<void>) | undefined;
@@ -261,7 +264,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
         stopRenderers = () => jobs.stop();
       }
     } else {
-      stopRenderers = await startReloadModeFor(config, supervisor, holder, logger, signal);
+      stopRenderers = await startReloadModeFor(config, supervisor, holder, logger, signal, metrics);
     }
   } catch (err) {
     controller.abort();
@@ -369,6 +372,7 @@ async function startReloadModeFor(
   holder: TableHolder,
   logger: pino.Logger,
   signal: AbortSignal,
+  metrics: BalancerMetrics,
 ): Promise<() => Promise<void>> {
   let mod: typeof import('../reload/reload-mode.js');
   try {
@@ -382,7 +386,11 @@ async function startReloadModeFor(
     logger: logger.child({ component: 'reload' }),
     signal,
     // the admin API and the dump show what the workers serve
-    onGeneration: (e) => holder.adopt(e.table),
+    onGeneration: (e) => {
+      // change -> swap: from the Consul answer behind the render to the new generation listening
+      if (!e.first && e.changedAtMs !== undefined) metrics.tableChanged(e.table.version, e.changedAtMs);
+      holder.adopt(e.table);
+    },
   });
   await handle.ready;
   return () => handle.stop();

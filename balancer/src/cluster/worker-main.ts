@@ -73,7 +73,7 @@ async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<
   currentVersion = msg.table.version;
   currentTable = msg.table;
   const rt = runtime;
-  metrics?.start(() => rt.status());
+  metrics?.start(() => rt.status(), () => rt.scriptStats?.());
   const addr = await runtime.listen(o.listenHost, o.listenPort);
   const tlsAddrs = workerTls ? await workerTls.listen((socket) => rt.handleSocket(socket)) : undefined;
   logger.info({ address: addr.address, port: addr.port, tls: tlsAddrs?.map((a) => a.port), version: msg.table.version }, 'worker listening');

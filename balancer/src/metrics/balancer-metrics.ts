@@ -50,6 +50,8 @@ export interface BalancerMetricSources {
 export interface CertificateExpiry {
   readonly name: string;
   readonly notAfterMs: number;
+  /** where the serving certificate came from: dir, kv (ACME included), admin */
+  readonly source?: string;
 }
 
 export class BalancerMetrics {
@@ -105,9 +107,9 @@ export class BalancerMetrics {
     this.#certificates = source;
   }
 
-  /** The holder built a new table (a change was seen). */
-  tableChanged(version: string): void {
-    this.#changedAt.set(version, this.#now());
+  /** The holder built a new table (a change was seen); reload mode passes when Consul's answer arrived. */
+  tableChanged(version: string, atMs: number = this.#now()): void {
+    this.#changedAt.set(version, atMs);
     if (this.#changedAt.size > 64) this.#changedAt.delete(this.#changedAt.keys().next().value as string);
   }
 
@@ -156,6 +158,12 @@ export class BalancerMetrics {
     for (const [service, n] of [...this.store.inflight()].sort((a, b) => (a[0] < b[0] ? -1 : 1))) open.push({ labels: { service }, value: n });
     f.push({ name: `${p}_service_open_connections`, help: 'How many open connections (requests in flight) exist, partitioned by service.', type: 'gauge', samples: open });
 
+    const byName = <T>(m: Map<string, T>): [string, T][] => [...m].sort((a, b) => (a[0] < b[0] ? -1 : 1));
+    const tunnels = byName(this.store.tunnels);
+    f.push({ name: `${p}_service_tunnels_opened_total`, help: 'Upgrade tunnels (WebSocket and the like) opened after the server\'s 101, partitioned by service.', type: 'counter', samples: tunnels.map(([service, t]) => ({ labels: { service }, value: t.opened })) });
+    f.push({ name: `${p}_service_tunnels_closed_total`, help: 'Upgrade tunnels closed, partitioned by service.', type: 'counter', samples: tunnels.map(([service, t]) => ({ labels: { service }, value: t.closed })) });
+    f.push({ name: `${p}_service_open_tunnels`, help: 'Upgrade tunnels open now, partitioned by service.', type: 'gauge', samples: byName(this.store.openTunnels()).map(([service, n]) => ({ labels: { service }, value: n })) });
+
     const up: Sample[] = [];
     for (const [service, servers] of [...this.store.serverUp()].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
       const ids = [...servers.keys()].sort();
@@ -175,7 +183,7 @@ export class BalancerMetrics {
     f.push({ name: `${p}_table_upstreams`, help: 'Upstreams in the routing table.', type: 'gauge', samples: [{ labels: {}, value: table.upstreams }] });
     f.push({ name: `${p}_table_last_swap_duration_seconds`, help: 'Time the workers took to serve the last table (publish to last acknowledgement).', type: 'gauge', samples: [{ labels: {}, value: this.#lastSwapSeconds }] });
     f.push({ name: `${p}_table_last_swap_timestamp_seconds`, help: 'When every worker last acknowledged a table (0 = not yet).', type: 'gauge', samples: [{ labels: {}, value: this.#lastSwapAt / 1000 }] });
-    f.push({ name: `${p}_table_change_to_swap_seconds`, help: 'From a change seen by the primary to every worker serving the new table.', type: 'histogram', samples: this.#changeToSwap.samples(`${p}_table_change_to_swap_seconds`) });
+    f.push({ name: `${p}_table_change_to_swap_seconds`, help: 'From a change seen (dynamic: the table build; reload: the Consul answer behind the render) to every worker serving it (reload: the new generation listening).', type: 'histogram', samples: this.#changeToSwap.samples(`${p}_table_change_to_swap_seconds`) });
 
     const consul = this.#sources.consul?.();
     if (consul !== undefined) {
@@ -205,7 +213,7 @@ export class BalancerMetrics {
     f.push({ name: `${p}_script_errors_total`, help: 'Script runs that threw or timed out, partitioned by script.', type: 'counter', samples: scripts.map(([script, s]) => ({ labels: { script }, value: s.errors })) });
 
     const certs = this.#certificates?.() ?? [];
-    f.push({ name: `${p}_tls_certs_not_after`, help: 'Certificate expiration timestamp (seconds since epoch), partitioned by name.', type: 'gauge', samples: certs.map((c) => ({ labels: { name: c.name }, value: Math.floor(c.notAfterMs / 1000) })) });
+    f.push({ name: `${p}_tls_certs_not_after`, help: 'Certificate expiration timestamp (seconds since epoch), partitioned by name.', type: 'gauge', samples: certs.map((c) => ({ labels: c.source === undefined ? { name: c.name } : { name: c.name, source: c.source } as Record<string, string>, value: Math.floor(c.notAfterMs / 1000) })) });
 
     const procs = [{ process: 'primary', gauges: this.#primaryGauges }, ...this.store.processGauges()];
     f.push({ name: `${p}_process_resident_memory_bytes`, help: 'Resident memory size in bytes, per process.', type: 'gauge', samples: procs.map((x) => ({ labels: { process: x.process }, value: x.gauges.rssBytes })) });

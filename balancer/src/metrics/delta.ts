@@ -23,6 +23,8 @@ export interface MetricsDelta {
   readonly services: ServiceDelta[];
   /** [script, calls, errors] */
   readonly scripts: [string, number, number][];
+  /** [service, upgrade tunnels opened, closed] */
+  readonly tunnels?: [string, number, number][];
 }
 
 export interface WorkerGauges {
@@ -31,6 +33,8 @@ export interface WorkerGauges {
   readonly inflight: [string, number][];
   /** [service, serverId, up (1) or not (0)] */
   readonly serverUp: [string, string, number][];
+  /** [service, upgrade tunnels open now] */
+  readonly openTunnels?: [string, number][];
 }
 
 /** The IPC message (a member of WorkerToPrimary). */

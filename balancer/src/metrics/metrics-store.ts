@@ -100,6 +100,8 @@ export class MetricsStore {
   readonly bucketsSeconds: readonly number[];
   readonly services = new Map<string, ServiceTotals>();
   readonly scripts = new Map<string, { calls: number; errors: number }>();
+  /** upgrade tunnels opened and closed, per service */
+  readonly tunnels = new Map<string, { opened: number; closed: number }>();
   readonly #workers = new Map<number, WorkerReport>();
   readonly #now: () => number;
   readonly #staleAfterMs: number;
@@ -175,6 +177,12 @@ export class MetricsStore {
       s.errors += errors;
       this.scripts.set(name, s);
     }
+    for (const [name, opened, closed] of delta.tunnels ?? []) {
+      const t = this.tunnels.get(name) ?? { opened: 0, closed: 0 };
+      t.opened += opened;
+      t.closed += closed;
+      this.tunnels.set(name, t);
+    }
   }
 
   /** Called about once a second: records the window snapshots. */
@@ -213,6 +221,13 @@ export class MetricsStore {
   inflight(): Map<string, number> {
     const out = new Map<string, number>();
     for (const w of this.workers()) for (const [svc, n] of w.gauges.inflight) out.set(svc, (out.get(svc) ?? 0) + n);
+    return out;
+  }
+
+  /** Upgrade tunnels open per service, summed over the workers (a killed worker's drop with its gauges). */
+  openTunnels(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const w of this.workers()) for (const [svc, n] of w.gauges.openTunnels ?? []) out.set(svc, (out.get(svc) ?? 0) + n);
     return out;
   }
 

@@ -22,6 +22,10 @@ export interface RequestObserver {
    */
   requestEnd(service: string | undefined, serverId: string | undefined, status: number, method: string, protocol: string,
     durationMs: number, tries: number, requestBytes: number, responseBytes: number): void;
+  /** an upgrade tunnel (WebSocket and the like) opened after the server's 101 */
+  tunnelOpened(service: string): void;
+  /** that tunnel closed (either side) */
+  tunnelClosed(service: string): void;
 }
 
 /** Label value for requests no service matched (unknown hosts). */
@@ -73,6 +77,10 @@ export class RequestMetrics implements RequestObserver {
   readonly #maxServices: number;
   readonly #services = new Map<string, ServiceFigures>();
   readonly #scripts = new Map<string, { calls: number; errors: number }>();
+  /** per service: tunnels opened and closed since the last delta, and open now */
+  readonly #tunnels = new Map<string, { opened: number; closed: number; open: number }>();
+  /** the script host's cumulative counts seen at the last delta, by script name and version */
+  #scriptTotalsSeen = new Map<string, { calls: number; errors: number }>();
 
   constructor(opts: RequestMetricsOptions) {
     this.#bounds = Float64Array.from(opts.bucketsSeconds);
@@ -119,14 +127,70 @@ export class RequestMetrics implements RequestObserver {
 
   /** Scripts (policy helper): one call per script run; error = it threw or timed out. */
   scriptCalled(script: string, error: boolean): void {
+    const s = this.#script(script);
+    s.calls++;
+    if (error) s.errors++;
+  }
+
+  #script(script: string): { calls: number; errors: number } {
     let s = this.#scripts.get(script);
     if (s === undefined) {
       if (this.#scripts.size >= 200) script = OTHER;
       s = this.#scripts.get(script) ?? { calls: 0, errors: 0 };
       this.#scripts.set(script, s);
     }
-    s.calls++;
-    if (error) s.errors++;
+    return s;
+  }
+
+  #tunnel(service: string): { opened: number; closed: number; open: number } {
+    let t = this.#tunnels.get(service);
+    if (t === undefined) {
+      if (this.#tunnels.size >= this.#maxServices) service = OTHER;
+      t = this.#tunnels.get(service) ?? { opened: 0, closed: 0, open: 0 };
+      this.#tunnels.set(service, t);
+    }
+    return t;
+  }
+
+  tunnelOpened(service: string): void {
+    const t = this.#tunnel(service);
+    t.opened++;
+    t.open++;
+  }
+
+  tunnelClosed(service: string): void {
+    const t = this.#tunnel(service);
+    t.closed++;
+    if (t.open > 0) t.open--;
+  }
+
+  /** [service, tunnels open now] (a gauge: the primary drops it with the worker's other gauges) */
+  openTunnels(): [string, number][] {
+    const out: [string, number][] = [];
+    for (const [name, t] of this.#tunnels) if (t.open > 0 || t.opened > 0 || t.closed > 0) out.push([name, t.open]);
+    return out;
+  }
+
+  /**
+   * The script host keeps cumulative calls/errors per loaded script (a new version starts at 0);
+   * counting the difference since the last flush keeps the request path free of a metrics call.
+   * Counts of a script version that is replaced between two flushes are lost (at most one interval).
+   */
+  scriptTotals(stats: readonly { readonly name: string; readonly version: string; readonly calls: number; readonly errors: number }[]): void {
+    const seen = new Map<string, { calls: number; errors: number }>();
+    for (const s of stats) {
+      const key = `${s.name}\u0000${s.version}`;
+      const prev = this.#scriptTotalsSeen.get(key);
+      // fewer than before: the script was loaded afresh under the same version
+      const calls = prev !== undefined && s.calls >= prev.calls ? s.calls - prev.calls : s.calls;
+      const errors = prev !== undefined && s.errors >= prev.errors ? s.errors - prev.errors : s.errors;
+      seen.set(key, { calls: s.calls, errors: s.errors });
+      if (calls === 0 && errors === 0) continue;
+      const c = this.#script(s.name);
+      c.calls += calls;
+      c.errors += errors;
+    }
+    this.#scriptTotalsSeen = seen;
   }
 
   /** Everything counted since the previous call (undefined when nothing was), counts zeroed in place. */
@@ -158,8 +222,14 @@ export class RequestMetrics implements RequestObserver {
       scripts.push([name, s.calls, s.errors]);
       s.calls = 0; s.errors = 0;
     }
-    if (services.length === 0 && scripts.length === 0) return undefined;
-    return { bucketsSeconds: Array.from(this.#bounds), services, scripts };
+    const tunnels: [string, number, number][] = [];
+    for (const [name, t] of this.#tunnels) {
+      if (t.opened === 0 && t.closed === 0) continue;
+      tunnels.push([name, t.opened, t.closed]);
+      t.opened = 0; t.closed = 0;
+    }
+    if (services.length === 0 && scripts.length === 0 && tunnels.length === 0) return undefined;
+    return { bucketsSeconds: Array.from(this.#bounds), services, scripts, ...(tunnels.length > 0 ? { tunnels } : {}) };
   }
 
   #service(name: string): ServiceFigures {

@@ -11,9 +11,19 @@ export interface StatusForGauges {
   readonly servers: readonly { readonly id: string; readonly status: string; readonly inflight: number }[];
 }
 
+/** The part of the script host's stats the counts need. */
+export interface ScriptTotals {
+  readonly name: string;
+  readonly version: string;
+  readonly calls: number;
+  readonly errors: number;
+}
+
 export interface WorkerReporterOptions {
   readonly metrics: RequestMetrics;
   readonly status: () => readonly StatusForGauges[];
+  /** the script host's cumulative counts (runtime.scriptStats); read at each flush */
+  readonly scriptStats?: () => readonly ScriptTotals[] | undefined;
   readonly send: (msg: WorkerMetricsMessage) => void;
   readonly slot: number;
   readonly generation: number;
@@ -41,9 +51,15 @@ export function startWorkerReporter(opts: WorkerReporterOptions): WorkerReporter
         }
         inflight.push([u.name, n]);
       }
-      gauges = { process: sampler.sample(), inflight, serverUp };
+      gauges = { process: sampler.sample(), inflight, serverUp, openTunnels: opts.metrics.openTunnels() };
     } catch {
-      gauges = { process: sampler.sample(), inflight: [], serverUp: [] };
+      gauges = { process: sampler.sample(), inflight: [], serverUp: [], openTunnels: opts.metrics.openTunnels() };
+    }
+    try {
+      const scripts = opts.scriptStats?.();
+      if (scripts !== undefined) opts.metrics.scriptTotals(scripts);
+    } catch {
+      // a runtime being replaced: its counts come with the next flush
     }
     opts.send({ type: 'metrics', slot: opts.slot, generation: opts.generation, delta: opts.metrics.takeDelta(), gauges });
   };
@@ -61,8 +77,8 @@ export function startWorkerReporter(opts: WorkerReporterOptions): WorkerReporter
 /** What worker-main holds: the observer for the runtime, and the reporter once the runtime exists. */
 export interface WorkerMetrics {
   readonly observer: RequestMetrics;
-  /** starts the periodic report; status reads the runtime's health figures */
-  start(status: () => readonly StatusForGauges[]): void;
+  /** starts the periodic report; status reads the runtime's health figures, scriptStats its scripts' counts */
+  start(status: () => readonly StatusForGauges[], scriptStats?: () => readonly ScriptTotals[] | undefined): void;
   /** last report (drain), then stop */
   finish(): void;
 }
@@ -76,8 +92,8 @@ export function createWorkerMetrics(
   let reporter: WorkerReporter | undefined;
   return {
     observer,
-    start(status) {
-      reporter ??= startWorkerReporter({ metrics: observer, status, send, slot, generation, intervalMs: settings.flushIntervalMs });
+    start(status, scriptStats) {
+      reporter ??= startWorkerReporter({ metrics: observer, status, scriptStats, send, slot, generation, intervalMs: settings.flushIntervalMs });
     },
     finish() {
       reporter?.flush();

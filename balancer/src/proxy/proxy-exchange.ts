@@ -418,6 +418,7 @@ export function handleProxyRequest(ctx: ProxyContext, client: ClientExchange): v
   const upstream = match.upstream;
   if (upstream.https?.redirect === true && !client.encrypted && hostHeader !== undefined) {
     sendHttpsRedirect(client, normalizeHost(hostHeader), url, ctx.httpsPort, ctx.draining);
+    ctx.observer?.requestEnd(upstream.name, undefined, 308, client.method, 'http', 0, 0, 0, 0);
     ctx.accessLog?.info({ method: client.method, url, upstream: upstream.name, status: 308, ms: 0, tries: 0 }, 'access');
     return;
   }

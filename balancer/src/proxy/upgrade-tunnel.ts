@@ -49,7 +49,39 @@ export interface UpgradeTunnelOptions {
   readonly idleMs: number;
 }
 
-function rejectUpgrade(client: Duplex, status: number, reason: string, body: Record<string, string>): void {
+/**
+ * Metrics of one upgrade request: the request is counted once, when its answer head goes out (the
+ * tunnel's lifetime is the tunnel counters' business), or as 499 when the client leaves first.
+ */
+class UpgradeOutcome {
+  #counted = false;
+  #tunnel = false;
+  service: string | undefined;
+  server: string | undefined;
+  tries = 0;
+  constructor(private readonly ctx: ProxyContext, private readonly method: string, private readonly protocol: string, private readonly arrived: number) {}
+
+  answered(status: number): void {
+    if (this.#counted) return;
+    this.#counted = true;
+    this.ctx.observer?.requestEnd(this.service, this.server, status, this.method, this.protocol, this.ctx.now() - this.arrived, this.tries, 0, 0);
+  }
+
+  tunnelOpened(): void {
+    this.answered(101);
+    if (this.service === undefined || this.#tunnel) return;
+    this.#tunnel = true;
+    this.ctx.observer?.tunnelOpened(this.service);
+  }
+
+  closed(): void {
+    this.answered(499);
+    if (this.#tunnel && this.service !== undefined) this.ctx.observer?.tunnelClosed(this.service);
+  }
+}
+
+function rejectUpgrade(client: Duplex, status: number, reason: string, body: Record<string, string>, outcome?: UpgradeOutcome): void {
+  outcome?.answered(status);
   const json = JSON.stringify(body);
   client.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(json)}\r\nconnection: close\r\n\r\n${json}`);
 }
@@ -75,8 +107,11 @@ export class UpgradeTunnels {
   handle(ctx: ProxyContext, req: UpgradeRequest, client: Duplex, earlyData: Buffer): void {
     client.on('error', () => client.destroy());
     const rawHeaders = req.rawHeaders;
+    const protocol = headerValue(rawHeaders, 'upgrade')?.trim().toLowerCase() === 'websocket' ? 'websocket' : 'http';
+    const outcome = new UpgradeOutcome(ctx, req.method, protocol, ctx.now());
+    client.once('close', () => outcome.closed());
     if (!upgradeAllowed(headerValue(rawHeaders, 'upgrade'), this.#opts.protocols)) {
-      rejectUpgrade(client, 400, 'Bad Request', { error: 'upgrade_not_allowed', allowed: this.#opts.protocols.join(',') });
+      rejectUpgrade(client, 400, 'Bad Request', { error: 'upgrade_not_allowed', allowed: this.#opts.protocols.join(',') }, outcome);
       return;
     }
     const hostHeader = rawHostHeader(rawHeaders);
@@ -85,16 +120,17 @@ export class UpgradeTunnels {
     const rawPath = q < 0 ? url : url.slice(0, q);
     const path = normalizePath(rawPath);
     if (typeof path !== 'string') {
-      rejectUpgrade(client, 400, 'Bad Request', { error: 'bad_path', reason: path.reason });
+      rejectUpgrade(client, 400, 'Bad Request', { error: 'bad_path', reason: path.reason }, outcome);
       return;
     }
     if (path !== rawPath) url = q < 0 ? path : `${path}${url.slice(q)}`;
     const match = ctx.current.router.match(hostHeader, path);
     if (match === undefined) {
-      rejectUpgrade(client, 404, 'Not Found', { error: 'unknown_host', host: normalizeHost(hostHeader) });
+      rejectUpgrade(client, 404, 'Not Found', { error: 'unknown_host', host: normalizeHost(hostHeader) }, outcome);
       return;
     }
     const upstreamName = match.upstream.name;
+    outcome.service = upstreamName;
     const clientIp = clientAddress(req.remoteAddress);
     const trusted = ctx.trustForwarded.has(clientIp);
     const headers = upstreamRequestHeaders(rawHeaders, { clientIp, proto: req.encrypted ? 'https' : 'http', port: req.localPort, trusted }, true);
@@ -114,10 +150,12 @@ export class UpgradeTunnels {
       const picker = ctx.current.pickers.get(upstreamName);
       const server: ServerSpec | undefined = picker?.pick(pickReq, exclude.size === 0 ? NOTHING_EXCLUDED : exclude);
       if (server === undefined || client.destroyed) {
-        if (!client.destroyed) rejectUpgrade(client, 502, 'Bad Gateway', { error: 'no_healthy_upstream', upstream: upstreamName });
+        if (!client.destroyed) rejectUpgrade(client, 502, 'Bad Gateway', { error: 'no_healthy_upstream', upstream: upstreamName }, outcome);
         return;
       }
       exclude.add(server.id);
+      outcome.server = server.id;
+      outcome.tries = exclude.size;
       const startedAt = ctx.now();
       ctx.health.onAttemptStart(server.id, startedAt);
       let connected = false;
@@ -127,7 +165,7 @@ export class UpgradeTunnels {
         ctx.health.onAttemptEnd(server.id, { ok: false, latencyMs: ctx.now() - startedAt, error: `${err.code ?? 'ERROR'}: ${err.message}` }, ctx.now());
         if (exclude.size < tries && !client.destroyed) { attempt(); return; }
         const timeout = err.code === 'ETIMEDOUT';
-        if (!client.destroyed) rejectUpgrade(client, timeout ? 504 : 502, timeout ? 'Gateway Timeout' : 'Bad Gateway', { error: timeout ? 'upstream_timeout' : 'upstream_unreachable', upstream: upstreamName });
+        if (!client.destroyed) rejectUpgrade(client, timeout ? 504 : 502, timeout ? 'Gateway Timeout' : 'Bad Gateway', { error: timeout ? 'upstream_timeout' : 'upstream_unreachable', upstream: upstreamName }, outcome);
       };
       upstream.once('timeout', () => {
         if (!connected) onConnectFailure(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
@@ -147,21 +185,21 @@ export class UpgradeTunnels {
         const closeClient = (): void => { client.destroy(); };
         upstream.once('close', closeClient);
         upstream.write(requestHead, 'latin1');
-        this.#awaitAnswer(ctx, req.method, client, upstream, held, upstreamName, closeClient);
+        this.#awaitAnswer(ctx, req.method, client, upstream, held, upstreamName, closeClient, outcome);
       });
     };
     attempt();
   }
 
   /** Read the server's answer head; 101 opens the tunnel, anything else is relayed and closes. */
-  #awaitAnswer(ctx: ProxyContext, method: string, client: Duplex, upstream: net.Socket, held: Buffer[], upstreamName: string, closeClient: () => void): void {
+  #awaitAnswer(ctx: ProxyContext, method: string, client: Duplex, upstream: net.Socket, held: Buffer[], upstreamName: string, closeClient: () => void, outcome: UpgradeOutcome): void {
     let buf: Buffer = Buffer.alloc(0);
     client.once('close', () => clearTimeout(timer));
     const timer = setTimeout(() => {
       upstream.off('close', closeClient);
       upstream.off('data', onData);
       upstream.destroy();
-      if (!client.destroyed) rejectUpgrade(client, 504, 'Gateway Timeout', { error: 'upstream_timeout', upstream: upstreamName });
+      if (!client.destroyed) rejectUpgrade(client, 504, 'Gateway Timeout', { error: 'upstream_timeout', upstream: upstreamName }, outcome);
     }, this.#opts.headersMs);
     const onData = (chunk: Buffer): void => {
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
@@ -174,7 +212,7 @@ export class UpgradeTunnels {
           upstream.off('close', closeClient);
           upstream.destroy();
           ctx.log.warn({ upstream: upstreamName, err: head.message }, 'bad upgrade answer from upstream');
-          if (!client.destroyed) rejectUpgrade(client, 502, 'Bad Gateway', { error: 'upstream_unreachable', upstream: upstreamName, cause: 'HPE_INVALID_RESPONSE' });
+          if (!client.destroyed) rejectUpgrade(client, 502, 'Bad Gateway', { error: 'upstream_unreachable', upstream: upstreamName, cause: 'HPE_INVALID_RESPONSE' }, outcome);
           return;
         }
         const rest = buf.subarray(head.length);
@@ -183,6 +221,7 @@ export class UpgradeTunnels {
           upstream.off('data', onData);
           client.write(buf.subarray(0, head.length));
           if (rest.length > 0) client.write(rest);
+          outcome.tunnelOpened();
           this.#tunnel(client, upstream, held);
           return;
         }
@@ -195,7 +234,7 @@ export class UpgradeTunnels {
         clearTimeout(timer);
         upstream.off('data', onData);
         upstream.off('close', closeClient);
-        this.#relayAndClose(head.statusLine, head.headers, responseFraming(method, head), rest, client, upstream);
+        this.#relayAndClose(head.statusLine, head.headers, responseFraming(method, head), rest, client, upstream, outcome, head.status);
         return;
       }
     };
@@ -227,12 +266,13 @@ export class UpgradeTunnels {
   }
 
   /** A non-101 answer: the client gets it as a complete response on a closing connection. */
-  #relayAndClose(statusLine: string, raw: string[], framing: BodyFraming, first: Buffer, client: Duplex, upstream: net.Socket): void {
+  #relayAndClose(statusLine: string, raw: string[], framing: BodyFraming, first: Buffer, client: Duplex, upstream: net.Socket, outcome: UpgradeOutcome, status: number): void {
     if (framing.kind === 'invalid') {
       upstream.destroy();
-      rejectUpgrade(client, 502, 'Bad Gateway', { error: 'upstream_unreachable', cause: 'HPE_INVALID_RESPONSE' });
+      rejectUpgrade(client, 502, 'Bad Gateway', { error: 'upstream_unreachable', cause: 'HPE_INVALID_RESPONSE' }, outcome);
       return;
     }
+    outcome.answered(status);
     const headers = clientResponseHeaders(raw, true);
     if (framing.kind === 'chunked') headers.push('transfer-encoding', 'chunked');
     let head = `${statusLine}\r\n`;

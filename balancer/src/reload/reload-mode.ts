@@ -36,7 +36,7 @@ export interface ReloadModeDeps {
   /** observability/test hook */
   readonly onCycle?: (report: CycleReport) => void;
   /** observability/test hook: a generation was started (first) or reloaded with this table */
-  readonly onGeneration?: (event: { readonly table: RouteTable; readonly first: boolean; readonly durationMs: number }) => void;
+  readonly onGeneration?: (event: { readonly table: RouteTable; readonly first: boolean; readonly durationMs: number; readonly changedAtMs?: number }) => void;
 }
 
 export interface ReloadModeHandle {
@@ -95,7 +95,7 @@ export async function startReloadMode(deps: ReloadModeDeps): Promise<ReloadModeH
     triggersReloadCommand: false,
     // A file that does not parse never replaces the previous one: the running generation keeps serving.
     validate: (text) => void toTable(text),
-    onApplied: async (text) => {
+    onApplied: async (text, info) => {
       const table = toTable(text);
       if (table.version === servingVersion) return;
       const first = generations === 0;
@@ -107,7 +107,7 @@ export async function startReloadMode(deps: ReloadModeDeps): Promise<ReloadModeH
         servingVersion = table.version;
       }
       log.info({ ...summary(table), generation: generations, durationMs: Date.now() - started }, first ? 'first generation listening' : 'reloaded: new generation serving, old one draining');
-      deps.onGeneration?.({ table, first, durationMs: Date.now() - started });
+      deps.onGeneration?.({ table, first, durationMs: Date.now() - started, changedAtMs: info.changedAtMs });
     },
   });
 

@@ -25,7 +25,7 @@ export interface TemplateJob {
    * already had that content) and on every later change. A throw is logged; it is retried on the next
    * change.
    */
-  readonly onApplied?: (content: string, info: { readonly first: boolean; readonly written: boolean }) => Promise<void>;
+  readonly onApplied?: (content: string, info: { readonly first: boolean; readonly written: boolean; readonly changedAtMs?: number }) => Promise<void>;
   /** shell command run after this template's file was written (consul-template's per-template command) */
   readonly command?: string;
   /** false: a write of this file does not trigger the renderer-wide reloadCommand; default true */
@@ -123,6 +123,8 @@ export async function startRenderer(opts: RendererOptions): Promise<RendererHand
   let again = false;
   let allCompleteOnce = false;
   let immediateTimer: ReturnType<typeof setTimeout> | undefined;
+  /** when the first Consul answer not yet rendered arrived (reload mode's change -> swap latency) */
+  let changedAtMs: number | undefined;
 
   let resolveFirst!: () => void;
   let rejectFirst!: (err: Error) => void;
@@ -141,6 +143,7 @@ export async function startRenderer(opts: RendererOptions): Promise<RendererHand
     signal,
     onValue: (key, value) => {
       values.set(key, value);
+      changedAtMs ??= Date.now();
       // Until every template has rendered once, gather data as fast as it comes so a starting
       // balancer serves at once (consul-template would apply `wait` here too); afterwards every
       // change goes through quiescence.
@@ -178,13 +181,15 @@ export async function startRenderer(opts: RendererOptions): Promise<RendererHand
 
   async function cycle(): Promise<void> {
     const started = Date.now();
+    const changedAt = changedAtMs;
+    changedAtMs = undefined;
     const data = { values, env };
     const wanted = new Map<string, Dependency>();
     const reports: JobReport[] = [];
     const commands: ReloadCommandResult[] = [];
     let anyWritten = false;
     for (const st of states) {
-      const report = await renderJob(st, data, wanted);
+      const report = await renderJob(st, data, wanted, changedAt);
       reports.push(report);
       if (report.state === 'written') {
         if (st.job.triggersReloadCommand !== false) anyWritten = true;
@@ -207,7 +212,7 @@ export async function startRenderer(opts: RendererOptions): Promise<RendererHand
     }
   }
 
-  async function renderJob(st: JobState, data: { values: Map<string, DependencyValue>; env: typeof env }, wanted: Map<string, Dependency>): Promise<JobReport> {
+  async function renderJob(st: JobState, data: { values: Map<string, DependencyValue>; env: typeof env }, wanted: Map<string, Dependency>, changedAt: number | undefined): Promise<JobReport> {
     const base = { name: st.name, outputPath: st.job.outputPath };
     let outcome;
     try {
@@ -257,7 +262,7 @@ export async function startRenderer(opts: RendererOptions): Promise<RendererHand
       const first = st.appliedHash === undefined;
       if (st.job.onApplied) {
         try {
-          await st.job.onApplied(outcome.output, { first, written });
+          await st.job.onApplied(outcome.output, { first, written, changedAtMs: changedAt });
           st.appliedHash = hash;
         } catch (err) {
           log.error({ template: st.name, code: (err as { code?: string }).code, err: (err as Error).message }, 'applying the rendered output failed');

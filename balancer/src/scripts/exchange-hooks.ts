@@ -27,6 +27,7 @@ export function requestScripts(ctx: ProxyContext, current: CompiledTable, client
   if (verdict === undefined) return same;
   if (verdict.kind === 'fail') {
     sendJsonError(client, 500, 'script_failed', { script: verdict.script, version: verdict.version }, ctx.draining);
+    ctx.observer?.requestEnd(upstream?.name, undefined, 500, client.method, 'http', 0, 0, 0, 0);
     ctx.accessLog?.info({ method: client.method, url, upstream: upstream?.name, status: 500, script: verdict.script, ms: 0, tries: 0 }, 'access');
     return 'answered';
   }
@@ -35,6 +36,7 @@ export function requestScripts(ctx: ProxyContext, current: CompiledTable, client
     if (ctx.draining) headers.push('connection', 'close');
     client.writeHead(verdict.status, undefined, headers);
     client.end(verdict.body);
+    ctx.observer?.requestEnd(upstream?.name, undefined, verdict.status, client.method, 'http', 0, 0, 0, verdict.body.length);
     ctx.accessLog?.info({ method: client.method, url, upstream: upstream?.name, status: verdict.status, script: true, ms: 0, tries: 0 }, 'access');
     return 'answered';
   }
