@@ -37,7 +37,8 @@ test('toInstances: service address falls back to node address, unusable entries 
     { Node: { Node: 'n4' }, Service: { ID: 'web-noaddr', Service: 'web', Port: 90 } },
   ]);
   assert.deepEqual(got, [
-    { serviceId: 'web-a', service: 'web', node: 'n1', address: '10.1.1.1', port: 80, tags: ['weight=2'], meta: { zone: 'z1' }, status: 'passing' },
+    // nodeAddress only where the service has an address of its own (templates read it as NodeAddress)
+    { serviceId: 'web-a', service: 'web', node: 'n1', address: '10.1.1.1', port: 80, tags: ['weight=2'], meta: { zone: 'z1' }, status: 'passing', nodeAddress: '10.0.0.1' },
     { serviceId: 'web-b', service: 'web', node: 'n2', address: '10.0.0.2', port: 81, tags: [], meta: {}, status: 'warning' },
   ]);
   assert.deepEqual(toInstances('web', { not: 'an array' }), []);

@@ -81,7 +81,8 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
   const useOwnDiscovery = config.consul !== undefined && config.mode === 'dynamic';
   // one connection budget for every Consul client of the primary (discovery, KV policies): the agent
   // allows each client IP 200 connections, shared with the registrator and others on the host
-  const consulBudget = config.consul && useOwnDiscovery ? new ConsulBudget({ maxConns: config.consul.maxConns ?? DEFAULT_CONSUL_MAX_CONNS }) : undefined;
+  // (reload mode's renderer and --render share it too: one watch set, not a query per template dependency)
+  const consulBudget = config.consul ? new ConsulBudget({ maxConns: config.consul.maxConns ?? DEFAULT_CONSUL_MAX_CONNS }) : undefined;
   if (config.consul && useOwnDiscovery) {
     watcher = watchConsulCatalog({
       endpoint: { baseUrl: config.consul.baseUrl, token: config.consul.token, stale: config.consul.stale, maxBodyBytes: config.consul.maxBodyBytes },
@@ -130,7 +131,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
   });
   holderRef = holder;
   // Consul KV policies (balancer/policy/<service>) beside the catalog, dynamic mode only
-  if (consulBudget) consulBudget.reserve(1);
+  if (consulBudget && useOwnDiscovery) consulBudget.reserve(1);
   const policyWatch = config.consul && useOwnDiscovery
     ? startPolicyKvWatch({
       // its blocking query holds one of the budget's connections for good
@@ -260,16 +261,18 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
           wait: config.reload.wait,
           logger: logger.child({ component: 'render' }),
           signal,
+          budget: consulBudget,
         });
         stopRenderers = () => jobs.stop();
       }
     } else {
-      stopRenderers = await startReloadModeFor(config, supervisor, holder, logger, signal, metrics);
+      stopRenderers = await startReloadModeFor(config, supervisor, holder, logger, signal, metrics, consulBudget);
     }
   } catch (err) {
     controller.abort();
     await supervisor.stop().catch(() => undefined);
     await tls?.stop().catch(() => undefined);
+    await consulBudget?.close();
     await dumpWriter?.flush();
     if (err instanceof StartupError) throw err;
     throw new StartupError((err as { code?: string }).code ?? 'ERR_WORKER_START', (err as Error).message);
@@ -305,6 +308,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
     await stopRenderers?.().catch(() => undefined);
     await supervisor.stop().catch(() => undefined);
     await tls?.stop().catch(() => undefined);
+    await consulBudget?.close();
     await dumpWriter?.flush();
     throw new StartupError('ERR_ADMIN_LISTEN', `admin API cannot listen on ${config.admin.host}:${config.admin.port}: ${(err as Error).message}`);
   }
@@ -373,6 +377,7 @@ async function startReloadModeFor(
   logger: pino.Logger,
   signal: AbortSignal,
   metrics: BalancerMetrics,
+  budget: ConsulBudget | undefined,
 ): Promise<() => Promise<void>> {
   let mod: typeof import('../reload/reload-mode.js');
   try {
@@ -385,6 +390,7 @@ async function startReloadModeFor(
     supervisor,
     logger: logger.child({ component: 'reload' }),
     signal,
+    budget,
     // the admin API and the dump show what the workers serve
     onGeneration: (e) => {
       // change -> swap: from the Consul answer behind the render to the new generation listening

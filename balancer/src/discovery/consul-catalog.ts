@@ -34,6 +34,8 @@ export interface CatalogWatcherOptions {
   readonly debounceMs: number;
   /** only these services; undefined = all (except "consul" itself, which is never proxied unless listed) */
   readonly services?: readonly string[];
+  /** without `services`: "consul" too (templates list every service, as consul-template does) */
+  readonly everyService?: boolean;
   readonly backoff?: BackoffPolicy;
   readonly logger: pino.Logger;
   readonly random?: () => number;
@@ -88,6 +90,10 @@ export interface CatalogWatcher {
   readonly done: Promise<void>;
   /** figures for the admin API */
   stats(): CatalogWatcherStats;
+  /** service names of the last /v1/catalog/services answer (after the filter) */
+  serviceNames(): ReadonlySet<string>;
+  /** a service's tags as /v1/catalog/services lists them (union over its instances) */
+  tagsOf(name: string): readonly string[];
 }
 
 const WATCH_ALL_EXCEPT = new Set(['consul']);
@@ -465,7 +471,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
 
   const onServices = (body: unknown, index: number, first: boolean) => {
     const record = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
-    const names = new Set(Object.keys(record).filter((n) => (allow ? allow.has(n) : !WATCH_ALL_EXCEPT.has(n))));
+    const names = new Set(Object.keys(record).filter((n) => (allow ? allow.has(n) : opts.everyService === true || !WATCH_ALL_EXCEPT.has(n))));
     const firstEver = known === undefined;
     let visible = false;
     const previous = known ?? new Set<string>();
@@ -559,5 +565,10 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       services: known?.size ?? 0, queries, reads, errors, emits, rescans, bodyBytes, unusableAnswers,
       throttled: budget.stats().overBudget, budget: budget.stats(),
     }),
+    serviceNames: () => known ?? new Set<string>(),
+    tagsOf: (name) => {
+      const k = tagKeys.get(name);
+      return k ? k.split('\u0000') : [];
+    },
   };
 }

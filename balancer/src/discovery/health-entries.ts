@@ -40,6 +40,15 @@ export function aggregateStatus(checks: readonly { readonly CheckID?: string; re
   return warning ? 'warning' : 'passing';
 }
 
+/** A node or service maintenance check is present (Consul adds it as critical). */
+export function inMaintenance(checks: readonly { readonly CheckID?: string }[] | null | undefined): boolean {
+  for (const c of Array.isArray(checks) ? checks : []) {
+    const id = typeof c?.CheckID === 'string' ? c.CheckID : '';
+    if (id === NODE_MAINTENANCE || id.startsWith(SERVICE_MAINTENANCE)) return true;
+  }
+  return false;
+}
+
 /** Registrations that are not a typical service: Connect sidecars and gateways are never proxied to. */
 const SKIPPED_KINDS = new Set(['connect-proxy', 'mesh-gateway', 'terminating-gateway', 'ingress-gateway', 'api-gateway']);
 
@@ -122,14 +131,19 @@ function toInstance(service: string, e: unknown, i: number, warnings: string[]):
   }
   const node = typeof nodeRec?.Node === 'string' ? nodeRec.Node : '';
   const checks = Array.isArray(entry?.Checks) ? (entry.Checks as { CheckID?: string; Status?: string }[]) : [];
+  const address = host.kind === 'ipv6' ? host.host : addressText;
+  const nodeAddressText = typeof nodeAddress === 'string' ? nodeAddress : '';
   return {
     serviceId: typeof rawId === 'string' && rawId ? rawId : `${addressText}:${port.port}`,
     service: typeof svc.Service === 'string' ? svc.Service : service,
     node,
-    address: host.kind === 'ipv6' ? host.host : addressText,
+    address,
     port: port.port,
     tags: [...((tagsRaw as string[] | null | undefined) ?? [])],
     meta,
     status: aggregateStatus(checks),
+    // the renderer's views need these two; absent in the common case so dynamic mode stays lean
+    ...(nodeAddressText && nodeAddressText !== address ? { nodeAddress: nodeAddressText } : {}),
+    ...(inMaintenance(checks) ? { maintenance: true as const } : {}),
   };
 }

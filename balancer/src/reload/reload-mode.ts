@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type pino from 'pino';
 import type { Config } from '../config.js';
+import type { ConsulBudget } from '../discovery/consul-budget.js';
 import { parseBalancerConf } from '../render/balancer-conf.js';
 import { startRenderJobs } from '../render/render-jobs.js';
 import type { CycleReport, RendererHandle } from '../render/renderer.js';
@@ -33,6 +34,8 @@ export interface ReloadModeDeps {
   readonly supervisor: ReloadModeSupervisor;
   readonly logger: pino.Logger;
   readonly signal: AbortSignal;
+  /** the primary's Consul connection budget: the renderer's one watch set runs on it */
+  readonly budget?: ConsulBudget;
   /** observability/test hook */
   readonly onCycle?: (report: CycleReport) => void;
   /** observability/test hook: a generation was started (first) or reloaded with this table */
@@ -149,6 +152,7 @@ export async function startReloadMode(deps: ReloadModeDeps): Promise<ReloadModeH
       logger: deps.logger,
       signal,
       extraJobs: [balancerJob],
+      budget: deps.budget,
       onCycle: deps.onCycle,
       // --passing-only false lists warning instances too, as dynamic mode does (the template reads it)
       env: config.passingOnly === false ? { ...process.env, BALANCER_HEALTH_FILTER: 'passing,warning' } : process.env,

@@ -3,11 +3,17 @@
 // nginx or haproxy.
 import type pino from 'pino';
 import type { ConsulEndpoint } from '../discovery/blocking-query.js';
+import type { ConsulBudget } from '../discovery/consul-budget.js';
 import type { WaitSpec } from './quiescence.js';
 import { loadTemplateJob, startRenderer, type CycleReport, type RendererHandle, type TemplateJob } from './renderer.js';
 
 export interface RenderJobsOptions {
-  readonly consul: { readonly baseUrl: string; readonly token?: string; readonly waitMs?: number; readonly minQueryIntervalMs?: number };
+  readonly consul: {
+    readonly baseUrl: string; readonly token?: string; readonly waitMs?: number; readonly minQueryIntervalMs?: number;
+    readonly debounceMs?: number; readonly maxConns?: number; readonly stale?: boolean; readonly maxBodyBytes?: number; readonly resyncMs?: number;
+  };
+  /** the Consul connection budget to share (the primary's); default: one of consul.maxConns of our own */
+  readonly budget?: ConsulBudget;
   readonly renders: readonly { readonly template: string; readonly output: string }[];
   readonly reloadCommand?: string;
   readonly wait?: WaitSpec;
@@ -21,7 +27,7 @@ export interface RenderJobsOptions {
 }
 
 export function consulEndpoint(consul: RenderJobsOptions['consul']): ConsulEndpoint {
-  return { baseUrl: consul.baseUrl, token: consul.token };
+  return { baseUrl: consul.baseUrl, token: consul.token, stale: consul.stale, maxBodyBytes: consul.maxBodyBytes };
 }
 
 export async function startRenderJobs(opts: RenderJobsOptions): Promise<RendererHandle> {
@@ -37,6 +43,9 @@ export async function startRenderJobs(opts: RenderJobsOptions): Promise<Renderer
     commandTimeoutMs: opts.commandTimeoutMs,
     env: opts.env,
     onCycle: opts.onCycle,
+    // one watch set for every template, on the budget (no connection per dependency)
+    budget: opts.budget,
+    discovery: { maxConns: opts.consul.maxConns, debounceMs: opts.consul.debounceMs, resyncMs: opts.consul.resyncMs },
     watch: {
       ...(opts.consul.waitMs !== undefined ? { blockingWaitMs: opts.consul.waitMs } : {}),
       ...(opts.consul.minQueryIntervalMs !== undefined ? { minIntervalMs: opts.consul.minQueryIntervalMs } : {}),

@@ -5,11 +5,13 @@
 import { readFile } from 'node:fs/promises';
 import type pino from 'pino';
 import type { ConsulEndpoint } from '../discovery/blocking-query.js';
+import { ConsulBudget, DEFAULT_CONSUL_MAX_CONNS } from '../discovery/consul-budget.js';
 import { contentHash, fileHash, removeStaleTempFiles, writeFileAtomic } from './atomic-write.js';
 import { depKey, type Dependency, type DependencyValue } from './dependencies.js';
 import { DependencyWatcher, type DependencyWatcherOptions } from './dependency-watcher.js';
 import { Quiescence, REAL_CLOCK, type TimerClock, type WaitSpec } from './quiescence.js';
 import { runReloadCommand, type ReloadCommandResult } from './reload-command.js';
+import { SharedWatchSet, type DependencySource } from './shared-watch-set.js';
 import { compileTemplate, type CompiledTemplate } from './template.js';
 
 export interface TemplateJob {
@@ -46,8 +48,16 @@ export interface RendererOptions {
   /** the environment `env` reads; default process.env */
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly clock?: TimerClock;
-  /** tuning of the Consul watch loops (blocking wait, backoff, fetch double) */
+  /**
+   * tuning of the Consul watches (blocking wait, rate limit, backoff). A `fetch` double selects the
+   * per-dependency watcher (one query per dependency, tests only); otherwise every template shares
+   * one watch set on the connection budget.
+   */
   readonly watch?: Partial<Omit<DependencyWatcherOptions, 'endpoint' | 'logger' | 'signal' | 'onValue'>>;
+  /** the Consul connection budget to share (dynamic discovery's); default: one of `maxConns` of our own */
+  readonly budget?: ConsulBudget;
+  /** the shared catalog's settings (as --consul-max-conns, --debounce, --consul-resync) */
+  readonly discovery?: { readonly maxConns?: number; readonly debounceMs?: number; readonly resyncMs?: number };
   /** observability/test hook: one report per render cycle */
   readonly onCycle?: (report: CycleReport) => void;
 }
@@ -72,6 +82,8 @@ export interface RendererHandle {
   readonly firstComplete: Promise<void>;
   /** keys of the Consul dependencies currently watched */
   watching(): string[];
+  /** the shared catalog's figures (requests, reads, budget); undefined with the per-dependency watcher */
+  catalogStats(): ReturnType<SharedWatchSet['catalogStats']>;
   /** stop watching; resolves when the in-progress cycle (if any) has finished */
   stop(): Promise<void>;
 }
@@ -136,21 +148,36 @@ export async function startRenderer(opts: RendererOptions): Promise<RendererHand
 
   const quiescence = new Quiescence(opts.wait ?? { minMs: 0, maxMs: 0 }, () => schedule(), opts.clock ?? REAL_CLOCK);
 
-  const watcher = new DependencyWatcher({
-    ...opts.watch,
-    endpoint: opts.endpoint,
-    logger: opts.logger,
-    signal,
-    onValue: (key, value) => {
-      values.set(key, value);
-      changedAtMs ??= Date.now();
-      // Until every template has rendered once, gather data as fast as it comes so a starting
-      // balancer serves at once (consul-template would apply `wait` here too); afterwards every
-      // change goes through quiescence.
-      if (!allCompleteOnce) scheduleSoon();
-      else quiescence.notify();
-    },
-  });
+  const onValue = (key: string, value: DependencyValue): void => {
+    values.set(key, value);
+    changedAtMs ??= Date.now();
+    // Until every template has rendered once, gather data as fast as it comes so a starting
+    // balancer serves at once (consul-template would apply `wait` here too); afterwards every
+    // change goes through quiescence.
+    if (!allCompleteOnce) scheduleSoon();
+    else quiescence.notify();
+  };
+  const ownBudget = opts.budget === undefined && opts.watch?.fetch === undefined
+    ? new ConsulBudget({ maxConns: opts.discovery?.maxConns ?? DEFAULT_CONSUL_MAX_CONNS })
+    : undefined;
+  const budget = opts.budget ?? ownBudget;
+  const shared = budget
+    ? new SharedWatchSet({
+      endpoint: opts.endpoint,
+      budget,
+      logger: opts.logger,
+      signal,
+      waitMs: opts.watch?.blockingWaitMs,
+      minQueryIntervalMs: opts.watch?.minIntervalMs,
+      baseBackoffMs: opts.watch?.baseBackoffMs,
+      maxBackoffMs: opts.watch?.maxBackoffMs,
+      debounceMs: opts.discovery?.debounceMs,
+      resyncMs: opts.discovery?.resyncMs,
+      onValue,
+      onError: opts.watch?.onError,
+    })
+    : undefined;
+  const watcher: DependencySource = shared ?? new DependencyWatcher({ ...opts.watch, endpoint: opts.endpoint, logger: opts.logger, signal, onValue });
 
   /** Coalesce a burst of first answers into one cycle. */
   function scheduleSoon(): void {
@@ -296,9 +323,12 @@ export async function startRenderer(opts: RendererOptions): Promise<RendererHand
   return {
     firstComplete,
     watching: () => watcher.keys(),
+    catalogStats: () => shared?.catalogStats(),
     async stop() {
       stopController.abort();
       await running;
+      await shared?.closed();
+      await ownBudget?.close();
     },
   };
 }

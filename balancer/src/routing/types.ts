@@ -174,6 +174,10 @@ export interface CatalogInstance {
   readonly meta: Readonly<Record<string, string>>;
   /** aggregated check status: critical if any check is critical, warning if any warning, else passing */
   readonly status: 'passing' | 'warning' | 'critical';
+  /** Node.Address, only when it differs from `address` (templates read it as NodeAddress) */
+  readonly nodeAddress?: string;
+  /** true when a node or service maintenance check made the instance critical (templates: Status "maintenance") */
+  readonly maintenance?: true;
 }
 
 /** Everything discovery knows at one moment: service name -> instances. */
