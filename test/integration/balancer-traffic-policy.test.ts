@@ -1,6 +1,7 @@
 // Traffic policy end to end: the real primary and worker, the Consul double (or a real agent).
 // Canary by header from tags, sticky cookie from tags, a KV policy followed live, the admin policy
-// winning over KV until deleted, and a refused admin body.
+// winning over KV until deleted, and a refused admin body. Canary servers marked in an admin
+// upstream (dyups `canary`, JSON "canary": true) with an admin canary policy, without Consul.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -123,5 +124,38 @@ test('canary, sticky cookie, KV and admin policies through the real balancer', a
     await cleanConsul(consul, RUN).catch(() => undefined);
     for (const b of [s1, s2, c1]) { b.server.closeAllConnections(); b.server.close(); }
     await consul.close();
+  }
+});
+
+test('admin upstreams mark canary servers (dyups text and JSON) and an admin canary policy splits them', async () => {
+  const s1 = await backend('s1');
+  const c1 = await backend('c1');
+  let primary: Awaited<ReturnType<typeof startPrimary>> | undefined;
+  try {
+    primary = await startPrimary(config(['--no-consul', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '1', '--log-level', 'warn']), logger);
+    const port = primary.proxy.port;
+    const admin = `http://127.0.0.1:${primary.admin.port}`;
+    const post = await request(`${admin}/upstream/${SERVICE}`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: `server 127.0.0.1:${s1.port}; server 127.0.0.1:${c1.port} canary;` });
+    assert.equal(post.statusCode, 200, await post.body.text());
+    const detail = await (await request(`${admin}/upstream/${SERVICE}`)).body.text();
+    assert.match(detail, new RegExp(`server 127\\.0\\.0\\.1:${c1.port} .* canary=1`));
+    // no canary policy yet: the marker alone moves nothing (as the canary tag), both serve
+    assert.deepEqual([...await bodies(port, 10)].sort(), ['c1', 's1']);
+    const policy = await request(`${admin}/policy/${SERVICE}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ canary: { header: 'X-Canary' } }) });
+    assert.equal(policy.statusCode, 200, await policy.body.text());
+    assert.deepEqual([...await bodies(port, 8)], ['s1'], 'weight 0: stable only');
+    assert.deepEqual([...await bodies(port, 6, { 'x-canary': 'always' })], ['c1']);
+    const view = (await (await request(`${admin}/policy/${SERVICE}`)).body.json()) as { canaryServers: string[] };
+    assert.deepEqual(view.canaryServers, [`127.0.0.1:${c1.port}`]);
+
+    // the JSON form: the canary moves to the other server
+    const json = await request(`${admin}/upstream/${SERVICE}`, { method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ servers: [{ host: '127.0.0.1', port: s1.port, canary: true }, { host: '127.0.0.1', port: c1.port }] }) });
+    assert.equal(json.statusCode, 200, await json.body.text());
+    assert.deepEqual([...await bodies(port, 6, { 'x-canary': 'always' })], ['s1']);
+    assert.deepEqual([...await bodies(port, 6)], ['c1']);
+  } finally {
+    await primary?.stop();
+    for (const b of [s1, c1]) { b.server.closeAllConnections(); b.server.close(); }
   }
 });

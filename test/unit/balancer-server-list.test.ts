@@ -17,6 +17,26 @@ test('dyups text bodies', () => {
   ]);
 });
 
+test('a canary marker in both formats: in the server spec, in the dyups and JSON views', async () => {
+  const cases: [string | unknown, unknown[]][] = [
+    ['server 10.0.0.1:80; server 10.0.0.2:80 canary;', [{ host: '10.0.0.1', port: 80 }, { host: '10.0.0.2', port: 80, canary: true }]],
+    ['server 10.0.0.2:80 weight=3 canary backup;', [{ host: '10.0.0.2', port: 80, weight: 3, canary: true, backup: true }]],
+    [{ servers: [{ host: '10.0.0.1', port: 80, canary: false }, { host: '10.0.0.2', port: 80, canary: true }] }, [{ host: '10.0.0.1', port: 80 }, { host: '10.0.0.2', port: 80, canary: true }]],
+  ];
+  for (const [body, want] of cases) {
+    assert.deepEqual(typeof body === 'string' ? parseDyupsServers(body) : parseJsonServers(body), want, JSON.stringify(body));
+  }
+  assert.throws(() => parseDyupsServers('server 10.0.0.1:80 canary=yes;'), /unknown parameter "canary=yes"/);
+  assert.throws(() => parseJsonServers({ servers: [{ host: 'a', port: 1, canary: 'yes' }] }), /"canary" must be true or false/);
+  const specs = toServerSpecs(parseDyupsServers('server 10.0.0.2:80 canary; server 10.0.0.1:80;'), DEFAULT_TABLE_DEFAULTS);
+  assert.deepEqual(specs.map((s) => [s.id, s.canary]), [['10.0.0.1:80', undefined], ['10.0.0.2:80', true]]);
+  const { dyupsServerLine, serverJson } = await import('../../balancer/src/admin/dyups-text.js');
+  assert.equal(dyupsServerLine(specs[1]), 'server 10.0.0.2:80 weight=1 max_conns=0 max_fails=1 fail_timeout=10 backup=0 down=0 canary=1');
+  assert.equal(dyupsServerLine(specs[0]), 'server 10.0.0.1:80 weight=1 max_conns=0 max_fails=1 fail_timeout=10 backup=0 down=0');
+  assert.equal(serverJson(specs[1]).canary, true);
+  assert.equal('canary' in serverJson(specs[0]), false);
+});
+
 test('dyups errors say what and where', () => {
   const cases: [string, RegExp][] = [
     ['', /no server given/],

@@ -4,7 +4,7 @@ import type { ServerSpec, UpstreamSpec } from '../routing/types.js';
 
 export function dyupsServerLine(s: ServerSpec): string {
   const failTimeout = Math.round(s.failTimeoutMs / 1000);
-  return `server ${s.id} weight=${s.weight} max_conns=0 max_fails=${s.maxFails} fail_timeout=${failTimeout} backup=${s.backup ? 1 : 0} down=${s.down ? 1 : 0}`;
+  return `server ${s.id} weight=${s.weight} max_conns=0 max_fails=${s.maxFails} fail_timeout=${failTimeout} backup=${s.backup ? 1 : 0} down=${s.down ? 1 : 0}${s.canary === true ? ' canary=1' : ''}`;
 }
 
 export function dyupsList(names: readonly string[]): string {
@@ -30,6 +30,7 @@ export function serverJson(s: ServerSpec): Record<string, unknown> {
     fail_timeout: s.failTimeoutMs / 1000,
     down: s.down,
     backup: s.backup,
+    ...(s.canary === true ? { canary: true } : {}),
     ...(s.node ? { node: s.node } : {}),
     ...(s.zone ? { zone: s.zone } : {}),
     ...(s.serviceId ? { service_id: s.serviceId } : {}),

@@ -141,7 +141,7 @@ function upstreamProblem(key: string, u: unknown): string | undefined {
       typeof s.weight === 'number' && Number.isFinite(s.weight) && s.weight >= 1 &&
       isInt(s.maxFails, 0) && isInt(s.failTimeoutMs, 0, 2_147_483_647) && typeof s.down === 'boolean' && typeof s.backup === 'boolean' &&
       (s.node === undefined || typeof s.node === 'string') && (s.zone === undefined || typeof s.zone === 'string') &&
-      (s.serviceId === undefined || typeof s.serviceId === 'string');
+      (s.serviceId === undefined || typeof s.serviceId === 'string') && (s.canary === undefined || typeof s.canary === 'boolean');
     if (!ok) return `has a malformed server ${JSON.stringify(s)?.slice(0, 120)}`;
   }
   return undefined;

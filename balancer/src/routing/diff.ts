@@ -67,7 +67,7 @@ function diffUpstream(a: UpstreamSpec, b: UpstreamSpec, lines: string[]): void {
 
 function serverChanges(a: ServerSpec, b: ServerSpec): string {
   const parts: string[] = [];
-  const fields = ['weight', 'maxFails', 'failTimeoutMs', 'down', 'backup', 'node', 'zone', 'serviceId'] as const;
+  const fields = ['weight', 'maxFails', 'failTimeoutMs', 'down', 'backup', 'canary', 'node', 'zone', 'serviceId'] as const;
   for (const f of fields) {
     if (a[f] !== b[f]) parts.push(`${f}=${String(a[f] ?? '')}->${String(b[f] ?? '')}`);
   }
@@ -78,6 +78,7 @@ export function describeServer(s: ServerSpec): string {
   let text = `${s.id} weight=${s.weight}`;
   if (s.backup) text += ' backup';
   if (s.down) text += ' down';
+  if (s.canary) text += ' canary';
   return text;
 }
 

@@ -1,5 +1,7 @@
 // Admin API body parsers: dyups text (`server 127.0.0.1:8089 weight=2 max_fails=3 fail_timeout=10s
-// backup down;`) and lua-resty-checkups JSON (`{"servers":[{"host","port","weight",...}]}`).
+// backup down canary;`) and lua-resty-checkups JSON (`{"servers":[{"host","port","weight",...}]}`).
+// `canary` (JSON `"canary": true`) puts a server in its upstream's canary group, as the canary tag
+// does for a Consul instance: it takes effect with a canary policy (PUT /policy/<name>).
 // Both are strict: anything unexpected is a ServerListError saying what and where, so a bad admin
 // call changes nothing.
 import { checkHost, checkPort, parseHostPort } from '../../../common/host-port.js';
@@ -15,6 +17,7 @@ export interface ServerInput {
   readonly failTimeoutMs?: number;
   readonly down?: boolean;
   readonly backup?: boolean;
+  readonly canary?: boolean;
 }
 
 export class ServerListError extends Error {
@@ -48,6 +51,7 @@ export function parseDyupsServers(text: string): ServerInput[] {
     for (const word of words.slice(2)) {
       if (word === 'backup') server.backup = true;
       else if (word === 'down') server.down = true;
+      else if (word === 'canary') server.canary = true;
       else if (word.startsWith('weight=')) server.weight = intParam(word, 1, where);
       else if (word.startsWith('max_fails=')) server.maxFails = intParam(word, 0, where);
       else if (word.startsWith('fail_timeout=')) {
@@ -73,7 +77,7 @@ function parseAddress(address: string, where: string): { host: string; port: num
   return { host: r.host, port: r.port };
 }
 
-const JSON_FIELDS = new Set(['host', 'port', 'weight', 'max_fails', 'fail_timeout', 'down', 'backup']);
+const JSON_FIELDS = new Set(['host', 'port', 'weight', 'max_fails', 'fail_timeout', 'down', 'backup', 'canary']);
 
 export function parseJsonServers(body: unknown): ServerInput[] {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
@@ -112,12 +116,14 @@ function parseJsonServer(item: unknown, where: string): ServerInput {
   } else if (o.fail_timeout !== undefined) throw new ServerListError(`${where}: "fail_timeout" must be a number of seconds or a duration string`);
   const down = jsonBool(o.down, 'down', where);
   const backup = jsonBool(o.backup, 'backup', where);
+  const canary = jsonBool(o.canary, 'canary', where);
   const server: { -readonly [K in keyof ServerInput]: ServerInput[K] } = { host, port };
   if (weight !== undefined) server.weight = weight;
   if (maxFails !== undefined) server.maxFails = maxFails;
   if (failTimeoutMs !== undefined) server.failTimeoutMs = failTimeoutMs;
   if (down !== undefined) server.down = down;
   if (backup !== undefined) server.backup = backup;
+  if (canary === true) server.canary = true;
   return server;
 }
 
@@ -157,6 +163,7 @@ export function toServerSpecs(inputs: readonly ServerInput[], defaults: Pick<Tab
       failTimeoutMs: s.failTimeoutMs ?? defaults.failTimeoutMs,
       down: s.down ?? false,
       backup: s.backup ?? false,
+      ...(s.canary === true ? { canary: true } : {}),
     }))
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
