@@ -1,6 +1,10 @@
-// Per-process gauges (both programs): resident memory, heap, event-loop delay (perf_hooks histogram, reset at every
-// sample so each figure covers one interval).
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+// Per-process gauges (both programs): resident memory, heap, event-loop delay over the last interval.
+// The delay is measured here, not with perf_hooks.monitorEventLoopDelay: resetting that histogram
+// (needed for per-interval figures) also forgets its previous timer tick, so the delay spanning the
+// reset is never recorded; a block right after a sample (the sample runs in a timer callback, the
+// data plane's work follows it) vanished entirely. Our own 10 ms timer keeps its last tick across
+// samples and records each tick's lateness into a perf_hooks histogram.
+import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 
 export interface ProcessGauges {
   readonly rssBytes: number;
@@ -15,31 +19,37 @@ export interface ProcessGauges {
 const RESOLUTION_MS = 10;
 
 export class ProcessSampler {
-  readonly #delay: IntervalHistogram;
+  readonly #delay: RecordableHistogram = createHistogram();
+  #lastTick = performance.now();
+  readonly #timer: NodeJS.Timeout;
 
   constructor() {
-    this.#delay = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
-    this.#delay.enable();
+    this.#timer = setInterval(() => {
+      const now = performance.now();
+      // how late this tick is (Node re-arms an interval from the start of its callback); 1 ns = on time
+      this.#delay.record(Math.max(1, Math.round((now - this.#lastTick - RESOLUTION_MS) * 1e6)));
+      this.#lastTick = now;
+    }, RESOLUTION_MS);
+    this.#timer.unref();
   }
 
   sample(): ProcessGauges {
     const mem = process.memoryUsage();
     const d = this.#delay;
-    // the histogram records the whole timer interval (resolution included): the lag is what exceeds it
-    const ns = (v: number) => (Number.isFinite(v) ? Math.max(0, v / 1e9 - RESOLUTION_MS / 1000) : 0);
+    const s = (ns: number) => (Number.isFinite(ns) && ns > 1 ? ns / 1e9 : 0);
     const out: ProcessGauges = {
       rssBytes: mem.rss,
       heapUsedBytes: mem.heapUsed,
       heapTotalBytes: mem.heapTotal,
-      eventLoopLagMeanSeconds: d.count > 0 ? ns(d.mean) : 0,
-      eventLoopLagP99Seconds: d.count > 0 ? ns(d.percentile(99)) : 0,
-      eventLoopLagMaxSeconds: d.count > 0 ? ns(d.max) : 0,
+      eventLoopLagMeanSeconds: d.count > 0 ? s(d.mean) : 0,
+      eventLoopLagP99Seconds: d.count > 0 ? s(d.percentile(99)) : 0,
+      eventLoopLagMaxSeconds: d.count > 0 ? s(d.max) : 0,
     };
     d.reset();
     return out;
   }
 
   stop(): void {
-    this.#delay.disable();
+    clearInterval(this.#timer);
   }
 }
