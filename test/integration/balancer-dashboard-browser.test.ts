@@ -2,7 +2,8 @@
 // running balancer and the Consul double (or a real agent): with a token set the page asks for it;
 // it lists the services; a newly registered instance's row appears within 2 s without a reload;
 // failing its check changes its health cell; a Consul outage is said on the page while the table
-// stays. A screenshot is saved under the test output directory.
+// stays; a service with a canary-tagged instance shows its split and each server's group. A
+// screenshot is saved under the test output directory.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, mkdir, rm, stat } from 'node:fs/promises';
@@ -22,6 +23,7 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const OUTPUT_DIR = process.env.TEST_OUTPUT_DIR ?? path.resolve('.tmp/test-output');
 const scope = testScope();
 const SERVICE = scope.name('web');
+const SHOP = scope.name('shop');
 const TOKEN = 'dashboard-test-token';
 const CHROMIUM_FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
@@ -58,6 +60,10 @@ test('dashboard: asks for the token, lists services, shows a new instance within
   let context: Awaited<ReturnType<typeof chromium.launchPersistentContext>> | undefined;
   try {
     await register(consul, scope.id('a'), a.port);
+    // a canary split from tags: 20 % of clients to the instance tagged "canary", sticky by cookie
+    const policyTags = ['canary_weight=20', 'canary_header=X-Canary', 'sticky=cookie'];
+    await consulPut(consul, '/v1/agent/service/register', { ID: scope.id('shop-stable'), Name: SHOP, Address: '127.0.0.1', Port: a.port, Tags: policyTags });
+    await consulPut(consul, '/v1/agent/service/register', { ID: scope.id('shop-canary'), Name: SHOP, Address: '127.0.0.1', Port: b.port, Tags: [...policyTags, 'canary'] });
     primary = await startPrimary(config(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '1',
       '--consul-wait', '1s', '--log-level', 'warn', '--admin-token', TOKEN]), logger);
     const admin = `http://127.0.0.1:${primary.admin.port}`;
@@ -81,6 +87,15 @@ test('dashboard: asks for the token, lists services, shows a new instance within
     assert.ok(!page.url().includes(TOKEN), 'the token is never in the URL');
     assert.equal(await page.evaluate(() => sessionStorage.getItem('balancerAdminToken')), TOKEN);
     await page.locator(`tr[data-server="${SERVICE}/127.0.0.1:${a.port}"] td.health[data-health="up"]`).waitFor({ timeout: 5000 });
+    // canary/sticky state: the policy badges and each server's group
+    const shop = page.locator(`[data-service="${SHOP}"]`);
+    await shop.locator('[data-policy="canary"]').waitFor({ timeout: 5000 });
+    assert.match(await shop.locator('[data-policy="canary"]').innerText(), /canary 20%, header x-canary \(tag canary\)/);
+    assert.match(await shop.locator('[data-policy="sticky"]').innerText(), /sticky cookie lb_srv/);
+    assert.equal(await shop.locator('[data-policy="panic"]').getAttribute('data-panicking'), 'no');
+    assert.equal(await page.locator(`tr[data-server="${SHOP}/127.0.0.1:${b.port}"] td[data-group]`).getAttribute('data-group'), 'canary');
+    assert.equal(await page.locator(`tr[data-server="${SHOP}/127.0.0.1:${a.port}"] td[data-group]`).getAttribute('data-group'), 'stable');
+    assert.equal(await page.locator(`[data-service="${SERVICE}"] td[data-group]`).count(), 0, 'no group column without a canary');
     await page.evaluate(() => { (window as unknown as { marker: number }).marker = 42; });
 
     // a new instance: its row appears within 2 s, without a reload (the marker survives)

@@ -62,3 +62,28 @@ test('without worker health (status unavailable) the table still shows, every se
   assert.equal(warning.healthReason, 'consul: warning');
   assert.equal(s.services[0].servers.find((x) => x.id === '127.0.0.1:1')!.health, 'up');
 });
+
+test('canary group per server, the service\'s policy (split, affinity, panic threshold) and its panic state', () => {
+  const base = inputs(new Map());
+  const web = base.table.upstreams.web;
+  const servers = web.servers.map((s) => (s.port === 3 ? { ...s, canary: true } : s));
+  const policy = {
+    canary: { tag: 'canary', weight: 20, header: 'x-canary', cookie: 'beta', bucketCookie: 'lb_canary' },
+    sticky: { mode: 'cookie' as const, name: 'lb_srv', ttlSeconds: 3600, secure: true, httpOnly: true, sameSite: 'Lax' as const },
+    panicThresholdPercent: 50,
+  };
+  const table = tableFromUpstreams({ web: { ...web, servers, policy }, plain: adminUpstream('plain', [{ host: '127.0.0.1', port: 9 }], DEFAULT_TABLE_DEFAULTS) }, []);
+  const s = buildDashboardState({ ...base, table, panic: new Map([['web', { panicking: true, entered: 1, picks: 40 }]]) });
+  const svc = s.services.find((x) => x.name === 'web')!;
+  assert.deepEqual(svc.policy, {
+    canary: { tag: 'canary', weight: 20, header: 'x-canary', cookie: 'beta' },
+    sticky: { mode: 'cookie', name: 'lb_srv', ttlSeconds: 3600 },
+    panicThresholdPercent: 50,
+  });
+  assert.deepEqual(svc.panic, { panicking: true, entered: 1, picks: 40 });
+  assert.deepEqual(svc.servers.filter((x) => x.canary === true).map((x) => x.id), ['127.0.0.1:3']);
+  const plain = s.services.find((x) => x.name === 'plain')!;
+  assert.equal(plain.policy, undefined);
+  assert.equal(plain.panic, undefined);
+  assert.equal(plain.servers[0].canary, undefined);
+});

@@ -41,6 +41,8 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
   #login input { width:100%; padding:8px; margin:8px 0; background:#0b1219; color:var(--text); border:1px solid var(--line); border-radius:4px; }
   #login button { padding:8px 14px; background:var(--accent); border:0; border-radius:4px; color:#04111f; font-weight:600; cursor:pointer; }
   .empty { color:var(--dim); }
+  .policy { display:flex; flex-wrap:wrap; gap:6px; margin:-2px 0 6px; }
+  .grp-canary { color:var(--warn); font-weight:600; }
   #logout { margin-left:auto; background:none; border:1px solid var(--line); color:var(--dim); border-radius:4px; cursor:pointer; display:none; }
 </style>
 </head>
@@ -150,6 +152,24 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
     return td;
   }
 
+  // canary split, sticky sessions and panic state of a service with a traffic policy
+  function policyBadges(svc) {
+    var p = svc.policy, items = [];
+    if (p && p.canary) {
+      var c = p.canary, how = [c.weight + '%'];
+      if (c.header) how.push('header ' + c.header + (c.headerValue ? '=' + c.headerValue : c.headerPattern ? '~' + c.headerPattern : ''));
+      if (c.cookie) how.push('cookie ' + c.cookie);
+      items.push(el('span', { cls: 'badge warn', 'data-policy': 'canary', text: 'canary ' + how.join(', ') + ' (tag ' + c.tag + ')' }));
+    }
+    if (p && p.sticky) items.push(el('span', { cls: 'badge', 'data-policy': 'sticky', text: 'sticky ' + p.sticky.mode + (p.sticky.mode === 'ip' ? '' : ' ' + p.sticky.name) + (p.sticky.ttlSeconds ? ' ' + p.sticky.ttlSeconds + ' s' : '') }));
+    if (svc.panic || (p && p.panicThresholdPercent)) {
+      var on = !!(svc.panic && svc.panic.panicking);
+      items.push(el('span', { cls: 'badge ' + (on ? 'bad' : ''), 'data-policy': 'panic', 'data-panicking': on ? 'yes' : 'no',
+        text: (on ? 'PANIC: routing across all servers' : 'panic off') + (p && p.panicThresholdPercent ? ' (below ' + p.panicThresholdPercent + '% healthy)' : '') }));
+    }
+    return items.length ? el('div', { cls: 'policy' }, items) : null;
+  }
+
   function renderServices(state) {
     var root = $('services');
     root.textContent = '';
@@ -162,14 +182,19 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
         el('span', { cls: 'figs' }, [el('b', { text: rate(svc.rps) }), document.createTextNode(' req/s  p50 '), el('b', { text: ms(svc.p50Ms) }),
           document.createTextNode('  p99 '), el('b', { text: ms(svc.p99Ms) }), document.createTextNode('  in-flight '), el('b', { text: String(svc.inflight) })]),
       ]));
+      var pol = policyBadges(svc);
+      if (pol) card.appendChild(pol);
       var canvas = el('canvas', { height: '56' });
       card.appendChild(canvas);
       var table = el('table');
-      table.appendChild(el('thead', null, [el('tr', null, ['server', 'weight', 'health', 'in-flight', 'req/s', 'p50', 'p99'].map(function (h) { return el('th', { text: h }); }))]));
+      var canary = !!(svc.policy && svc.policy.canary);
+      var cols = canary ? ['server', 'group', 'weight', 'health', 'in-flight', 'req/s', 'p50', 'p99'] : ['server', 'weight', 'health', 'in-flight', 'req/s', 'p50', 'p99'];
+      table.appendChild(el('thead', null, [el('tr', null, cols.map(function (h) { return el('th', { text: h }); }))]));
       var body = el('tbody');
       svc.servers.forEach(function (s) {
         var tr = el('tr', { 'data-server': svc.name + '/' + s.id, cls: s.inTable ? '' : 'out' }, [
           el('td', { text: s.id + (s.backup ? ' (backup)' : '') }),
+          canary ? el('td', { cls: s.canary ? 'grp-canary' : '', 'data-group': s.canary ? 'canary' : 'stable', text: s.canary ? 'canary' : 'stable' }) : null,
           el('td', { cls: 'num', text: s.inTable ? String(s.weight) : '-' }),
           healthCell(s),
           el('td', { cls: 'num', text: String(s.inflight) }),
@@ -179,7 +204,7 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
         ]);
         body.appendChild(tr);
       });
-      if (!svc.servers.length) body.appendChild(el('tr', null, [el('td', { colspan: '7', cls: 'empty', text: 'no servers' })]));
+      if (!svc.servers.length) body.appendChild(el('tr', null, [el('td', { colspan: String(cols.length), cls: 'empty', text: 'no servers' })]));
       table.appendChild(body);
       card.appendChild(table);
       root.appendChild(card);

@@ -4,7 +4,7 @@
 // as GET /status, only while someone watches; when it fails the last answer is kept and said so.
 import type { CatalogSnapshot, RouteTable } from '../routing/types.js';
 import type { BalancerMetrics } from './balancer-metrics.js';
-import { buildDashboardState, type DashboardState, type ServerHealthInput, type TableDiffEntry } from './dashboard-state.js';
+import { buildDashboardState, type DashboardState, type PanicFigures, type ServerHealthInput, type TableDiffEntry } from './dashboard-state.js';
 
 export interface DashboardFeedDeps {
   readonly mode: string;
@@ -13,7 +13,7 @@ export interface DashboardFeedDeps {
   /** subscribe to table swaps; returns the unsubscribe */
   readonly onTableChange: (listener: (change: { table: RouteTable; cause: string; diff: readonly string[] }) => void) => () => void;
   /** merged worker status, per upstream */
-  readonly health: () => Promise<readonly { name: string; servers: readonly ServerHealthInput[] }[]>;
+  readonly health: () => Promise<readonly { name: string; servers: readonly ServerHealthInput[]; panic?: PanicFigures }[]>;
   readonly workers: () => { generation: number; workersAlive: number; workersReady: number; restarts: number };
   readonly consulEnabled: boolean;
   readonly consulReachable: () => boolean | undefined;
@@ -32,6 +32,7 @@ export class DashboardFeed {
   readonly #unsubscribe: () => void;
   #timer: NodeJS.Timeout | undefined;
   #health = new Map<string, Map<string, ServerHealthInput>>();
+  #panic = new Map<string, PanicFigures>();
   #building: Promise<DashboardState> | undefined;
   #again = false;
 
@@ -52,8 +53,13 @@ export class DashboardFeed {
     try {
       const merged = await this.#deps.health();
       const next = new Map<string, Map<string, ServerHealthInput>>();
-      for (const u of merged) next.set(u.name, new Map(u.servers.map((s) => [s.id, s])));
+      const panic = new Map<string, PanicFigures>();
+      for (const u of merged) {
+        next.set(u.name, new Map(u.servers.map((s) => [s.id, s])));
+        if (u.panic !== undefined) panic.set(u.name, u.panic);
+      }
       this.#health = next;
+      this.#panic = panic;
     } catch (err) {
       statusError = `worker status unavailable: ${(err as Error).message}`;
     }
@@ -68,6 +74,7 @@ export class DashboardFeed {
       table: this.#deps.table(),
       snapshot: this.#deps.snapshot(),
       health: this.#health,
+      panic: this.#panic,
       consul: { enabled: this.#deps.consulEnabled, reachable: this.#deps.consulEnabled ? this.#deps.consulReachable() ?? false : null },
       diffs: this.#diffs,
       serviceWindow: (s) => metrics?.store.serviceWindow(s) ?? { ...empty, points: [] },

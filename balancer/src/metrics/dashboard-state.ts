@@ -1,7 +1,7 @@
 // What the live dashboard shows, as one plain JSON document: built by a pure function from the
 // table, the catalog snapshot (Consul's own health, including instances the table left out), the
 // workers' merged status and the metrics windows.
-import type { CatalogSnapshot, RouteTable } from '../routing/types.js';
+import type { CatalogSnapshot, RouteTable, TrafficPolicy } from '../routing/types.js';
 import type { WindowFigures } from './metrics-store.js';
 
 /** The merged worker status of one server, as admin/merge-status produces it. */
@@ -28,6 +28,8 @@ export interface DashboardServer {
   readonly weight: number;
   readonly backup: boolean;
   readonly down: boolean;
+  /** in the service's canary group (its tags carry the canary tag); absent = stable or no canary */
+  readonly canary?: boolean;
   /** false: Consul lists it but the table does not route to it (failing check, not passing) */
   readonly inTable: boolean;
   readonly consul?: 'passing' | 'warning' | 'critical';
@@ -54,6 +56,22 @@ export interface DashboardService {
   readonly inflight: number;
   readonly points: readonly { readonly at: number; readonly rps: number; readonly p99Ms?: number }[];
   readonly servers: readonly DashboardServer[];
+  /** the traffic policy (canary split, sticky sessions, panic threshold), secrets-free; absent = none */
+  readonly policy?: DashboardPolicy;
+  /** panic mode as the workers report it (any worker panicking = panicking); absent = no threshold */
+  readonly panic?: PanicFigures;
+}
+
+export interface DashboardPolicy {
+  readonly canary?: { readonly tag: string; readonly weight: number; readonly header?: string; readonly headerValue?: string; readonly headerPattern?: string; readonly cookie?: string };
+  readonly sticky?: { readonly mode: 'cookie' | 'header' | 'ip'; readonly name: string; readonly ttlSeconds: number };
+  readonly panicThresholdPercent?: number;
+}
+
+export interface PanicFigures {
+  readonly panicking: boolean;
+  readonly entered: number;
+  readonly picks: number;
 }
 
 export interface DashboardState {
@@ -78,6 +96,8 @@ export interface DashboardInputs {
   readonly snapshot: CatalogSnapshot | undefined;
   /** merged worker status per upstream name, then server id */
   readonly health: ReadonlyMap<string, ReadonlyMap<string, ServerHealthInput>>;
+  /** merged panic figures per upstream name (upstreams with a panic threshold) */
+  readonly panic?: ReadonlyMap<string, PanicFigures>;
   readonly consul: { readonly enabled: boolean; readonly reachable: boolean | null };
   readonly diffs: readonly TableDiffEntry[];
   readonly serviceWindow: (service: string) => WindowFigures & { points: { at: number; rps: number; p99Ms: number | undefined }[] };
@@ -112,6 +132,7 @@ export function buildDashboardState(inp: DashboardInputs): DashboardState {
       const [word, reason] = healthWord(s.down, consul, h);
       servers.push({
         id: s.id, host: s.host, port: s.port, weight: s.weight, backup: s.backup, down: s.down, inTable: true,
+        ...(s.canary === true ? { canary: true } : {}),
         consul, passive: h?.status, lastError: h?.lastError, failCount: h?.failCount ?? 0,
         active: h?.activeCheck ? { up: h.activeCheck.up, lastError: h.activeCheck.lastError } : undefined,
         health: word, healthReason: reason, inflight: h?.inflight ?? 0, rps: w.rps, p50Ms: w.p50Ms, p99Ms: w.p99Ms,
@@ -133,12 +154,30 @@ export function buildDashboardState(inp: DashboardInputs): DashboardState {
     services.push({
       name, origin: spec?.origin ?? 'consul', algorithm: spec?.algorithm ?? '', rps: sw.rps, p50Ms: sw.p50Ms, p99Ms: sw.p99Ms,
       inflight, points: sw.points, servers,
+      ...(spec?.policy ? policyView(spec.policy) : {}),
+      ...(inp.panic?.has(name) ? { panic: inp.panic.get(name) } : {}),
     });
   }
   return {
     at: inp.at, mode: inp.mode, generation: inp.generation, workers: inp.workers, version: inp.table.version,
     consul: inp.consul, services, diffs: inp.diffs, ...(inp.statusError ? { statusError: inp.statusError } : {}),
   };
+}
+
+/** What the page shows of a policy: the split and the affinity, not cookie attributes. */
+function policyView(p: TrafficPolicy): { policy?: DashboardPolicy } {
+  const out: { -readonly [K in keyof DashboardPolicy]: DashboardPolicy[K] } = {};
+  if (p.canary) {
+    const c = p.canary;
+    out.canary = {
+      tag: c.tag, weight: c.weight,
+      ...(c.header !== undefined ? { header: c.header } : {}), ...(c.headerValue !== undefined ? { headerValue: c.headerValue } : {}),
+      ...(c.headerPattern !== undefined ? { headerPattern: c.headerPattern } : {}), ...(c.cookie !== undefined ? { cookie: c.cookie } : {}),
+    };
+  }
+  if (p.sticky) out.sticky = { mode: p.sticky.mode, name: p.sticky.name, ttlSeconds: p.sticky.ttlSeconds };
+  if (p.panicThresholdPercent !== undefined && p.panicThresholdPercent > 0) out.panicThresholdPercent = p.panicThresholdPercent;
+  return Object.keys(out).length > 0 ? { policy: out } : {};
 }
 
 function healthWord(adminDown: boolean, consul: string | undefined, h: ServerHealthInput | undefined): [DashboardServer['health'], string | undefined] {
