@@ -27,6 +27,8 @@ export function helpText(): string {
     '           GET /metrics (Prometheus; JSON with Accept: application/json), GET / (live dashboard),',
     '           POST /upstream/:name (dyups text "server host:port weight=2;" or JSON {"servers":[...]}),',
     '           DELETE /upstream/:name',
+    '           GET /policy, GET|PUT|DELETE /policy/:service (canary, sticky, panic threshold; JSON),',
+    '           GET /scripts, GET|PUT|DELETE /scripts/:name (request scripts; see README)',
     '',
     'Exit codes: 0 stopped by signal, 1 start-up failure (e.g. --strong-dependency and Consul down), 2 bad flag.',
     '',
