@@ -95,6 +95,7 @@ export interface Config {
     readonly headersMs: number;
     readonly idleMs: number;
     readonly clientKeepAliveMs: number;
+    readonly clientHeaderMs: number;
     readonly clientBodyMs: number;
     readonly requestMs: number;
     readonly queueMs: number;
@@ -202,6 +203,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'headers-timeout', env: 'BALANCER_HEADERS_TIMEOUT', kind: 'string', value: 'duration', def: '60s', help: 'upstream response headers timeout' },
   { name: 'idle-timeout', env: 'BALANCER_IDLE_TIMEOUT', kind: 'string', value: 'duration', def: '60s', help: 'upstream response body idle timeout' },
   { name: 'client-keepalive-timeout', env: 'BALANCER_CLIENT_KEEPALIVE_TIMEOUT', kind: 'string', value: 'duration', def: '5s', help: 'idle client keep-alive connections are closed after this' },
+  { name: 'client-header-timeout', env: 'BALANCER_CLIENT_HEADER_TIMEOUT', kind: 'string', value: 'duration', def: '10s', help: 'a request head must be complete within this long of its first byte (408 and close)' },
   { name: 'client-body-timeout', env: 'BALANCER_CLIENT_BODY_TIMEOUT', kind: 'string', value: 'duration', def: '60s', help: 'max gap between two request-body reads from a client (408 and close; 0 = none)' },
   { name: 'request-timeout', env: 'BALANCER_REQUEST_TIMEOUT', kind: 'string', value: 'duration', def: '300s', help: 'the whole request body must arrive within this long of its head (408 and close; 0 = none)' },
   { name: 'queue-timeout', env: 'BALANCER_QUEUE_TIMEOUT', kind: 'string', value: 'duration', def: '10s', help: 'longest wait for a free connection to an upstream server (then 504)' },
@@ -289,6 +291,12 @@ export function parseBalancerArgs(
       const ms = parseDurationMs(v);
       if (ms === undefined) throw new ConfigError(`${source(name)}: expected a duration such as 500ms, 5s or 2m, got "${v}"`);
       if (ms > MAX_TIMER_MS) throw new ConfigError(`${source(name)}: "${v}" is longer than a timer can wait (24 days)`);
+      return ms;
+    };
+    // a limit that cannot be switched off (0 would cut every request at once)
+    const positiveDuration = (name: string, def: number): number => {
+      const ms = duration(name, def);
+      if (ms <= 0) throw new ConfigError(`${source(name)}: must be longer than 0`);
       return ms;
     };
     const int = (name: string, def: number, min: number): number => {
@@ -391,6 +399,7 @@ export function parseBalancerArgs(
         headersMs: duration('headers-timeout', 60_000),
         idleMs: duration('idle-timeout', 60_000),
         clientKeepAliveMs: duration('client-keepalive-timeout', 5_000),
+        clientHeaderMs: positiveDuration('client-header-timeout', 10_000),
         clientBodyMs: duration('client-body-timeout', 60_000),
         requestMs: duration('request-timeout', 300_000),
         queueMs: duration('queue-timeout', 10_000),

@@ -126,3 +126,11 @@ test('--engine: native by default, undici on request, anything else refused; --m
   assert.equal(ok(['--max-head-size', '32768']).maxHeadBytes, 32_768);
   assert.match(bad(['--max-head-size', '10']).message, /--max-head-size/);
 });
+
+test('--client-header-timeout: 10 s by default, a duration from flag or env, 0 refused (it would cut every request)', () => {
+  assert.equal(ok([]).timeouts.clientHeaderMs, 10_000);
+  assert.equal(ok(['--client-header-timeout', '2s']).timeouts.clientHeaderMs, 2_000);
+  assert.equal(ok([], { BALANCER_CLIENT_HEADER_TIMEOUT: '500ms' }).timeouts.clientHeaderMs, 500);
+  assert.match(bad(['--client-header-timeout', '0']).message, /--client-header-timeout: must be longer than 0/);
+  assert.ok(helpText().includes('--client-header-timeout'));
+});

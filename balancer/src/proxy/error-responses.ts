@@ -5,6 +5,7 @@ import type { ClientExchange } from './transport.js';
 /** Stable codes in the `error` field of every JSON error body. */
 export type ProxyErrorCode =
   | 'bad_path'              // 400: the path is malformed or ambiguous (see routing/normalize-path.ts)
+  | 'client_header_timeout' // 408: a request head not complete --client-header-timeout after its first byte
   | 'client_body_timeout'   // 408: no request-body byte for --client-body-timeout
   | 'request_timeout'       // 408: the request body did not arrive within --request-timeout
   | 'upstream_busy'         // 503: every connection to the server busy and its wait queue full

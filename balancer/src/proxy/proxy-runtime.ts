@@ -5,7 +5,7 @@ import { PeerHealth } from '../health/peer-health.js';
 import { ActiveChecker } from '../health/active-checker.js';
 import type { PickerEnv } from '../balancing/picker.js';
 import type { RouteTable } from '../routing/types.js';
-import { DEFAULT_CLIENT_BODY_MS, DEFAULT_MAX_QUEUE_PER_SERVER, DEFAULT_QUEUE_MS, DEFAULT_REQUEST_MS, DEFAULT_TUNNEL_IDLE_MS, type HealthUpdate, type UpstreamStatus, type WorkerRuntime, type WorkerRuntimeOptions } from '../worker/runtime.js';
+import { DEFAULT_CLIENT_BODY_MS, DEFAULT_CLIENT_HEADER_MS, DEFAULT_MAX_QUEUE_PER_SERVER, DEFAULT_QUEUE_MS, DEFAULT_REQUEST_MS, DEFAULT_TUNNEL_IDLE_MS, type HealthUpdate, type UpstreamStatus, type WorkerRuntime, type WorkerRuntimeOptions } from '../worker/runtime.js';
 import { changedUpstreams, compileTable, type ScriptEvents } from './compiled-table.js';
 import type { ClientFront } from './engine.js';
 import type { ProxyContext } from './proxy-context.js';
@@ -72,6 +72,7 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     httpsPort: opts.httpsPort,
     observer: opts.observer,
   };
+  const clientHeaderMs = opts.timeouts.clientHeaderMs ?? DEFAULT_CLIENT_HEADER_MS;
   const tunnelOpts = {
     protocols: opts.upgradeProtocols ?? ['websocket'], headersMs: opts.timeouts.headersMs,
     idleMs: opts.timeouts.tunnelIdleMs ?? DEFAULT_TUNNEL_IDLE_MS,
@@ -80,10 +81,10 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     ? createNativeFront(ctx, {
       limits: { ...DEFAULT_LIMITS, maxHeadBytes: opts.maxHeadBytes ?? DEFAULT_LIMITS.maxHeadBytes },
       keepAliveMs: opts.timeouts.clientKeepAliveMs,
-      headMs: Math.max(opts.timeouts.headersMs, 10_000),
+      headMs: clientHeaderMs,
     }, tunnelOpts)
     : createUndiciFront(ctx, {
-      clientKeepAliveMs: opts.timeouts.clientKeepAliveMs, headersMs: opts.timeouts.headersMs, requestMs: ctx.requestMs,
+      clientKeepAliveMs: opts.timeouts.clientKeepAliveMs, clientHeaderMs, headersMs: opts.timeouts.headersMs, requestMs: ctx.requestMs,
       upgradeProtocols: tunnelOpts.protocols, tunnelIdleMs: tunnelOpts.idleMs,
     });
   let stopping: Promise<void> | undefined;

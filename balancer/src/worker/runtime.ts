@@ -16,6 +16,8 @@ export interface WorkerTimeouts {
   readonly idleMs: number;
   /** client-side keep-alive: idle client connections are closed after this */
   readonly clientKeepAliveMs: number;
+  /** a request head must be complete within this long of its first byte (default 10 s; 408 and close) */
+  readonly clientHeaderMs?: number;
   /** max gap between two request-body chunks (default 60 s; 0 = none) */
   readonly clientBodyMs?: number;
   /** the whole request received within this long of its head (default 300 s; 0 = none) */
@@ -26,6 +28,7 @@ export interface WorkerTimeouts {
   readonly tunnelIdleMs?: number;
 }
 
+export const DEFAULT_CLIENT_HEADER_MS = 10_000;
 export const DEFAULT_CLIENT_BODY_MS = 60_000;
 export const DEFAULT_REQUEST_MS = 300_000;
 export const DEFAULT_QUEUE_MS = 10_000;

@@ -13,16 +13,19 @@ import { contentLengthOf } from '../headers.js';
 import { handleProxyRequest } from '../proxy-exchange.js';
 import type { ProxyContext } from '../proxy-context.js';
 import type { BodySink, BodySource, ClientEvents, ClientExchange } from '../transport.js';
+import type { DeadlineSweep, Expiring } from './deadline-sweep.js';
 
 export interface ClientConnectionOptions {
   readonly limits: Http1Limits;
   /** idle keep-alive connections close after this */
   readonly keepAliveMs: number;
-  /** a request head must be complete within this long of its first byte */
+  /** a request head must be complete within this long of its first byte (--client-header-timeout) */
   readonly headMs: number;
 }
 
 export interface ClientConnectionOwner {
+  /** the connection's clock: it is a member from construction until forget() */
+  readonly sweep: DeadlineSweep;
   forget(conn: ClientConnection): void;
   /** the connection asked for an upgrade: the tunnel takes the socket from here */
   upgrade(req: IncomingMessage, socket: net.Socket, early: Buffer): void;
@@ -38,7 +41,6 @@ function onData(this: TaggedSocket, chunk: Buffer): void { this.clientConn?.onDa
 function onDrain(this: TaggedSocket): void { this.clientConn?.onDrain(); }
 function onClose(this: TaggedSocket): void { this.clientConn?.onClose(); }
 function onError(this: TaggedSocket): void { /* 'close' follows */ }
-function onTimeout(this: TaggedSocket): void { this.clientConn?.onTimeout(); }
 function onEnd(this: TaggedSocket): void { this.clientConn?.onEnd(); }
 
 function headersObject(raw: readonly string[]): IncomingHttpHeaders {
@@ -109,7 +111,7 @@ export class NativeRequest implements ClientExchange, BodySource {
   }
 
   bodyData(chunk: Buffer): void {
-    if (this.#sink === undefined) return; // nobody wants it (answered without an upstream): dropped
+    if (this.#sink === undefined) { this.conn.bodyDropped(); return; } // nobody wants it (answered without an upstream)
     this.consumed = true;
     if (!this.#sink.onBodyData(chunk)) this.conn.pauseReading();
   }
@@ -210,14 +212,24 @@ export class NativeRequest implements ClientExchange, BodySource {
   }
 }
 
-export class ClientConnection implements RequestParserEvents {
+/**
+ * What the connection's deadline means: idle between requests (close), a head being read (408),
+ * a request in the exchange's hands (no deadline: the exchange has its own clocks), an answered
+ * request whose body is still read and dropped (idle: close), ending (close unless still flushing).
+ */
+const enum Wait { Idle, Head, Exchange, Dropping, Ending }
+
+export class ClientConnection implements RequestParserEvents, Expiring {
   readonly #parser: RequestParser;
+  deadline = 0;
+  #wait = Wait.Idle;
+  /** Ending: bytes still queued at the last look (progress moves the deadline) */
+  #endingQueued = 0;
   current: NativeRequest | undefined;
   /** the client sent at least one byte (see closeIfIdle) */
   #spoken = false;
   #pending: Buffer | null = null;
   #readingPaused = false;
-  #headStartedAt = 0;
   closeAfterResponse = false;
   #upgradeHead: RequestHead | undefined;
   /** the upgrade head is complete: hand the socket over once execute() returned (bytes after the head are early data) */
@@ -228,13 +240,14 @@ export class ClientConnection implements RequestParserEvents {
     this.#parser = new RequestParser(this, opts.limits);
     socket.clientConn = this;
     socket.setNoDelay(true);
-    socket.setTimeout(opts.keepAliveMs);
     socket.on('data', onData);
     socket.on('drain', onDrain);
     socket.on('close', onClose);
     socket.on('error', onError);
-    socket.on('timeout', onTimeout);
     socket.on('end', onEnd);
+    // a new connection waits for its first byte as long as a head may take (nginx, node:http): closed silently
+    this.deadline = ctx.now() + opts.headMs;
+    owner.sweep.add(this);
   }
 
   /** between requests with nothing buffered: closing it loses nothing */
@@ -254,7 +267,8 @@ export class ClientConnection implements RequestParserEvents {
   }
 
   #feed(buf: Buffer): void {
-    if (this.current === undefined && this.#parser.idle) this.#headStartedAt = this.ctx.now();
+    // the first byte of a head starts its clock (see after execute)
+    const headStarts = this.current === undefined && this.#parser.idle;
     const n = this.#parser.execute(buf);
     if (n < 0) { this.#parseError(this.#parser.error); return; }
     if (this.#upgradeReady && this.#upgradeHead !== undefined) {
@@ -267,8 +281,10 @@ export class ClientConnection implements RequestParserEvents {
       this.#pending = buf.subarray(n);
       this.pauseReading();
     }
-    if (this.current === undefined && !this.#parser.idle && !this.#parser.paused && this.ctx.now() - this.#headStartedAt > this.opts.headMs) {
-      this.#respondAndClose(408, 'request_timeout', 'request head not complete in time');
+    if (headStarts && this.#wait !== Wait.Ending && this.current === undefined && !this.#parser.idle && !this.#parser.paused) {
+      // a head that did not arrive in one piece: the whole of it must be here within headMs
+      this.#wait = Wait.Head;
+      this.deadline = this.ctx.now() + this.opts.headMs;
     }
   }
 
@@ -280,7 +296,8 @@ export class ClientConnection implements RequestParserEvents {
     }
     const req = new NativeRequest(this, head);
     this.current = req;
-    this.socket.setTimeout(0);
+    this.#wait = Wait.Exchange;
+    this.deadline = 0;
     try {
       handleProxyRequest(this.ctx, req);
     } catch (err) {
@@ -320,9 +337,16 @@ export class ClientConnection implements RequestParserEvents {
     // ended: the rest of the body is read and dropped, then the connection goes on (idle-bounded)
     if (!req.bodyEnded) {
       req.dropBody();
-      this.socket.setTimeout(this.opts.keepAliveMs);
+      this.bodyDropped();
       this.resumeReading();
     }
+  }
+
+  /** body bytes nobody wants: the connection is idle-bounded while they come */
+  bodyDropped(): void {
+    if (this.#wait === Wait.Ending) return;
+    this.#wait = Wait.Dropping;
+    this.deadline = this.ctx.now() + this.opts.keepAliveMs;
   }
 
   /** The current request is over: close, or go on with the next (possibly already buffered) one. */
@@ -335,7 +359,8 @@ export class ClientConnection implements RequestParserEvents {
       return;
     }
     this.#parser.resume();
-    this.socket.setTimeout(this.opts.keepAliveMs);
+    this.#wait = Wait.Idle;
+    this.deadline = this.ctx.now() + this.opts.keepAliveMs;
     const pending = this.#pending;
     this.#pending = null;
     if (pending !== null && pending.length > 0) this.#feed(pending);
@@ -354,10 +379,30 @@ export class ClientConnection implements RequestParserEvents {
     this.current?.events?.onClientDrain();
   }
 
-  onTimeout(): void {
-    if (this.current !== undefined) return; // the exchange has its own clocks
-    if (!this.#parser.idle) { this.#respondAndClose(408, 'request_timeout', 'request head not complete in time'); return; }
-    this.socket.destroy();
+  expire(now: number): void {
+    switch (this.#wait) {
+      case Wait.Exchange:
+        this.deadline = 0; // the exchange has its own clocks
+        return;
+      case Wait.Head:
+        this.#respondAndClose(408, 'client_header_timeout', 'request head not complete in time');
+        return;
+      case Wait.Ending: {
+        // a client that never reads could hold a half-closed socket; one that reads slowly is let finish
+        const queued = this.socket.writableLength;
+        if (queued > 0 && queued < this.#endingQueued) {
+          this.#endingQueued = queued;
+          this.deadline = now + this.opts.keepAliveMs;
+          return;
+        }
+        this.deadline = 0;
+        this.socket.destroy();
+        return;
+      }
+      default:
+        this.deadline = 0;
+        this.socket.destroy();
+    }
   }
 
   onEnd(): void {
@@ -370,6 +415,7 @@ export class ClientConnection implements RequestParserEvents {
   onClose(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.deadline = 0;
     const req = this.current;
     this.current = undefined;
     if (req !== undefined) {
@@ -393,10 +439,15 @@ export class ClientConnection implements RequestParserEvents {
   }
 
   #endSocket(): void {
-    this.socket.setTimeout(0);
     this.socket.end();
-    // a client that never reads could hold a half-closed socket: bound it
-    this.socket.setTimeout(this.opts.keepAliveMs);
+    this.#ending();
+  }
+
+  /** the last bytes are queued: bound the wait for the client to take them and close */
+  #ending(): void {
+    this.#wait = Wait.Ending;
+    this.#endingQueued = this.socket.writableLength;
+    this.deadline = this.ctx.now() + this.opts.keepAliveMs;
   }
 
   #parseError(err: Http1Error | undefined): void {
@@ -416,7 +467,7 @@ export class ClientConnection implements RequestParserEvents {
   #respondAndClose(status: number, code: string, reason: string): void {
     this.closeAfterResponse = true;
     if (!this.socket.destroyed && this.socket.writable) this.socket.end(simpleResponse(status, 'application/json', JSON.stringify({ error: code, reason }), true), 'latin1');
-    this.socket.setTimeout(this.opts.keepAliveMs);
+    this.#ending();
   }
 
   #startUpgrade(head: RequestHead): void {
@@ -425,11 +476,10 @@ export class ClientConnection implements RequestParserEvents {
     socket.removeListener('drain', onDrain);
     socket.removeListener('close', onClose);
     socket.removeListener('error', onError);
-    socket.removeListener('timeout', onTimeout);
     socket.removeListener('end', onEnd);
-    socket.setTimeout(0);
     socket.clientConn = undefined;
     this.#closed = true;
+    this.deadline = 0;
     this.owner.forget(this);
     const early = this.#pending ?? EMPTY;
     this.#pending = null;

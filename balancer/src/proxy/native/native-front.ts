@@ -6,13 +6,20 @@ import type { ClientFront } from '../engine.js';
 import type { ProxyContext } from '../proxy-context.js';
 import { upgradeRequestFrom, UpgradeTunnels, type UpgradeTunnelOptions } from '../upgrade-tunnel.js';
 import { ClientConnection, type ClientConnectionOptions, type ClientConnectionOwner } from './client-connection.js';
+import { DeadlineSweep, tickFor } from './deadline-sweep.js';
 
 export function createNativeFront(ctx: ProxyContext, opts: ClientConnectionOptions, tunnelOpts: UpgradeTunnelOptions): ClientFront {
   const log = ctx.log;
   const tunnels = new UpgradeTunnels(tunnelOpts);
   const connections = new Set<ClientConnection>();
+  // keep-alive idle, head and ending deadlines of every client connection, on one clock
+  const sweep = new DeadlineSweep(tickFor([opts.keepAliveMs, opts.headMs]), ctx.now, (err, conn) => {
+    log.error({ err }, 'client connection timer failed');
+    (conn as ClientConnection).destroy();
+  });
   const owner: ClientConnectionOwner = {
-    forget(conn: ClientConnection): void { connections.delete(conn); },
+    sweep,
+    forget(conn: ClientConnection): void { connections.delete(conn); sweep.delete(conn); },
     upgrade(req: IncomingMessage, socket: net.Socket, early: Buffer): void { tunnels.handle(ctx, upgradeRequestFrom(req), socket, early); },
   };
   // a connection handed over while draining (the cluster primary sent it just before the listener
@@ -52,6 +59,7 @@ export function createNativeFront(ctx: ProxyContext, opts: ClientConnectionOptio
       listening = false;
       for (const c of connections) c.destroy();
       connections.clear();
+      sweep.stop();
       tunnels.destroyAll();
     },
   };

@@ -8,9 +8,13 @@ import { handleProxyRequest } from '../proxy-exchange.js';
 import type { ProxyContext } from '../proxy-context.js';
 import { upgradeRequestFrom, UpgradeTunnels } from '../upgrade-tunnel.js';
 import { NodeHttpClient } from './node-http-client.js';
+import { simpleResponse } from '../../http1/serialize.js';
 
 export interface UndiciFrontOptions {
   readonly clientKeepAliveMs: number;
+  /** a request head must be complete within this long of its first byte (node's headersTimeout) */
+  readonly clientHeaderMs: number;
+  /** upstream response head timeout (tunnels wait this long for a 101) */
   readonly headersMs: number;
   /** whole request within this long (0 = none): node's own check, a backstop behind the body gate */
   readonly requestMs?: number;
@@ -22,7 +26,16 @@ export interface UndiciFrontOptions {
 export function createUndiciFront(ctx: ProxyContext, opts: UndiciFrontOptions): ClientFront {
   const log = ctx.log;
   const tunnels = new UpgradeTunnels({ protocols: opts.upgradeProtocols, headersMs: opts.headersMs, idleMs: opts.tunnelIdleMs });
-  const server = http.createServer({ keepAliveTimeout: opts.clientKeepAliveMs, requestTimeout: 0 }, (req, res) => {
+  // node checks head and request deadlines on an interval (30 s by default): a fraction of the
+  // header timeout keeps a 408 close to it. requestTimeout catches a body still trickling after the
+  // answer went out (the exchange is over, node reads on); node wants it >= headersTimeout.
+  const requestTimeout = opts.requestMs !== undefined && opts.requestMs > 0 ? Math.max(opts.requestMs, opts.clientHeaderMs) : 0;
+  const server = http.createServer({
+    keepAliveTimeout: opts.clientKeepAliveMs,
+    headersTimeout: opts.clientHeaderMs,
+    requestTimeout,
+    connectionsCheckingInterval: Math.max(10, Math.min(1_000, Math.floor(opts.clientHeaderMs / 4))),
+  }, (req, res) => {
     try {
       handleProxyRequest(ctx, new NodeHttpClient(req, res));
     } catch (err) {
@@ -32,15 +45,20 @@ export function createUndiciFront(ctx: ProxyContext, opts: UndiciFrontOptions): 
       else res.destroy();
     }
   });
-  server.keepAliveTimeout = opts.clientKeepAliveMs;
-  server.headersTimeout = Math.max(opts.headersMs, 10_000);
-  // catches a body still trickling after the answer went out (the exchange is over, node reads on);
-  // node wants requestTimeout >= headersTimeout
-  if (opts.requestMs !== undefined && opts.requestMs > 0) server.requestTimeout = Math.max(opts.requestMs, server.headersTimeout);
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => tunnels.handle(ctx, upgradeRequestFrom(req), socket, head));
-  server.on('clientError', (err: Error & { code?: string }, socket) => {
-    if (socket.writable && err.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
-    else socket.destroy();
+  server.on('clientError', (err: Error & { code?: string }, socket: Duplex & { _httpMessage?: { headersSent?: boolean } | null }) => {
+    // as node's own handler: answer only when no answer of ours has begun on this socket
+    const inFlight = socket._httpMessage;
+    if (!socket.writable || err.code === 'ECONNRESET' || inFlight?.headersSent === true) { socket.destroy(); return; }
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      // the same answer as the native engine's; with a request in hand it is the whole-request limit
+      const body = inFlight == null // no request in hand (node clears it after each answer)
+        ? '{"error":"client_header_timeout","reason":"request head not complete in time"}'
+        : '{"error":"request_timeout","reason":"request not complete in time"}';
+      socket.end(simpleResponse(408, 'application/json', body, true));
+    } else socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+    // node's server is half-open: a client that never closes its side is let go after this
+    (socket as Socket).setTimeout(opts.clientKeepAliveMs);
   });
   let listening = false;
 
