@@ -150,6 +150,22 @@ test('scrape after known traffic: counts per service and code, monotonic across 
     await expectOk(380);
     for (let i = 1; i < seen.length; i++) assert.ok(seen[i] >= seen[i - 1], `counter went backwards: ${seen.join(',')}`);
 
+    // the duration histograms agree with the counters: per series, cumulative buckets, +Inf = _count = requests_total
+    const text = await (await request(`${admin}/metrics`, { dispatcher: agent, signal: AbortSignal.timeout(5000) })).body.text();
+    const total = parsePrometheus(text);
+    // (the parser folds a labelled histogram's series into one; read its lines untyped to keep their labels)
+    const lines = parsePrometheus(text.replace(/^# TYPE \S+ histogram$/gm, '')).flatMap((f) => f.metrics.map((m) => ({ name: f.name, ...m })));
+    const mine = (suffix: string, code: string) => lines.filter((l) => l.name === `balancer_service_request_duration_seconds${suffix}` && l.labels?.service === SERVICE && l.labels?.code === code);
+    for (const code of ['200', '500']) {
+      const count = Number(mine('_count', code)[0]?.value);
+      assert.equal(count, value(total, 'balancer_service_requests_total', { service: SERVICE, code }), `histogram count for ${code}`);
+      const buckets = mine('_bucket', code);
+      assert.deepEqual(buckets.map((b) => b.labels?.le), ['0.005', '0.05', '0.5', '+Inf']);
+      for (let i = 1; i < buckets.length; i++) assert.ok(Number(buckets[i].value) >= Number(buckets[i - 1].value), 'cumulative buckets');
+      assert.equal(Number(buckets[buckets.length - 1].value), count, '+Inf bucket = count');
+      assert.ok(Number(mine('_sum', code)[0]?.value) > 0, 'durations summed');
+    }
+
     // OpenMetrics on request
     const om = await request(`${admin}/metrics`, { headers: { accept: 'application/openmetrics-text;version=1.0.0' }, dispatcher: agent });
     assert.match(String(om.headers['content-type']), /^application\/openmetrics-text/);
