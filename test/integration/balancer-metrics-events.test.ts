@@ -206,6 +206,8 @@ test('reload mode: change -> swap latency from the Consul answer to the new gene
     await until('a served', () => primary!.holder.current().upstreams[SERVICE]?.servers.length === 1);
     const before = await scrape();
     assert.equal(value(before, 'balancer_table_change_to_swap_seconds'), 0, 'the first generation is not a change');
+    assert.equal(value(before, 'balancer_consul_throttled_total'), 0, 'the renderer\'s Consul budget: no 429 yet');
+    assert.equal(value(before, 'balancer_consul_queries_total'), undefined, 'not known in reload mode: left out, not 0');
     const registeredAt = Date.now();
     await consulPut(consul, '/v1/agent/service/register', { ID: scope.id('b'), Name: SERVICE, Address: '127.0.0.1', Port: b.port });
     await until('b served by a new generation', () => primary!.holder.current().upstreams[SERVICE]?.servers.length === 2, 20_000);

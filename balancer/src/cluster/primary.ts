@@ -171,7 +171,9 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
     mode: config.mode,
     table: () => holder.stats(),
     workers: () => supervisorRef?.metrics() ?? { generation: 0, workersAlive: 0, workersReady: 0, restarts: 0, reloads: 0 },
-    consul: watcher ? () => ({ reachable: watcher?.reachable(), ...watcher?.stats() }) : undefined,
+    consul: watcher ? () => ({ reachable: watcher?.reachable(), ...watcher?.stats() })
+      // reload mode: the renderer reads Consul through the same budget; its 429s are counted there
+      : consulBudget ? () => ({ reachable: undefined, throttled: consulBudget.stats().overBudget }) : undefined,
     dump: dumpWriter ? () => dumpWriter.stats() : undefined,
   });
   metrics.start();

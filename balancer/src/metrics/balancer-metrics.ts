@@ -187,11 +187,13 @@ export class BalancerMetrics {
 
     const consul = this.#sources.consul?.();
     if (consul !== undefined) {
-      f.push({ name: `${p}_consul_reachable`, help: 'Consul answered the last query (1) or not (0).', type: 'gauge', samples: [{ labels: {}, value: consul.reachable ? 1 : 0 }] });
-      f.push({ name: `${p}_consul_queries_total`, help: 'Consul blocking queries sent.', type: 'counter', samples: [{ labels: {}, value: consul.queries ?? 0 }] });
-      f.push({ name: `${p}_consul_errors_total`, help: 'Consul queries that failed.', type: 'counter', samples: [{ labels: {}, value: consul.errors ?? 0 }] });
-      f.push({ name: `${p}_consul_throttled_total`, help: 'Consul answers 429 Too Many Requests.', type: 'counter', samples: [{ labels: {}, value: consul.throttled ?? 0 }] });
-      f.push({ name: `${p}_consul_watchers`, help: 'Consul watch loops running (one per watched service plus the catalog).', type: 'gauge', samples: [{ labels: {}, value: consul.services ?? 0 }] });
+      // reload mode knows only the shared connection budget's figures: what is not known is left out, not shown as 0
+      const one = (value: number | undefined): Sample[] => (value === undefined ? [] : [{ labels: {}, value }]);
+      f.push({ name: `${p}_consul_reachable`, help: 'Consul answered the last query (1) or not (0).', type: 'gauge', samples: one(consul.reachable === undefined ? undefined : consul.reachable ? 1 : 0) });
+      f.push({ name: `${p}_consul_queries_total`, help: 'Consul blocking queries sent.', type: 'counter', samples: one(consul.queries) });
+      f.push({ name: `${p}_consul_errors_total`, help: 'Consul queries that failed.', type: 'counter', samples: one(consul.errors) });
+      f.push({ name: `${p}_consul_throttled_total`, help: 'Consul refused a connection (429 Too Many Requests, or closed it unanswered).', type: 'counter', samples: [{ labels: {}, value: consul.throttled ?? 0 }] });
+      f.push({ name: `${p}_consul_watchers`, help: 'Consul watch loops running (one per watched service plus the catalog).', type: 'gauge', samples: one(consul.services) });
     }
 
     const w = this.#sources.workers();
