@@ -16,11 +16,11 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { request } from 'undici';
 import { loadAverage } from './compare/cpu.js';
 import { treeUsage } from './support/proc-stats.js';
 import { freePort, spawnPinned, startNginx, tempDir, waitForPort, type Started } from './support/processes.js';
 import { runWrk, type WrkResult } from './support/wrk.js';
+import { startOurs as startBalancer } from './support/ours.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const arg = (name: string, dflt: number): number => {
@@ -81,55 +81,6 @@ function writeUpstreamFiles(): string {
   return dir;
 }
 
-async function startOursOnce(engine: 'native' | 'undici', workers: number, cpus: string, upstreamPort: number): Promise<Target> {
-  const name = `ours ${engine} ${workers}w`;
-  const [port, admin] = [await freePort(), await freePort()];
-  const proc = spawnPinned(cpus, process.execPath, [
-    path.join(repoRoot, 'bin', 'balancer.js'), '--no-consul', '--workers', String(workers), '--engine', engine,
-    '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${admin}`, '--log-level', 'warn',
-  ]);
-  try {
-    await waitForPort(admin, 15_000);
-    // freePort() releases the port before the balancer binds it: a dead child is a failed start
-    if (proc.child.exitCode !== null) throw new Error(`balancer exited with ${proc.child.exitCode}`);
-    const res = await request(`http://127.0.0.1:${admin}/upstream/bench`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ servers: [{ host: '127.0.0.1', port: upstreamPort }] }),
-      headersTimeout: 10_000, bodyTimeout: 10_000,
-    });
-    // 202: accepted, not yet confirmed by every worker; the polling below waits for it
-    if (res.statusCode !== 200 && res.statusCode !== 202) throw new Error(`admin POST /upstream/bench -> ${res.statusCode}: ${(await res.body.text()).slice(0, 200)}`);
-    await res.body.dump();
-    await waitForPort(port, 15_000);
-    const deadline = Date.now() + 10_000;
-    let okInARow = 0;
-    while (okInARow < 50 && Date.now() < deadline) {
-      const r = await request(`http://127.0.0.1:${port}/small.txt`, { headers: { host: 'bench' }, headersTimeout: 5_000 }).catch(() => undefined);
-      if (r) await r.body.dump();
-      okInARow = r?.statusCode === 200 ? okInARow + 1 : 0;
-    }
-    if (okInARow < 50) throw new Error('balancer did not start serving the bench upstream');
-    return { name, proc, baseUrl: `http://127.0.0.1:${port}` };
-  } catch (err) {
-    await proc.stop();
-    throw err;
-  }
-}
-
-async function startOurs(engine: 'native' | 'undici', workers: number, cpus: string, upstreamPort: number): Promise<Target> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startOursOnce(engine, workers, cpus, upstreamPort);
-    } catch (err) {
-      if (attempt >= 2) {
-        // e.g. --engine native before the native engine landed: print the row as missing, run the rest
-        return { name: `ours ${engine} ${workers}w`, proc: undefined, baseUrl: undefined, note: (err as Error).message.split('\n')[0] };
-      }
-      console.error(`# ${engine} ${workers}w start failed (${(err as Error).message.split('\n')[0]}), retrying with fresh ports`);
-    }
-  }
-}
-
 function startHaproxy(cpus: string, port: number, upstreamPort: number): Started {
   const dir = tempDir('bench-haproxy-');
   const cfg = path.join(dir, 'haproxy.cfg');
@@ -187,9 +138,9 @@ async function main(): Promise<void> {
     { name: 'nginx 1 worker', proc: nginxProxy, baseUrl: `http://127.0.0.1:${nginxPort}` },
     { name: 'haproxy 1 thread', proc: haproxy, baseUrl: `http://127.0.0.1:${haproxyPort}` },
     { name: 'node:http+undici', proc: plain, baseUrl: `http://127.0.0.1:${plainPort}` },
-    await startOurs('native', 1, PROXY_CPU, upstreamPort),
-    await startOurs('undici', 1, PROXY_CPU, upstreamPort),
-    await startOurs('native', 2, '0-1', upstreamPort),
+    await startBalancer({ root: repoRoot, engine: 'native', workers: 1, cpus: PROXY_CPU, upstreamPort }),
+    await startBalancer({ root: repoRoot, engine: 'undici', workers: 1, cpus: PROXY_CPU, upstreamPort }),
+    await startBalancer({ root: repoRoot, engine: 'native', workers: 2, cpus: '0-1', upstreamPort }),
     // ---- HTTPS rows go here (tls helper): targets with an https:// baseUrl (nginx ssl, ours
     // --tls-listen) are measured by the same loop; bench/tls-throughput.ts has the handshake rows ----
   ];

@@ -5,18 +5,27 @@ import type { RouteTable, ServerSpec } from '../../routing/types.js';
 import type { ServerPoolStats } from '../../worker/runtime.js';
 import type { UpstreamHandler, UpstreamRequest, UpstreamTransport } from '../transport.js';
 import { ServerPool, type ServerPoolOptions } from './server-pool.js';
+import { DeadlineSweep, tickFor } from './deadline-sweep.js';
+import type { UpstreamConnection } from './upstream-connection.js';
 
 export class NativeTransport implements UpstreamTransport {
   readonly #pools = new Map<string, ServerPool>();
   readonly #closing = new Set<Promise<void>>();
   readonly #retired = new Set<ServerPool>();
+  /** connect, response-head, body-idle and keep-alive deadlines of every upstream connection */
+  readonly #sweep: DeadlineSweep;
 
-  constructor(readonly opts: ServerPoolOptions, readonly log: pino.Logger) {}
+  constructor(readonly opts: ServerPoolOptions, readonly log: pino.Logger) {
+    this.#sweep = new DeadlineSweep(tickFor([opts.connectMs, opts.headersMs, opts.idleMs, opts.keepAliveMs]), Date.now, (err, conn) => {
+      log.error({ err }, 'upstream connection timer failed');
+      (conn as UpstreamConnection).destroy();
+    });
+  }
 
   dispatch(server: ServerSpec, request: UpstreamRequest, handler: UpstreamHandler): void {
     let pool = this.#pools.get(server.id);
     if (pool === undefined) {
-      pool = new ServerPool(server.host, server.port, this.opts);
+      pool = new ServerPool(server.host, server.port, this.opts, this.#sweep);
       this.#pools.set(server.id, pool);
     }
     pool.dispatch(request, handler);
@@ -50,5 +59,6 @@ export class NativeTransport implements UpstreamTransport {
     for (const p of this.#retired) p.destroy();
     this.#pools.clear();
     this.#retired.clear();
+    this.#sweep.stop();
   }
 }

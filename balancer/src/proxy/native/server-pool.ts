@@ -4,6 +4,7 @@
 import { ERR, transportError, type UpstreamHandler, type UpstreamRequest } from '../transport.js';
 import type { ServerPoolStats } from '../../worker/runtime.js';
 import { UpstreamConnection, type UpstreamConnectionOwner, type UpstreamTimeouts } from './upstream-connection.js';
+import type { DeadlineSweep } from './deadline-sweep.js';
 
 export interface ServerPoolOptions extends UpstreamTimeouts {
   readonly maxConnections: number;
@@ -27,7 +28,8 @@ export class ServerPool implements UpstreamConnectionOwner {
   #closing = false;
   #onEmpty: (() => void) | undefined;
 
-  constructor(readonly host: string, readonly port: number, readonly opts: ServerPoolOptions) {}
+  /** `sweep`: the transport's clock, shared by the connections of every pool */
+  constructor(readonly host: string, readonly port: number, readonly opts: ServerPoolOptions, readonly sweep: DeadlineSweep) {}
 
   dispatch(request: UpstreamRequest, handler: UpstreamHandler): void {
     if (this.#closing) {

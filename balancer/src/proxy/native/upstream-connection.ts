@@ -1,17 +1,22 @@
 // One keep-alive TCP connection to an upstream server, running one request at a time: head and a
 // small body in one write (corked), body streamed with backpressure, the answer parsed by the codec
-// and handed to the exchange's handler. Timeouts: connect, response head, body idle (socket idle).
+// and handed to the exchange's handler. Timeouts (connect, response head, body idle, keep-alive
+// idle) are one deadline field on the transport's shared clock (deadline-sweep.ts), moved by field
+// stores: no socket timer re-armed per request or refreshed per read and write.
 import net from 'node:net';
 import { ResponseParser, type ResponseHead, type ResponseParserEvents } from '../../http1/response-parser.js';
 import { chunkHeader, serializeRequestHead } from '../../http1/serialize.js';
 import { contentLengthOf } from '../headers.js';
 import { ERR, transportError, type BodySink, type UpstreamHandler, type UpstreamRequest } from '../transport.js';
+import type { DeadlineSweep, Expiring } from './deadline-sweep.js';
 
 export interface UpstreamConnectionOwner {
   /** the request finished; `reusable`: the socket may serve another one */
   release(conn: UpstreamConnection, reusable: boolean): void;
   /** the socket closed (idle or not) */
   closed(conn: UpstreamConnection): void;
+  /** the clock of this owner's connections: each is a member from construction until its socket closed */
+  readonly sweep: DeadlineSweep;
 }
 
 export interface UpstreamTimeouts {
@@ -25,13 +30,12 @@ export interface UpstreamTimeouts {
 const enum Phase { Connecting, Idle, Sending, Receiving, Closed }
 
 function onSocketData(this: net.Socket & { conn?: UpstreamConnection }, chunk: Buffer): void { this.conn?.onData(chunk); }
-function onSocketTimeout(this: net.Socket & { conn?: UpstreamConnection }): void { this.conn?.onTimeout(); }
 function onSocketError(this: net.Socket & { conn?: UpstreamConnection }, err: Error): void { this.conn?.onSocketError(err); }
 function onSocketClose(this: net.Socket & { conn?: UpstreamConnection }): void { this.conn?.onClose(); }
 function onSocketDrain(this: net.Socket & { conn?: UpstreamConnection }): void { this.conn?.onDrain(); }
 function onSocketEnd(this: net.Socket & { conn?: UpstreamConnection }): void { this.conn?.onEnd(); }
 
-export class UpstreamConnection implements ResponseParserEvents, BodySink {
+export class UpstreamConnection implements ResponseParserEvents, BodySink, Expiring {
   readonly socket: net.Socket & { conn?: UpstreamConnection };
   readonly #parser: ResponseParser;
   #phase = Phase.Connecting;
@@ -49,6 +53,8 @@ export class UpstreamConnection implements ResponseParserEvents, BodySink {
   readonly abortBound: (err?: Error) => void;
   readonly resumeBound: () => void;
   #queued: (() => void) | null = null;
+  /** see Expiring: what it means follows the phase (connect, response head, body idle, keep-alive idle) */
+  deadline: number;
 
   constructor(readonly owner: UpstreamConnectionOwner, host: string, port: number, readonly timeouts: UpstreamTimeouts) {
     this.#parser = new ResponseParser(this);
@@ -57,9 +63,9 @@ export class UpstreamConnection implements ResponseParserEvents, BodySink {
     const socket: net.Socket & { conn?: UpstreamConnection } = net.connect({ host, port, noDelay: true });
     this.socket = socket;
     socket.conn = this;
-    socket.setTimeout(timeouts.connectMs);
+    this.deadline = Date.now() + timeouts.connectMs;
+    owner.sweep.add(this);
     socket.on('data', onSocketData);
-    socket.on('timeout', onSocketTimeout);
     socket.on('error', onSocketError);
     socket.on('close', onSocketClose);
     socket.on('drain', onSocketDrain);
@@ -106,7 +112,8 @@ export class UpstreamConnection implements ResponseParserEvents, BodySink {
     this.#phase = Phase.Sending;
     this.#parser.start(request.method);
     this.#head = null;
-    socket.setTimeout(this.timeouts.headersMs);
+    // a response head within headersMs of the request (and of each body write while it streams)
+    this.deadline = Date.now() + this.timeouts.headersMs;
     if (body === null) {
       this.#bodyDone = true;
       socket.write(serializeRequestHead(request.method, request.path, request.headers, framing), 'latin1');
@@ -126,6 +133,7 @@ export class UpstreamConnection implements ResponseParserEvents, BodySink {
   // ---- request body (BodySink) ----
   onBodyData(chunk: Buffer): boolean {
     if (this.#handler === null || chunk.length === 0) return true;
+    if (this.#head === null) this.deadline = Date.now() + this.timeouts.headersMs;
     if (this.#chunkedBody) {
       this.socket.write(chunkHeader(chunk.length), 'latin1');
       this.socket.write(chunk);
@@ -136,6 +144,7 @@ export class UpstreamConnection implements ResponseParserEvents, BodySink {
 
   onBodyEnd(): void {
     this.#bodyDone = true;
+    if (this.#handler !== null && this.#head === null) this.deadline = Date.now() + this.timeouts.headersMs;
     if (this.#handler !== null && this.#chunkedBody) this.socket.write('0\r\n\r\n', 'latin1');
   }
 
@@ -144,7 +153,10 @@ export class UpstreamConnection implements ResponseParserEvents, BodySink {
   }
 
   onDrain(): void {
-    if (this.#handler !== null && !this.#bodyDone) this.#request?.body?.resume();
+    if (this.#handler !== null && !this.#bodyDone) {
+      if (this.#head === null) this.deadline = Date.now() + this.timeouts.headersMs;
+      this.#request?.body?.resume();
+    }
   }
 
   // ---- response (ResponseParserEvents) ----
@@ -156,6 +168,7 @@ export class UpstreamConnection implements ResponseParserEvents, BodySink {
       return;
     }
     this.#phase = Phase.Receiving;
+    if (this.#head !== null) this.deadline = Date.now() + this.timeouts.idleMs; // body idle
     const n = this.#parser.execute(chunk);
     if (n < 0) {
       this.#fail(transportError(ERR.badResponse, this.#parser.error?.reason ?? 'invalid response'), true);
@@ -180,7 +193,7 @@ export class UpstreamConnection implements ResponseParserEvents, BodySink {
     }
     this.#head = head;
     this.#keepAlive = head.keepAlive;
-    this.socket.setTimeout(this.timeouts.idleMs);
+    this.deadline = Date.now() + this.timeouts.idleMs;
     if (!handler.onHeaders(head.status, head.rawHeaders, this.resumeBound, head.reason)) this.#pause();
   }
 
@@ -198,8 +211,8 @@ export class UpstreamConnection implements ResponseParserEvents, BodySink {
     this.#resumeSocket();
     if (!reusable) this.dead = true;
     this.#phase = reusable ? Phase.Idle : Phase.Closed;
-    if (reusable) this.socket.setTimeout(this.timeouts.keepAliveMs);
-    else this.socket.destroy();
+    if (reusable) this.deadline = Date.now() + this.timeouts.keepAliveMs;
+    else { this.deadline = 0; this.socket.destroy(); }
     this.owner.release(this, reusable);
     handler.onComplete(trailers.length === 0 ? null : trailers);
   }
@@ -228,7 +241,8 @@ export class UpstreamConnection implements ResponseParserEvents, BodySink {
     this.#fail(err ?? transportError(ERR.aborted, 'request aborted'), true);
   }
 
-  onTimeout(): void {
+  expire(): void {
+    this.deadline = 0;
     if (this.#handler === null) {
       // idle keep-alive socket (or one still connecting for nobody): close it
       this.dead = true;
@@ -254,6 +268,8 @@ export class UpstreamConnection implements ResponseParserEvents, BodySink {
 
   onClose(): void {
     this.dead = true;
+    this.deadline = 0;
+    this.owner.sweep.delete(this);
     const wasOpen = this.#phase !== Phase.Closed;
     this.#phase = Phase.Closed;
     if (this.#handler !== null) {
@@ -271,6 +287,7 @@ export class UpstreamConnection implements ResponseParserEvents, BodySink {
     this.#request = null;
     this.dead = true;
     this.#queued = null;
+    this.deadline = 0;
     if (destroy) this.socket.destroy();
     if (!this.#ownerToldClosed) { this.#ownerToldClosed = true; this.owner.closed(this); }
     handler?.onError(err);
