@@ -1,15 +1,21 @@
 // Consul catalog watcher on a connection budget: whatever the number of services, at most
 // `budget.maxConns` connections to the agent.
 //
-// Three blocking queries are change signals, each holding one connection:
+// Two blocking queries are change signals, each holding one connection:
 // - /v1/catalog/services: service names and tags (new, removed or re-tagged services);
-// - /v1/health/state/critical and /v1/health/state/warning: every non-passing check. Registrations
-//   (checks start critical), health flaps, TTL expiry and maintenance (a critical _service_maintenance
-//   or _node_maintenance check) all change these small lists, and each entry names its service.
+// - /v1/health/state/any?filter=Status != "passing": every non-passing check (one query for critical
+//   and warning: each Consul change wakes every health/state query, so two would cost two requests per
+//   change). Registrations (checks start critical), health flaps, TTL expiry and maintenance (a
+//   critical _service_maintenance or _node_maintenance check) all change this small list, and each
+//   entry names its service.
 // A service whose signal changed is re-read with one plain GET /v1/health/service/<name>; the reads
 // share the rest of the budget (bounded concurrency, adaptive on 429s). A catalog index move that no
-// signal explains (an instance without checks registered or removed) costs a rescan of every service,
-// coalesced and bounded like any read; a periodic resync (default 5 min) is the safety net.
+// signal explains (an instance without checks, or with passing ones, registered or removed) re-reads
+// the services changed lately one at a time, most recent first, until one answers with that index (a
+// deploy's deregistration follows its registration; a drained one was signalled by its maintenance
+// check); only then a rescan of every service, coalesced and bounded like any read. A periodic resync
+// (default 5 min) is the safety net. Every change signalled once costs at most 3 requests: the two
+// signal answers and one read (a read already started at that index is not repeated).
 // Why not one blocking query per service: past the agent's 200 connections per client the agent
 // refuses them. Why not /v1/health/state/any: it lists every check of the catalog on every change.
 //
@@ -78,6 +84,12 @@ export interface CatalogWatcherStats {
   /** 429s and bare closes from the agent (over budget) */
   readonly throttled: number;
   readonly budget: ReturnType<ConsulBudget['stats']>;
+  /** requests sent and not yet answered (the blocking signals at rest) */
+  readonly outstanding: number;
+  /** nothing to do until Consul answers a signal: no read pending, no change being explained or emitted */
+  readonly settled: boolean;
+  /** the indexes the two signals last answered with */
+  readonly indexes: { readonly catalog: number; readonly checks: number };
 }
 
 export interface CatalogWatcher {
@@ -103,7 +115,10 @@ const EXPLAIN_WINDOW_MS = 300;
 const IMMEDIATE_RESCAN_MAX = 32;
 /** how many recently changed services an unexplained change re-reads before a full rescan */
 const RECENT_MAX = 8;
-const SIGNALS = 3;
+const SIGNALS = 2;
+/** the non-passing checks: critical and warning in one query (Consul 1.4+ filter) */
+export const NON_PASSING_CHECKS_PATH = '/v1/health/state/any';
+export const NON_PASSING_CHECKS_FILTER = 'Status != "passing"';
 
 interface CheckRow {
   readonly Node?: unknown;
@@ -143,10 +158,12 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   let explainTimer: NodeJS.Timeout | undefined;
   let pendingExplain = 0;
   /** per-service signal rows of the critical and warning lists, and per node for node checks */
-  const checkBodies: { critical?: CheckRow[]; warning?: CheckRow[] } = {};
+  let checkRows: CheckRow[] = [];
   let serviceCheckKeys = new Map<string, string>();
   let nodeCheckKeys = new Map<string, string>();
-  let signalsSettled = 0; // first answer (or failure) of both health signals
+  let checksSettled = false; // first answer (or failure) of the checks signal
+  /** per service: the highest index its reads are known to reflect (a read started after that index was known) */
+  const readCovers = new Map<string, number>();
   /** highest index the check signals answered with: once it reaches a catalog move, they have spoken */
   let checksIndex = 0;
 
@@ -169,6 +186,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   let rescans = 0;
   let bodyBytes = 0;
   let unusableAnswers = 0;
+  let outstanding = 0;
   let initialReadDone = false;
   let resolveReady!: (s: CatalogSnapshot) => void;
   const ready = new Promise<CatalogSnapshot>((resolve) => (resolveReady = resolve));
@@ -217,8 +235,13 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
 
   // ---- reads: one plain GET per dirty service, bounded by the budget ----
 
-  const markDirty = (name: string) => {
+  /** highest index any signal has answered with: a read started now reflects at least that */
+  const knownIndex = () => Math.max(catalogIndex, checksIndex);
+  /** `atIndex`: the signal index that asks for the read; a read that covers it is not repeated */
+  const markDirty = (name: string, atIndex = Number.POSITIVE_INFINITY) => {
     if (!known?.has(name)) return;
+    // (a ?stale read may lag the index the signal saw: then every signal reads)
+    if (!endpoint.stale && (readCovers.get(name) ?? 0) >= atIndex) return;
     if (inFlight.has(name)) again.add(name);
     else dirty.add(name);
   };
@@ -242,6 +265,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       if (inFlight.has(name)) continue;
       dirty.delete(name);
       inFlight.add(name);
+      readCovers.set(name, knownIndex());
       void readService(name).finally(() => {
         inFlight.delete(name);
         if (again.delete(name)) dirty.add(name);
@@ -267,7 +291,9 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       const res = await budget.read(signal, () => {
         queries++;
         reads++;
-        return blockingGet<unknown>(endpoint, `/v1/health/service/${encodeURIComponent(name)}`, {}, { index: 0, waitMs: opts.waitMs, signal, timeoutMs: readTimeoutMs });
+        outstanding++;
+        return blockingGet<unknown>(endpoint, `/v1/health/service/${encodeURIComponent(name)}`, {}, { index: 0, waitMs: opts.waitMs, signal, timeoutMs: readTimeoutMs })
+          .finally(() => outstanding--);
       });
       if (signal.aborted || !known?.has(name)) return;
       bodyBytes += res.bytes;
@@ -295,6 +321,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     } catch (err) {
       if (signal.aborted) return;
       errors++;
+      readCovers.delete(name); // a failed read reflects nothing
       const n = failures.get(name) ?? 0;
       failures.set(name, n + 1);
       const e = err as Error & { code?: string };
@@ -325,7 +352,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   // ---- signals ----
 
   /** One blocking-query loop: pause while over budget, rate limit, query, hand over, back off. */
-  async function signalLoop<T>(name: string, path: string, onBody: (body: T, index: number, first: boolean) => void, onFirstFailure?: () => void): Promise<void> {
+  async function signalLoop<T>(name: string, path: string, onBody: (body: T, index: number, first: boolean) => void, onFirstFailure?: () => void, params: Record<string, string> = {}): Promise<void> {
     let index = 0;
     let failuresInRow = 0;
     let lastStart = 0;
@@ -338,7 +365,8 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       lastStart = now();
       try {
         queries++;
-        const res = await blockingGet<T>(endpoint, path, {}, { index, waitMs: opts.waitMs, signal });
+        outstanding++;
+        const res = await blockingGet<T>(endpoint, path, params, { index, waitMs: opts.waitMs, signal }).finally(() => outstanding--);
         if (signal.aborted) break;
         bodyBytes += res.bytes;
         budget.noteSuccess();
@@ -367,54 +395,49 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
 
   const rowKey = (r: CheckRow) => `${String(r.ServiceID ?? '')}\u0000${String(r.CheckID ?? '')}\u0000${String(r.Status ?? '')}`;
 
-  /** Services (and nodes) whose non-passing checks differ from the previous answers. */
-  const onChecks = (which: 'critical' | 'warning', body: unknown, first: boolean) => {
-    checkBodies[which] = Array.isArray(body) ? (body as CheckRow[]) : [];
+  /** Services (and nodes) whose non-passing checks differ from the previous answer. */
+  const onChecks = (body: unknown, index: number, first: boolean) => {
+    checkRows = Array.isArray(body) ? (body as CheckRow[]) : [];
     const byService = new Map<string, string[]>();
     const byNode = new Map<string, string[]>();
-    for (const rows of [checkBodies.critical ?? [], checkBodies.warning ?? []]) {
-      for (const r of rows) {
-        if (typeof r !== 'object' || r === null) continue;
-        const svc = typeof r.ServiceName === 'string' ? r.ServiceName : '';
-        const target = svc ? byService : byNode;
-        const k = svc || String(r.Node ?? '');
-        let list = target.get(k);
-        if (!list) target.set(k, (list = []));
-        list.push(rowKey(r));
-      }
+    for (const r of checkRows) {
+      if (typeof r !== 'object' || r === null) continue;
+      const svc = typeof r.ServiceName === 'string' ? r.ServiceName : '';
+      const target = svc ? byService : byNode;
+      const k = svc || String(r.Node ?? '');
+      let list = target.get(k);
+      if (!list) target.set(k, (list = []));
+      list.push(rowKey(r));
     }
     const nextServiceKeys = new Map<string, string>();
     for (const [k, list] of byService) nextServiceKeys.set(k, list.sort().join('\n'));
     const nextNodeKeys = new Map<string, string>();
     for (const [k, list] of byNode) nextNodeKeys.set(k, list.sort().join('\n'));
-    if (!first || signalsSettled >= 2) {
+    if (!first || checksSettled) {
       for (const name of new Set([...nextServiceKeys.keys(), ...serviceCheckKeys.keys()])) {
-        if (nextServiceKeys.get(name) !== serviceCheckKeys.get(name)) markDirty(name);
+        if (nextServiceKeys.get(name) !== serviceCheckKeys.get(name)) markDirty(name, index);
       }
       for (const node of new Set([...nextNodeKeys.keys(), ...nodeCheckKeys.keys()])) {
         if (nextNodeKeys.get(node) === nodeCheckKeys.get(node)) continue;
-        for (const [name, e] of entries) if (e.node.has(node)) markDirty(name);
+        for (const [name, e] of entries) if (e.node.has(node)) markDirty(name, index);
       }
     }
     serviceCheckKeys = nextServiceKeys;
     nodeCheckKeys = nextNodeKeys;
-    if (first) settleSignal(which);
+    if (first) settleChecks();
     pump();
   };
 
-  /** first answer or first failure of each health signal, so a failing one cannot hold the start */
-  const settledWhich = new Set<string>();
-  const settleSignal = (which: 'critical' | 'warning') => {
-    if (settledWhich.has(which)) return;
-    settledWhich.add(which);
-    signalsSettled++;
+  const settleChecks = () => {
+    if (checksSettled) return;
+    checksSettled = true;
     maybeInitialRead();
   };
 
   /** The first read of every service starts once the signals have a baseline (no change falls between). */
   let initialReadStarted = false;
   const maybeInitialRead = () => {
-    if (initialReadStarted || known === undefined || signalsSettled < 2) return;
+    if (initialReadStarted || known === undefined || !checksSettled) return;
     initialReadStarted = true;
     if (known.size === 0) {
       initialReadDone = true;
@@ -432,14 +455,15 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     recent.set(name, true);
     if (recent.size > RECENT_MAX) recent.delete(recent.keys().next().value as string);
   };
-  let triedRecent = false;
+  /** recent services still to try for the pending unexplained move, most recent first */
+  let recentQueue: string[] | undefined;
   /**
    * A check signal's answer. A registration or deregistration with checks moves the checks index too:
    * once it has reached the pending catalog move, waiting longer cannot explain more.
    */
-  const onChecksAt = (which: 'critical' | 'warning', body: unknown, index: number, first: boolean) => {
+  const onChecksAt = (body: unknown, index: number, first: boolean) => {
     if (index > checksIndex) checksIndex = index;
-    onChecks(which, body, first);
+    onChecks(body, index, first);
     if (pendingExplain > 0 && checksIndex >= pendingExplain && explainTimer) {
       clearTimeout(explainTimer);
       explainTimer = undefined;
@@ -454,18 +478,21 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     const target = pendingExplain;
     if (maxReadIndex >= target) {
       pendingExplain = 0;
-      triedRecent = false;
+      recentQueue = undefined;
       return;
     }
-    // first the services that changed lately (an instance registered a moment ago going away), then all
-    if (!triedRecent && recent.size > 0) {
-      triedRecent = true;
-      for (const name of recent.keys()) markDirty(name);
+    // first the services that changed lately (an instance registered a moment ago going away), one at
+    // a time, most recent first, until one explains the move; then all
+    recentQueue ??= [...recent.keys()].reverse();
+    while (recentQueue.length > 0) {
+      const name = recentQueue.shift()!;
+      if (!known?.has(name)) continue;
+      markDirty(name);
       pump();
       return;
     }
     pendingExplain = 0;
-    triedRecent = false;
+    recentQueue = undefined;
     rescanAll(`catalog index ${target} moved without a visible change`);
   };
 
@@ -491,6 +518,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       if (names.has(name)) continue;
       visible = true;
       tagKeys.delete(name);
+      readCovers.delete(name);
       dirty.delete(name);
       failures.delete(name);
       failedBeforeFirstAnswer.delete(name);
@@ -543,8 +571,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
 
   const loops = [
     signalLoop<unknown>('catalog', '/v1/catalog/services', onServices),
-    signalLoop<unknown>('state:critical', '/v1/health/state/critical', (b, i, first) => onChecksAt('critical', b, i, first), () => settleSignal('critical')),
-    signalLoop<unknown>('state:warning', '/v1/health/state/warning', (b, i, first) => onChecksAt('warning', b, i, first), () => settleSignal('warning')),
+    signalLoop<unknown>('checks', NON_PASSING_CHECKS_PATH, onChecksAt, settleChecks, { filter: NON_PASSING_CHECKS_FILTER }),
   ].map((p) => p.catch((err) => log.error({ err }, 'consul watch loop crashed')));
 
   const done = (async () => {
@@ -563,7 +590,9 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     done,
     stats: () => ({
       services: known?.size ?? 0, queries, reads, errors, emits, rescans, bodyBytes, unusableAnswers,
-      throttled: budget.stats().overBudget, budget: budget.stats(),
+      throttled: budget.stats().overBudget, budget: budget.stats(), outstanding,
+      settled: outstanding === SIGNALS && dirty.size === 0 && inFlight.size === 0 && pendingExplain === 0 && !explainTimer && !emitTimer && changedSinceEmit.size === 0,
+      indexes: { catalog: catalogIndex, checks: checksIndex },
     }),
     serviceNames: () => known ?? new Set<string>(),
     tagsOf: (name) => {

@@ -2,7 +2,7 @@
 // consul-template holds one blocking query per dependency, so 300 `service` calls are 300
 // connections and the agent refuses what passes its 200 per client IP. Here:
 // - `services` and every `service "<name>"` come from one shared catalog watcher (the one dynamic mode
-//   uses: three blocking change signals + bounded plain reads of only the services that changed),
+//   uses: two blocking change signals + bounded plain reads of only the services that changed),
 //   whatever the number of services and templates;
 // - each KV `key` / `prefix` keeps a blocking query of its own, holding a reserved budget slot, for at
 //   most a share of the budget; KV dependencies past that share poll inside the read share (a short
@@ -74,8 +74,8 @@ export class SharedWatchSet implements DependencySource {
     setMaxListeners(0, this.#lifetime.signal);
     if (opts.signal.aborted) this.#lifetime.abort();
     else opts.signal.addEventListener('abort', () => this.#lifetime.abort(), { once: true });
-    // what the catalog leaves: 3 signals, and at least half of the rest stays with reads
-    this.#kvShare = Math.max(0, Math.floor((opts.budget.maxConns - 3) / 2));
+    // what the catalog leaves: 2 signals, and at least half of the rest stays with reads
+    this.#kvShare = Math.max(0, Math.floor((opts.budget.maxConns - 2) / 2));
     const endpoint: ConsulEndpoint = { ...opts.endpoint, dispatcher: opts.endpoint.dispatcher ?? opts.budget.dispatcher };
     this.#kv = new DependencyWatcher({
       endpoint,

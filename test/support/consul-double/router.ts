@@ -218,9 +218,10 @@ async function handle(deps: RouterDeps, req: IncomingMessage, res: ServerRespons
     requireMethod('GET');
     const wanted = segment('/v1/health/state/');
     if (!['any', 'passing', 'warning', 'critical'].includes(wanted)) throw new HttpError(400, 'Invalid check state');
+    const keep = checkFilter(q.get('filter'));
     return blocking(state.changes, req, res, q, () => state.indexForChecks(), () => ({
       status: 200,
-      body: [...state.checks.values()].filter((c) => wanted === 'any' || c.status === wanted).map((c) => checkView(state, c)),
+      body: [...state.checks.values()].filter((c) => wanted === 'any' || c.status === wanted).map((c) => checkView(state, c)).filter(keep),
     }));
   }
   if (path === '/v1/kv' || path.startsWith('/v1/kv/')) {
@@ -274,6 +275,22 @@ async function handleKv(state: ConsulState, req: IncomingMessage, res: ServerRes
 
 function instancesOf(state: ConsulState, name: string, tags: string[]) {
   return state.instancesNamed(name).filter((s) => tags.every((t) => s.def.tags.includes(t)));
+}
+
+/**
+ * Consul's `filter` on health/state, for the expressions clients here send: `Field == "v"` or
+ * `Field != "v"` on a string field of the check, joined by `and`. Anything else is a 400, as Consul
+ * answers a filter it cannot parse.
+ */
+function checkFilter(expr: string | null): (c: Record<string, unknown>) => boolean {
+  if (expr === null || expr.trim() === '') return () => true;
+  const terms = expr.split(/\s+and\s+/i).map((t) => {
+    const m = /^\s*([A-Za-z]+)\s*(==|!=)\s*"([^"]*)"\s*$/.exec(t);
+    if (!m) throw new HttpError(400, `Failed to create boolean expression evaluator: unsupported filter ${JSON.stringify(t)}`);
+    const [, field, op, value] = m;
+    return (c: Record<string, unknown>) => (String(c[field] ?? '') === value) === (op === '==');
+  });
+  return (c) => terms.every((f) => f(c));
 }
 
 /** Consul's blocking query: answer at once unless `index` is given and not behind the endpoint's index. */

@@ -1,0 +1,123 @@
+// Consul requests per change: every change the signals can see costs discovery at most 3 requests
+// (the two signal answers and one read of the service), whatever the size of the catalog: a
+// registration (check starts critical), the check passing, a health flip, a new service, a removed
+// service, a drained instance (maintenance) then deregistered, a passing instance of a service changed
+// lately deregistered. The one change no signal names (a passing instance of a quiet service
+// deregistered without drain) is reported, not bounded at 3: it costs a rescan.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import pino from 'pino';
+import { watchConsulCatalog, type CatalogWatcher } from '../../balancer/src/discovery/consul-catalog.js';
+import type { CatalogSnapshot } from '../../balancer/src/routing/types.js';
+import { consulForTest, testScope, type ConsulTarget } from '../support/consul.js';
+
+const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+function consulPut(target: ConsulTarget, path: string, body?: unknown): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: target.host, port: target.port, method: 'PUT', path, agent: false, signal: AbortSignal.timeout(10_000) }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`PUT ${path} -> ${res.statusCode}: ${text}`))));
+    });
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs: number): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+test('each change a signal sees costs at most 3 Consul requests, whatever the number of services', { timeout: 60_000 }, async (t) => {
+  // a double of its own: counting requests per change needs an agent no other test changes meanwhile
+  const consul = await consulForTest({ ownDouble: true });
+  const double = consul.double!;
+  const scope = testScope();
+  const ac = new AbortController();
+  let watcher: CatalogWatcher | undefined;
+  t.after(async () => {
+    ac.abort();
+    await watcher?.done;
+    await scope.clean(consul);
+    await consul.close();
+  });
+  // 60 quiet services x 2 instances: a rescan would cost 60 reads, plainly more than 3
+  const quiet = Array.from({ length: 60 }, (_, i) => scope.name(`q${i}`));
+  for (const [i, name] of quiet.entries()) {
+    for (const k of [0, 1]) await consulPut(consul, '/v1/agent/service/register', { ID: `${name}-${k}`, Name: name, Address: '127.0.0.1', Port: 10_000 + i * 2 + k });
+  }
+  const web = scope.name('web');
+  await consulPut(consul, '/v1/agent/service/register', { ID: scope.id('web-0'), Name: web, Address: '127.0.0.1', Port: 9000 });
+  watcher = watchConsulCatalog({
+    endpoint: { baseUrl: consul.url }, waitMs: 10_000, minQueryIntervalMs: 5, debounceMs: 2, maxConns: 16, resyncMs: 0,
+    logger, onSnapshot: () => undefined,
+  }, ac.signal);
+  const w = watcher;
+  await w.ready;
+
+  const instances = (snap: CatalogSnapshot | undefined, name: string) => snap?.services[name] ?? [];
+  const costs: Record<string, number> = {};
+  /** runs one change; waits until the watcher shows it and both signals answered at its index and all is settled */
+  const measure = async (what: string, change: () => Promise<void>, shows: (s: CatalogSnapshot | undefined) => boolean): Promise<number> => {
+    await until(`settled before ${what}`, () => w.stats().settled, 5000);
+    const q0 = w.stats().queries;
+    const bytes0 = w.stats().bodyBytes;
+    await change();
+    const catalogAt = double.state.indexForCatalogServices();
+    const checksAt = double.state.indexForChecks();
+    await until(`${what} seen`, () => {
+      const s = w.stats();
+      return shows(w.current()) && s.settled && s.indexes.catalog >= catalogAt && s.indexes.checks >= checksAt;
+    }, 10_000);
+    const cost = w.stats().queries - q0;
+    costs[what] = cost;
+    t.diagnostic(`${what}: ${cost} requests, ${w.stats().bodyBytes - bytes0} bytes`);
+    return cost;
+  };
+
+  const id1 = scope.id('web-1');
+  const checks = [
+    await measure('register (check starts critical)', () => consulPut(consul, '/v1/agent/service/register', { ID: id1, Name: web, Address: '127.0.0.1', Port: 9001, Check: { TTL: '60s' } }),
+      (s) => instances(s, web).some((i) => i.serviceId === id1 && i.status === 'critical')),
+    await measure('check passes', () => consulPut(consul, `/v1/agent/check/pass/service:${id1}`),
+      (s) => instances(s, web).some((i) => i.serviceId === id1 && i.status === 'passing')),
+    await measure('health flip to critical', () => consulPut(consul, `/v1/agent/check/fail/service:${id1}`),
+      (s) => instances(s, web).some((i) => i.serviceId === id1 && i.status === 'critical')),
+    await measure('health flip to passing', () => consulPut(consul, `/v1/agent/check/pass/service:${id1}`),
+      (s) => instances(s, web).some((i) => i.serviceId === id1 && i.status === 'passing')),
+    await measure('new service', () => consulPut(consul, '/v1/agent/service/register', { ID: scope.id('api-0'), Name: scope.name('api'), Address: '127.0.0.1', Port: 9100, Check: { TTL: '60s' } }),
+      (s) => instances(s, scope.name('api')).length === 1),
+    await measure('removed service', () => consulPut(consul, `/v1/agent/service/deregister/${scope.id('api-0')}`),
+      (s) => s !== undefined && !(scope.name('api') in s.services)),
+    await measure('drain (maintenance on)', () => consulPut(consul, `/v1/agent/service/maintenance/${id1}?enable=true&reason=drain`),
+      (s) => instances(s, web).some((i) => i.serviceId === id1 && i.status === 'critical')),
+    await measure('drained instance deregistered', () => consulPut(consul, `/v1/agent/service/deregister/${id1}`),
+      (s) => !instances(s, web).some((i) => i.serviceId === id1)),
+  ];
+  // a passing instance of a service changed lately, deregistered without drain: the signals cannot
+  // name it, the most recently changed service is read first
+  const id2 = scope.id('web-2');
+  await measure('register (passing at once)', () => consulPut(consul, '/v1/agent/service/register', { ID: id2, Name: web, Address: '127.0.0.1', Port: 9002, Check: { TTL: '60s', Status: 'passing' } }),
+    (s) => instances(s, web).some((i) => i.serviceId === id2));
+  checks.push(await measure('passing instance of a service changed lately deregistered', () => consulPut(consul, `/v1/agent/service/deregister/${id2}`),
+    (s) => !instances(s, web).some((i) => i.serviceId === id2)));
+  for (const [what, cost] of Object.entries(costs)) {
+    if (what === 'register (passing at once)') continue;
+    assert.ok(cost <= 3, `${what}: ${cost} requests (at most 3)`);
+  }
+  assert.equal(checks.length, 9);
+
+  // the change no signal names: reported, and it converges (a rescan)
+  const cold = await measure('passing instance of a quiet service deregistered (no drain)', () => consulPut(consul, `/v1/agent/service/deregister/${quiet[30]}-1`),
+    (s) => instances(s, quiet[30]).length === 1);
+  assert.ok(cold <= quiet.length + 12, `cold deregistration: ${cold} requests (a rescan is ${quiet.length + 2})`);
+});
