@@ -132,7 +132,8 @@ async function runOne(S: number, mode: 'dynamic' | 'reload'): Promise<Row> {
       ID: `${name}-${k}`, Name: name, Address: '127.0.0.1', Port: port, Check: { CheckID: `${name}-${k}-ttl`, TTL: '24h', Status: 'passing' },
     })));
     const tReg = performance.now();
-    await eachLimited(regs, 16, async (r) => { await consulCall(consul, 'PUT', '/v1/agent/service/register', r); });
+    // bulk, in chunks (the double's own endpoint): 50,000 registrations one by one take minutes
+    for (let i = 0; i < regs.length; i += 5000) await consulCall(consul, 'PUT', '/_double/register-bulk', regs.slice(i, i + 5000));
     process.stderr.write(`[${label}] registered ${regs.length} instances in ${((performance.now() - tReg) / 1000).toFixed(1)} s\n`);
     await doubleStats(consul, true);
 
@@ -225,6 +226,8 @@ async function runOne(S: number, mode: 'dynamic' | 'reload'): Promise<Row> {
       applyPrimaryMs: fmt(metrics.table?.buildMs), applyWorkerMs: fmt(metrics.workerApplyMs), rejected: all.rejected,
     };
   } finally {
+    if (double.child.exitCode !== null || double.child.signalCode !== null) process.stderr.write(`[${label}] the Consul double exited early: code ${double.child.exitCode}, signal ${double.child.signalCode}\n`);
+    if (balancer && (balancer.child.exitCode !== null || balancer.child.signalCode !== null)) process.stderr.write(`[${label}] the balancer exited early: code ${balancer.child.exitCode}, signal ${balancer.child.signalCode}\n`);
     await balancer?.stop();
     await double.stop();
     backends.close();
@@ -232,10 +235,18 @@ async function runOne(S: number, mode: 'dynamic' | 'reload'): Promise<Row> {
 }
 
 const rows: Row[] = [];
+const failures: string[] = [];
+// a row that fails is reported with its cause, and the next rows still run
 const runAndShow = async (S: number, mode: 'dynamic' | 'reload') => {
-  const row = await runOne(S, mode);
-  rows.push(row);
-  process.stderr.write(`[${row.label}] ${JSON.stringify(row)}\n`);
+  try {
+    const row = await runOne(S, mode);
+    rows.push(row);
+    process.stderr.write(`[${row.label}] ${JSON.stringify(row)}\n`);
+  } catch (err) {
+    const what = `${S} x ${instances}${mode === 'reload' ? ', reload mode' : ''}: ${(err as Error).stack ?? String(err)}`;
+    failures.push(what);
+    process.stderr.write(`[row failed] ${what}\n`);
+  }
 };
 for (const S of sizes) await runAndShow(S, 'dynamic');
 for (const S of reloadSizes) await runAndShow(S, 'reload');
@@ -247,6 +258,7 @@ console.log(`# discovery-scale: node ${process.version}, ${os.cpus().length} cor
 console.log(`# command: node dist/bench/discovery-scale.js --sizes ${sizes.join(',')} --instances ${instances} --reload ${reloadSizes.join(',')}`);
 console.log('| services x instances | all routable after | never routable | change -> traffic p50 / p99 (50 changes, 20/s churn) | changes lost | agent conns (max) | Consul requests / KB per change | idle CPU (10 s, all processes) | RSS primary / workers | apply one change: primary build p50/p99 ms, worker p50/p99 ms | 429s |');
 console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+for (const f of failures) console.log(`# row failed: ${f.split('\n')[0]}`);
 for (const r of rows) {
   console.log(`| ${r.label} | ${Number.isNaN(r.routableS) ? 'never (120 s)' : `${r.routableS.toFixed(1)} s`} | ${r.never} | ${r.p50.toFixed(0)} / ${r.p99.toFixed(0)} ms | ${r.failedChanges} | ${r.peakConns} | ${r.reqPerChange.toFixed(1)} / ${r.kbPerChange.toFixed(1)} | ${r.idleCpuPct.toFixed(1)} % of a core | ${r.rssPrimary} / ${r.rssWorkers.join(', ')} MB | ${r.applyPrimaryMs}; ${r.applyWorkerMs} | ${r.rejected} |`);
 }

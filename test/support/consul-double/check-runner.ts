@@ -7,6 +7,8 @@ import type { CheckDef, CheckStatus } from './registration.js';
 import type { ConsulState } from './state.js';
 
 const DEFAULT_CHECK_TIMEOUT_MS = 10_000;
+/** TTL timers and probes of new checks start at most this late */
+const RECONCILE_COALESCE_MS = 20;
 const MAX_OUTPUT = 4096;
 
 interface Probe {
@@ -19,7 +21,17 @@ export class CheckRunner {
   private readonly ttlTimers = new Map<string, { def: CheckDef; timer: NodeJS.Timeout }>();
   private readonly probes = new Map<string, Probe>();
   private reaper?: NodeJS.Timeout;
-  private readonly onChange = () => this.reconcile();
+  // a reconcile walks every check: once per burst of writes, not once per write (50,000 registrations
+  // one by one were quadratic and starved the double's event loop)
+  private reconcileTimer?: NodeJS.Timeout;
+  private readonly onChange = () => {
+    if (this.reconcileTimer || this.closed) return;
+    this.reconcileTimer = setTimeout(() => {
+      this.reconcileTimer = undefined;
+      this.reconcile();
+    }, RECONCILE_COALESCE_MS);
+    this.reconcileTimer.unref();
+  };
   private closed = false;
 
   constructor(
@@ -43,6 +55,7 @@ export class CheckRunner {
   close(): void {
     this.closed = true;
     this.state.changes.off('change', this.onChange);
+    if (this.reconcileTimer) clearTimeout(this.reconcileTimer);
     if (this.reaper) clearInterval(this.reaper);
     for (const t of this.ttlTimers.values()) clearTimeout(t.timer);
     this.ttlTimers.clear();
