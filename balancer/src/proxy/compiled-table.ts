@@ -4,6 +4,7 @@ import { compileRouter, type Router } from '../routing/router.js';
 import { createPicker, type PeerState, type Picker, type PickerEnv } from '../balancing/picker.js';
 import type { RouteTable, ScriptSpec, UpstreamSpec } from '../routing/types.js';
 import { compileScripts, type CompiledScripts, type ScriptFailure } from '../scripts/script-host.js';
+import type { ScriptThread } from '../scripts/script-thread.js';
 
 export interface CompiledTable {
   readonly table: RouteTable;
@@ -15,8 +16,9 @@ export interface CompiledTable {
   readonly scripts?: CompiledScripts;
 }
 
-/** Where a worker reports script failures and scripts that would not load. */
+/** Where a worker runs its scripts, and reports script failures and scripts that would not load. */
 export interface ScriptEvents {
+  readonly thread: ScriptThread;
   onFailure(f: ScriptFailure): void;
   onLoadError(spec: ScriptSpec, err: Error): void;
 }
@@ -38,8 +40,9 @@ export function compileTable(table: RouteTable, prev: CompiledTable | undefined,
     const kept = prev !== undefined && prev.specKeys.get(name) === key ? prev.pickers.get(name) : undefined;
     pickers.set(name, kept ?? createPicker(spec, peers, env));
   }
-  const scripts = scriptEvents === undefined ? undefined
-    : compileScripts(table, prev?.scripts, (f) => scriptEvents.onFailure(f), (spec, err) => scriptEvents.onLoadError(spec, err));
+  // no thread is started for a worker whose tables never carried a script
+  const scripts = scriptEvents === undefined || (table.scripts === undefined && prev?.scripts === undefined) ? undefined
+    : compileScripts(table, prev?.scripts, (f) => scriptEvents.onFailure(f), (spec, err) => scriptEvents.onLoadError(spec, err), scriptEvents.thread);
   return scripts === undefined ? { table, router: compileRouter(table), pickers, specKeys } : { table, router: compileRouter(table), pickers, specKeys, scripts };
 }
 

@@ -18,6 +18,7 @@ import { DEFAULT_ENGINE } from '../config.js';
 import { DEFAULT_LIMITS } from '../http1/limits.js';
 import { createNativeFront } from './native/native-front.js';
 import { NativeTransport } from './native/native-transport.js';
+import { ScriptThread } from '../scripts/script-thread.js';
 
 /** idle upstream keep-alive sockets close after this (undici's keepAliveTimeout in the other engine) */
 const UPSTREAM_KEEPALIVE_MS = 4_000;
@@ -36,7 +37,10 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     onPanic: (e) => log[e.panicking ? 'warn' : 'info'](e, e.panicking ? 'panic mode: routing across all servers' : 'panic mode left'),
   };
   const scriptLog = opts.logger.child({ component: 'scripts' });
+  // started with the first table carrying a script (ScriptThread starts its thread on first use)
+  const scriptThread = new ScriptThread();
   const scriptEvents: ScriptEvents = {
+    thread: scriptThread,
     onFailure: (f) => scriptLog.warn(f, 'request script failed'),
     onLoadError: (spec, err) => scriptLog.error({ script: spec.name, version: spec.version, err: err.message }, 'request script would not load, skipped'),
   };
@@ -153,6 +157,7 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     checker.stop();
     front.closeAll();
     await transport.destroy();
+    await scriptThread.close();
   }
 
   return {

@@ -1,6 +1,7 @@
 // Request scripts, the worker side: each script compiled once per version into its own vm context
-// (script-source.ts: no require, process, timers, network, eval), its hooks called per request with a
-// time budget (vm `timeout`: the only way to stop a loop or a runaway builtin in the same thread).
+// (script-source.ts: no require, process, timers, network, eval) in the worker's script thread
+// (script-thread.ts), its hooks called per request, synchronously, with a hard time budget: a call
+// over it has its thread terminated (a loop or a runaway builtin is stopped; the process is not).
 //
 // onRequest(req) gets {method, host, path, query (object, first value per name), search ('?...' or
 // ''), headers (lower-case names), clientAddress} and may return nothing (no change) or
@@ -13,39 +14,18 @@
 // A throw, a result that is not one of the above, an over-budget call, or a call after which the
 // heap grew by more than MEMORY_BUDGET_BYTES fails that request (500, logged with name and version,
 // counted). The memory check cannot stop an allocation, only its aftermath: the context (and all
-// it holds) is dropped and rebuilt, so a script keeping 100 MB per call cannot pile it up. After
+// it holds) is dropped and rebuilt, so a script keeping 100 MB per call cannot pile it up; the
+// thread's heap cap stops one that allocates past it within a call (the thread dies). After
 // maxFailures failures in a row the script is disabled in this worker until a new version arrives.
-import { getHeapStatistics } from 'node:v8';
-import vm from 'node:vm';
 import type { RouteTable, ScriptSpec } from '../routing/types.js';
-import { loadInto, scriptContext } from './script-source.js';
+import { ScriptError } from './script-source.js';
+import { ScriptLoadError, type ScriptThread } from './script-thread.js';
 
 export const MEMORY_BUDGET_BYTES = 64 * 1024 * 1024;
 const MAX_BODY_BYTES = 1024 * 1024;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$/;
 const BAD_VALUE = /[\r\n\0]/;
 const UPSTREAM_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-
-const REQUEST_CALL = new vm.Script(`(function (a) {
-  var p = a.split('\\u0000'), headers = {}, query = {};
-  for (var i = 5; i + 1 < p.length; i += 2) { var k = p[i]; headers[k] = k in headers ? headers[k] + ', ' + p[i + 1] : p[i + 1]; }
-  var search = p[3];
-  if (search.length > 1) search.slice(1).split('&').forEach(function (kv) {
-    if (kv === '') return;
-    var eq = kv.indexOf('='), k = eq < 0 ? kv : kv.slice(0, eq), v = eq < 0 ? '' : kv.slice(eq + 1);
-    try { k = decodeURIComponent(k.replace(/\\+/g, ' ')); v = decodeURIComponent(v.replace(/\\+/g, ' ')); } catch (e) {}
-    if (!(k in query)) query[k] = v;
-  });
-  var r = __onRequest({ method: p[0], host: p[1], path: p[2], search: search, query: query, clientAddress: p[4], headers: headers });
-  return r === undefined || r === null ? '' : JSON.stringify(r);
-})(__in)`, { filename: 'script-host:onRequest' });
-
-const RESPONSE_CALL = new vm.Script(`(function (a) {
-  var p = a.split('\\u0000'), headers = {};
-  for (var i = 1; i + 1 < p.length; i += 2) { var k = p[i].toLowerCase(); headers[k] = k in headers ? headers[k] + ', ' + p[i + 1] : p[i + 1]; }
-  var r = __onResponse({ status: Number(p[0]), headers: headers });
-  return r === undefined || r === null ? '' : JSON.stringify(r);
-})(__in)`, { filename: 'script-host:onResponse' });
 
 export interface ScriptStats {
   readonly name: string;
@@ -79,13 +59,20 @@ export class LoadedScript {
   consecutive = 0;
   disabled = false;
   lastError: string | undefined;
-  private context: vm.Context;
+  /** its context's name in the script thread */
+  readonly key: string;
   readonly hasRequest: boolean;
   readonly hasResponse: boolean;
 
-  constructor(readonly spec: ScriptSpec, private readonly onFailure: (f: ScriptFailure) => void) {
-    this.context = scriptContext();
-    const hooks = loadInto(this.context, spec.name, spec.source, Math.max(spec.timeoutMs, 100));
+  constructor(readonly spec: ScriptSpec, private readonly onFailure: (f: ScriptFailure) => void, private readonly thread: ScriptThread) {
+    this.key = thread.newKey(`${spec.name}@${spec.version}`);
+    let hooks: number;
+    try {
+      hooks = thread.load(this.key, { name: spec.name, source: spec.source, loadTimeoutMs: Math.max(spec.timeoutMs, 100), memoryBudget: MEMORY_BUDGET_BYTES });
+    } catch (err) {
+      if (err instanceof ScriptLoadError && err.code?.startsWith('ERR_SCRIPT_')) throw new ScriptError(err.code as ScriptError['code'], err.message, err.line);
+      throw err;
+    }
     this.hasRequest = (hooks & 1) !== 0;
     this.hasResponse = (hooks & 2) !== 0;
   }
@@ -93,43 +80,23 @@ export class LoadedScript {
   /** One hook call under the budget; the JSON text it returned ('' = nothing), or a HookFailure. */
   call(hook: 'onRequest' | 'onResponse', input: string): string {
     this.calls++;
-    const before = getHeapStatistics().used_heap_size;
-    let out: unknown;
-    try {
-      this.context.__in = input;
-      out = (hook === 'onRequest' ? REQUEST_CALL : RESPONSE_CALL).runInContext(this.context, { timeout: this.spec.timeoutMs });
-    } catch (err) {
-      const msg = (err as { code?: string })?.code === 'ERR_SCRIPT_EXECUTION_TIMEOUT'
-        ? `over its ${this.spec.timeoutMs} ms budget`
-        : `threw: ${String((err as Error)?.message ?? err).slice(0, 300)}`;
-      throw this.fail(hook, msg);
-    } finally {
-      this.context.__in = '';
+    const r = this.thread.call(this.key, hook === 'onRequest' ? 0 : 1, input, this.spec.timeoutMs);
+    if (!r.ok) {
+      if (r.disabled === true) this.disabled = true;
+      throw this.fail(hook, r.error);
     }
-    const grown = getHeapStatistics().used_heap_size - before;
-    if (grown > MEMORY_BUDGET_BYTES) {
-      // whatever it allocated may still be referenced from its context: start that context afresh
-      this.reload();
-      throw this.fail(hook, `allocated ${Math.round(grown / 1048576)} MB (budget ${MEMORY_BUDGET_BYTES / 1048576} MB)`);
-    }
-    if (typeof out !== 'string') throw this.fail(hook, 'returned something JSON cannot carry');
     this.consecutive = 0;
-    return out;
+    return r.out;
+  }
+
+  /** Its context in the script thread is no longer needed (a later table dropped it). */
+  release(): void {
+    this.thread.unload(this.key);
   }
 
   /** A result the script returned that is not what the hook may return. */
   invalid(hook: 'onRequest' | 'onResponse', why: string): HookFailure {
     return this.fail(hook, `returned an invalid result: ${why}`);
-  }
-
-  private reload(): void {
-    try {
-      const fresh = scriptContext();
-      loadInto(fresh, this.spec.name, this.spec.source, Math.max(this.spec.timeoutMs, 100));
-      this.context = fresh;
-    } catch {
-      this.disabled = true;
-    }
   }
 
   private fail(hook: 'onRequest' | 'onResponse', error: string): HookFailure {
@@ -288,19 +255,27 @@ export function runResponseHooks(chain: readonly LoadedScript[], status: number,
 }
 
 /** Compile the scripts of `table`, reusing `prev`'s loaded scripts (and their counters) for unchanged versions. */
+/** In-flight requests of a replaced table may still run its onResponse hooks for this long. */
+export const RELEASE_GRACE_MS = 60_000;
+
+/**
+ * Compile the scripts of `table` in `thread`, reusing `prev`'s loaded scripts (and their counters)
+ * for unchanged versions; the contexts of the ones dropped are released after RELEASE_GRACE_MS.
+ */
 export function compileScripts(table: RouteTable, prev: CompiledScripts | undefined, onFailure: (f: ScriptFailure) => void,
-  onLoadError: (spec: ScriptSpec, err: Error) => void): CompiledScripts | undefined {
-  const specs = table.scripts;
-  if (specs === undefined || specs.length === 0) return undefined;
+  onLoadError: (spec: ScriptSpec, err: Error) => void, thread: ScriptThread): CompiledScripts | undefined {
+  const specs = table.scripts ?? [];
   const loaded: LoadedScript[] = [];
   for (const spec of specs) {
     const kept = prev?.scripts.find((s) => s.spec.name === spec.name && s.spec.version === spec.version && s.spec.timeoutMs === spec.timeoutMs && s.spec.maxFailures === spec.maxFailures && s.spec.services.join() === spec.services.join());
     if (kept !== undefined) { loaded.push(kept); continue; }
     try {
-      loaded.push(new LoadedScript(spec, onFailure));
+      loaded.push(new LoadedScript(spec, onFailure, thread));
     } catch (err) {
       onLoadError(spec, err as Error);
     }
   }
+  const dropped = prev?.scripts.filter((s) => !loaded.includes(s)) ?? [];
+  if (dropped.length > 0) setTimeout(() => { for (const s of dropped) s.release(); }, RELEASE_GRACE_MS).unref();
   return loaded.length === 0 ? undefined : new CompiledScripts(loaded, table);
 }
