@@ -3,7 +3,7 @@
 // After each complete message the parser pauses; the connection resumes it once the answer is out,
 // which answers pipelined requests in order and keeps unread bytes for the next request or a tunnel.
 import { CR, LF, SP, TARGET, TCHAR } from './chars.js';
-import { ChunkedDecoder, type ChunkSink } from './chunked.js';
+import { BodyFraming, type FramedBodySink } from './body-framing.js';
 import { http1Error, type Http1Error } from './errors.js';
 import { listTokens, nameIs, parseContentLength, parseFieldLines, type FieldsResult } from './fields.js';
 import { DEFAULT_LIMITS, type Http1Limits } from './limits.js';
@@ -42,15 +42,14 @@ export interface RequestParserEvents {
   onRequestComplete(): void;
 }
 
-const enum S { Head, Length, Chunked, Paused, Failed }
+const enum S { Head, Body, Paused, Failed }
 
 const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
 
-export class RequestParser implements ChunkSink {
+export class RequestParser implements FramedBodySink {
   #state = S.Head;
   #pending: Buffer | null = null;
-  #remaining = 0;
-  readonly #chunked: ChunkedDecoder;
+  readonly #body: BodyFraming;
   readonly #limits: Http1Limits;
   readonly #scratch: FieldsResult = { end: 0, error: undefined };
   error: Http1Error | undefined;
@@ -61,7 +60,7 @@ export class RequestParser implements ChunkSink {
 
   constructor(readonly events: RequestParserEvents, limits: Http1Limits = DEFAULT_LIMITS) {
     this.#limits = limits;
-    this.#chunked = new ChunkedDecoder(limits.maxHeadBytes, limits.maxHeaders, 431);
+    this.#body = new BodyFraming(limits.maxHeadBytes, limits.maxHeaders, 431);
   }
 
   get paused(): boolean {
@@ -74,7 +73,7 @@ export class RequestParser implements ChunkSink {
   }
 
   get inBody(): boolean {
-    return this.#state === S.Length || this.#state === S.Chunked;
+    return this.#state === S.Body;
   }
 
   /** continue with the next message after onRequestComplete */
@@ -95,20 +94,11 @@ export class RequestParser implements ChunkSink {
           off = this.#head(buf, off);
           if (off < 0) return -1;
           continue;
-        case S.Length: {
-          const n = Math.min(this.#remaining, len - off);
-          this.#remaining -= n;
-          this.events.onRequestBody(buf.subarray(off, off + n));
-          off += n;
-          if (this.#remaining === 0) this.#complete();
+        case S.Body:
+          off = this.#body.execute(buf, off, this);
+          if (off < 0) return this.#failWith(this.#body.error ?? http1Error(400, 'HPE_INTERNAL', 'chunked body'));
+          if (this.#body.done) this.#complete();
           continue;
-        }
-        case S.Chunked: {
-          off = this.#chunked.execute(buf, off, this);
-          if (off < 0) return this.#failWith(this.#chunked.error ?? http1Error(400, 'HPE_INTERNAL', 'chunked body'));
-          if (this.#chunked.done) this.#complete();
-          continue;
-        }
         case S.Paused:
           return off;
         default:
@@ -118,7 +108,7 @@ export class RequestParser implements ChunkSink {
     return off;
   }
 
-  onChunkData(chunk: Buffer): void {
+  onBody(chunk: Buffer): void {
     this.events.onRequestBody(chunk);
   }
 
@@ -174,11 +164,11 @@ export class RequestParser implements ChunkSink {
     if (parsed === undefined) return -1;
     this.events.onRequestHead(parsed);
     if (parsed.chunked) {
-      this.#chunked.reset();
-      this.#state = S.Chunked;
+      this.#body.startChunked();
+      this.#state = S.Body;
     } else if (parsed.contentLength > 0) {
-      this.#remaining = parsed.contentLength;
-      this.#state = S.Length;
+      this.#body.startLength(parsed.contentLength);
+      this.#state = S.Body;
     } else {
       this.#complete();
     }

@@ -3,7 +3,7 @@
 // skipped; 101 ends parsing (the rest is tunnel bytes); bodies are Content-Length, chunked (with
 // trailers) or close-delimited (finish() at EOF). A broken answer is an error with status 502.
 import { CR, LF, REASON } from './chars.js';
-import { ChunkedDecoder, type ChunkSink } from './chunked.js';
+import { BodyFraming, type FramedBodySink } from './body-framing.js';
 import { http1Error, type Http1Error } from './errors.js';
 import { listTokens, nameIs, parseContentLength, parseFieldLines, type FieldsResult } from './fields.js';
 import { DEFAULT_MAX_HEADERS, DEFAULT_MAX_RESPONSE_HEAD_BYTES } from './limits.js';
@@ -33,15 +33,14 @@ export interface ResponseParserEvents {
   onResponseComplete(trailers: string[]): void;
 }
 
-const enum S { Idle, Head, Length, Chunked, Eof, Done, Failed }
+const enum S { Idle, Head, Body, Done, Failed }
 const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
 
-export class ResponseParser implements ChunkSink {
+export class ResponseParser implements FramedBodySink {
   #state = S.Idle;
   #pending: Buffer | null = null;
-  #remaining = 0;
   #isHead = false;
-  readonly #chunked: ChunkedDecoder;
+  readonly #body: BodyFraming;
   readonly #scratch: FieldsResult = { end: 0, error: undefined };
   readonly #maxHead: number;
   readonly #maxHeaders: number;
@@ -50,7 +49,7 @@ export class ResponseParser implements ChunkSink {
   constructor(readonly events: ResponseParserEvents, maxHeadBytes = DEFAULT_MAX_RESPONSE_HEAD_BYTES, maxHeaders = DEFAULT_MAX_HEADERS * 2) {
     this.#maxHead = maxHeadBytes;
     this.#maxHeaders = maxHeaders;
-    this.#chunked = new ChunkedDecoder(maxHeadBytes, maxHeaders, 502);
+    this.#body = new BodyFraming(maxHeadBytes, maxHeaders, 502);
   }
 
   /** expect the answer to a request with this method */
@@ -81,22 +80,11 @@ export class ResponseParser implements ChunkSink {
           off = this.#head(buf, off);
           if (off < 0) return -1;
           continue;
-        case S.Length: {
-          const n = Math.min(this.#remaining, len - off);
-          this.#remaining -= n;
-          this.events.onResponseBody(buf.subarray(off, off + n));
-          off += n;
-          if (this.#remaining === 0) this.#complete([]);
+        case S.Body:
+          off = this.#body.execute(buf, off, this);
+          if (off < 0) return this.#failWith(this.#body.error ?? http1Error(502, 'HPE_INTERNAL', 'chunked body'));
+          if (this.#body.done) this.#complete(this.#body.trailers);
           continue;
-        }
-        case S.Chunked:
-          off = this.#chunked.execute(buf, off, this);
-          if (off < 0) return this.#failWith(this.#chunked.error ?? http1Error(502, 'HPE_INTERNAL', 'chunked body'));
-          if (this.#chunked.done) this.#complete(this.#chunked.trailers);
-          continue;
-        case S.Eof:
-          this.events.onResponseBody(off === 0 ? buf : buf.subarray(off));
-          return len;
         case S.Done:
           return off;
         default:
@@ -108,7 +96,8 @@ export class ResponseParser implements ChunkSink {
 
   /** The server closed: completes a close-delimited body; anything else unfinished is an error (false). */
   finish(): boolean {
-    if (this.#state === S.Eof) {
+    if (this.#state === S.Body && this.#body.untilClose) {
+      this.#body.endOfInput();
       this.#complete([]);
       return true;
     }
@@ -117,7 +106,7 @@ export class ResponseParser implements ChunkSink {
     return false;
   }
 
-  onChunkData(chunk: Buffer): void {
+  onBody(chunk: Buffer): void {
     this.events.onResponseBody(chunk);
   }
 
@@ -221,7 +210,7 @@ export class ResponseParser implements ChunkSink {
     this.events.onResponseHead(parsed);
     if (this.#state === S.Failed) return false;
     if (bodiless) this.#complete([]);
-    else if (parsed.chunked) { this.#chunked.reset(); this.#state = S.Chunked; } else if (contentLength > 0) { this.#remaining = contentLength; this.#state = S.Length; } else this.#state = S.Eof;
+    else if (parsed.chunked) { this.#body.startChunked(); this.#state = S.Body; } else if (contentLength > 0) { this.#body.startLength(contentLength); this.#state = S.Body; } else { this.#body.startUntilClose(); this.#state = S.Body; }
     return true;
   }
 

@@ -14,6 +14,7 @@ import { handleProxyRequest } from '../proxy-exchange.js';
 import type { ProxyContext } from '../proxy-context.js';
 import type { BodySink, BodySource, ClientEvents, ClientExchange } from '../transport.js';
 import type { DeadlineSweep, Expiring } from './deadline-sweep.js';
+import { attachSocket, detachSocket, type SocketEvents } from './socket-events.js';
 
 export interface ClientConnectionOptions {
   readonly limits: Http1Limits;
@@ -36,12 +37,6 @@ const EMPTY = Buffer.alloc(0);
 /** answers up to this size leave as one buffer with their head */
 const SMALL_BODY_BYTES = 16 * 1024;
 
-type TaggedSocket = net.Socket & { clientConn?: ClientConnection };
-function onData(this: TaggedSocket, chunk: Buffer): void { this.clientConn?.onData(chunk); }
-function onDrain(this: TaggedSocket): void { this.clientConn?.onDrain(); }
-function onClose(this: TaggedSocket): void { this.clientConn?.onClose(); }
-function onError(this: TaggedSocket): void { /* 'close' follows */ }
-function onEnd(this: TaggedSocket): void { this.clientConn?.onEnd(); }
 
 function headersObject(raw: readonly string[]): IncomingHttpHeaders {
   const out: Record<string, string | string[]> = {};
@@ -219,7 +214,7 @@ export class NativeRequest implements ClientExchange, BodySource {
  */
 const enum Wait { Idle, Head, Exchange, Dropping, Ending }
 
-export class ClientConnection implements RequestParserEvents, Expiring {
+export class ClientConnection implements RequestParserEvents, Expiring, SocketEvents {
   readonly #parser: RequestParser;
   deadline = 0;
   #wait = Wait.Idle;
@@ -236,15 +231,10 @@ export class ClientConnection implements RequestParserEvents, Expiring {
   #upgradeReady = false;
   #closed = false;
 
-  constructor(readonly socket: TaggedSocket, readonly ctx: ProxyContext, readonly owner: ClientConnectionOwner, readonly opts: ClientConnectionOptions) {
+  constructor(readonly socket: net.Socket, readonly ctx: ProxyContext, readonly owner: ClientConnectionOwner, readonly opts: ClientConnectionOptions) {
     this.#parser = new RequestParser(this, opts.limits);
-    socket.clientConn = this;
     socket.setNoDelay(true);
-    socket.on('data', onData);
-    socket.on('drain', onDrain);
-    socket.on('close', onClose);
-    socket.on('error', onError);
-    socket.on('end', onEnd);
+    attachSocket(socket, this);
     // a new connection waits for its first byte as long as a head may take (nginx, node:http): closed silently
     this.deadline = ctx.now() + opts.headMs;
     owner.sweep.add(this);
@@ -405,6 +395,10 @@ export class ClientConnection implements RequestParserEvents, Expiring {
     }
   }
 
+  onSocketError(): void {
+    // 'close' follows
+  }
+
   onEnd(): void {
     // the client half-closed: finish the current answer, then close
     this.closeAfterResponse = true;
@@ -472,12 +466,7 @@ export class ClientConnection implements RequestParserEvents, Expiring {
 
   #startUpgrade(head: RequestHead): void {
     const socket = this.socket;
-    socket.removeListener('data', onData);
-    socket.removeListener('drain', onDrain);
-    socket.removeListener('close', onClose);
-    socket.removeListener('error', onError);
-    socket.removeListener('end', onEnd);
-    socket.clientConn = undefined;
+    detachSocket(socket);
     this.#closed = true;
     this.deadline = 0;
     this.owner.forget(this);

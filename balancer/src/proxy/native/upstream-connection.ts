@@ -9,6 +9,7 @@ import { chunkHeader, serializeRequestHead } from '../../http1/serialize.js';
 import { contentLengthOf } from '../headers.js';
 import { ERR, transportError, type BodySink, type UpstreamHandler, type UpstreamRequest } from '../transport.js';
 import type { DeadlineSweep, Expiring } from './deadline-sweep.js';
+import { attachSocket, type SocketEvents } from './socket-events.js';
 
 export interface UpstreamConnectionOwner {
   /** the request finished; `reusable`: the socket may serve another one */
@@ -29,14 +30,9 @@ export interface UpstreamTimeouts {
 
 const enum Phase { Connecting, Idle, Sending, Receiving, Closed }
 
-function onSocketData(this: net.Socket & { conn?: UpstreamConnection }, chunk: Buffer): void { this.conn?.onData(chunk); }
-function onSocketError(this: net.Socket & { conn?: UpstreamConnection }, err: Error): void { this.conn?.onSocketError(err); }
-function onSocketClose(this: net.Socket & { conn?: UpstreamConnection }): void { this.conn?.onClose(); }
-function onSocketDrain(this: net.Socket & { conn?: UpstreamConnection }): void { this.conn?.onDrain(); }
-function onSocketEnd(this: net.Socket & { conn?: UpstreamConnection }): void { this.conn?.onEnd(); }
 
-export class UpstreamConnection implements ResponseParserEvents, BodySink, Expiring {
-  readonly socket: net.Socket & { conn?: UpstreamConnection };
+export class UpstreamConnection implements ResponseParserEvents, BodySink, Expiring, SocketEvents {
+  readonly socket: net.Socket;
   readonly #parser: ResponseParser;
   #phase = Phase.Connecting;
   #handler: UpstreamHandler | null = null;
@@ -60,16 +56,11 @@ export class UpstreamConnection implements ResponseParserEvents, BodySink, Expir
     this.#parser = new ResponseParser(this);
     this.abortBound = (err?: Error): void => this.abort(err);
     this.resumeBound = (): void => this.resumeResponse();
-    const socket: net.Socket & { conn?: UpstreamConnection } = net.connect({ host, port, noDelay: true });
+    const socket = net.connect({ host, port, noDelay: true });
     this.socket = socket;
-    socket.conn = this;
     this.deadline = Date.now() + timeouts.connectMs;
     owner.sweep.add(this);
-    socket.on('data', onSocketData);
-    socket.on('error', onSocketError);
-    socket.on('close', onSocketClose);
-    socket.on('drain', onSocketDrain);
-    socket.on('end', onSocketEnd);
+    attachSocket(socket, this);
     socket.once('connect', () => {
       if (this.#phase !== Phase.Connecting) return;
       this.#phase = Phase.Idle;
