@@ -115,3 +115,21 @@ test('KV recurse answers decode relative to the prefix, folders left out', () =>
   ]), { web: '{"a":1}', empty: '' });
   assert.deepEqual(decodeKvEntries('p/', null), {});
 });
+
+test('firstTagValues: first value per key in instance then tag order, a different later value a warning, foreign keys ignored', async () => {
+  const { firstTagValues } = await import('../../balancer/src/routing/tag-options.js');
+  const keys = new Set(['lb', 'sticky']);
+  const cases: { tags: string[][]; want: [string, string, string][]; warnings: string[] }[] = [
+    { tags: [], want: [], warnings: [] },
+    { tags: [['urlprefix-/x', '=x', 'weight=2', 'lb']], want: [], warnings: [] },
+    { tags: [[' lb = ewma ', 'sticky=ip']], want: [['lb', 'ewma', ' lb = ewma '], ['sticky', 'ip', 'sticky=ip']], warnings: [] },
+    { tags: [['sticky=ip'], ['lb=chash', 'sticky=ip'], ['sticky=cookie']], want: [['sticky', 'ip', 'sticky=ip'], ['lb', 'chash', 'lb=chash']],
+      warnings: ['service web: conflicting tag "sticky=cookie" ignored, "sticky=ip" wins'] },
+  ];
+  for (const c of cases) {
+    const warnings: string[] = [];
+    const got = [...firstTagValues('web', c.tags, keys, warnings)].map(([k, v]) => [k, v.value, v.tag]);
+    assert.deepEqual(got, c.want, JSON.stringify(c.tags));
+    assert.deepEqual(warnings, c.warnings);
+  }
+});

@@ -14,7 +14,7 @@
 //       canary_cookie=, sticky=cookie[:<name>]|header:<name>|ip, sticky_ttl=, sticky_secure=,
 //       sticky_httponly=, sticky_samesite=, panic_threshold=
 import { DEFAULT_PANIC_THRESHOLD_PERCENT } from '../balancing/panic.js';
-import { parseDurationMs } from '../routing/tag-options.js';
+import { firstTagValues, parseDurationMs } from '../routing/tag-options.js';
 import type { CanaryPolicy, StickyPolicy, TrafficPolicy } from '../routing/types.js';
 
 export const DEFAULT_CANARY_TAG = 'canary';
@@ -166,19 +166,7 @@ const TAG_KEYS = new Set([
  * tags), or undefined when no policy tag is present. Bad values are warnings and ignored.
  */
 export function parsePolicyTags(service: string, instancesTags: readonly (readonly string[])[], warnings: string[]): PolicyDocument | undefined {
-  const seen = new Map<string, string>();
-  for (const tags of instancesTags) {
-    for (const tag of tags) {
-      const eq = tag.indexOf('=');
-      if (eq <= 0) continue;
-      const key = tag.slice(0, eq).trim();
-      if (!TAG_KEYS.has(key)) continue;
-      const value = tag.slice(eq + 1).trim();
-      const first = seen.get(key);
-      if (first === undefined) seen.set(key, value);
-      else if (first !== value) warnings.push(`service ${service}: conflicting tag "${tag}" ignored, "${key}=${first}" wins`);
-    }
-  }
+  const seen = new Map([...firstTagValues(service, instancesTags, TAG_KEYS, warnings)].map(([k, v]) => [k, v.value]));
   if (seen.size === 0) return undefined;
   const warn = (key: string, why: string) => warnings.push(`service ${service}: tag "${key}=${seen.get(key)}" ignored: ${why}`);
   const canary: { -readonly [K in keyof CanaryPolicy]?: CanaryPolicy[K] } = {};

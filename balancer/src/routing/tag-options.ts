@@ -70,6 +70,34 @@ const SERVICE_KEYS = new Set([
 ]);
 
 /**
+ * The `key=value` tags of a service's instances whose key is in `keys`: the first value of each key
+ * (in instance order, then tag order) with the tag it came from, in order of first appearance. A
+ * later different value is a warning naming both. Shared by the routing options and the traffic
+ * policy tags.
+ */
+export function firstTagValues(
+  service: string,
+  instancesTags: readonly (readonly string[])[],
+  keys: ReadonlySet<string>,
+  warnings: string[],
+): Map<string, { readonly value: string; readonly tag: string }> {
+  const seen = new Map<string, { value: string; tag: string }>();
+  for (const tags of instancesTags) {
+    for (const tag of tags) {
+      const eq = tag.indexOf('=');
+      if (eq <= 0) continue;
+      const key = tag.slice(0, eq).trim();
+      if (!keys.has(key)) continue;
+      const value = tag.slice(eq + 1).trim();
+      const first = seen.get(key);
+      if (first === undefined) seen.set(key, { value, tag });
+      else if (first.value !== value) warnings.push(`service ${service}: conflicting tag "${tag}" ignored, "${key}=${first.value}" wins`);
+    }
+  }
+  return seen;
+}
+
+/**
  * Reads service options from the tags of all instances of a service. Precedence: instances are
  * visited in the order given (the builder sorts them by service ID) and the first value seen for a
  * key wins; a later, different value for the same key adds a "conflicting" warning.
@@ -80,22 +108,8 @@ export function parseServiceTags(
   warnings: string[],
 ): ServiceTagOptions {
   const out: ServiceTagOptions = {};
-  const seen = new Map<string, string>();
-  for (const tags of instancesTags) {
-    for (const tag of tags) {
-      const eq = tag.indexOf('=');
-      if (eq <= 0) continue;
-      const key = tag.slice(0, eq).trim();
-      if (!SERVICE_KEYS.has(key)) continue;
-      const value = tag.slice(eq + 1).trim();
-      const first = seen.get(key);
-      if (first !== undefined) {
-        if (first !== value) warnings.push(`service ${service}: conflicting tag "${tag}" ignored, "${key}=${first}" wins`);
-        continue;
-      }
-      seen.set(key, value);
-      applyServiceTag(out, key, value, (why) => warnings.push(`service ${service}: tag "${tag}" ignored: ${why}`));
-    }
+  for (const [key, { value, tag }] of firstTagValues(service, instancesTags, SERVICE_KEYS, warnings)) {
+    applyServiceTag(out, key, value, (why) => warnings.push(`service ${service}: tag "${tag}" ignored: ${why}`));
   }
   return out;
 }
