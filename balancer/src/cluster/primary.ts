@@ -177,7 +177,9 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
     dump: dumpWriter ? () => dumpWriter.stats() : undefined,
   });
   metrics.start();
+  metrics.retainLive(holder.current());
   holder.subscribe((change) => {
+    metrics.retainLive(change.table);
     if (change.cause === 'external') metrics.tableServed(change.table.version, supervisorRef?.metrics().lastReloadMs ?? 0);
     else metrics.tableChanged(change.table.version);
   });

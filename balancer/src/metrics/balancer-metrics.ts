@@ -46,6 +46,17 @@ export interface BalancerMetricSources {
   dump?(): { readonly writes: number; readonly failures: number } | undefined;
 }
 
+/** The part of a routing table the metrics look at (structurally a RouteTable). */
+export interface LiveTable {
+  readonly upstreams: Readonly<Record<string, { readonly servers: readonly { readonly id: string }[] }>>;
+}
+
+export function liveServers(table: LiveTable): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const [name, up] of Object.entries(table.upstreams)) out.set(name, new Set(up.servers.map((s) => s.id)));
+  return out;
+}
+
 /** A certificate the TLS part serves: name (SNI / CN) and its notAfter in ms since epoch. */
 export interface CertificateExpiry {
   readonly name: string;
@@ -111,6 +122,11 @@ export class BalancerMetrics {
   tableChanged(version: string, atMs: number = this.#now()): void {
     this.#changedAt.set(version, atMs);
     if (this.#changedAt.size > 64) this.#changedAt.delete(this.#changedAt.keys().next().value as string);
+  }
+
+  /** The table now served: figures of the services and servers it no longer has age out of the store. */
+  retainLive(table: LiveTable): void {
+    this.store.setLive(() => liveServers(table));
   }
 
   /** Every worker acknowledged a table (dynamic mode) or a generation serves it (reload mode). */

@@ -4,6 +4,7 @@
 // worker anything, so scraping cannot stall the data plane.
 import { FINE_BUCKET_COUNT, fineQuantileMs } from './fine-histogram.js';
 import type { MetricsDelta, ProcessGauges, WorkerGauges, WorkerMetricsMessage } from './delta.js';
+import { OTHER, UNKNOWN_SERVICE } from './request-metrics.js';
 
 export interface SeriesTotals {
   readonly code: number;
@@ -65,6 +66,8 @@ export interface WindowFigures {
 }
 
 export class ServerTotals {
+  /** when the last delta for this server arrived (retention of removed servers) */
+  lastAt = 0;
   count = 0;
   errors = 0;
   durationSumMs = 0;
@@ -77,6 +80,8 @@ export class ServiceTotals {
   readonly servers = new Map<string, ServerTotals>();
   retries = 0;
   count = 0;
+  /** when the last delta for this service arrived (retention of removed services) */
+  lastAt = 0;
   /** fine histogram of the proxied requests (sum of the servers') */
   readonly fine = new Float64Array(FINE_BUCKET_COUNT);
   readonly window = new Window(1_000, 61);
@@ -94,7 +99,17 @@ export interface MetricsStoreOptions {
   readonly now?: () => number;
   /** gauges of a worker that has not reported for this long are dropped (it died or drained) */
   readonly staleAfterMs?: number;
+  /**
+   * figures of a service the table no longer has are dropped once no delta named it for this long
+   * (default 5 min: a scrape still sees its last counts; churn cannot grow the store)
+   */
+  readonly retainRemovedMs?: number;
+  /** the same for a server (default 65 s, its window: only the dashboard reads server figures) */
+  readonly retainRemovedServerMs?: number;
 }
+
+/** Services and their server ids in the table being served: what the store keeps figures for. */
+export type LiveServers = ReadonlyMap<string, ReadonlySet<string>>;
 
 export class MetricsStore {
   readonly bucketsSeconds: readonly number[];
@@ -106,6 +121,10 @@ export class MetricsStore {
   readonly #now: () => number;
   readonly #staleAfterMs: number;
   readonly #bucketKey: string;
+  readonly #retainRemovedMs: number;
+  readonly #retainRemovedServerMs: number;
+  /** undefined until the first table: nothing is dropped before the store knows what is live */
+  #live: LiveServers | (() => LiveServers) | undefined;
   /** deltas dropped because they were counted with other buckets (a worker of an older config) */
   droppedDeltas = 0;
   reports = 0;
@@ -115,6 +134,16 @@ export class MetricsStore {
     this.#bucketKey = this.bucketsSeconds.join(',');
     this.#now = opts.now ?? Date.now;
     this.#staleAfterMs = opts.staleAfterMs ?? 5_000;
+    this.#retainRemovedMs = opts.retainRemovedMs ?? 300_000;
+    this.#retainRemovedServerMs = opts.retainRemovedServerMs ?? 65_000;
+  }
+
+  /**
+   * The table now served (called on every table change); anything else ages out in tick(). A
+   * function is called at the next tick only: a burst of changes costs one walk of the table.
+   */
+  setLive(live: LiveServers | (() => LiveServers)): void {
+    this.#live = live;
   }
 
   /** A worker's periodic report: its delta is added, its gauges replace the previous ones. */
@@ -135,8 +164,10 @@ export class MetricsStore {
       return;
     }
     const nb = this.bucketsSeconds.length + 1;
+    const now = this.#now();
     for (const d of delta.services) {
       const svc = this.#service(d.name);
+      svc.lastAt = now;
       svc.retries += d.retries;
       for (const [code, method, protocol, count, reqBytes, resBytes, sum, buckets] of d.series) {
         const key = `${code}|${method}|${protocol}`;
@@ -157,8 +188,9 @@ export class MetricsStore {
         if (t === undefined) {
           svc.servers.set(id, (t = new ServerTotals()));
           // a new server's window starts at zero one flush ago, so its first requests count in req/s
-          t.window.record(this.#now() - 1_000, 0, t.fine);
+          t.window.record(now - 1_000, 0, t.fine);
         }
+        t.lastAt = now;
         t.count += count;
         t.errors += errors;
         t.durationSumMs += sumMs;
@@ -185,12 +217,25 @@ export class MetricsStore {
     }
   }
 
-  /** Called about once a second: records the window snapshots. */
+  /** Called about once a second: records the window snapshots, drops what was removed long enough ago. */
   tick(): void {
     const at = this.#now();
-    for (const svc of this.services.values()) {
+    if (typeof this.#live === 'function') this.#live = this.#live();
+    const live = this.#live;
+    for (const [name, svc] of this.services) {
+      // the folded label values are never in a table: they stay
+      const prunable = live !== undefined && name !== UNKNOWN_SERVICE && name !== OTHER;
+      const liveServers = live?.get(name);
+      // a removed service or server is not given new window snapshots: its ring stops growing
+      if (prunable && liveServers === undefined) {
+        if (at - svc.lastAt > this.#retainRemovedMs) this.services.delete(name);
+        continue;
+      }
       svc.window.record(at, svc.count, svc.fine);
-      for (const srv of svc.servers.values()) srv.window.record(at, srv.count, srv.fine);
+      for (const [id, srv] of svc.servers) {
+        if (!prunable || id === OTHER || liveServers?.has(id) === true) srv.window.record(at, srv.count, srv.fine);
+        else if (at - srv.lastAt > this.#retainRemovedServerMs) svc.servers.delete(id);
+      }
     }
   }
 
@@ -252,6 +297,7 @@ export class MetricsStore {
     let s = this.services.get(name);
     if (s === undefined) {
       this.services.set(name, (s = new ServiceTotals()));
+      s.lastAt = this.#now();
       s.window.record(this.#now() - 1_000, 0, s.fine);
     }
     return s;

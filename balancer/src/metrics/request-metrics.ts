@@ -232,6 +232,31 @@ export class RequestMetrics implements RequestObserver {
     return { bucketsSeconds: Array.from(this.#bounds), services, scripts, ...(tunnels.length > 0 ? { tunnels } : {}) };
   }
 
+  /**
+   * Keep figures only for the services and servers of the table being served. Called right after
+   * takeDelta, when everything counted has been handed over, so nothing is lost. Without it a server
+   * that left kept its label slot for good: once maxServersPerService servers had come and gone,
+   * every new one was counted as "_other", and each removed service kept its series.
+   */
+  retain(live: ReadonlyMap<string, ReadonlySet<string>>): void {
+    for (const [name, svc] of this.#services) {
+      if (name === UNKNOWN_SERVICE || name === OTHER || svc.dirty) continue;
+      const servers = live.get(name);
+      if (servers === undefined) {
+        this.#services.delete(name);
+        continue;
+      }
+      for (const [id, f] of svc.servers) if (id !== OTHER && f.count === 0 && !servers.has(id)) svc.servers.delete(id);
+    }
+  }
+
+  /** Services and servers holding figures (how much retain() keeps). */
+  sizes(): { services: number; servers: number } {
+    let servers = 0;
+    for (const svc of this.#services.values()) servers += svc.servers.size;
+    return { services: this.#services.size, servers };
+  }
+
   #service(name: string): ServiceFigures {
     let svc = this.#services.get(name);
     if (svc === undefined) {

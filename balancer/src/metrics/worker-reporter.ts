@@ -40,18 +40,24 @@ export function startWorkerReporter(opts: WorkerReporterOptions): WorkerReporter
   const sampler = new ProcessSampler();
   const flush = (): void => {
     let gauges: WorkerGauges;
+    let live: Map<string, Set<string>> | undefined;
     try {
       const inflight: [string, number][] = [];
       const serverUp: [string, string, number][] = [];
+      const liveNow = new Map<string, Set<string>>();
       for (const u of opts.status()) {
         let n = 0;
+        const ids = new Set<string>();
         for (const s of u.servers) {
           n += s.inflight;
+          ids.add(s.id);
           serverUp.push([u.name, s.id, s.status === 'ok' || s.status === 'err' ? 1 : 0]);
         }
         inflight.push([u.name, n]);
+        liveNow.set(u.name, ids);
       }
       gauges = { process: sampler.sample(), inflight, serverUp, openTunnels: opts.metrics.openTunnels() };
+      live = liveNow;
     } catch {
       gauges = { process: sampler.sample(), inflight: [], serverUp: [], openTunnels: opts.metrics.openTunnels() };
     }
@@ -62,6 +68,8 @@ export function startWorkerReporter(opts: WorkerReporterOptions): WorkerReporter
       // a runtime being replaced: its counts come with the next flush
     }
     opts.send({ type: 'metrics', slot: opts.slot, generation: opts.generation, delta: opts.metrics.takeDelta(), gauges });
+    // after the delta: what removed servers counted has just been sent
+    if (live !== undefined) opts.metrics.retain(live);
   };
   const timer = setInterval(flush, opts.intervalMs ?? 1_000);
   timer.unref();
