@@ -58,7 +58,7 @@ test('worker figures: counts not yet sent survive retain(); the folded labels st
 test('primary store: churn of new servers and services keeps only the live ones plus those removed within the retention time', () => {
   let now = 1_000_000;
   const retainRemovedMs = 60_000;
-  const store = new MetricsStore({ bucketsSeconds: BUCKETS, now: () => now, retainRemovedMs, retainRemovedServerMs: retainRemovedMs });
+  const store = new MetricsStore({ bucketsSeconds: BUCKETS, now: () => now, retainRemovedMs, retainRemovedServerMs: 10_000 });
   let lastTick = now;
   for (let c = 0; c < 5000; c++) {
     const { service, server, live } = churnStep(c);
@@ -71,9 +71,10 @@ test('primary store: churn of new servers and services keeps only the live ones 
     }
   }
   const serversKept = () => [...store.services.values()].reduce((n, s) => n + s.servers.size, 0);
-  // within the retention time (60 s = 3000 changes = 60 services of 50 servers), nothing older
+  // services removed within 60 s (3000 changes = 60 services of 50 servers), servers removed within
+  // 10 s (500 changes; ticks are 1 s apart), also those of removed services; nothing older
   assert.ok(store.services.size <= 62, `services kept: ${store.services.size}`);
-  assert.ok(serversKept() <= 3100, `servers kept: ${serversKept()}`);
+  assert.ok(serversKept() <= 560, `servers kept: ${serversKept()}`);
   const last = churnStep(4999);
   assert.ok(store.services.get('svc-0') === undefined, 'the first service, removed long ago, is gone');
   assert.ok(store.services.get(last.service)?.servers.has(last.server), 'the live server is kept');
@@ -121,7 +122,12 @@ test('primary store defaults: a removed server is dropped after its 65 s window,
   store.tick();
   assert.deepEqual([...store.services.get('web')!.servers.keys()], ['b:1']);
   assert.ok(store.services.has('old'));
-  now = 301_000;
+  store.addDelta({ bucketsSeconds: BUCKETS, services: [{ name: 'old', retries: 0, series, servers: [['c:1', 1, 0, 1, []]] }], scripts: [] });
+  now = 132_000;
+  store.tick();
+  assert.ok(store.services.has('old'), 'a removed service is kept for 5 min');
+  assert.equal(store.services.get('old')!.servers.size, 0, 'but its servers only for 65 s');
+  now = 367_000;
   store.tick();
   assert.deepEqual([...store.services.keys()], ['web'], 'live services stay however long they are silent');
 });

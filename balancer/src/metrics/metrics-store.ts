@@ -229,6 +229,7 @@ export class MetricsStore {
       // a removed service or server is not given new window snapshots: its ring stops growing
       if (prunable && liveServers === undefined) {
         if (at - svc.lastAt > this.#retainRemovedMs) this.services.delete(name);
+        else for (const [id, srv] of svc.servers) if (at - srv.lastAt > this.#retainRemovedServerMs) svc.servers.delete(id);
         continue;
       }
       svc.window.record(at, svc.count, svc.fine);
