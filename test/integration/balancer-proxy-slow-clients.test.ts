@@ -4,41 +4,10 @@
 // bounded (503) and has a timeout (504).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { tableFromUpstreams } from '../../balancer/src/routing/build-table.js';
 import { startBackends, startProxy, upstreamSpec, type Backend, type RunningProxy } from '../support/upstreams.js';
 import { ENGINES, engineOptions } from '../support/engines.js';
-
-interface RawClient {
-  readonly socket: net.Socket;
-  /** everything received so far */
-  text(): string;
-  /** resolves when the server closed the connection */
-  readonly closed: Promise<void>;
-}
-
-function rawClient(port: number): RawClient {
-  const socket = net.connect(port, '127.0.0.1');
-  let got = '';
-  socket.on('data', (c: Buffer) => { got += c.toString('latin1'); });
-  socket.on('error', () => undefined);
-  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-  return { socket, text: () => got, closed };
-}
-
-async function until(what: string, probe: () => boolean, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!probe()) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-function withTimeout<T>(what: string, p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<T>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms); })])
-    .finally(() => clearTimeout(timer));
-}
+import { rawClient, until, withTimeout } from '../support/raw-client.js';
 
 const TIMEOUTS = { connectMs: 1_000, headersMs: 5_000, idleMs: 5_000, clientKeepAliveMs: 5_000, clientBodyMs: 800, requestMs: 2_500, queueMs: 600 };
 

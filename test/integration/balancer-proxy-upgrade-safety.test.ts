@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { tableFromUpstreams } from '../../balancer/src/routing/build-table.js';
 import { connectWebSocket, encodeTextFrame, decodeFrame, startProxy, startWebSocketEcho, upstreamSpec, websocketAccept, type RunningProxy, type WebSocketEchoBackend } from '../support/upstreams.js';
 import { ENGINES, engineOptions } from '../support/engines.js';
+import { rawClient, until, withTimeout } from '../support/raw-client.js';
 
 /** A keep-alive HTTP/1.1 server that ignores Upgrade: answers every request head "200 ok", records the heads. */
 async function startIgnoringServer(): Promise<{ port: number; heads: string[]; close(): Promise<void> }> {
@@ -34,29 +35,6 @@ async function startIgnoringServer(): Promise<{ port: number; heads: string[]; c
     heads,
     close: () => new Promise<void>((r) => { server.close(() => r()); for (const s of sockets) s.destroy(); }),
   };
-}
-
-function rawClient(port: number): { socket: net.Socket; text(): string; closed: Promise<void> } {
-  const socket = net.connect(port, '127.0.0.1');
-  let got = '';
-  socket.on('data', (c: Buffer) => { got += c.toString('latin1'); });
-  socket.on('error', () => undefined);
-  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-  return { socket, text: () => got, closed };
-}
-
-async function until(what: string, probe: () => boolean, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!probe()) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-function withTimeout<T>(what: string, p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<T>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms); })])
-    .finally(() => clearTimeout(timer));
 }
 
 const UPGRADE = (host: string, protocol = 'websocket'): string =>
