@@ -46,13 +46,30 @@ test('worker figures: counts not yet sent survive retain(); the folded labels st
   const delta = rm.takeDelta()!;
   assert.deepEqual(delta.services.map((s) => [s.name, s.servers.map((x) => x[0]).sort()]), [['web', ['_other', 'a:1'].sort()]]);
   rm.retain(new Map([['web', new Set<string>()]]));
-  assert.deepEqual(rm.sizes(), { services: 1, servers: 1 }, 'a:1 dropped, "_other" kept');
+  assert.deepEqual(rm.sizes(), { services: 1, servers: 1, tunnels: 0 }, 'a:1 dropped, "_other" kept');
   rm.retain(new Map());
-  assert.deepEqual(rm.sizes(), { services: 0, servers: 0 });
+  assert.deepEqual(rm.sizes(), { services: 0, servers: 0, tunnels: 0 });
   rm.requestEnd(undefined, undefined, 404, 'GET', 'http', 1, 0, 0, 0);
   rm.takeDelta();
   rm.retain(new Map());
   assert.equal(rm.sizes().services, 1, `${UNKNOWN_SERVICE} is never dropped`);
+});
+
+test('worker figures: a removed service\'s tunnel figures go once none is open and their counts were sent', () => {
+  const rm = new RequestMetrics({ bucketsSeconds: BUCKETS, maxServersPerService: 10 });
+  rm.tunnelOpened('ws');
+  rm.tunnelOpened('ws');
+  rm.tunnelClosed('ws');
+  rm.takeDelta();
+  rm.retain(new Map());
+  assert.equal(rm.sizes().tunnels, 1, 'one tunnel still open: kept');
+  rm.tunnelClosed('ws');
+  rm.retain(new Map());
+  assert.equal(rm.sizes().tunnels, 1, 'its close not yet sent: kept');
+  const delta = rm.takeDelta()!;
+  assert.deepEqual(delta.tunnels, [['ws', 0, 1]]);
+  rm.retain(new Map());
+  assert.equal(rm.sizes().tunnels, 0);
 });
 
 test('primary store: churn of new servers and services keeps only the live ones plus those removed within the retention time', () => {

@@ -248,13 +248,16 @@ export class RequestMetrics implements RequestObserver {
       }
       for (const [id, f] of svc.servers) if (id !== OTHER && f.count === 0 && !servers.has(id)) svc.servers.delete(id);
     }
+    for (const [name, t] of this.#tunnels) {
+      if (name !== OTHER && !live.has(name) && t.open === 0 && t.opened === 0 && t.closed === 0) this.#tunnels.delete(name);
+    }
   }
 
   /** Services and servers holding figures (how much retain() keeps). */
-  sizes(): { services: number; servers: number } {
+  sizes(): { services: number; servers: number; tunnels: number } {
     let servers = 0;
     for (const svc of this.#services.values()) servers += svc.servers.size;
-    return { services: this.#services.size, servers };
+    return { services: this.#services.size, servers, tunnels: this.#tunnels.size };
   }
 
   #service(name: string): ServiceFigures {
