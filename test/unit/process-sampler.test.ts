@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ProcessSampler } from '../../common/metrics/process-sampler.js';
 
-const tick = () => new Promise((r) => setTimeout(r, 30));
+const tick = () => new Promise((r) => setTimeout(r, 50));
 
 test('a blocked event loop shows as lag in the next sample, and only in that one', async () => {
   const sampler = new ProcessSampler();
