@@ -135,7 +135,11 @@ process.on('message', (raw: unknown) => {
           send({ type: 'gap', seq: msg.seq, have: r.have });
           return;
         }
-        const { changed } = runtime.applyTable(r.table);
+        // routes and scripts are table-wide: a delta that carries them is applied whole
+        const names = msg.delta.routes === undefined && msg.delta.scripts === undefined
+          ? new Set([...msg.delta.upserted.map((u) => u.name), ...msg.delta.removed])
+          : undefined;
+        const { changed } = runtime.applyTable(r.table, names);
         currentVersion = r.table.version;
         currentTable = r.table;
         send({ type: 'ack', seq: msg.seq, changed, version: r.table.version, applyMs: performance.now() - t0 });

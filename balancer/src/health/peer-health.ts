@@ -7,7 +7,7 @@
 // (traffic is not blocked until the first check passes); a failing check takes it out after `fall`
 // results. This trades Envoy's "first check before use" for never failing a fresh deploy's traffic.
 import type { PeerState } from '../balancing/picker.js';
-import type { ActiveCheckSpec, RouteTable, ServerSpec } from '../routing/types.js';
+import type { ActiveCheckSpec, RouteTable, ServerSpec, UpstreamSpec } from '../routing/types.js';
 import { PassiveHealth } from './passive.js';
 import { RiseFall } from './rise-fall.js';
 
@@ -102,6 +102,8 @@ export class PeerHealth implements PeerState {
   private readonly onEjected: ((id: string, forMs: number) => void) | undefined;
   /** latest shared states, also for servers not (yet) in the table */
   private readonly sharedStates = new Map<string, SharedActiveState>();
+  /** per server ID: the upstreams of the table listing it (what retainChanged keeps up to date) */
+  private readonly owners = new Map<string, Set<string>>();
 
   constructor(options: PeerHealthOptions = {}) {
     this.decayMs = options.ewmaDecayMs ?? 10_000;
@@ -199,47 +201,106 @@ export class PeerHealth implements PeerState {
    */
   retain(table: RouteTable, now: number = this.lastNow): void {
     const wanted = new Map<string, { server: ServerSpec; check: ActiveCheckSpec | undefined }>();
+    this.owners.clear();
     for (const name of Object.keys(table.upstreams)) {
       const u = table.upstreams[name];
       for (const s of u.servers) {
         const prev = wanted.get(s.id);
+        this.ownerOf(s.id).add(name);
         // a server listed twice takes the check of the first upstream that has one
         if (!prev || (!prev.check && u.check)) wanted.set(s.id, { server: s, check: u.check });
       }
     }
     for (const id of [...this.records.keys()]) if (!wanted.has(id)) this.records.delete(id);
     for (const id of [...this.sharedStates.keys()]) if (!wanted.has(id)) this.sharedStates.delete(id);
-    for (const [id, { server, check }] of wanted) {
-      let r = this.records.get(id);
-      if (!r) {
-        r = {
-          passive: new PassiveHealth(server.maxFails, server.failTimeoutMs),
-          active: null,
-          activeSpec: undefined,
-          activeError: undefined,
-          ewma: undefined,
-          ewmaAt: now,
-          inflight: 0,
-          lastOk: true,
-          lastError: undefined,
-          failCount: 0,
-          label: 'ok',
-          lastModified: now,
-        };
-        this.records.set(id, r);
-      } else {
-        r.passive.reconfigure(server.maxFails, server.failTimeoutMs);
-      }
-      if (!check) {
-        r.active = null;
-        r.activeSpec = undefined;
-      } else if (!r.active || !r.activeSpec || r.activeSpec.rise !== check.rise || r.activeSpec.fall !== check.fall) {
-        r.active = new RiseFall(check.rise, check.fall, r.active?.up ?? true);
-        const known = this.shared ? this.sharedStates.get(id) : undefined;
-        if (known) r.active.force(known.up, known.consecutive);
-      }
-      r.activeSpec = check;
+    for (const [id, { server, check }] of wanted) this.follow(id, server, check, now);
+  }
+
+  /**
+   * retain() for a delta: only the servers of the `changed` upstreams (upserted or removed since
+   * `prevTable`) are looked at, so the cost follows the change. Returns the IDs of servers no upstream
+   * lists any more (their pools can go). A server listed by several upstreams takes its settings and
+   * check as retain() does: from the first upstream (by name) that has a check, else the first.
+   */
+  retainChanged(prevTable: RouteTable, table: RouteTable, changed: ReadonlySet<string>, now: number = this.lastNow): string[] {
+    if (this.owners.size === 0 && this.records.size > 0) {
+      const before = [...this.records.keys()];
+      this.retain(table, now); // owners not built yet (records from elsewhere): one full pass
+      return before.filter((id) => !this.records.has(id));
     }
+    const affected = new Set<string>();
+    for (const name of changed) {
+      const before = Object.hasOwn(prevTable.upstreams, name) ? prevTable.upstreams[name] : undefined;
+      for (const s of before?.servers ?? []) {
+        this.owners.get(s.id)?.delete(name);
+        affected.add(s.id);
+      }
+    }
+    for (const name of changed) {
+      const u = Object.hasOwn(table.upstreams, name) ? table.upstreams[name] : undefined;
+      for (const s of u?.servers ?? []) {
+        this.ownerOf(s.id).add(name);
+        affected.add(s.id);
+      }
+    }
+    const dropped: string[] = [];
+    for (const id of affected) {
+      const owners = this.owners.get(id);
+      if (owners === undefined || owners.size === 0) {
+        this.owners.delete(id);
+        if (this.records.delete(id)) dropped.push(id);
+        this.sharedStates.delete(id);
+        continue;
+      }
+      let chosen: UpstreamSpec | undefined;
+      for (const name of [...owners].sort()) {
+        const u = table.upstreams[name];
+        if (chosen === undefined || (!chosen.check && u.check)) chosen = u;
+        if (chosen.check) break;
+      }
+      const server = chosen!.servers.find((s) => s.id === id)!;
+      this.follow(id, server, chosen!.check, now);
+    }
+    return dropped;
+  }
+
+  private ownerOf(id: string): Set<string> {
+    let set = this.owners.get(id);
+    if (set === undefined) this.owners.set(id, (set = new Set()));
+    return set;
+  }
+
+  /** Creates or updates one server's record. */
+  private follow(id: string, server: ServerSpec, check: ActiveCheckSpec | undefined, now: number): void {
+    let r = this.records.get(id);
+    if (!r) {
+      r = {
+        passive: new PassiveHealth(server.maxFails, server.failTimeoutMs),
+        active: null,
+        activeSpec: undefined,
+        activeError: undefined,
+        ewma: undefined,
+        ewmaAt: now,
+        inflight: 0,
+        lastOk: true,
+        lastError: undefined,
+        failCount: 0,
+        label: 'ok',
+        lastModified: now,
+      };
+      this.records.set(id, r);
+    } else {
+      r.passive.reconfigure(server.maxFails, server.failTimeoutMs);
+    }
+    if (!check) {
+      r.active = null;
+      r.activeSpec = undefined;
+    } else if (!r.active || !r.activeSpec || r.activeSpec.rise !== check.rise || r.activeSpec.fall !== check.fall) {
+      r.active = new RiseFall(check.rise, check.fall, r.active?.up ?? true);
+      const known = this.shared ? this.sharedStates.get(id) : undefined;
+      if (known) r.active.force(known.up, known.consecutive);
+    }
+    r.activeSpec = check;
   }
 
   status(table: RouteTable, now: number): PeerUpstreamStatus[] {

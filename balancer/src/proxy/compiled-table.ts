@@ -28,27 +28,51 @@ function specKey(spec: UpstreamSpec): string {
   return JSON.stringify(spec);
 }
 
-/** Compile `table`, reusing `prev`'s pickers for upstreams whose spec did not change. */
-export function compileTable(table: RouteTable, prev: CompiledTable | undefined, peers: PeerState, env: PickerEnv, scriptEvents?: ScriptEvents): CompiledTable {
-  const pickers = new Map<string, Picker>();
-  const specKeys = new Map<string, string>();
-  for (const name of Object.keys(table.upstreams)) {
+/**
+ * Compile `table`, reusing `prev`'s pickers for upstreams whose spec did not change. `changed` (a
+ * delta's upserted and removed names): only those are looked at, the rest is shared with `prev`, so
+ * the cost follows the change, not the table.
+ */
+export function compileTable(table: RouteTable, prev: CompiledTable | undefined, peers: PeerState, env: PickerEnv, scriptEvents?: ScriptEvents, changed?: ReadonlySet<string>): CompiledTable {
+  let pickers: Map<string, Picker>;
+  let specKeys: Map<string, string>;
+  const one = (name: string) => {
     const spec = table.upstreams[name];
     // a delta shares unchanged specs with the previous table: same object, same key, no serialization
     const key = prev !== undefined && prev.table.upstreams[name] === spec ? prev.specKeys.get(name) ?? specKey(spec) : specKey(spec);
     specKeys.set(name, key);
     const kept = prev !== undefined && prev.specKeys.get(name) === key ? prev.pickers.get(name) : undefined;
     pickers.set(name, kept ?? createPicker(spec, peers, env));
+  };
+  if (prev !== undefined && changed !== undefined) {
+    pickers = new Map(prev.pickers);
+    specKeys = new Map(prev.specKeys);
+    for (const name of changed) {
+      if (Object.hasOwn(table.upstreams, name)) one(name);
+      else {
+        pickers.delete(name);
+        specKeys.delete(name);
+      }
+    }
+  } else {
+    pickers = new Map<string, Picker>();
+    specKeys = new Map<string, string>();
+    for (const name of Object.keys(table.upstreams)) one(name);
   }
+  const router = compileRouter(table, prev?.router, changed);
   // no thread is started for a worker whose tables never carried a script
   const scripts = scriptEvents === undefined || (table.scripts === undefined && prev?.scripts === undefined) ? undefined
     : compileScripts(table, prev?.scripts, (f) => scriptEvents.onFailure(f), (spec, err) => scriptEvents.onLoadError(spec, err), scriptEvents.thread);
-  return scripts === undefined ? { table, router: compileRouter(table), pickers, specKeys } : { table, router: compileRouter(table), pickers, specKeys, scripts };
+  return scripts === undefined ? { table, router, pickers, specKeys } : { table, router, pickers, specKeys, scripts };
 }
 
-/** Names of upstreams added, removed or changed between two compiled tables. */
-export function changedUpstreams(prev: CompiledTable | undefined, next: CompiledTable): Set<string> {
+/** Names of upstreams added, removed or changed between two compiled tables (among `among` when given). */
+export function changedUpstreams(prev: CompiledTable | undefined, next: CompiledTable, among?: ReadonlySet<string>): Set<string> {
   const changed = new Set<string>();
+  if (among !== undefined && prev !== undefined) {
+    for (const name of among) if (prev.specKeys.get(name) !== next.specKeys.get(name)) changed.add(name);
+    return changed;
+  }
   for (const [name, key] of next.specKeys) if (prev?.specKeys.get(name) !== key) changed.add(name);
   if (prev !== undefined) for (const name of prev.specKeys.keys()) if (!next.specKeys.has(name)) changed.add(name);
   return changed;

@@ -95,15 +95,20 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
   let drainPoll: NodeJS.Timeout | undefined;
   let drained: (() => void) | undefined;
 
-  function applyTable(table: RouteTable): { changed: boolean } {
+  /** `delta`: the upstreams a delta upserted or removed; the work then follows them, not the table */
+  function applyTable(table: RouteTable, delta?: ReadonlySet<string>): { changed: boolean } {
     const prev = ctx.current;
     if (table.version !== '' && table.version === prev.table.version) return { changed: false };
-    const next = compileTable(table, prev, health, env, scriptEvents);
+    const next = compileTable(table, prev, health, env, scriptEvents, delta);
     ctx.current = next; // the swap: every request from here on sees the new table
-    health.retain(table, now());
-    transport.retain(table);
+    if (delta !== undefined) {
+      transport.drop(health.retainChanged(prev.table, table, delta, now()));
+    } else {
+      health.retain(table, now());
+      transport.retain(table);
+    }
     if (!opts.sharedActiveChecks) checker.apply(table);
-    const changed = changedUpstreams(prev, next);
+    const changed = changedUpstreams(prev, next, delta);
     log.info({ version: table.version, previous: prev.table.version, changedUpstreams: [...changed] }, 'routing table swapped');
     return { changed: true };
   }

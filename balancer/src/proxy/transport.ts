@@ -99,6 +99,8 @@ export interface UpstreamTransport {
   dispatch(server: ServerSpec, request: UpstreamRequest, handler: UpstreamHandler): void;
   /** after a table swap: drop (after their in-flight work) the pools of servers no longer in the table */
   retain(table: RouteTable): void;
+  /** close the pools of these servers (no longer in the table); retain() for a delta */
+  drop(serverIds: Iterable<string>): void;
   stats(serverId: string): ServerPoolStats;
   /** wait for in-flight work on every pool, then close them */
   closeGracefully(): Promise<void>;

@@ -16,11 +16,20 @@ export interface RouteMatch {
 
 export interface Router {
   match(host: string | undefined, path: string): RouteMatch | undefined;
+  /** the implicit Host = upstream name routes, kept so the next table's router shares them */
+  readonly implicit?: ReadonlyMap<string, RouteMatch>;
+  /** some upstream name has upper-case letters (two names may then share one Host: rebuild all) */
+  readonly mixedCase?: boolean;
 }
 
 type Entry = { readonly prefix: string; readonly result: RouteMatch };
 
-export function compileRouter(table: RouteTable): Router {
+/**
+ * `prev` and `changed` (names upserted or removed since prev's table): the implicit routes are the
+ * previous ones with only the changed names redone (a copy, the previous router stays intact for
+ * requests holding it); explicit routes are few and always rebuilt.
+ */
+export function compileRouter(table: RouteTable, prev?: Router, changed?: ReadonlySet<string>): Router {
   const byHost = new Map<string, Entry[]>();
   const anyHost: Entry[] = [];
   for (const route of table.routes) {
@@ -38,13 +47,26 @@ export function compileRouter(table: RouteTable): Router {
   anyHost.sort(longestFirst);
   for (const list of byHost.values()) list.sort(longestFirst);
 
-  const implicit = new Map<string, RouteMatch>();
-  for (const name of Object.keys(table.upstreams)) {
-    const key = name.toLowerCase();
-    if (!implicit.has(key)) implicit.set(key, Object.freeze({ upstream: table.upstreams[name] }));
+  let implicit: Map<string, RouteMatch>;
+  let mixedCase = false;
+  if (prev?.implicit !== undefined && changed !== undefined && prev.mixedCase === false && [...changed].every((n) => n === n.toLowerCase())) {
+    implicit = new Map(prev.implicit);
+    for (const name of changed) {
+      if (Object.hasOwn(table.upstreams, name)) implicit.set(name, Object.freeze({ upstream: table.upstreams[name] }));
+      else implicit.delete(name);
+    }
+  } else {
+    implicit = new Map<string, RouteMatch>();
+    for (const name of Object.keys(table.upstreams)) {
+      const key = name.toLowerCase();
+      if (key !== name) mixedCase = true;
+      if (!implicit.has(key)) implicit.set(key, Object.freeze({ upstream: table.upstreams[name] }));
+    }
   }
 
   return {
+    implicit,
+    mixedCase,
     match(rawHost, path) {
       const host = rawHost === undefined ? undefined : normalizeHost(rawHost);
       if (host !== undefined) {

@@ -97,7 +97,8 @@ export interface HealthUpdate {
 
 export interface WorkerRuntime {
   /** Atomic swap of the routing table; a table with the same version is a no-op. */
-  applyTable(table: RouteTable): { changed: boolean };
+  /** `delta`: names of the upstreams a table delta upserted or removed (the apply then costs only those) */
+  applyTable(table: RouteTable, delta?: ReadonlySet<string>): { changed: boolean };
   /** Health decided elsewhere: active states from the shared checker, passive ejections of other workers. */
   applyHealth?(update: HealthUpdate): void;
   /** Start the proxy listener; under node:cluster the port is shared through the primary. */

@@ -34,8 +34,15 @@ export class NativeTransport implements UpstreamTransport {
   retain(table: RouteTable): void {
     const keep = new Set<string>();
     for (const name in table.upstreams) for (const s of table.upstreams[name].servers) keep.add(s.id);
-    for (const [id, pool] of this.#pools) {
-      if (keep.has(id)) continue;
+    const gone: string[] = [];
+    for (const id of this.#pools.keys()) if (!keep.has(id)) gone.push(id);
+    this.drop(gone);
+  }
+
+  drop(serverIds: Iterable<string>): void {
+    for (const id of serverIds) {
+      const pool = this.#pools.get(id);
+      if (pool === undefined) continue;
       this.#pools.delete(id);
       this.#retired.add(pool);
       const closing = pool.close().then(() => { this.log.debug({ server: id }, 'upstream pool closed after drain'); });

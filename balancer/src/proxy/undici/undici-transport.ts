@@ -136,8 +136,15 @@ export class UndiciTransport implements UpstreamTransport {
   retain(table: RouteTable): void {
     const keep = new Set<string>();
     for (const name in table.upstreams) for (const s of table.upstreams[name].servers) keep.add(s.id);
-    for (const [id, slots] of this.#pools) {
-      if (keep.has(id)) continue;
+    const gone: string[] = [];
+    for (const id of this.#pools.keys()) if (!keep.has(id)) gone.push(id);
+    this.drop(gone);
+  }
+
+  drop(serverIds: Iterable<string>): void {
+    for (const id of serverIds) {
+      const slots = this.#pools.get(id);
+      if (slots === undefined) continue;
       this.#pools.delete(id);
       const pool = slots.pool;
       // what waits goes to undici now: close() lets queued requests finish first
