@@ -217,7 +217,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
   let tls: TlsHandle | undefined;
   if (config.tls) {
     tls = await startTls({
-      config: config.tls, consul: config.consul, workers: supervisor, logger, signal, dumpFile: config.dumpFile,
+      config: config.tls, consul: config.consul, budget: consulBudget, workers: supervisor, logger, signal, dumpFile: config.dumpFile,
       catalog: { current: () => holder.currentSnapshot(), subscribe: (l) => holder.subscribe(() => l()) },
     });
     const store = tls.store;

@@ -11,6 +11,7 @@ import { randomBytes, X509Certificate } from 'node:crypto';
 import os from 'node:os';
 import acme from 'acme-client';
 import type pino from 'pino';
+import type { Dispatcher } from 'undici';
 import { backoffDelay, sleep } from '../../../common/backoff.js';
 import type { ConsulConfig } from '../config.js';
 import type { CatalogSnapshot } from '../routing/types.js';
@@ -27,6 +28,8 @@ export interface AcmeDeps {
   /** the TLS KV prefix: certificates go to <certPrefix><name>/cert and /key */
   readonly certPrefix: string;
   readonly consul: ConsulConfig;
+  /** the primary's capped Consul pool (ConsulBudget.dispatcher); default undici's global one */
+  readonly dispatcher?: Dispatcher;
   readonly store: CertStore;
   readonly catalog?: { current(): CatalogSnapshot | undefined; subscribe(l: () => void): () => void };
   readonly log: pino.Logger;
@@ -57,7 +60,7 @@ class AcmeManager implements AcmeControl {
 
   constructor(private readonly deps: AcmeDeps) {
     const signal = AbortSignal.any([deps.signal, this.#controller.signal]);
-    this.#kv = new ConsulKv({ baseUrl: deps.consul.baseUrl, token: deps.consul.token }, signal, 10_000);
+    this.#kv = new ConsulKv({ baseUrl: deps.consul.baseUrl, token: deps.consul.token, dispatcher: deps.dispatcher }, signal, 10_000);
     this.#log = deps.log.child({ instance: this.#me });
     this.#now = deps.now ?? Date.now;
     this.#unsubscribe = deps.catalog?.subscribe(() => this.#wake?.());

@@ -2,6 +2,7 @@
 // feed one CertStore; the distributor sends its snapshots and the shared ticket keys to the workers.
 import type pino from 'pino';
 import type { ConsulConfig } from '../config.js';
+import type { ConsulBudget } from '../discovery/consul-budget.js';
 import type { CatalogSnapshot } from '../routing/types.js';
 import type { ChallengeLookupOptions } from './acme-challenge.js';
 import { AdminCerts } from './admin-certs.js';
@@ -15,6 +16,11 @@ import type { WorkerTlsOptions } from './tls-settings.js';
 export interface TlsPrimaryDeps {
   readonly config: TlsConfig;
   readonly consul?: ConsulConfig;
+  /**
+   * the primary's Consul connection budget: the KV certificate watch holds one of its slots, ACME's
+   * KV calls go through its capped pool (without it, each had a connection outside the budget)
+   */
+  readonly budget?: ConsulBudget;
   readonly workers: WorkerChannels;
   readonly logger: pino.Logger;
   readonly signal: AbortSignal;
@@ -63,9 +69,10 @@ export async function startTls(deps: TlsPrimaryDeps): Promise<TlsHandle> {
     await dir.start();
   }
   let kv: KvSource | undefined;
+  const reserved = config.kvPrefix && deps.consul && deps.budget ? deps.budget.reserve(1) : 0;
   if (config.kvPrefix && deps.consul) {
     kv = new KvSource({
-      endpoint: { baseUrl: deps.consul.baseUrl, token: deps.consul.token },
+      endpoint: { baseUrl: deps.consul.baseUrl, token: deps.consul.token, dispatcher: deps.budget?.dispatcher },
       prefix: config.kvPrefix,
       waitMs: deps.consul.waitMs,
       log: log.child({ source: 'kv' }),
@@ -77,7 +84,7 @@ export async function startTls(deps: TlsPrimaryDeps): Promise<TlsHandle> {
   if (config.acme && deps.consul && config.kvPrefix) {
     const { startAcme } = await import('./acme-manager.js');
     acme = startAcme({
-      acme: config.acme, certPrefix: config.kvPrefix, consul: deps.consul, store,
+      acme: config.acme, certPrefix: config.kvPrefix, consul: deps.consul, store, dispatcher: deps.budget?.dispatcher,
       catalog: deps.catalog, log: logger.child({ component: 'acme' }), signal: deps.signal,
     });
   }
@@ -88,6 +95,7 @@ export async function startTls(deps: TlsPrimaryDeps): Promise<TlsHandle> {
       distributor.stop();
       await acme?.stop();
       await kv?.done;
+      if (reserved > 0) deps.budget?.release(reserved);
       await admin.flush();
     },
   };
