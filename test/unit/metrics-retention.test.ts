@@ -148,3 +148,17 @@ test('primary store defaults: a removed server is dropped after its 65 s window,
   store.tick();
   assert.deepEqual([...store.services.keys()], ['web'], 'live services stay however long they are silent');
 });
+
+test('primary store: tunnel counters of a removed service go after the retention time, a live one\'s stay', () => {
+  let now = 0;
+  const store = new MetricsStore({ bucketsSeconds: BUCKETS, now: () => now, retainRemovedMs: 10_000 });
+  store.addDelta({ bucketsSeconds: BUCKETS, services: [], scripts: [], tunnels: [['ws', 2, 1], ['old', 1, 1]] });
+  store.setLive(new Map([['ws', new Set<string>()]]));
+  now = 9_000;
+  store.tick();
+  assert.deepEqual([...store.tunnels.keys()].sort(), ['old', 'ws']);
+  now = 11_000;
+  store.tick();
+  assert.deepEqual([...store.tunnels.keys()], ['ws']);
+  assert.equal(store.tunnels.get('ws')?.opened, 2);
+});

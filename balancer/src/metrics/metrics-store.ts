@@ -116,7 +116,7 @@ export class MetricsStore {
   readonly services = new Map<string, ServiceTotals>();
   readonly scripts = new Map<string, { calls: number; errors: number }>();
   /** upgrade tunnels opened and closed, per service */
-  readonly tunnels = new Map<string, { opened: number; closed: number }>();
+  readonly tunnels = new Map<string, { opened: number; closed: number; lastAt: number }>();
   readonly #workers = new Map<number, WorkerReport>();
   readonly #now: () => number;
   readonly #staleAfterMs: number;
@@ -210,9 +210,10 @@ export class MetricsStore {
       this.scripts.set(name, s);
     }
     for (const [name, opened, closed] of delta.tunnels ?? []) {
-      const t = this.tunnels.get(name) ?? { opened: 0, closed: 0 };
+      const t = this.tunnels.get(name) ?? { opened: 0, closed: 0, lastAt: 0 };
       t.opened += opened;
       t.closed += closed;
+      t.lastAt = this.#now();
       this.tunnels.set(name, t);
     }
   }
@@ -237,6 +238,10 @@ export class MetricsStore {
         if (!prunable || id === OTHER || liveServers?.has(id) === true) srv.window.record(at, srv.count, srv.fine);
         else if (at - srv.lastAt > this.#retainRemovedServerMs) svc.servers.delete(id);
       }
+    }
+    if (live === undefined) return;
+    for (const [name, t] of this.tunnels) {
+      if (name !== OTHER && !live.has(name) && at - t.lastAt > this.#retainRemovedMs) this.tunnels.delete(name);
     }
   }
 
