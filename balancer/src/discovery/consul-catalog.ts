@@ -128,6 +128,12 @@ interface CheckRow {
   readonly ServiceName?: unknown;
 }
 
+function sameMembers(a: readonly CatalogInstance[], b: readonly CatalogInstance[]): boolean {
+  if (a.length !== b.length) return false;
+  const ids = new Set(a.map((i) => `${i.node}\u0000${i.serviceId}`));
+  return b.every((i) => ids.has(`${i.node}\u0000${i.serviceId}`));
+}
+
 export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: AbortSignal): CatalogWatcher {
   const log = opts.logger;
   // one internal signal linked once to the caller's: every read and sleep listens on it (many at once
@@ -317,7 +323,9 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       if (prev && prev.key === key) return;
       entries.set(name, { instances: parsed.instances, key, node: new Set(parsed.instances.map((i) => i.node)) });
       changedSinceEmit.add(name);
-      noteRecent(name);
+      // only membership changes predict the next unexplained move (a deploy's deregistration follows
+      // its registration); health flips would push those services out of the short list
+      if (!prev || !sameMembers(prev.instances, parsed.instances)) noteRecent(name);
     } catch (err) {
       if (signal.aborted) return;
       errors++;
