@@ -18,7 +18,7 @@
 // thread's heap cap stops one that allocates past it within a call (the thread dies). After
 // maxFailures failures in a row the script is disabled in this worker until a new version arrives.
 import type { RouteTable, ScriptSpec } from '../routing/types.js';
-import { ScriptError } from './script-source.js';
+import { SCRIPT_LOAD_BUDGET_MS, ScriptError } from './script-source.js';
 import { ScriptLoadError, type ScriptThread } from './script-thread.js';
 
 export const MEMORY_BUDGET_BYTES = 64 * 1024 * 1024;
@@ -68,7 +68,7 @@ export class LoadedScript {
     this.key = thread.newKey(`${spec.name}@${spec.version}`);
     let hooks: number;
     try {
-      hooks = thread.load(this.key, { name: spec.name, source: spec.source, loadTimeoutMs: Math.max(spec.timeoutMs, 100), memoryBudget: MEMORY_BUDGET_BYTES });
+      hooks = thread.load(this.key, { name: spec.name, source: spec.source, loadTimeoutMs: Math.max(spec.timeoutMs, SCRIPT_LOAD_BUDGET_MS), memoryBudget: MEMORY_BUDGET_BYTES });
     } catch (err) {
       if (err instanceof ScriptLoadError && err.code?.startsWith('ERR_SCRIPT_')) throw new ScriptError(err.code as ScriptError['code'], err.message, err.line);
       throw err;

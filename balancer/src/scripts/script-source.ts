@@ -12,6 +12,9 @@ export const MAX_SCRIPT_BYTES = 256 * 1024;
 export const DEFAULT_SCRIPT_TIMEOUT_MS = 50;
 export const MAX_SCRIPT_TIMEOUT_MS = 5_000;
 export const DEFAULT_SCRIPT_MAX_FAILURES = 5;
+/** Budget for running a script's top level once, at upload and at load: still a bound on a loop there,
+ *  but wide enough that a busy machine descheduling us (the budget is wall time) never refuses a good script. */
+export const SCRIPT_LOAD_BUDGET_MS = 1_000;
 export const HOOKS = ['onRequest', 'onResponse'] as const;
 export type HookName = (typeof HOOKS)[number];
 
@@ -103,7 +106,7 @@ export function checkScript(upload: ScriptUpload, now: Date = new Date()): Scrip
   for (const s of services) {
     if (s !== '*' && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(s)) throw new ScriptError('ERR_SCRIPT_INVALID', `script "${name}": bad service name "${s.slice(0, 80)}"`);
   }
-  const hooks = loadInto(scriptContext(), name, source, Math.max(timeoutMs, 100));
+  const hooks = loadInto(scriptContext(), name, source, Math.max(timeoutMs, SCRIPT_LOAD_BUDGET_MS));
   if (hooks === 0) throw new ScriptError('ERR_SCRIPT_NO_HOOK', `script "${name}": exports neither onRequest nor onResponse`);
   return { name, source, version: scriptVersion(source), loadedAt: now.toISOString(), services, timeoutMs, maxFailures };
 }
