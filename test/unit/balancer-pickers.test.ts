@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { createPicker, type PeerState, type PickerEnv, type PickRequest } from '../../balancer/src/balancing/picker.js';
 import type { Algorithm, ServerSpec, UpstreamSpec } from '../../balancer/src/routing/types.js';
 import { ALGORITHMS } from '../../balancer/src/routing/types.js';
+import { mulberry32 as seeded } from '../support/fuzz.js';
 
 function server(id: string, extra: Partial<ServerSpec> = {}): ServerSpec {
   return { id, host: id, port: 80, weight: 1, maxFails: 1, failTimeoutMs: 10_000, down: false, backup: false, ...extra };
@@ -31,17 +32,6 @@ class FakePeers implements PeerState {
   inflight(id: string): number { return this.inflightBy.get(id) ?? 0; }
 }
 
-/** mulberry32: a seeded generator so runs are repeatable */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function env(extra: Partial<PickerEnv> = {}): PickerEnv {
   return { random: seeded(42), now: () => 1_000, ...extra };

@@ -5,6 +5,7 @@ import { createPicker, type PeerState, type Picker, type PickerEnv, type PickReq
 import type { PanicEvent } from '../../balancer/src/balancing/panic.js';
 import { opaqueServerId } from '../../balancer/src/balancing/sticky.js';
 import { ALGORITHMS, type Algorithm, type CanaryPolicy, type ServerSpec, type StickyPolicy, type TrafficPolicy, type UpstreamSpec } from '../../balancer/src/routing/types.js';
+import { mulberry32 as seeded } from '../support/fuzz.js';
 
 function server(id: string, extra: Partial<ServerSpec> = {}): ServerSpec {
   return { id, host: id, port: 80, weight: 1, maxFails: 1, failTimeoutMs: 10_000, down: false, backup: false, ...extra };
@@ -27,16 +28,6 @@ class FakePeers implements PeerState {
   inflight(): number { return 0; }
 }
 
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Clock { t = 1_000; now = () => this.t; }
 function env(clock = new Clock(), extra: Partial<PickerEnv> = {}): PickerEnv {

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { parseRequests } from '../support/http1-collect.js';
 import { llhttpParseRequests } from '../support/llhttp-reference.js';
 import { SMUGGLING_CORPUS, VALID_REQUESTS } from '../support/http1-corpus.js';
+import { mulberry32 as prng } from '../support/fuzz.js';
 
 const MUTATIONS = Number(process.env.HTTP1_FUZZ_N ?? 12_000);
 const SEED = Number(process.env.HTTP1_FUZZ_SEED ?? 20261201);
@@ -37,16 +38,6 @@ export function compare(input: Buffer): string[] {
 }
 
 /** mulberry32: a small seeded PRNG, so a failure is reproducible from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const INTERESTING_BYTES = [0x0d, 0x0a, 0x00, 0x20, 0x09, 0x3a, 0x2c, 0x3b, 0x22, 0x30, 0x39, 0x61, 0x66, 0x2d, 0x2b, 0x78, 0x7f, 0x80, 0xff, 0x0b, 0x0c, 0x2f, 0x3f, 0x23, 0x25];
 const INTERESTING_LINES = [
