@@ -14,6 +14,10 @@ export interface TcpGate {
   /** listen again on the same port */
   restore(): Promise<void>;
   close(): Promise<void>;
+  /** client connections: open now, most open at once (since start or resetPeak), accepted in all */
+  connections(): { open: number; peak: number; accepted: number };
+  /** peak := open now */
+  resetPeak(): void;
 }
 
 export type GateTarget = { host: string; port: number } | { path: string };
@@ -21,8 +25,14 @@ export type GateTarget = { host: string; port: number } | { path: string };
 export async function startTcpGate(target: GateTarget, opts: { host?: string; port?: number; connectTimeoutMs?: number } = {}): Promise<TcpGate> {
   const host = opts.host ?? '127.0.0.1';
   const connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
+  let open = 0;
+  let peak = 0;
+  let accepted = 0;
   const server = net.createServer((client) => {
     client.pause();
+    accepted++;
+    peak = Math.max(peak, ++open);
+    client.once('close', () => open--);
     const upstream = 'path' in target ? net.connect({ path: target.path }) : net.connect({ host: target.host, port: target.port });
     const connectTimer = setTimeout(() => upstream.destroy(new Error('gate: upstream connect timeout')), connectTimeoutMs);
     upstream.once('connect', () => {
@@ -56,6 +66,10 @@ export async function startTcpGate(target: GateTarget, opts: { host?: string; po
     async close() {
       closed = true;
       await listener.cut();
+    },
+    connections: () => ({ open, peak, accepted }),
+    resetPeak: () => {
+      peak = open;
     },
   };
 }

@@ -6,6 +6,7 @@ import type pino from 'pino';
 import { buildAdminApp } from '../admin/app.js';
 import type { Config } from '../config.js';
 import { ConsulBudget, DEFAULT_CONSUL_MAX_CONNS } from '../discovery/consul-budget.js';
+import { watchSlot } from '../discovery/watch-slot.js';
 import { watchConsulCatalog, type CatalogWatcher } from '../discovery/consul-catalog.js';
 import { DumpFileError, DumpWriter, loadDump, quarantineDump, type DumpContents } from '../persistence/dump-file.js';
 import { tableFromUpstreams } from '../routing/build-table.js';
@@ -131,11 +132,13 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
   });
   holderRef = holder;
   // Consul KV policies (balancer/policy/<service>) beside the catalog, dynamic mode only
-  if (consulBudget && useOwnDiscovery) consulBudget.reserve(1);
+  // each KV watch blocks on a slot of the budget while one is left (the catalog signals reserved
+  // first), else polls in the read share: never a connection beyond --consul-max-conns
+  const policySlot = consulBudget && useOwnDiscovery ? watchSlot(consulBudget) : undefined;
   const policyWatch = config.consul && useOwnDiscovery
     ? startPolicyKvWatch({
-      // its blocking query holds one of the budget's connections for good
       endpoint: { baseUrl: config.consul.baseUrl, token: config.consul.token, dispatcher: consulBudget?.dispatcher },
+      slot: policySlot,
       waitMs: config.consul.waitMs,
       minQueryIntervalMs: config.consul.minQueryIntervalMs,
       holder: () => holder,
@@ -145,8 +148,11 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
   // request scripts in Consul KV (--scripts-kv): loaded from <prefix><name>, written by admin uploads
   const scriptsKv = config.consul && useOwnDiscovery && config.scriptsKvPrefix !== undefined ? { consul: config.consul, prefix: config.scriptsKvPrefix } : undefined;
   if (config.scriptsKvPrefix !== undefined && !scriptsKv) log.warn('--scripts-kv is followed in dynamic mode only: ignored');
-  if (scriptsKv && consulBudget) consulBudget.reserve(1);
+  const scriptsSlot = scriptsKv && consulBudget ? watchSlot(consulBudget) : undefined;
   const scriptsEndpoint = scriptsKv ? { baseUrl: scriptsKv.consul.baseUrl, token: scriptsKv.consul.token, dispatcher: consulBudget?.dispatcher } : undefined;
+  for (const [watch, slot] of [['policy', policySlot], ['scripts', scriptsSlot]] as const) {
+    if (slot && !slot.blocking) log.info({ watch, maxConns: consulBudget?.maxConns }, 'no consul connection left for this KV watch: polling it in the read share');
+  }
   const scriptWatch = scriptsKv && scriptsEndpoint
     ? startScriptKvWatch({
       endpoint: scriptsEndpoint,
@@ -155,6 +161,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
       minQueryIntervalMs: scriptsKv.consul.minQueryIntervalMs,
       holder: () => holder,
       logger: logger.child({ component: 'scripts' }),
+      slot: scriptsSlot,
     }, signal)
     : undefined;
   const dumpWriter = config.dumpFile ? new DumpWriter(config.dumpFile, logger.child({ component: 'dump' })) : undefined;
@@ -303,7 +310,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
     balancerMetrics: metrics,
     mode: config.mode,
     consulEnabled: config.consul !== undefined,
-    scriptStore: scriptsKv && scriptsEndpoint ? consulScriptStore(scriptsEndpoint, scriptsKv.prefix, signal) : undefined,
+    scriptStore: scriptsKv && scriptsEndpoint ? consulScriptStore(scriptsEndpoint, scriptsKv.prefix, signal, undefined, scriptsSlot?.read) : undefined,
   });
   try {
     await admin.listen({ host: config.admin.host, port: config.admin.port });

@@ -4,6 +4,7 @@
 // off with jitter and the loop recovers; it ends when the signal aborts.
 import { backoffDelay, DEFAULT_BACKOFF, sleep } from '../../../common/backoff.js';
 import { blockingFetch, type ConsulEndpoint } from '../discovery/blocking-query.js';
+import { watchSlot, type WatchSlot } from '../discovery/watch-slot.js';
 
 export interface KvPrefixWatchOptions {
   readonly endpoint: ConsulEndpoint;
@@ -15,6 +16,8 @@ export interface KvPrefixWatchOptions {
   readonly onChange: (entries: Readonly<Record<string, string>>) => void;
   readonly onError?: (err: Error, consecutive: number) => void;
   readonly random?: () => number;
+  /** the watcher's way through the primary's connection budget (blocking on a reserved slot, or polling); default: blocking */
+  readonly slot?: WatchSlot;
 }
 
 interface KvEntry {
@@ -41,13 +44,14 @@ export async function watchKvPrefix(opts: KvPrefixWatchOptions, signal: AbortSig
   let failures = 0;
   let last: string | undefined;
   let lastStart = -Infinity;
+  const slot = opts.slot ?? watchSlot(undefined);
   while (!signal.aborted) {
     const gap = lastStart + opts.minQueryIntervalMs - Date.now();
     if (gap > 0) await sleep(gap, signal);
     if (signal.aborted) break;
     lastStart = Date.now();
     try {
-      const answer = await blockingFetch(opts.endpoint, path, { recurse: '' }, { index, waitMs: opts.waitMs, signal });
+      const answer = await slot.query(signal, index, (c) => blockingFetch(opts.endpoint, path, { recurse: '' }, { index: c.index, waitMs: opts.waitMs, signal, timeoutMs: c.timeoutMs }));
       if (answer.status !== 200 && answer.status !== 404) throw new Error(`GET ${answer.pathname} -> ${answer.status}: ${answer.text.slice(0, 200)}`);
       index = answer.index;
       failures = 0;

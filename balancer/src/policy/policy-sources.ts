@@ -2,6 +2,7 @@
 // Consul KV watcher feeding the table holder.
 import type pino from 'pino';
 import type { ConsulEndpoint } from '../discovery/blocking-query.js';
+import type { WatchSlot } from '../discovery/watch-slot.js';
 import type { TableHolder } from '../routing/table-holder.js';
 import { policiesFromKv, POLICY_KV_PREFIX } from './kv-policies.js';
 import { watchKvPrefix } from './kv-prefix-watcher.js';
@@ -25,6 +26,8 @@ export interface PolicyKvWatchOptions {
   readonly minQueryIntervalMs: number;
   readonly holder: () => TableHolder | undefined;
   readonly logger: pino.Logger;
+  /** the watch's way through the primary's connection budget; default: blocking outside any budget */
+  readonly slot?: WatchSlot;
 }
 
 /** Follows balancer/policy/ until the signal aborts; resolves then. */
@@ -35,6 +38,7 @@ export function startPolicyKvWatch(opts: PolicyKvWatchOptions, signal: AbortSign
     prefix: POLICY_KV_PREFIX,
     waitMs: opts.waitMs,
     minQueryIntervalMs: opts.minQueryIntervalMs,
+    slot: opts.slot,
     onChange: (entries) => {
       const warnings: string[] = [];
       const policies = policiesFromKv(entries, warnings);

@@ -13,6 +13,8 @@ export interface FetchOptions {
   readonly index: number;
   readonly waitMs: number;
   readonly signal: AbortSignal;
+  /** deadline of a plain read (index 0); default: the blocking bound of waitMs */
+  readonly timeoutMs?: number;
 }
 
 interface HealthEntry {

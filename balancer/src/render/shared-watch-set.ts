@@ -5,8 +5,8 @@
 //   uses: two blocking change signals + bounded plain reads of only the services that changed),
 //   whatever the number of services and templates;
 // - each KV `key` / `prefix` keeps a blocking query of its own, holding a reserved budget slot, for at
-//   most a share of the budget; KV dependencies past that share poll inside the read share (a short
-//   blocking wait, then a pause), so they can never crowd the catalog reads out.
+//   most a share of the budget; KV dependencies past that share poll inside the read share (a plain
+//   read after a jittered pause, discovery/watch-slot.ts), so they can never crowd the catalog reads out.
 // A dependency's value is reported only when its content changed, as the per-dependency watcher did.
 import { setMaxListeners } from 'node:events';
 import type pino from 'pino';
@@ -14,6 +14,7 @@ import { sleep } from '../../../common/backoff.js';
 import type { ConsulEndpoint } from '../discovery/blocking-query.js';
 import type { ConsulBudget } from '../discovery/consul-budget.js';
 import { watchConsulCatalog, type CatalogWatcher } from '../discovery/consul-catalog.js';
+import { DEFAULT_POLL_MS, pollDelay } from '../discovery/watch-slot.js';
 import type { CatalogSnapshot } from '../routing/types.js';
 import { instanceViews, summaryViews } from './catalog-views.js';
 import { fetchDependency, type FetchOptions, type FetchResult } from './consul-fetch.js';
@@ -50,8 +51,8 @@ export interface SharedWatchSetOptions {
   readonly onError?: (key: string, err: Error) => void;
 }
 
-/** blocking wait of a KV dependency polling inside the read share */
-const POLL_WAIT_MS = 1_000;
+/** deadline of one poll of a KV dependency inside the read share */
+const POLL_TIMEOUT_MS = 10_000;
 
 export class SharedWatchSet implements DependencySource {
   readonly #opts: SharedWatchSetOptions;
@@ -210,7 +211,8 @@ export class SharedWatchSet implements DependencySource {
       this.#reservedKv.add(key);
     }
     if (this.#reservedKv.has(key)) return fetchDependency(endpoint, dep, fo);
-    if (fo.index > 0) await sleep(this.#opts.kvPollMs ?? 2_000, fo.signal);
-    return this.#opts.budget.read(fo.signal, () => fetchDependency(endpoint, dep, { ...fo, waitMs: Math.min(fo.waitMs, POLL_WAIT_MS) }));
+    // a plain read (no wait: it holds a read slot for a round trip only) after a jittered pause
+    if (fo.index > 0) await sleep(pollDelay(this.#opts.kvPollMs ?? DEFAULT_POLL_MS), fo.signal);
+    return this.#opts.budget.read(fo.signal, () => fetchDependency(endpoint, dep, { ...fo, index: 0, timeoutMs: POLL_TIMEOUT_MS }));
   }
 }

@@ -6,6 +6,7 @@ import type pino from 'pino';
 import { request } from 'undici';
 import { withDeadline } from '../../../common/backoff.js';
 import type { ConsulEndpoint } from '../discovery/blocking-query.js';
+import type { WatchSlot } from '../discovery/watch-slot.js';
 import { watchKvPrefix } from '../policy/kv-prefix-watcher.js';
 import type { TableHolder } from '../routing/table-holder.js';
 import type { ScriptSpec } from '../routing/types.js';
@@ -25,13 +26,15 @@ function kvPath(key: string): string {
   return `/v1/kv/${key.split('/').map(encodeURIComponent).join('/')}`;
 }
 
-export function consulScriptStore(endpoint: ConsulEndpoint, prefix: string, signal: AbortSignal, timeoutMs = SCRIPT_KV_WRITE_TIMEOUT_MS): ScriptStore {
-  const call = (method: 'PUT' | 'DELETE', name: string, body?: string) => withDeadline(signal, timeoutMs, async (s) => {
+/** `read`: runs each write inside the primary's connection budget (its read share); default: at once */
+export function consulScriptStore(endpoint: ConsulEndpoint, prefix: string, signal: AbortSignal, timeoutMs = SCRIPT_KV_WRITE_TIMEOUT_MS, read?: WatchSlot['read']): ScriptStore {
+  const inBudget = read ?? ((_s: AbortSignal, fn: () => Promise<void>) => fn());
+  const call = (method: 'PUT' | 'DELETE', name: string, body?: string) => withDeadline(signal, timeoutMs, (s) => inBudget(s, async () => {
     const headers: Record<string, string> = endpoint.token ? { 'x-consul-token': endpoint.token } : {};
     const res = await request(new URL(kvPath(`${prefix}${name}`), endpoint.baseUrl), { method, headers, body, signal: s, dispatcher: endpoint.dispatcher });
     const text = (await res.body.text()).slice(0, 300);
     if (res.statusCode !== 200 || text.trim() !== 'true') throw new Error(`${method} ${kvPath(`${prefix}${name}`)} -> ${res.statusCode}: ${text}`);
-  });
+  }));
   return {
     where: `consul kv ${prefix}`,
     put: (spec) => call('PUT', spec.name, scriptKvValue(spec)),
@@ -46,6 +49,8 @@ export interface ScriptKvWatchOptions {
   readonly minQueryIntervalMs: number;
   readonly holder: () => TableHolder | undefined;
   readonly logger: pino.Logger;
+  /** the watch's way through the primary's connection budget; default: blocking outside any budget */
+  readonly slot?: WatchSlot;
 }
 
 /** Follows the scripts prefix until the signal aborts; resolves then. */
@@ -58,6 +63,7 @@ export function startScriptKvWatch(opts: ScriptKvWatchOptions, signal: AbortSign
     prefix: opts.prefix,
     waitMs: opts.waitMs,
     minQueryIntervalMs: opts.minQueryIntervalMs,
+    slot: opts.slot,
     onChange: (entries) => {
       const r = scriptsFromKv(opts.prefix, entries, cache);
       cache = r.cache;

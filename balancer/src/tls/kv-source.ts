@@ -5,6 +5,7 @@
 import type pino from 'pino';
 import { backoffDelay, sleep } from '../../../common/backoff.js';
 import { blockingFetch, type ConsulEndpoint } from '../discovery/blocking-query.js';
+import { watchSlot, type WatchSlot } from '../discovery/watch-slot.js';
 import type { CertEntry } from './certificate.js';
 import { kvCertificates, type KvEntryJson } from './kv-pairs.js';
 
@@ -18,6 +19,8 @@ export interface KvSourceOptions {
   readonly now?: () => number;
   /** pause before the confirming re-read after a change */
   readonly settleMs?: number;
+  /** the watch's way through the primary's connection budget (blocking on a reserved slot, or polling); default: blocking */
+  readonly slot?: WatchSlot;
 }
 
 export class KvSource {
@@ -38,8 +41,11 @@ export class KvSource {
     return Promise.race([this.#first, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]).finally(() => clearTimeout(timer));
   }
 
-  async #read(index: number, signal: AbortSignal): Promise<{ entries: KvEntryJson[]; index: number }> {
-    const a = await blockingFetch(this.opts.endpoint, `/v1/kv/${this.opts.prefix}`, { recurse: '' }, { index, waitMs: this.opts.waitMs, signal });
+  /** the watch query (index > 0 blocks, or polls without a slot), or with `confirm` a plain read in the read share */
+  async #read(index: number, signal: AbortSignal, confirm = false): Promise<{ entries: KvEntryJson[]; index: number }> {
+    const slot = this.opts.slot ?? watchSlot(undefined);
+    const get = (i: number, timeoutMs?: number) => blockingFetch(this.opts.endpoint, `/v1/kv/${this.opts.prefix}`, { recurse: '' }, { index: i, waitMs: this.opts.waitMs, signal, timeoutMs });
+    const a = confirm ? await slot.read(signal, () => get(0, 10_000)) : await slot.query(signal, index, (c) => get(c.index, c.timeoutMs));
     if (a.status === 404) return { entries: [], index: a.index };
     if (a.status !== 200) throw new Error(`GET ${a.pathname} -> ${a.status}: ${a.text.slice(0, 200)}`);
     return { entries: JSON.parse(a.text) as KvEntryJson[], index: a.index };
@@ -54,7 +60,7 @@ export class KvSource {
         let answer = await this.#read(index, signal);
         if (answer.index !== lastIndex && lastIndex !== -1) {
           await sleep(this.opts.settleMs ?? 50, signal);
-          answer = await this.#read(0, signal);
+          answer = await this.#read(0, signal, true);
         }
         lastIndex = answer.index;
         index = answer.index;

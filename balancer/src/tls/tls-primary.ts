@@ -3,6 +3,7 @@
 import type pino from 'pino';
 import type { ConsulConfig } from '../config.js';
 import type { ConsulBudget } from '../discovery/consul-budget.js';
+import { watchSlot } from '../discovery/watch-slot.js';
 import type { CatalogSnapshot } from '../routing/types.js';
 import type { ChallengeLookupOptions } from './acme-challenge.js';
 import { AdminCerts } from './admin-certs.js';
@@ -69,10 +70,13 @@ export async function startTls(deps: TlsPrimaryDeps): Promise<TlsHandle> {
     await dir.start();
   }
   let kv: KvSource | undefined;
-  const reserved = config.kvPrefix && deps.consul && deps.budget ? deps.budget.reserve(1) : 0;
+  // blocking on a slot of the budget while one is left, else polling in its read share
+  const slot = config.kvPrefix && deps.consul && deps.budget ? watchSlot(deps.budget) : undefined;
+  if (slot && !slot.blocking) log.info({ maxConns: deps.budget?.maxConns }, 'no consul connection left for the certificate KV watch: polling it');
   if (config.kvPrefix && deps.consul) {
     kv = new KvSource({
       endpoint: { baseUrl: deps.consul.baseUrl, token: deps.consul.token, dispatcher: deps.budget?.dispatcher },
+      slot,
       prefix: config.kvPrefix,
       waitMs: deps.consul.waitMs,
       log: log.child({ source: 'kv' }),
@@ -95,7 +99,7 @@ export async function startTls(deps: TlsPrimaryDeps): Promise<TlsHandle> {
       distributor.stop();
       await acme?.stop();
       await kv?.done;
-      if (reserved > 0) deps.budget?.release(reserved);
+      slot?.release();
       await admin.flush();
     },
   };
