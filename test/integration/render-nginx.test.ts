@@ -2,6 +2,11 @@
 // rendered from the Consul double, nginx proxies by Host to every instance, a new instance is
 // rendered, nginx is reloaded and traffic reaches it; a service with no instance gets a placeholder
 // server marked down (nginx refuses an empty upstream) and answers 502.
+// After a reload, nginx's master starts the new workers and only 100 ms later (ngx_msleep(100) in
+// ngx_master_process_cycle) tells the old ones to stop accepting: in between, and for as long as a
+// loaded machine delays the old worker, both generations take connections and the old one still
+// proxies to the old upstream list. So "every instance is served" is asserted once nginx says (in its
+// error log) that the old worker has exited.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -75,6 +80,13 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>
   }
 }
 
+/** nginx's own account (error log, notice level) of its worker processes started and not yet reaped. */
+async function liveWorkers(errorLog: string): Promise<string[]> {
+  const text = await readFile(errorLog, 'utf8');
+  const exited = new Set([...text.matchAll(/worker process (\d+) exited/g)].map((m) => m[1]));
+  return [...text.matchAll(/start worker process (\d+)/g)].map((m) => m[1]).filter((pid) => !exited.has(pid));
+}
+
 async function startBackend(name: string): Promise<{ port: number; close: () => Promise<void> }> {
   const srv = http.createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain' });
@@ -125,7 +137,9 @@ pid ${dir}/nginx.pid;
 error_log ${dir}/logs/error.log info;
 events { worker_connections 256; }
 http {
-  access_log off;
+  # which worker (generation) answered each request, and from which backend: said when the test fails
+  log_format served '$pid $upstream_addr $status';
+  access_log ${dir}/logs/access.log served;
   client_body_temp_path ${dir}/client_body;
   proxy_temp_path ${dir}/proxy;
   fastcgi_temp_path ${dir}/fastcgi;
@@ -181,13 +195,31 @@ http {
   assert.equal(unknown.status, 404, 'an unknown Host is not proxied');
 
   // A third instance: rendered, nginx reloaded, traffic reaches it.
+  const errorLog = join(dir, 'logs', 'error.log');
+  const accessLog = join(dir, 'logs', 'access.log');
+  const oldWorkers = await liveWorkers(errorLog);
+  assert.equal(oldWorkers.length, 1, `one nginx worker before the change: ${oldWorkers.join(',')}`);
   const registeredAt = Date.now();
   await consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: scope.id('web-3'), Name: web, Address: '127.0.0.1', Port: backends[2].port });
   await waitFor('backend-3 answers through nginx', async () => (await seen(6)).has('backend-3'));
   const followMs = Date.now() - registeredAt;
   const reload = cycles.flatMap((c) => c.commands).find((c) => c.exitCode === 0 && c.durationMs >= 0);
   assert.ok(reload, `a successful reload command: ${JSON.stringify(cycles.flatMap((c) => c.commands))}`);
-  assert.deepEqual([...(await seen(12))].sort(), ['backend-1', 'backend-2', 'backend-3']);
+  assert.match(await readFile(upstreams, 'utf8'), new RegExp(`server 127\\.0\\.0\\.1:${backends[2].port} `));
+  // Until the old worker is gone it may still take (some of) the next requests with the old list.
+  await waitFor('the old nginx worker exited, the new generation alone serves', async () => {
+    const live = await liveWorkers(errorLog);
+    return live.length === 1 && !oldWorkers.includes(live[0]);
+  });
+  const servedBefore = (await readFile(accessLog, 'utf8')).split('\n').length - 1;
+  const names = [...(await seen(12))].sort();
+  const every = ['backend-1', 'backend-2', 'backend-3'];
+  const why = names.join() === every.join() ? undefined
+    : `served (pid upstream status): ${(await readFile(accessLog, 'utf8')).split('\n').slice(servedBefore).join('; ')}; `
+      + `workers not exited: ${(await liveWorkers(errorLog)).join(',')} (old ${oldWorkers.join(',')}); `
+      + `cycles: ${JSON.stringify(cycles.map((c) => ({ seq: c.seq, jobs: c.jobs.map((j) => j.state), commands: c.commands.map((x) => x.exitCode) })))}; `
+      + `rendered: ${await readFile(upstreams, 'utf8')}`;
+  assert.deepEqual(names, every, why);
 
   // Every instance critical: nginx cannot have an empty upstream, the placeholder is down -> 502.
   for (const id of ['web-1', 'web-2', 'web-3']) await consulCall(consul, 'PUT', `/v1/agent/service/register`, { ID: scope.id(id), Name: web, Address: '127.0.0.1', Port: backends[Number(id.slice(-1)) - 1].port, Check: { TTL: '30s', Status: 'critical' } });
