@@ -50,7 +50,9 @@ export type PrimaryToWorker =
   | { readonly type: 'drain'; readonly seq: number }
   // TLS (balancer/src/tls): certificates as a versioned delta, session ticket keys (base64, 48 bytes)
   | { readonly type: 'tls-certs'; readonly seq: number; readonly delta: CertDelta }
-  | { readonly type: 'tls-ticket-keys'; readonly keys: string };
+  | { readonly type: 'tls-ticket-keys'; readonly keys: string }
+  /** metrics: the primary missed a report of this worker's server gauges; the next report carries them all */
+  | { readonly type: 'metrics-full' };
 
 export type WorkerToPrimary =
   | { readonly type: 'hello' }

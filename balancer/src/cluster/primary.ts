@@ -192,7 +192,9 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
   });
 
   const supervisor = new Supervisor({
-    onMetrics: (msg) => metrics.onWorkerReport(msg),
+    onMetrics: (msg, reply) => {
+      if (metrics.onWorkerReport(msg).wantFull) reply({ type: 'metrics-full' });
+    },
     workers: config.workers,
     drainTimeoutMs: config.drainTimeoutMs,
     logger: logger.child({ component: 'supervisor' }),

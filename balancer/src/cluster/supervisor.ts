@@ -34,8 +34,8 @@ export interface SupervisorOptions {
   /** worker entry; defaults to worker-main next to this file */
   readonly exec?: string;
   readonly execArgv?: readonly string[];
-  /** a worker's periodic metrics report (balancer/src/metrics) */
-  readonly onMetrics?: (msg: WorkerMetricsMessage) => void;
+  /** a worker's periodic metrics report (balancer/src/metrics); `reply` sends that worker a message */
+  readonly onMetrics?: (msg: WorkerMetricsMessage, reply: (msg: PrimaryToWorker) => void) => void;
 }
 
 export interface WorkerStatusReport {
@@ -452,7 +452,7 @@ export class Supervisor {
         return;
       case 'metrics':
         try {
-          this.opts.onMetrics?.(msg);
+          this.opts.onMetrics?.(msg, (reply) => this.send(m, reply));
         } catch (err) {
           this.log.warn({ err }, 'metrics report failed');
         }

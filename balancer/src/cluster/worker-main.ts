@@ -73,7 +73,7 @@ async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<
   currentVersion = msg.table.version;
   currentTable = msg.table;
   const rt = runtime;
-  metrics?.start(() => rt.status(), () => rt.scriptStats?.());
+  metrics?.start(() => rt.status(), () => rt.scriptStats?.(), rt.serverGauges === undefined ? undefined : (full) => rt.serverGauges!(full));
   const addr = await runtime.listen(o.listenHost, o.listenPort);
   const tlsAddrs = workerTls ? await workerTls.listen((socket) => rt.handleSocket(socket)) : undefined;
   logger.info({ address: addr.address, port: addr.port, tls: tlsAddrs?.map((a) => a.port), version: msg.table.version }, 'worker listening');
@@ -175,6 +175,9 @@ process.on('message', (raw: unknown) => {
       send({ type: 'tls-certs-ack', seq: msg.seq, ok, version: workerTls.version() });
       return;
     }
+    case 'metrics-full':
+      metrics?.sendFullGauges();
+      return;
     case 'tls-ticket-keys':
       workerTls?.setTicketKeys(Buffer.from(msg.keys, 'base64'));
       return;

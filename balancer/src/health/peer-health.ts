@@ -76,6 +76,8 @@ export interface SharedActiveState {
 
 type StatusLabel = PeerServerStatus['status'];
 
+const NO_OWNERS: ReadonlySet<string> = new Set();
+
 interface PeerRecord {
   readonly passive: PassiveHealth;
   active: RiseFall | null;
@@ -104,6 +106,13 @@ export class PeerHealth implements PeerState {
   private readonly sharedStates = new Map<string, SharedActiveState>();
   /** per server ID: the upstreams of the table listing it (what retainChanged keeps up to date) */
   private readonly owners = new Map<string, Set<string>>();
+  /**
+   * Server IDs whose in-flight count or up state may have moved since takeGaugeChanges (the metrics
+   * report reads only these); undefined until the first call, so nothing is tracked without metrics.
+   */
+  private gaugeChanged: Set<string> | undefined;
+  /** IDs passively ejected at the last takeGaugeChanges: an ejection ends with time, not an event */
+  private readonly ejectedWatch = new Set<string>();
 
   constructor(options: PeerHealthOptions = {}) {
     this.decayMs = options.ewmaDecayMs ?? 10_000;
@@ -123,6 +132,7 @@ export class PeerHealth implements PeerState {
       r.lastError = r.activeError;
     }
     this.relabel(r, now);
+    this.gaugeChanged?.add(state.id);
   }
 
   /** A passive ejection another worker decided: this one stops sending there too. */
@@ -131,6 +141,7 @@ export class PeerHealth implements PeerState {
     if (!r || !(forMs > 0)) return;
     r.passive.ejectUntil(now + forMs);
     this.relabel(r, now);
+    this.gaugeChanged?.add(id);
   }
 
   isAvailable(server: ServerSpec, now: number): boolean {
@@ -153,6 +164,7 @@ export class PeerHealth implements PeerState {
     if (!r) return;
     r.inflight++;
     r.passive.noteAttempt(now);
+    this.gaugeChanged?.add(id);
   }
 
   onAttemptEnd(id: string, result: AttemptResult, now: number): void {
@@ -160,6 +172,7 @@ export class PeerHealth implements PeerState {
     const r = this.records.get(id);
     if (!r) return;
     if (r.inflight > 0) r.inflight--;
+    this.gaugeChanged?.add(id);
     const sample = result.ok ? result.latencyMs : Math.max(result.latencyMs, this.failureLatencyMs);
     this.observeLatency(r, Math.max(0, sample), now);
     r.lastOk = result.ok;
@@ -193,6 +206,7 @@ export class PeerHealth implements PeerState {
       r.lastError = r.activeError;
     }
     this.relabel(r, now);
+    this.gaugeChanged?.add(id);
   }
 
   /**
@@ -212,6 +226,7 @@ export class PeerHealth implements PeerState {
       }
     }
     for (const id of [...this.records.keys()]) if (!wanted.has(id)) this.records.delete(id);
+    // a full table: the metrics report compares every upstream anyway (ServerGaugeTracker.tableChanged)
     for (const id of [...this.sharedStates.keys()]) if (!wanted.has(id)) this.sharedStates.delete(id);
     for (const [id, { server, check }] of wanted) this.follow(id, server, check, now);
   }
@@ -301,6 +316,41 @@ export class PeerHealth implements PeerState {
       if (known) r.active.force(known.up, known.consecutive);
     }
     r.activeSpec = check;
+    this.gaugeChanged?.add(id);
+  }
+
+  /**
+   * The server IDs whose in-flight count or up state may have changed since the previous call (the
+   * first call starts the tracking and returns none: its caller reads everything once). Servers
+   * passively ejected are returned at every call until the ejection ends, since that happens with
+   * time. Costs what changed, never a pass over every server.
+   */
+  takeGaugeChanges(now: number = this.lastNow): string[] {
+    const changed = this.gaugeChanged;
+    if (changed === undefined) {
+      this.gaugeChanged = new Set();
+      return [];
+    }
+    for (const id of this.ejectedWatch) changed.add(id);
+    const out = [...changed];
+    changed.clear();
+    for (const id of out) {
+      if (this.records.get(id)?.passive.isEjected(now) === true) this.ejectedWatch.add(id);
+      else this.ejectedWatch.delete(id);
+    }
+    return out;
+  }
+
+  /** 1 when the server takes traffic (status ok or err), 0 when ejected or marked down. */
+  upOf(s: ServerSpec, now: number): number {
+    if (s.down) return 0;
+    const r = this.records.get(s.id);
+    return r === undefined || this.label(r, now) !== 'ejected' ? 1 : 0;
+  }
+
+  /** The upstreams of the current table listing this server ID. */
+  ownersOf(id: string): ReadonlySet<string> {
+    return this.owners.get(id) ?? NO_OWNERS;
   }
 
   status(table: RouteTable, now: number): PeerUpstreamStatus[] {

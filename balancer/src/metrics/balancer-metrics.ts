@@ -103,8 +103,9 @@ export class BalancerMetrics {
   }
 
   /** A worker's 'metrics' IPC message. */
-  onWorkerReport(msg: WorkerMetricsMessage): void {
-    this.store.addWorkerReport(msg);
+  /** wantFull: the worker's server gauges missed a report; ask it for a full set (`metrics-full`) */
+  onWorkerReport(msg: WorkerMetricsMessage): { wantFull: boolean } {
+    return this.store.addWorkerReport(msg);
   }
 
   /** Scripts run in the primary count here (workers' go through their RequestMetrics). */

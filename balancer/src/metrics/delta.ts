@@ -1,6 +1,7 @@
 // What a worker sends the primary every flush interval (plain JSON over the cluster IPC): the
 // request figures counted since its previous flush, and its current gauges. The primary adds the
-// deltas into its own totals; gauges replace the worker's previous ones.
+// deltas into its own totals; process gauges replace the worker's previous ones, per-server gauges
+// come as changes (see WorkerGauges.gaugeSeq) so an idle flush does not carry every server.
 import type { ProcessGauges } from '../../../common/metrics/process-sampler.js';
 
 export type { ProcessGauges };
@@ -35,6 +36,18 @@ export interface WorkerGauges {
   readonly serverUp: [string, string, number][];
   /** [service, upgrade tunnels open now] */
   readonly openTunnels?: [string, number][];
+  /**
+   * Numbers the server gauges (inflight, serverUp) of one worker process from 0. Absent: they are
+   * the whole set, replacing the previous one (older workers, test doubles). Present: with `full`
+   * they are the whole set; without, only what changed since report gaugeSeq - 1 (upserts), plus
+   * the removals below. A primary that missed a number asks for a full set (`metrics-full`).
+   */
+  readonly gaugeSeq?: number;
+  readonly full?: boolean;
+  /** [service, serverId] no longer in the worker's table (changes only) */
+  readonly serverUpRemoved?: [string, string][];
+  /** services no longer in the worker's table: their in-flight and server-up gauges go (changes only) */
+  readonly servicesRemoved?: string[];
 }
 
 /** The IPC message (a member of WorkerToPrimary). */

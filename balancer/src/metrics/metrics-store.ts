@@ -91,8 +91,29 @@ export interface WorkerReport {
   readonly slot: number;
   readonly generation: number;
   readonly at: number;
+  /** the latest report's gauges (its inflight/serverUp may be changes only: read `servers`) */
   readonly gauges: WorkerGauges;
+  /** the worker's per-server gauges, with its changes applied */
+  readonly servers: WorkerServerGauges;
 }
+
+/** One worker's server-up and in-flight gauges as the primary holds them. */
+export interface WorkerServerGauges {
+  /** gaugeSeq of the last report applied; undefined = reports carry the whole set (no numbering) */
+  seq: number | undefined;
+  readonly inflight: Map<string, number>;
+  readonly up: Map<string, Map<string, number>>;
+  /** a report was missed: changes are not applied until a full set comes (asked for at this time) */
+  awaitingFullSince: number | undefined;
+}
+
+/** What addWorkerReport says back: `full` = ask this worker for a full set of its gauges (metrics-full). */
+export interface ReportOutcome {
+  readonly wantFull: boolean;
+}
+
+/** How long after asking for a full set the store asks again (the worker may have missed it). */
+const ASK_FULL_AGAIN_MS = 5_000;
 
 export interface MetricsStoreOptions {
   readonly bucketsSeconds: readonly number[];
@@ -146,15 +167,25 @@ export class MetricsStore {
     this.#live = live;
   }
 
-  /** A worker's periodic report: its delta is added, its gauges replace the previous ones. */
-  addWorkerReport(msg: WorkerMetricsMessage): void {
+  /**
+   * A worker's periodic report: its delta is added, its process gauges replace the previous ones,
+   * its server gauges are applied (a whole set replaces, changes update). A numbered change that does
+   * not follow the last one applied (a lost report, a worker restarted, gauges dropped as stale) is
+   * not applied: the outcome asks for a full set, until which the last known gauges stand.
+   */
+  addWorkerReport(msg: WorkerMetricsMessage): ReportOutcome {
     this.reports++;
     if (msg.delta !== undefined) this.addDelta(msg.delta);
+    const now = this.#now();
     const prev = this.#workers.get(msg.slot);
+    const stale = prev !== undefined && now - prev.at > this.#staleAfterMs;
     // an old generation still draining must not overwrite the gauges of the new one in its slot
-    if (prev === undefined || prev.generation <= msg.generation || this.#now() - prev.at > this.#staleAfterMs) {
-      this.#workers.set(msg.slot, { slot: msg.slot, generation: msg.generation, at: this.#now(), gauges: msg.gauges });
-    }
+    if (prev !== undefined && prev.generation > msg.generation && !stale) return { wantFull: false };
+    const same = prev !== undefined && !stale && prev.generation === msg.generation;
+    const servers: WorkerServerGauges = same ? prev.servers : { seq: undefined, inflight: new Map(), up: new Map(), awaitingFullSince: undefined };
+    const wantFull = applyServerGauges(servers, msg.gauges, same, now);
+    this.#workers.set(msg.slot, { slot: msg.slot, generation: msg.generation, at: now, gauges: msg.gauges, servers });
+    return { wantFull };
   }
 
   addDelta(delta: MetricsDelta): void {
@@ -271,7 +302,7 @@ export class MetricsStore {
   /** In-flight requests per service, summed over the workers. */
   inflight(): Map<string, number> {
     const out = new Map<string, number>();
-    for (const w of this.workers()) for (const [svc, n] of w.gauges.inflight) out.set(svc, (out.get(svc) ?? 0) + n);
+    for (const w of this.workers()) for (const [svc, n] of w.servers.inflight) out.set(svc, (out.get(svc) ?? 0) + n);
     return out;
   }
 
@@ -286,10 +317,10 @@ export class MetricsStore {
   serverUp(): Map<string, Map<string, number>> {
     const out = new Map<string, Map<string, number>>();
     for (const w of this.workers()) {
-      for (const [svc, id, up] of w.gauges.serverUp) {
+      for (const [svc, ups] of w.servers.up) {
         let m = out.get(svc);
         if (m === undefined) out.set(svc, (m = new Map()));
-        m.set(id, Math.min(m.get(id) ?? 1, up));
+        for (const [id, up] of ups) m.set(id, Math.min(m.get(id) ?? 1, up));
       }
     }
     return out;
@@ -308,4 +339,49 @@ export class MetricsStore {
     }
     return s;
   }
+}
+
+/**
+ * Applies one report's server gauges to what the primary holds for that worker; true = a numbered
+ * change was skipped or missing its base, ask for a full set. `continuing`: `g` is the same worker
+ * generation's previous state (not a fresh one).
+ */
+export function applyServerGauges(g: WorkerServerGauges, gauges: WorkerGauges, continuing: boolean, now: number): boolean {
+  const seq = gauges.gaugeSeq;
+  if (seq === undefined || gauges.full === true) {
+    g.inflight.clear();
+    g.up.clear();
+    for (const [svc, n] of gauges.inflight) g.inflight.set(svc, n);
+    for (const [svc, id, up] of gauges.serverUp) upsertUp(g, svc, id, up);
+    g.seq = seq;
+    g.awaitingFullSince = undefined;
+    return false;
+  }
+  const follows = continuing && g.seq !== undefined && g.awaitingFullSince === undefined && seq === g.seq + 1;
+  if (!follows) {
+    // keep what is known; ask once, then again if no full set came after a while
+    const ask = g.awaitingFullSince === undefined || now - g.awaitingFullSince >= ASK_FULL_AGAIN_MS;
+    if (ask) g.awaitingFullSince = now;
+    return ask;
+  }
+  g.seq = seq;
+  for (const svc of gauges.servicesRemoved ?? []) {
+    g.inflight.delete(svc);
+    g.up.delete(svc);
+  }
+  for (const [svc, id] of gauges.serverUpRemoved ?? []) {
+    const m = g.up.get(svc);
+    if (m === undefined) continue;
+    m.delete(id);
+    if (m.size === 0) g.up.delete(svc);
+  }
+  for (const [svc, n] of gauges.inflight) g.inflight.set(svc, n);
+  for (const [svc, id, up] of gauges.serverUp) upsertUp(g, svc, id, up);
+  return false;
+}
+
+function upsertUp(g: WorkerServerGauges, svc: string, id: string, up: number): void {
+  let m = g.up.get(svc);
+  if (m === undefined) g.up.set(svc, (m = new Map()));
+  m.set(id, up);
 }

@@ -238,7 +238,7 @@ export class RequestMetrics implements RequestObserver {
    * that left kept its label slot for good: once maxServersPerService servers had come and gone,
    * every new one was counted as "_other", and each removed service kept its series.
    */
-  retain(live: ReadonlyMap<string, ReadonlySet<string>>): void {
+  retain(live: { get(service: string): { has(id: string): boolean } | undefined; has(service: string): boolean }): void {
     for (const [name, svc] of this.#services) {
       if (name === UNKNOWN_SERVICE || name === OTHER || svc.dirty) continue;
       const servers = live.get(name);

@@ -19,6 +19,7 @@ import { DEFAULT_LIMITS } from '../http1/limits.js';
 import { createNativeFront } from './native/native-front.js';
 import { NativeTransport } from './native/native-transport.js';
 import { ScriptThread } from '../scripts/script-thread.js';
+import { ServerGaugeTracker, tableGaugeView, type ServerGaugeChanges } from '../metrics/server-gauges.js';
 
 /** idle upstream keep-alive sockets close after this (undici's keepAliveTimeout in the other engine) */
 const UPSTREAM_KEEPALIVE_MS = 4_000;
@@ -91,6 +92,9 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
       clientKeepAliveMs: opts.timeouts.clientKeepAliveMs, clientHeaderMs, headersMs: opts.timeouts.headersMs, requestMs: ctx.requestMs,
       upgradeProtocols: tunnelOpts.protocols, tunnelIdleMs: tunnelOpts.idleMs,
     });
+  // per-server gauges for the metrics report, as changes (metrics/server-gauges.ts)
+  const gauges = new ServerGaugeTracker();
+  const gaugeView = tableGaugeView(() => ctx.current.table, health, now);
   let stopping: Promise<void> | undefined;
   let drainPoll: NodeJS.Timeout | undefined;
   let drained: (() => void) | undefined;
@@ -101,6 +105,7 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     if (table.version !== '' && table.version === prev.table.version) return { changed: false };
     const next = compileTable(table, prev, health, env, scriptEvents, delta);
     ctx.current = next; // the swap: every request from here on sees the new table
+    gauges.tableChanged(delta);
     if (delta !== undefined) {
       transport.drop(health.retainChanged(prev.table, table, delta, now()));
     } else {
@@ -133,6 +138,11 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
         ...(panic === undefined ? {} : { panic: { ...panic } }),
       };
     });
+  }
+
+  function serverGauges(full: boolean): ServerGaugeChanges & { live: ReturnType<ServerGaugeTracker['live']> } {
+    const changes = gauges.next(gaugeView, health.takeGaugeChanges(now()), full);
+    return { ...changes, live: gauges.live() };
   }
 
   function stopAccepting(): Promise<void> {
@@ -170,6 +180,6 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     applyHealth,
     listen: (host: string, port: number): Promise<AddressInfo> => front.listen(host, port),
     handleSocket: (socket: Socket): void => front.handleSocket(socket),
-    status, stopAccepting, close, scriptStats,
+    status, stopAccepting, close, scriptStats, serverGauges,
   };
 }

@@ -110,6 +110,11 @@ export interface WorkerRuntime {
   handleSocket(socket: Socket): void;
   /** PeerHealth.status of the current table plus pool figures per server. */
   status(): UpstreamStatus[];
+  /**
+   * Server-up and in-flight gauges for the metrics report: what changed since the previous call, or
+   * every one when `full` (metrics/server-gauges.ts); `live` = the table's services and servers.
+   */
+  serverGauges?(full: boolean): import('../metrics/server-gauges.js').ServerGaugeChanges & { readonly live: import('../metrics/server-gauges.js').LiveLookup };
   /** calls/errors of the request scripts of the current table (balancer/src/scripts) */
   scriptStats?(): import('../scripts/script-host.js').ScriptStats[];
   /**
