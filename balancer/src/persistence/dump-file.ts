@@ -48,8 +48,13 @@ export async function quarantineDump(file: string, now: () => Date = () => new D
 export { writeFileAtomic } from '../render/atomic-write.js';
 
 export async function writeDump(file: string, contents: Omit<DumpContents, 'format' | 'savedAt'>, now: () => Date = () => new Date()): Promise<void> {
+  await writeFileAtomic(file, serializeDump(contents, now), 0o600);
+}
+
+/** The dump file's text: JSON, one space of indentation per level, a final newline. */
+export function serializeDump(contents: Omit<DumpContents, 'format' | 'savedAt'>, now: () => Date = () => new Date()): string {
   const full: DumpContents = { format: DUMP_FORMAT, savedAt: now().toISOString(), ...contents };
-  await writeFileAtomic(file, JSON.stringify(full, null, 1) + '\n', 0o600);
+  return JSON.stringify(full, null, 1) + '\n';
 }
 
 /** undefined when the file does not exist; DumpFileError when it exists but cannot be used. */
