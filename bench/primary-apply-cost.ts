@@ -85,7 +85,7 @@ function runSize(S: number): Row {
   });
   holder.subscribe((change) => {
     const t = performance.now();
-    checker.apply(change.table);
+    checker.apply(change.table, change);
     wall.checker += performance.now() - t;
   });
   holder.subscribe((change) => {

@@ -247,7 +247,8 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
       });
       sharedChecker = checker;
       checker.apply(startTable);
-      holder.subscribe((change) => checker.apply(change.table));
+      // only the upstreams the change names: a change costs its own servers
+      holder.subscribe((change) => checker.apply(change.table, change));
       // a new or restarted worker starts from the current states (servers default to up)
       supervisor.onWorkerInit((ch) => {
         const down = checker.states().filter((st) => !st.up);

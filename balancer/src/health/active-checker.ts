@@ -5,7 +5,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import type pino from 'pino';
-import type { ActiveCheckSpec, RouteTable, ServerSpec } from '../routing/types.js';
+import type { ActiveCheckSpec, RouteTable, ServerSpec, UpstreamSpec } from '../routing/types.js';
 
 export interface ActiveResultSink {
   onActiveResult(id: string, ok: boolean, now: number, error?: string): void;
@@ -134,33 +134,86 @@ class ServerProbeLoop {
   }
 }
 
+/** What changed since the table last applied: only these upstreams are looked at (TableChange fits). */
+export interface AppliedChange {
+  readonly previous: RouteTable;
+  readonly upserted: readonly string[];
+  readonly removed: readonly string[];
+}
+
+/** The upstreams to look at: the named ones when `change` follows the table applied last, else all of both tables. */
+export function namesToApply(last: RouteTable | undefined, table: RouteTable, change: AppliedChange | undefined): Iterable<string> {
+  if (change !== undefined && last !== undefined && change.previous === last) return [...change.upserted, ...change.removed];
+  return new Set([...(last ? Object.keys(last.upstreams) : []), ...Object.keys(table.upstreams)]);
+}
+
+const loopKeys = new WeakMap<UpstreamSpec, readonly string[]>();
+
+/** The probe loops an upstream wants, one per server and check (cached per frozen spec). */
+function loopKeysOf(up: UpstreamSpec | undefined): readonly string[] {
+  if (up?.check === undefined) return [];
+  let keys = loopKeys.get(up);
+  if (keys === undefined) {
+    const checkKey = JSON.stringify(up.check);
+    keys = up.servers.map((server) => `${server.id}\n${server.host}\n${server.port}\n${checkKey}`);
+    if (Object.isFrozen(up)) loopKeys.set(up, keys);
+  }
+  return keys;
+}
+
 export class ActiveChecker {
   readonly #loops = new Map<string, ServerProbeLoop>();
+  /** loop key -> the upstreams that list it (a loop runs while one does) */
+  readonly #owners = new Map<string, Set<string>>();
+  /** the spec of each upstream as last applied */
+  readonly #applied = new Map<string, UpstreamSpec>();
+  #last: RouteTable | undefined;
   readonly #opts: Required<Pick<ActiveCheckerOptions, 'now' | 'random'>> & ActiveCheckerOptions;
 
   constructor(opts: ActiveCheckerOptions) {
     this.#opts = { ...opts, now: opts.now ?? Date.now, random: opts.random ?? Math.random };
   }
 
-  /** Follow a new table: loops whose (upstream, server, check) is unchanged keep running untouched. */
-  apply(table: RouteTable): void {
-    const wanted = new Map<string, { upstream: string; server: ServerSpec; spec: ActiveCheckSpec }>();
-    for (const name of Object.keys(table.upstreams)) {
-      const up = table.upstreams[name];
-      if (up.check === undefined) continue;
-      const checkKey = JSON.stringify(up.check);
-      // one probe per server and check, however many upstreams list the server
-      for (const server of up.servers) {
-        const key = `${server.id}\n${server.host}\n${server.port}\n${checkKey}`;
-        if (!wanted.has(key)) wanted.set(key, { upstream: name, server, spec: up.check });
+  /**
+   * Follow a new table: loops whose (server, check) is unchanged keep running untouched. With
+   * `change` (from the table applied last), only the upstreams it names are looked at, so a change
+   * costs its own servers, not every server of the table.
+   */
+  apply(table: RouteTable, change?: AppliedChange): void {
+    for (const name of namesToApply(this.#last, table, change)) {
+      const next = Object.hasOwn(table.upstreams, name) ? table.upstreams[name] : undefined;
+      this.#update(name, next?.check === undefined ? undefined : next);
+    }
+    this.#last = table;
+  }
+
+  #update(name: string, next: UpstreamSpec | undefined): void {
+    const prev = this.#applied.get(name);
+    if (prev === next) return;
+    const before = loopKeysOf(prev);
+    const after = loopKeysOf(next);
+    const kept = new Set(after);
+    for (const key of before) {
+      if (kept.has(key)) continue;
+      const owners = this.#owners.get(key);
+      owners?.delete(name);
+      if (owners === undefined || owners.size === 0) {
+        this.#owners.delete(key);
+        this.#loops.get(key)?.stop();
+        this.#loops.delete(key);
       }
     }
-    for (const [key, loop] of this.#loops) {
-      if (!wanted.has(key)) { loop.stop(); this.#loops.delete(key); }
-    }
-    for (const [key, w] of wanted) {
+    if (next === undefined) this.#applied.delete(name);
+    else this.#applied.set(name, next);
+    if (next === undefined || next.check === undefined) return;
+    for (let i = 0; i < after.length; i++) {
+      const key = after[i];
+      let owners = this.#owners.get(key);
+      if (owners === undefined) this.#owners.set(key, (owners = new Set()));
+      owners.add(name);
+      // one probe per server and check, however many upstreams list the server
       if (this.#loops.has(key)) continue;
-      const loop = new ServerProbeLoop(w.upstream, w.server, w.spec, this.#opts);
+      const loop = new ServerProbeLoop(name, next.servers[i], next.check, this.#opts);
       this.#loops.set(key, loop);
       loop.start();
     }
@@ -173,5 +226,8 @@ export class ActiveChecker {
   stop(): void {
     for (const loop of this.#loops.values()) loop.stop();
     this.#loops.clear();
+    this.#owners.clear();
+    this.#applied.clear();
+    this.#last = undefined;
   }
 }

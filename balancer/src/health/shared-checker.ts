@@ -4,8 +4,8 @@
 // the current states with its first message. Passive health stays per worker (it is per-request data),
 // but an ejection one worker decides is relayed to the others (see relayEjection).
 import type pino from 'pino';
-import type { ActiveCheckSpec, RouteTable } from '../routing/types.js';
-import { ActiveChecker } from './active-checker.js';
+import type { ActiveCheckSpec, RouteTable, UpstreamSpec } from '../routing/types.js';
+import { ActiveChecker, namesToApply, type AppliedChange } from './active-checker.js';
 import { RiseFall } from './rise-fall.js';
 
 export interface ActiveStateChange {
@@ -33,6 +33,11 @@ interface Tracked {
 export class SharedActiveChecker {
   readonly #checker: ActiveChecker;
   readonly #tracked = new Map<string, Tracked>();
+  /** server id -> the upstreams listing it, with their check */
+  readonly #owners = new Map<string, Map<string, ActiveCheckSpec>>();
+  /** the spec of each upstream with a check, as last applied */
+  readonly #applied = new Map<string, UpstreamSpec>();
+  #last: RouteTable | undefined;
   readonly #opts: SharedActiveCheckerOptions;
   #pending = new Map<string, ActiveStateChange>();
   #flush: NodeJS.Immediate | undefined;
@@ -48,23 +53,57 @@ export class SharedActiveChecker {
     });
   }
 
-  /** Follow a table: probes start/stop per server; rise/fall state of kept servers is kept. */
-  apply(table: RouteTable): void {
-    const wanted = new Map<string, ActiveCheckSpec>();
-    for (const name of Object.keys(table.upstreams)) {
-      const u = table.upstreams[name];
-      if (!u.check) continue;
-      for (const s of u.servers) if (!wanted.has(s.id)) wanted.set(s.id, u.check);
+  /**
+   * Follow a table: probes start/stop per server; rise/fall state of kept servers is kept. With
+   * `change` (from the table applied last, e.g. the holder's TableChange), only the upstreams it
+   * names are looked at: a change to one service costs that service's servers.
+   */
+  apply(table: RouteTable, change?: AppliedChange): void {
+    const touched = new Set<string>();
+    for (const name of namesToApply(this.#last, table, change)) {
+      const next = Object.hasOwn(table.upstreams, name) ? table.upstreams[name] : undefined;
+      this.#update(name, next?.check === undefined ? undefined : next, touched);
     }
-    for (const id of [...this.#tracked.keys()]) if (!wanted.has(id)) this.#tracked.delete(id);
-    for (const [id, spec] of wanted) {
-      const t = this.#tracked.get(id);
-      // a new server starts up (as PeerHealth does): traffic is not blocked until a check fails
-      if (!t) this.#tracked.set(id, { rf: new RiseFall(spec.rise, spec.fall, true), spec });
-      else if (t.spec.rise !== spec.rise || t.spec.fall !== spec.fall) t.rf = new RiseFall(spec.rise, spec.fall, t.rf.up);
-      if (t) t.spec = spec;
+    for (const id of touched) this.#settle(id);
+    this.#last = table;
+    this.#checker.apply(table, change);
+  }
+
+  #update(name: string, next: UpstreamSpec | undefined, touched: Set<string>): void {
+    const prev = this.#applied.get(name);
+    if (prev === next) return;
+    if (prev !== undefined) for (const s of prev.servers) { this.#owners.get(s.id)?.delete(name); touched.add(s.id); }
+    if (next === undefined || next.check === undefined) {
+      this.#applied.delete(name);
+      return;
     }
-    this.#checker.apply(table);
+    this.#applied.set(name, next);
+    for (const s of next.servers) {
+      let owners = this.#owners.get(s.id);
+      if (owners === undefined) this.#owners.set(s.id, (owners = new Map()));
+      owners.set(name, next.check);
+      touched.add(s.id);
+    }
+  }
+
+  /** One server after its upstreams changed: tracked while one lists it, with the check of the first by name. */
+  #settle(id: string): void {
+    const owners = this.#owners.get(id);
+    if (owners === undefined || owners.size === 0) {
+      this.#owners.delete(id);
+      this.#tracked.delete(id);
+      return;
+    }
+    let first: string | undefined;
+    for (const name of owners.keys()) if (first === undefined || name < first) first = name;
+    const spec = owners.get(first!)!;
+    const t = this.#tracked.get(id);
+    // a new server starts up (as PeerHealth does): traffic is not blocked until a check fails
+    if (!t) this.#tracked.set(id, { rf: new RiseFall(spec.rise, spec.fall, true), spec });
+    else {
+      if (t.spec.rise !== spec.rise || t.spec.fall !== spec.fall) t.rf = new RiseFall(spec.rise, spec.fall, t.rf.up);
+      t.spec = spec;
+    }
   }
 
   /** Every server's current state (a new worker's starting point). */

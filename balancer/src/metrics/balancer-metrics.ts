@@ -51,10 +51,54 @@ export interface LiveTable {
   readonly upstreams: Readonly<Record<string, { readonly servers: readonly { readonly id: string }[] }>>;
 }
 
-export function liveServers(table: LiveTable): Map<string, Set<string>> {
-  const out = new Map<string, Set<string>>();
-  for (const [name, up] of Object.entries(table.upstreams)) out.set(name, new Set(up.servers.map((s) => s.id)));
-  return out;
+type LiveUpstream = LiveTable['upstreams'][string];
+const serverIdSets = new WeakMap<LiveUpstream, ReadonlySet<string>>();
+
+/** One upstream's server ids, made once per (frozen, shared between tables) upstream object. */
+function serverIdsOf(up: LiveUpstream): ReadonlySet<string> {
+  let ids = serverIdSets.get(up);
+  if (ids === undefined) {
+    ids = new Set(up.servers.map((s) => s.id));
+    if (Object.isFrozen(up)) serverIdSets.set(up, ids);
+  }
+  return ids;
+}
+
+/**
+ * The table's services and their server ids as the store reads them (get/has per service it holds
+ * figures for): a view over the table, nothing is walked up front, so a table change costs nothing
+ * here and the store's tick costs the services it keeps, not the table.
+ */
+export function liveServers(table: LiveTable): ReadonlyMap<string, ReadonlySet<string>> {
+  return new LiveServersView(table.upstreams);
+}
+
+class LiveServersView implements ReadonlyMap<string, ReadonlySet<string>> {
+  constructor(private readonly upstreams: LiveTable['upstreams']) {}
+  get(name: string): ReadonlySet<string> | undefined {
+    return Object.hasOwn(this.upstreams, name) ? serverIdsOf(this.upstreams[name]) : undefined;
+  }
+  has(name: string): boolean {
+    return Object.hasOwn(this.upstreams, name);
+  }
+  get size(): number {
+    return Object.keys(this.upstreams).length;
+  }
+  *entries(): MapIterator<[string, ReadonlySet<string>]> {
+    for (const name of Object.keys(this.upstreams)) yield [name, serverIdsOf(this.upstreams[name])];
+  }
+  keys(): MapIterator<string> {
+    return Object.keys(this.upstreams)[Symbol.iterator]() as MapIterator<string>;
+  }
+  *values(): MapIterator<ReadonlySet<string>> {
+    for (const name of Object.keys(this.upstreams)) yield serverIdsOf(this.upstreams[name]);
+  }
+  [Symbol.iterator](): MapIterator<[string, ReadonlySet<string>]> {
+    return this.entries();
+  }
+  forEach(fn: (value: ReadonlySet<string>, key: string, map: ReadonlyMap<string, ReadonlySet<string>>) => void, thisArg?: unknown): void {
+    for (const [k, v] of this.entries()) fn.call(thisArg, v, k, this);
+  }
 }
 
 /** A certificate the TLS part serves: name (SNI / CN) and its notAfter in ms since epoch. */
@@ -127,7 +171,7 @@ export class BalancerMetrics {
 
   /** The table now served: figures of the services and servers it no longer has age out of the store. */
   retainLive(table: LiveTable): void {
-    this.store.setLive(() => liveServers(table));
+    this.store.setLive(liveServers(table));
   }
 
   /** Every worker acknowledged a table (dynamic mode) or a generation serves it (reload mode). */

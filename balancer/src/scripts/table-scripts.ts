@@ -9,5 +9,9 @@ export function withScripts(table: RouteTable, scripts: readonly ScriptSpec[]): 
   if (scripts.length === 0) return table;
   const key = scripts.map((s) => `${s.name}\u0000${s.version}\u0000${s.services.join(',')}\u0000${s.timeoutMs}\u0000${s.maxFailures}\u0000${s.origin ?? ''}`).join('\u0001');
   const version = createHash('sha1').update(table.version).update('\u0002').update(key).digest('hex');
-  return deepFreeze({ ...table, scripts: [...scripts], version });
+  const next = { ...table, scripts: [...scripts], version };
+  // built tables are frozen already: then only the new shell and the scripts are (a deep walk costs the catalog)
+  if (!Object.isFrozen(table.upstreams) || !Object.isFrozen(table.routes)) return deepFreeze(next);
+  next.scripts = deepFreeze(next.scripts);
+  return Object.freeze(next);
 }
