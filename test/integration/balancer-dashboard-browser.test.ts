@@ -7,16 +7,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, mkdir, rm, stat } from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { chromium } from 'playwright-core';
 import { request } from 'undici';
 import { startPrimary } from '../../balancer/src/cluster/primary.js';
-import { parseBalancerArgs, type Config } from '../../balancer/src/config.js';
+import { balancerConfig } from '../support/balancer-config.js';
+import { consulPut } from '../support/consul-http.js';
 import { consulForTest, testScope, type ConsulTarget } from '../support/consul.js';
+import { startNamedBackend } from '../support/http-backend.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -27,34 +27,14 @@ const SHOP = scope.name('shop');
 const TOKEN = 'dashboard-test-token';
 const CHROMIUM_FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
-async function consulPut(consul: ConsulTarget, p: string, body?: unknown): Promise<void> {
-  const res = await request(`${consul.url}${p}`, { method: 'PUT', body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(5000) });
-  const text = await res.body.text();
-  assert.equal(res.statusCode, 200, `PUT ${p}: ${text}`);
-}
 const register = (c: ConsulTarget, id: string, port: number) => consulPut(c, '/v1/agent/service/register', {
   ID: id, Name: SERVICE, Address: '127.0.0.1', Port: port, Check: { CheckID: `service:${id}`, TTL: '10m', Status: 'passing' },
 });
 
-function config(argv: string[]): Config {
-  const c = parseBalancerArgs(argv, {}, { cores: 1 });
-  if (c.kind !== 'config') throw new Error(`bad test config: ${JSON.stringify(c)}`);
-  return c;
-}
-
-async function backend(): Promise<{ server: http.Server; port: number }> {
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => res.end('ok'));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, port: (server.address() as AddressInfo).port };
-}
-
 test('dashboard: asks for the token, lists services, shows a new instance within 2 s and its failing check, says when Consul is down', { timeout: 90_000 }, async () => {
   const consul = await consulForTest();
-  const a = await backend();
-  const b = await backend();
+  const a = await startNamedBackend('ok');
+  const b = await startNamedBackend('ok');
   const userDataDir = await mkdtemp(path.join(os.tmpdir(), 'dashboard-chromium-'));
   let primary: Awaited<ReturnType<typeof startPrimary>> | undefined;
   let context: Awaited<ReturnType<typeof chromium.launchPersistentContext>> | undefined;
@@ -64,7 +44,7 @@ test('dashboard: asks for the token, lists services, shows a new instance within
     const policyTags = ['canary_weight=20', 'canary_header=X-Canary', 'sticky=cookie'];
     await consulPut(consul, '/v1/agent/service/register', { ID: scope.id('shop-stable'), Name: SHOP, Address: '127.0.0.1', Port: a.port, Tags: policyTags });
     await consulPut(consul, '/v1/agent/service/register', { ID: scope.id('shop-canary'), Name: SHOP, Address: '127.0.0.1', Port: b.port, Tags: [...policyTags, 'canary'] });
-    primary = await startPrimary(config(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '1',
+    primary = await startPrimary(balancerConfig(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '1',
       '--consul-wait', '1s', '--log-level', 'warn', '--admin-token', TOKEN]), logger);
     const admin = `http://127.0.0.1:${primary.admin.port}`;
     for (let i = 0; i < 20; i++) {

@@ -6,36 +6,14 @@
 // deregistered without drain) is reported, not bounded at 3: it costs a rescan.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import pino from 'pino';
 import { watchConsulCatalog, type CatalogWatcher } from '../../balancer/src/discovery/consul-catalog.js';
 import type { CatalogSnapshot } from '../../balancer/src/routing/types.js';
-import { consulForTest, testScope, type ConsulTarget } from '../support/consul.js';
+import { consulPutOwnConnection } from '../support/consul-http.js';
+import { consulForTest, testScope } from '../support/consul.js';
+import { until } from '../support/poll.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-
-function consulPut(target: ConsulTarget, path: string, body?: unknown): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: target.host, port: target.port, method: 'PUT', path, agent: false, signal: AbortSignal.timeout(10_000) }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`PUT ${path} -> ${res.statusCode}: ${text}`))));
-    });
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
-
-async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 test('each change a signal sees costs at most 3 Consul requests, whatever the number of services', { timeout: 60_000 }, async (t) => {
   // a double of its own: counting requests per change needs an agent no other test changes meanwhile
@@ -53,10 +31,10 @@ test('each change a signal sees costs at most 3 Consul requests, whatever the nu
   // 60 quiet services x 2 instances: a rescan would cost 60 reads, plainly more than 3
   const quiet = Array.from({ length: 60 }, (_, i) => scope.name(`q${i}`));
   for (const [i, name] of quiet.entries()) {
-    for (const k of [0, 1]) await consulPut(consul, '/v1/agent/service/register', { ID: `${name}-${k}`, Name: name, Address: '127.0.0.1', Port: 10_000 + i * 2 + k });
+    for (const k of [0, 1]) await consulPutOwnConnection(consul, '/v1/agent/service/register', { ID: `${name}-${k}`, Name: name, Address: '127.0.0.1', Port: 10_000 + i * 2 + k });
   }
   const web = scope.name('web');
-  await consulPut(consul, '/v1/agent/service/register', { ID: scope.id('web-0'), Name: web, Address: '127.0.0.1', Port: 9000 });
+  await consulPutOwnConnection(consul, '/v1/agent/service/register', { ID: scope.id('web-0'), Name: web, Address: '127.0.0.1', Port: 9000 });
   watcher = watchConsulCatalog({
     endpoint: { baseUrl: consul.url }, waitMs: 10_000, minQueryIntervalMs: 5, debounceMs: 2, maxConns: 16, resyncMs: 0,
     logger, onSnapshot: () => undefined,
@@ -68,7 +46,7 @@ test('each change a signal sees costs at most 3 Consul requests, whatever the nu
   const costs: Record<string, number> = {};
   /** runs one change; waits until the watcher shows it and both signals answered at its index and all is settled */
   const measure = async (what: string, change: () => Promise<void>, shows: (s: CatalogSnapshot | undefined) => boolean): Promise<number> => {
-    await until(`settled before ${what}`, () => w.stats().settled, 5000);
+    await until(`settled before ${what}`, () => w.stats().settled, 5000, 10);
     const q0 = w.stats().queries;
     const bytes0 = w.stats().bodyBytes;
     await change();
@@ -77,7 +55,7 @@ test('each change a signal sees costs at most 3 Consul requests, whatever the nu
     await until(`${what} seen`, () => {
       const s = w.stats();
       return shows(w.current()) && s.settled && s.indexes.catalog >= catalogAt && s.indexes.checks >= checksAt;
-    }, 10_000);
+    }, 10_000, 10);
     const cost = w.stats().queries - q0;
     costs[what] = cost;
     t.diagnostic(`${what}: ${cost} requests, ${w.stats().bodyBytes - bytes0} bytes`);
@@ -86,29 +64,29 @@ test('each change a signal sees costs at most 3 Consul requests, whatever the nu
 
   const id1 = scope.id('web-1');
   const checks = [
-    await measure('register (check starts critical)', () => consulPut(consul, '/v1/agent/service/register', { ID: id1, Name: web, Address: '127.0.0.1', Port: 9001, Check: { TTL: '60s' } }),
+    await measure('register (check starts critical)', () => consulPutOwnConnection(consul, '/v1/agent/service/register', { ID: id1, Name: web, Address: '127.0.0.1', Port: 9001, Check: { TTL: '60s' } }),
       (s) => instances(s, web).some((i) => i.serviceId === id1 && i.status === 'critical')),
-    await measure('check passes', () => consulPut(consul, `/v1/agent/check/pass/service:${id1}`),
+    await measure('check passes', () => consulPutOwnConnection(consul, `/v1/agent/check/pass/service:${id1}`),
       (s) => instances(s, web).some((i) => i.serviceId === id1 && i.status === 'passing')),
-    await measure('health flip to critical', () => consulPut(consul, `/v1/agent/check/fail/service:${id1}`),
+    await measure('health flip to critical', () => consulPutOwnConnection(consul, `/v1/agent/check/fail/service:${id1}`),
       (s) => instances(s, web).some((i) => i.serviceId === id1 && i.status === 'critical')),
-    await measure('health flip to passing', () => consulPut(consul, `/v1/agent/check/pass/service:${id1}`),
+    await measure('health flip to passing', () => consulPutOwnConnection(consul, `/v1/agent/check/pass/service:${id1}`),
       (s) => instances(s, web).some((i) => i.serviceId === id1 && i.status === 'passing')),
-    await measure('new service', () => consulPut(consul, '/v1/agent/service/register', { ID: scope.id('api-0'), Name: scope.name('api'), Address: '127.0.0.1', Port: 9100, Check: { TTL: '60s' } }),
+    await measure('new service', () => consulPutOwnConnection(consul, '/v1/agent/service/register', { ID: scope.id('api-0'), Name: scope.name('api'), Address: '127.0.0.1', Port: 9100, Check: { TTL: '60s' } }),
       (s) => instances(s, scope.name('api')).length === 1),
-    await measure('removed service', () => consulPut(consul, `/v1/agent/service/deregister/${scope.id('api-0')}`),
+    await measure('removed service', () => consulPutOwnConnection(consul, `/v1/agent/service/deregister/${scope.id('api-0')}`),
       (s) => s !== undefined && !(scope.name('api') in s.services)),
-    await measure('drain (maintenance on)', () => consulPut(consul, `/v1/agent/service/maintenance/${id1}?enable=true&reason=drain`),
+    await measure('drain (maintenance on)', () => consulPutOwnConnection(consul, `/v1/agent/service/maintenance/${id1}?enable=true&reason=drain`),
       (s) => instances(s, web).some((i) => i.serviceId === id1 && i.status === 'critical')),
-    await measure('drained instance deregistered', () => consulPut(consul, `/v1/agent/service/deregister/${id1}`),
+    await measure('drained instance deregistered', () => consulPutOwnConnection(consul, `/v1/agent/service/deregister/${id1}`),
       (s) => !instances(s, web).some((i) => i.serviceId === id1)),
   ];
   // a passing instance of a service changed lately, deregistered without drain: the signals cannot
   // name it, the most recently changed service is read first
   const id2 = scope.id('web-2');
-  await measure('register (passing at once)', () => consulPut(consul, '/v1/agent/service/register', { ID: id2, Name: web, Address: '127.0.0.1', Port: 9002, Check: { TTL: '60s', Status: 'passing' } }),
+  await measure('register (passing at once)', () => consulPutOwnConnection(consul, '/v1/agent/service/register', { ID: id2, Name: web, Address: '127.0.0.1', Port: 9002, Check: { TTL: '60s', Status: 'passing' } }),
     (s) => instances(s, web).some((i) => i.serviceId === id2));
-  checks.push(await measure('passing instance of a service changed lately deregistered', () => consulPut(consul, `/v1/agent/service/deregister/${id2}`),
+  checks.push(await measure('passing instance of a service changed lately deregistered', () => consulPutOwnConnection(consul, `/v1/agent/service/deregister/${id2}`),
     (s) => !instances(s, web).some((i) => i.serviceId === id2)));
   for (const [what, cost] of Object.entries(costs)) {
     if (what === 'register (passing at once)') continue;
@@ -117,7 +95,7 @@ test('each change a signal sees costs at most 3 Consul requests, whatever the nu
   assert.equal(checks.length, 9);
 
   // the change no signal names: reported, and it converges (a rescan)
-  const cold = await measure('passing instance of a quiet service deregistered (no drain)', () => consulPut(consul, `/v1/agent/service/deregister/${quiet[30]}-1`),
+  const cold = await measure('passing instance of a quiet service deregistered (no drain)', () => consulPutOwnConnection(consul, `/v1/agent/service/deregister/${quiet[30]}-1`),
     (s) => instances(s, quiet[30]).length === 1);
   assert.ok(cold <= quiet.length + 12, `cold deregistration: ${cold} requests (a rescan is ${quiet.length + 2})`);
 });

@@ -4,56 +4,26 @@
 // mode the change -> swap latency from the Consul answer to the new generation serving.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import pino from 'pino';
 import { Agent, request } from 'undici';
 import { startPrimary } from '../../balancer/src/cluster/primary.js';
-import { parseBalancerArgs, type Config } from '../../balancer/src/config.js';
-import { consulForTest, testScope, type ConsulTarget } from '../support/consul.js';
+import { balancerConfig } from '../support/balancer-config.js';
 import { parseRegistration } from '../support/consul-double/registration.js';
+import { consulPut } from '../support/consul-http.js';
+import { consulForTest, testScope } from '../support/consul.js';
+import { startNamedBackend } from '../support/http-backend.js';
+import { until } from '../support/poll.js';
 import { makeTestCa } from '../support/tls-certs.js';
 import { connectWebSocket, startWebSocketEcho } from '../support/upstreams.js';
 
 interface ParsedMetric { name: string; type: string; metrics: { labels?: Record<string, string>; value?: string; count?: string; sum?: string }[] }
 const parsePrometheus = createRequire(import.meta.url)('parse-prometheus-text-format') as (text: string) => ParsedMetric[];
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-
-async function consulPut(consul: ConsulTarget, p: string, body: unknown): Promise<void> {
-  const res = await request(`${consul.url}${p}`, { method: 'PUT', body: typeof body === 'string' ? body : JSON.stringify(body), signal: AbortSignal.timeout(5000) });
-  const text = await res.body.text();
-  assert.equal(res.statusCode, 200, `PUT ${p}: ${text}`);
-}
-
-async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function config(argv: string[]): Config {
-  const c = parseBalancerArgs(argv, {}, { cores: 1 });
-  if (c.kind !== 'config') throw new Error(`bad test config: ${JSON.stringify(c)}`);
-  return c;
-}
-
-async function backend(): Promise<{ server: http.Server; port: number }> {
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => res.end('ok'));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, port: (server.address() as AddressInfo).port };
-}
 
 function scraper(adminPort: number, agent: Agent) {
   const scrape = async (): Promise<ParsedMetric[]> => {
@@ -90,7 +60,7 @@ test('scripts, tunnels, redirects, certificates and Consul 429s are counted', { 
   const CHAT = scope.name('chat');
   const SECURE = scope.name('secure');
   const KV_PREFIX = `${scope.kv('certs')}/`;
-  const web = await backend();
+  const web = await startNamedBackend('ok');
   const echo = await startWebSocketEcho();
   const ca = await makeTestCa('metrics');
   const certDir = await mkdtemp(path.join(os.tmpdir(), 'metrics-certs-'));
@@ -105,7 +75,7 @@ test('scripts, tunnels, redirects, certificates and Consul 429s are counted', { 
     await consulPut(consul, '/v1/agent/service/register', { ID: scope.id('web'), Name: WEB, Address: '127.0.0.1', Port: web.port });
     await consulPut(consul, '/v1/agent/service/register', { ID: scope.id('chat'), Name: CHAT, Address: '127.0.0.1', Port: echo.port });
     await consulPut(consul, '/v1/agent/service/register', { ID: scope.id('secure'), Name: SECURE, Address: '127.0.0.1', Port: web.port, Tags: ['redirect-https'] });
-    primary = await startPrimary(config(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '1',
+    primary = await startPrimary(balancerConfig(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '1',
       '--consul-wait', '2s', '--log-level', 'warn', '--tls-listen', '127.0.0.1:0', '--tls-cert-dir', certDir, '--tls-kv-prefix', KV_PREFIX]), logger);
     const proxyPort = primary.proxy.port;
     const admin = `http://127.0.0.1:${primary.admin.port}`;
@@ -193,14 +163,14 @@ test('reload mode: change -> swap latency from the Consul answer to the new gene
   const consul = await consulForTest();
   const scope = testScope();
   const SERVICE = scope.name('web');
-  const a = await backend();
-  const b = await backend();
+  const a = await startNamedBackend('ok');
+  const b = await startNamedBackend('ok');
   const outDir = await mkdtemp(path.join(os.tmpdir(), 'metrics-reload-'));
   const agent = new Agent({ connections: 2 });
   let primary: Awaited<ReturnType<typeof startPrimary>> | undefined;
   try {
     await consulPut(consul, '/v1/agent/service/register', { ID: scope.id('a'), Name: SERVICE, Address: '127.0.0.1', Port: a.port });
-    primary = await startPrimary(config(['--mode', 'reload', '--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '1',
+    primary = await startPrimary(balancerConfig(['--mode', 'reload', '--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '1',
       '--config-out', path.join(outDir, 'balancer.conf'), '--drain-timeout', '5s', '--log-level', 'warn']), logger);
     const { scrape, value } = scraper(primary.admin.port, agent);
     await until('a served', () => primary!.holder.current().upstreams[SERVICE]?.servers.length === 1);

@@ -4,66 +4,36 @@
 // while traffic flows fails no request.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import pino from 'pino';
 import { Agent, request } from 'undici';
 import { startPrimary } from '../../balancer/src/cluster/primary.js';
-import { parseBalancerArgs, type Config } from '../../balancer/src/config.js';
+import { balancerConfig } from '../support/balancer-config.js';
+import { consulPut } from '../support/consul-http.js';
 import { consulForTest, testScope, type ConsulTarget } from '../support/consul.js';
+import { startNamedBackend } from '../support/http-backend.js';
+import { until } from '../support/poll.js';
 
 interface ParsedMetric { name: string; type: string; metrics: { labels?: Record<string, string>; value?: string }[] }
 const parsePrometheus = createRequire(import.meta.url)('parse-prometheus-text-format') as (text: string) => ParsedMetric[];
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const scope = testScope();
 const SERVICE = scope.name('web');
+/** backends answer 500 on /fail (the error counts) */
+const FAIL_PATH_500 = { statusFor: (url: string) => (url === '/fail' ? 500 : 200) };
 
-async function consulPut(consul: ConsulTarget, path: string, body?: unknown): Promise<void> {
-  const res = await request(`${consul.url}${path}`, { method: 'PUT', body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(5000) });
-  const text = await res.body.text();
-  assert.equal(res.statusCode, 200, `PUT ${path}: ${text}`);
-}
 const register = (c: ConsulTarget, id: string, port: number) =>
   consulPut(c, '/v1/agent/service/register', { ID: id, Name: SERVICE, Address: '127.0.0.1', Port: port });
 
-async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 8000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-function config(argv: string[]): Config {
-  const c = parseBalancerArgs(argv, {}, { cores: 1 });
-  if (c.kind !== 'config') throw new Error(`bad test config: ${JSON.stringify(c)}`);
-  return c;
-}
-
-async function backend(name: string): Promise<{ server: http.Server; port: number }> {
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.statusCode = req.url === '/fail' ? 500 : 200;
-      res.end(name);
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, port: (server.address() as AddressInfo).port };
-}
-
 test('scrape after known traffic: counts per service and code, monotonic across a table swap and a worker restart, no failed request while scraping', { timeout: 60_000 }, async () => {
   const consul = await consulForTest();
-  const a = await backend('a');
-  const b = await backend('b');
+  const a = await startNamedBackend('a', FAIL_PATH_500);
+  const b = await startNamedBackend('b', FAIL_PATH_500);
   const agent = new Agent({ connections: 8 });
   let primary: Awaited<ReturnType<typeof startPrimary>> | undefined;
   try {
     await register(consul, scope.id('a'), a.port);
-    primary = await startPrimary(config(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '2',
+    primary = await startPrimary(balancerConfig(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '2',
       '--consul-wait', '2s', '--log-level', 'warn', '--metrics-buckets', '0.005,0.05,0.5']), logger);
     const proxy = `http://127.0.0.1:${primary.proxy.port}`;
     const admin = `http://127.0.0.1:${primary.admin.port}`;
@@ -93,7 +63,7 @@ test('scrape after known traffic: counts per service and code, monotonic across 
         const p = await scrape();
         seen.push(ok(p));
         return ok(p) >= sent && errors(p) >= sentErrors && unknown(p) >= sentUnknown ? p : undefined;
-      });
+      }, 8000);
       assert.deepEqual([ok(p), errors(p), unknown(p)], [sent, sentErrors, sentUnknown], 'counted exactly what was sent');
     };
     const expectOk = (sent: number) => expectCounts(sent);
@@ -110,7 +80,7 @@ test('scrape after known traffic: counts per service and code, monotonic across 
     // a table swap: a second instance; the counters carry on from where they were
     const swapsBefore = value(p, 'balancer_table_swaps_total', {});
     await register(consul, scope.id('b'), b.port);
-    await until('b in the table', () => primary!.holder.current().upstreams[SERVICE]?.servers.length === 2);
+    await until('b in the table', () => primary!.holder.current().upstreams[SERVICE]?.servers.length === 2, 8000);
     for (let i = 0; i < 20; i++) assert.equal(await send(SERVICE, '/'), 200);
     await expectOk(60);
     p = await scrape();

@@ -10,9 +10,10 @@ import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { request } from 'undici';
 import { startPrimary } from '../../balancer/src/cluster/primary.js';
-import { parseBalancerArgs, type Config } from '../../balancer/src/config.js';
 import { scriptVersion } from '../../balancer/src/scripts/script-source.js';
+import { balancerConfig } from '../support/balancer-config.js';
 import { consulForTest, testScope, type ConsulTarget } from '../support/consul.js';
+import { until } from '../support/poll.js';
 
 const headerScript = (value: string) => `export function onResponse(res) {\n  return { headers: { 'x-kv-script': '${value}' } };\n}\n`;
 
@@ -20,20 +21,6 @@ async function consulCall(consul: ConsulTarget, method: string, path: string, bo
   const headers: Record<string, string> = process.env.CONSUL_HTTP_TOKEN ? { 'x-consul-token': process.env.CONSUL_HTTP_TOKEN } : {};
   const res = await request(`${consul.url}${path}`, { method: method as 'PUT', headers, body, signal: AbortSignal.timeout(5000) });
   return { status: res.statusCode, text: await res.body.text() };
-}
-
-async function until(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-function config(argv: string[]): Config {
-  const c = parseBalancerArgs(argv, {}, { cores: 1 });
-  if (c.kind !== 'config') throw new Error(`bad test config: ${JSON.stringify(c)}`);
-  return c;
 }
 
 test('scripts in Consul KV: loaded from KV, a bad one a warning, admin uploads write KV and win, DELETE removes the key', async () => {
@@ -49,7 +36,7 @@ test('scripts in Consul KV: loaded from KV, a bad one a warning, admin uploads w
   try {
     const reg = await consulCall(consul, 'PUT', '/v1/agent/service/register', JSON.stringify({ ID: scope.id('web-1'), Name: service, Address: '127.0.0.1', Port: (backend.address() as AddressInfo).port }));
     assert.equal(reg.status, 200, reg.text);
-    primary = await startPrimary(config(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '1',
+    primary = await startPrimary(balancerConfig(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '1',
       '--consul-wait', '2s', '--log-level', 'warn', '--services', service, '--scripts-kv', '--scripts-kv-prefix', prefix]), logger);
     const proxyPort = primary.proxy.port;
     const admin = `http://127.0.0.1:${primary.admin.port}`;

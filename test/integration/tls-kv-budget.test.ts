@@ -3,42 +3,16 @@
 // balancer, the KV watch holds one reserved slot of the budget, and certificates put in KV still load.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import pino from 'pino';
 import { startPrimary } from '../../balancer/src/cluster/primary.js';
-import { parseBalancerArgs, type Config } from '../../balancer/src/config.js';
-import { consulForTest, testScope, type ConsulTarget } from '../support/consul.js';
+import { balancerConfig } from '../support/balancer-config.js';
+import { consulPutOwnConnection } from '../support/consul-http.js';
+import { consulForTest, testScope } from '../support/consul.js';
+import { until } from '../support/poll.js';
 import { makeTestCa } from '../support/tls-certs.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const BUDGET = 6;
-
-function consulPut(target: ConsulTarget, path: string, body: unknown): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: target.host, port: target.port, method: 'PUT', path, agent: false, signal: AbortSignal.timeout(10_000) }, (res) => {
-      res.resume();
-      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`PUT ${path} -> ${res.statusCode}`))));
-    });
-    req.on('error', reject);
-    req.end(typeof body === 'string' ? body : JSON.stringify(body));
-  });
-}
-
-async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-function config(argv: string[]): Config {
-  const c = parseBalancerArgs(argv, {}, { cores: 1 });
-  if (c.kind !== 'config') throw new Error(`bad test config: ${JSON.stringify(c)}`);
-  return c;
-}
 
 test('--tls-kv-prefix watches through the discovery budget: the agent never sees more than --consul-max-conns', { timeout: 60_000 }, async (t) => {
   const consul = await consulForTest();
@@ -53,16 +27,16 @@ test('--tls-kv-prefix watches through the discovery budget: the agent never sees
   let ca: Awaited<ReturnType<typeof makeTestCa>> | undefined;
   ca = await makeTestCa('kv-budget');
   const leaf = await ca.issue(['kv.example.test']);
-  await consulPut(consul, `/v1/kv/${scope.kv('certs/kv.example.test/cert')}`, leaf.cert);
-  await consulPut(consul, `/v1/kv/${scope.kv('certs/kv.example.test/key')}`, leaf.key);
+  await consulPutOwnConnection(consul, `/v1/kv/${scope.kv('certs/kv.example.test/cert')}`, leaf.cert);
+  await consulPutOwnConnection(consul, `/v1/kv/${scope.kv('certs/kv.example.test/key')}`, leaf.key);
   const names = Array.from({ length: 60 }, (_, i) => scope.name(`s${i}`));
-  for (const [i, name] of names.entries()) await consulPut(consul, '/v1/agent/service/register', { ID: `${name}-0`, Name: name, Address: '127.0.0.1', Port: 10_000 + i });
+  for (const [i, name] of names.entries()) await consulPutOwnConnection(consul, '/v1/agent/service/register', { ID: `${name}-0`, Name: name, Address: '127.0.0.1', Port: 10_000 + i });
   if (consul.double) {
     const double = consul.double;
     await until('registration connections closed', () => double.stats().open === 0, 5000);
     double.resetStats();
   }
-  primary = await startPrimary(config(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '1',
+  primary = await startPrimary(balancerConfig(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '1',
     '--consul-wait', '5s', '--consul-max-conns', String(BUDGET), '--tls-listen', '127.0.0.1:0', '--tls-kv-prefix', scope.kv('certs/'),
     '--log-level', 'warn', '--services', names.join(',')]), logger);
   const p = primary;

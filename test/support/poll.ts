@@ -1,0 +1,20 @@
+// Polling with a deadline, the one way tests wait for a state they cannot be told about (no sleep as
+// synchronization): the probe runs at once, then every `intervalMs` until it returns a value.
+/**
+ * Resolves with the probe's first value other than undefined and false; past `timeoutMs` throws an
+ * error naming `what`. A probe that throws fails the wait at once.
+ */
+export async function until<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 10_000,
+  intervalMs = 25,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
