@@ -2,7 +2,8 @@
 // real through a DNS responder this test runs): two balancer processes and one Consul. Each name is
 // ordered once and both instances serve the same certificate; a forced renewal replaces it under
 // keep-alive HTTPS load without a failed request; an instance killed in the middle of an order
-// leaves a lock that is free again at its expiry, and the other instance finishes the name.
+// leaves a lock that is free again at its expiry, and the other instance finishes the name. The
+// workers' challenge lookups go through their primary (IPC): no worker connects to Consul.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -16,6 +17,7 @@ import { request } from 'undici';
 import { spawnBalancer, type BalancerProcess } from '../support/balancer-process.js';
 import { cleanConsul, consulForTest, type ConsulTarget } from '../support/consul.js';
 import { startDnsResponder, type DnsResponder } from '../support/dns-responder.js';
+import { sampleConnectionsTo } from '../support/process-sockets.js';
 import { makeTestCa, type TestCa } from '../support/tls-certs.js';
 import { handshake, httpsGet, until } from '../support/tls-client.js';
 
@@ -146,7 +148,13 @@ after(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
+const workerPids = () => [...new Set(instances.flatMap((i) => i.proc.logs.filter((l) => l.role === 'worker' && typeof l.pid === 'number').map((l) => l.pid as number)))];
+const primaryPids = () => instances.map((i) => i.proc.child.pid).filter((p): p is number => p !== undefined);
+
 test('two names issued by Pebble with one order each; both instances serve the same certificate', async () => {
+  // the workers ask their primary for challenge tokens: no worker holds a connection to Consul
+  const fromWorkers = sampleConnectionsTo(workerPids, consul.port);
+  const fromPrimaries = sampleConnectionsTo(primaryPids, consul.port, 100);
   for (const name of [N1, N2]) {
     const [a, b] = await until(`${name} served by both instances`, async () => {
       const both = await Promise.all(instances.map((i) => servedBy(i, name)));
@@ -157,6 +165,10 @@ test('two names issued by Pebble with one order each; both instances serve the s
   }
   // the plain listener of B answered every challenge (DNS points there), whichever instance ordered
   assert.ok(instances[1].proc.logs.some((l) => l.msg === 'ACME HTTP-01 challenge answered'));
+  const w = await fromWorkers.stop();
+  const p = await fromPrimaries.stop();
+  assert.ok(workerPids().length >= 2 && p.max > 0, `the sampler sees the primaries' Consul connections (max ${p.max}) and knows the workers (${workerPids().join(',')})`);
+  assert.equal(w.max, 0, `workers held connections to Consul (${w.samples} samples)`);
   const r = await httpsGet(instances[0].tlsPort, N1, N1, false);
   assert.equal(r.status, 200);
   assert.equal(r.body, `hello ${N1}`);

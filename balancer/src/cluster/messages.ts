@@ -6,7 +6,7 @@ import type { HealthUpdate, UpstreamStatus, WorkerTimeouts } from '../worker/run
 import type { CertDelta } from '../tls/cert-snapshot.js';
 import type { WorkerTlsOptions } from '../tls/tls-settings.js';
 import type { TlsListenerAddress } from '../tls/worker-tls.js';
-import type { ChallengeLookupOptions } from '../tls/acme-challenge.js';
+import type { ChallengeAnswer, ChallengeRelayOptions, ChallengeRequest } from '../tls/acme-challenge-relay.js';
 import type { WorkerMetricsMessage } from '../metrics/delta.js';
 
 /** Everything a worker needs to build its runtime (serialisable: no logger, no functions). */
@@ -33,8 +33,8 @@ export interface WorkerInitOptions {
   readonly runtimeModule?: string;
   /** --tls-listen and friends; undefined = no TLS listener */
   readonly tls?: WorkerTlsOptions;
-  /** ACME HTTP-01: where the plain listener looks up challenge tokens (Consul KV) */
-  readonly acmeChallenges?: ChallengeLookupOptions;
+  /** ACME HTTP-01: the plain listener asks the primary for challenge tokens (it reads Consul KV in its budget) */
+  readonly acmeChallenges?: ChallengeRelayOptions;
   /** request metrics (balancer/src/metrics): histogram buckets and label caps; undefined = not counted */
   readonly metrics?: { readonly bucketsSeconds: readonly number[]; readonly maxServersPerService: number; readonly flushIntervalMs?: number };
 }
@@ -52,7 +52,9 @@ export type PrimaryToWorker =
   | { readonly type: 'tls-certs'; readonly seq: number; readonly delta: CertDelta }
   | { readonly type: 'tls-ticket-keys'; readonly keys: string }
   /** metrics: the primary missed a report of this worker's server gauges; the next report carries them all */
-  | { readonly type: 'metrics-full' };
+  | { readonly type: 'metrics-full' }
+  /** the answer to a worker's acme-challenge request */
+  | ChallengeAnswer;
 
 export type WorkerToPrimary =
   | { readonly type: 'hello' }
@@ -67,7 +69,9 @@ export type WorkerToPrimary =
   | { readonly type: 'fatal'; readonly message: string; readonly code?: string }
   /** ok false: the delta was against another version; the primary sends the full set */
   | { readonly type: 'tls-certs-ack'; readonly seq: number; readonly ok: boolean; readonly version: string }
-  | WorkerMetricsMessage;
+  | WorkerMetricsMessage
+  /** ACME HTTP-01: a token's key authorization, looked up by the primary (answered by acme-challenge-answer) */
+  | ChallengeRequest;
 
 export function isWorkerMessage(m: unknown): m is WorkerToPrimary {
   return typeof m === 'object' && m !== null && typeof (m as { type?: unknown }).type === 'string';

@@ -7,6 +7,8 @@ import { buildAdminApp } from '../admin/app.js';
 import type { Config } from '../config.js';
 import { ConsulBudget, DEFAULT_CONSUL_MAX_CONNS } from '../discovery/consul-budget.js';
 import { watchSlot } from '../discovery/watch-slot.js';
+import { createChallengeLookup } from '../tls/acme-challenge.js';
+import { challengeRelayServer } from '../tls/acme-challenge-relay.js';
 import { watchConsulCatalog, type CatalogWatcher } from '../discovery/consul-catalog.js';
 import { DumpFileError, DumpWriter, loadDump, quarantineDump, type DumpContents } from '../persistence/dump-file.js';
 import { tableFromUpstreams } from '../routing/build-table.js';
@@ -191,6 +193,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
     else metrics.tableChanged(change.table.version);
   });
 
+  const challengeLookup = challengeLookupOptions(config.tls, config.consul);
   const supervisor = new Supervisor({
     onMetrics: (msg, reply) => {
       if (metrics.onWorkerReport(msg).wantFull) reply({ type: 'metrics-full' });
@@ -216,11 +219,21 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
       upgradeProtocols: config.upgradeProtocols,
       logLevel: config.logLevel,
       tls: config.tls ? workerTlsOptions(config.tls) : undefined,
-      acmeChallenges: challengeLookupOptions(config.tls, config.consul),
+      // the primary answers them (acme-challenge messages): no worker opens a Consul connection
+      acmeChallenges: challengeLookup ? { timeoutMs: challengeLookup.timeoutMs + 1_000 } : undefined,
       metrics: { bucketsSeconds: config.metrics.bucketsSeconds, maxServersPerService: config.metrics.maxServersPerService },
     },
   });
   supervisorRef = supervisor;
+  if (challengeLookup) {
+    // ACME HTTP-01 lookups of every worker: one KV read each, in the primary's read share
+    const serve = challengeRelayServer(createChallengeLookup({
+      ...challengeLookup, dispatcher: consulBudget?.dispatcher, read: consulBudget ? (s, fn) => consulBudget.read(s, fn) : undefined,
+    }));
+    supervisor.onWorkerMessage((ch, msg) => {
+      if (msg.type === 'acme-challenge') serve(msg, (answer) => ch.send(answer));
+    });
+  }
   supervisor.onPublished((e) => metrics.tableServed(e.table.version, e.latencyMs));
   // before the workers start: they get the certificates right after their init
   let tls: TlsHandle | undefined;

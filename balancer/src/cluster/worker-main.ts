@@ -10,7 +10,7 @@ import { applyDelta } from '../routing/table-delta.js';
 import type { RouteTable } from '../routing/types.js';
 import type { PrimaryToWorker, WorkerInitOptions, WorkerToPrimary } from './messages.js';
 import { WorkerTls } from '../tls/worker-tls.js';
-import { createChallengeLookup } from '../tls/acme-challenge.js';
+import { ChallengeRelayClient } from '../tls/acme-challenge-relay.js';
 
 type RuntimeFactory = (opts: Parameters<typeof import('../worker/runtime.js').createWorkerRuntime>[0]) => WorkerRuntime;
 
@@ -29,6 +29,7 @@ let currentTable: RouteTable | undefined;
 // TLS listener starts with them (it waits for the first set)
 let workerTls: WorkerTls | undefined;
 let metrics: WorkerMetrics | undefined;
+let challengeRelay: ChallengeRelayClient | undefined;
 
 function send(msg: WorkerToPrimary): void {
   if (process.connected) process.send?.(msg);
@@ -61,7 +62,7 @@ async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<
     maxHeadBytes: o.maxHeadBytes,
     accessLog: o.accessLog,
     trustForwarded: o.trustForwarded,
-    acmeChallenge: o.acmeChallenges ? createChallengeLookup(o.acmeChallenges) : undefined,
+    acmeChallenge: o.acmeChallenges ? (challengeRelay = new ChallengeRelayClient(o.acmeChallenges, send)).lookup : undefined,
     httpsPort: o.tls?.listen[0]?.port,
     stickySecret: o.stickySecret,
     maxQueuePerServer: o.maxQueuePerServer,
@@ -157,6 +158,7 @@ process.on('message', (raw: unknown) => {
       void exitAfter(async () => {
         await pendingInit?.catch(() => undefined);
         workerTls?.close();
+        challengeRelay?.close();
         if (runtime) {
           await runtime.stopAccepting();
           await runtime.close();
@@ -180,6 +182,9 @@ process.on('message', (raw: unknown) => {
       return;
     case 'tls-ticket-keys':
       workerTls?.setTicketKeys(Buffer.from(msg.keys, 'base64'));
+      return;
+    case 'acme-challenge-answer':
+      challengeRelay?.onAnswer(msg);
       return;
     default:
       logger.warn({ type: (msg as { type?: unknown })?.type }, 'unknown message from primary');

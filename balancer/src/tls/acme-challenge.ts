@@ -1,7 +1,7 @@
 // ACME HTTP-01 answers (RFC 8555 section 8.3) on the plain listener, before routing: the token's key
 // authorization lives in Consul KV, so whichever balancer instance the CA reaches can answer an
 // order another instance placed.
-import { request } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import type pino from 'pino';
 import type { ClientExchange } from '../proxy/transport.js';
 
@@ -15,6 +15,10 @@ export interface ChallengeLookupOptions {
   /** --acme-kv-prefix, ending in '/' */
   readonly kvPrefix: string;
   readonly timeoutMs: number;
+  /** the primary's capped Consul pool (ConsulBudget.dispatcher) */
+  readonly dispatcher?: Dispatcher;
+  /** runs each lookup inside the budget's read share (ConsulBudget.read); default: at once */
+  readonly read?: <T>(signal: AbortSignal, fn: () => Promise<T>) => Promise<T>;
 }
 
 export function challengeKey(kvPrefix: string, token: string): string {
@@ -25,22 +29,32 @@ export function challengeKey(kvPrefix: string, token: string): string {
 export function acmeTokenOf(url: string): string | undefined {
   if (!url.startsWith(ACME_CHALLENGE_PREFIX)) return undefined;
   const token = url.slice(ACME_CHALLENGE_PREFIX.length);
-  return TOKEN.test(token) ? token : undefined;
+  return isAcmeToken(token) ? token : undefined;
+}
+
+export function isAcmeToken(token: string): boolean {
+  return TOKEN.test(token);
 }
 
 export type ChallengeLookup = (token: string) => Promise<string | undefined>;
 
 export function createChallengeLookup(opts: ChallengeLookupOptions): ChallengeLookup {
+  const read = opts.read ?? (<T>(_s: AbortSignal, fn: () => Promise<T>) => fn());
   return async (token) => {
+    if (!isAcmeToken(token)) return undefined;
     const url = new URL(`/v1/kv/${challengeKey(opts.kvPrefix, token)}`, opts.consulUrl);
     url.searchParams.set('raw', '');
     const headers: Record<string, string> = {};
     if (opts.consulToken) headers['x-consul-token'] = opts.consulToken;
-    const res = await request(url, { method: 'GET', headers, signal: AbortSignal.timeout(opts.timeoutMs) });
-    const text = await res.body.text();
-    if (res.statusCode === 404) return undefined;
-    if (res.statusCode !== 200) throw new Error(`consul answered ${res.statusCode}`);
-    return text;
+    // one deadline for the wait for a read slot and the request
+    const signal = AbortSignal.timeout(opts.timeoutMs);
+    return read(signal, async () => {
+      const res = await request(url, { method: 'GET', headers, signal, dispatcher: opts.dispatcher });
+      const text = await res.body.text();
+      if (res.statusCode === 404) return undefined;
+      if (res.statusCode !== 200) throw new Error(`consul answered ${res.statusCode}`);
+      return text;
+    });
   };
 }
 
