@@ -12,7 +12,11 @@ import net from 'node:net';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { consulForTest, testScope, type ConsulTarget } from '../support/consul.js';
+import { consulRequest } from '../support/consul-http.js';
+import { consulForTest, testScope } from '../support/consul.js';
+import { freePort } from '../support/free-port.js';
+import { getByHost } from '../support/host-get.js';
+import { untilRetryingErrors } from '../support/poll.js';
 
 const fromTs = import.meta.url.endsWith('.ts');
 
@@ -23,53 +27,6 @@ function repoRoot(): string {
     dir = dirname(dir);
   }
   throw new Error('repository root not found');
-}
-
-function consulCall(target: ConsulTarget, method: string, path: string, body?: unknown): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: target.host, port: target.port, method, path, signal: AbortSignal.timeout(5000) }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
-
-function get(port: number, host: string, path = '/', timeoutMs = 10_000): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, headers: { host }, agent: false, signal: AbortSignal.timeout(timeoutMs) }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastErr: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      lastErr = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastErr ? `: ${(lastErr as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 interface Backend {
@@ -120,7 +77,7 @@ test('balancer --mode reload follows Consul through new worker generations; in-f
     await rm(dir, { recursive: true, force: true });
   });
 
-  const register = (id: string, b: Backend) => consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: scope.id(id), Name: web, Address: '127.0.0.1', Port: b.port });
+  const register = (id: string, b: Backend) => consulRequest(consul, 'PUT', '/v1/agent/service/register', { ID: scope.id(id), Name: web, Address: '127.0.0.1', Port: b.port });
   await register('web-1', backends[0]);
   await register('web-2', backends[1]);
 
@@ -158,14 +115,14 @@ test('balancer --mode reload follows Consul through new worker generations; in-f
   const served = async (n: number) => {
     const names = new Set<string>();
     for (let i = 0; i < n; i++) {
-      const r = await get(port, web);
+      const r = await getByHost(port, web);
       assert.equal(r.status, 200, r.body);
       names.add(r.body);
     }
     return names;
   };
   await Promise.race([
-    waitFor('the first generation serving', async () => (await get(port, web)).status === 200, 30_000),
+    untilRetryingErrors('the first generation serving', async () => (await getByHost(port, web)).status === 200, 30_000),
     exitedEarly.then((why) => Promise.reject(new Error(why))),
   ]);
   assert.deepEqual([...(await served(10))].sort(), ['backend-1', 'backend-2']);
@@ -173,22 +130,22 @@ test('balancer --mode reload follows Consul through new worker generations; in-f
   const generationsBefore = logLines.filter((l) => l.msg === 'reloaded: new generation serving, old one draining').length;
 
   // A slow request in flight on the current generation...
-  const slow = get(port, web, '/slow', 10_000);
-  await waitFor('slow request reached a backend', () => backends[0].slowStarted + backends[1].slowStarted > 0, 5000);
+  const slow = getByHost(port, web, '/slow', 10_000);
+  await untilRetryingErrors('slow request reached a backend', () => backends[0].slowStarted + backends[1].slowStarted > 0, 5000);
   // ...while a Consul change makes a new generation.
   const changedAt = Date.now();
   await register('web-3', backends[2]);
-  await waitFor('backend-3 answers', async () => (await served(4)).has('backend-3'), 15_000);
+  await untilRetryingErrors('backend-3 answers', async () => (await served(4)).has('backend-3'), 15_000);
   const followMs = Date.now() - changedAt;
   const slowAnswer = await slow;
   assert.equal(slowAnswer.status, 200, 'the in-flight request on the old generation completed');
   assert.match(slowAnswer.body, /^backend-[12] slow$/);
   assert.deepEqual([...(await served(12))].sort(), ['backend-1', 'backend-2', 'backend-3']);
-  await waitFor('reload logged', () => logLines.filter((l) => l.msg === 'reloaded: new generation serving, old one draining').length > generationsBefore, 5000);
+  await untilRetryingErrors('reload logged', () => logLines.filter((l) => l.msg === 'reloaded: new generation serving, old one draining').length > generationsBefore, 5000);
 
   // A deregistration is a reload too.
-  await consulCall(consul, 'PUT', `/v1/agent/service/deregister/${scope.id('web-1')}`);
-  await waitFor('backend-1 gone', async () => !(await served(8)).has('backend-1'), 15_000);
+  await consulRequest(consul, 'PUT', `/v1/agent/service/deregister/${scope.id('web-1')}`);
+  await untilRetryingErrors('backend-1 gone', async () => !(await served(8)).has('backend-1'), 15_000);
   assert.doesNotMatch(await readFile(configOut, 'utf8'), new RegExp(`:${backends[0].port} `));
   t.diagnostic(`Consul change -> traffic on the new instance in reload mode: ${followMs} ms`);
 
@@ -199,7 +156,7 @@ test('balancer --mode reload follows Consul through new worker generations; in-f
   await consul.outage();
   proc = startBalancer();
   await Promise.race([
-    waitFor('serving from the previous rendered config', async () => (await get(port, web)).status === 200, 30_000),
+    untilRetryingErrors('serving from the previous rendered config', async () => (await getByHost(port, web)).status === 200, 30_000),
     exitedEarly.then((why) => Promise.reject(new Error(why))),
   ]);
   assert.deepEqual([...(await served(8))].sort(), ['backend-2', 'backend-3']);

@@ -4,42 +4,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import http from 'node:http';
 import os from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { consulForTest, testScope, type ConsulTarget, type TestScope } from '../support/consul.js';
+import { consulRequest } from '../support/consul-http.js';
 import { startRenderer, type CycleReport } from '../../balancer/src/render/renderer.js';
+import { consulForTest, testScope, type ConsulTarget, type TestScope } from '../support/consul.js';
+import { until } from '../support/poll.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }, pino.destination({ fd: 2, sync: true }));
 
-function consulCall(target: ConsulTarget, method: string, path: string, body?: unknown): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
-    const req = http.request({ host: target.host, port: target.port, method, path, signal: AbortSignal.timeout(5000) }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end(data);
-  });
-}
-
 // IDs, names and keys of this test only (a shared agent holds other tests' too)
 const register = (t: ConsulTarget, s: TestScope, id: string, name: string, port: number, tags: string[] = []) =>
-  consulCall(t, 'PUT', '/v1/agent/service/register', { ID: s.id(id), Name: s.name(name), Address: '127.0.0.1', Port: port, Tags: tags });
-const deregister = (t: ConsulTarget, s: TestScope, id: string) => consulCall(t, 'PUT', `/v1/agent/service/deregister/${s.id(id)}`);
-const kvPut = (t: ConsulTarget, s: TestScope, key: string, value: string) => consulCall(t, 'PUT', `/v1/kv/${s.kv(key)}`, value);
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+  consulRequest(t, 'PUT', '/v1/agent/service/register', { ID: s.id(id), Name: s.name(name), Address: '127.0.0.1', Port: port, Tags: tags });
+const deregister = (t: ConsulTarget, s: TestScope, id: string) => consulRequest(t, 'PUT', `/v1/agent/service/deregister/${s.id(id)}`);
+const kvPut = (t: ConsulTarget, s: TestScope, key: string, value: string) => consulRequest(t, 'PUT', `/v1/kv/${s.kv(key)}`, value);
 
 const readOr = (p: string) => readFile(p, 'utf8').catch(() => undefined);
 
@@ -80,29 +59,29 @@ test('renderer follows Consul: first render, changes, KV, write only on change, 
   assert.equal(await readFile(out, 'utf8'), `${api}: 9101\n${web}: 9001 9002\nmode=none\n`);
   assert.deepEqual(r.watching().sort(), [`key:${scope.kv('cfg/mode')}`, `prefix:${scope.kv('cfg/extra/')}`, `service:${api}`, `service:${web}`, 'services']);
   // the command ran once, its failing exit code and stderr are reported
-  await waitFor('first command', () => cycles.find((c) => c.commands.length > 0));
+  await until('first command', () => cycles.find((c) => c.commands.length > 0), 5000);
   const cmd = cycles.find((c) => c.commands.length > 0)!.commands[0];
   assert.equal(cmd.exitCode, 3);
   assert.equal(cmd.stderr, 'complaint');
 
   await register(consul, scope, 'web-3', 'web', 9003);
-  await waitFor('web-3 rendered', async () => (await readOr(out))?.includes(`${web}: 9001 9002 9003`));
+  await until('web-3 rendered', async () => (await readOr(out))?.includes(`${web}: 9001 9002 9003`), 5000);
   await kvPut(consul, scope, 'cfg/mode', 'fast');
   await kvPut(consul, scope, 'cfg/extra/a', '1');
   await kvPut(consul, scope, 'cfg/extra/deeper/b', '2');
-  await waitFor('kv rendered', async () => (await readOr(out)) === `${api}: 9101\n${web}: 9001 9002 9003\nmode=fast\na=1\n`);
+  await until('kv rendered', async () => (await readOr(out)) === `${api}: 9101\n${web}: 9001 9002 9003\nmode=fast\na=1\n`, 5000);
   await deregister(consul, scope, 'api-1');
-  await waitFor('api gone', async () => (await readOr(out)) === `${web}: 9001 9002 9003\nmode=fast\na=1\n`);
-  await waitFor('service:api no longer watched', () => !r.watching().includes(`service:${api}`));
+  await until('api gone', async () => (await readOr(out)) === `${web}: 9001 9002 9003\nmode=fast\na=1\n`, 5000);
+  await until('service:api no longer watched', () => !r.watching().includes(`service:${api}`), 5000);
 
   // Let the cycle that wrote the last file finish (its command runs after the write).
   const countLines = async () => ((await readOr(marker)) ?? '').trim().split('\n').length;
-  await waitFor('last write reported', async () => cycles.filter((c) => c.jobs[0].state === 'written').length === (await countLines()));
+  await until('last write reported', async () => cycles.filter((c) => c.jobs[0].state === 'written').length === (await countLines()), 5000);
   // A change that does not alter the output writes nothing and runs no command.
   const before = await stat(out);
   const writesBefore = cycles.filter((c) => c.jobs[0].state === 'written').length;
   await kvPut(consul, scope, 'cfg/extra/deeper/c', '3'); // ls lists the top level only
-  await waitFor('a cycle after the unrelated change', () => cycles.length > 0 && cycles[cycles.length - 1].jobs[0].state === 'unchanged');
+  await until('a cycle after the unrelated change', () => cycles.length > 0 && cycles[cycles.length - 1].jobs[0].state === 'unchanged', 5000);
   assert.equal(cycles.filter((c) => c.jobs[0].state === 'written').length, writesBefore);
   assert.equal((await stat(out)).mtimeMs, before.mtimeMs);
   const reloads = (await readFile(marker, 'utf8')).trim().split('\n').length;
@@ -143,17 +122,17 @@ test('a render error or an invalid output keeps the previous file and says why',
   await r.firstComplete;
   assert.equal(await readFile(out, 'utf8'), '9001 ');
   await kvPut(consul, scope, 'field', '');
-  const failed = await waitFor('render error', () => cycles.map((c) => c.jobs[0]).find((j) => j.state === 'render-error'));
+  const failed = await until('render error', () => cycles.map((c) => c.jobs[0]).find((j) => j.state === 'render-error'), 5000);
   assert.match(failed.error ?? '', /sortBy: expected a field name/);
   assert.equal(await readFile(out, 'utf8'), '9001 ', 'previous file kept');
   await kvPut(consul, scope, 'field', 'Port');
   await register(consul, scope, 'web-9', 'web', 9999);
-  const invalid = await waitFor('invalid output', () => cycles.map((c) => c.jobs[0]).find((j) => j.state === 'invalid'));
+  const invalid = await until('invalid output', () => cycles.map((c) => c.jobs[0]).find((j) => j.state === 'invalid'), 5000);
   assert.match(invalid.error ?? '', /9999 is forbidden/);
   assert.equal(await readFile(out, 'utf8'), '9001 ', 'previous file kept');
   await deregister(consul, scope, 'web-9');
   await register(consul, scope, 'web-2', 'web', 9002);
-  await waitFor('recovered', async () => (await readOr(out)) === '9001 9002 ');
+  await until('recovered', async () => (await readOr(out)) === '9001 9002 ', 5000);
   await r.stop();
 });
 
@@ -191,7 +170,7 @@ test('quiescence: a burst of changes is written once, after min of quiet', async
   }
   const lastChange = Date.now();
   // the cycle report follows the file write: wait for the report, then look at the file
-  await waitFor('burst written', () => writes.length >= 2);
+  await until('burst written', () => writes.length >= 2, 5000);
   assert.equal(await readOr(out), '9000 9001 9002 9003 9004 9005 ');
   assert.equal(writes.length, 2, 'one write for the whole burst');
   assert.ok(writes[1] - lastChange >= 200, `written ${writes[1] - lastChange} ms after the last change (min 300 ms)`);

@@ -18,8 +18,12 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import { consulForTest, testScope, type ConsulTarget } from '../support/consul.js';
+import { consulRequest } from '../support/consul-http.js';
 import { loadTemplateJob, startRenderer, type CycleReport } from '../../balancer/src/render/renderer.js';
+import { consulForTest, testScope } from '../support/consul.js';
+import { freePort } from '../support/free-port.js';
+import { getByHost } from '../support/host-get.js';
+import { untilRetryingErrors } from '../support/poll.js';
 
 const NGINX = ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }, pino.destination({ fd: 2, sync: true }));
@@ -31,53 +35,6 @@ function repoRoot(): string {
     dir = dirname(dir);
   }
   throw new Error('templates/ not found');
-}
-
-function consulCall(target: ConsulTarget, method: string, path: string, body?: unknown): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: target.host, port: target.port, method, path, signal: AbortSignal.timeout(5000) }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
-
-function get(port: number, host: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/', headers: { host }, agent: false, signal: AbortSignal.timeout(10_000) }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastErr: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      lastErr = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastErr ? `: ${(lastErr as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** nginx's own account (error log, notice level) of its worker processes started and not yet reaped. */
@@ -150,8 +107,8 @@ http {
 `);
   const nginxArgs = `-p ${dir}/ -c ${conf}`;
 
-  await consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: scope.id('web-1'), Name: web, Address: '127.0.0.1', Port: backends[0].port });
-  await consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: scope.id('web-2'), Name: web, Address: '127.0.0.1', Port: backends[1].port });
+  await consulRequest(consul, 'PUT', '/v1/agent/service/register', { ID: scope.id('web-1'), Name: web, Address: '127.0.0.1', Port: backends[0].port });
+  await consulRequest(consul, 'PUT', '/v1/agent/service/register', { ID: scope.id('web-2'), Name: web, Address: '127.0.0.1', Port: backends[1].port });
   const cycles: CycleReport[] = [];
   const job = await loadTemplateJob(join(repoRoot(), 'templates', 'nginx-upstreams.conf.hbs'), upstreams);
   const renderer = await startRenderer({
@@ -177,21 +134,21 @@ http {
   nginx = spawn(NGINX!, ['-p', `${dir}/`, '-c', conf, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let nginxStderr = '';
   nginx.stderr!.on('data', (c: Buffer) => (nginxStderr += c.toString()));
-  await waitFor('nginx listening', async () => (await get(port, web)).status === 200, 20_000).catch((err: Error) => {
+  await untilRetryingErrors('nginx listening', async () => (await getByHost(port, web)).status === 200, 20_000).catch((err: Error) => {
     throw new Error(`${err.message}; nginx stderr: ${nginxStderr}`);
   });
 
   const seen = async (n: number) => {
     const names = new Set<string>();
     for (let i = 0; i < n; i++) {
-      const r = await get(port, web);
+      const r = await getByHost(port, web);
       assert.equal(r.status, 200);
       names.add(r.body);
     }
     return names;
   };
   assert.deepEqual([...(await seen(12))].sort(), ['backend-1', 'backend-2']);
-  const unknown = await get(port, 'nope.example');
+  const unknown = await getByHost(port, 'nope.example');
   assert.equal(unknown.status, 404, 'an unknown Host is not proxied');
 
   // A third instance: rendered, nginx reloaded, traffic reaches it.
@@ -200,14 +157,14 @@ http {
   const oldWorkers = await liveWorkers(errorLog);
   assert.equal(oldWorkers.length, 1, `one nginx worker before the change: ${oldWorkers.join(',')}`);
   const registeredAt = Date.now();
-  await consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: scope.id('web-3'), Name: web, Address: '127.0.0.1', Port: backends[2].port });
-  await waitFor('backend-3 answers through nginx', async () => (await seen(6)).has('backend-3'));
+  await consulRequest(consul, 'PUT', '/v1/agent/service/register', { ID: scope.id('web-3'), Name: web, Address: '127.0.0.1', Port: backends[2].port });
+  await untilRetryingErrors('backend-3 answers through nginx', async () => (await seen(6)).has('backend-3'));
   const followMs = Date.now() - registeredAt;
   const reload = cycles.flatMap((c) => c.commands).find((c) => c.exitCode === 0 && c.durationMs >= 0);
   assert.ok(reload, `a successful reload command: ${JSON.stringify(cycles.flatMap((c) => c.commands))}`);
   assert.match(await readFile(upstreams, 'utf8'), new RegExp(`server 127\\.0\\.0\\.1:${backends[2].port} `));
   // Until the old worker is gone it may still take (some of) the next requests with the old list.
-  await waitFor('the old nginx worker exited, the new generation alone serves', async () => {
+  await untilRetryingErrors('the old nginx worker exited, the new generation alone serves', async () => {
     const live = await liveWorkers(errorLog);
     return live.length === 1 && !oldWorkers.includes(live[0]);
   });
@@ -222,8 +179,8 @@ http {
   assert.deepEqual(names, every, why);
 
   // Every instance critical: nginx cannot have an empty upstream, the placeholder is down -> 502.
-  for (const id of ['web-1', 'web-2', 'web-3']) await consulCall(consul, 'PUT', `/v1/agent/service/register`, { ID: scope.id(id), Name: web, Address: '127.0.0.1', Port: backends[Number(id.slice(-1)) - 1].port, Check: { TTL: '30s', Status: 'critical' } });
-  await waitFor('placeholder rendered', async () => (await readFile(upstreams, 'utf8')).includes('server 127.0.0.1:9 down;'));
-  await waitFor('nginx answers 502 for a service without instances', async () => (await get(port, web)).status === 502);
+  for (const id of ['web-1', 'web-2', 'web-3']) await consulRequest(consul, 'PUT', `/v1/agent/service/register`, { ID: scope.id(id), Name: web, Address: '127.0.0.1', Port: backends[Number(id.slice(-1)) - 1].port, Check: { TTL: '30s', Status: 'critical' } });
+  await untilRetryingErrors('placeholder rendered', async () => (await readFile(upstreams, 'utf8')).includes('server 127.0.0.1:9 down;'));
+  await untilRetryingErrors('nginx answers 502 for a service without instances', async () => (await getByHost(port, web)).status === 502);
   t.diagnostic(`Consul change -> traffic on the new instance through nginx: ${followMs} ms`);
 });

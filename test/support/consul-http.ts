@@ -30,3 +30,15 @@ export function consulPutOwnConnection(consul: ConsulTarget, path: string, body?
     req.end(bodyText(body));
   });
 }
+
+/** Any method on node's default agent; resolves with the status (the callers assert it). */
+export function consulRequest(consul: ConsulTarget, method: string, path: string, body?: unknown): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: consul.host, port: consul.port, method, path, signal: AbortSignal.timeout(5000) }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(bodyText(body));
+  });
+}

@@ -18,3 +18,27 @@ export async function until<T>(
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/**
+ * As `until`, but a probe that throws counts as "not yet" (a server still starting refuses
+ * connections); the last error is part of the timeout message.
+ */
+export async function untilRetryingErrors<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 10_000,
+  intervalMs = 25,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let lastErr: Error | undefined;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      lastErr = err as Error;
+    }
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${lastErr.message}` : ''}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
