@@ -80,6 +80,15 @@ for (const engine of ENGINES) test(`publish, status, restart of a dead worker wi
     const reports = await sup.status();
     assert.equal(reports.length, 2);
     for (const r of reports) assert.deepEqual(r.upstreams.map((u) => u.name), ['web']);
+    // GET /status's query: only the named upstreams in full, every one summarized
+    const answers = await sup.statusQuery({ upstreams: ['nope', 'web'], summary: true, scripts: true });
+    assert.equal(answers.length, 2);
+    for (const r of answers) {
+      assert.deepEqual(r.answer.upstreams?.map((u) => [u.name, u.servers.map((x) => x.port)]), [['web', [b.port]]]);
+      assert.deepEqual(r.answer.summaries?.map((u) => [u.name, u.servers, u.inflight, u.notOk]), [['web', 1, 0, []]]);
+      assert.deepEqual(r.answer.scripts, []);
+    }
+    assert.deepEqual((await sup.statusQuery({ scripts: true })).map((r) => Object.keys(r.answer)), [['scripts'], ['scripts']]);
 
     // kill one worker; publish while it is dead; the replacement must come up with the newest table
     const victim = reports[0].pid!;

@@ -5,11 +5,14 @@ import type { FastifyInstance } from 'fastify';
 import type pino from 'pino';
 import type { TableHolder } from '../routing/table-holder.js';
 import type { TableDefaults } from '../routing/tag-options.js';
-import type { UpstreamStatus } from '../worker/runtime.js';
+import type { StatusAnswer, StatusQuery, UpstreamStatus } from '../worker/runtime.js';
 import type { BalancerMetrics } from '../metrics/balancer-metrics.js';
 
 export interface WorkerStatusSource {
+  /** every worker's whole status (the dashboard; GET /status when statusQuery is absent) */
   status(): Promise<readonly { workerId: number; pid?: number; generation: number; upstreams: readonly UpstreamStatus[]; scripts?: readonly ScriptStats[] }[]>;
+  /** only what one GET /status page needs (Supervisor.statusQuery); absent = status() filtered here */
+  statusQuery?(query: StatusQuery): Promise<readonly { workerId: number; pid?: number; generation: number; answer: StatusAnswer }[]>;
 }
 
 /** Which live workers did not acknowledge a table version (empty and live=true: every one did). */

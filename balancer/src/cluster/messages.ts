@@ -2,7 +2,7 @@
 import type { TableDelta } from '../routing/table-delta.js';
 import type { RouteTable } from '../routing/types.js';
 import type { ScriptStats } from '../scripts/script-host.js';
-import type { HealthUpdate, UpstreamStatus, WorkerTimeouts } from '../worker/runtime.js';
+import type { HealthUpdate, StatusAnswer, StatusQuery, UpstreamStatus, WorkerTimeouts } from '../worker/runtime.js';
 import type { CertDelta } from '../tls/cert-snapshot.js';
 import type { WorkerTlsOptions } from '../tls/tls-settings.js';
 import type { TlsListenerAddress } from '../tls/worker-tls.js';
@@ -54,7 +54,9 @@ export type PrimaryToWorker =
   /** metrics: the primary missed a report of this worker's server gauges; the next report carries them all */
   | { readonly type: 'metrics-full' }
   /** the answer to a worker's acme-challenge request */
-  | ChallengeAnswer;
+  | ChallengeAnswer
+  /** GET /status: what one page needs (worker/runtime.ts StatusQuery); answered by status-answer */
+  | { readonly type: 'status-query'; readonly seq: number; readonly query: StatusQuery };
 
 export type WorkerToPrimary =
   | { readonly type: 'hello' }
@@ -71,7 +73,8 @@ export type WorkerToPrimary =
   | { readonly type: 'tls-certs-ack'; readonly seq: number; readonly ok: boolean; readonly version: string }
   | WorkerMetricsMessage
   /** ACME HTTP-01: a token's key authorization, looked up by the primary (answered by acme-challenge-answer) */
-  | ChallengeRequest;
+  | ChallengeRequest
+  | { readonly type: 'status-answer'; readonly seq: number; readonly version: string; readonly answer: StatusAnswer };
 
 export function isWorkerMessage(m: unknown): m is WorkerToPrimary {
   return typeof m === 'object' && m !== null && typeof (m as { type?: unknown }).type === 'string';

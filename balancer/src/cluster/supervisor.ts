@@ -16,7 +16,7 @@ import type pino from 'pino';
 import { backoffDelay, type BackoffPolicy } from '../../../common/backoff.js';
 import { makeDelta, type TableDelta } from '../routing/table-delta.js';
 import type { RouteTable } from '../routing/types.js';
-import type { UpstreamStatus } from '../worker/runtime.js';
+import type { StatusAnswer, StatusQuery, UpstreamStatus } from '../worker/runtime.js';
 import type { WorkerMetricsMessage } from '../metrics/delta.js';
 import { isWorkerMessage, type PrimaryToWorker, type WorkerInitOptions, type WorkerToPrimary } from './messages.js';
 
@@ -36,6 +36,13 @@ export interface SupervisorOptions {
   readonly execArgv?: readonly string[];
   /** a worker's periodic metrics report (balancer/src/metrics); `reply` sends that worker a message */
   readonly onMetrics?: (msg: WorkerMetricsMessage, reply: (msg: PrimaryToWorker) => void) => void;
+}
+
+export interface WorkerStatusAnswer {
+  readonly workerId: number;
+  readonly pid: number | undefined;
+  readonly generation: number;
+  readonly answer: StatusAnswer;
 }
 
 export interface WorkerStatusReport {
@@ -369,6 +376,17 @@ export class Supervisor {
     return out;
   }
 
+  /** One GET /status page's worth from every ready worker of the current generation. */
+  async statusQuery(query: StatusQuery, timeoutMs = 2000): Promise<WorkerStatusAnswer[]> {
+    const targets = [...this.members.values()].filter((m) => m.generation === this.generation && m.state === 'ready');
+    const replies = await Promise.all(targets.map((m) => this.request(m, (seq) => ({ type: 'status-query', seq, query }), timeoutMs)));
+    const out: WorkerStatusAnswer[] = [];
+    replies.forEach((r, i) => {
+      if (r?.type === 'status-answer') out.push({ workerId: targets[i].worker.id, pid: targets[i].worker.process.pid, generation: targets[i].generation, answer: r.answer });
+    });
+    return out;
+  }
+
   metrics(): SupervisorMetrics {
     const alive = [...this.members.values()].filter((m) => m.state !== 'gone');
     const sorted = [...this.latencies].sort((a, b) => a - b);
@@ -465,6 +483,7 @@ export class Supervisor {
       // falls through
       case 'gap':
       case 'status':
+      case 'status-answer':
       case 'drained': {
         const resolve = m.pending.get(msg.seq);
         if (resolve) {

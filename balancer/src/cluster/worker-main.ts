@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import pino from 'pino';
 import { installProcessGuard } from '../../../common/process-guard.js';
-import type { WorkerRuntime } from '../worker/runtime.js';
+import type { StatusAnswer, StatusQuery, WorkerRuntime } from '../worker/runtime.js';
 import { createWorkerMetrics, type WorkerMetrics } from '../metrics/worker-reporter.js';
 import { applyDelta } from '../routing/table-delta.js';
 import type { RouteTable } from '../routing/types.js';
@@ -81,6 +81,17 @@ async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<
   send({ type: 'ready', address: { address: addr.address, port: addr.port, family: addr.family }, version: msg.table.version, tls: tlsAddrs });
 }
 
+/** A runtime double without statusQuery: the whole status, filtered here. */
+function statusAnswer(query: StatusQuery): StatusAnswer {
+  if (!runtime) return {};
+  if (runtime.statusQuery) return runtime.statusQuery(query);
+  const wanted = query.upstreams === undefined ? undefined : new Set(query.upstreams);
+  return {
+    ...(wanted !== undefined ? { upstreams: runtime.status().filter((u) => wanted.has(u.name)) } : {}),
+    ...(query.scripts === true ? { scripts: runtime.scriptStats?.() } : {}),
+  };
+}
+
 async function exitAfter(work: () => Promise<void>, code: number): Promise<void> {
   if (exiting) return;
   exiting = true;
@@ -153,6 +164,11 @@ process.on('message', (raw: unknown) => {
       queue.then(() => {
         send({ type: 'status', seq: msg.seq, upstreams: runtime ? runtime.status() : [], version: currentVersion, scripts: runtime?.scriptStats?.() });
       }).catch((err) => logger.error({ err }, 'status failed'));
+      return;
+    case 'status-query':
+      queue.then(() => {
+        send({ type: 'status-answer', seq: msg.seq, version: currentVersion, answer: statusAnswer(msg.query) });
+      }).catch((err) => logger.error({ err }, 'status query failed'));
       return;
     case 'drain':
       void exitAfter(async () => {

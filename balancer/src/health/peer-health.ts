@@ -360,6 +360,30 @@ export class PeerHealth implements PeerState {
     });
   }
 
+  /** The status of the named upstreams only (those the table has), in the order given. */
+  statusOf(table: RouteTable, names: Iterable<string>, now: number): PeerUpstreamStatus[] {
+    const out: PeerUpstreamStatus[] = [];
+    for (const name of names) {
+      if (!Object.hasOwn(table.upstreams, name)) continue;
+      const u = table.upstreams[name];
+      out.push({ name, algorithm: u.algorithm, servers: u.servers.map((s) => this.serverStatus(s, now)) });
+    }
+    return out;
+  }
+
+  /** One upstream in a few numbers, without building a status object per server. */
+  summarize(u: UpstreamSpec, now: number): { servers: number; inflight: number; notOk: [string, 'err' | 'ejected' | 'down'][] } {
+    let inflight = 0;
+    const notOk: [string, 'err' | 'ejected' | 'down'][] = [];
+    for (const s of u.servers) {
+      const r = this.records.get(s.id);
+      if (r !== undefined) inflight += r.inflight;
+      const label: StatusLabel = s.down ? 'down' : r === undefined ? 'ok' : this.label(r, now);
+      if (label !== 'ok') notOk.push([s.id, label]);
+    }
+    return { servers: u.servers.length, inflight, notOk };
+  }
+
   private serverStatus(s: ServerSpec, now: number): PeerServerStatus {
     const r = this.records.get(s.id);
     const base = { id: s.id, host: s.host, port: s.port, weight: s.weight, backup: s.backup };

@@ -5,7 +5,7 @@ import { PeerHealth } from '../health/peer-health.js';
 import { ActiveChecker } from '../health/active-checker.js';
 import type { PickerEnv } from '../balancing/picker.js';
 import type { RouteTable } from '../routing/types.js';
-import { DEFAULT_CLIENT_BODY_MS, DEFAULT_CLIENT_HEADER_MS, DEFAULT_MAX_QUEUE_PER_SERVER, DEFAULT_QUEUE_MS, DEFAULT_REQUEST_MS, DEFAULT_TUNNEL_IDLE_MS, type HealthUpdate, type UpstreamStatus, type WorkerRuntime, type WorkerRuntimeOptions } from '../worker/runtime.js';
+import { DEFAULT_CLIENT_BODY_MS, DEFAULT_CLIENT_HEADER_MS, DEFAULT_MAX_QUEUE_PER_SERVER, DEFAULT_QUEUE_MS, DEFAULT_REQUEST_MS, DEFAULT_TUNNEL_IDLE_MS, type HealthUpdate, type StatusAnswer, type StatusQuery, type UpstreamStatus, type WorkerRuntime, type WorkerRuntimeOptions } from '../worker/runtime.js';
 import { changedUpstreams, compileTable, type ScriptEvents } from './compiled-table.js';
 import type { ClientFront } from './engine.js';
 import type { ProxyContext } from './proxy-context.js';
@@ -145,6 +145,29 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     return { ...changes, live: gauges.live() };
   }
 
+  function statusQuery(query: StatusQuery): StatusAnswer {
+    const t = now();
+    const { table, pickers } = ctx.current;
+    const panicOf = (name: string) => {
+      const p = pickers.get(name)?.panic;
+      return p === undefined ? {} : { panic: { ...p } };
+    };
+    const upstreams = query.upstreams === undefined ? undefined : health.statusOf(table, query.upstreams, t).map((up) => ({
+      ...up,
+      servers: up.servers.map((s) => ({ ...s, pool: transport.stats(s.id) })),
+      ...panicOf(up.name),
+    }));
+    const summaries = query.summary !== true ? undefined : Object.keys(table.upstreams).map((name) => {
+      const u = table.upstreams[name];
+      return { name, algorithm: u.algorithm, ...health.summarize(u, t), ...panicOf(name) };
+    });
+    return {
+      ...(upstreams !== undefined ? { upstreams } : {}),
+      ...(summaries !== undefined ? { summaries } : {}),
+      ...(query.scripts === true ? { scripts: scriptStats() } : {}),
+    };
+  }
+
   function stopAccepting(): Promise<void> {
     stopping ??= new Promise<void>((resolve) => {
       drained = resolve;
@@ -180,6 +203,6 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     applyHealth,
     listen: (host: string, port: number): Promise<AddressInfo> => front.listen(host, port),
     handleSocket: (socket: Socket): void => front.handleSocket(socket),
-    status, stopAccepting, close, scriptStats, serverGauges,
+    status, statusQuery, stopAccepting, close, scriptStats, serverGauges,
   };
 }

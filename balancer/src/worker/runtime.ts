@@ -89,6 +89,32 @@ export interface UpstreamStatus extends Omit<PeerUpstreamStatus, 'servers'> {
   readonly panic?: { readonly panicking: boolean; readonly entered: number; readonly picks: number };
 }
 
+/** What GET /status asks a worker (admin/status-page.ts): only what one page needs. */
+export interface StatusQuery {
+  /** upstreams to report server by server (names the table lacks are skipped) */
+  readonly upstreams?: readonly string[];
+  /** a summary of every upstream of the table: server count, in flight, the servers not ok */
+  readonly summary?: boolean;
+  /** the request scripts' counts */
+  readonly scripts?: boolean;
+}
+
+/** One upstream in a few numbers; notOk lists [serverId, status] of its servers that are not ok. */
+export interface UpstreamSummary {
+  readonly name: string;
+  readonly algorithm: string;
+  readonly servers: number;
+  readonly inflight: number;
+  readonly notOk: readonly (readonly [string, 'err' | 'ejected' | 'down'])[];
+  readonly panic?: UpstreamStatus['panic'];
+}
+
+export interface StatusAnswer {
+  readonly upstreams?: UpstreamStatus[];
+  readonly summaries?: UpstreamSummary[];
+  readonly scripts?: import('../scripts/script-host.js').ScriptStats[];
+}
+
 /** What the primary broadcasts about server health (see health/shared-checker.ts). */
 export interface HealthUpdate {
   readonly active?: readonly import('../health/peer-health.js').SharedActiveState[];
@@ -110,6 +136,8 @@ export interface WorkerRuntime {
   handleSocket(socket: Socket): void;
   /** PeerHealth.status of the current table plus pool figures per server. */
   status(): UpstreamStatus[];
+  /** what one GET /status page needs: named upstreams in full, or every upstream summarized (cheap) */
+  statusQuery?(query: StatusQuery): StatusAnswer;
   /**
    * Server-up and in-flight gauges for the metrics report: what changed since the previous call, or
    * every one when `full` (metrics/server-gauges.ts); `live` = the table's services and servers.

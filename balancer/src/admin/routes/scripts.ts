@@ -9,6 +9,7 @@
 import type { FastifyInstance } from 'fastify';
 import { checkScript, ScriptError, SCRIPT_NAME_PATTERN } from '../../scripts/script-source.js';
 import type { ScriptSpec } from '../../routing/types.js';
+import { workerAnswers } from './status.js';
 import type { AdminDeps } from '../deps.js';
 import { AdminError, anyObject, errorSchema } from '../route-support.js';
 
@@ -37,9 +38,10 @@ export function scriptRoutes(app: FastifyInstance, deps: AdminDeps): void {
 
   const counters = async (): Promise<Map<string, Counters>> => {
     const out = new Map<string, Counters>();
-    const reports = deps.workers ? await deps.workers.status() : [];
+    // the scripts' counts only (a whole status of every server is large at scale)
+    const reports = await workerAnswers(deps, { scripts: true });
     for (const r of reports) {
-      for (const s of r.scripts ?? []) {
+      for (const s of r.answer.scripts ?? []) {
         const key = `${s.name}\u0000${s.version}`;
         const c = out.get(key) ?? { calls: 0, errors: 0, disabledIn: 0 };
         c.calls += s.calls;
