@@ -47,14 +47,98 @@ export async function quarantineDump(file: string, now: () => Date = () => new D
 // dump is only readable by its owner.
 export { writeFileAtomic } from '../render/atomic-write.js';
 
-export async function writeDump(file: string, contents: Omit<DumpContents, 'format' | 'savedAt'>, now: () => Date = () => new Date()): Promise<void> {
-  await writeFileAtomic(file, serializeDump(contents, now), 0o600);
+export async function writeDump(file: string, contents: Omit<DumpContents, 'format' | 'savedAt'>, now: () => Date = () => new Date(), serializer = defaultSerializer): Promise<void> {
+  await writeFileAtomic(file, serializer.serialize(contents, now), 0o600);
 }
+
+/**
+ * The dump file's bytes: exactly JSON.stringify(contents, null, 1) plus a final newline, assembled from
+ * one cached, encoded piece per upstream and per service instance list. Tables and snapshots share
+ * their unchanged (frozen) parts by reference from one change to the next, so a write after a change
+ * to one service serializes that service and copies the other pieces: it costs the catalog's bytes
+ * (one copy), not its serialization.
+ */
+export class DumpSerializer {
+  /** pieces made since start (upstreams and instance lists serialized, not taken from the cache) */
+  piecesMade = 0;
+  readonly #pieces = new WeakMap<object, { readonly key: string; readonly bytes: Buffer }>();
+
+  serialize(contents: Omit<DumpContents, 'format' | 'savedAt'>, now: () => Date = () => new Date()): Buffer {
+    const full: Record<string, unknown> = { format: DUMP_FORMAT, savedAt: now().toISOString(), ...contents };
+    const chunks: Buffer[] = [];
+    this.#object(chunks, full, 0, (key, value) => {
+      if (key === 'table' && isObject(value)) return (out) => this.#object(out, value, 1, (k, v) => (k === 'upstreams' && isObject(v) ? (o) => this.#pieces3(o, v) : undefined));
+      if (key === 'snapshot' && isObject(value)) return (out) => this.#object(out, value, 1, (k, v) => (k === 'services' && isObject(v) ? (o) => this.#pieces3(o, v) : undefined));
+      return undefined;
+    });
+    chunks.push(NEWLINE);
+    return Buffer.concat(chunks);
+  }
+
+  /**
+   * An object's bytes at `depth` as JSON.stringify(…, null, 1) writes them; `special` may write a
+   * value itself. Chunks are collected and copied once at the end (string joins copy every level again).
+   */
+  #object(out: Buffer[], obj: Record<string, unknown>, depth: number, special: (key: string, value: unknown) => ((out: Buffer[]) => void) | undefined): void {
+    const inner = ' '.repeat(depth + 1);
+    let first = true;
+    for (const key of Object.keys(obj)) {
+      const value = obj[key];
+      const writer = special(key, value);
+      const text = writer ? undefined : textAt(value, depth + 1);
+      if (!writer && text === undefined) continue;
+      out.push(first ? OPEN : COMMA);
+      first = false;
+      if (writer) {
+        out.push(Buffer.from(`${inner}${JSON.stringify(key)}: `));
+        writer(out);
+      } else {
+        out.push(Buffer.from(`${inner}${JSON.stringify(key)}: ${text}`));
+      }
+    }
+    out.push(first ? EMPTY : Buffer.from(`\n${' '.repeat(depth)}}`));
+  }
+
+  /** The entries of `upstreams` or `services` (depth 2), each from the cache when its value is the same frozen object. */
+  #pieces3(out: Buffer[], obj: Record<string, unknown>): void {
+    let first = true;
+    for (const key of Object.keys(obj)) {
+      const value = obj[key];
+      const cacheable = value !== null && typeof value === 'object' && Object.isFrozen(value);
+      let bytes: Buffer | undefined;
+      const hit = cacheable ? this.#pieces.get(value) : undefined;
+      if (hit !== undefined && hit.key === key) bytes = hit.bytes;
+      else {
+        const text = textAt(value, 3);
+        if (text === undefined) continue;
+        bytes = Buffer.from(`   ${JSON.stringify(key)}: ${text}`);
+        this.piecesMade++;
+        if (cacheable) this.#pieces.set(value, { key, bytes });
+      }
+      out.push(first ? OPEN : COMMA, bytes);
+      first = false;
+    }
+    out.push(first ? EMPTY : CLOSE2);
+  }
+}
+
+const OPEN = Buffer.from('{\n');
+const COMMA = Buffer.from(',\n');
+const EMPTY = Buffer.from('{}');
+const CLOSE2 = Buffer.from('\n  }');
+const NEWLINE = Buffer.from('\n');
+
+/** JSON.stringify(value, null, 1) as it reads `depth` levels down (undefined: the key is left out). */
+function textAt(value: unknown, depth: number): string | undefined {
+  const text = JSON.stringify(value, null, 1) as string | undefined;
+  return text === undefined || depth === 0 ? text : text.replaceAll('\n', `\n${' '.repeat(depth)}`);
+}
+
+const defaultSerializer = new DumpSerializer();
 
 /** The dump file's text: JSON, one space of indentation per level, a final newline. */
 export function serializeDump(contents: Omit<DumpContents, 'format' | 'savedAt'>, now: () => Date = () => new Date()): string {
-  const full: DumpContents = { format: DUMP_FORMAT, savedAt: now().toISOString(), ...contents };
-  return JSON.stringify(full, null, 1) + '\n';
+  return defaultSerializer.serialize(contents, now).toString();
 }
 
 /** undefined when the file does not exist; DumpFileError when it exists but cannot be used. */
@@ -179,6 +263,8 @@ export class DumpWriter {
   private writes = 0;
   private failures = 0;
   private saves = 0;
+  /** keeps the text of unchanged upstreams and instance lists between writes */
+  private readonly serializer = new DumpSerializer();
 
   constructor(
     private readonly file: string,
@@ -232,7 +318,7 @@ export class DumpWriter {
     this.pending = undefined;
     this.lastWriteAt = this.now();
     try {
-      await writeDump(this.file, next);
+      await writeDump(this.file, next, undefined, this.serializer);
       this.writes++;
       this.logger.debug({ file: this.file, version: next.table.version }, 'dump file written');
     } catch (err) {
