@@ -13,6 +13,8 @@ import { adminUpstream } from '../../balancer/src/routing/server-list.js';
 import { DEFAULT_TABLE_DEFAULTS } from '../../balancer/src/routing/tag-options.js';
 import type { RouteTable } from '../../balancer/src/routing/types.js';
 import { ENGINES, engineInit, type EngineName } from '../support/engines.js';
+import { startNamedBackend } from '../support/http-backend.js';
+import { until } from '../support/poll.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
@@ -38,33 +40,14 @@ function supervisor(engine: EngineName, workers: number, runtimeModule?: string,
   });
 }
 
-async function backend(name: string): Promise<{ server: http.Server; port: number }> {
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => res.end(name));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, port: (server.address() as AddressInfo).port };
-}
-
 async function get(port: number, host: string, dispatcher?: Agent): Promise<{ status: number; body: string }> {
   const res = await request(`http://127.0.0.1:${port}/`, { headers: { host }, dispatcher, signal: AbortSignal.timeout(3000) });
   return { status: res.statusCode, body: await res.body.text() };
 }
 
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 for (const engine of ENGINES) test(`publish, status, restart of a dead worker with the current table, one worker [${engine}]`, { timeout: 60_000 }, async () => {
-  const a = await backend('a');
-  const b = await backend('b');
+  const a = await startNamedBackend('a');
+  const b = await startNamedBackend('b');
   const sup = supervisor(engine, 2);
   try {
     const { port } = await sup.start(table({ web: [a.port] }));
@@ -122,8 +105,8 @@ for (const engine of ENGINES) test(`publish, status, restart of a dead worker wi
 });
 
 for (const engine of ENGINES) test(`reload: a new generation takes over, the old one drains, no request fails [${engine}]`, { timeout: 60_000 }, async () => {
-  const a = await backend('a');
-  const b = await backend('b');
+  const a = await startNamedBackend('a');
+  const b = await startNamedBackend('b');
   const sup = supervisor(engine, 2);
   const agent = new Agent({ connections: 4, keepAliveTimeout: 10_000 });
   let stop = false;
@@ -200,7 +183,7 @@ test('a generation that cannot start: start() fails clearly; a failed reload kee
   await assert.rejects(broken.start(table({})), (err: Error & { code?: string }) => err.code === 'ERR_WORKER_START' && /generation 1 is broken/.test(err.message));
   await broken.stop();
 
-  const a = await backend('a');
+  const a = await startNamedBackend('a');
   const sup = supervisor(ENGINES[0], 2, failingInGeneration('2'));
   try {
     const { port } = await sup.start(table({ web: [a.port] }));

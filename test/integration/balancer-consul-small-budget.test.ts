@@ -7,16 +7,15 @@
 // routable, a KV policy change still applies, and the polling watches still follow their keys.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { request } from 'undici';
 import { startPrimary } from '../../balancer/src/cluster/primary.js';
-import { parseBalancerArgs, type Config } from '../../balancer/src/config.js';
+import { balancerConfig } from '../support/balancer-config.js';
 import { consulForTest, testScope, type ConsulTarget } from '../support/consul.js';
+import { startNamedBackend } from '../support/http-backend.js';
 import { startTcpGate } from '../support/tcp-gate.js';
 import { makeTestCa } from '../support/tls-certs.js';
 
@@ -40,21 +39,6 @@ async function until(what: string, probe: () => Promise<boolean> | boolean, time
   return Date.now() - start;
 }
 
-async function backend(name: string): Promise<{ server: http.Server; port: number }> {
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => res.end(name));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, port: (server.address() as AddressInfo).port };
-}
-
-function config(argv: string[]): Config {
-  const c = parseBalancerArgs(argv, {}, { cores: 1 });
-  if (c.kind !== 'config') throw new Error(`bad test config: ${JSON.stringify(c)}`);
-  return c;
-}
-
 test('--consul-max-conns 4 with every KV watch on: never more than 4 connections, instances and KV changes still followed', { timeout: 60_000 }, async (t) => {
   const consul = await consulForTest();
   const scope = testScope();
@@ -66,7 +50,7 @@ test('--consul-max-conns 4 with every KV watch on: never more than 4 connections
   const gate = await startTcpGate({ host: consul.host, port: consul.port });
   const dir = await mkdtemp(join(os.tmpdir(), 'small-budget-'));
   const ca = await makeTestCa('small-budget');
-  const backends = await Promise.all(['s1', 's2', 'c1'].map(backend));
+  const backends = await Promise.all(['s1', 's2', 'c1'].map((name) => startNamedBackend(name)));
   const [s1, s2, c1] = backends;
   let primary: Awaited<ReturnType<typeof startPrimary>> | undefined;
   t.after(async () => {
@@ -88,7 +72,7 @@ test('--consul-max-conns 4 with every KV watch on: never more than 4 connections
   const out = join(dir, 'color.out');
   await writeFile(tpl, `color={{key "${scope.kv('conf/color')}"}}\n`);
   // a long wait: a blocking query that took a read's socket would hold it this long
-  primary = await startPrimary(config(['--consul', gate.addr, '--consul-max-conns', String(BUDGET), '--consul-wait', '30s',
+  primary = await startPrimary(balancerConfig(['--consul', gate.addr, '--consul-max-conns', String(BUDGET), '--consul-wait', '30s',
     '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '1', '--log-level', 'warn', '--services', service,
     '--scripts-kv', '--scripts-kv-prefix', scope.kv('scripts/'),
     '--tls-listen', '127.0.0.1:0', '--tls-kv-prefix', scope.kv('certs/'),

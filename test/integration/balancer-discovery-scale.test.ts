@@ -4,23 +4,17 @@
 // --consul-max-conns. A 429 storm (the agent's limit at 4) makes discovery back off, not hot-loop.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { Agent, request } from 'undici';
 import { startPrimary } from '../../balancer/src/cluster/primary.js';
-import { parseBalancerArgs, type Config } from '../../balancer/src/config.js';
 import { watchConsulCatalog } from '../../balancer/src/discovery/consul-catalog.js';
+import { balancerConfig } from '../support/balancer-config.js';
 import { cleanConsul, consulForTest, type ConsulTarget } from '../support/consul.js';
+import { startNamedBackend } from '../support/http-backend.js';
+import { until } from '../support/poll.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const RUN = `scale${process.pid}x${Date.now().toString(36)}`;
-
-function config(argv: string[]): Config {
-  const c = parseBalancerArgs(argv, {}, { cores: 1 });
-  if (c.kind !== 'config') throw new Error(`bad test config: ${JSON.stringify(c)}`);
-  return c;
-}
 
 /** The test's own client to the agent: a few connections, counted in the budget check below. */
 const TEST_CONNS = 4;
@@ -40,35 +34,15 @@ async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) 
   }));
 }
 
-async function backend(name: string): Promise<{ server: http.Server; port: number }> {
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => res.end(name));
-  });
-  server.keepAliveTimeout = 10_000;
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, port: (server.address() as AddressInfo).port };
-}
-
 const proxyClient = new Agent({ connections: 16 });
 async function get(port: number, host: string): Promise<{ status: number; body: string }> {
   const res = await request(`http://127.0.0.1:${port}/`, { headers: { host }, dispatcher: proxyClient, signal: AbortSignal.timeout(5000) });
   return { status: res.statusCode, body: await res.body.text() };
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 test('1,000 services x 3 instances, 2 workers, budget 16: all routable, a change reaches traffic, the agent never sees more than the budget', { timeout: 120_000 }, async (t) => {
   const consul = await consulForTest();
-  const backends = await Promise.all(['i0', 'i1', 'i2', 'new'].map(backend));
+  const backends = await Promise.all(['i0', 'i1', 'i2', 'new'].map((name) => startNamedBackend(name, { keepAliveTimeoutMs: 10_000 })));
   const services = Array.from({ length: 1000 }, (_, i) => `${RUN}-s${i}`);
   let primary: Awaited<ReturnType<typeof startPrimary>> | undefined;
   try {
@@ -77,7 +51,7 @@ test('1,000 services x 3 instances, 2 workers, budget 16: all routable, a change
     consul.double?.resetStats();
 
     const started = Date.now();
-    primary = await startPrimary(config(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '2',
+    primary = await startPrimary(balancerConfig(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '2',
       '--consul-wait', '5s', '--consul-max-conns', '16', '--log-level', 'warn', '--services', services.join(',')]), logger);
     const port = primary.proxy.port;
     // every service answers through the proxy (both workers serve; requests spread over 16 sockets)

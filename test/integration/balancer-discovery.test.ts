@@ -3,37 +3,23 @@
 // running, traffic continues on the last table during the outage and follows Consul after it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { request } from 'undici';
 import { startPrimary } from '../../balancer/src/cluster/primary.js';
-import { parseBalancerArgs, type Config } from '../../balancer/src/config.js';
 import { watchConsulCatalog } from '../../balancer/src/discovery/consul-catalog.js';
 import type { CatalogSnapshot } from '../../balancer/src/routing/types.js';
+import { balancerConfig } from '../support/balancer-config.js';
+import { consulPut } from '../support/consul-http.js';
 import { consulForTest, testScope, type ConsulTarget, type TestScope } from '../support/consul.js';
+import { startNamedBackend } from '../support/http-backend.js';
+import { until } from '../support/poll.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
-async function consulPut(consul: ConsulTarget, path: string, body?: unknown): Promise<void> {
-  const res = await request(`${consul.url}${path}`, { method: 'PUT', body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(5000) });
-  const text = await res.body.text();
-  assert.equal(res.statusCode, 200, `PUT ${path}: ${text}`);
-}
 // IDs and names go through the test's scope: a shared agent holds other tests' services too
 const register = (c: ConsulTarget, scope: TestScope, id: string, name: string, port: number, tags: string[] = []) =>
   consulPut(c, '/v1/agent/service/register', { ID: scope.id(id), Name: scope.name(name), Address: '127.0.0.1', Port: port, Tags: tags });
 const deregister = (c: ConsulTarget, scope: TestScope, id: string) => consulPut(c, `/v1/agent/service/deregister/${encodeURIComponent(scope.id(id))}`);
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 5000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 function ports(s: CatalogSnapshot | undefined, service: string): number[] {
   return (s?.services[service] ?? []).map((i) => i.port).sort((a, b) => a - b);
@@ -58,13 +44,13 @@ test('watcher follows register/deregister, emits only changes, survives an outag
     assert.equal(first.services[scope.name('web')][0].status, 'passing');
 
     await register(consul, scope, 'web-2', 'web', 9002, ['weight=2']);
-    await until('web-2 seen', () => ports(watcher.current(), scope.name('web')).length === 2);
+    await until('web-2 seen', () => ports(watcher.current(), scope.name('web')).length === 2, 5000);
     await register(consul, scope, 'api-1', 'api', 9100);
-    await until('api seen', () => ports(watcher.current(), scope.name('api')).length === 1);
+    await until('api seen', () => ports(watcher.current(), scope.name('api')).length === 1, 5000);
     await deregister(consul, scope, 'web-1');
-    await until('web-1 gone', () => ports(watcher.current(), scope.name('web')).join() === '9002');
+    await until('web-1 gone', () => ports(watcher.current(), scope.name('web')).join() === '9002', 5000);
     await deregister(consul, scope, 'api-1');
-    await until('api gone', () => watcher.current()?.services[scope.name('api')] === undefined);
+    await until('api gone', () => watcher.current()?.services[scope.name('api')] === undefined, 5000);
 
     // re-registering identical content changes the index, not the content: no new snapshot
     const count = snapshots.length;
@@ -74,7 +60,7 @@ test('watcher follows register/deregister, emits only changes, survives an outag
 
     // outage: the last snapshot stays, reachability flips, and comes back after restore
     await consul.outage();
-    await until('unreachable', () => watcher.reachable() === false);
+    await until('unreachable', () => watcher.reachable() === false, 5000);
     assert.deepEqual(ports(watcher.current(), scope.name('web')), [9002]);
     await consul.restore();
     await register(consul, scope, 'web-3', 'web', 9003);
@@ -90,22 +76,6 @@ test('watcher follows register/deregister, emits only changes, survives an outag
   }
 });
 
-function config(argv: string[]): Config {
-  const c = parseBalancerArgs(argv, {}, { cores: 1 });
-  if (c.kind !== 'config') throw new Error(`bad test config: ${JSON.stringify(c)}`);
-  return c;
-}
-
-async function backend(name: string): Promise<{ server: http.Server; port: number }> {
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => res.end(name));
-  });
-  server.keepAliveTimeout = 10_000;
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, port: (server.address() as AddressInfo).port };
-}
-
 async function get(port: number, host: string): Promise<{ status: number; body: string }> {
   const res = await request(`http://127.0.0.1:${port}/`, { headers: { host }, signal: AbortSignal.timeout(3000) });
   return { status: res.statusCode, body: await res.body.text() };
@@ -114,12 +84,12 @@ async function get(port: number, host: string): Promise<{ status: number; body: 
 test('whole primary: traffic follows Consul, continues on the last table in an outage, recovers after restore', async () => {
   const consul = await consulForTest();
   const scope = testScope();
-  const a = await backend('a');
-  const b = await backend('b');
+  const a = await startNamedBackend('a', { keepAliveTimeoutMs: 10_000 });
+  const b = await startNamedBackend('b', { keepAliveTimeoutMs: 10_000 });
   let primary: Awaited<ReturnType<typeof startPrimary>> | undefined;
   try {
     await register(consul, scope, 'web-a', 'web', a.port);
-    primary = await startPrimary(config(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '1',
+    primary = await startPrimary(balancerConfig(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '1',
       '--consul-wait', '2s', '--log-level', 'warn']), logger);
     const port = primary.proxy.port;
     assert.deepEqual(await get(port, scope.name('web')), { status: 200, body: 'a' });
@@ -129,7 +99,7 @@ test('whole primary: traffic follows Consul, continues on the last table in an o
     await until('traffic on b only', async () => {
       for (let i = 0; i < 4; i++) if ((await get(port, scope.name('web'))).body !== 'b') return undefined;
       return true;
-    });
+    }, 5000);
 
     await consul.outage();
     await new Promise((r) => setTimeout(r, 300));
@@ -168,7 +138,7 @@ test('a burst of registrations is coalesced: fewer snapshots than changes, the l
     await watcher.ready;
     const BURST = 30;
     await Promise.all(Array.from({ length: BURST }, (_, i) => register(consul, scope, `burst-${i}`, 'burst', 10_000 + i)));
-    await until('all burst instances', () => ports(watcher.current(), scope.name('burst')).length === BURST);
+    await until('all burst instances', () => ports(watcher.current(), scope.name('burst')).length === BURST, 5000);
     await new Promise((r) => setTimeout(r, 100));
     assert.ok(snapshots.length < BURST / 2, `${snapshots.length} snapshots for ${BURST} changes`);
     assert.equal(ports(snapshots[snapshots.length - 1], scope.name('burst')).length, BURST);

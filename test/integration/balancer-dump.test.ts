@@ -6,13 +6,14 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
-import { consulForTest, testScope, type ConsulTarget } from '../support/consul.js';
+import { consulPut } from '../support/consul-http.js';
+import { consulForTest, testScope } from '../support/consul.js';
+import { startNamedBackend } from '../support/http-backend.js';
+import { untilRetryingErrors } from '../support/poll.js';
 
 function findBin(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
@@ -81,34 +82,9 @@ async function stopBalancer(r: Running): Promise<number | null> {
   return code;
 }
 
-async function backend(name: string): Promise<{ server: http.Server; port: number }> {
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => res.end(name));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, port: (server.address() as AddressInfo).port };
-}
-
 async function get(port: number, host: string): Promise<{ status: number; body: string }> {
   const res = await request(`http://127.0.0.1:${port}/`, { headers: { host }, signal: AbortSignal.timeout(3000) });
   return { status: res.statusCode, body: await res.body.text() };
-}
-
-async function consulPut(consul: ConsulTarget, p: string, body?: unknown): Promise<void> {
-  const res = await request(`${consul.url}${p}`, { method: 'PUT', body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(5000) });
-  await res.body.text();
-  assert.equal(res.statusCode, 200);
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 8000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 test('restart with Consul down serves from the dump; --strong-dependency refuses to start', { timeout: 90_000 }, async () => {
@@ -118,9 +94,9 @@ test('restart with Consul down serves from the dump; --strong-dependency refuses
   const web = scope.name('web');
   const dir = await mkdtemp(path.join(os.tmpdir(), 'balancer-dump-'));
   const dumpFile = path.join(dir, 'dump.json');
-  const a = await backend('a');
-  const b = await backend('b');
-  const c = await backend('c');
+  const a = await startNamedBackend('a');
+  const b = await startNamedBackend('b');
+  const c = await startNamedBackend('c');
   const running: Running[] = [];
   const common = ['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '1', '--dump-file', dumpFile, '--consul-wait', '2s'];
   try {
@@ -131,8 +107,8 @@ test('restart with Consul down serves from the dump; --strong-dependency refuses
     // an admin-API upstream must survive the restart too
     const post = await request(`http://127.0.0.1:${first.adminPort}/upstream/api`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: `server 127.0.0.1:${b.port};` });
     assert.equal(post.statusCode, 200, await post.body.text());
-    await until('api served', async () => ((await get(first.proxyPort, 'api')).body === 'b' ? true : undefined));
-    await until('dump has api', async () => (JSON.parse(await readFile(dumpFile, 'utf8')).adminUpstreams.api ? true : undefined));
+    await untilRetryingErrors('api served', async () => ((await get(first.proxyPort, 'api')).body === 'b' ? true : undefined), 8000);
+    await untilRetryingErrors('dump has api', async () => (JSON.parse(await readFile(dumpFile, 'utf8')).adminUpstreams.api ? true : undefined), 8000);
     assert.equal(await stopBalancer(first), 0, 'graceful stop exits 0');
 
     await consul.outage();
@@ -150,7 +126,7 @@ test('restart with Consul down serves from the dump; --strong-dependency refuses
     await consul.restore();
     await consulPut(consul, '/v1/agent/service/register', { ID: scope.id('web-c'), Name: web, Address: '127.0.0.1', Port: c.port });
     await consulPut(consul, `/v1/agent/service/deregister/${scope.id('web-a')}`);
-    await until('web moved to c', async () => ((await get(second.proxyPort, web)).body === 'c' ? true : undefined), 15_000);
+    await untilRetryingErrors('web moved to c', async () => ((await get(second.proxyPort, web)).body === 'c' ? true : undefined), 15_000);
     assert.deepEqual(await get(second.proxyPort, 'api'), { status: 200, body: 'b' });
     assert.equal(await stopBalancer(second), 0);
   } finally {

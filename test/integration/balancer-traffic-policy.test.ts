@@ -4,13 +4,13 @@
 // upstream (dyups `canary`, JSON "canary": true) with an admin canary policy, without Consul.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { request } from 'undici';
 import { startPrimary } from '../../balancer/src/cluster/primary.js';
-import { parseBalancerArgs, type Config } from '../../balancer/src/config.js';
+import { balancerConfig } from '../support/balancer-config.js';
 import { cleanConsul, consulForTest, type ConsulTarget } from '../support/consul.js';
+import { startNamedBackend } from '../support/http-backend.js';
+import { until } from '../support/poll.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const RUN = `pol${process.pid}`;
@@ -26,28 +26,11 @@ async function consulCall(consul: ConsulTarget, method: string, path: string, bo
 const register = (c: ConsulTarget, id: string, port: number, tags: string[]) =>
   consulCall(c, 'PUT', '/v1/agent/service/register', JSON.stringify({ ID: id, Name: SERVICE, Address: '127.0.0.1', Port: port, Tags: tags }));
 
-async function backend(name: string): Promise<{ server: http.Server; port: number }> {
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => res.end(name));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, port: (server.address() as AddressInfo).port };
-}
-
 interface Answer { status: number; body: string; setCookie: string[] }
 async function get(port: number, headers: Record<string, string> = {}): Promise<Answer> {
   const res = await request(`http://127.0.0.1:${port}/`, { headers: { host: SERVICE, ...headers }, signal: AbortSignal.timeout(3000) });
   const sc = res.headers['set-cookie'];
   return { status: res.statusCode, body: await res.body.text(), setCookie: sc === undefined ? [] : Array.isArray(sc) ? sc : [sc] };
-}
-
-async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 8000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 async function bodies(port: number, n: number, headers: Record<string, string> = {}): Promise<Set<string>> {
@@ -56,27 +39,21 @@ async function bodies(port: number, n: number, headers: Record<string, string> =
   return seen;
 }
 
-function config(argv: string[]): Config {
-  const c = parseBalancerArgs(argv, {}, { cores: 1 });
-  if (c.kind !== 'config') throw new Error(`bad test config: ${JSON.stringify(c)}`);
-  return c;
-}
-
 test('canary, sticky cookie, KV and admin policies through the real balancer', async () => {
   const consul = await consulForTest();
-  const s1 = await backend('s1');
-  const s2 = await backend('s2');
-  const c1 = await backend('c1');
+  const s1 = await startNamedBackend('s1');
+  const s2 = await startNamedBackend('s2');
+  const c1 = await startNamedBackend('c1');
   let primary: Awaited<ReturnType<typeof startPrimary>> | undefined;
   try {
     await register(consul, `${RUN}-s1`, s1.port, ['canary_header=X-Canary', 'sticky=cookie:sid', 'sticky_ttl=10m']);
     await register(consul, `${RUN}-s2`, s2.port, []);
     await register(consul, `${RUN}-c1`, c1.port, ['canary']);
-    primary = await startPrimary(config(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '1',
+    primary = await startPrimary(balancerConfig(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '1',
       '--consul-wait', '2s', '--log-level', 'warn', '--sticky-secret', 'e2e']), logger);
     const port = primary.proxy.port;
     const admin = `http://127.0.0.1:${primary.admin.port}`;
-    await until('all three instances in the table', async () => (primary!.holder.current().upstreams[SERVICE]?.servers.length ?? 0) === 3);
+    await until('all three instances in the table', async () => (primary!.holder.current().upstreams[SERVICE]?.servers.length ?? 0) === 3, 8000);
 
     // tags: weight 0, header forcing, sticky cookie
     assert.deepEqual([...await bodies(port, 6, { 'x-canary': 'always' })], ['c1']);
@@ -98,7 +75,7 @@ test('canary, sticky cookie, KV and admin policies through the real balancer', a
 
     // Consul KV policy, followed with blocking queries: everything to the canary
     await consulCall(consul, 'PUT', `/v1/kv/${KV_KEY}`, JSON.stringify({ canary: { weight: 100 } }));
-    await until('KV policy live', async () => (await bodies(port, 4)).has('c1') && (await bodies(port, 4)).size === 1);
+    await until('KV policy live', async () => (await bodies(port, 4)).has('c1') && (await bodies(port, 4)).size === 1, 8000);
     const kvView = (await (await request(`${admin}/policy/${SERVICE}`)).body.json()) as { source: string; canaryServers: string[] };
     assert.equal(kvView.source, 'kv');
     assert.deepEqual(kvView.canaryServers, [`127.0.0.1:${c1.port}`]);
@@ -117,7 +94,7 @@ test('canary, sticky cookie, KV and admin policies through the real balancer', a
 
     // KV key removed: back to the tags (weight 0)
     await consulCall(consul, 'DELETE', `/v1/kv/${KV_KEY}`);
-    await until('tags policy again', async () => !(await bodies(port, 6)).has('c1'));
+    await until('tags policy again', async () => !(await bodies(port, 6)).has('c1'), 8000);
   } finally {
     await primary?.stop();
     await consulCall(consul, 'DELETE', `/v1/kv/${KV_KEY}`).catch(() => undefined);
@@ -128,11 +105,11 @@ test('canary, sticky cookie, KV and admin policies through the real balancer', a
 });
 
 test('admin upstreams mark canary servers (dyups text and JSON) and an admin canary policy splits them', async () => {
-  const s1 = await backend('s1');
-  const c1 = await backend('c1');
+  const s1 = await startNamedBackend('s1');
+  const c1 = await startNamedBackend('c1');
   let primary: Awaited<ReturnType<typeof startPrimary>> | undefined;
   try {
-    primary = await startPrimary(config(['--no-consul', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '1', '--log-level', 'warn']), logger);
+    primary = await startPrimary(balancerConfig(['--no-consul', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '1', '--log-level', 'warn']), logger);
     const port = primary.proxy.port;
     const admin = `http://127.0.0.1:${primary.admin.port}`;
     const post = await request(`${admin}/upstream/${SERVICE}`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: `server 127.0.0.1:${s1.port}; server 127.0.0.1:${c1.port} canary;` });

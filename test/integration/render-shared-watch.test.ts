@@ -11,11 +11,12 @@ import os from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { startPrimary } from '../../balancer/src/cluster/primary.js';
-import { parseBalancerArgs, type Config } from '../../balancer/src/config.js';
 import { fetchDependency } from '../../balancer/src/render/consul-fetch.js';
 import { startRenderJobs } from '../../balancer/src/render/render-jobs.js';
 import { startRenderer } from '../../balancer/src/render/renderer.js';
+import { balancerConfig } from '../support/balancer-config.js';
 import { consulForTest, testScope, type ConsulTarget, type TestScope } from '../support/consul.js';
+import { until } from '../support/poll.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }, pino.destination({ fd: 2, sync: true }));
 const BUDGET = 8;
@@ -55,28 +56,12 @@ async function registerMany(consul: ConsulTarget, scope: TestScope, count: numbe
   return names;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 /** every open connection of the registration client is gone (the double counts them per client) */
 async function quiet(consul: ConsulTarget): Promise<void> {
   if (!consul.double) return;
   const double = consul.double;
   await until('registration connections closed', () => double.stats().open === 0, 5000);
   double.resetStats();
-}
-
-function config(argv: string[]): Config {
-  const c = parseBalancerArgs(argv, {}, { cores: 1 });
-  if (c.kind !== 'config') throw new Error(`bad test config: ${JSON.stringify(c)}`);
-  return c;
 }
 
 const serviceLines = (scope: TestScope) => `{{#each (services)}}{{#if (hasPrefix Name "${scope.tag}-")}}{{Name}}:{{#each (sortBy (service Name) "Port")}} {{Port}}{{/each}}
@@ -178,7 +163,7 @@ test('reload mode: 300 services x 2, budget 8: every service in the served table
   const names = await registerMany(consul, scope, 300, 2);
   await quiet(consul);
   const started = Date.now();
-  primary = await startPrimary(config(['--mode', 'reload', '--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0',
+  primary = await startPrimary(balancerConfig(['--mode', 'reload', '--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0',
     '--workers', '1', '--consul-wait', '5s', '--consul-max-conns', String(BUDGET), '--config-out', join(dir, 'balancer.conf'), '--log-level', 'warn']), logger);
   const holder = primary.holder;
   const mine = () => Object.keys(holder.current().upstreams).filter((n) => n.startsWith(`${scope.tag}-`));
