@@ -371,6 +371,35 @@ export class PeerHealth implements PeerState {
     return out;
   }
 
+  /**
+   * The status of the servers not at rest, per upstream (upstreams with none are left out). At rest:
+   * status ok, no last error, no failure counted, nothing in flight, an active check (if and only if
+   * the upstream has one) up with no error: a server's status then says only that, so a reader can
+   * fill it in (admin/routes/dashboard.ts). One pass without allocation for the resting ones.
+   */
+  notable(table: RouteTable, now: number): PeerUpstreamStatus[] {
+    const out: PeerUpstreamStatus[] = [];
+    for (const name of Object.keys(table.upstreams)) {
+      const u = table.upstreams[name];
+      let servers: PeerServerStatus[] | undefined;
+      for (const s of u.servers) {
+        if (this.atRest(s, u.check !== undefined, now)) continue;
+        (servers ??= []).push(this.serverStatus(s, now));
+      }
+      if (servers !== undefined) out.push({ name, algorithm: u.algorithm, servers });
+    }
+    return out;
+  }
+
+  private atRest(s: ServerSpec, checked: boolean, now: number): boolean {
+    const r = this.records.get(s.id);
+    if (s.down || r === undefined) return false;
+    if (r.lastError !== undefined || r.failCount > 0 || r.inflight > 0) return false;
+    if ((r.active !== null) !== checked) return false;
+    if (r.active !== null && (!r.active.up || r.activeError !== undefined)) return false;
+    return this.label(r, now) === 'ok';
+  }
+
   /** One upstream in a few numbers, without building a status object per server. */
   summarize(u: UpstreamSpec, now: number): { servers: number; inflight: number; notOk: [string, 'err' | 'ejected' | 'down'][] } {
     let inflight = 0;

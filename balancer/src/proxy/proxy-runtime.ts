@@ -161,8 +161,24 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
       const u = table.upstreams[name];
       return { name, algorithm: u.algorithm, ...health.summarize(u, t), ...panicOf(name) };
     });
+    let notable: UpstreamStatus[] | undefined;
+    if (query.notable === true) {
+      const byName = new Map(health.notable(table, t).map((up) => [up.name, up]));
+      // upstreams with panic figures come too (the dashboard shows them), with no server at rest
+      for (const [name, picker] of pickers) {
+        if (picker.panic !== undefined && !byName.has(name) && Object.hasOwn(table.upstreams, name)) {
+          byName.set(name, { name, algorithm: table.upstreams[name].algorithm, servers: [] });
+        }
+      }
+      notable = [...byName.values()].map((up) => ({
+        ...up,
+        servers: up.servers.map((s) => ({ ...s, pool: transport.stats(s.id) })),
+        ...panicOf(up.name),
+      }));
+    }
     return {
       ...(upstreams !== undefined ? { upstreams } : {}),
+      ...(notable !== undefined ? { notable } : {}),
       ...(summaries !== undefined ? { summaries } : {}),
       ...(query.scripts === true ? { scripts: scriptStats() } : {}),
     };

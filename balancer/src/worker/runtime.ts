@@ -97,6 +97,11 @@ export interface StatusQuery {
   readonly summary?: boolean;
   /** the request scripts' counts */
   readonly scripts?: boolean;
+  /**
+   * every upstream's servers that are not in the resting state (see PeerHealth.notable; the others
+   * are ok, no error, nothing in flight), and every upstream with panic figures: the dashboard's read
+   */
+  readonly notable?: boolean;
 }
 
 /** One upstream in a few numbers; notOk lists [serverId, status] of its servers that are not ok. */
@@ -112,6 +117,7 @@ export interface UpstreamSummary {
 export interface StatusAnswer {
   readonly upstreams?: UpstreamStatus[];
   readonly summaries?: UpstreamSummary[];
+  readonly notable?: UpstreamStatus[];
   readonly scripts?: import('../scripts/script-host.js').ScriptStats[];
 }
 

@@ -6,7 +6,10 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { DashboardFeed } from '../../metrics/dashboard-feed.js';
 import { DASHBOARD_HTML } from '../dashboard-page.js';
 import type { AdminDeps } from '../deps.js';
-import { mergeWorkerStatus } from '../merge-status.js';
+import { mergeWorkerStatus, type MergedUpstreamStatus } from '../merge-status.js';
+import type { RouteTable } from '../../routing/types.js';
+import type { ServerHealthInput } from '../../metrics/dashboard-state.js';
+import { workerAnswers } from './status.js';
 
 /** Paths that answer without the admin token (the page only; its data needs the token). */
 export const PUBLIC_DASHBOARD_PATHS: ReadonlySet<string> = new Set(['/', '/dashboard']);
@@ -60,7 +63,13 @@ function dashboardFeedFor(deps: AdminDeps): DashboardFeed {
     table: () => deps.holder.current(),
     snapshot: () => deps.holder.currentSnapshot(),
     onTableChange: (l) => deps.holder.subscribe(l),
-    health: async () => mergeWorkerStatus((deps.workers ? await deps.workers.status() : []).map((r) => r.upstreams)),
+    health: async () => {
+      // the servers not at rest only: a whole status of every server each second cost the workers
+      // seconds at 50,000 servers; the resting ones are filled in from the table
+      const answers = await workerAnswers(deps, { notable: true });
+      const merged = mergeWorkerStatus(answers.map((r) => r.answer.notable ?? []));
+      return answers.length === 0 ? merged : withRestingServers(merged, deps.holder.current());
+    },
     workers: () => {
       const m = deps.metrics?.() ?? {};
       const n = (k: string) => (typeof m[k] === 'number' ? (m[k] as number) : 0);
@@ -70,4 +79,30 @@ function dashboardFeedFor(deps: AdminDeps): DashboardFeed {
     consulReachable: () => deps.consulReachable?.(),
     metrics: deps.balancerMetrics,
   });
+}
+
+/**
+ * The merged status of the servers not at rest, plus every other server of the table as a resting
+ * one reads (PeerHealth.notable): ok, no error, nothing in flight, its active check up. A server
+ * listed by the workers but not (yet) by this table keeps what they said.
+ */
+export function withRestingServers(notable: readonly MergedUpstreamStatus[], table: RouteTable): { name: string; servers: ServerHealthInput[]; panic?: MergedUpstreamStatus['panic'] }[] {
+  const byName = new Map(notable.map((u) => [u.name, u]));
+  const out: { name: string; servers: ServerHealthInput[]; panic?: MergedUpstreamStatus['panic'] }[] = [];
+  for (const name of Object.keys(table.upstreams)) {
+    const u = table.upstreams[name];
+    const told = byName.get(name);
+    byName.delete(name);
+    const listed = new Map<string, ServerHealthInput>((told?.servers ?? []).map((s) => [s.id, s]));
+    const servers: ServerHealthInput[] = [...listed.values()];
+    for (const s of u.servers) {
+      if (listed.has(s.id)) continue;
+      servers.push(u.check === undefined
+        ? { id: s.id, status: s.down ? 'down' : 'ok', failCount: 0, inflight: 0 }
+        : { id: s.id, status: s.down ? 'down' : 'ok', failCount: 0, inflight: 0, activeCheck: { up: true, consecutive: 0 } });
+    }
+    out.push(told?.panic === undefined ? { name, servers } : { name, servers, panic: told.panic });
+  }
+  for (const u of byName.values()) out.push(u);
+  return out;
 }

@@ -55,6 +55,8 @@ export async function workerAnswers(deps: AdminDeps, query: StatusQuery): Promis
     answer: {
       ...(wanted !== undefined ? { upstreams: r.upstreams.filter((u) => wanted.has(u.name)) } : {}),
       ...(query.summary === true ? { summaries: r.upstreams.map(summaryOfStatus) } : {}),
+      // every server, resting or not: what a resting one would be filled in with is what it says
+      ...(query.notable === true ? { notable: [...r.upstreams] } : {}),
       ...(query.scripts === true && r.scripts !== undefined ? { scripts: [...r.scripts] } : {}),
     },
   }));
