@@ -237,3 +237,49 @@ test('differential: random health events and table changes, the primary\'s gauge
     }
   }
 });
+
+test('retainChanged picks a shared server\'s settings as retain does (first owner by name with a check, else the first), without a pass over its owners', () => {
+  const check = { type: 'http' as const, path: '/h', intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3, expectStatuses: [200] };
+  for (const seed of [21, 22, 23, 24]) {
+    const rnd = mulberry32(seed);
+    const ids = ['10.9.0.1:80', '10.9.0.2:80', '10.9.0.3:80'];
+    const names = Array.from({ length: 12 }, (_, i) => `u${String.fromCharCode(97 + i)}`);
+    const specOf = (name: string): UpstreamSpec | undefined => {
+      if (rnd() < 0.2) return undefined;
+      const servers = ids.filter(() => rnd() < 0.6).map((id) => srv(id, { maxFails: 1 + Math.floor(rnd() * 3) }));
+      return { ...upstream(name, servers), ...(rnd() < 0.3 ? { check: { ...check, rise: 1 + Math.floor(rnd() * 3) } } : {}) };
+    };
+    const ups: Record<string, UpstreamSpec> = {};
+    for (const n of names) {
+      const u = specOf(n);
+      if (u !== undefined) ups[n] = u;
+    }
+    let table = tableFromUpstreams(ups, []);
+    const inc = new PeerHealth({ sharedActive: true });
+    inc.retain(table, 0);
+    for (let step = 1; step < 150; step++) {
+      const next: Record<string, UpstreamSpec> = { ...table.upstreams };
+      const changed = new Set<string>();
+      for (let k = 0; k < 1 + Math.floor(rnd() * 2); k++) {
+        const n = names[Math.floor(rnd() * names.length)];
+        const u = specOf(n);
+        if (u === undefined) delete next[n];
+        else next[n] = u;
+        changed.add(n);
+      }
+      const nextTable = tableFromUpstreams(next, []);
+      inc.retainChanged(table, nextTable, changed, step);
+      table = nextTable;
+      const full = new PeerHealth({ sharedActive: true });
+      full.retain(table, step);
+      // the settings show in the status: active (check or not, its rise) and what max_fails does
+      const shape = (h: PeerHealth) => h.status(table, step).map((u) => [u.name, u.servers.map((s) => [s.id, s.active === null ? null : s.active.up])]);
+      assert.deepEqual(shape(inc), shape(full), `seed ${seed} step ${step}`);
+      for (const id of ids) {
+        const a = (inc as unknown as { records: Map<string, { activeSpec?: { rise: number }; passive: { maxFails: number } }> }).records.get(id);
+        const b = (full as unknown as { records: Map<string, { activeSpec?: { rise: number }; passive: { maxFails: number } }> }).records.get(id);
+        assert.deepEqual([a?.activeSpec?.rise, a?.passive.maxFails], [b?.activeSpec?.rise, b?.passive.maxFails], `seed ${seed} step ${step} ${id}: settings`);
+      }
+    }
+  }
+});

@@ -106,6 +106,8 @@ export class PeerHealth implements PeerState {
   private readonly sharedStates = new Map<string, SharedActiveState>();
   /** per server ID: the upstreams of the table listing it (what retainChanged keeps up to date) */
   private readonly owners = new Map<string, Set<string>>();
+  /** per server ID: the owner whose settings it took at the last retainChanged (see settingsOwner) */
+  private readonly chosenOwner = new Map<string, string>();
   /**
    * Server IDs whose in-flight count or up state may have moved since takeGaugeChanges (the metrics
    * report reads only these); undefined until the first call, so nothing is tracked without metrics.
@@ -216,6 +218,7 @@ export class PeerHealth implements PeerState {
   retain(table: RouteTable, now: number = this.lastNow): void {
     const wanted = new Map<string, { server: ServerSpec; check: ActiveCheckSpec | undefined }>();
     this.owners.clear();
+    this.chosenOwner.clear();
     for (const name of Object.keys(table.upstreams)) {
       const u = table.upstreams[name];
       for (const s of u.servers) {
@@ -263,20 +266,41 @@ export class PeerHealth implements PeerState {
       const owners = this.owners.get(id);
       if (owners === undefined || owners.size === 0) {
         this.owners.delete(id);
+        this.chosenOwner.delete(id);
         if (this.records.delete(id)) dropped.push(id);
         this.sharedStates.delete(id);
         continue;
       }
-      let chosen: UpstreamSpec | undefined;
-      for (const name of [...owners].sort()) {
-        const u = table.upstreams[name];
-        if (chosen === undefined || (!chosen.check && u.check)) chosen = u;
-        if (chosen.check) break;
-      }
-      const server = chosen!.servers.find((s) => s.id === id)!;
-      this.follow(id, server, chosen!.check, now);
+      const name = this.settingsOwner(id, owners, table, changed);
+      const chosen = table.upstreams[name];
+      const server = chosen.servers.find((s) => s.id === id)!;
+      this.follow(id, server, chosen.check, now);
     }
     return dropped;
+  }
+
+  /**
+   * The upstream whose settings a server takes: the first owner by name that has a check, else the
+   * first. A server can be listed by thousands of upstreams: the last choice stands unless it changed
+   * or a changed owner beats it, so a change costs its own upstreams, not every owner.
+   */
+  private settingsOwner(id: string, owners: ReadonlySet<string>, table: RouteTable, changed: ReadonlySet<string>): string {
+    const better = (a: string, b: string | undefined): boolean => {
+      if (b === undefined) return true;
+      const ca = table.upstreams[a].check !== undefined;
+      const cb = table.upstreams[b].check !== undefined;
+      return ca !== cb ? ca : a < b;
+    };
+    const last = this.chosenOwner.get(id);
+    let pick: string | undefined;
+    if (last !== undefined && owners.has(last) && !changed.has(last)) {
+      pick = last;
+      for (const name of changed) if (owners.has(name) && better(name, pick)) pick = name;
+    } else {
+      for (const name of owners) if (better(name, pick)) pick = name;
+    }
+    this.chosenOwner.set(id, pick!);
+    return pick!;
   }
 
   private ownerOf(id: string): Set<string> {
@@ -288,6 +312,9 @@ export class PeerHealth implements PeerState {
   /** Creates or updates one server's record. */
   private follow(id: string, server: ServerSpec, check: ActiveCheckSpec | undefined, now: number): void {
     let r = this.records.get(id);
+    // new settings can change an existing server's state (max_fails 0, a new rise/fall); a new
+    // server is in a changed upstream, which the metrics report reads whole anyway
+    const before = r === undefined ? undefined : this.label(r, now);
     if (!r) {
       r = {
         passive: new PassiveHealth(server.maxFails, server.failTimeoutMs),
@@ -316,7 +343,9 @@ export class PeerHealth implements PeerState {
       if (known) r.active.force(known.up, known.consecutive);
     }
     r.activeSpec = check;
-    this.gaugeChanged?.add(id);
+    // not marked for every follow: a server listed by thousands of upstreams would make the next
+    // report read all of them for a change to one
+    if (before !== undefined && before !== this.label(r, now)) this.gaugeChanged?.add(id);
   }
 
   /**
