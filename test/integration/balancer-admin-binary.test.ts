@@ -3,22 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
-
-function findBin(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const candidate = path.join(dir, 'bin', 'balancer.js');
-    if (existsSync(candidate)) return candidate;
-    dir = path.dirname(dir);
-  }
-  throw new Error('bin/balancer.js not found');
-}
+import { balancerBin } from '../support/repo-root.js';
 
 test('--no-consul: admin API with token feeds 2 workers; SIGTERM drains in-flight requests', { timeout: 60_000 }, async () => {
   let slowSeen = 0;
@@ -33,7 +21,7 @@ test('--no-consul: admin API with token feeds 2 workers; SIGTERM drains in-fligh
   });
   await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
   const backendPort = (backend.address() as AddressInfo).port;
-  const child = spawn(process.execPath, [findBin(), '--no-consul', '--workers', '2', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0',
+  const child = spawn(process.execPath, [balancerBin(), '--no-consul', '--workers', '2', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0',
     '--admin-token', 'tok', '--drain-timeout', '10s'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));

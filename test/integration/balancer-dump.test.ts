@@ -4,27 +4,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { consulPut } from '../support/consul-http.js';
 import { consulForTest, testScope } from '../support/consul.js';
 import { startNamedBackend } from '../support/http-backend.js';
 import { untilRetryingErrors } from '../support/poll.js';
+import { balancerBin } from '../support/repo-root.js';
 
-function findBin(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const candidate = path.join(dir, 'bin', 'balancer.js');
-    if (existsSync(candidate)) return candidate;
-    dir = path.dirname(dir);
-  }
-  throw new Error('bin/balancer.js not found');
-}
-const BIN = findBin();
+const BIN = balancerBin();
 
 interface Running {
   readonly child: ChildProcess;

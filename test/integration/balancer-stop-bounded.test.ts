@@ -4,21 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-function findBin(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const p = path.join(dir, 'bin', 'balancer.js');
-    if (existsSync(p) && existsSync(path.join(dir, 'package.json'))) return p;
-    dir = path.dirname(dir);
-  }
-  throw new Error('bin/balancer.js not found');
-}
+import { balancerBin } from '../support/repo-root.js';
 
 async function hungConsul(): Promise<{ port: number; close: () => Promise<void> }> {
   const sockets = new Set<net.Socket>();
@@ -40,7 +28,7 @@ async function hungConsul(): Promise<{ port: number; close: () => Promise<void> 
 for (const mode of ['dynamic', 'reload'] as const) {
   test(`${mode} mode: SIGTERM with a hung Consul agent exits promptly with a clear log line`, { timeout: 60_000 }, async () => {
     const consul = await hungConsul();
-    const child = spawn(process.execPath, [findBin(), '--mode', mode, '--consul', `127.0.0.1:${consul.port}`, '--listen', '127.0.0.1:0',
+    const child = spawn(process.execPath, [balancerBin(), '--mode', mode, '--consul', `127.0.0.1:${consul.port}`, '--listen', '127.0.0.1:0',
       '--admin', '127.0.0.1:0', '--workers', '1', '--drain-timeout', '2s'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (c) => (out += c));

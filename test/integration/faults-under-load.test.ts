@@ -16,7 +16,7 @@ import { spawnBalancer, type BalancerProcess } from '../support/balancer-process
 import { consulForTest, testScope, type ConsulTarget, type TestScope } from '../support/consul.js';
 import { footprint, startBackendProcess, startKeepAliveLoad, until, type BackendProcess, type Footprint, type KeepAliveLoad } from '../support/fault-kit.js';
 import { heapAfterGc, heapProbeDir, type HeapFigures, type HeapProbeDir } from '../support/heap-readings.js';
-import { repoRoot } from '../support/registrator-process.js';
+import { repoRoot } from '../support/repo-root.js';
 
 const LONG = process.env.FAULTS_LONG === '1';
 const CUT_MS = LONG ? 30_000 : 10_000;

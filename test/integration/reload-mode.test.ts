@@ -5,29 +5,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { consulRequest } from '../support/consul-http.js';
 import { consulForTest, testScope } from '../support/consul.js';
 import { freePort } from '../support/free-port.js';
 import { getByHost } from '../support/host-get.js';
 import { untilRetryingErrors } from '../support/poll.js';
+import { repoRoot } from '../support/repo-root.js';
 
 const fromTs = import.meta.url.endsWith('.ts');
-
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'templates', 'balancer.conf.hbs')) && existsSync(join(dir, 'package.json'))) return dir;
-    dir = dirname(dir);
-  }
-  throw new Error('repository root not found');
-}
 
 interface Backend {
   readonly port: number;

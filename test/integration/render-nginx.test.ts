@@ -15,8 +15,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import pino from 'pino';
 import { consulRequest } from '../support/consul-http.js';
 import { loadTemplateJob, startRenderer, type CycleReport } from '../../balancer/src/render/renderer.js';
@@ -24,18 +23,10 @@ import { consulForTest, testScope } from '../support/consul.js';
 import { freePort } from '../support/free-port.js';
 import { getByHost } from '../support/host-get.js';
 import { untilRetryingErrors } from '../support/poll.js';
+import { repoRoot } from '../support/repo-root.js';
 
 const NGINX = ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }, pino.destination({ fd: 2, sync: true }));
-
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'templates', 'nginx-upstreams.conf.hbs'))) return dir;
-    dir = dirname(dir);
-  }
-  throw new Error('templates/ not found');
-}
 
 /** nginx's own account (error log, notice level) of its worker processes started and not yet reaped. */
 async function liveWorkers(errorLog: string): Promise<string[]> {

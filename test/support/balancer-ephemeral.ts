@@ -2,7 +2,7 @@
 // line), output kept for failure messages, SIGTERM then SIGKILL on stop.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { repoRoot } from './registrator-process.js';
+import { repoRoot } from './repo-root.js';
 
 export interface BalancerProcess {
   readonly child: ChildProcess;

@@ -2,7 +2,8 @@
 // primary and its workers collected, bounded waits, SIGTERM then SIGKILL on stop, SIGKILL on demand.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { repoRoot, type LogLine } from './registrator-process.js';
+import type { LogLine } from './registrator-process.js';
+import { repoRoot } from './repo-root.js';
 
 export interface BalancerProcess {
   readonly child: ChildProcess;

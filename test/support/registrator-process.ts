@@ -2,15 +2,7 @@
 // benchmarks: its JSON log lines collected and searchable, bounded waits, SIGTERM then SIGKILL on stop.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-/** Repository root, from dist/test/support or test/support. */
-export function repoRoot(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const parts = here.split(path.sep);
-  const distAt = parts.lastIndexOf('dist');
-  return distAt >= 0 ? parts.slice(0, distAt).join(path.sep) : path.resolve(here, '..', '..');
-}
+import { repoRoot } from './repo-root.js';
 
 export interface LogLine {
   readonly level: number;

@@ -1,21 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseBalancerConf } from '../../balancer/src/render/balancer-conf.js';
 import type { DependencyValue, RenderData, ServiceInstanceView } from '../../balancer/src/render/dependencies.js';
 import { compileTemplate } from '../../balancer/src/render/template.js';
-
-/** The repository root, from src (tsx) or from dist/ (compiled). */
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'templates', 'balancer.conf.hbs'))) return dir;
-    dir = dirname(dir);
-  }
-  throw new Error('templates/ not found above the test file');
-}
+import { repoRoot } from '../support/repo-root.js';
 
 const root = repoRoot();
 const balancerTpl = compileTemplate(readFileSync(join(root, 'templates/balancer.conf.hbs'), 'utf8'), 'balancer.conf.hbs');
