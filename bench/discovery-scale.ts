@@ -116,6 +116,8 @@ interface Row {
   label: string; routableS: number; never: number; p50: number; p99: number; failedChanges: number; peakConns: number;
   reqPerChange: number; kbPerChange: number; idleCpuPct: number; rssPrimary: number; rssWorkers: number[];
   applyPrimaryMs: string; applyWorkerMs: string; rejected: number;
+  /** discovery's full rescans over the whole row, per reason; summaries read */
+  rescans: Record<string, number>; summaries: number;
 }
 
 async function runOne(S: number, mode: 'dynamic' | 'reload'): Promise<Row> {
@@ -219,6 +221,7 @@ async function runOne(S: number, mode: 'dynamic' | 'reload'): Promise<Row> {
 
     const metrics = JSON.parse(await (await request(`http://127.0.0.1:${adminPort}/metrics?format=json`, { dispatcher: proxyClient })).body.text()) as {
       table?: { buildMs?: { p50: number; p99: number } }; workerApplyMs?: { p50: number; p99: number };
+      discovery?: { rescanReasons?: Record<string, number>; summaries?: number };
     };
     const fmt = (m?: { p50: number; p99: number }) => (m ? `${m.p50.toFixed(2)} / ${m.p99.toFixed(2)}` : 'n/a');
     const all = await doubleStats(consul);
@@ -226,6 +229,7 @@ async function runOne(S: number, mode: 'dynamic' | 'reload'): Promise<Row> {
       label, routableS, never: unroutable.size, p50: q(lat, 0.5), p99: q(lat, 0.99), failedChanges,
       peakConns: all.peakByClient['127.0.0.1'] ?? 0, reqPerChange, kbPerChange, idleCpuPct, rssPrimary, rssWorkers,
       applyPrimaryMs: fmt(metrics.table?.buildMs), applyWorkerMs: fmt(metrics.workerApplyMs), rejected: all.rejected,
+      rescans: metrics.discovery?.rescanReasons ?? {}, summaries: metrics.discovery?.summaries ?? 0,
     };
   } finally {
     if (double.child.exitCode !== null || double.child.signalCode !== null) process.stderr.write(`[${label}] the Consul double exited early: code ${double.child.exitCode}, signal ${double.child.signalCode}\n`);
@@ -261,6 +265,8 @@ console.log(`# command: node dist/bench/discovery-scale.js --sizes ${sizes.join(
 console.log('| services x instances | all routable after | never routable | change -> traffic p50 / p99 (50 changes, 20/s churn) | changes lost | agent conns (max) | Consul requests / KB per change | idle CPU (10 s, all processes) | RSS primary / workers | apply one change: primary build p50/p99 ms, worker p50/p99 ms | 429s |');
 console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const f of failures) console.log(`# row failed: ${f.split('\n')[0]}`);
+const rescanText = (r: Row) => Object.entries(r.rescans).map(([why, n]) => `${n} x ${why}`).join('; ') || 'none';
 for (const r of rows) {
   console.log(`| ${r.label} | ${Number.isNaN(r.routableS) ? 'never (120 s)' : `${r.routableS.toFixed(1)} s`} | ${r.never} | ${r.p50.toFixed(0)} / ${r.p99.toFixed(0)} ms | ${r.failedChanges} | ${r.peakConns} | ${r.reqPerChange.toFixed(1)} / ${r.kbPerChange.toFixed(1)} | ${r.idleCpuPct.toFixed(1)} % of a core | ${r.rssPrimary} / ${r.rssWorkers.join(', ')} MB | ${r.applyPrimaryMs}; ${r.applyWorkerMs} | ${r.rejected} |`);
 }
+for (const r of rows) console.log(`# ${r.label}: discovery rescans over the row (start to end): ${rescanText(r)}; catalog summaries read: ${r.summaries}`);

@@ -3,7 +3,7 @@
 // registration (check starts critical), the check passing, a health flip, a new service, a removed
 // service, a drained instance (maintenance) then deregistered, a passing instance of a service changed
 // lately deregistered. The one change no signal names (a passing instance of a quiet service
-// deregistered without drain) is reported, not bounded at 3: it costs a rescan.
+// deregistered without drain) costs at most 5: the catalog summary names the service.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
@@ -94,8 +94,10 @@ test('each change a signal sees costs at most 3 Consul requests, whatever the nu
   }
   assert.equal(checks.length, 9);
 
-  // the change no signal names: reported, and it converges (a rescan)
+  // the change no signal names: the catalog answer, the checks answer, one guess (the service changed
+  // last), the catalog summary and the read of the service whose instance count differs; no rescan
   const cold = await measure('passing instance of a quiet service deregistered (no drain)', () => consulPutOwnConnection(consul, `/v1/agent/service/deregister/${quiet[30]}-1`),
     (s) => instances(s, quiet[30]).length === 1);
-  assert.ok(cold <= quiet.length + 12, `cold deregistration: ${cold} requests (a rescan is ${quiet.length + 2})`);
+  assert.ok(cold <= 5, `cold deregistration: ${cold} requests (at most 5; a rescan is ${quiet.length + 2})`);
+  assert.deepEqual(w.stats().rescanReasons, {}, 'no rescan');
 });

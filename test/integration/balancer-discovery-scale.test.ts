@@ -65,7 +65,7 @@ test('1,000 services x 3 instances, 2 workers, budget 16: all routable, a change
     }, 60_000);
     t.diagnostic(`all 1000 services routable ${Date.now() - started} ms after start`);
 
-    // a new instance of one service: plain registration without checks, the rescan path (the slowest)
+    // a new instance of one service: plain registration without checks, no signal names it (the catalog summary does)
     const target = services[500];
     const t0 = Date.now();
     await consulPut(consul, '/v1/agent/service/register', { ID: `${target}-new`, Name: target, Address: '127.0.0.1', Port: backends[3].port });

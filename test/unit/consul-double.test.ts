@@ -501,3 +501,39 @@ describe('consul double: maintenance mode and Connect sidecars', () => {
     }
   });
 });
+
+describe('consul double: the UI service summary', () => {
+  it('lists every service name with its instance and check counts, with the catalog index, blocking', async () => {
+    const d = await startConsulDouble({ nodeName: 'n1' });
+    try {
+      await register(d, { ID: 'web-1', Name: 'web', Tags: ['b', 'a'], Port: 80, Check: { TTL: '10s' } });
+      await register(d, { ID: 'web-2', Name: 'web', Tags: ['a'], Port: 81, Check: { TTL: '10s', Status: 'passing' } });
+      await register(d, { ID: 'api-1', Name: 'api', Port: 90, Meta: { 'external-source': 'nomad' } });
+      const first = await api(d.url, 'GET', '/v1/internal/ui/services');
+      assert.equal(first.status, 200);
+      assert.deepEqual(first.json.map((s: { Name: string }) => s.Name), ['api', 'consul', 'web']);
+      const web = first.json[2];
+      assert.deepEqual(
+        { Tags: web.Tags, Nodes: web.Nodes, InstanceCount: web.InstanceCount, ChecksPassing: web.ChecksPassing, ChecksCritical: web.ChecksCritical, ExternalSources: web.ExternalSources },
+        // serfHealth counted once for the node, each service check once
+        { Tags: ['a', 'b'], Nodes: ['n1', 'n1'], InstanceCount: 2, ChecksPassing: 2, ChecksCritical: 1, ExternalSources: null },
+      );
+      assert.equal(first.json[0].Tags, null);
+      assert.deepEqual(first.json[0].ExternalSources, ['nomad']);
+      assert.ok(!('Kind' in web), 'Kind is omitted when empty');
+      // a check write moves its index (checks are part of the summary)
+      const pending = api(d.url, 'GET', `/v1/internal/ui/services?index=${first.index}&wait=5s`);
+      await sleep(30);
+      await api(d.url, 'PUT', '/v1/agent/check/pass/service:web-1');
+      const next = await pending;
+      assert.ok(next.index > first.index);
+      assert.equal(next.json[2].ChecksCritical, 0);
+      await api(d.url, 'PUT', '/v1/agent/service/deregister/web-2');
+      const after = await api(d.url, 'GET', '/v1/internal/ui/services');
+      assert.equal(after.json[2].InstanceCount, 1);
+      assert.ok(after.index > next.index, 'a deregistration moves it too');
+    } finally {
+      await d.close();
+    }
+  });
+});

@@ -9,13 +9,17 @@
 //   critical _service_maintenance or _node_maintenance check) all change this small list, and each
 //   entry names its service.
 // A service whose signal changed is re-read with one plain GET /v1/health/service/<name>; the reads
-// share the rest of the budget (bounded concurrency, adaptive on 429s). A catalog index move that no
-// signal explains (an instance without checks, or with passing ones, registered or removed) re-reads
-// the services changed lately one at a time, most recent first, until one answers with that index (a
-// deploy's deregistration follows its registration; a drained one was signalled by its maintenance
-// check); only then a rescan of every service, coalesced and bounded like any read. A periodic resync
-// (default 5 min) is the safety net. Every change signalled once costs at most 3 requests: the two
-// signal answers and one read (a read already started at that index is not repeated).
+// share the rest of the budget (bounded concurrency, adaptive on 429s). A catalog index move is
+// explained only when every raft index it covers is (write-ledger.ts: one answer may cover several
+// writes, and reading one must not make another look explained): by an index the answers read name,
+// or by a service name gone. What stays unexplained (an instance without checks, or with passing ones,
+// registered or removed) re-reads the service whose membership changed last (a deploy's
+// deregistration follows its registration), then reads the catalog summary (catalog-summary.ts, one
+// request: every service's instance count) and re-reads the services whose count differs; only when
+// the agent has no summary, a rescan of every service, coalesced and bounded like any read. A periodic
+// resync (default 5 min) is the safety net (an instance re-registered with a new address or port and
+// no check or tag change moves no count). Every change signalled once costs at most 3 requests: the
+// two signal answers and one read (a read already started at that index is not repeated).
 // Why not one blocking query per service: past the agent's 200 connections per client the agent
 // refuses them. Why not /v1/health/state/any: it lists every check of the catalog on every change.
 //
@@ -27,8 +31,10 @@ import { backoffDelay, sleep, type BackoffPolicy, DEFAULT_BACKOFF } from '../../
 import { canonicalJson } from '../routing/table-version.js';
 import type { CatalogInstance, CatalogSnapshot } from '../routing/types.js';
 import { blockingGet, isOverBudget, type ConsulEndpoint } from './blocking-query.js';
+import { CATALOG_SUMMARY_PATH, parseCatalogSummary, servicesWithOtherCounts } from './catalog-summary.js';
 import { ConsulBudget, DEFAULT_CONSUL_MAX_CONNS } from './consul-budget.js';
-import { parseHealthAnswer } from './health-entries.js';
+import { answerIndexes, parseHealthAnswer } from './health-entries.js';
+import { WriteLedger } from './write-ledger.js';
 
 export interface CatalogWatcherOptions {
   readonly endpoint: ConsulEndpoint;
@@ -78,6 +84,14 @@ export interface CatalogWatcherStats {
   readonly emits: number;
   /** full re-reads triggered by an unexplained catalog change or the periodic resync */
   readonly rescans: number;
+  /** why each rescan started (reason -> count) */
+  readonly rescanReasons: Readonly<Record<string, number>>;
+  /** catalog summary reads (a catalog move no signal explained) */
+  readonly summaries: number;
+  /** false once the agent refused the catalog summary (then unexplained moves rescan) */
+  readonly summaryUsable: boolean;
+  /** catalog moves accepted after the summary with writes left unexplained (they changed no instance count) */
+  readonly acceptedUnexplained: number;
   readonly bodyBytes: number;
   /** answers that were unusable for a service (its last good instances kept) */
   readonly unusableAnswers: number;
@@ -113,8 +127,12 @@ const WATCH_ALL_EXCEPT = new Set(['consul']);
 const EXPLAIN_WINDOW_MS = 300;
 /** up to this many services, an unexplained change re-reads them all at once (cheaper than waiting) */
 const IMMEDIATE_RESCAN_MAX = 32;
-/** how many recently changed services an unexplained change re-reads before a full rescan */
+/** how many recently changed services an unexplained change re-reads before a full rescan (no summary) */
 const RECENT_MAX = 8;
+/** with a summary: the last-changed service first (a deploy's deregistration), then the summary */
+const RECENT_BEFORE_SUMMARY = 1;
+/** summaries per unexplained move (again only when later moves extended it) before a rescan */
+const MAX_SUMMARIES_PER_WINDOW = 3;
 const SIGNALS = 2;
 /** the non-passing checks: critical and warning in one query (Consul 1.4+ filter) */
 export const NON_PASSING_CHECKS_PATH = '/v1/health/state/any';
@@ -126,6 +144,7 @@ interface CheckRow {
   readonly Status?: unknown;
   readonly ServiceID?: unknown;
   readonly ServiceName?: unknown;
+  readonly ModifyIndex?: unknown;
 }
 
 function sameMembers(a: readonly CatalogInstance[], b: readonly CatalogInstance[]): boolean {
@@ -155,14 +174,24 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   const startGraceMs = opts.startGraceMs ?? 5_000;
 
   /** service -> its instances and canonical key, present once the service's first answer arrived */
-  const entries = new Map<string, { instances: readonly CatalogInstance[]; key: string; node: Set<string> }>();
+  const entries = new Map<string, { instances: readonly CatalogInstance[]; key: string; node: Set<string>; count: number }>();
   let known: Set<string> | undefined;
   const tagKeys = new Map<string, string>();
   let catalogIndex = 0;
-  /** highest X-Consul-Index a health read returned (explains catalog index moves) */
-  let maxReadIndex = 0;
+  /** which writes the catalog moves covered and which the answers read account for */
+  const ledger = new WriteLedger();
   let explainTimer: NodeJS.Timeout | undefined;
+  /** the catalog index up to which a move waits to be explained (0 = none) */
   let pendingExplain = 0;
+  /** writes a window's vanished service names account for (one per instance they had) */
+  let removedCredit = 0;
+  /** per window: recent services tried, summaries read and the index the last one reflected */
+  let triedRecent = new Set<string>();
+  let windowSummaries = 0;
+  let summaryAt = 0;
+  let summaryFailures = 0;
+  let summaryInFlight = false;
+  let summaryUsable = true;
   /** per-service signal rows of the critical and warning lists, and per node for node checks */
   let checkRows: CheckRow[] = [];
   let serviceCheckKeys = new Map<string, string>();
@@ -190,6 +219,9 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   let errors = 0;
   let emits = 0;
   let rescans = 0;
+  const rescanReasons: Record<string, number> = {};
+  let summaries = 0;
+  let acceptedUnexplained = 0;
   let bodyBytes = 0;
   let unusableAnswers = 0;
   let outstanding = 0;
@@ -284,7 +316,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     if (!initialReadDone && dirty.size === 0 && inFlight.size === 0) initialReadDone = true;
     if (dirty.size > 0) pump();
     if (complete()) scheduleEmit();
-    if (pendingExplain > 0 && dirty.size === 0 && inFlight.size === 0 && !explainTimer) checkExplained();
+    if (pendingExplain > 0 && dirty.size === 0 && inFlight.size === 0 && !explainTimer && !summaryInFlight) checkExplained();
   };
 
   async function readService(name: string): Promise<void> {
@@ -303,7 +335,6 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       });
       if (signal.aborted || !known?.has(name)) return;
       bodyBytes += res.bytes;
-      if (res.index > maxReadIndex) maxReadIndex = res.index;
       markReachable(true);
       if ((failures.get(name) ?? 0) > 0) log.info({ service: name, failures: failures.get(name) }, 'consul read recovered');
       failures.delete(name);
@@ -318,10 +349,17 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
         return;
       }
       failedBeforeFirstAnswer.delete(name);
+      // the writes this answer reflects (its own index: the service's latest write, a tombstone too)
+      ledger.attribute(answerIndexes(res.body));
+      ledger.attribute([res.index]);
+      const count = Array.isArray(res.body) ? res.body.length : 0;
       const key = canonicalJson(parsed.instances);
       const prev = entries.get(name);
-      if (prev && prev.key === key) return;
-      entries.set(name, { instances: parsed.instances, key, node: new Set(parsed.instances.map((i) => i.node)) });
+      if (prev && prev.key === key) {
+        prev.count = count;
+        return;
+      }
+      entries.set(name, { instances: parsed.instances, key, node: new Set(parsed.instances.map((i) => i.node)), count });
       changedSinceEmit.add(name);
       // only membership changes predict the next unexplained move (a deploy's deregistration follows
       // its registration); health flips would push those services out of the short list
@@ -349,10 +387,12 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     }
   }
 
-  const rescanAll = (why: string) => {
+  /** `reason`: a short fixed phrase (counted per reason in stats); `detail`: for the log */
+  const rescanAll = (reason: string, detail?: Record<string, unknown>) => {
     if (!known) return;
     rescans++;
-    log.debug({ why, services: known.size }, 'consul rescan');
+    rescanReasons[reason] = (rescanReasons[reason] ?? 0) + 1;
+    log.info({ reason, ...detail, services: known.size }, 'consul rescan');
     for (const name of known) markDirty(name);
     pump();
   };
@@ -401,7 +441,8 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     }
   }
 
-  const rowKey = (r: CheckRow) => `${String(r.ServiceID ?? '')}\u0000${String(r.CheckID ?? '')}\u0000${String(r.Status ?? '')}`;
+  // ModifyIndex too: any write to a non-passing check (its output, a re-registration) re-reads its service
+  const rowKey = (r: CheckRow) => `${String(r.ServiceID ?? '')}\u0000${String(r.CheckID ?? '')}\u0000${String(r.Status ?? '')}\u0000${String(r.ModifyIndex ?? '')}`;
 
   /** Services (and nodes) whose non-passing checks differ from the previous answer. */
   const onChecks = (body: unknown, index: number, first: boolean) => {
@@ -463,8 +504,6 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     recent.set(name, true);
     if (recent.size > RECENT_MAX) recent.delete(recent.keys().next().value as string);
   };
-  /** recent services still to try for the pending unexplained move, most recent first */
-  let recentQueue: string[] | undefined;
   /**
    * A check signal's answer. A registration or deregistration with checks moves the checks index too:
    * once it has reached the pending catalog move, waiting longer cannot explain more.
@@ -479,30 +518,115 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     }
   };
 
+  const closeWindow = (target: number) => {
+    ledger.close(target);
+    if (pendingExplain <= target) pendingExplain = 0;
+    removedCredit = 0;
+    triedRecent = new Set();
+    windowSummaries = 0;
+    summaryAt = 0;
+    summaryFailures = 0;
+  };
+
+  /** the service whose membership changed last and whose last read may predate the move */
+  const nextRecent = (target: number): string | undefined => {
+    for (const name of [...recent.keys()].reverse()) {
+      if (triedRecent.has(name) || !known?.has(name)) continue;
+      if ((readCovers.get(name) ?? 0) >= target) continue; // a read started after the move reflects it
+      return name;
+    }
+    return undefined;
+  };
+
+  /**
+   * Explains the pending catalog move once no read is pending: done when every write it covers is
+   * accounted for; else the last-changed service, then the summary, then (no summary) a rescan.
+   */
   const checkExplained = () => {
     explainTimer = undefined;
-    if (pendingExplain === 0) return;
-    if (dirty.size > 0 || inFlight.size > 0) return; // re-checked when the reads finish (afterRead)
+    if (pendingExplain === 0 || signal.aborted) return;
+    if (dirty.size > 0 || inFlight.size > 0 || summaryInFlight) return; // re-checked when they finish (afterRead)
     const target = pendingExplain;
-    if (maxReadIndex >= target) {
-      pendingExplain = 0;
-      recentQueue = undefined;
+    const open = ledger.unattributed(target);
+    if (open <= removedCredit) {
+      closeWindow(target);
       return;
     }
-    // first the services that changed lately (an instance registered a moment ago going away), one at
-    // a time, most recent first, until one explains the move; then all
-    recentQueue ??= [...recent.keys()].reverse();
-    while (recentQueue.length > 0) {
-      const name = recentQueue.shift()!;
-      if (!known?.has(name)) continue;
-      markDirty(name);
-      pump();
+    const recentBudget = summaryUsable ? RECENT_BEFORE_SUMMARY : RECENT_MAX;
+    if (triedRecent.size < recentBudget) {
+      const name = nextRecent(target);
+      if (name) {
+        triedRecent.add(name);
+        markDirty(name);
+        pump();
+        return;
+      }
+    }
+    if (summaryUsable && summaryAt < target && windowSummaries < MAX_SUMMARIES_PER_WINDOW) {
+      void readSummary(target);
       return;
     }
-    pendingExplain = 0;
-    recentQueue = undefined;
-    rescanAll(`catalog index ${target} moved without a visible change`);
+    if (summaryUsable && summaryAt >= target) {
+      // the summary reflects the move and every count matches: what is left changed no instance set
+      // (a check write read over since, a KV or session write, a coordinate update)
+      acceptedUnexplained++;
+      log.debug({ target, open }, 'catalog move explained by the summary');
+      closeWindow(target);
+      return;
+    }
+    const reason = summaryUsable ? 'catalog move unexplained after summaries' : 'catalog move unexplained (no summary)';
+    closeWindow(target);
+    rescanAll(reason, { target, open });
   };
+
+  /** One non-blocking read of the catalog summary; services whose instance count differs are re-read. */
+  async function readSummary(target: number): Promise<void> {
+    summaryInFlight = true;
+    windowSummaries++;
+    try {
+      const res = await budget.read(signal, () => {
+        queries++;
+        summaries++;
+        outstanding++;
+        return blockingGet<unknown>(endpoint, CATALOG_SUMMARY_PATH, {}, { index: 0, waitMs: opts.waitMs, signal, timeoutMs: readTimeoutMs })
+          .finally(() => outstanding--);
+      });
+      if (signal.aborted) return;
+      bodyBytes += res.bytes;
+      const parsed = parseCatalogSummary(res.body);
+      if (!parsed.ok) {
+        summaryUsable = false;
+        log.warn({ reason: parsed.reason }, 'consul catalog summary unusable, unexplained catalog moves rescan');
+        return;
+      }
+      summaryFailures = 0;
+      // a ?stale answer may lag: it explains only what it reflects
+      if (res.index >= target) summaryAt = Math.max(summaryAt, res.index);
+      const held = new Map<string, number>();
+      for (const [name, e] of entries) held.set(name, e.count);
+      for (const name of servicesWithOtherCounts(parsed.counts, held, (n) => known?.has(n) === true)) markDirty(name);
+    } catch (err) {
+      if (signal.aborted) return;
+      errors++;
+      const e = err as Error & { status?: number; code?: string };
+      // an agent without the endpoint (404, 405), or a token that may not read it all (403)
+      if (e.status === 404 || e.status === 403 || e.status === 405 || e.status === 400 || e.code === 'ERR_CONSUL_BAD_ANSWER') {
+        summaryUsable = false;
+        log.warn({ err: e.message, status: e.status }, 'consul catalog summary not available, unexplained catalog moves rescan');
+      } else if (++summaryFailures < 3) {
+        // transient: try again after a backoff (the budget adds its over-budget pause)
+        windowSummaries--;
+        explainTimer = setTimeout(checkExplained, backoffDelay(policy, summaryFailures, random));
+      } else {
+        summaryAt = 0;
+        windowSummaries = MAX_SUMMARIES_PER_WINDOW;
+      }
+    } finally {
+      summaryInFlight = false;
+    }
+    pump();
+    if (!explainTimer) afterRead();
+  }
 
   const onServices = (body: unknown, index: number, first: boolean) => {
     const record = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
@@ -525,6 +649,8 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     for (const name of previous) {
       if (names.has(name)) continue;
       visible = true;
+      // a name gone accounts for as many writes as it had instances (one deregistration each)
+      removedCredit += Math.max(1, entries.get(name)?.count ?? 1);
       tagKeys.delete(name);
       readCovers.delete(name);
       dirty.delete(name);
@@ -539,15 +665,20 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     const moved = index > catalogIndex && catalogIndex > 0;
     catalogIndex = index;
     if (firstEver) {
+      ledger.reset(index);
       maybeInitialRead();
       return;
     }
     if (first) {
       // a new baseline after an error: what changed meanwhile is unknown
+      closeWindow(pendingExplain);
+      ledger.reset(index);
       rescanAll('catalog watcher restarted');
-    } else if (moved && !visible && names.size <= IMMEDIATE_RESCAN_MAX) {
-      rescanAll(`catalog index ${index} moved without a visible change (small catalog)`);
-    } else if (moved && !visible) {
+    } else if (moved && !visible && !summaryUsable && names.size <= IMMEDIATE_RESCAN_MAX) {
+      closeWindow(index);
+      rescanAll('catalog move unexplained (small catalog, no summary)');
+    } else if (moved) {
+      // every move, a visible one too: one answer may cover a change no signal shows beside it
       pendingExplain = Math.max(pendingExplain, index);
       if (checksIndex >= pendingExplain) checkExplained();
       else if (!explainTimer) explainTimer = setTimeout(checkExplained, EXPLAIN_WINDOW_MS);
@@ -597,9 +728,9 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     reachable: () => isReachable === true,
     done,
     stats: () => ({
-      services: known?.size ?? 0, queries, reads, errors, emits, rescans, bodyBytes, unusableAnswers,
+      services: known?.size ?? 0, queries, reads, errors, emits, rescans, rescanReasons: { ...rescanReasons }, summaries, summaryUsable, acceptedUnexplained, bodyBytes, unusableAnswers,
       throttled: budget.stats().overBudget, budget: budget.stats(), outstanding,
-      settled: outstanding === SIGNALS && dirty.size === 0 && inFlight.size === 0 && pendingExplain === 0 && !explainTimer && !emitTimer && changedSinceEmit.size === 0,
+      settled: outstanding === SIGNALS && dirty.size === 0 && inFlight.size === 0 && pendingExplain === 0 && !explainTimer && !summaryInFlight && !emitTimer && changedSinceEmit.size === 0,
       indexes: { catalog: catalogIndex, checks: checksIndex },
     }),
     serviceNames: () => known ?? new Set<string>(),

@@ -147,3 +147,29 @@ function toInstance(service: string, e: unknown, i: number, warnings: string[]):
     ...(inMaintenance(checks) ? { maintenance: true as const } : {}),
   };
 }
+
+const RAFT_INDEX_FIELDS = ['CreateIndex', 'ModifyIndex'] as const;
+
+/**
+ * Every raft index a /v1/health/service answer names: CreateIndex and ModifyIndex of each instance's
+ * Node, Service and Checks. Each index is one Consul write; an index named here was a write to this
+ * service (or its node) that the answer already reflects, so a catalog move at that index is explained.
+ */
+export function answerIndexes(entries: unknown): number[] {
+  const out: number[] = [];
+  if (!Array.isArray(entries)) return out;
+  const add = (o: unknown) => {
+    if (!isRecord(o)) return;
+    for (const f of RAFT_INDEX_FIELDS) {
+      const v = o[f];
+      if (typeof v === 'number' && Number.isSafeInteger(v) && v > 0) out.push(v);
+    }
+  };
+  for (const e of entries) {
+    if (!isRecord(e)) continue;
+    add(e.Node);
+    add(e.Service);
+    if (Array.isArray(e.Checks)) for (const c of e.Checks) add(c);
+  }
+  return out;
+}

@@ -224,6 +224,16 @@ async function handle(deps: RouterDeps, req: IncomingMessage, res: ServerRespons
       body: name === state.node.name ? [...state.checks.values()].map((c) => checkView(state, c)) : [],
     }));
   }
+  // the web UI's service list (internal, Consul 1.9+): one summary per service name with its instance
+  // count and check counts (each check counted once per node, node checks for every service on the
+  // node), sorted by name; the index is the whole catalog's (nodes, services and checks)
+  if (path === '/v1/internal/ui/services') {
+    requireMethod('GET');
+    return blocking(state.changes, req, res, q, () => Math.max(state.indexForCatalogServices(), state.indexForChecks(), state.indexForNodes()), () => ({
+      status: 200,
+      body: serviceSummaries(state),
+    }));
+  }
   if (path.startsWith('/v1/health/state/')) {
     requireMethod('GET');
     const wanted = segment('/v1/health/state/');
@@ -284,6 +294,45 @@ async function handleKv(state: ConsulState, req: IncomingMessage, res: ServerRes
     return sendJson(res, 200, state.kvDelete(key, recurse, cas));
   }
   throw new HttpError(405, `method ${method} not allowed`);
+}
+
+function serviceSummaries(state: ConsulState): unknown[] {
+  const byName = new Map<string, { kind: string; tags: Set<string>; nodes: string[]; sources: string[]; count: number; checks: Map<string, string> }>();
+  const nodeChecks = state.nodeChecks();
+  for (const s of state.services.values()) {
+    let sum = byName.get(s.def.name);
+    if (!sum) byName.set(s.def.name, (sum = { kind: s.def.kind ?? '', tags: new Set(), nodes: [], sources: [], count: 0, checks: new Map() }));
+    sum.kind = s.def.kind ?? '';
+    sum.count++;
+    sum.nodes.push(state.node.name);
+    for (const t of s.def.tags) sum.tags.add(t);
+    const source = s.def.meta['external-source'];
+    if (source && !sum.sources.includes(source)) sum.sources.push(source);
+    for (const c of [...nodeChecks, ...state.checksOfService(s.def.id)]) sum.checks.set(`${state.node.name}/${c.def.checkId}`, c.status);
+  }
+  return [...byName.keys()].sort(cmp).map((name) => {
+    const sum = byName.get(name)!;
+    const statuses = [...sum.checks.values()];
+    const tags = [...sum.tags].sort(cmp);
+    return {
+      ...(sum.kind ? { Kind: sum.kind } : {}),
+      Name: name,
+      Datacenter: state.node.datacenter,
+      // Go's nil slices: no tags and no external source answer null
+      Tags: tags.length > 0 ? tags : null,
+      Nodes: sum.nodes.sort(cmp),
+      ExternalSources: sum.sources.length > 0 ? sum.sources : null,
+      InstanceCount: sum.count,
+      ChecksPassing: statuses.filter((x) => x === 'passing').length,
+      ChecksWarning: statuses.filter((x) => x === 'warning').length,
+      ChecksCritical: statuses.filter((x) => x === 'critical').length,
+      GatewayConfig: {},
+      TransparentProxy: false,
+      ConnectNative: false,
+      ConnectedWithProxy: false,
+      ConnectedWithGateway: false,
+    };
+  });
 }
 
 function instancesOf(state: ConsulState, name: string, tags: string[]) {

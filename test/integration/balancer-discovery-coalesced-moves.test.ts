@@ -1,0 +1,116 @@
+// One /v1/catalog/services answer may cover several writes. Here it covers the deregistration of a
+// passing instance of a quiet service (no signal names it) and a registration elsewhere that the
+// checks signal names: reading the second must not make the first look explained, or the deregistered
+// instance stays in the table. The next catalog query is held on the client side (a gate in front of
+// the watcher's dispatcher) while both writes happen, so the one answer surely covers both, against
+// the double or a real agent alike. Also: a passing instance registered to a quiet service without
+// checks (no signal names it either) is found by the catalog summary, at a bounded cost.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import pino from 'pino';
+import { Agent, Dispatcher } from 'undici';
+import { watchConsulCatalog, type CatalogWatcher } from '../../balancer/src/discovery/consul-catalog.js';
+import { consulForTest, testScope } from '../support/consul.js';
+import { consulPut } from '../support/consul-http.js';
+import { until } from '../support/poll.js';
+
+const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+/** Holds requests to /v1/catalog/services while closed; everything else passes. */
+class CatalogGate extends Dispatcher {
+  readonly held: (() => void)[] = [];
+  holding = false;
+  constructor(private readonly inner: Dispatcher) {
+    super();
+  }
+  override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    if (this.holding && String(opts.path).startsWith('/v1/catalog/services')) {
+      this.held.push(() => this.inner.dispatch(opts, handler));
+      return true;
+    }
+    return this.inner.dispatch(opts, handler);
+  }
+  release(): void {
+    this.holding = false;
+    for (const go of this.held.splice(0)) go();
+  }
+  // the watcher never closes a dispatcher it was given; the test closes the inner one
+  override close(): Promise<void> {
+    return Promise.resolve();
+  }
+  override destroy(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+test('a catalog answer covering a quiet deregistration and a signalled registration drops the deregistered instance', { timeout: 60_000 }, async (t) => {
+  const consul = await consulForTest();
+  const scope = testScope();
+  const ac = new AbortController();
+  const inner = new Agent({ connections: 16 });
+  const gate = new CatalogGate(inner);
+  let watcher: CatalogWatcher | undefined;
+  t.after(async () => {
+    gate.release();
+    ac.abort();
+    await watcher?.done;
+    await inner.close();
+    await scope.clean(consul);
+    await consul.close();
+  });
+  // 40 quiet services x 2 instances without checks: a rescan would cost 40 reads
+  const quiet = Array.from({ length: 40 }, (_, i) => scope.name(`q${i}`));
+  for (const [i, name] of quiet.entries()) {
+    for (const k of [0, 1]) await consulPut(consul, '/v1/agent/service/register', { ID: `${name}-${k}`, Name: name, Address: '127.0.0.1', Port: 11_000 + i * 2 + k });
+  }
+  const web = scope.name('web');
+  await consulPut(consul, '/v1/agent/service/register', { ID: scope.id('web-0'), Name: web, Address: '127.0.0.1', Port: 9000 });
+  watcher = watchConsulCatalog({
+    endpoint: { baseUrl: consul.url, dispatcher: gate }, waitMs: 10_000, minQueryIntervalMs: 5, debounceMs: 2, maxConns: 16, resyncMs: 0,
+    logger, onSnapshot: () => undefined,
+  }, ac.signal);
+  const w = watcher;
+  await w.ready;
+  const count = (name: string) => w.current()?.services[name]?.length ?? 0;
+  const ids = (name: string) => (w.current()?.services[name] ?? []).map((i) => i.serviceId);
+  await until('settled', () => w.stats().settled, 5000);
+
+  // hold the next catalog query; the one at the agent answers the trigger write
+  gate.holding = true;
+  const trigger = scope.id('web-1');
+  await consulPut(consul, '/v1/agent/service/register', { ID: trigger, Name: web, Address: '127.0.0.1', Port: 9001, Check: { TTL: '60s' } });
+  await until('the catalog query after the trigger held', () => gate.held.length === 1, 10_000);
+  await until('the trigger seen', () => ids(web).includes(trigger), 10_000);
+  const catalogBefore = w.stats().indexes.catalog;
+
+  // both writes while that query is held: its one answer covers both
+  const gone = `${quiet[7]}-1`;
+  const added = scope.id('web-2');
+  await consulPut(consul, `/v1/agent/service/deregister/${encodeURIComponent(gone)}`);
+  await consulPut(consul, '/v1/agent/service/register', { ID: added, Name: web, Address: '127.0.0.1', Port: 9002, Check: { TTL: '60s' } });
+  // the checks signal names the registration and reads it; the catalog index has not moved yet
+  await until('the registration read through the checks signal', () => ids(web).includes(added), 10_000);
+  assert.equal(gate.held.length, 1, 'the catalog query is still held');
+  assert.equal(w.stats().indexes.catalog, catalogBefore, 'no catalog answer arrived meanwhile');
+  assert.equal(count(quiet[7]), 2, 'the deregistration is not seen before the catalog answer');
+
+  const q0 = w.stats().queries;
+  gate.release();
+  await until(`${gone} dropped`, () => !ids(quiet[7]).includes(gone) && w.stats().settled, 10_000);
+  const cost = w.stats().queries - q0;
+  t.diagnostic(`coalesced answer explained with ${cost} requests (rescans: ${JSON.stringify(w.stats().rescanReasons)}, summaries ${w.stats().summaries})`);
+  assert.deepEqual(ids(quiet[7]), [`${quiet[7]}-0`]);
+  // the catalog answer, the summary, the read of the quiet service, and maybe one guess: not a rescan
+  assert.ok(cost <= 6, `${cost} requests (a rescan is ${quiet.length + 3})`);
+  assert.deepEqual(w.stats().rescanReasons, {});
+
+  // a passing instance registered to a quiet service, no checks: only the catalog moves
+  const q1 = w.stats().queries;
+  const extra = `${quiet[20]}-2`;
+  await consulPut(consul, '/v1/agent/service/register', { ID: extra, Name: quiet[20], Address: '127.0.0.1', Port: 11_900 });
+  await until(`${extra} seen`, () => ids(quiet[20]).includes(extra) && w.stats().settled, 10_000);
+  const coldRegistration = w.stats().queries - q1;
+  t.diagnostic(`cold registration: ${coldRegistration} requests`);
+  assert.ok(coldRegistration <= 6, `${coldRegistration} requests (a rescan is ${quiet.length + 3})`);
+  assert.deepEqual(w.stats().rescanReasons, {});
+});
