@@ -1,16 +1,21 @@
 // The primary's work per table change is the changed services', not the catalog's: the shared active
 // checker and the metrics' live view look only at the upstreams a change names (asserted by reading
-// the table through a proxy that records every key looked at), and what they end up with equals a
-// full apply of the same table.
+// the table through a proxy that records every key looked at), the table holder's change never makes
+// a new upstream record (unchanged upstreams are shared, the record is made when read), and what
+// each ends up with equals a full build / full apply of the same input.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
 import { ActiveChecker } from '../../balancer/src/health/active-checker.js';
 import { SharedActiveChecker } from '../../balancer/src/health/shared-checker.js';
 import { BalancerMetrics, liveServers } from '../../balancer/src/metrics/balancer-metrics.js';
-import { tableFromUpstreams } from '../../balancer/src/routing/build-table.js';
+import { buildRouteTable, tableFromUpstreams } from '../../balancer/src/routing/build-table.js';
+import { makeDelta, type TableDelta } from '../../balancer/src/routing/table-delta.js';
+import { TableHolder, type TableChange } from '../../balancer/src/routing/table-holder.js';
+import { upstreamCount, upstreamOf, UpstreamsView, viewOf } from '../../balancer/src/routing/table-upstreams.js';
+import { DEFAULT_TABLE_DEFAULTS } from '../../balancer/src/routing/tag-options.js';
 import { deepFreeze } from '../../balancer/src/routing/table-version.js';
-import type { ActiveCheckSpec, RouteTable, ServerSpec, UpstreamSpec } from '../../balancer/src/routing/types.js';
+import type { ActiveCheckSpec, CatalogInstance, CatalogSnapshot, RouteTable, ServerSpec, UpstreamSpec } from '../../balancer/src/routing/types.js';
 import { mulberry32 } from '../support/fuzz.js';
 
 const logger = pino({ level: 'silent' });
@@ -163,4 +168,88 @@ test('metrics live view: a table change walks nothing; the store reads only the 
   const { next } = oneChange(t0);
   assert.equal(liveServers(next).get('s7'), view.get('s7'));
   metrics.stop();
+});
+
+test('table holder at 3,000 services: a change (build, version, diff, delta, checker, metrics) never makes the upstream record; unchanged upstreams keep identity; the version and the record equal a full build', () => {
+  const inst = (service: string, port: number): CatalogInstance => ({ serviceId: `${service}-${port}`, service, node: 'n1', address: '127.0.0.1', port, tags: [], meta: {}, status: 'passing' });
+  const services: Record<string, CatalogInstance[]> = {};
+  for (let i = 0; i < 3000; i++) services[`s${i}`] = [inst(`s${i}`, 1000 + i), inst(`s${i}`, 5000 + i)];
+  const defaults = { ...DEFAULT_TABLE_DEFAULTS, check: CHECK };
+  const holder = new TableHolder({ defaults, logger, initialSnapshot: { services } });
+  const checker = new SharedActiveChecker({ logger, broadcast: () => undefined });
+  const metrics = new BalancerMetrics({ prefix: 'balancer', bucketsSeconds: [0.1, 1], maxServersPerService: 100 }, {
+    mode: 'dynamic', table: () => holder.stats(), workers: () => ({ generation: 1, workersAlive: 1, workersReady: 1, restarts: 0, reloads: 0 }),
+  });
+  checker.apply(holder.current());
+  const changes: TableChange[] = [];
+  const deltas: TableDelta[] = [];
+  // what primary.ts does with a change
+  holder.subscribe((c) => metrics.retainLive(c.table, (name) => upstreamOf(c.table, name)));
+  holder.subscribe((c) => checker.apply(c.table, c));
+  holder.subscribe((c) => { changes.push(c); deltas.push(makeDelta(c.previous, c.table, c.upserted, c.removed)); });
+  try {
+    let snap: CatalogSnapshot = { services };
+    // an instance added, a service removed, a service added: names change, the record still is not made
+    const steps: [string, CatalogInstance[] | undefined][] = [['s42', [...services.s42, inst('s42', 9042)]], ['s7', undefined], ['new1', [inst('new1', 9500)]]];
+    for (const [name, list] of steps) {
+      const next = { ...snap.services } as Record<string, readonly CatalogInstance[]>;
+      if (list) next[name] = list;
+      else delete next[name];
+      snap = { services: next };
+      assert.equal(holder.setSnapshot(snap, new Set([name])), true);
+      metrics.store.tick();
+      assert.equal(holder.stats().upstreams, list ? 3000 : 2999);
+      assert.equal(viewOf(holder.current())?.made, false, `after ${name}: the record was not made`);
+    }
+    assert.deepEqual(changes.map((c) => c.diff), [
+      ['+ s42 127.0.0.1:9042 weight=1'],
+      ['- upstream s7', '- s7 127.0.0.1:1007 weight=1', '- s7 127.0.0.1:5007 weight=1'],
+      ['+ upstream new1', '+ new1 127.0.0.1:9500 weight=1'],
+    ]);
+    assert.deepEqual(deltas.map((d) => [d.upserted.map((u) => u.name), d.removed]), [[['s42'], []], [[], ['s7']], [['new1'], []]]);
+    const first = changes[0].previous;
+    const last = holder.current();
+    for (const name of ['s0', 's41', 's43', 's2999']) assert.equal(upstreamOf(last, name), upstreamOf(first, name), `${name} shared`);
+    assert.equal(upstreamOf(last, 's7'), undefined);
+    // what a full build of the last snapshot gives, in name order
+    const full = buildRouteTable({ snapshot: snap, adminUpstreams: {}, defaults }).table;
+    assert.equal(last.version, full.version);
+    assert.deepEqual(Object.keys(last.upstreams), Object.keys(full.upstreams));
+    assert.deepEqual(last.upstreams, full.upstreams);
+    assert.ok(Object.isFrozen(last) && Object.isFrozen(last.upstreams));
+    assert.equal(upstreamCount(last), 3000);
+    const fresh = new SharedActiveChecker({ logger, broadcast: () => undefined });
+    fresh.apply(full);
+    assert.deepEqual(checker.stats(), fresh.stats());
+    fresh.stop();
+  } finally {
+    checker.stop();
+    metrics.stop();
+  }
+});
+
+test('upstreams view: 700 random upserts and removals (past the pending bound) read as a plain record would, in name order', () => {
+  const rand = mulberry32(5);
+  const ref: Record<string, UpstreamSpec> = {};
+  for (let i = 0; i < 200; i++) ref[`u${String(i).padStart(3, '0')}`] = deepFreeze(up(`u${i}`, [i]));
+  let view = UpstreamsView.of(Object.freeze({ ...ref }));
+  for (let step = 0; step < 700; step++) {
+    const changed = new Map<string, UpstreamSpec | undefined>();
+    for (let k = 0; k < 1 + Math.floor(rand() * 3); k++) {
+      const name = `u${String(Math.floor(rand() * 260)).padStart(3, '0')}`;
+      const spec = rand() < 0.3 ? undefined : deepFreeze(up(name, [step]));
+      changed.set(name, spec);
+      if (spec) ref[name] = spec;
+      else delete ref[name];
+    }
+    view = view.with(changed);
+    const probe = `u${String(Math.floor(rand() * 260)).padStart(3, '0')}`;
+    assert.equal(view.get(probe), ref[probe], `step ${step}: ${probe}`);
+    assert.equal(view.size, Object.keys(ref).length, `step ${step}: size`);
+    // now and then someone reads the record (the next view starts from it)
+    if (step % 37 === 0 || step === 699) {
+      assert.deepEqual(Object.keys(view.record()), Object.keys(ref).sort(), `step ${step}: names in order`);
+      assert.deepEqual(view.record(), ref);
+    }
+  }
 });

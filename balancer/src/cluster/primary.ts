@@ -13,6 +13,7 @@ import { watchConsulCatalog, type CatalogWatcher } from '../discovery/consul-cat
 import { DumpFileError, DumpWriter, loadDump, quarantineDump, type DumpContents } from '../persistence/dump-file.js';
 import { tableFromUpstreams } from '../routing/build-table.js';
 import { TableHolder, type TableChange } from '../routing/table-holder.js';
+import { upstreamOf } from '../routing/table-upstreams.js';
 import { DEFAULT_TABLE_DEFAULTS, type TableDefaults } from '../routing/tag-options.js';
 import type { CatalogSnapshot, RouteTable } from '../routing/types.js';
 import { SharedActiveChecker } from '../health/shared-checker.js';
@@ -188,7 +189,8 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
   metrics.start();
   metrics.retainLive(holder.current());
   holder.subscribe((change) => {
-    metrics.retainLive(change.table);
+    // looked up per service at the store's tick: the table's upstreams are neither walked nor copied
+    metrics.retainLive(change.table, (name) => upstreamOf(change.table, name));
     if (change.cause === 'external') metrics.tableServed(change.table.version, supervisorRef?.metrics().lastReloadMs ?? 0);
     else metrics.tableChanged(change.table.version);
   });

@@ -6,6 +6,7 @@ import http from 'node:http';
 import net from 'node:net';
 import type pino from 'pino';
 import type { ActiveCheckSpec, RouteTable, ServerSpec, UpstreamSpec } from '../routing/types.js';
+import { upstreamOf } from '../routing/table-upstreams.js';
 
 export interface ActiveResultSink {
   onActiveResult(id: string, ok: boolean, now: number, error?: string): void;
@@ -181,7 +182,7 @@ export class ActiveChecker {
    */
   apply(table: RouteTable, change?: AppliedChange): void {
     for (const name of namesToApply(this.#last, table, change)) {
-      const next = Object.hasOwn(table.upstreams, name) ? table.upstreams[name] : undefined;
+      const next = upstreamOf(table, name);
       this.#update(name, next?.check === undefined ? undefined : next);
     }
     this.#last = table;

@@ -6,6 +6,7 @@
 import type pino from 'pino';
 import type { ActiveCheckSpec, RouteTable, UpstreamSpec } from '../routing/types.js';
 import { ActiveChecker, namesToApply, type AppliedChange } from './active-checker.js';
+import { upstreamOf } from '../routing/table-upstreams.js';
 import { RiseFall } from './rise-fall.js';
 
 export interface ActiveStateChange {
@@ -33,8 +34,8 @@ interface Tracked {
 export class SharedActiveChecker {
   readonly #checker: ActiveChecker;
   readonly #tracked = new Map<string, Tracked>();
-  /** server id -> the upstreams listing it, with their check */
-  readonly #owners = new Map<string, Map<string, ActiveCheckSpec>>();
+  /** server id -> the upstreams listing it, with their check, and the first of them by name (whose check counts) */
+  readonly #owners = new Map<string, { readonly specs: Map<string, ActiveCheckSpec>; first: string | undefined }>();
   /** the spec of each upstream with a check, as last applied */
   readonly #applied = new Map<string, UpstreamSpec>();
   #last: RouteTable | undefined;
@@ -61,7 +62,7 @@ export class SharedActiveChecker {
   apply(table: RouteTable, change?: AppliedChange): void {
     const touched = new Set<string>();
     for (const name of namesToApply(this.#last, table, change)) {
-      const next = Object.hasOwn(table.upstreams, name) ? table.upstreams[name] : undefined;
+      const next = upstreamOf(table, name);
       this.#update(name, next?.check === undefined ? undefined : next, touched);
     }
     for (const id of touched) this.#settle(id);
@@ -72,7 +73,16 @@ export class SharedActiveChecker {
   #update(name: string, next: UpstreamSpec | undefined, touched: Set<string>): void {
     const prev = this.#applied.get(name);
     if (prev === next) return;
-    if (prev !== undefined) for (const s of prev.servers) { this.#owners.get(s.id)?.delete(name); touched.add(s.id); }
+    if (prev !== undefined) {
+      for (const s of prev.servers) {
+        const owners = this.#owners.get(s.id);
+        if (owners === undefined) continue;
+        owners.specs.delete(name);
+        // the first owner left: found again when settled (a server listed by many upstreams costs that only then)
+        if (owners.first === name) owners.first = undefined;
+        touched.add(s.id);
+      }
+    }
     if (next === undefined || next.check === undefined) {
       this.#applied.delete(name);
       return;
@@ -80,8 +90,9 @@ export class SharedActiveChecker {
     this.#applied.set(name, next);
     for (const s of next.servers) {
       let owners = this.#owners.get(s.id);
-      if (owners === undefined) this.#owners.set(s.id, (owners = new Map()));
-      owners.set(name, next.check);
+      if (owners === undefined) this.#owners.set(s.id, (owners = { specs: new Map(), first: name }));
+      owners.specs.set(name, next.check);
+      if (owners.first !== undefined && name < owners.first) owners.first = name;
       touched.add(s.id);
     }
   }
@@ -89,14 +100,13 @@ export class SharedActiveChecker {
   /** One server after its upstreams changed: tracked while one lists it, with the check of the first by name. */
   #settle(id: string): void {
     const owners = this.#owners.get(id);
-    if (owners === undefined || owners.size === 0) {
+    if (owners === undefined || owners.specs.size === 0) {
       this.#owners.delete(id);
       this.#tracked.delete(id);
       return;
     }
-    let first: string | undefined;
-    for (const name of owners.keys()) if (first === undefined || name < first) first = name;
-    const spec = owners.get(first!)!;
+    if (owners.first === undefined) for (const name of owners.specs.keys()) if (owners.first === undefined || name < owners.first) owners.first = name;
+    const spec = owners.specs.get(owners.first!)!;
     const t = this.#tracked.get(id);
     // a new server starts up (as PeerHealth does): traffic is not blocked until a check fails
     if (!t) this.#tracked.set(id, { rf: new RiseFall(spec.rise, spec.fall, true), spec });

@@ -69,17 +69,24 @@ function serverIdsOf(up: LiveUpstream): ReadonlySet<string> {
  * figures for): a view over the table, nothing is walked up front, so a table change costs nothing
  * here and the store's tick costs the services it keeps, not the table.
  */
-export function liveServers(table: LiveTable): ReadonlyMap<string, ReadonlySet<string>> {
-  return new LiveServersView(table.upstreams);
+export function liveServers(table: LiveTable, lookup?: UpstreamLookup): ReadonlyMap<string, ReadonlySet<string>> {
+  return new LiveServersView(table, lookup);
 }
 
+/** One upstream of the table by name (the routing table's upstreamOf: no walk, no copy of the table). */
+export type UpstreamLookup = (name: string) => LiveUpstream | undefined;
+
 class LiveServersView implements ReadonlyMap<string, ReadonlySet<string>> {
-  constructor(private readonly upstreams: LiveTable['upstreams']) {}
+  constructor(private readonly table: LiveTable, private readonly lookup?: UpstreamLookup) {}
+  private get upstreams(): LiveTable['upstreams'] {
+    return this.table.upstreams;
+  }
   get(name: string): ReadonlySet<string> | undefined {
-    return Object.hasOwn(this.upstreams, name) ? serverIdsOf(this.upstreams[name]) : undefined;
+    const up = this.lookup ? this.lookup(name) : Object.hasOwn(this.upstreams, name) ? this.upstreams[name] : undefined;
+    return up === undefined ? undefined : serverIdsOf(up);
   }
   has(name: string): boolean {
-    return Object.hasOwn(this.upstreams, name);
+    return this.get(name) !== undefined;
   }
   get size(): number {
     return Object.keys(this.upstreams).length;
@@ -170,8 +177,8 @@ export class BalancerMetrics {
   }
 
   /** The table now served: figures of the services and servers it no longer has age out of the store. */
-  retainLive(table: LiveTable): void {
-    this.store.setLive(liveServers(table));
+  retainLive(table: LiveTable, lookup?: UpstreamLookup): void {
+    this.store.setLive(liveServers(table, lookup));
   }
 
   /** Every worker acknowledged a table (dynamic mode) or a generation serves it (reload mode). */

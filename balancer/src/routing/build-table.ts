@@ -28,6 +28,7 @@ import { serverId } from './server-list.js';
 import { canonicalJson, compareRoutes, deepFreeze, routesHash, tableVersion, upstreamDigest, versionFrom, xorInto } from './table-version.js';
 import { NO_POLICY_OVERRIDES, withPolicy, type PolicyOverrides } from '../policy/apply-policy.js';
 import { withHttpsPolicy } from '../tls/https-policy.js';
+import { lazyTable, UpstreamsView } from './table-upstreams.js';
 
 export interface BuildTableInput {
   readonly snapshot: CatalogSnapshot;
@@ -129,6 +130,7 @@ export class IncrementalTableBuilder {
   readonly #adminFinal = new Map<string, { spec: UpstreamSpec; admin: UpstreamSpec; docs: readonly unknown[]; final: UpstreamSpec }>();
   #policies: PolicyOverrides = NO_POLICY_OVERRIDES;
   #table: RouteTable | undefined;
+  #view: UpstreamsView | undefined;
   #acc = Buffer.alloc(20);
   #routesDigest = routesHash([]);
   #routeWarnings: string[] = [];
@@ -224,15 +226,14 @@ export class IncrementalTableBuilder {
     for (const name of [...this.#adminFinal.keys()]) if (!Object.hasOwn(admin, name)) this.#adminFinal.delete(name);
 
     const prevTable = this.#table;
-    const prevUps = prevTable?.upstreams ?? {};
+    const prevView = this.#view;
     const upserted: string[] = [];
     const removed: string[] = [];
-    let namesChanged = prevTable === undefined;
     const nextOf = (name: string): UpstreamSpec | undefined =>
       Object.hasOwn(admin, name) ? adminFinal(name) : this.#entries.get(name)?.upstream;
     const changedSpecs = new Map<string, UpstreamSpec | undefined>();
     for (const name of touched) {
-      const before = Object.hasOwn(prevUps, name) ? prevUps[name] : undefined;
+      const before = prevView?.get(name);
       const after = nextOf(name);
       if (before === after) continue;
       if (before) xorInto(this.#acc, upstreamDigest(name, before));
@@ -245,16 +246,13 @@ export class IncrementalTableBuilder {
         changedSpecs.set(name, undefined);
         removed.push(name);
       }
-      if (!before || !after) namesChanged = true;
     }
 
-    let upstreams: Readonly<Record<string, UpstreamSpec>>;
-    if (prevTable && changedSpecs.size === 0) {
-      upstreams = prevTable.upstreams;
-    } else if (!namesChanged && prevTable) {
-      const copy: Record<string, UpstreamSpec> = { ...prevTable.upstreams };
-      for (const [name, spec] of changedSpecs) copy[name] = spec!;
-      upstreams = Object.freeze(copy);
+    // the upstreams are shared with the previous table: only the changed ones are new, and the
+    // record itself is made when someone reads it (a copy of 5,000 names costs more than the change)
+    let view: UpstreamsView;
+    if (prevView) {
+      view = prevView.with(changedSpecs);
     } else {
       const names = new Set([...this.#entries.keys(), ...Object.keys(admin)]);
       const ordered: Record<string, UpstreamSpec> = {};
@@ -262,11 +260,9 @@ export class IncrementalTableBuilder {
         const spec = changedSpecs.has(name) ? changedSpecs.get(name) : nextOf(name);
         if (spec) ordered[name] = spec;
       }
-      upstreams = Object.freeze(ordered);
-      if (!prevTable) {
-        // first build: the accumulator is computed from scratch (touched covered every name above)
-      }
+      view = UpstreamsView.of(Object.freeze(ordered));
     }
+    this.#view = view;
 
     let routes = prevTable?.routes ?? [];
     if (routesChanged) {
@@ -278,9 +274,9 @@ export class IncrementalTableBuilder {
       newWarnings.push(...this.#routeWarnings);
     }
     const version = versionFrom(this.#acc, this.#routesDigest);
-    const table: RouteTable = prevTable && prevTable.version === version && upstreams === prevTable.upstreams && routes === prevTable.routes
+    const table: RouteTable = prevTable && prevTable.version === version && changedSpecs.size === 0 && routes === prevTable.routes
       ? prevTable
-      : Object.freeze({ version, upstreams, routes });
+      : lazyTable(version, view, routes);
     this.#table = table;
     const entries = this.#entries;
     const routeWarnings = this.#routeWarnings;

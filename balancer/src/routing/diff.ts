@@ -7,6 +7,7 @@
 //   + route api.example.com/v1 -> web      (host '*' = any host)
 import type { Route, RouteTable, ServerSpec, UpstreamSpec } from './types.js';
 import { canonicalJson } from './table-version.js';
+import { upstreamOf } from './table-upstreams.js';
 
 /**
  * `names`: only these upstreams are compared (the ones a change touched), so a change to one service
@@ -14,11 +15,10 @@ import { canonicalJson } from './table-version.js';
  */
 export function diffTables(prev: RouteTable | undefined, next: RouteTable, names?: Iterable<string>): string[] {
   const lines: string[] = [];
-  const before = prev?.upstreams ?? {};
-  const all = names ? [...new Set(names)].sort() : [...new Set([...Object.keys(before), ...Object.keys(next.upstreams)])].sort();
+  const all = names ? [...new Set(names)].sort() : [...new Set([...Object.keys(prev?.upstreams ?? {}), ...Object.keys(next.upstreams)])].sort();
   for (const name of all) {
-    const a = Object.hasOwn(before, name) ? before[name] : undefined;
-    const b = Object.hasOwn(next.upstreams, name) ? next.upstreams[name] : undefined;
+    const a = prev ? upstreamOf(prev, name) : undefined;
+    const b = upstreamOf(next, name);
     if (a === b) continue;
     if (!a && b) {
       lines.push(`+ upstream ${name}`);

@@ -3,6 +3,7 @@
 // and asks for the full table instead. Applying shares every unchanged upstream with the current table.
 import type { Route, RouteTable, ScriptSpec, UpstreamSpec } from './types.js';
 import { deepFreeze } from './table-version.js';
+import { upstreamOf } from './table-upstreams.js';
 
 export interface TableDelta {
   /** version of the table this delta applies to */
@@ -22,8 +23,8 @@ export function makeDelta(prev: RouteTable, next: RouteTable, upserted: Iterable
   return {
     from: prev.version,
     to: next.version,
-    upserted: [...upserted].filter((n) => Object.hasOwn(next.upstreams, n)).map((n) => next.upstreams[n]),
-    removed: [...removed].filter((n) => !Object.hasOwn(next.upstreams, n)),
+    upserted: [...upserted].map((n) => upstreamOf(next, n)).filter((u): u is UpstreamSpec => u !== undefined),
+    removed: [...removed].filter((n) => upstreamOf(next, n) === undefined),
     ...(prev.routes === next.routes ? {} : { routes: next.routes }),
     ...(prev.scripts === next.scripts ? {} : { scripts: next.scripts ?? [] }),
   };

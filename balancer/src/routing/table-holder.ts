@@ -9,6 +9,7 @@ import type pino from 'pino';
 import { buildRouteTable, IncrementalTableBuilder } from './build-table.js';
 import { diffTables } from './diff.js';
 import { upstreamHash } from './table-version.js';
+import { upstreamCount, upstreamOf } from './table-upstreams.js';
 import type { TableDefaults } from './tag-options.js';
 import type { CatalogSnapshot, RouteTable, ScriptSpec, UpstreamSpec } from './types.js';
 import { effectiveScripts } from '../scripts/kv-scripts.js';
@@ -34,8 +35,8 @@ export function changedUpstreamNames(prev: RouteTable, next: RouteTable, candida
   const removed: string[] = [];
   const names = candidates ? new Set(candidates) : new Set([...Object.keys(prev.upstreams), ...Object.keys(next.upstreams)]);
   for (const name of names) {
-    const a = Object.hasOwn(prev.upstreams, name) ? prev.upstreams[name] : undefined;
-    const b = Object.hasOwn(next.upstreams, name) ? next.upstreams[name] : undefined;
+    const a = upstreamOf(prev, name);
+    const b = upstreamOf(next, name);
     if (a === b) continue;
     if (!b) removed.push(name);
     else if (!a || upstreamHash(a) !== upstreamHash(b)) upserted.push(name);
@@ -192,7 +193,7 @@ export class TableHolder {
 
   stats(): { version: string; swaps: number; upstreams: number; adminUpstreams: number; failedServiceBuilds: number } {
     return {
-      version: this.table.version, swaps: this.swaps, upstreams: Object.keys(this.table.upstreams).length,
+      version: this.table.version, swaps: this.swaps, upstreams: upstreamCount(this.table),
       adminUpstreams: Object.keys(this.admin).length, failedServiceBuilds: this.builder.failures + this.failedBuilds,
     };
   }
