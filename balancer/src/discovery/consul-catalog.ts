@@ -34,6 +34,7 @@ import { blockingGet, isOverBudget, type ConsulEndpoint } from './blocking-query
 import { CATALOG_SUMMARY_PATH, parseCatalogSummary, servicesWithOtherCounts } from './catalog-summary.js';
 import { ConsulBudget, DEFAULT_CONSUL_MAX_CONNS } from './consul-budget.js';
 import { answerIndexes, parseHealthAnswer } from './health-entries.js';
+import { DEFAULT_POLL_MS, pollDelay } from './watch-slot.js';
 import { WriteLedger } from './write-ledger.js';
 
 export interface CatalogWatcherOptions {
@@ -399,25 +400,33 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
 
   // ---- signals ----
 
-  /** One blocking-query loop: pause while over budget, rate limit, query, hand over, back off. */
-  async function signalLoop<T>(name: string, path: string, onBody: (body: T, index: number, first: boolean) => void, onFirstFailure?: () => void, params: Record<string, string> = {}): Promise<void> {
+  /**
+   * One blocking-query loop: pause while over budget, rate limit, query, hand over, back off. Without a
+   * reserved slot (`blocking` false: the budget had none left, e.g. a second watcher on a small one) it
+   * polls instead: a plain read inside the read share after a jittered pause, never a held connection.
+   */
+  async function signalLoop<T>(name: string, path: string, onBody: (body: T, index: number, first: boolean) => void, onFirstFailure?: () => void, params: Record<string, string> = {}, blocking = true): Promise<void> {
     let index = 0;
     let failuresInRow = 0;
     let lastStart = 0;
     let first = true;
+    if (!blocking) log.info({ watcher: name, maxConns: budget.maxConns }, 'no consul connection left for this change signal: polling it in the read share');
     while (!signal.aborted) {
       await budget.waitPause(signal);
       const gap = lastStart + opts.minQueryIntervalMs - now();
       if (gap > 0) await sleep(gap, signal);
+      if (!blocking && !first) await sleep(pollDelay(DEFAULT_POLL_MS, random), signal);
       if (signal.aborted) break;
       lastStart = now();
       try {
         queries++;
-        outstanding++;
-        const res = await blockingGet<T>(endpoint, path, params, { index, waitMs: opts.waitMs, signal }).finally(() => outstanding--);
+        const res = blocking
+          ? await (outstanding++, blockingGet<T>(endpoint, path, params, { index, waitMs: opts.waitMs, signal }).finally(() => outstanding--))
+          // budget.read notes the success or the 429 itself
+          : await budget.read(signal, () => blockingGet<T>(endpoint, path, params, { index: 0, waitMs: opts.waitMs, signal, timeoutMs: readTimeoutMs }));
         if (signal.aborted) break;
         bodyBytes += res.bytes;
-        budget.noteSuccess();
+        if (blocking) budget.noteSuccess();
         index = res.index;
         if (failuresInRow > 0) log.info({ watcher: name, failures: failuresInRow }, 'consul query recovered');
         failuresInRow = 0;
@@ -427,7 +436,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       } catch (err) {
         if (signal.aborted) break;
         errors++;
-        if (isOverBudget(err)) budget.noteOverBudget();
+        if (blocking && isOverBudget(err)) budget.noteOverBudget();
         const delay = backoffDelay(policy, failuresInRow, random);
         const e = err as Error & { code?: string };
         log[failuresInRow === 0 ? 'warn' : 'debug']({ watcher: name, err: e.message, code: e.code, retryInMs: delay }, 'consul query failed, keeping last good data');
@@ -709,8 +718,9 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   }, { once: true });
 
   const loops = [
-    signalLoop<unknown>('catalog', '/v1/catalog/services', onServices),
-    signalLoop<unknown>('checks', NON_PASSING_CHECKS_PATH, onChecksAt, settleChecks, { filter: NON_PASSING_CHECKS_FILTER }),
+    // the slots granted go to the catalog signal first, then to the checks signal
+    signalLoop<unknown>('catalog', '/v1/catalog/services', onServices, undefined, {}, reserved >= 1),
+    signalLoop<unknown>('checks', NON_PASSING_CHECKS_PATH, onChecksAt, settleChecks, { filter: NON_PASSING_CHECKS_FILTER }, reserved >= 2),
   ].map((p) => p.catch((err) => log.error({ err }, 'consul watch loop crashed')));
 
   const done = (async () => {
@@ -730,7 +740,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     stats: () => ({
       services: known?.size ?? 0, queries, reads, errors, emits, rescans, rescanReasons: { ...rescanReasons }, summaries, summaryUsable, acceptedUnexplained, bodyBytes, unusableAnswers,
       throttled: budget.stats().overBudget, budget: budget.stats(), outstanding,
-      settled: outstanding === SIGNALS && dirty.size === 0 && inFlight.size === 0 && pendingExplain === 0 && !explainTimer && !summaryInFlight && !emitTimer && changedSinceEmit.size === 0,
+      settled: outstanding === reserved && dirty.size === 0 && inFlight.size === 0 && pendingExplain === 0 && !explainTimer && !summaryInFlight && !emitTimer && changedSinceEmit.size === 0,
       indexes: { catalog: catalogIndex, checks: checksIndex },
     }),
     serviceNames: () => known ?? new Set<string>(),
