@@ -4,35 +4,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import http from 'node:http';
 import os from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { consulForTest, testScope, type ConsulTarget } from '../support/consul.js';
+import { consulRequest } from '../support/consul-http.js';
 import { defaultBalancerTemplate, startReloadMode, type ReloadModeConfig } from '../../balancer/src/reload/reload-mode.js';
 import type { RouteTable } from '../../balancer/src/routing/types.js';
 import type { CycleReport } from '../../balancer/src/render/renderer.js';
+import { consulForTest, testScope } from '../support/consul.js';
+import { until } from '../support/poll.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }, pino.destination({ fd: 2, sync: true }));
-
-function consulCall(target: ConsulTarget, method: string, path: string, body?: unknown): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: target.host, port: target.port, method, path, signal: AbortSignal.timeout(5000) }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
-
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 class RecordingSupervisor {
   readonly calls: { op: 'start' | 'reload'; table: RouteTable; at: number }[] = [];
@@ -63,7 +45,7 @@ async function setup(t: { after: (fn: () => Promise<void>) => void }) {
     await rm(dir, { recursive: true, force: true });
   });
   const register = (id: string, port: number, tags: string[] = [], name = 'web') =>
-    consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: scope.id(id), Name: scope.name(name), Address: '127.0.0.1', Port: port, Tags: tags });
+    consulRequest(consul, 'PUT', '/v1/agent/service/register', { ID: scope.id(id), Name: scope.name(name), Address: '127.0.0.1', Port: port, Tags: tags });
   const config = (extra: Partial<ReloadModeConfig['reload']> = {}, more: Partial<ReloadModeConfig> = {}): ReloadModeConfig => ({
     consul: { baseUrl: consul.url, waitMs: 5000, minQueryIntervalMs: 0, debounceMs: 0 },
     reload: { configOut: join(dir, 'balancer.conf'), renders: [], ...extra },
@@ -90,34 +72,34 @@ test('one start, then one reload per changed render; an unparsable render keeps 
   assert.equal(handle.generations(), 1);
 
   await register('web-2', 9002);
-  await waitFor('reload with web-2', () => sup.calls.length === 2);
+  await until('reload with web-2', () => sup.calls.length === 2, 8000);
   assert.equal(sup.calls[1].op, 'reload');
   assert.deepEqual(sup.ports(1, web), [9001, 9002]);
 
   // lb=bogus is dropped with a warning: the instance still joins, with the default algorithm
   await register('web-3', 9003, ['lb=bogus']);
-  await waitFor('reload with web-3', () => sup.calls.length === 3);
+  await until('reload with web-3', () => sup.calls.length === 3, 8000);
   assert.deepEqual(sup.ports(2, web), [9001, 9002, 9003]);
   assert.equal(sup.calls[2].table.upstreams[web].algorithm, 'roundrobin');
 
   // garbage pasted by the template does not parse: no reload, the file keeps the last good config
   const good = await readFile(join(dir, 'balancer.conf'), 'utf8');
   const cyclesBefore = cycles.length;
-  assert.equal(await consulCall(consul, 'PUT', `/v1/kv/${scope.kv('extra')}`, 'upstream } {'), 200);
+  assert.equal(await consulRequest(consul, 'PUT', `/v1/kv/${scope.kv('extra')}`, 'upstream } {'), 200);
   // wait until the garbage render was actually judged (a fixed sleep passes on a slow machine even
   // if the invalid file were applied later)
-  await waitFor('the unparsable render refused', () =>
-    cycles.slice(cyclesBefore).some((c) => c.jobs.some((j) => j.name === 'balancer.conf' && j.state === 'invalid')));
+  await until('the unparsable render refused', () =>
+    cycles.slice(cyclesBefore).some((c) => c.jobs.some((j) => j.name === 'balancer.conf' && j.state === 'invalid')), 8000);
   assert.equal(sup.calls.length, 3);
   assert.equal(await readFile(join(dir, 'balancer.conf'), 'utf8'), good);
-  assert.equal(await consulCall(consul, 'DELETE', `/v1/kv/${scope.kv('extra')}`), 200);
+  assert.equal(await consulRequest(consul, 'DELETE', `/v1/kv/${scope.kv('extra')}`), 200);
   await register('web-3', 9003, ['lb=wrr']);
-  await waitFor('reload after the fix', () => sup.calls.length === 4);
+  await until('reload after the fix', () => sup.calls.length === 4, 8000);
   assert.equal(sup.calls[3].table.upstreams[web].algorithm, 'wrr');
   assert.equal(handle.generations(), 4);
 
   // A change that renders the same file reloads nothing (Meta is not in the template).
-  await consulCall(consul, 'PUT', '/v1/agent/service/register', { ID: scope.id('web-1'), Name: web, Address: '127.0.0.1', Port: 9001, Tags: [], Meta: { build: '2' } });
+  await consulRequest(consul, 'PUT', '/v1/agent/service/register', { ID: scope.id('web-1'), Name: web, Address: '127.0.0.1', Port: 9001, Tags: [], Meta: { build: '2' } });
   await new Promise((r) => setTimeout(r, 400));
   assert.equal(sup.calls.length, 4);
   await handle.stop();
@@ -133,7 +115,7 @@ test('wait min:max: a burst of changes becomes one new generation', async (t) =>
     await register(`web-${i}`, 9000 + i);
     await new Promise((r) => setTimeout(r, 50));
   }
-  await waitFor('one reload', () => sup.calls.length === 2);
+  await until('one reload', () => sup.calls.length === 2, 8000);
   await new Promise((r) => setTimeout(r, 500));
   assert.equal(sup.calls.length, 2, 'exactly one reload for the burst');
   assert.deepEqual(sup.ports(1, web), [9000, 9001, 9002, 9003, 9004]);
@@ -159,13 +141,13 @@ test('--services restricts the table; --render jobs run the reload command, the 
   assert.deepEqual(Object.keys(sup.calls[0].table.upstreams), [web]);
   assert.deepEqual(sup.calls[0].table.routes, [{ host: 'web.example.com', pathPrefix: '/', upstream: web }]);
   // every service of the agent is listed (a real agent may hold more than this test's two)
-  await waitFor('list rendered', async () => {
+  await until('list rendered', async () => {
     const listed = (await readFile(join(dir, 'list.out'), 'utf8').catch(() => '')).split(' ');
     return listed.includes(api) && listed.includes(web) && listed.includes('consul');
-  });
-  await waitFor('reload command ran once', async () => (await readFile(marker, 'utf8').catch(() => '')) === 'x\n');
+  }, 8000);
+  await until('reload command ran once', async () => (await readFile(marker, 'utf8').catch(() => '')) === 'x\n', 8000);
   await register('web-2', 9002, ['urlprefix-web.example.com/']); // changes the balancer config only
-  await waitFor('reload', () => sup.calls.length === 2);
+  await until('reload', () => sup.calls.length === 2, 8000);
   await new Promise((r) => setTimeout(r, 200));
   assert.equal(await readFile(marker, 'utf8'), 'x\n', 'the balancer config change does not run --reload-command');
   await handle.stop();
