@@ -2,6 +2,10 @@
 // for the primary, one Consul lookup per token in flight however many validators ask at once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createChallengeLookup } from '../../balancer/src/tls/acme-challenge.js';
+import { ConsulKv } from '../../balancer/src/tls/consul-kv.js';
 import { challengeRelayServer, ChallengeRelayClient, type ChallengeAnswer, type ChallengeRequest } from '../../balancer/src/tls/acme-challenge-relay.js';
 
 const TOKEN = 'abcdefghijklmnop_-0123';
@@ -50,4 +54,31 @@ test('no answer from the primary: the lookup fails after its timeout, a late ans
   const pending = client.lookup(TOKEN);
   client.close();
   await assert.rejects(pending, /worker closing/);
+});
+
+test("ACME's KV calls and the primary's challenge lookups run inside the budget's read share when given one", async () => {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      if (req.url?.includes('challenges/')) res.end(`${TOKEN}.thumb`);
+      else if (req.method === 'GET') res.end(JSON.stringify([{ Value: Buffer.from('v').toString('base64'), ModifyIndex: 7 }]));
+      else res.end('true');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    let inShare = 0;
+    const read = async <T>(_s: AbortSignal, fn: () => Promise<T>): Promise<T> => { inShare++; return fn(); };
+    const kv = new ConsulKv({ baseUrl }, new AbortController().signal, 2000, read);
+    assert.deepEqual(await kv.get('a/b'), { value: Buffer.from('v'), modifyIndex: 7 });
+    assert.equal(await kv.put('a/b', 'x', 7), true);
+    assert.equal(await kv.delete('a/b', 7), true);
+    const lookup = createChallengeLookup({ consulUrl: baseUrl, kvPrefix: 'acme/', timeoutMs: 2000, read });
+    assert.equal(await lookup(TOKEN), `${TOKEN}.thumb`);
+    assert.equal(await lookup('../../not-a-token'), undefined, 'a malformed token is never looked up');
+    assert.equal(inShare, 4, 'every call went through the read share');
+  } finally {
+    server.close();
+  }
 });

@@ -18,7 +18,7 @@ import type { CatalogSnapshot } from '../routing/types.js';
 import { challengeKey } from './acme-challenge.js';
 import { acmeNames, renewalDue, retryDelayMs, type DueReason, type RenewalState } from './acme-names.js';
 import type { CertStore } from './cert-store.js';
-import { ConsulKv } from './consul-kv.js';
+import { ConsulKv, type BudgetRead } from './consul-kv.js';
 import { KvLock } from './kv-lock.js';
 import type { AcmeConfig } from './tls-config.js';
 import type { AcmeControl } from './tls-primary.js';
@@ -30,6 +30,8 @@ export interface AcmeDeps {
   readonly consul: ConsulConfig;
   /** the primary's capped Consul pool (ConsulBudget.dispatcher); default undici's global one */
   readonly dispatcher?: Dispatcher;
+  /** runs each KV call in the budget's read share (ConsulBudget.read); default at once */
+  readonly read?: BudgetRead;
   readonly store: CertStore;
   readonly catalog?: { current(): CatalogSnapshot | undefined; subscribe(l: () => void): () => void };
   readonly log: pino.Logger;
@@ -60,7 +62,7 @@ class AcmeManager implements AcmeControl {
 
   constructor(private readonly deps: AcmeDeps) {
     const signal = AbortSignal.any([deps.signal, this.#controller.signal]);
-    this.#kv = new ConsulKv({ baseUrl: deps.consul.baseUrl, token: deps.consul.token, dispatcher: deps.dispatcher }, signal, 10_000);
+    this.#kv = new ConsulKv({ baseUrl: deps.consul.baseUrl, token: deps.consul.token, dispatcher: deps.dispatcher }, signal, 10_000, deps.read);
     this.#log = deps.log.child({ instance: this.#me });
     this.#now = deps.now ?? Date.now;
     this.#unsubscribe = deps.catalog?.subscribe(() => this.#wake?.());

@@ -8,18 +8,27 @@ export interface KvValue {
   readonly modifyIndex: number;
 }
 
+/** Runs one call inside a connection budget's read share (ConsulBudget.read). */
+export type BudgetRead = <T>(signal: AbortSignal, fn: () => Promise<T>) => Promise<T>;
+
 export class ConsulKv {
-  constructor(private readonly endpoint: ConsulEndpoint, private readonly signal: AbortSignal, private readonly timeoutMs = 5_000) {}
+  /** `read`: each call runs inside the primary's connection budget (its read share); default at once */
+  constructor(private readonly endpoint: ConsulEndpoint, private readonly signal: AbortSignal, private readonly timeoutMs = 5_000, private readonly read?: BudgetRead) {}
 
   async #call(method: string, key: string, params: Record<string, string>, body?: string | Buffer): Promise<{ status: number; text: string }> {
     const url = new URL(`/v1/kv/${key}`, this.endpoint.baseUrl);
     for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
     const headers: Record<string, string> = {};
     if (this.endpoint.token) headers['x-consul-token'] = this.endpoint.token;
-    const res = await request(url, { method, headers, body, signal: AbortSignal.any([this.signal, AbortSignal.timeout(this.timeoutMs)]), dispatcher: this.endpoint.dispatcher });
-    const text = await res.body.text();
-    if (res.statusCode !== 200 && !(method === 'GET' && res.statusCode === 404)) throw new Error(`${method} /v1/kv/${key} -> ${res.statusCode}: ${text.slice(0, 200)}`);
-    return { status: res.statusCode, text };
+    // one deadline for the wait for a read slot and the call
+    const signal = AbortSignal.any([this.signal, AbortSignal.timeout(this.timeoutMs)]);
+    const call = async () => {
+      const res = await request(url, { method, headers, body, signal, dispatcher: this.endpoint.dispatcher });
+      return { status: res.statusCode, text: await res.body.text() };
+    };
+    const { status, text } = this.read ? await this.read(signal, call) : await call();
+    if (status !== 200 && !(method === 'GET' && status === 404)) throw new Error(`${method} /v1/kv/${key} -> ${status}: ${text.slice(0, 200)}`);
+    return { status, text };
   }
 
   async get(key: string): Promise<KvValue | undefined> {

@@ -89,6 +89,7 @@ export async function startTls(deps: TlsPrimaryDeps): Promise<TlsHandle> {
     const { startAcme } = await import('./acme-manager.js');
     acme = startAcme({
       acme: config.acme, certPrefix: config.kvPrefix, consul: deps.consul, store, dispatcher: deps.budget?.dispatcher,
+      read: deps.budget ? (s, fn) => deps.budget!.read(s, fn) : undefined,
       catalog: deps.catalog, log: logger.child({ component: 'acme' }), signal: deps.signal,
     });
   }
