@@ -193,6 +193,9 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   let summaryFailures = 0;
   let summaryInFlight = false;
   let summaryUsable = true;
+  /** when the pending move began to wait, and the reads its own steps asked for (a guess, the summary's) */
+  let windowOpenedAt = 0;
+  let windowReads = new Set<string>();
   /** per-service signal rows of the critical and warning lists, and per node for node checks */
   let checkRows: CheckRow[] = [];
   let serviceCheckKeys = new Map<string, string>();
@@ -317,7 +320,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     if (!initialReadDone && dirty.size === 0 && inFlight.size === 0) initialReadDone = true;
     if (dirty.size > 0) pump();
     if (complete()) scheduleEmit();
-    if (pendingExplain > 0 && dirty.size === 0 && inFlight.size === 0 && !explainTimer && !summaryInFlight) checkExplained();
+    if (pendingExplain > 0 && !summaryInFlight) checkExplained();
   };
 
   async function readService(name: string): Promise<void> {
@@ -520,9 +523,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   const onChecksAt = (body: unknown, index: number, first: boolean) => {
     if (index > checksIndex) checksIndex = index;
     onChecks(body, index, first);
-    if (pendingExplain > 0 && checksIndex >= pendingExplain && explainTimer) {
-      clearTimeout(explainTimer);
-      explainTimer = undefined;
+    if (pendingExplain > 0 && checksIndex >= pendingExplain) {
       checkExplained();
     }
   };
@@ -532,6 +533,8 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     if (pendingExplain <= target) pendingExplain = 0;
     removedCredit = 0;
     triedRecent = new Set();
+    windowReads = new Set();
+    windowOpenedAt = pendingExplain > 0 ? now() : 0; // what later moves added waits afresh
     windowSummaries = 0;
     summaryAt = 0;
     summaryFailures = 0;
@@ -551,14 +554,23 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
    * Explains the pending catalog move once no read is pending: done when every write it covers is
    * accounted for; else the last-changed service, then the summary, then (no summary) a rescan.
    */
+  const readPending = (name: string) => dirty.has(name) || inFlight.has(name) || again.has(name);
   const checkExplained = () => {
+    if (explainTimer) clearTimeout(explainTimer);
     explainTimer = undefined;
-    if (pendingExplain === 0 || signal.aborted) return;
-    if (dirty.size > 0 || inFlight.size > 0 || summaryInFlight) return; // re-checked when they finish (afterRead)
+    if (pendingExplain === 0 || signal.aborted || summaryInFlight) return;
     const target = pendingExplain;
     const open = ledger.unattributed(target);
     if (open <= removedCredit) {
       closeWindow(target);
+      return;
+    }
+    for (const name of windowReads) if (readPending(name)) return; // re-checked when it is answered (afterRead)
+    // the checks signal may still name the change, or a read under way explain it: wait for them, but
+    // only so long (under churn some read is always under way: a move must not wait for a quiet moment)
+    const waitLeft = windowOpenedAt + EXPLAIN_WINDOW_MS - now();
+    if (waitLeft > 0 && (checksIndex < target || dirty.size > 0 || inFlight.size > 0)) {
+      explainTimer = setTimeout(checkExplained, waitLeft);
       return;
     }
     const recentBudget = summaryUsable ? RECENT_BEFORE_SUMMARY : RECENT_MAX;
@@ -566,6 +578,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       const name = nextRecent(target);
       if (name) {
         triedRecent.add(name);
+        windowReads.add(name);
         markDirty(name);
         pump();
         return;
@@ -613,7 +626,10 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       if (res.index >= target) summaryAt = Math.max(summaryAt, res.index);
       const held = new Map<string, number>();
       for (const [name, e] of entries) held.set(name, e.count);
-      for (const name of servicesWithOtherCounts(parsed.counts, held, (n) => known?.has(n) === true)) markDirty(name);
+      for (const name of servicesWithOtherCounts(parsed.counts, held, (n) => known?.has(n) === true)) {
+        windowReads.add(name);
+        markDirty(name);
+      }
     } catch (err) {
       if (signal.aborted) return;
       errors++;
@@ -688,9 +704,9 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       rescanAll('catalog move unexplained (small catalog, no summary)');
     } else if (moved) {
       // every move, a visible one too: one answer may cover a change no signal shows beside it
+      if (pendingExplain === 0) windowOpenedAt = now();
       pendingExplain = Math.max(pendingExplain, index);
-      if (checksIndex >= pendingExplain) checkExplained();
-      else if (!explainTimer) explainTimer = setTimeout(checkExplained, EXPLAIN_WINDOW_MS);
+      checkExplained();
     }
     if (changedSinceEmit.size > 0) scheduleEmit();
     pump();
