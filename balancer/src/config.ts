@@ -190,7 +190,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'admin-max-servers', env: 'BALANCER_ADMIN_MAX_SERVERS', kind: 'string', value: 'N', def: '1000', help: 'servers in one admin upstream (400 beyond)' },
   { name: 'mode', env: 'BALANCER_MODE', kind: 'string', value: 'dynamic|reload', def: 'dynamic', help: 'dynamic: swap tables in place; reload: render a config and start a new worker generation' },
   { name: 'workers', env: 'BALANCER_WORKERS', kind: 'string', value: 'N', def: 'number of cores', help: 'proxy worker processes' },
-  { name: 'dump-file', env: 'BALANCER_DUMP_FILE', kind: 'string', value: 'path', help: 'last good table + admin upstreams, written on every change, read at start' },
+  { name: 'dump-file', env: 'BALANCER_DUMP_FILE', kind: 'string', value: 'path', help: 'last good table + admin upstreams, written after a change (at most once a second) and at shutdown, read at start' },
   { name: 'start-timeout', env: 'BALANCER_START_TIMEOUT', kind: 'string', value: 'duration', def: '10s', help: 'with --strong-dependency: how long to wait for Consul at start before giving up' },
   { name: 'strong-dependency', env: 'BALANCER_STRONG_DEPENDENCY', kind: 'bool', help: 'refuse to start when Consul is unreachable (default: serve from the dump file)' },
   { name: 'default-lb', env: 'BALANCER_DEFAULT_LB', kind: 'string', value: ALGORITHMS.join('|'), def: 'roundrobin', help: 'algorithm for services without an lb= tag' },
