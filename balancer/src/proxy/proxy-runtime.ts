@@ -1,11 +1,11 @@
 // The worker runtime: one mutable reference to the compiled table, the health figures and active
 // checks beside it, and an engine underneath (its client front and its upstream transport).
 import type { AddressInfo, Socket } from 'node:net';
-import { PeerHealth } from '../health/peer-health.js';
+import { PeerHealth, type PeerServerStatus } from '../health/peer-health.js';
 import { ActiveChecker } from '../health/active-checker.js';
 import type { PickerEnv } from '../balancing/picker.js';
 import type { RouteTable } from '../routing/types.js';
-import { DEFAULT_CLIENT_BODY_MS, DEFAULT_CLIENT_HEADER_MS, DEFAULT_MAX_QUEUE_PER_SERVER, DEFAULT_QUEUE_MS, DEFAULT_REQUEST_MS, DEFAULT_TUNNEL_IDLE_MS, type HealthUpdate, type StatusAnswer, type StatusQuery, type UpstreamStatus, type WorkerRuntime, type WorkerRuntimeOptions } from '../worker/runtime.js';
+import { DEFAULT_CLIENT_BODY_MS, DEFAULT_CLIENT_HEADER_MS, DEFAULT_MAX_QUEUE_PER_SERVER, DEFAULT_QUEUE_MS, DEFAULT_REQUEST_MS, DEFAULT_TUNNEL_IDLE_MS, type HealthUpdate, type ServerStatus, type StatusAnswer, type StatusQuery, type UpstreamStatus, type WorkerRuntime, type WorkerRuntimeOptions } from '../worker/runtime.js';
 import { changedUpstreams, compileTable, type ScriptEvents } from './compiled-table.js';
 import type { ClientFront } from './engine.js';
 import type { ProxyContext } from './proxy-context.js';
@@ -118,6 +118,12 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     return { changed: true };
   }
 
+  /** The pool figures added to status objects PeerHealth just made for this answer (no copy of each). */
+  function withPools(servers: readonly PeerServerStatus[]): ServerStatus[] {
+    for (const s of servers) (s as { pool?: ServerStatus['pool'] }).pool = transport.stats(s.id);
+    return servers as ServerStatus[];
+  }
+
   function scriptStats(): ScriptStats[] {
     return ctx.current.scripts?.stats() ?? [];
   }
@@ -134,7 +140,7 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
       const panic = pickers.get(up.name)?.panic;
       return {
         ...up,
-        servers: up.servers.map((s) => ({ ...s, pool: transport.stats(s.id) })),
+        servers: withPools(up.servers),
         ...(panic === undefined ? {} : { panic: { ...panic } }),
       };
     });
@@ -154,7 +160,7 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     };
     const upstreams = query.upstreams === undefined ? undefined : health.statusOf(table, query.upstreams, t).map((up) => ({
       ...up,
-      servers: up.servers.map((s) => ({ ...s, pool: transport.stats(s.id) })),
+      servers: withPools(up.servers),
       ...panicOf(up.name),
     }));
     const summaries = query.summary !== true ? undefined : Object.keys(table.upstreams).map((name) => {
@@ -172,7 +178,7 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
       }
       notable = [...byName.values()].map((up) => ({
         ...up,
-        servers: up.servers.map((s) => ({ ...s, pool: transport.stats(s.id) })),
+        servers: withPools(up.servers),
         ...panicOf(up.name),
       }));
     }
