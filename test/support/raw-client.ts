@@ -1,6 +1,7 @@
 // A client on a bare TCP socket, for tests that send what no HTTP client would (half a head, a
 // trickled body, bytes after an upgrade), plus the two bounded waits those tests use.
 import net from 'node:net';
+import { until as pollUntil } from './poll.js';
 
 export interface RawClient {
   readonly socket: net.Socket;
@@ -19,13 +20,9 @@ export function rawClient(port: number, host = '127.0.0.1'): RawClient {
   return { socket, text: () => got, closed };
 }
 
-/** Polls a condition every 20 ms until it holds, at most timeoutMs. */
+/** Polls a condition every 20 ms until it holds, at most timeoutMs (poll.ts). */
 export async function until(what: string, probe: () => boolean, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!probe()) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await pollUntil(what, probe, timeoutMs, 20);
 }
 
 /** p, or a rejection naming what did not happen within ms. */

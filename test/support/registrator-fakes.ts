@@ -4,6 +4,7 @@ import type Docker from 'dockerode';
 import { fingerprintOf, type RegisteredService } from '../../registrator/src/reconcile.js';
 import type { ServiceRecord } from '../../registrator/src/mapping/types.js';
 import { RegistryError, type Registry } from '../../registrator/src/registry/registry.js';
+import { until as pollUntil } from './poll.js';
 
 export interface FakeContainer {
   running: boolean;
@@ -98,11 +99,7 @@ export class FakeRegistry implements Registry {
   close() {}
 }
 
-/** Polls cond until true; bounded. */
+/** Polls cond until true, every 5 ms, at most timeoutMs (poll.ts). */
 export async function until(what: string, cond: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  await pollUntil(what, cond, timeoutMs, 5);
 }

@@ -3,6 +3,7 @@
 import https from 'node:https';
 import tls from 'node:tls';
 import { Writable } from 'node:stream';
+import { until as pollUntil } from './poll.js';
 
 export interface HandshakeResult {
   readonly fingerprint: string;
@@ -86,12 +87,7 @@ export class LogSink extends Writable {
   }
 }
 
-export async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 5_000, stepMs = 10): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
+/** poll.ts `until` with this file's defaults (5 s, every 10 ms) */
+export function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 5_000, stepMs = 10): Promise<T> {
+  return pollUntil(what, probe, timeoutMs, stepMs);
 }
