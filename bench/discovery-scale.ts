@@ -36,6 +36,8 @@ const ROUTABLE_TIMEOUT_MS = 120_000;
 const benchConsul = new http.Agent({ keepAlive: true, maxSockets: 16, localAddress: '127.0.0.2' });
 const proxyClient = new Agent({ connections: 64 });
 const q = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : NaN);
+/** The last lines a process wrote, indented, for the report of one that died early. */
+const tail = (output: string, lines = 30) => output.trimEnd().split("\n").slice(-lines).map((l) => `    ${l}\n`).join("");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function consulCall(base: string, method: string, p: string, body?: unknown): Promise<string> {
@@ -232,8 +234,8 @@ async function runOne(S: number, mode: 'dynamic' | 'reload'): Promise<Row> {
       rescans: metrics.discovery?.rescanReasons ?? {}, summaries: metrics.discovery?.summaries ?? 0,
     };
   } finally {
-    if (double.child.exitCode !== null || double.child.signalCode !== null) process.stderr.write(`[${label}] the Consul double exited early: code ${double.child.exitCode}, signal ${double.child.signalCode}\n`);
-    if (balancer && (balancer.child.exitCode !== null || balancer.child.signalCode !== null)) process.stderr.write(`[${label}] the balancer exited early: code ${balancer.child.exitCode}, signal ${balancer.child.signalCode}\n`);
+    if (double.child.exitCode !== null || double.child.signalCode !== null) process.stderr.write(`[${label}] the Consul double exited early: code ${double.child.exitCode}, signal ${double.child.signalCode}\n${tail(double.output())}`);
+    if (balancer && (balancer.child.exitCode !== null || balancer.child.signalCode !== null)) process.stderr.write(`[${label}] the balancer exited early: code ${balancer.child.exitCode}, signal ${balancer.child.signalCode}\n${tail(balancer.output())}`);
     await balancer?.stop();
     await double.stop();
     backends.close();

@@ -8,19 +8,25 @@ import path from 'node:path';
 export interface Started {
   readonly child: ChildProcess;
   readonly pid: number;
+  /** The last 20 KB the process wrote to stdout and stderr. */
+  output(): string;
   stop(): Promise<void>;
 }
 
 export function spawnPinned(cpus: string | undefined, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Started {
   const child = cpus
-    ? spawn('taskset', ['-c', cpus, cmd, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] })
-    : spawn(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => { if (stderr.length < 20_000) stderr += d.toString(); });
+    ? spawn('taskset', ['-c', cpus, cmd, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The last 20 KB of both streams, so a process that dies early can say why (pino logs go to stdout).
+  let output = '';
+  const keep = (d: Buffer) => { output = (output + d.toString()).slice(-20_000); };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
     child,
     pid: child.pid!,
+    output: () => output,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
