@@ -163,7 +163,7 @@ export async function blockingGet<T>(
   path: string,
   params: Record<string, string | undefined>,
   opts: FetchCallOptions,
-): Promise<BlockingResult<T> & { bytes: number }> {
+): Promise<BlockingResult<T> & { bytes: number; text: string }> {
   const answer = await blockingFetch(endpoint, path, params, opts);
   if (answer.status !== 200) {
     throw new ConsulRequestError(`GET ${answer.pathname} -> ${answer.status}: ${answer.text.slice(0, 200)}`, answer.status);
@@ -174,5 +174,6 @@ export async function blockingGet<T>(
   } catch (err) {
     throw new ConsulRequestError(`GET ${answer.pathname}: answer is not JSON (${(err as Error).message})`, answer.status, 'ERR_CONSUL_BAD_ANSWER');
   }
-  return { body, index: answer.index, bytes: answer.bytes };
+  // the text too: a caller can tell an answer identical to the last one without walking it
+  return { body, index: answer.index, bytes: answer.bytes, text: answer.text };
 }

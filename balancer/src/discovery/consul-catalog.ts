@@ -408,7 +408,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
    * reserved slot (`blocking` false: the budget had none left, e.g. a second watcher on a small one) it
    * polls instead: a plain read inside the read share after a jittered pause, never a held connection.
    */
-  async function signalLoop<T>(name: string, path: string, onBody: (body: T, index: number, first: boolean) => void, onFirstFailure?: () => void, params: Record<string, string> = {}, blocking = true): Promise<void> {
+  async function signalLoop<T>(name: string, path: string, onBody: (body: T, index: number, first: boolean, text: string) => void, onFirstFailure?: () => void, params: Record<string, string> = {}, blocking = true): Promise<void> {
     let index = 0;
     let failuresInRow = 0;
     let lastStart = 0;
@@ -434,7 +434,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
         if (failuresInRow > 0) log.info({ watcher: name, failures: failuresInRow }, 'consul query recovered');
         failuresInRow = 0;
         markReachable(true);
-        onBody(res.body, res.index, first);
+        onBody(res.body, res.index, first, res.text);
         first = false;
       } catch (err) {
         if (signal.aborted) break;
@@ -653,10 +653,13 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     if (!explainTimer) afterRead();
   }
 
-  const onServices = (body: unknown, index: number, first: boolean) => {
+  /** the last /v1/catalog/services answer as text: most moves (an instance of a known service) leave it as it was */
+  let servicesText: string | undefined;
+
+  /** New, removed and re-tagged service names of a catalog/services answer; true when there is any. */
+  const applyServiceNames = (body: unknown, firstEver: boolean): boolean => {
     const record = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
     const names = new Set(Object.keys(record).filter((n) => (allow ? allow.has(n) : opts.everyService === true || !WATCH_ALL_EXCEPT.has(n))));
-    const firstEver = known === undefined;
     let visible = false;
     const previous = known ?? new Set<string>();
     known = names;
@@ -687,6 +690,15 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       if (entries.delete(name)) changedSinceEmit.add(name);
       log.debug({ service: name }, 'service gone');
     }
+    return visible;
+  };
+
+  const onServices = (body: unknown, index: number, first: boolean, text?: string) => {
+    const firstEver = known === undefined;
+    // the same names and tags as last time: nothing to walk (thousands of names and their tags per move)
+    const same = !first && !firstEver && text !== undefined && text === servicesText;
+    servicesText = text;
+    const visible = same ? false : applyServiceNames(body, firstEver);
     const moved = index > catalogIndex && catalogIndex > 0;
     catalogIndex = index;
     if (firstEver) {
@@ -699,7 +711,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       closeWindow(pendingExplain);
       ledger.reset(index);
       rescanAll('catalog watcher restarted');
-    } else if (moved && !visible && !summaryUsable && names.size <= IMMEDIATE_RESCAN_MAX) {
+    } else if (moved && !visible && !summaryUsable && (known?.size ?? 0) <= IMMEDIATE_RESCAN_MAX) {
       closeWindow(index);
       rescanAll('catalog move unexplained (small catalog, no summary)');
     } else if (moved) {
