@@ -24,6 +24,20 @@ test('ACME names: urlprefix hosts and host= tags of tls=acme services only; wild
   assert.deepEqual(acmeNames(undefined), { names: [], problems: [] });
 });
 
+test('ACME names over frozen instance lists shared between snapshots: the same answer, a replaced list read again', () => {
+  const web = Object.freeze([Object.freeze(inst('web', ['tls=acme', 'host=a.example.com']))]);
+  const api = Object.freeze([Object.freeze(inst('api', ['tls=acme', 'urlprefix-b.example.com/']))]);
+  const first = acmeNames({ services: { web, api } });
+  assert.deepEqual(first.names, ['a.example.com', 'b.example.com']);
+  // api's list replaced, web's shared: web's names come back unchanged, api's new ones are read
+  const api2 = Object.freeze([Object.freeze(inst('api', ['tls=acme', 'urlprefix-c.example.com/', 'host=*.example.com']))]);
+  const second = acmeNames({ services: { web, api: api2 } });
+  assert.deepEqual(second.names, ['a.example.com', 'c.example.com']);
+  assert.equal(second.problems.length, 1);
+  // one list under another service name: its problems name that service
+  assert.match(acmeNames({ services: { other: api2 } }).problems[0], /^service other:/);
+});
+
 test('renewal is due when missing, at two thirds of the lifetime, or forced after the last issuance', () => {
   const day = 86_400_000;
   const t0 = Date.parse('2026-01-01T00:00:00Z');

@@ -1,5 +1,5 @@
 // Which host names want an ACME certificate, and when one is due. Pure.
-import type { CatalogSnapshot } from '../routing/types.js';
+import type { CatalogInstance, CatalogSnapshot } from '../routing/types.js';
 
 const DNS_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/;
 
@@ -12,7 +12,26 @@ export function acmeNames(snapshot: CatalogSnapshot | undefined): { names: strin
   const names = new Set<string>();
   const problems: string[] = [];
   for (const [service, instances] of Object.entries(snapshot?.services ?? {})) {
-    if (!instances.some((i) => i.tags.includes('tls=acme'))) continue;
+    const own = serviceAcmeNames(service, instances);
+    if (own === NONE) continue;
+    for (const n of own.names) names.add(n);
+    problems.push(...own.problems);
+  }
+  return { names: [...names].sort(), problems: [...new Set(problems)] };
+}
+
+type ServiceNames = { readonly names: readonly string[]; readonly problems: readonly string[] };
+const NONE: ServiceNames = { names: [], problems: [] };
+/** per (frozen, shared between snapshots) instance list: the catalog wakes the ACME loop on every change */
+const byList = new WeakMap<readonly CatalogInstance[], { readonly service: string; readonly result: ServiceNames }>();
+
+function serviceAcmeNames(service: string, instances: readonly CatalogInstance[]): ServiceNames {
+  const hit = byList.get(instances);
+  if (hit !== undefined && hit.service === service) return hit.result;
+  let result = NONE;
+  if (instances.some((i) => i.tags.includes('tls=acme'))) {
+    const names: string[] = [];
+    const problems: string[] = [];
     for (const inst of instances) {
       for (const tag of inst.tags) {
         let host: string | undefined;
@@ -22,12 +41,14 @@ export function acmeNames(snapshot: CatalogSnapshot | undefined): { names: strin
         } else if (tag.startsWith('host=')) host = tag.slice(5);
         if (host === undefined || host === '') continue;
         const name = host.toLowerCase().replace(/\.$/, '');
-        if (DNS_NAME.test(name) && !/^[0-9.]+$/.test(name)) names.add(name);
+        if (DNS_NAME.test(name) && !/^[0-9.]+$/.test(name)) names.push(name);
         else problems.push(`service ${service}: "${host}" cannot get an ACME certificate over HTTP-01 (wildcard, IP or not a DNS name)`);
       }
     }
+    result = { names, problems };
   }
-  return { names: [...names].sort(), problems: [...new Set(problems)] };
+  if (Object.isFrozen(instances)) byList.set(instances, { service, result });
+  return result;
 }
 
 export interface RenewalState {
