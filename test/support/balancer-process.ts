@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { LogLine } from './registrator-process.js';
+import { onLines } from './output-lines.js';
 import { repoRoot } from './repo-root.js';
 
 export interface BalancerProcess {
@@ -21,24 +22,15 @@ export function spawnBalancer(args: readonly string[], env: NodeJS.ProcessEnv = 
   });
   const logs: LogLine[] = [];
   const rawOutput: string[] = [];
-  for (const stream of [child.stdout!, child.stderr!]) {
-    let buffer = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk: string) => {
-      buffer += chunk;
-      let nl: number;
-      while ((nl = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        if (!line.trim()) continue;
-        try {
-          logs.push(JSON.parse(line) as LogLine);
-        } catch {
-          rawOutput.push(line);
-        }
-      }
-    });
-  }
+  const onLine = (line: string) => {
+    if (!line.trim()) return;
+    try {
+      logs.push(JSON.parse(line) as LogLine);
+    } catch {
+      rawOutput.push(line);
+    }
+  };
+  for (const stream of [child.stdout!, child.stderr!]) onLines(stream, onLine);
   let done = false;
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { done = true; resolve(code); }));
   return {

@@ -2,6 +2,7 @@
 // benchmarks: its JSON log lines collected and searchable, bounded waits, SIGTERM then SIGKILL on stop.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { onLines } from './output-lines.js';
 import { repoRoot } from './repo-root.js';
 
 export interface LogLine {
@@ -38,18 +39,7 @@ export function spawnRegistrator(args: readonly string[], opts: { env?: NodeJS.P
     }
     for (const l of listeners) l();
   };
-  for (const stream of [child.stdout!, child.stderr!]) {
-    let buffer = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk: string) => {
-      buffer += chunk;
-      let nl: number;
-      while ((nl = buffer.indexOf('\n')) >= 0) {
-        onLine(buffer.slice(0, nl));
-        buffer = buffer.slice(nl + 1);
-      }
-    });
-  }
+  for (const stream of [child.stdout!, child.stderr!]) onLines(stream, onLine);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let done = false;
   void exited.then(() => {
