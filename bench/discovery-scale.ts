@@ -263,8 +263,8 @@ await proxyClient.close();
 
 const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
 console.log(`# discovery-scale: node ${process.version}, ${os.cpus().length} cores, load average ${load} (shared machine: figures are noisy)`);
-console.log(`# command: node dist/bench/discovery-scale.js --sizes ${sizes.join(',')} --instances ${instances} --reload ${reloadSizes.join(',')}`);
-console.log('| services x instances | all routable after | never routable | change -> traffic p50 / p99 (50 changes, 20/s churn) | changes lost | agent conns (max) | Consul requests / KB per change | idle CPU (10 s, all processes) | RSS primary / workers | apply one change: primary build p50/p99 ms, worker p50/p99 ms | 429s |');
+console.log(`# command: node dist/bench/discovery-scale.js --sizes ${sizes.join(',')} --instances ${instances} --reload ${reloadSizes.join(',')} --changes ${CHANGES}`);
+console.log(`| services x instances | all routable after | never routable | change -> traffic p50 / p99 (${CHANGES} changes, ${CHURN_PER_S}/s churn) | changes lost | agent conns (max) | Consul requests / KB per change | idle CPU (10 s, all processes) | RSS primary / workers | apply one change: primary build p50/p99 ms, worker p50/p99 ms | 429s |`);
 console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const f of failures) console.log(`# row failed: ${f.split('\n')[0]}`);
 const rescanText = (r: Row) => Object.entries(r.rescans).map(([why, n]) => `${n} x ${why}`).join('; ') || 'none';
