@@ -10,6 +10,7 @@ import type { PeerState } from '../balancing/picker.js';
 import type { ActiveCheckSpec, RouteTable, ServerSpec, UpstreamSpec } from '../routing/types.js';
 import { PassiveHealth } from './passive.js';
 import { RiseFall } from './rise-fall.js';
+import { upstreamOf } from '../routing/table-upstreams.js';
 
 export interface AttemptResult {
   readonly ok: boolean;
@@ -248,14 +249,14 @@ export class PeerHealth implements PeerState {
     }
     const affected = new Set<string>();
     for (const name of changed) {
-      const before = Object.hasOwn(prevTable.upstreams, name) ? prevTable.upstreams[name] : undefined;
+      const before = upstreamOf(prevTable, name);
       for (const s of before?.servers ?? []) {
         this.owners.get(s.id)?.delete(name);
         affected.add(s.id);
       }
     }
     for (const name of changed) {
-      const u = Object.hasOwn(table.upstreams, name) ? table.upstreams[name] : undefined;
+      const u = upstreamOf(table, name);
       for (const s of u?.servers ?? []) {
         this.ownerOf(s.id).add(name);
         affected.add(s.id);
@@ -272,7 +273,7 @@ export class PeerHealth implements PeerState {
         continue;
       }
       const name = this.settingsOwner(id, owners, table, changed);
-      const chosen = table.upstreams[name];
+      const chosen = upstreamOf(table, name)!;
       const server = chosen.servers.find((s) => s.id === id)!;
       this.follow(id, server, chosen.check, now);
     }
@@ -287,8 +288,8 @@ export class PeerHealth implements PeerState {
   private settingsOwner(id: string, owners: ReadonlySet<string>, table: RouteTable, changed: ReadonlySet<string>): string {
     const better = (a: string, b: string | undefined): boolean => {
       if (b === undefined) return true;
-      const ca = table.upstreams[a].check !== undefined;
-      const cb = table.upstreams[b].check !== undefined;
+      const ca = upstreamOf(table, a)!.check !== undefined;
+      const cb = upstreamOf(table, b)!.check !== undefined;
       return ca !== cb ? ca : a < b;
     };
     const last = this.chosenOwner.get(id);

@@ -4,6 +4,7 @@
 // looks only at the upstreams a table change named and the upstreams listing a server whose health
 // or in-flight count moved (PeerHealth.takeGaugeChanges): an idle report costs nothing per server.
 import type { RouteTable, ServerSpec } from '../routing/types.js';
+import { upstreamOf } from '../routing/table-upstreams.js';
 
 /** What the tracker reads of the worker's current table and health. */
 export interface GaugeView {
@@ -27,10 +28,11 @@ export function tableGaugeView(table: () => RouteTable, health: GaugeHealth, now
   return {
     upstreamNames: () => Object.keys(table().upstreams),
     servers: (name) => {
-      const ups = table().upstreams;
-      if (!Object.hasOwn(ups, name)) return undefined;
+      // upstreamOf: a delta's table makes its record only when read whole
+      const u = upstreamOf(table(), name);
+      if (u === undefined) return undefined;
       const t = now();
-      return ups[name].servers.map((s) => [s.id, health.upOf(s, t), health.inflight(s.id)] as const);
+      return u.servers.map((s) => [s.id, health.upOf(s, t), health.inflight(s.id)] as const);
     },
     owners: (id) => health.ownersOf(id),
   };

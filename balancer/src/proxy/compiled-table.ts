@@ -3,6 +3,7 @@
 import { compileRouter, type Router } from '../routing/router.js';
 import { createPicker, type PeerState, type Picker, type PickerEnv } from '../balancing/picker.js';
 import type { RouteTable, ScriptSpec, UpstreamSpec } from '../routing/types.js';
+import { upstreamOf } from '../routing/table-upstreams.js';
 import { compileScripts, type CompiledScripts, type ScriptFailure } from '../scripts/script-host.js';
 import type { ScriptThread } from '../scripts/script-thread.js';
 
@@ -36,10 +37,10 @@ function specKey(spec: UpstreamSpec): string {
 export function compileTable(table: RouteTable, prev: CompiledTable | undefined, peers: PeerState, env: PickerEnv, scriptEvents?: ScriptEvents, changed?: ReadonlySet<string>): CompiledTable {
   let pickers: Map<string, Picker>;
   let specKeys: Map<string, string>;
-  const one = (name: string) => {
-    const spec = table.upstreams[name];
+  // upstreamOf: a delta's table shares its upstreams with the previous one (no record made per change)
+  const one = (name: string, spec: UpstreamSpec) => {
     // a delta shares unchanged specs with the previous table: same object, same key, no serialization
-    const key = prev !== undefined && prev.table.upstreams[name] === spec ? prev.specKeys.get(name) ?? specKey(spec) : specKey(spec);
+    const key = prev !== undefined && upstreamOf(prev.table, name) === spec ? prev.specKeys.get(name) ?? specKey(spec) : specKey(spec);
     specKeys.set(name, key);
     const kept = prev !== undefined && prev.specKeys.get(name) === key ? prev.pickers.get(name) : undefined;
     pickers.set(name, kept ?? createPicker(spec, peers, env));
@@ -48,7 +49,8 @@ export function compileTable(table: RouteTable, prev: CompiledTable | undefined,
     pickers = new Map(prev.pickers);
     specKeys = new Map(prev.specKeys);
     for (const name of changed) {
-      if (Object.hasOwn(table.upstreams, name)) one(name);
+      const spec = upstreamOf(table, name);
+      if (spec !== undefined) one(name, spec);
       else {
         pickers.delete(name);
         specKeys.delete(name);
@@ -57,7 +59,8 @@ export function compileTable(table: RouteTable, prev: CompiledTable | undefined,
   } else {
     pickers = new Map<string, Picker>();
     specKeys = new Map<string, string>();
-    for (const name of Object.keys(table.upstreams)) one(name);
+    const all = table.upstreams;
+    for (const name of Object.keys(all)) one(name, all[name]);
   }
   const router = compileRouter(table, prev?.router, changed);
   // no thread is started for a worker whose tables never carried a script

@@ -112,7 +112,8 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
       health.retain(table, now());
       transport.retain(table);
     }
-    if (!opts.sharedActiveChecks) checker.apply(table);
+    // a delta: the checker looks only at its names (a removed one is simply absent from the table)
+    if (!opts.sharedActiveChecks) checker.apply(table, delta === undefined ? undefined : { previous: prev.table, upserted: [...delta], removed: [] });
     const changed = changedUpstreams(prev, next, delta);
     log.info({ version: table.version, previous: prev.table.version, changedUpstreams: [...changed] }, 'routing table swapped');
     return { changed: true };

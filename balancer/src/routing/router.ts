@@ -7,6 +7,7 @@
 // So one `urlprefix-/` tag is a fallback for unknown hosts and never captures a Host that names a service.
 // Prefixes match as plain string prefixes (fabio semantics: /api also matches /apix).
 import type { Route, RouteTable, UpstreamSpec } from './types.js';
+import { upstreamOf } from './table-upstreams.js';
 
 export interface RouteMatch {
   readonly upstream: UpstreamSpec;
@@ -33,8 +34,9 @@ export function compileRouter(table: RouteTable, prev?: Router, changed?: Readon
   const byHost = new Map<string, Entry[]>();
   const anyHost: Entry[] = [];
   for (const route of table.routes) {
-    if (!Object.hasOwn(table.upstreams, route.upstream)) continue; // dangling route: skip, the builder warns elsewhere
-    const entry: Entry = { prefix: route.pathPrefix, result: Object.freeze({ upstream: table.upstreams[route.upstream], route }) };
+    const upstream = upstreamOf(table, route.upstream);
+    if (upstream === undefined) continue; // dangling route: skip, the builder warns elsewhere
+    const entry: Entry = { prefix: route.pathPrefix, result: Object.freeze({ upstream, route }) };
     const host = route.host.toLowerCase();
     if (host === '') anyHost.push(entry);
     else {
@@ -52,7 +54,8 @@ export function compileRouter(table: RouteTable, prev?: Router, changed?: Readon
   if (prev?.implicit !== undefined && changed !== undefined && prev.mixedCase === false && [...changed].every((n) => n === n.toLowerCase())) {
     implicit = new Map(prev.implicit);
     for (const name of changed) {
-      if (Object.hasOwn(table.upstreams, name)) implicit.set(name, Object.freeze({ upstream: table.upstreams[name] }));
+      const upstream = upstreamOf(table, name);
+      if (upstream !== undefined) implicit.set(name, Object.freeze({ upstream }));
       else implicit.delete(name);
     }
   } else {

@@ -3,7 +3,7 @@
 // and asks for the full table instead. Applying shares every unchanged upstream with the current table.
 import type { Route, RouteTable, ScriptSpec, UpstreamSpec } from './types.js';
 import { deepFreeze } from './table-version.js';
-import { upstreamOf } from './table-upstreams.js';
+import { lazyTable, upstreamOf, UpstreamsView, viewOf } from './table-upstreams.js';
 
 export interface TableDelta {
   /** version of the table this delta applies to */
@@ -32,28 +32,20 @@ export function makeDelta(prev: RouteTable, next: RouteTable, upserted: Iterable
 
 export type DeltaResult = { readonly ok: true; readonly table: RouteTable } | { readonly ok: false; readonly reason: 'gap'; readonly have: string };
 
+/**
+ * The table `delta` makes from `current`. Unchanged upstreams are the same (frozen) objects, and
+ * their record is not copied: the new table shares `current`'s upstreams through an UpstreamsView
+ * (a worker's table of 5,000 upstreams would otherwise cost a 5,000-key copy per delta), its
+ * `upstreams` record made only when someone reads it. Per-change readers use upstreamOf().
+ */
 export function applyDelta(current: RouteTable, delta: TableDelta): DeltaResult {
   if (current.version !== delta.from) return { ok: false, reason: 'gap', have: current.version };
-  const names = new Set(Object.keys(current.upstreams));
-  let sameNames = true;
-  for (const u of delta.upserted) if (!names.has(u.name)) sameNames = false;
-  for (const n of delta.removed) if (names.has(n)) sameNames = false;
-  let upstreams: Record<string, UpstreamSpec>;
-  if (sameNames) {
-    upstreams = { ...current.upstreams };
-    for (const u of delta.upserted) upstreams[u.name] = deepFreeze(u);
-  } else {
-    for (const n of delta.removed) names.delete(n);
-    const byName = new Map(delta.upserted.map((u) => [u.name, u]));
-    for (const n of byName.keys()) names.add(n);
-    upstreams = {};
-    for (const n of [...names].sort()) upstreams[n] = byName.has(n) ? deepFreeze(byName.get(n)!) : current.upstreams[n];
-  }
+  const changes = new Map<string, UpstreamSpec | undefined>();
+  for (const n of delta.removed) changes.set(n, undefined);
+  for (const u of delta.upserted) changes.set(u.name, deepFreeze(u));
+  const view = (viewOf(current) ?? UpstreamsView.of(current.upstreams)).with(changes);
   const routes = delta.routes ? deepFreeze([...delta.routes]) : current.routes;
   // scripts are table-wide: a delta that does not name them keeps the current ones
   const scripts = delta.scripts === undefined ? current.scripts : delta.scripts.length > 0 ? deepFreeze([...delta.scripts]) : undefined;
-  const table: RouteTable = scripts === undefined
-    ? { version: delta.to, upstreams: Object.freeze(upstreams), routes }
-    : { version: delta.to, upstreams: Object.freeze(upstreams), routes, scripts };
-  return { ok: true, table: Object.freeze(table) };
+  return { ok: true, table: lazyTable(delta.to, view, routes, scripts) };
 }
