@@ -3,7 +3,10 @@
 // table stays frozen and equal to the one a full apply would give.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { PeerHealth } from '../../balancer/src/health/peer-health.js';
+import { compileTable } from '../../balancer/src/proxy/compiled-table.js';
 import { tableFromUpstreams } from '../../balancer/src/routing/build-table.js';
+import { SharedMap } from '../../balancer/src/routing/shared-map.js';
 import { applyDelta, makeDelta } from '../../balancer/src/routing/table-delta.js';
 import { upstreamCount, upstreamOf, viewOf } from '../../balancer/src/routing/table-upstreams.js';
 import type { RouteTable, ServerSpec, UpstreamSpec } from '../../balancer/src/routing/types.js';
@@ -65,4 +68,56 @@ test('applyDelta: a gap is reported, a removed unknown name is ignored, an upser
   const d = makeDelta(r.table, r2.table, ['s0'], []);
   assert.deepEqual(d.upserted.map((u) => u.servers[0].port), [2]);
   assert.equal(viewOf(r2.table)?.made, false);
+});
+
+test('SharedMap: a changed map reads as a copied-and-changed Map, the original is untouched, long runs flatten', () => {
+  const m0 = new Map<string, number>([['a', 1], ['b', 2], ['c', 3]]);
+  const s0 = SharedMap.of(m0);
+  const s1 = s0.with(new Map([['b', 20], ['c', undefined], ['d', 4], ['zz', undefined]]));
+  const model = new Map(m0);
+  model.set('b', 20);
+  model.delete('c');
+  model.set('d', 4);
+  assert.deepEqual([...s1], [...model], 'same entries, same order');
+  assert.equal(s1.size, 3);
+  assert.equal(s1.has('c'), false);
+  assert.equal(s1.get('zz'), undefined);
+  assert.deepEqual([...s0], [...m0], 'the first map is untouched');
+  assert.deepEqual([...s1.keys()], ['a', 'b', 'd']);
+  let cur = s1;
+  for (let i = 0; i < 600; i++) {
+    cur = cur.with(new Map([[`k${i}`, i], ...(i % 3 === 0 ? [[`k${i - 1}`, undefined] as [string, undefined]] : [])]));
+    model.set(`k${i}`, i);
+    if (i % 3 === 0) model.delete(`k${i - 1}`);
+  }
+  assert.deepEqual([...cur], [...model]);
+  assert.equal(cur.size, model.size);
+});
+
+test('compileTable with a delta: unchanged pickers, spec keys and routes are the previous objects; the table record is not made', () => {
+  const t0 = start(200);
+  const h = new PeerHealth();
+  h.retain(t0, 0);
+  const env = { random: () => 0.5, now: () => 0 };
+  let c = compileTable(t0, undefined, h, env);
+  const first = c;
+  for (let i = 0; i < 300; i++) {
+    const name = `s${i % 150}`;
+    const r = applyDelta(c.table, { from: c.table.version, to: `v${i}`, upserted: [up(name, [30_000 + i])], removed: i === 10 ? ['s199'] : [] });
+    assert.ok(r.ok);
+    const names = new Set([name, ...(i === 10 ? ['s199'] : [])]);
+    const next = compileTable(r.table, c, h, env, undefined, names);
+    h.retainChanged(c.table, r.table, names, i);
+    assert.equal(viewOf(r.table)?.made, false, `delta ${i}: compile and health did not make the record`);
+    assert.equal(next.pickers.get('s190'), first.pickers.get('s190'), 'an unchanged picker is shared');
+    assert.equal(next.router.match('s190', '/'), first.router.match('s190', '/'), 'an unchanged route is shared');
+    assert.notEqual(next.pickers.get(name), c.pickers.get(name), `${name}: new picker`);
+    assert.equal(next.router.match(name, '/')?.upstream.servers[0].port, 30_000 + i);
+    c = next;
+  }
+  assert.equal(c.router.match('s199', '/'), undefined, 's199 removed');
+  assert.equal(first.router.match('s199', '/')?.upstream, t0.upstreams.s199, 'the first router is intact');
+  const full = compileTable(c.table, undefined, new PeerHealth(), env);
+  assert.deepEqual([...c.specKeys].sort(), [...full.specKeys].sort(), 'spec keys equal a full compile');
+  assert.deepEqual([...c.pickers.keys()].sort(), [...full.pickers.keys()].sort());
 });

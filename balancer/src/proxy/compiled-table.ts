@@ -4,6 +4,7 @@ import { compileRouter, type Router } from '../routing/router.js';
 import { createPicker, type PeerState, type Picker, type PickerEnv } from '../balancing/picker.js';
 import type { RouteTable, ScriptSpec, UpstreamSpec } from '../routing/types.js';
 import { upstreamOf } from '../routing/table-upstreams.js';
+import { SharedMap } from '../routing/shared-map.js';
 import { compileScripts, type CompiledScripts, type ScriptFailure } from '../scripts/script-host.js';
 import type { ScriptThread } from '../scripts/script-thread.js';
 
@@ -35,32 +36,37 @@ function specKey(spec: UpstreamSpec): string {
  * the cost follows the change, not the table.
  */
 export function compileTable(table: RouteTable, prev: CompiledTable | undefined, peers: PeerState, env: PickerEnv, scriptEvents?: ScriptEvents, changed?: ReadonlySet<string>): CompiledTable {
-  let pickers: Map<string, Picker>;
-  let specKeys: Map<string, string>;
+  let pickers: ReadonlyMap<string, Picker>;
+  let specKeys: ReadonlyMap<string, string>;
   // upstreamOf: a delta's table shares its upstreams with the previous one (no record made per change)
-  const one = (name: string, spec: UpstreamSpec) => {
+  const one = (name: string, spec: UpstreamSpec, keysOut: Map<string, string | undefined>, pickersOut: Map<string, Picker | undefined>) => {
     // a delta shares unchanged specs with the previous table: same object, same key, no serialization
     const key = prev !== undefined && upstreamOf(prev.table, name) === spec ? prev.specKeys.get(name) ?? specKey(spec) : specKey(spec);
-    specKeys.set(name, key);
+    keysOut.set(name, key);
     const kept = prev !== undefined && prev.specKeys.get(name) === key ? prev.pickers.get(name) : undefined;
-    pickers.set(name, kept ?? createPicker(spec, peers, env));
+    pickersOut.set(name, kept ?? createPicker(spec, peers, env));
   };
   if (prev !== undefined && changed !== undefined) {
-    pickers = new Map(prev.pickers);
-    specKeys = new Map(prev.specKeys);
+    // the maps share every unchanged entry with prev's (a copy of 5,000 entries per delta costs ms)
+    const keyChanges = new Map<string, string | undefined>();
+    const pickerChanges = new Map<string, Picker | undefined>();
     for (const name of changed) {
       const spec = upstreamOf(table, name);
-      if (spec !== undefined) one(name, spec);
+      if (spec !== undefined) one(name, spec, keyChanges, pickerChanges);
       else {
-        pickers.delete(name);
-        specKeys.delete(name);
+        pickerChanges.set(name, undefined);
+        keyChanges.set(name, undefined);
       }
     }
+    pickers = SharedMap.of(prev.pickers).with(pickerChanges);
+    specKeys = SharedMap.of(prev.specKeys).with(keyChanges);
   } else {
-    pickers = new Map<string, Picker>();
-    specKeys = new Map<string, string>();
+    const allPickers = new Map<string, Picker>();
+    const allKeys = new Map<string, string>();
     const all = table.upstreams;
-    for (const name of Object.keys(all)) one(name, all[name]);
+    for (const name of Object.keys(all)) one(name, all[name], allKeys, allPickers);
+    pickers = allPickers;
+    specKeys = allKeys;
   }
   const router = compileRouter(table, prev?.router, changed);
   // no thread is started for a worker whose tables never carried a script

@@ -8,6 +8,7 @@
 // Prefixes match as plain string prefixes (fabio semantics: /api also matches /apix).
 import type { Route, RouteTable, UpstreamSpec } from './types.js';
 import { upstreamOf } from './table-upstreams.js';
+import { SharedMap } from './shared-map.js';
 
 export interface RouteMatch {
   readonly upstream: UpstreamSpec;
@@ -49,22 +50,24 @@ export function compileRouter(table: RouteTable, prev?: Router, changed?: Readon
   anyHost.sort(longestFirst);
   for (const list of byHost.values()) list.sort(longestFirst);
 
-  let implicit: Map<string, RouteMatch>;
+  let implicit: ReadonlyMap<string, RouteMatch>;
   let mixedCase = false;
   if (prev?.implicit !== undefined && changed !== undefined && prev.mixedCase === false && [...changed].every((n) => n === n.toLowerCase())) {
-    implicit = new Map(prev.implicit);
+    // shares every unchanged route with prev's map (a copy per delta costs ~1 ms at 5,000 upstreams)
+    const routeChanges = new Map<string, RouteMatch | undefined>();
     for (const name of changed) {
       const upstream = upstreamOf(table, name);
-      if (upstream !== undefined) implicit.set(name, Object.freeze({ upstream }));
-      else implicit.delete(name);
+      routeChanges.set(name, upstream === undefined ? undefined : Object.freeze({ upstream }));
     }
+    implicit = SharedMap.of(prev.implicit).with(routeChanges);
   } else {
-    implicit = new Map<string, RouteMatch>();
+    const all = new Map<string, RouteMatch>();
     for (const name of Object.keys(table.upstreams)) {
       const key = name.toLowerCase();
       if (key !== name) mixedCase = true;
-      if (!implicit.has(key)) implicit.set(key, Object.freeze({ upstream: table.upstreams[name] }));
+      if (!all.has(key)) all.set(key, Object.freeze({ upstream: table.upstreams[name] }));
     }
+    implicit = all;
   }
 
   return {
