@@ -566,10 +566,11 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       return;
     }
     for (const name of windowReads) if (readPending(name)) return; // re-checked when it is answered (afterRead)
-    // the checks signal may still name the change, or a read under way explain it: wait for them, but
-    // only so long (under churn some read is always under way: a move must not wait for a quiet moment)
+    // A read under way may explain the move: wait for it (afterRead re-checks), but only so long (under
+    // churn some read is always under way). The checks signal is not waited for here: a check-less
+    // instance is named by no signal, and waiting 300 ms for it was the whole change -> traffic latency.
     const waitLeft = windowOpenedAt + EXPLAIN_WINDOW_MS - now();
-    if (waitLeft > 0 && (checksIndex < target || dirty.size > 0 || inFlight.size > 0)) {
+    if (waitLeft > 0 && (dirty.size > 0 || inFlight.size > 0)) {
       explainTimer = setTimeout(checkExplained, waitLeft);
       return;
     }
@@ -583,6 +584,11 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
         pump();
         return;
       }
+    }
+    // before the summary, also give the checks signal its time to name the change
+    if (waitLeft > 0 && checksIndex < target) {
+      explainTimer = setTimeout(checkExplained, waitLeft);
+      return;
     }
     if (summaryUsable && summaryAt < target && windowSummaries < MAX_SUMMARIES_PER_WINDOW) {
       void readSummary(target);
