@@ -49,6 +49,9 @@ export class UpstreamConnection implements ResponseParserEvents, BodySink, Expir
   readonly abortBound: (err?: Error) => void;
   readonly resumeBound: () => void;
   #queued: (() => void) | null = null;
+  /** inside #parser.execute(): a completed answer waits in #completed until it returned */
+  #executing = false;
+  #completed: string[] | null = null;
   /** see Expiring: what it means follows the phase (connect, response head, body idle, keep-alive idle) */
   deadline: number;
 
@@ -160,14 +163,22 @@ export class UpstreamConnection implements ResponseParserEvents, BodySink, Expir
     }
     this.#phase = Phase.Receiving;
     if (this.#head !== null) this.deadline = Date.now() + this.timeouts.idleMs; // body idle
+    this.#executing = true;
     const n = this.#parser.execute(chunk);
+    this.#executing = false;
     if (n < 0) {
+      this.#completed = null;
       this.#fail(transportError(ERR.badResponse, this.#parser.error?.reason ?? 'invalid response'), true);
       return;
     }
-    if (this.#handler !== null && this.#parser.done && n < chunk.length) {
-      // bytes beyond the answer: not a connection to reuse
-      this.#keepAlive = false;
+    const trailers = this.#completed;
+    if (trailers !== null) {
+      this.#completed = null;
+      // bytes beyond the answer in the same chunk (a body on HEAD/204/304, past Content-Length):
+      // the server is out of step, and what it wrote next must never reach the next request
+      // (RFC 9112 section 6.3): the socket is not reused
+      if (n < chunk.length) this.#keepAlive = false;
+      this.#completeResponse(trailers);
     }
   }
 
@@ -194,6 +205,12 @@ export class UpstreamConnection implements ResponseParserEvents, BodySink, Expir
   }
 
   onResponseComplete(trailers: string[]): void {
+    // inside execute(): whether bytes follow the answer is known once it returned (see onData)
+    if (this.#executing) { this.#completed = trailers; return; }
+    this.#completeResponse(trailers);
+  }
+
+  #completeResponse(trailers: string[]): void {
     const handler = this.#handler;
     if (handler === null) return;
     this.#handler = null;
