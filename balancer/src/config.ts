@@ -7,6 +7,7 @@ import { ALGORITHMS } from './routing/types.js';
 import { parseDurationMs } from './routing/tag-options.js';
 import { CidrError, parseCidrList } from './proxy/cidr.js';
 import { parseTlsConfig, type TlsConfig } from './tls/tls-config.js';
+import { parseL4Config, type L4Config } from './l4/l4-config.js';
 
 /** Node fires a setTimeout/setInterval longer than 2^31-1 ms after 1 ms: such a duration must be refused. */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -121,6 +122,8 @@ export interface Config {
   readonly tls?: TlsConfig;
   /** Prometheus metrics (GET /metrics on the admin API) */
   readonly metrics: MetricsConfig;
+  /** TCP services, TLS passthrough, PROXY protocol (balancer/src/l4) */
+  readonly l4: L4Config;
 }
 
 export interface MetricsConfig {
@@ -216,6 +219,11 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'engine', env: 'BALANCER_ENGINE', kind: 'string', value: ENGINES.join('|'), def: DEFAULT_ENGINE, help: 'data plane: native (own HTTP/1.1 codec and upstream socket pool) or undici (node:http + undici, the comparison engine)' },
   { name: 'access-log', env: 'BALANCER_ACCESS_LOG', kind: 'bool', help: 'one log line per proxied request' },
   { name: 'trust-forwarded', env: 'BALANCER_TRUST_FORWARDED', kind: 'list', value: 'cidr,cidr', help: 'clients (proxies) whose Forwarded, X-Real-IP and X-Forwarded-* headers are kept; from anyone else they are replaced (default: none)' },
+  { name: 'tcp-ports', env: 'BALANCER_TCP_PORTS', kind: 'string', value: 'from-to', help: 'ports that proto=tcp|tcp+sni services may be served on (urlprefix-:<port>); a tag outside is a warning (default: none)' },
+  { name: 'tcp-host', env: 'BALANCER_TCP_HOST', kind: 'string', value: 'host', help: 'address the TCP service ports are opened on (default: the --listen host)' },
+  { name: 'tcp-idle-timeout', env: 'BALANCER_TCP_IDLE_TIMEOUT', kind: 'string', value: 'duration', def: '10m', help: 'a TCP service connection with no byte either way for this long is closed' },
+  { name: 'tcp-drain-timeout', env: 'BALANCER_TCP_DRAIN_TIMEOUT', kind: 'string', value: 'duration', def: '30s', help: 'connections to a server that left the table may go on this long, then they are closed' },
+  { name: 'proxy-protocol-from', env: 'BALANCER_PROXY_PROTOCOL_FROM', kind: 'list', value: 'cidr,cidr', help: 'peers (load balancers) whose PROXY protocol v1/v2 header is read on accept; its address is the client\'s. From them a connection without one, or a malformed one, is closed (default: none)' },
   { name: 'metrics-prefix', env: 'BALANCER_METRICS_PREFIX', kind: 'string', value: 'name', def: 'balancer', help: 'Prometheus metric name prefix (traefik: reuse a Traefik dashboard as is)' },
   { name: 'metrics-buckets', env: 'BALANCER_METRICS_BUCKETS', kind: 'string', value: 's,s,...', def: '0.1,0.3,1.2,5', help: 'request duration histogram buckets in seconds (Traefik\'s default)' },
   { name: 'metrics-max-servers', env: 'BALANCER_METRICS_MAX_SERVERS', kind: 'string', value: 'N', def: '100', help: 'server label values kept per service in metrics; more are folded into "_other"' },
@@ -423,6 +431,7 @@ export function parseBalancerArgs(
       },
       tls,
       metrics: { prefix, bucketsSeconds, maxServersPerService: int('metrics-max-servers', 100, 1) },
+      l4: parseL4Config({ str, duration, source, fail: (message) => { throw new ConfigError(message); } }, parseHostPort(str('listen') ?? '0.0.0.0:8080', source('listen')).host),
     };
   } catch (err) {
     if (err instanceof ConfigError) return err;

@@ -22,6 +22,8 @@ export interface WorkerInitOptions {
   readonly accessLog: boolean;
   /** --trust-forwarded CIDR ranges, validated by the config parser */
   readonly trustForwarded?: readonly string[];
+  /** TCP services, TLS passthrough, PROXY protocol (balancer/src/l4) */
+  readonly l4?: import('../l4/l4-config.js').L4Config;
   /** key of the sticky-cookie server ids (the same in every worker) */
   readonly stickySecret?: string;
   /** active checks run in the primary (SharedActiveChecker); states come as `health` messages */

@@ -45,7 +45,7 @@ export interface PrimaryHandle {
 }
 
 export function tableDefaultsFrom(config: Config): TableDefaults {
-  return { ...DEFAULT_TABLE_DEFAULTS, algorithm: config.defaultLb, passingOnly: config.passingOnly };
+  return { ...DEFAULT_TABLE_DEFAULTS, algorithm: config.defaultLb, passingOnly: config.passingOnly, ...(config.l4?.tcpPorts ? { tcpPorts: config.l4.tcpPorts } : {}) };
 }
 
 type InitialState =
@@ -214,6 +214,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
       maxHeadBytes: config.maxHeadBytes,
       accessLog: config.accessLog,
       trustForwarded: config.trustForwarded,
+      l4: config.l4,
       stickySecret: config.stickySecret ?? randomBytes(32).toString('base64url'),
       // dynamic mode probes once per host, here; reload-mode generations keep their own checkers
       sharedActiveChecks: config.mode === 'dynamic',

@@ -62,6 +62,7 @@ async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<
     maxHeadBytes: o.maxHeadBytes,
     accessLog: o.accessLog,
     trustForwarded: o.trustForwarded,
+    l4: o.l4,
     acmeChallenge: o.acmeChallenges ? (challengeRelay = new ChallengeRelayClient(o.acmeChallenges, send)).lookup : undefined,
     httpsPort: o.tls?.listen[0]?.port,
     stickySecret: o.stickySecret,

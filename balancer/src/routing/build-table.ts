@@ -29,6 +29,7 @@ import { canonicalJson, compareRoutes, deepFreeze, routesHash, tableVersion, ups
 import { NO_POLICY_OVERRIDES, withPolicy, type PolicyOverrides } from '../policy/apply-policy.js';
 import { withHttpsPolicy } from '../tls/https-policy.js';
 import { lazyTable, UpstreamsView } from './table-upstreams.js';
+import { isTcpProtocol, protocolFromUrlprefixOptions, tcpListensOf } from '../l4/tcp-tags.js';
 
 export interface BuildTableInput {
   readonly snapshot: CatalogSnapshot;
@@ -78,8 +79,10 @@ export function buildServiceEntry(service: string, instances: readonly CatalogIn
     else valid.push(inst);
   }
   const sorted = valid.sort((a, b) => cmp(a.serviceId, b.serviceId));
-  const routes = routesOf(service, sorted, warnings);
-  const base = withHttpsPolicy(consulUpstream(service, sorted, defaults, warnings), service, sorted, warnings);
+  const upstream0 = consulUpstream(service, sorted, defaults, warnings);
+  // a TCP service's urlprefix- tags are its ports (consulUpstream read them), not HTTP routes
+  const routes = isTcpProtocol(upstream0.protocol) ? [] : routesOf(service, sorted, warnings);
+  const base = withHttpsPolicy(upstream0, service, sorted, warnings);
   const upstream = withPolicy(base, sorted, policies, defaults.panicThresholdPercent, warnings);
   return deepFreeze({
     instancesRef: instances,
@@ -298,13 +301,18 @@ export class IncrementalTableBuilder {
 }
 
 function consulUpstream(service: string, instances: readonly CatalogInstance[], defaults: TableDefaults, warnings: string[]): UpstreamSpec {
-  const opts = parseServiceTags(service, instances.map((i) => i.tags), warnings);
+  const instancesTags = instances.map((i) => i.tags);
+  const opts = parseServiceTags(service, instancesTags, warnings);
+  const protocol = opts.protocol ?? protocolFromUrlprefixOptions(instancesTags);
   const algorithm = opts.algorithm ?? defaults.algorithm;
   let hashKey = opts.hashKey ?? defaults.hashKey;
   if (algorithm === 'chash' && !hashKey) hashKey = { source: 'ip' };
   const maxFails = opts.maxFails ?? defaults.maxFails;
   const failTimeoutMs = opts.failTimeoutMs ?? defaults.failTimeoutMs;
-  const check = resolveCheck(service, opts, defaults, warnings);
+  const resolved = resolveCheck(service, opts, defaults, warnings);
+  // a TCP service cannot answer an HTTP check: the default check probes it by connecting, unless check= says otherwise
+  const check = resolved && isTcpProtocol(protocol) && opts.checkType === undefined ? { ...resolved, type: 'tcp' as const, path: '/' } : resolved;
+  const listen = isTcpProtocol(protocol) ? tcpListensOf(service, protocol, instancesTags, defaults.tcpPorts, warnings) : undefined;
   const retry = opts.retries === undefined ? defaults.retry : { ...defaults.retry, tries: opts.retries + 1 };
 
   const servers: ServerSpec[] = [];
@@ -342,6 +350,9 @@ function consulUpstream(service: string, instances: readonly CatalogInstance[], 
     ...(check ? { check } : {}),
     retry,
     origin: 'consul',
+    ...(protocol !== undefined && protocol !== 'http' ? { protocol } : {}),
+    ...(listen !== undefined ? { listen } : {}),
+    ...(opts.proxyProtocol !== undefined ? { proxyProtocol: opts.proxyProtocol } : {}),
   };
 }
 

@@ -36,7 +36,7 @@ export function compileRouter(table: RouteTable, prev?: Router, changed?: Readon
   const anyHost: Entry[] = [];
   for (const route of table.routes) {
     const upstream = upstreamOf(table, route.upstream);
-    if (upstream === undefined) continue; // dangling route: skip, the builder warns elsewhere
+    if (upstream === undefined || !httpRoutable(upstream)) continue; // dangling route, or a TCP service: skip
     const entry: Entry = { prefix: route.pathPrefix, result: Object.freeze({ upstream, route }) };
     const host = route.host.toLowerCase();
     if (host === '') anyHost.push(entry);
@@ -57,7 +57,7 @@ export function compileRouter(table: RouteTable, prev?: Router, changed?: Readon
     const routeChanges = new Map<string, RouteMatch | undefined>();
     for (const name of changed) {
       const upstream = upstreamOf(table, name);
-      routeChanges.set(name, upstream === undefined ? undefined : Object.freeze({ upstream }));
+      routeChanges.set(name, upstream === undefined || !httpRoutable(upstream) ? undefined : Object.freeze({ upstream }));
     }
     implicit = SharedMap.of(prev.implicit).with(routeChanges);
   } else {
@@ -65,7 +65,7 @@ export function compileRouter(table: RouteTable, prev?: Router, changed?: Readon
     for (const name of Object.keys(table.upstreams)) {
       const key = name.toLowerCase();
       if (key !== name) mixedCase = true;
-      if (!all.has(key)) all.set(key, Object.freeze({ upstream: table.upstreams[name] }));
+      if (!all.has(key) && httpRoutable(table.upstreams[name])) all.set(key, Object.freeze({ upstream: table.upstreams[name] }));
     }
     implicit = all;
   }
@@ -87,6 +87,11 @@ export function compileRouter(table: RouteTable, prev?: Router, changed?: Readon
       return undefined;
     },
   };
+}
+
+/** proto=tcp|tcp+sni services are served on their own ports (balancer/src/l4), never as an HTTP Host. */
+function httpRoutable(u: UpstreamSpec): boolean {
+  return u.protocol !== 'tcp' && u.protocol !== 'tcp+sni';
 }
 
 /** Host header -> lower-case host without port ("[::1]:80" -> "[::1]"). */

@@ -2,8 +2,8 @@
 // Pure: a bad value becomes a warning string naming the service and the tag, never an exception, so
 // one bad tag cannot take a service (or the table) out. Tags that are not ours are ignored: Consul
 // tags are shared with other tools.
-import type { ActiveCheckSpec, Algorithm, HashKey, HashSource, RetrySpec } from './types.js';
-import { ALGORITHMS } from './types.js';
+import type { ActiveCheckSpec, Algorithm, HashKey, HashSource, RetrySpec, UpstreamProtocol } from './types.js';
+import { ALGORITHMS, UPSTREAM_PROTOCOLS } from './types.js';
 
 export interface TableDefaults {
   readonly algorithm: Algorithm;
@@ -20,6 +20,28 @@ export interface TableDefaults {
   readonly passingOnly: boolean;
   /** panic threshold of services whose policy sets none; undefined = 50 %, 0 = off */
   readonly panicThresholdPercent?: number;
+  /** --tcp-ports: the ports proto=tcp|tcp+sni services may be served on; undefined = none */
+  readonly tcpPorts?: PortRange;
+}
+
+/** An inclusive port range (--tcp-ports 7000-7999, or one port). */
+export interface PortRange {
+  readonly from: number;
+  readonly to: number;
+}
+
+/** "7000-7999", "6379"; undefined when malformed or outside 1-65535. */
+export function parsePortRange(text: string): PortRange | undefined {
+  const m = /^\s*(\d{1,5})(?:\s*-\s*(\d{1,5}))?\s*$/.exec(text);
+  if (!m) return undefined;
+  const from = Number(m[1]);
+  const to = m[2] === undefined ? from : Number(m[2]);
+  if (from < 1 || to > 65535 || to < from) return undefined;
+  return { from, to };
+}
+
+export function inPortRange(range: PortRange | undefined, port: number): boolean {
+  return range !== undefined && port >= range.from && port <= range.to;
 }
 
 export const DEFAULT_TABLE_DEFAULTS: TableDefaults = Object.freeze({
@@ -55,6 +77,10 @@ export interface ServiceTagOptions {
   rise?: number;
   fall?: number;
   expectStatuses?: number[];
+  /** `proto=`; absent = http */
+  protocol?: UpstreamProtocol;
+  /** `proxy_protocol=v1|v2` */
+  proxyProtocol?: 'v1' | 'v2';
 }
 
 /** Instance-level options found in one instance's tags. */
@@ -66,7 +92,7 @@ export interface InstanceTagOptions {
 
 const SERVICE_KEYS = new Set([
   'lb', 'hash', 'max_fails', 'fail_timeout', 'retries', 'check', 'check_interval', 'check_timeout', 'rise', 'fall',
-  'check_expect',
+  'check_expect', 'proto', 'proxy_protocol',
 ]);
 
 /**
@@ -143,6 +169,18 @@ function applyServiceTag(out: ServiceTagOptions, key: string, value: string, war
         if (bad) warn(bad);
         else out.checkType = { type: 'http', path };
       } else warn('expected http:/<path>, http or tcp');
+      return;
+    }
+    case 'proto': {
+      // one parse of proto= for every protocol (h2 and l4 read the field, not the tag)
+      const p = value.toLowerCase();
+      if ((UPSTREAM_PROTOCOLS as readonly string[]).includes(p)) out.protocol = p as UpstreamProtocol;
+      else warn(`expected one of ${UPSTREAM_PROTOCOLS.join('|')}`);
+      return;
+    }
+    case 'proxy_protocol': {
+      if (value === 'v1' || value === 'v2') out.proxyProtocol = value;
+      else warn('expected v1 or v2');
       return;
     }
     case 'check_expect': {

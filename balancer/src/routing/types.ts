@@ -7,6 +7,17 @@
 export type Algorithm = 'roundrobin' | 'wrr' | 'chash' | 'ewma' | 'local-first';
 export const ALGORITHMS: readonly Algorithm[] = ['roundrobin', 'wrr', 'chash', 'ewma', 'local-first'];
 
+/** `proto=` tag: what the servers speak. h2 owns the meaning of http/h2/h2c/grpc, l4 of tcp/tcp+sni. */
+export type UpstreamProtocol = 'http' | 'h2' | 'h2c' | 'grpc' | 'tcp' | 'tcp+sni';
+export const UPSTREAM_PROTOCOLS: readonly UpstreamProtocol[] = ['http', 'h2', 'h2c', 'grpc', 'tcp', 'tcp+sni'];
+
+/** Where a TCP service is served: a port of every worker, and for proto=tcp+sni the TLS server name. */
+export interface TcpListen {
+  readonly port: number;
+  /** proto=tcp+sni: the ClientHello server name (lower case); absent for proto=tcp */
+  readonly sni?: string;
+}
+
 export type HashSource = 'header' | 'cookie' | 'ip' | 'uri';
 export interface HashKey {
   readonly source: HashSource;
@@ -78,6 +89,12 @@ export interface UpstreamSpec {
   readonly policy?: TrafficPolicy;
   /** `redirect-https` and `hsts=` tags (balancer/src/tls/https-policy.ts); absent = neither */
   readonly https?: HttpsPolicy;
+  /** `proto=` tag; absent = http */
+  readonly protocol?: UpstreamProtocol;
+  /** proto=tcp|tcp+sni: the ports (and server names) from `urlprefix-[name]:<port>` tags, inside --tcp-ports */
+  readonly listen?: readonly TcpListen[];
+  /** `proxy_protocol=v1|v2`: a PROXY protocol header opens every upstream connection */
+  readonly proxyProtocol?: 'v1' | 'v2';
 }
 
 export interface HttpsPolicy {
@@ -125,6 +142,25 @@ export interface TrafficPolicy {
   readonly sticky?: StickyPolicy;
   /** Envoy panic threshold: below this percentage of pickable servers, pick among all of them; 0 = off */
   readonly panicThresholdPercent?: number;
+  /** `allow=` / `deny=` (fabio syntax): who may reach the service (balancer/src/policy/access-rules.ts) */
+  readonly access?: AccessRules;
+  /** `rate=` / `burst=` / `rate_by=`: token bucket (balancer/src/policy/rate-limit.ts) */
+  readonly rateLimit?: RateLimitSpec;
+}
+
+/** Client address rules; deny wins over allow; with an allow list, an address in none of it is denied. */
+export interface AccessRules {
+  /** CIDR texts, normalized ("10.0.0.0/8", "fe80::/10") */
+  readonly allow?: readonly string[];
+  readonly deny?: readonly string[];
+}
+
+/** A token bucket per key: `ratePerSecond` tokens a second, at most `burst` saved. */
+export interface RateLimitSpec {
+  readonly ratePerSecond: number;
+  readonly burst: number;
+  /** what a bucket is per: the client address, or a request header (HTTP only; TCP counts per address) */
+  readonly by: { readonly source: 'ip' } | { readonly source: 'header'; readonly name: string };
 }
 
 /** A request matches a route when its Host equals `host` ('' = any host) and its path starts with `pathPrefix`. */

@@ -51,6 +51,8 @@ export interface WorkerRuntimeOptions {
   readonly accessLog: boolean;
   /** CIDR ranges (--trust-forwarded) whose Forwarded / X-Forwarded-* / X-Real-IP are kept; default none */
   readonly trustForwarded?: readonly string[];
+  /** TCP services (--tcp-ports and friends); undefined = no TCP port is ever opened */
+  readonly l4?: import('../l4/l4-config.js').L4Config;
   /** requests that may wait for a connection to one upstream server beyond its busy connections (default 256) */
   readonly maxQueuePerServer?: number;
   /** Upgrade protocols passed through (lower case; default ['websocket']); others get 400 */
