@@ -73,7 +73,22 @@ interface ConsulLike {
     del(o: unknown): Promise<unknown>;
   };
   status: { leader(o: unknown): Promise<unknown> };
+  /** papi's request hook (the client has no option for the query parameter below) */
+  _ext(event: 'onCreate', fn: (request: { opts: { name?: string; query?: Record<string, string> } }, next: () => void) => void): void;
   destroy(): void;
+}
+
+/**
+ * Every registration replaces the service's checks (agent_endpoint.go AgentRegisterService: the
+ * parameter given empty or "true"): without it the agent keeps checks the new definition no longer has,
+ * so a re-registration that drops or renumbers a check (service:<id> -> service:<id>:1) would leave the
+ * old one behind, and a leftover TTL check expires and holds the instance critical for good.
+ */
+function replaceExistingChecks(client: ConsulLike): void {
+  client._ext('onCreate', (request, next) => {
+    if (request.opts.name === 'agent.service.register') request.opts.query = { ...request.opts.query, 'replace-existing-checks': 'true' };
+    next();
+  });
 }
 
 export class ConsulRegistry implements Registry {
@@ -104,6 +119,7 @@ export class ConsulRegistry implements Registry {
     if (!clientOpts.defaults) delete clientOpts.defaults;
     const ConsulClass = (Consul as unknown as { Consul?: new (o: unknown) => ConsulLike }).Consul ?? (Consul as unknown as new (o: unknown) => ConsulLike);
     this.client = new ConsulClass(clientOpts);
+    replaceExistingChecks(this.client);
     this.marker = opts.instanceMarker;
     this.engineId = opts.engineId;
     this.adoptSameEngine = opts.adoptSameEngine ?? false;
