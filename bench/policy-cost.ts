@@ -6,7 +6,7 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import pino from 'pino';
-import { createWorkerRuntime } from '../balancer/src/worker/runtime.js';
+import { createWorkerRuntime } from '../balancer/src/proxy/proxy-runtime.js';
 import { tableFromUpstreams } from '../balancer/src/routing/build-table.js';
 import { checkScript } from '../balancer/src/scripts/script-source.js';
 import { withScripts } from '../balancer/src/scripts/table-scripts.js';

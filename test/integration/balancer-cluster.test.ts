@@ -169,7 +169,7 @@ for (const engine of ENGINES) test(`reload: a new generation takes over, the old
 
 // A runtime module that wraps the real engine but fails in the generation named by the test.
 function failingInGeneration(generation: string): string {
-  const real = new URL('../../balancer/src/worker/runtime.js', import.meta.url).href;
+  const real = new URL('../../balancer/src/proxy/proxy-runtime.js', import.meta.url).href;
   const src = `import { createWorkerRuntime as real } from '${real}';
 export function createWorkerRuntime(o) {
   if (process.env.BALANCER_WORKER_GENERATION === '${generation}') throw Object.assign(new Error('generation ${generation} is broken'), { code: 'ERR_TEST_BROKEN' });

@@ -2,7 +2,7 @@
 // the first table holding an upstream named `refuse-once-*` throws in applyTable, as a bug in a
 // table compile would; later tables apply. It lets a test make a worker miss one table change through
 // the production worker-main, without a test-only path in it.
-import { createWorkerRuntime as real } from '../../balancer/src/worker/runtime.js';
+import { createWorkerRuntime as real } from '../../balancer/src/proxy/proxy-runtime.js';
 
 export const REFUSED_PREFIX = 'refuse-once-';
 

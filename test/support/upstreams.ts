@@ -8,7 +8,8 @@ import type { AddressInfo } from 'node:net';
 import type { RetrySpec, ServerSpec, UpstreamSpec } from '../../balancer/src/routing/types.js';
 import pino from 'pino';
 import { request } from 'undici';
-import { createWorkerRuntime, type WorkerRuntime, type WorkerRuntimeOptions } from '../../balancer/src/worker/runtime.js';
+import { createWorkerRuntime } from '../../balancer/src/proxy/proxy-runtime.js';
+import type { WorkerRuntime, WorkerRuntimeOptions } from '../../balancer/src/worker/runtime.js';
 
 export interface Backend {
   readonly id: string;

@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import pino from 'pino';
 import { installProcessGuard } from '../../../common/process-guard.js';
-import type { StatusAnswer, StatusQuery, WorkerRuntime } from '../worker/runtime.js';
+import type { StatusAnswer, StatusQuery, WorkerRuntime, WorkerRuntimeOptions } from '../worker/runtime.js';
 import { createWorkerMetrics, type WorkerMetrics } from '../metrics/worker-reporter.js';
 import { applyDelta } from '../routing/table-delta.js';
 import type { RouteTable } from '../routing/types.js';
@@ -12,7 +12,7 @@ import type { PrimaryToWorker, WorkerInitOptions, WorkerToPrimary } from './mess
 import { WorkerTls } from '../tls/worker-tls.js';
 import { ChallengeRelayClient } from '../tls/acme-challenge-relay.js';
 
-type RuntimeFactory = (opts: Parameters<typeof import('../worker/runtime.js').createWorkerRuntime>[0]) => WorkerRuntime;
+type RuntimeFactory = (opts: WorkerRuntimeOptions) => WorkerRuntime;
 
 let runtime: WorkerRuntime | undefined;
 // `base` carries the worker's identity; each part adds its own `component` (pino would repeat a key
@@ -40,7 +40,7 @@ async function loadFactory(options: WorkerInitOptions): Promise<RuntimeFactory> 
     const mod = (await import(options.runtimeModule)) as { createWorkerRuntime: RuntimeFactory };
     return mod.createWorkerRuntime;
   }
-  const mod = await import('../worker/runtime.js');
+  const mod = await import('../proxy/proxy-runtime.js');
   return mod.createWorkerRuntime;
 }
 

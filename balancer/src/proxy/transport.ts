@@ -5,7 +5,6 @@
 // engine over its own HTTP/1.1 codec and socket pool. Neither side knows routing or retry rules.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RouteTable, ServerSpec } from '../routing/types.js';
-import type { ServerPoolStats } from '../worker/runtime.js';
 
 /** Flat header list as node and undici hand it over: [name, value, name, value, ...]. */
 export type RawHeaders = readonly string[];
@@ -93,6 +92,13 @@ export interface UpstreamHandler {
   onData(chunk: Buffer): boolean;
   onComplete(trailers: readonly Buffer[] | readonly string[] | null): void;
   onError(err: Error): void;
+}
+
+/** Connection pool figures of one upstream server (undici Pool stats). */
+export interface ServerPoolStats {
+  readonly connected: number;
+  readonly pending: number;
+  readonly running: number;
 }
 
 export interface UpstreamTransport {

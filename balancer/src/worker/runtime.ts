@@ -1,11 +1,12 @@
 // The proxy engine as one worker process sees it: the primary (or a test) creates it, feeds it
 // routing tables, asks it to listen, reads its status and drains it. Everything I/O-heavy lives in
-// proxy/*; this file is the contract plus the factory.
+// proxy/*; this file is the contract (the factory, proxy/proxy-runtime.ts, implements it).
 import type { AddressInfo, Socket } from 'node:net';
 import type pino from 'pino';
 import type { RouteTable } from '../routing/types.js';
 import type { PeerServerStatus, PeerUpstreamStatus } from '../health/peer-health.js';
 import type { RequestObserver } from '../metrics/request-metrics.js';
+import type { ServerPoolStats } from '../proxy/transport.js';
 
 export interface WorkerTimeouts {
   /** TCP connect to an upstream server */
@@ -71,13 +72,6 @@ export interface WorkerRuntimeOptions {
   readonly sharedActiveChecks?: boolean;
   /** a passive ejection decided here, to be relayed to the other workers */
   readonly onPassiveEjection?: (serverId: string, forMs: number) => void;
-}
-
-/** Connection pool figures of one upstream server (undici Pool stats). */
-export interface ServerPoolStats {
-  readonly connected: number;
-  readonly pending: number;
-  readonly running: number;
 }
 
 /** One server of an upstream: health as PeerHealth reports it, plus pool figures. */
@@ -161,5 +155,3 @@ export interface WorkerRuntime {
   /** Stop everything now: listener, client sockets, upstream pools, health-check timers. */
   close(): Promise<void>;
 }
-
-export { createWorkerRuntime } from '../proxy/proxy-runtime.js';

@@ -2,7 +2,7 @@
 // while the id stays in the table, closed after its in-flight requests when the server leaves.
 import type pino from 'pino';
 import type { RouteTable, ServerSpec } from '../../routing/types.js';
-import type { ServerPoolStats } from '../../worker/runtime.js';
+import type { ServerPoolStats } from '../transport.js';
 import type { UpstreamHandler, UpstreamRequest, UpstreamTransport } from '../transport.js';
 import { ServerPool, type ServerPoolOptions } from './server-pool.js';
 import { DeadlineSweep, tickFor } from './deadline-sweep.js';

@@ -2,7 +2,7 @@
 // first, a bounded wait queue whose entries time out, a cap on requests per connection. A socket
 // that closed (or misbehaved) while idle is dropped from the idle stack and never handed out.
 import { ERR, transportError, type UpstreamHandler, type UpstreamRequest } from '../transport.js';
-import type { ServerPoolStats } from '../../worker/runtime.js';
+import type { ServerPoolStats } from '../transport.js';
 import { UpstreamConnection, type UpstreamConnectionOwner, type UpstreamTimeouts } from './upstream-connection.js';
 import type { DeadlineSweep } from './deadline-sweep.js';
 

@@ -7,7 +7,7 @@
 import { Pool, type Dispatcher } from 'undici';
 import type pino from 'pino';
 import type { RouteTable, ServerSpec } from '../../routing/types.js';
-import type { ServerPoolStats } from '../../worker/runtime.js';
+import type { ServerPoolStats } from '../transport.js';
 import { ERR, transportError, type UpstreamHandler, type UpstreamRequest, type UpstreamTransport } from '../transport.js';
 import { bodyAsReadable, IncomingBody } from './node-http-client.js';
 import { GatedBody } from '../request-body-gate.js';
