@@ -2,7 +2,8 @@
 // bound, EWMA preference, local-first fallback, backup/down/exclude rules shared by all algorithms.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPicker, type PeerState, type PickerEnv, type PickRequest } from '../../balancer/src/balancing/picker.js';
+import { createPicker } from '../../balancer/src/balancing/picker.js';
+import type { PeerState, PickerEnv, PickRequest } from '../../balancer/src/balancing/types.js';
 import type { Algorithm, ServerSpec, UpstreamSpec } from '../../balancer/src/routing/types.js';
 import { ALGORITHMS } from '../../balancer/src/routing/types.js';
 import { mulberry32 as seeded } from '../support/fuzz.js';

@@ -1,8 +1,9 @@
 // Canary split, sticky sessions and panic mode as scenario tables over the policy picker.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPicker, type PeerState, type Picker, type PickerEnv, type PickRequest } from '../../balancer/src/balancing/picker.js';
-import type { PanicEvent } from '../../balancer/src/balancing/panic.js';
+import { createPicker } from '../../balancer/src/balancing/picker.js';
+import type { PeerState, Picker, PickerEnv, PickRequest } from '../../balancer/src/balancing/types.js';
+import type { PanicEvent } from '../../balancer/src/balancing/types.js';
 import { opaqueServerId } from '../../balancer/src/balancing/sticky.js';
 import { ALGORITHMS, type Algorithm, type CanaryPolicy, type ServerSpec, type StickyPolicy, type TrafficPolicy, type UpstreamSpec } from '../../balancer/src/routing/types.js';
 import { mulberry32 as seeded } from '../support/fuzz.js';

@@ -5,7 +5,7 @@
 // while draw < weight x 100, so it stays put across requests and table swaps, and moves only when
 // the weight moves past its draw (raising the weight never sends a canary client back).
 import type { CanaryPolicy } from '../routing/types.js';
-import type { PickRequest } from './picker.js';
+import type { PickRequest } from './types.js';
 import { cookieValue } from './chash.js';
 
 export const STABLE = 0;

@@ -5,7 +5,7 @@
 // own ring, used when no primary may be picked. A request without the key (missing header or cookie)
 // is hashed on the client IP instead.
 import type { HashKey, ServerSpec, UpstreamSpec } from '../routing/types.js';
-import type { PeerState, Picker, PickerEnv, PickRequest } from './picker.js';
+import type { PeerState, Picker, PickerEnv, PickRequest } from './types.js';
 import { hash32 } from './hash.js';
 import { pickable, splitTiers } from './tiers.js';
 

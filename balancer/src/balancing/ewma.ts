@@ -3,7 +3,7 @@
 // EWMA itself (peak-sensitive, time-decayed) is kept by PeerHealth. A server without a latency yet is
 // scored 0 (optimistic) so new instances get traffic and a figure quickly; ties go to fewer in-flight.
 import type { ServerSpec, UpstreamSpec } from '../routing/types.js';
-import type { PeerState, Picker, PickerEnv, PickRequest } from './picker.js';
+import type { PeerState, Picker, PickerEnv, PickRequest } from './types.js';
 import { pickable, splitTiers } from './tiers.js';
 
 class TwoChoicesGroup {

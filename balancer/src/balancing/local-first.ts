@@ -2,7 +2,7 @@
 // inside the chosen group. Groups are fixed at picker creation; a group is skipped when none of its
 // servers may be picked. Backups follow the same order, after all primaries.
 import type { ServerSpec, UpstreamSpec } from '../routing/types.js';
-import type { PeerState, Picker, PickerEnv, PickRequest } from './picker.js';
+import type { PeerState, Picker, PickerEnv, PickRequest } from './types.js';
 import { RoundRobinGroup } from './round-robin.js';
 import { splitTiers } from './tiers.js';
 

@@ -4,7 +4,7 @@
 // The share is measured over primaries and backups that are not admin-down, re-measured at most
 // every PANIC_RECHECK_MS so a pick costs no scan of the servers.
 import type { ServerSpec } from '../routing/types.js';
-import type { PeerState } from './picker.js';
+import type { PanicEvent, PeerState } from './types.js';
 
 export const PANIC_RECHECK_MS = 100;
 export const DEFAULT_PANIC_THRESHOLD_PERCENT = 50;
@@ -34,13 +34,6 @@ export function panicPeers(peers: PeerState): PeerState {
     latencyEwma: (id) => peers.latencyEwma(id),
     inflight: (id) => peers.inflight(id),
   };
-}
-
-export interface PanicEvent {
-  readonly upstream: string;
-  readonly panicking: boolean;
-  readonly sharePercent: number;
-  readonly thresholdPercent: number;
 }
 
 /** The cached panic verdict of one upstream. */

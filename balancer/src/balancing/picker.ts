@@ -1,52 +1,13 @@
-// The per-upstream pick: one Picker per (upstream, table version); its mutable position state lives
-// here, beside the frozen table, never in it. Rules shared by every algorithm: never a `down`,
-// unavailable or already-tried (excluded) server; backup servers only when no primary may be picked;
-// undefined when nothing may be picked. Picks are synchronous, so per-picker scratch buffers are safe.
-import type { IncomingHttpHeaders } from 'node:http';
-import type { ServerSpec, UpstreamSpec } from '../routing/types.js';
-import type { PanicEvent } from './panic.js';
+// The registry of the pickers: which algorithm (and whether the policy picker wraps it) serves an
+// upstream. The contract every picker keeps is in types.ts.
+import type { UpstreamSpec } from '../routing/types.js';
+import type { PeerState, Picker, PickerEnv } from './types.js';
 import { hasPickPolicy, PolicyPicker } from './policy-picker.js';
 import { createConsistentHashPicker } from './chash.js';
 import { createEwmaPicker } from './ewma.js';
 import { createLocalFirstPicker } from './local-first.js';
 import { createRoundRobinPicker } from './round-robin.js';
 import { createWeightedRoundRobinPicker } from './weighted-rr.js';
-
-export interface PickRequest {
-  readonly clientIp: string;
-  readonly headers: IncomingHttpHeaders;
-  readonly url: string;
-  /** a canary draw made by this request's first pick (kept for retries, set in a cookie); policy pickers only */
-  canaryBucket?: number;
-}
-
-export interface PeerState {
-  /** not passively ejected, not actively down */
-  isAvailable(server: ServerSpec, now: number): boolean;
-  /** ms */
-  latencyEwma(serverId: string): number | undefined;
-  inflight(serverId: string): number;
-}
-
-export interface PickerEnv {
-  readonly localNode?: string;
-  readonly localZone?: string;
-  random(): number;
-  now(): number;
-  /** key of the opaque sticky-cookie server ids; the same in every worker */
-  readonly stickySecret?: string;
-  /** panic mode entered or left (logged and counted by the runtime) */
-  onPanic?(event: PanicEvent): void;
-}
-
-export interface Picker {
-  /** `exclude` holds ids of servers already tried for this request */
-  pick(req: PickRequest, exclude: ReadonlySet<string>): ServerSpec | undefined;
-  /** Set-Cookie values the answer from `server` must carry (sticky / canary cookies); policy pickers only */
-  responseCookies?(req: PickRequest, server: ServerSpec): string[] | undefined;
-  /** panic figures; policy pickers with a panic threshold only */
-  readonly panic?: { readonly panicking: boolean; readonly entered: number; readonly picks: number };
-}
 
 /** The upstream's picker: its algorithm, wrapped by the policy picker when it has a traffic policy. */
 export function createPicker(upstream: UpstreamSpec, peers: PeerState, env: PickerEnv): Picker {

@@ -12,7 +12,7 @@ import type { ServerSpec, UpstreamSpec } from '../routing/types.js';
 import { BUCKETS, bucketFromCookie, CANARY, compileCanary, drawBucket, drawBucketIn, forcedGroup, groupOfBucket, STABLE, type CanaryRule, type Group } from './canary.js';
 import { cookieValue } from './chash.js';
 import { PanicState, panicPeers } from './panic.js';
-import type { PeerState, Picker, PickerEnv, PickRequest } from './picker.js';
+import type { PeerState, Picker, PickerEnv, PickRequest } from './types.js';
 import { cookieAttributes, opaqueServerId, setCookieText } from './sticky.js';
 import { pickable } from './tiers.js';
 

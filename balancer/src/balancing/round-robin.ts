@@ -1,6 +1,6 @@
 // Plain round robin (weights ignored; `wrr` honours them). The cursor is picker state.
 import type { ServerSpec, UpstreamSpec } from '../routing/types.js';
-import type { PeerState, Picker, PickerEnv, PickRequest } from './picker.js';
+import type { PeerState, Picker, PickerEnv, PickRequest } from './types.js';
 import { pickable, splitTiers } from './tiers.js';
 
 /** A round-robin cursor over one fixed group of servers; reused by local-first. */

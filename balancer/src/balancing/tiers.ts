@@ -1,6 +1,6 @@
 // Shared by every algorithm: the primary/backup split and the "may this server be picked" test.
 import type { ServerSpec, UpstreamSpec } from '../routing/types.js';
-import type { PeerState } from './picker.js';
+import type { PeerState } from './types.js';
 
 /** Primaries and backups of an upstream, admin-down servers removed once at picker creation. */
 export interface Tiers {

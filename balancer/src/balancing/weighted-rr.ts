@@ -3,7 +3,7 @@
 // a a b a c a a. Only servers that may be picked take part, so an ejected server neither gains nor
 // hoards credit. Current weights are picker state (one Float64Array per tier, no per-pick allocation).
 import type { ServerSpec, UpstreamSpec } from '../routing/types.js';
-import type { PeerState, Picker, PickerEnv, PickRequest } from './picker.js';
+import type { PeerState, Picker, PickerEnv, PickRequest } from './types.js';
 import { pickable, splitTiers } from './tiers.js';
 
 class SmoothWeightedGroup {

@@ -6,7 +6,7 @@
 // health is a property of the instance. A new server whose upstream has an active check starts *up*
 // (traffic is not blocked until the first check passes); a failing check takes it out after `fall`
 // results. This trades Envoy's "first check before use" for never failing a fresh deploy's traffic.
-import type { PeerState } from '../balancing/picker.js';
+import type { PeerState } from '../balancing/types.js';
 import type { ActiveCheckSpec, RouteTable, ServerSpec, UpstreamSpec } from '../routing/types.js';
 import { PassiveHealth } from './passive.js';
 import { RiseFall } from './rise-fall.js';

@@ -1,7 +1,8 @@
 // The worker's view of one routing table: the frozen table plus what is compiled from it (router,
 // one picker per upstream). Built once per swap; the runtime holds the only mutable reference.
 import { compileRouter, type Router } from '../routing/router.js';
-import { createPicker, type PeerState, type Picker, type PickerEnv } from '../balancing/picker.js';
+import { createPicker } from '../balancing/picker.js';
+import type { PeerState, Picker, PickerEnv } from '../balancing/types.js';
 import type { RouteTable, ScriptSpec, UpstreamSpec } from '../routing/types.js';
 import { upstreamOf } from '../routing/table-upstreams.js';
 import { SharedMap } from '../routing/shared-map.js';

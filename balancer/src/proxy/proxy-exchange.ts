@@ -5,7 +5,7 @@
 // Per request there is one ProxyExchange and one UpstreamAttempt per try; both are plain classes
 // so the hot path allocates no closures.
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Picker, PickRequest } from '../balancing/picker.js';
+import type { Picker, PickRequest } from '../balancing/types.js';
 import { appendPolicyCookies } from '../balancing/response-cookies.js';
 import { requestScripts, responseChain, responseScripts } from '../scripts/exchange-hooks.js';
 import type { LoadedScript } from '../scripts/script-host.js';

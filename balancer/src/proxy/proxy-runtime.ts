@@ -3,7 +3,7 @@
 import type { AddressInfo, Socket } from 'node:net';
 import { PeerHealth, type PeerServerStatus } from '../health/peer-health.js';
 import { ActiveChecker } from '../health/active-checker.js';
-import type { PickerEnv } from '../balancing/picker.js';
+import type { PickerEnv } from '../balancing/types.js';
 import type { RouteTable } from '../routing/types.js';
 import { DEFAULT_CLIENT_BODY_MS, DEFAULT_CLIENT_HEADER_MS, DEFAULT_MAX_QUEUE_PER_SERVER, DEFAULT_QUEUE_MS, DEFAULT_REQUEST_MS, DEFAULT_TUNNEL_IDLE_MS, type HealthUpdate, type ServerStatus, type StatusAnswer, type StatusQuery, type UpstreamStatus, type WorkerRuntime, type WorkerRuntimeOptions } from '../worker/runtime.js';
 import { changedUpstreams, compileTable, type ScriptEvents } from './compiled-table.js';
