@@ -21,7 +21,7 @@ import type { CertStore } from './cert-store.js';
 import { ConsulKv, type BudgetRead } from './consul-kv.js';
 import { KvLock } from './kv-lock.js';
 import type { AcmeConfig } from './tls-config.js';
-import type { AcmeControl } from './tls-primary.js';
+import type { AcmeControl } from './acme-control.js';
 
 export interface AcmeDeps {
   readonly acme: AcmeConfig;

@@ -6,6 +6,7 @@ import type { ConsulBudget } from '../discovery/consul-budget.js';
 import { watchSlot } from '../discovery/watch-slot.js';
 import type { CatalogSnapshot } from '../routing/types.js';
 import type { ChallengeLookupOptions } from './acme-challenge.js';
+import type { AcmeControl } from './acme-control.js';
 import { AdminCerts } from './admin-certs.js';
 import { CertDistributor, type WorkerChannels } from './cert-distributor.js';
 import { CertStore } from './cert-store.js';
@@ -29,14 +30,6 @@ export interface TlsPrimaryDeps {
   readonly dumpFile?: string;
   /** the catalog (ACME names come from tls=acme services) */
   readonly catalog?: { current(): CatalogSnapshot | undefined; subscribe(l: () => void): () => void };
-}
-
-export interface AcmeControl {
-  /** names wanted and their state (admin GET /acme) */
-  status(): Promise<unknown>;
-  /** ask for a new certificate now, whatever the renewal schedule (any instance may do the order) */
-  forceRenew(name: string): Promise<boolean>;
-  stop(): Promise<void>;
 }
 
 export interface TlsHandle {
