@@ -3,7 +3,8 @@
 // has a name, an ID and an integer port 1-65535.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mapContainer, type ContainerView, type MappingOptions } from '../../registrator/src/mapping/service-mapper.js';
+import { mapContainer, type MappingOptions } from '../../registrator/src/mapping/service-mapper.js';
+import type { ContainerView } from '../../registrator/src/mapping/container-view.js';
 import { chance, fuzz, hostileString, int, pick, type Rng } from '../support/fuzz.js';
 
 const KEYS = ['NAME', 'ID', 'TAGS', 'IGNORE', 'WEIGHT', 'CHECK_HTTP', 'CHECK_TCP', 'CHECK_INTERVAL', 'CHECK_TIMEOUT', 'CHECK_SCRIPT', 'CHECK_TTL',

@@ -2,7 +2,8 @@
 // checks per service, modifiers, and bad values (the bad check is skipped, the service kept).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mapContainer, type ContainerView, type MappingOptions } from '../../registrator/src/mapping/service-mapper.js';
+import { mapContainer, type MappingOptions } from '../../registrator/src/mapping/service-mapper.js';
+import type { ContainerView } from '../../registrator/src/mapping/container-view.js';
 import type { CheckSpec } from '../../registrator/src/mapping/types.js';
 
 const opts: MappingOptions = {

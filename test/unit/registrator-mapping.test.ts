@@ -4,8 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   containerViewFromInspect, defaultServiceName, mapContainer,
-  type ContainerView, type MappingOptions,
+  type MappingOptions,
 } from '../../registrator/src/mapping/service-mapper.js';
+import type { ContainerView } from '../../registrator/src/mapping/container-view.js';
 import type Dockerode from 'dockerode';
 
 const ID = 'c0ffee0000000000000000000000000000000000000000000000000000000001';

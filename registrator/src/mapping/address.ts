@@ -1,7 +1,7 @@
 // Where a service is reachable: published host address, container address on a Docker network, or a
 // per-container override. Pure: host name resolution (registrator's fallback for 0.0.0.0) is the caller's.
 import { checkHost } from '../../../common/host-port.js';
-import type { ContainerView } from './service-mapper.js';
+import type { ContainerView } from './container-view.js';
 
 /** Label naming the Docker network whose container IP to register (implies internal addressing). */
 export const NETWORK_LABEL = 'registrator.network';

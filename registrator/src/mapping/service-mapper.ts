@@ -3,35 +3,12 @@
 // check, one meta key, one service) is skipped; the container's other services are kept.
 import type Dockerode from 'dockerode';
 import type { CheckSpec, MappingResult, MappingWarning, ServiceRecord } from './types.js';
+import type { ContainerView } from './container-view.js';
 import { badPortKeys, metadataForPort, portKeysForAbsentPorts, type MetadataEntry, type PortMetadata } from './metadata.js';
 import { checksFromMetadata } from './checks.js';
 import { expandTagTemplate, splitEscapedList } from './tags.js';
 import { addressOverride, containerIp, isWildcardHostIp, NETWORK_LABEL } from './address.js';
 import { serviceNameProblem, tagProblem } from './validate.js';
-
-/** The subset of `docker inspect` (dockerode ContainerInspectInfo) the mapper uses. */
-export interface ContainerView {
-  readonly id: string;
-  /** container name without the leading '/' */
-  readonly name: string;
-  /** Config.Image, e.g. "registry:5000/team/web:1.2" */
-  readonly image: string;
-  /** Config.Env, "K=V" */
-  readonly env: readonly string[];
-  readonly labels: Readonly<Record<string, string>>;
-  /** keys of Config.ExposedPorts, e.g. "80/tcp" */
-  readonly exposedPorts: readonly string[];
-  /** NetworkSettings.Ports: "80/tcp" -> bindings (null when exposed but not published) */
-  readonly portBindings: Readonly<Record<string, readonly { HostIp: string; HostPort: string }[] | null>>;
-  /** NetworkSettings.Networks: docker network name -> IP of the container on it */
-  readonly networks: Readonly<Record<string, { IPAddress: string }>>;
-  /** HostConfig.NetworkMode ("default", "bridge", "host", "container:<id>", a network name) */
-  readonly networkMode: string;
-  /** State.Health.Status; undefined or 'none' when the image has no HEALTHCHECK */
-  readonly health?: 'starting' | 'healthy' | 'unhealthy' | 'none';
-  /** Config.Hostname */
-  readonly hostname: string;
-}
 
 export type HealthGate = 'off' | 'register-when-healthy' | 'mirror';
 
