@@ -8,6 +8,7 @@ import { parseDurationMs } from './routing/tag-options.js';
 import { CidrError, parseCidrList } from './proxy/cidr.js';
 import { parseTlsConfig, type TlsConfig } from './tls/tls-config.js';
 import { parseL4Config, type L4Config } from './l4/l4-config.js';
+import { HTTP2_FLAGS, parseHttp2Config, type Http2Config } from './proxy/http2/http2-config.js';
 
 /** Node fires a setTimeout/setInterval longer than 2^31-1 ms after 1 ms: such a duration must be refused. */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -124,6 +125,8 @@ export interface Config {
   readonly metrics: MetricsConfig;
   /** TCP services, TLS passthrough, PROXY protocol (balancer/src/l4) */
   readonly l4: L4Config;
+  /** --h2c and the --http2-* bounds */
+  readonly http2: Http2Config;
 }
 
 export interface MetricsConfig {
@@ -172,7 +175,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'consul-resync', env: 'BALANCER_CONSUL_RESYNC', kind: 'string', value: 'duration', def: '5m', help: 'full re-read of every service at this period, a safety net beside the change signals (0 = off)' },
   { name: 'debounce', env: 'BALANCER_DEBOUNCE', kind: 'string', value: 'duration', def: '2ms', help: 'window that coalesces a burst of catalog changes into one table (latest wins)' },
   { name: 'listen', env: 'BALANCER_LISTEN', kind: 'string', value: 'host:port', def: '0.0.0.0:8080', help: 'proxy listener' },
-  { name: 'tls-listen', env: 'BALANCER_TLS_LISTEN', kind: 'repeat', value: 'host:port', help: 'TLS (HTTPS) proxy listener (repeatable; env: comma separated)' },
+  { name: 'tls-listen', env: 'BALANCER_TLS_LISTEN', kind: 'repeat', value: 'host:port', help: 'TLS (HTTPS) proxy listener (repeatable; env: comma separated); ALPN offers h2 then http/1.1, host:port/http1 offers http/1.1 only' },
   { name: 'tls-cert-dir', env: 'BALANCER_TLS_CERT_DIR', kind: 'string', value: 'path', help: 'directory of PEM chains and keys, watched; names from each certificate\'s SAN' },
   { name: 'tls-kv-prefix', env: 'BALANCER_TLS_KV_PREFIX', kind: 'string', value: 'prefix', help: 'Consul KV prefix of certificates: <prefix><name>/cert and /key, followed (default balancer/certs/ with ACME)' },
   { name: 'tls-default-cert', env: 'BALANCER_TLS_DEFAULT_CERT', kind: 'string', value: 'name', help: 'the certificate (by one of its names) for handshakes without SNI or with an unknown name' },
@@ -217,6 +220,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'max-connections-per-server', env: 'BALANCER_MAX_CONNECTIONS_PER_SERVER', kind: 'string', value: 'N', def: '128', help: 'keep-alive connections per upstream server' },
   { name: 'max-head-size', env: 'BALANCER_MAX_HEAD_SIZE', kind: 'string', value: 'bytes', def: '16384', help: 'native engine: largest request line + headers accepted (431 beyond)' },
   { name: 'engine', env: 'BALANCER_ENGINE', kind: 'string', value: ENGINES.join('|'), def: DEFAULT_ENGINE, help: 'data plane: native (own HTTP/1.1 codec and upstream socket pool) or undici (node:http + undici, the comparison engine)' },
+  ...HTTP2_FLAGS,
   { name: 'access-log', env: 'BALANCER_ACCESS_LOG', kind: 'bool', help: 'one log line per proxied request' },
   { name: 'trust-forwarded', env: 'BALANCER_TRUST_FORWARDED', kind: 'list', value: 'cidr,cidr', help: 'clients (proxies) whose Forwarded, X-Real-IP and X-Forwarded-* headers are kept; from anyone else they are replaced (default: none)' },
   { name: 'tcp-ports', env: 'BALANCER_TCP_PORTS', kind: 'string', value: 'from-to', help: 'ports that proto=tcp|tcp+sni services may be served on (urlprefix-:<port>); a tag outside is a warning (default: none)' },
@@ -432,6 +436,7 @@ export function parseBalancerArgs(
       tls,
       metrics: { prefix, bucketsSeconds, maxServersPerService: int('metrics-max-servers', 100, 1) },
       l4: parseL4Config({ str, duration, source, fail: (message) => { throw new ConfigError(message); } }, parseHostPort(str('listen') ?? '0.0.0.0:8080', source('listen')).host),
+      http2: parseHttp2Config({ bool, int, byteCount, duration }),
     };
   } catch (err) {
     if (err instanceof ConfigError) return err;

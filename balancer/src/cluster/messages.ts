@@ -19,6 +19,8 @@ export interface WorkerInitOptions {
   readonly maxConnectionsPerServer: number;
   readonly engine?: 'native' | 'undici';
   readonly maxHeadBytes?: number;
+  /** --h2c and the --http2-* bounds */
+  readonly http2?: import('../proxy/http2/http2-config.js').Http2Config;
   readonly accessLog: boolean;
   /** --trust-forwarded CIDR ranges, validated by the config parser */
   readonly trustForwarded?: readonly string[];

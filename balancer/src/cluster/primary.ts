@@ -212,6 +212,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
       maxConnectionsPerServer: config.maxConnectionsPerServer,
       engine: config.engine,
       maxHeadBytes: config.maxHeadBytes,
+      http2: config.http2,
       accessLog: config.accessLog,
       trustForwarded: config.trustForwarded,
       l4: config.l4,

@@ -60,6 +60,7 @@ async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<
     maxConnectionsPerServer: o.maxConnectionsPerServer,
     engine: o.engine,
     maxHeadBytes: o.maxHeadBytes,
+    http2: o.http2,
     accessLog: o.accessLog,
     trustForwarded: o.trustForwarded,
     l4: o.l4,

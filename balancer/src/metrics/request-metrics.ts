@@ -35,7 +35,7 @@ export const OTHER = '_other';
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE'] as const;
 const OTHER_METHOD = METHODS.length; // any other method is counted as "OTHER"
-const PROTOCOLS = ['http', 'websocket', 'sse', 'grpc'] as const;
+const PROTOCOLS = ['http', 'websocket', 'sse', 'grpc', 'http2'] as const;
 
 export interface RequestMetricsOptions {
   /** request duration histogram upper bounds in seconds (ascending; +Inf implied) */

@@ -1,6 +1,7 @@
 // JSON error answers the proxy gives itself. Bodies are built by string concatenation of
 // JSON.stringify'd fields only on the error path; the happy path does no JSON work.
 import type { ClientExchange } from './transport.js';
+import { grpcErrorHeaders, grpcStatusOf } from './http2/grpc-status.js';
 
 /** Stable codes in the `error` field of every JSON error body. */
 export type ProxyErrorCode =
@@ -22,6 +23,13 @@ export function sendJsonError(
 ): void {
   if (res.headersSent) {
     res.destroy();
+    return;
+  }
+  if (res.protocol === 'grpc') {
+    // a gRPC client reads statuses, not pages: HTTP 200, trailers-only (http2/grpc-status.ts)
+    const detail = fields.upstream === undefined ? code : `${code}: ${fields.upstream}${fields.cause === undefined ? '' : ` (${fields.cause})`}`;
+    res.writeHead(200, undefined, grpcErrorHeaders(grpcStatusOf(code, status), detail));
+    res.end();
     return;
   }
   const body = JSON.stringify({ error: code, ...fields });

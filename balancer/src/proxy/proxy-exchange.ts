@@ -142,7 +142,10 @@ export class ProxyExchange implements PickRequest, ClientEvents, GateEvents {
     if (body === null) { this.#dispatch(first); return; }
     // no upstream is involved until the body is in hand (or GATE_BYTES of it): onBodyReady
     this.#first = first;
-    const gate = new GatedBody(body, this, { idleMs: this.ctx.clientBodyMs, totalMs: this.ctx.requestMs });
+    // a gRPC stream goes upstream at once (its deadline is grpc-timeout, not the body timeouts)
+    const gate = new GatedBody(body, this, this.client.protocol === 'grpc'
+      ? { idleMs: 0, totalMs: 0, readyAfterMs: 0 }
+      : { idleMs: this.ctx.clientBodyMs, totalMs: this.ctx.requestMs });
     this.#gate = gate;
     this.#request = { method: this.#request.method, path: this.#request.path, headers: this.#request.headers, body: gate };
   }
@@ -333,7 +336,7 @@ export class ProxyExchange implements PickRequest, ClientEvents, GateEvents {
     this.ctx.inflight--;
     this.#gate?.dispose();
     // metrics: the one observer call per request (balancer/src/metrics/request-metrics.ts)
-    this.ctx.observer?.requestEnd(this.upstream.name, attempt?.server.id, this.clientGone ? 499 : this.client.statusCode, this.client.method, 'http',
+    this.ctx.observer?.requestEnd(this.upstream.name, attempt?.server.id, this.clientGone ? 499 : this.client.statusCode, this.client.method, this.client.protocol ?? 'http',
       this.ctx.now() - this.startedAt, this.tries, declaredLength(this.client.rawHeaders), this.#responseBytes);
     const log = this.ctx.accessLog;
     if (log !== undefined) {
@@ -411,14 +414,14 @@ export function handleProxyRequest(ctx: ProxyContext, client: ClientExchange): v
   }
   if (match === undefined) {
     sendJsonError(client, 404, 'unknown_host', { host: normalizeHost(hostHeader), path }, ctx.draining);
-    ctx.observer?.requestEnd(undefined, undefined, 404, client.method, 'http', 0, 0, 0, 0);
+    ctx.observer?.requestEnd(undefined, undefined, 404, client.method, client.protocol ?? 'http', 0, 0, 0, 0);
     ctx.accessLog?.info({ method: client.method, url, host: hostHeader, status: 404, ms: 0, tries: 0 }, 'access');
     return;
   }
   const upstream = match.upstream;
   if (upstream.https?.redirect === true && !client.encrypted && hostHeader !== undefined) {
     sendHttpsRedirect(client, normalizeHost(hostHeader), url, ctx.httpsPort, ctx.draining);
-    ctx.observer?.requestEnd(upstream.name, undefined, 308, client.method, 'http', 0, 0, 0, 0);
+    ctx.observer?.requestEnd(upstream.name, undefined, 308, client.method, client.protocol ?? 'http', 0, 0, 0, 0);
     ctx.accessLog?.info({ method: client.method, url, upstream: upstream.name, status: 308, ms: 0, tries: 0 }, 'access');
     return;
   }
@@ -427,7 +430,7 @@ export function handleProxyRequest(ctx: ProxyContext, client: ClientExchange): v
   const server = picker?.pick(exchange, NOTHING_EXCLUDED);
   if (server === undefined) {
     sendJsonError(client, 502, 'no_healthy_upstream', { upstream: upstream.name }, ctx.draining);
-    ctx.observer?.requestEnd(upstream.name, undefined, 502, client.method, 'http', 0, 0, 0, 0);
+    ctx.observer?.requestEnd(upstream.name, undefined, 502, client.method, client.protocol ?? 'http', 0, 0, 0, 0);
     ctx.accessLog?.info({ method: client.method, url, upstream: upstream.name, status: 502, ms: 0, tries: 0 }, 'access');
     return;
   }

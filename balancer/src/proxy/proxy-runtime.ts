@@ -20,6 +20,10 @@ import { createNativeFront } from './native/native-front.js';
 import { NativeTransport } from './native/native-transport.js';
 import { ScriptThread } from '../scripts/script-thread.js';
 import { ServerGaugeTracker, tableGaugeView, type ServerGaugeChanges } from '../metrics/server-gauges.js';
+import { handleProxyRequest } from './proxy-exchange.js';
+import { createHttp2Front } from './http2/client-front.js';
+import { frontWithHttp2 } from './http2/front-with-http2.js';
+import { DEFAULT_HTTP2_LIMITS } from './http2/limits.js';
 
 /** idle upstream keep-alive sockets close after this (undici's keepAliveTimeout in the other engine) */
 const UPSTREAM_KEEPALIVE_MS = 4_000;
@@ -82,7 +86,7 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     protocols: opts.upgradeProtocols ?? ['websocket'], headersMs: opts.timeouts.headersMs,
     idleMs: opts.timeouts.tunnelIdleMs ?? DEFAULT_TUNNEL_IDLE_MS,
   };
-  const front: ClientFront = engine === 'native'
+  const http1Front: ClientFront = engine === 'native'
     ? createNativeFront(ctx, {
       limits: { ...DEFAULT_LIMITS, maxHeadBytes: opts.maxHeadBytes ?? DEFAULT_LIMITS.maxHeadBytes },
       keepAliveMs: opts.timeouts.clientKeepAliveMs,
@@ -92,6 +96,9 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
       clientKeepAliveMs: opts.timeouts.clientKeepAliveMs, clientHeaderMs, headersMs: opts.timeouts.headersMs, requestMs: ctx.requestMs,
       upgradeProtocols: tunnelOpts.protocols, tunnelIdleMs: tunnelOpts.idleMs,
     });
+  // HTTP/2 streams (ALPN h2 on TLS, h2c prior knowledge on the plain listener) join the same exchanges
+  const http2Front = createHttp2Front(ctx, { ...DEFAULT_HTTP2_LIMITS, ...opts.http2?.limits }, handleProxyRequest);
+  const front = frontWithHttp2(http1Front, http2Front, { h2c: opts.http2?.h2c === true, peekMs: clientHeaderMs }, log);
   // per-server gauges for the metrics report, as changes (metrics/server-gauges.ts)
   const gauges = new ServerGaugeTracker();
   const gaugeView = tableGaugeView(() => ctx.current.table, health, now);

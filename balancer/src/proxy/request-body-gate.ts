@@ -32,6 +32,11 @@ export interface GateOptions {
   readonly totalMs: number;
   /** override GATE_BYTES (tests) */
   readonly gateBytes?: number;
+  /**
+   * ready this long after the head even when the body goes on (gRPC streams: a bidirectional call
+   * waits for an answer before it sends more); a body that ended by then is still replayable
+   */
+  readonly readyAfterMs?: number;
 }
 
 const TIMEOUT_CODES: Record<BodyTimeoutKind, string> = {
@@ -66,6 +71,7 @@ export class GatedBody implements BodySource, BodySink {
   #endSent = false;
   #idleTimer: NodeJS.Timeout | undefined;
   #totalTimer: NodeJS.Timeout | undefined;
+  #readyTimer: NodeJS.Timeout | undefined;
 
   constructor(source: BodySource, events: GateEvents, opts: GateOptions) {
     this.#source = source;
@@ -74,6 +80,7 @@ export class GatedBody implements BodySource, BodySink {
     this.#idleMs = opts.idleMs;
     this.#startIdleTimer();
     if (opts.totalMs > 0) this.#totalTimer = setTimeout(onTotalTimeout, opts.totalMs, this);
+    if (opts.readyAfterMs !== undefined) this.#readyTimer = setTimeout(onReadyTimer, opts.readyAfterMs, this);
     source.setSink(this);
   }
 
@@ -167,6 +174,13 @@ export class GatedBody implements BodySource, BodySink {
 
   // ---- internals ----
 
+  readyNow(): void {
+    this.#readyTimer = undefined;
+    if (this.#ready || this.#error !== undefined) return;
+    this.#ready = true;
+    this.#events.onBodyReady();
+  }
+
   timedOut(kind: BodyTimeoutKind): void {
     if (this.#error !== undefined || this.#ended) return;
     this.#error = Object.assign(new Error(`client sent the request body too slowly (${kind})`), { code: TIMEOUT_CODES[kind] });
@@ -183,6 +197,7 @@ export class GatedBody implements BodySource, BodySink {
   #clearTimers(): void {
     this.#stopIdleTimer();
     if (this.#totalTimer !== undefined) { clearTimeout(this.#totalTimer); this.#totalTimer = undefined; }
+    if (this.#readyTimer !== undefined) { clearTimeout(this.#readyTimer); this.#readyTimer = undefined; }
   }
 
   // the idle timeout counts only while we read (nginx client_body_timeout): a gate waiting for a
@@ -235,6 +250,10 @@ export class GatedBody implements BodySource, BodySink {
 
 function onIdleTimeout(gate: GatedBody): void {
   gate.timedOut('client_body_timeout');
+}
+
+function onReadyTimer(gate: GatedBody): void {
+  gate.readyNow();
 }
 
 function onTotalTimeout(gate: GatedBody): void {

@@ -52,6 +52,11 @@ export interface ClientExchange {
   readonly localPort: number;
   /** null when the request has no body (RFC 9112 section 6.3) */
   readonly body: BodySource | null;
+  /**
+   * absent: HTTP/1.x. 'grpc' (an HTTP/2 stream with content-type application/grpc): errors the proxy
+   * gives are gRPC statuses (error-responses.ts) and the body streams as it comes (no body gate)
+   */
+  readonly protocol?: 'http2' | 'grpc';
 
   // ---- response sink ----
   readonly headersSent: boolean;

@@ -1,6 +1,6 @@
 // The TLS and ACME part of the balancer's configuration, parsed from the flags config.ts declares
 // (kept here so config.ts grows by one call). Pure.
-import { DEFAULT_TLS_CIPHERS, type TlsMinVersion } from './tls-settings.js';
+import { DEFAULT_TLS_CIPHERS, type TlsListen, type TlsMinVersion } from './tls-settings.js';
 
 export interface AcmeConfig {
   /** ACME directory URL (RFC 8555 section 7.1.1) */
@@ -17,7 +17,7 @@ export interface AcmeConfig {
 }
 
 export interface TlsConfig {
-  readonly listen: readonly { readonly host: string; readonly port: number }[];
+  readonly listen: readonly TlsListen[];
   readonly certDir?: string;
   /** ends in '/' */
   readonly kvPrefix?: string;
@@ -43,9 +43,16 @@ function withSlash(p: string): string {
   return t.endsWith('/') ? t : `${t}/`;
 }
 
+/** "host:port", or "host:port/http1" for a listener that does not offer HTTP/2 in ALPN. */
+function tlsListen(text: string, r: TlsFlagReader): TlsListen {
+  const http1Only = text.endsWith('/http1');
+  const addr = r.hostPort(http1Only ? text.slice(0, -'/http1'.length) : text, r.source('tls-listen'));
+  return http1Only ? { ...addr, http1Only } : addr;
+}
+
 /** undefined when no TLS flag is given. */
 export function parseTlsConfig(r: TlsFlagReader, hasConsul: boolean): TlsConfig | undefined {
-  const listen = r.repeat('tls-listen').map((v) => r.hostPort(v.trim(), r.source('tls-listen')));
+  const listen = r.repeat('tls-listen').map((v) => tlsListen(v.trim(), r));
   const directoryUrl = r.str('acme-directory');
   if (listen.length === 0) {
     for (const f of ['tls-cert-dir', 'tls-kv-prefix', 'tls-default-cert', 'acme-directory']) {

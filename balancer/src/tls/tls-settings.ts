@@ -12,9 +12,21 @@ export const DEFAULT_TLS_CIPHERS = [
 
 export type TlsMinVersion = 'TLSv1.2' | 'TLSv1.3';
 
+export interface TlsListen {
+  readonly host: string;
+  readonly port: number;
+  readonly http1Only?: boolean;
+}
+
+/** ALPN protocols a TLS listener offers, most preferred first (RFC 7301: the server picks). */
+export function alpnProtocols(listen: TlsListen): string[] {
+  return listen.http1Only === true ? ['http/1.1'] : ['h2', 'http/1.1'];
+}
+
 /** What a worker needs to run its TLS listeners (serialisable, part of the init message). */
 export interface WorkerTlsOptions {
-  readonly listen: readonly { readonly host: string; readonly port: number }[];
+  /** http1Only: ALPN offers http/1.1 alone (`--tls-listen host:port/http1`); otherwise h2 first */
+  readonly listen: readonly TlsListen[];
   readonly ciphers: string;
   readonly minVersion: TlsMinVersion;
   /** a handshake not finished after this is dropped */

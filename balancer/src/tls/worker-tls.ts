@@ -7,7 +7,7 @@ import type pino from 'pino';
 import { applyCertDelta, EMPTY_CERT_SNAPSHOT, type CertDelta, type CertSnapshot } from './cert-snapshot.js';
 import type { CertEntry } from './certificate.js';
 import { buildCertIndex, selectCertificate, type CertIndex } from './sni.js';
-import { TICKET_KEY_BYTES, type WorkerTlsOptions } from './tls-settings.js';
+import { alpnProtocols, TICKET_KEY_BYTES, type WorkerTlsOptions } from './tls-settings.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 
 interface LiveCert extends CertEntry {
@@ -85,7 +85,8 @@ export class WorkerTls {
       const server = tls.createServer({
         ...this.#baseOptions(),
         ...this.#defaultCertOptions(),
-        ALPNProtocols: ['http/1.1'],
+        // h2 first: the proxy runtime hands sockets that chose it to its HTTP/2 front
+        ALPNProtocols: alpnProtocols(addr),
         handshakeTimeout: this.opts.handshakeTimeoutMs,
         SNICallback: (servername, cb) => this.#sni(servername, cb),
       });

@@ -72,6 +72,11 @@ export interface WorkerRuntimeOptions {
   readonly sharedActiveChecks?: boolean;
   /** a passive ejection decided here, to be relayed to the other workers */
   readonly onPassiveEjection?: (serverId: string, forMs: number) => void;
+  /** HTTP/2 client side: h2c prior knowledge on the plain listener, and the bounds (proxy/http2/limits.ts) */
+  readonly http2?: {
+    readonly h2c?: boolean;
+    readonly limits?: Partial<import('../proxy/http2/limits.js').Http2Limits>;
+  };
 }
 
 /** One server of an upstream: health as PeerHealth reports it, plus pool figures. */

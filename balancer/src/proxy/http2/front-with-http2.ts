@@ -1,0 +1,65 @@
+// One ClientFront for both protocols: sockets whose TLS handshake chose ALPN h2 go to the HTTP/2
+// front, the others to the engine's HTTP/1.1 front; with h2c on, the plain listener peeks at the
+// first bytes of each connection (the client preface) to choose. Draining sends GOAWAY on HTTP/2
+// sessions; the runtime then waits for their streams like for any request in flight.
+import net, { type AddressInfo, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type pino from 'pino';
+import type { ClientFront } from '../engine.js';
+import type { Http2Front } from './client-front.js';
+import { peekFirstBytes } from './preface-peek.js';
+
+export interface FrontChoiceOptions {
+  /** h2c with prior knowledge on the plain listener */
+  readonly h2c: boolean;
+  /** how long the peek waits for the first bytes (the HTTP/1.1 head timeout) */
+  readonly peekMs: number;
+}
+
+export function frontWithHttp2(http1: ClientFront, http2: Http2Front, opts: FrontChoiceOptions, log: pino.Logger): ClientFront {
+  let server: net.Server | undefined;
+  const serve = (socket: Socket): void => {
+    peekFirstBytes(socket, opts.peekMs, (kind) => {
+      // node:http2 reads the bytes put back itself; the HTTP/1.1 front needs the socket flowing again
+      if (kind === 'h2') http2.handleSocket(socket);
+      else { http1.handleSocket(socket); socket.resume(); }
+    });
+  };
+  return {
+    listen(host: string, port: number): Promise<AddressInfo> {
+      if (!opts.h2c) return http1.listen(host, port);
+      const s = net.createServer({ noDelay: true }, serve);
+      server = s;
+      return new Promise((resolve, reject) => {
+        s.once('error', reject);
+        s.listen({ host, port }, () => {
+          s.off('error', reject);
+          s.on('error', (err) => log.error({ err }, 'proxy listener error'));
+          resolve(s.address() as AddressInfo);
+        });
+      });
+    },
+    handleSocket(socket: Socket): void {
+      if ((socket as TLSSocket).alpnProtocol === 'h2') http2.handleSocket(socket);
+      else http1.handleSocket(socket);
+    },
+    stopListening(): void {
+      http1.stopListening();
+      server?.close();
+      server = undefined;
+    },
+    closeIdle(): void {
+      http1.closeIdle();
+      http2.goAway();
+    },
+    get openTunnels(): number {
+      return http1.openTunnels;
+    },
+    closeAll(): void {
+      http1.closeAll();
+      server?.close();
+      server = undefined;
+      http2.closeAll();
+    },
+  };
+}
