@@ -2,14 +2,14 @@
 // HTTP 200 with content-type application/grpc and grpc-status / grpc-message, never an HTTP error page
 // (a gRPC client would report it as "UNKNOWN: Received HTTP status 502"). And `grpc-timeout`, the
 // client's deadline. Pure.
-import type { ProxyErrorCode } from '../error-responses.js';
 
 export const GRPC = {
   ok: 0, cancelled: 1, unknown: 2, invalidArgument: 3, deadlineExceeded: 4, permissionDenied: 7,
   resourceExhausted: 8, unimplemented: 12, internal: 13, unavailable: 14, unauthenticated: 16,
 } as const;
 
-const BY_ERROR: Partial<Record<ProxyErrorCode, number>> = {
+/** By the ProxyErrorCode of error-responses.ts (kept as strings: that file imports this one). */
+const BY_ERROR: Readonly<Record<string, number | undefined>> = {
   no_healthy_upstream: GRPC.unavailable,
   upstream_unreachable: GRPC.unavailable,
   upstream_busy: GRPC.unavailable,
@@ -36,7 +36,7 @@ export function grpcStatusOfHttp(status: number): number {
 }
 
 export function grpcStatusOf(code: string, httpStatus: number): number {
-  return BY_ERROR[code as ProxyErrorCode] ?? grpcStatusOfHttp(httpStatus);
+  return (Object.hasOwn(BY_ERROR, code) ? BY_ERROR[code] : undefined) ?? grpcStatusOfHttp(httpStatus);
 }
 
 /** grpc-message: percent-encoded UTF-8, printable ASCII except '%' kept as is. */
