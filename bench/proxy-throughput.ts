@@ -1,8 +1,14 @@
 // Proxy throughput, side by side in one run; prints figures, never asserts.
 //   npm run build && node dist/bench/proxy-throughput.js [--duration 6] [--rounds 3] [--connections 64]
+//     [--only floor,nginx,native] (targets whose name contains one of these) [--workloads GET,TLS]
 // Targets: direct (no proxy); nginx 1 worker (upstream keepalive); HAProxy 1 thread; bare node:http +
-// undici Pool.dispatch (no features); ours --engine native 1 worker; ours --engine undici 1 worker;
-// ours native 2 workers. Workloads: GET of a 100-byte and of a 64 KiB response, and 1 MB POSTs.
+// undici Pool.dispatch (no features); the raw-socket floor (bench/support/raw-socket-proxy.ts: two
+// sockets per connection, byte copy, fixed upstream, no features: the runtime's floor); ours --engine
+// native 1 worker; ours --engine undici 1 worker; ours native 2 workers. HTTPS targets (same ECDSA
+// P-256 certificate, same ciphers): nginx ssl, the raw-socket floor terminating TLS, ours native 1 worker
+// with --tls-listen. Workloads: GET of a 100-byte and of a 64 KiB response, 1 MB POSTs; over TLS a
+// 100-byte GET on keep-alive connections and one with `Connection: close` (one full handshake per request,
+// no session reuse). Every row prints p99, CPU us/req and its ratios to the floor and to nginx.
 // Layout on a 2-core machine: the proxy under test alone on CPU 0; wrk and the upstream nginx (static
 // files, sendfile, keepalive) on CPU 1. "2 workers" gets CPUs 0-1 and so competes with wrk: read it as
 // what a second worker buys on this box, not as a clean scaling figure.
@@ -16,6 +22,8 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { makeTestCa } from '../test/support/tls-certs.js';
+import { DEFAULT_TLS_CIPHERS } from '../balancer/src/tls/tls-settings.js';
 import { loadAverage } from './compare/cpu.js';
 import { treeUsage } from './support/proc-stats.js';
 import { freePort, spawnPinned, startNginx, tempDir, waitForPort, type Started } from './support/processes.js';
@@ -23,31 +31,46 @@ import { runWrk, type WrkResult } from './support/wrk.js';
 import { startOurs as startBalancer } from './support/ours.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const arg = (name: string, dflt: number): number => {
+const argStr = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+  return i > 0 ? process.argv[i + 1] : undefined;
 };
+const arg = (name: string, dflt: number): number => Number(argStr(name) ?? dflt);
+const listArg = (name: string): string[] | undefined => argStr(name)?.split(',').map((s) => s.trim().toLowerCase()).filter((s) => s !== '');
 const durationS = arg('duration', 6);
 const warmupS = Math.max(1, Math.min(2, Math.round(durationS / 3)));
 const rounds = arg('rounds', 3);
 const connections = arg('connections', 64);
+const only = listArg('only');
+const onlyWorkloads = listArg('workloads');
 /** 1 MB bodies: fewer connections keep the memory in flight sane */
 const postConnections = Math.max(1, Math.min(connections, 16));
+/** one handshake per request: as tls-throughput, fewer connections than keep-alive */
+const handshakeConnections = Math.max(1, Math.min(connections, 50));
 const PROXY_CPU = '0';
 const LOAD_CPU = '1';
 const NOISY_SPREAD = 0.2;
+const TLS_NAME = 'bench.example.test';
+const TLS13 = DEFAULT_TLS_CIPHERS.split(':').filter((c) => c.startsWith('TLS_')).join(':');
+const TLS12 = DEFAULT_TLS_CIPHERS.split(':').filter((c) => !c.startsWith('TLS_')).join(':');
 
 interface Workload {
   readonly name: string;
   readonly path: string;
   readonly connections: number;
   readonly postBytes?: number;
+  /** measured on the https targets only (the others on the plain ones) */
+  readonly tls?: boolean;
+  /** `Connection: close`: a new connection (with TLS a full handshake) per request */
+  readonly close?: boolean;
 }
 const WORKLOADS: readonly Workload[] = [
   { name: '100 B GET', path: '/small.txt', connections },
   { name: '64 KiB GET', path: '/big.bin', connections },
   { name: '1 MB POST', path: '/upload', connections: postConnections, postBytes: 1024 * 1024 },
-];
+  { name: 'TLS keep-alive', path: '/small.txt', connections, tls: true },
+  { name: 'TLS handshake', path: '/small.txt', connections: handshakeConnections, tls: true, close: true },
+].filter((w) => onlyWorkloads === undefined || onlyWorkloads.some((o) => w.name.toLowerCase().includes(o)));
 
 /** One thing wrk is pointed at: started once, measured for every workload in every round. */
 interface Target {
@@ -57,11 +80,13 @@ interface Target {
   readonly baseUrl: string | undefined;
   readonly note?: string;
 }
+const isTls = (t: Target): boolean => t.baseUrl?.startsWith('https:') === true;
+const wanted = (name: string): boolean => only === undefined || name === 'direct' || name.startsWith('nginx') || only.some((o) => name.toLowerCase().includes(o));
 
 interface Sample { wrk: WrkResult; cpuUsPerReq: number; rssMb: number }
 
 async function measure(target: Target, w: Workload): Promise<Sample> {
-  const opts = { url: `${target.baseUrl}${w.path}`, host: 'bench', connections: w.connections, cpus: LOAD_CPU, postBytes: w.postBytes };
+  const opts = { url: `${target.baseUrl}${w.path}`, host: 'bench', connections: w.connections, cpus: LOAD_CPU, postBytes: w.postBytes, closeConnection: w.close };
   await runWrk({ ...opts, durationS: warmupS }); // JIT, keep-alive pools
   const before = target.proc ? treeUsage(target.proc.pid) : undefined;
   const wrk = await runWrk({ ...opts, durationS });
@@ -100,10 +125,21 @@ function median(values: number[]): number {
   return s.length === 0 ? NaN : s[Math.floor(s.length / 2)];
 }
 
+async function startRawFloor(name: string, upstreamPort: number, pemPath?: string): Promise<Target> {
+  const port = await freePort();
+  const proc = spawnPinned(PROXY_CPU, process.execPath, [
+    path.join(repoRoot, 'dist', 'bench', 'support', 'raw-socket-proxy.js'), String(port), String(upstreamPort), ...(pemPath === undefined ? [] : [pemPath]),
+  ]);
+  await waitForPort(port);
+  return { name, proc, baseUrl: `${pemPath === undefined ? 'http' : 'https'}://127.0.0.1:${port}` };
+}
+
+const load0 = loadAverage();
+
 async function main(): Promise<void> {
-  const load0 = loadAverage();
-  console.log(`# proxy throughput: wrk -t1 -c${connections} (POST -c${postConnections}) -d${durationS}s after ${warmupS}s warm-up, ${rounds} interleaved round(s), median shown`);
-  console.log(`# reproduce: npm run build && node dist/bench/proxy-throughput.js --duration ${durationS} --rounds ${rounds} --connections ${connections}`);
+  const reproduce = ['--duration', durationS, '--rounds', rounds, '--connections', connections, ...(only ? ['--only', only.join(',')] : []), ...(onlyWorkloads ? ['--workloads', onlyWorkloads.join(',')] : [])].join(' ');
+  console.log(`# proxy throughput: wrk -t1 -c${connections} (POST -c${postConnections}, TLS handshake -c${handshakeConnections}) -d${durationS}s after ${warmupS}s warm-up, ${rounds} interleaved round(s), median shown`);
+  console.log(`# reproduce: npm run build && node dist/bench/proxy-throughput.js ${reproduce}`);
   console.log(`# node ${process.version}, ${os.cpus().length} CPUs, load average at start ${load0.toFixed(2)}${load0 > os.cpus().length ? ' (BUSY machine: compare within this run only)' : ''}`);
 
   const files = writeUpstreamFiles();
@@ -114,80 +150,143 @@ async function main(): Promise<void> {
   ].join('\n'));
   await waitForPort(upstreamPort);
 
-  const nginxPort = await freePort();
-  const nginxProxy = startNginx(PROXY_CPU, [
-    `upstream bench { server 127.0.0.1:${upstreamPort}; keepalive 64; keepalive_requests 1000000; }`,
-    `server { listen 127.0.0.1:${nginxPort}; keepalive_requests 1000000; client_max_body_size 2m; client_body_buffer_size 2m;`,
-    '  location / { proxy_pass http://bench; proxy_http_version 1.1; proxy_set_header Connection "";',
-    '    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; } }',
-  ].join('\n'));
-  await waitForPort(nginxPort);
+  const anyTls = WORKLOADS.some((w) => w.tls === true);
+  const anyPlain = WORKLOADS.some((w) => w.tls !== true);
+  const ca = anyTls ? await makeTestCa('bench') : undefined;
+  const certDir = tempDir('bench-tls-');
+  const pemPath = path.join(certDir, 'bench.pem');
+  if (ca !== undefined) {
+    const pem = await ca.issue([TLS_NAME]);
+    writeFileSync(pemPath, pem.cert + pem.key, { mode: 0o644 });
+  }
 
-  const haproxyPort = await freePort();
-  const haproxy = startHaproxy(PROXY_CPU, haproxyPort, upstreamPort);
-  await waitForPort(haproxyPort);
+  const started: Started[] = [upstream];
+  const targets: Target[] = [];
+  const add = async (name: string, start: () => Promise<Target> | Target): Promise<void> => {
+    if (!wanted(name)) return;
+    const t = await start();
+    if (t.proc !== undefined) started.push(t.proc);
+    targets.push(t);
+  };
+  const nginxProxy = async (ssl: boolean): Promise<Target> => {
+    const port = await freePort();
+    const proc = startNginx(PROXY_CPU, [
+      `upstream bench { server 127.0.0.1:${upstreamPort}; keepalive 64; keepalive_requests 1000000; }`,
+      `server { listen 127.0.0.1:${port}${ssl ? ' ssl' : ''}; keepalive_requests 1000000; client_max_body_size 2m; client_body_buffer_size 2m;`,
+      ...(ssl ? [
+        `  ssl_certificate ${pemPath}; ssl_certificate_key ${pemPath};`,
+        `  ssl_protocols TLSv1.2 TLSv1.3; ssl_ciphers ${TLS12}; ssl_conf_command Ciphersuites ${TLS13}; ssl_prefer_server_ciphers on;`,
+        '  ssl_session_tickets on; ssl_session_cache off;',
+      ] : []),
+      '  location / { proxy_pass http://bench; proxy_http_version 1.1; proxy_set_header Connection "";',
+      `    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;${ssl ? ' proxy_set_header X-Forwarded-Proto https;' : ''} } }`,
+    ].join('\n'));
+    await waitForPort(port);
+    return { name: ssl ? 'nginx TLS' : 'nginx 1 worker', proc, baseUrl: `${ssl ? 'https' : 'http'}://127.0.0.1:${port}` };
+  };
+  try {
+    if (anyPlain) {
+      await add('direct', () => ({ name: 'direct', proc: undefined, baseUrl: `http://127.0.0.1:${upstreamPort}` }));
+      await add('nginx 1 worker', () => nginxProxy(false));
+      await add('haproxy 1 thread', async () => {
+        const port = await freePort();
+        const proc = startHaproxy(PROXY_CPU, port, upstreamPort);
+        await waitForPort(port);
+        return { name: 'haproxy 1 thread', proc, baseUrl: `http://127.0.0.1:${port}` };
+      });
+      await add('node:http+undici', async () => {
+        const port = await freePort();
+        const proc = spawnPinned(PROXY_CPU, process.execPath, [
+          path.join(repoRoot, 'dist', 'bench', 'support', 'plain-undici-proxy.js'), String(port), `http://127.0.0.1:${upstreamPort}`,
+        ]);
+        await waitForPort(port);
+        return { name: 'node:http+undici', proc, baseUrl: `http://127.0.0.1:${port}` };
+      });
+      await add('raw-socket floor', () => startRawFloor('raw-socket floor', upstreamPort));
+      await add('ours native 1w', () => startBalancer({ root: repoRoot, engine: 'native', workers: 1, cpus: PROXY_CPU, upstreamPort }));
+      await add('ours undici 1w', () => startBalancer({ root: repoRoot, engine: 'undici', workers: 1, cpus: PROXY_CPU, upstreamPort }));
+      await add('ours native 2w', () => startBalancer({ root: repoRoot, engine: 'native', workers: 2, cpus: '0-1', upstreamPort }));
+    }
+    if (anyTls) {
+      await add('nginx TLS', () => nginxProxy(true));
+      await add('raw-socket TLS floor', () => startRawFloor('raw-socket TLS floor', upstreamPort, pemPath));
+      await add('ours native TLS 1w', () => startBalancer({
+        root: repoRoot, engine: 'native', workers: 1, cpus: PROXY_CPU, upstreamPort, name: 'ours native TLS 1w', tls: { certDir, defaultCert: TLS_NAME },
+      }));
+    }
+    await run(targets);
+  } finally {
+    await Promise.all(started.map((p) => p.stop()));
+    await ca?.close();
+  }
+}
 
-  const plainPort = await freePort();
-  const plain = spawnPinned(PROXY_CPU, process.execPath, [
-    path.join(repoRoot, 'dist', 'bench', 'support', 'plain-undici-proxy.js'), String(plainPort), `http://127.0.0.1:${upstreamPort}`,
-  ]);
-  await waitForPort(plainPort);
-
-  const targets: Target[] = [
-    { name: 'direct', proc: undefined, baseUrl: `http://127.0.0.1:${upstreamPort}` },
-    { name: 'nginx 1 worker', proc: nginxProxy, baseUrl: `http://127.0.0.1:${nginxPort}` },
-    { name: 'haproxy 1 thread', proc: haproxy, baseUrl: `http://127.0.0.1:${haproxyPort}` },
-    { name: 'node:http+undici', proc: plain, baseUrl: `http://127.0.0.1:${plainPort}` },
-    await startBalancer({ root: repoRoot, engine: 'native', workers: 1, cpus: PROXY_CPU, upstreamPort }),
-    await startBalancer({ root: repoRoot, engine: 'undici', workers: 1, cpus: PROXY_CPU, upstreamPort }),
-    await startBalancer({ root: repoRoot, engine: 'native', workers: 2, cpus: '0-1', upstreamPort }),
-    // ---- HTTPS rows go here (tls helper): targets with an https:// baseUrl (nginx ssl, ours
-    // --tls-listen) are measured by the same loop; bench/tls-throughput.ts has the handshake rows ----
-  ];
+async function run(targets: readonly Target[]): Promise<void> {
   const live = targets.filter((t) => t.baseUrl !== undefined);
-
+  const applies = (t: Target, w: Workload): boolean => isTls(t) === (w.tls === true);
   const samples = new Map<string, Sample[]>();
   const key = (t: Target, w: Workload): string => `${t.name}|${w.name}`;
-  let directEnd: WrkResult | undefined;
-  try {
-    for (let round = 0; round < rounds; round++) {
-      for (const w of WORKLOADS) {
-        for (const t of live) {
-          const s = await measure(t, w);
-          samples.set(key(t, w), [...(samples.get(key(t, w)) ?? []), s]);
-        }
+  const direct = targets.find((t) => t.name === 'direct');
+  const firstPlain = WORKLOADS.find((w) => w.tls !== true);
+  for (let round = 0; round < rounds; round++) {
+    for (const w of WORKLOADS) {
+      for (const t of live) {
+        if (!applies(t, w)) continue;
+        const s = await measure(t, w);
+        samples.set(key(t, w), [...(samples.get(key(t, w)) ?? []), s]);
       }
-      console.error(`# round ${round + 1}/${rounds} done, load average ${loadAverage().toFixed(2)}`);
     }
-    directEnd = (await measure(targets[0], WORKLOADS[0])).wrk;
-  } finally {
-    await Promise.all([upstream.stop(), nginxProxy.stop(), haproxy.stop(), plain.stop(), ...targets.filter((t) => t.name.startsWith('ours')).map((t) => t.proc?.stop())]);
+    console.error(`# round ${round + 1}/${rounds} done, load average ${loadAverage().toFixed(2)}`);
   }
+  const directEnd = direct !== undefined && firstPlain !== undefined ? (await measure(direct, firstPlain)).wrk : undefined;
 
   const pad = (s: string, n: number): string => s.padEnd(n);
   const fmt = (v: number, digits: number): string => (Number.isNaN(v) ? '-' : v.toFixed(digits));
-  const nginxRps = new Map<string, number>();
+  const ratio = (a: number, b: number | undefined): string => (b === undefined || Number.isNaN(a) || Number.isNaN(b) ? '' : `${(a / b).toFixed(2)}x`);
   console.log('');
-  console.log(`${pad('workload', 11)} ${pad('target', 17)} ${pad('req/s', 9)} ${pad('MB/s', 7)} ${pad('p50 ms', 7)} ${pad('p99 ms', 8)} ${pad('CPU us/req', 10)} ${pad('RSS MB', 6)} ${pad('errors', 6)} vs nginx`);
+  console.log(`${pad('workload', 14)} ${pad('target', 20)} ${pad('req/s', 9)} ${pad('MB/s', 7)} ${pad('p50 ms', 7)} ${pad('p99 ms', 8)} ${pad('CPU us/req', 10)} ${pad('RSS MB', 6)} ${pad('errors', 6)} ${pad('/floor', 6)} ${pad('/nginx', 6)} ${pad('CPU/nginx', 9)} p99/nginx`);
   for (const w of WORKLOADS) {
+    interface Fig { rps: number; mbps: number; p50: number; p99: number; cpu: number; rss: number; errors: number; spread: number; n: number }
+    const figs = new Map<Target, Fig>();
     for (const t of targets) {
       const list = samples.get(key(t, w));
-      if (list === undefined) { console.log(`${pad(w.name, 11)} ${pad(t.name, 17)} n/a: ${t.note ?? 'not started'}`); continue; }
+      if (list === undefined) continue;
       const rps = list.map((s) => s.wrk.rps);
       const m = median(rps);
-      const spread = (Math.max(...rps) - Math.min(...rps)) / m;
-      const mbps = median(list.map((s) => (w.postBytes !== undefined ? s.wrk.rps * w.postBytes : s.wrk.bytes / s.wrk.durationS) / 1e6));
-      if (t.name === 'nginx 1 worker') nginxRps.set(w.name, m);
-      const vs = nginxRps.get(w.name);
-      const errors = list.reduce((a, s) => a + s.wrk.errors + s.wrk.non2xx, 0);
-      console.log(`${pad(w.name, 11)} ${pad(t.name, 17)} ${pad(`${fmt(m, 0)}${list.length > 1 && spread > NOISY_SPREAD ? '~' : ''}`, 9)} ${pad(fmt(mbps, 1), 7)} ${pad(fmt(median(list.map((s) => s.wrk.p50Ms)), 2), 7)} ${pad(fmt(median(list.map((s) => s.wrk.p99Ms)), 2), 8)} ${pad(fmt(median(list.map((s) => s.cpuUsPerReq)), 1), 10)} ${pad(fmt(median(list.map((s) => s.rssMb)), 0), 6)} ${pad(String(errors), 6)} ${vs === undefined || t.name === 'nginx 1 worker' || t.name === 'direct' ? '' : `${(m / vs).toFixed(2)}x`}`);
+      figs.set(t, {
+        rps: m, spread: (Math.max(...rps) - Math.min(...rps)) / m, n: list.length,
+        mbps: median(list.map((s) => (w.postBytes !== undefined ? s.wrk.rps * w.postBytes : s.wrk.bytes / s.wrk.durationS) / 1e6)),
+        p50: median(list.map((s) => s.wrk.p50Ms)), p99: median(list.map((s) => s.wrk.p99Ms)),
+        cpu: median(list.map((s) => s.cpuUsPerReq)), rss: median(list.map((s) => s.rssMb)),
+        errors: list.reduce((a, s) => a + s.wrk.errors + s.wrk.non2xx, 0),
+      });
+    }
+    const nginx = [...figs].find(([t]) => t.name.startsWith('nginx'))?.[1];
+    const floor = [...figs].find(([t]) => t.name.startsWith('raw-socket'))?.[1];
+    for (const t of targets) {
+      if (!applies(t, w)) continue;
+      const f = figs.get(t);
+      if (f === undefined) { console.log(`${pad(w.name, 14)} ${pad(t.name, 20)} n/a: ${t.note ?? 'not started'}`); continue; }
+      const ref = t.name === 'direct' || t.name.startsWith('nginx');
+      // MB/s is the figure for the body workloads, req/s for the rest
+      const byBytes = w.name.includes('KiB') || w.name.includes('MB');
+      console.log([
+        pad(w.name, 14), pad(t.name, 20), pad(`${fmt(f.rps, 0)}${f.n > 1 && f.spread > NOISY_SPREAD ? '~' : ''}`, 9), pad(fmt(f.mbps, 1), 7),
+        pad(fmt(f.p50, 2), 7), pad(fmt(f.p99, 2), 8), pad(fmt(f.cpu, 1), 10), pad(fmt(f.rss, 0), 6), pad(String(f.errors), 6),
+        pad(t.name.startsWith('raw-socket') || t.name === 'direct' ? '' : ratio(byBytes ? f.mbps : f.rps, byBytes ? floor?.mbps : floor?.rps), 6),
+        pad(ref ? '' : ratio(byBytes ? f.mbps : f.rps, byBytes ? nginx?.mbps : nginx?.rps), 6),
+        pad(ref ? '' : ratio(f.cpu, nginx?.cpu), 9), ref ? '' : ratio(f.p99, nginx?.p99),
+      ].join(' '));
     }
   }
-  const directStart = median((samples.get(key(targets[0], WORKLOADS[0])) ?? []).map((s) => s.wrk.rps));
-  const drift = directEnd === undefined ? NaN : Math.abs(directEnd.rps - directStart) / directStart;
   const load1 = loadAverage();
   console.log('');
-  console.log(`# '~': req/s spread over the rounds above ${NOISY_SPREAD * 100} %. direct 100 B at the end: ${fmt(directEnd?.rps ?? NaN, 0)} req/s (${fmt(drift * 100, 0)} % from the rounds${drift > NOISY_SPREAD ? ': the machine changed under the run, compare rows only within a round' : ''})`);
+  if (direct !== undefined && firstPlain !== undefined) {
+    const directStart = median((samples.get(key(direct, firstPlain)) ?? []).map((s) => s.wrk.rps));
+    const drift = directEnd === undefined ? NaN : Math.abs(directEnd.rps - directStart) / directStart;
+    console.log(`# '~': req/s spread over the rounds above ${NOISY_SPREAD * 100} %. direct ${firstPlain.name} at the end: ${fmt(directEnd?.rps ?? NaN, 0)} req/s (${fmt(drift * 100, 0)} % from the rounds${drift > NOISY_SPREAD ? ': the machine changed under the run, compare rows only within a round' : ''})`);
+  }
+  console.log('# /floor, /nginx: req/s ratio (MB/s for the 64 KiB and 1 MB rows) to the raw-socket floor and to nginx of the same workload; CPU/nginx and p99/nginx likewise');
   console.log(`# load average at start ${load0.toFixed(2)}, at end ${load1.toFixed(2)} (${os.cpus().length} CPUs)`);
 }
 

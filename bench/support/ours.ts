@@ -15,6 +15,8 @@ export interface OursOptions {
   readonly name?: string;
   /** node flags before the script (e.g. --cpu-prof; node:cluster workers inherit them) */
   readonly nodeArgs?: readonly string[];
+  /** also listen for TLS (certificates from certDir, defaultCert for clients without SNI): baseUrl is https */
+  readonly tls?: { readonly certDir: string; readonly defaultCert: string };
 }
 
 export interface OursTarget {
@@ -26,10 +28,11 @@ export interface OursTarget {
 }
 
 async function startOnce(o: OursOptions, name: string): Promise<OursTarget> {
-  const [port, admin] = [await freePort(), await freePort()];
+  const [port, admin, tlsPort] = [await freePort(), await freePort(), await freePort()];
+  const tlsArgs = o.tls === undefined ? [] : ['--tls-listen', `127.0.0.1:${tlsPort}`, '--tls-cert-dir', o.tls.certDir, '--tls-default-cert', o.tls.defaultCert];
   const proc = spawnPinned(o.cpus, process.execPath, [
     ...(o.nodeArgs ?? []), path.join(o.root, 'bin', 'balancer.js'), '--no-consul', '--workers', String(o.workers), '--engine', o.engine,
-    '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${admin}`, '--log-level', 'warn',
+    '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${admin}`, '--log-level', 'warn', ...tlsArgs,
   ]);
   try {
     await waitForPort(admin, 15_000);
@@ -52,7 +55,8 @@ async function startOnce(o: OursOptions, name: string): Promise<OursTarget> {
       okInARow = r?.statusCode === 200 ? okInARow + 1 : 0;
     }
     if (okInARow < 50) throw new Error('balancer did not start serving the bench upstream');
-    return { name, proc, baseUrl: `http://127.0.0.1:${port}` };
+    if (o.tls !== undefined) await waitForPort(tlsPort, 15_000);
+    return { name, proc, baseUrl: o.tls === undefined ? `http://127.0.0.1:${port}` : `https://127.0.0.1:${tlsPort}` };
   } catch (err) {
     await proc.stop();
     throw err;
