@@ -24,6 +24,8 @@ export interface OursTarget {
   /** undefined: it would not start (printed as such) */
   readonly proc: Started | undefined;
   readonly baseUrl: string | undefined;
+  /** the admin API (metrics: event-loop lag per process) */
+  readonly adminUrl?: string;
   readonly note?: string;
 }
 
@@ -56,7 +58,7 @@ async function startOnce(o: OursOptions, name: string): Promise<OursTarget> {
     }
     if (okInARow < 50) throw new Error('balancer did not start serving the bench upstream');
     if (o.tls !== undefined) await waitForPort(tlsPort, 15_000);
-    return { name, proc, baseUrl: o.tls === undefined ? `http://127.0.0.1:${port}` : `https://127.0.0.1:${tlsPort}` };
+    return { name, proc, baseUrl: o.tls === undefined ? `http://127.0.0.1:${port}` : `https://127.0.0.1:${tlsPort}`, adminUrl: `http://127.0.0.1:${admin}` };
   } catch (err) {
     await proc.stop();
     throw err;
