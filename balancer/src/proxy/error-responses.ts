@@ -5,6 +5,7 @@ import { grpcErrorHeaders, grpcStatusOf } from './http2/grpc-status.js';
 
 /** Stable codes in the `error` field of every JSON error body. */
 export type ProxyErrorCode =
+  | 'bad_host'              // 400: Host (or the absolute-form authority) is not uri-host [":" port] (see proxy/authority.ts)
   | 'bad_path'              // 400: the path is malformed or ambiguous (see routing/normalize-path.ts)
   | 'client_header_timeout' // 408: a request head not complete --client-header-timeout after its first byte
   | 'client_body_timeout'   // 408: no request-body byte for --client-body-timeout

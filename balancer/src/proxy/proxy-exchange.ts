@@ -10,6 +10,7 @@ import { appendPolicyCookies } from '../balancing/response-cookies.js';
 import { requestScripts, responseChain, responseScripts } from '../scripts/exchange-hooks.js';
 import type { LoadedScript } from '../scripts/script-host.js';
 import type { ServerSpec, UpstreamSpec } from '../routing/types.js';
+import { isAbsoluteForm, parseAuthority, splitAbsoluteForm } from './authority.js';
 import { sendJsonError } from './error-responses.js';
 import { clientResponseHeaders, contentLengthOf, upstreamRequestHeaders } from './headers.js';
 import { clientAddress, normalizeHost, rawHostHeader, type ProxyContext } from './proxy-context.js';
@@ -365,16 +366,6 @@ function latin1List(list: readonly Buffer[] | readonly string[]): string[] {
   return out;
 }
 
-function parseAbsoluteForm(url: string): { host: string; url: string } | undefined {
-  if (!/^https?:\/\//i.test(url)) return undefined;
-  try {
-    const parsed = new URL(url);
-    return { host: parsed.host, url: `${parsed.pathname}${parsed.search}` };
-  } catch {
-    return undefined;
-  }
-}
-
 /** The engine's client side hands every parsed request here. */
 export function handleProxyRequest(ctx: ProxyContext, client: ClientExchange): void {
   if (ctx.acmeChallenge !== undefined && client.target.startsWith(ACME_CHALLENGE_PREFIX)) {
@@ -382,15 +373,24 @@ export function handleProxyRequest(ctx: ProxyContext, client: ClientExchange): v
     return;
   }
   const rawHeaders = client.rawHeaders;
-  let hostHeader = rawHostHeader(rawHeaders);
+  const rawHost = rawHostHeader(rawHeaders);
+  // route on, and forward, the authority as we read it: an invalid one is never routed (RFC 9112 section 3.2)
+  let authority = rawHost === undefined ? undefined : parseAuthority(rawHost);
   let url = client.target;
-  let hostOverride: string | undefined;
-  if (url.charCodeAt(0) !== 47 /* / */) {
+  if (authority !== null && url.charCodeAt(0) !== 47 /* / */ && isAbsoluteForm(url)) {
     // absolute-form (RFC 9112 section 3.2.2): its authority replaces Host, the upstream gets origin-form
-    const absolute = parseAbsoluteForm(url);
-    if (absolute !== undefined) ({ host: hostHeader, url } = absolute);
-    hostOverride = absolute?.host;
+    const absolute = splitAbsoluteForm(url);
+    authority = absolute === null ? null : absolute.authority;
+    if (absolute !== null) url = absolute.url;
   }
+  if (authority === null) {
+    sendJsonError(client, 400, 'bad_host', {}, true);
+    ctx.observer?.requestEnd(undefined, undefined, 400, client.method, 'http', 0, 0, 0, 0);
+    ctx.accessLog?.info({ method: client.method, url, status: 400, ms: 0, tries: 0 }, 'access');
+    return;
+  }
+  const hostHeader = authority?.host;
+  let hostOverride = authority?.hostHeader;
   const q = url.indexOf('?');
   const rawPath = q < 0 ? url : url.slice(0, q);
   // route on, and forward, the normalized path: what the route saw is what the upstream gets
@@ -411,6 +411,8 @@ export function handleProxyRequest(ctx: ProxyContext, client: ClientExchange): v
     match = scripted.upstream === undefined ? undefined : { upstream: scripted.upstream };
     url = scripted.url;
     forwardHeaders = scripted.rawHeaders;
+    // a script that set Host forwards its own (the operator's code, not the client's)
+    if (forwardHeaders !== rawHeaders && rawHostHeader(forwardHeaders) !== rawHost) hostOverride = undefined;
   }
   if (match === undefined) {
     sendJsonError(client, 404, 'unknown_host', { host: normalizeHost(hostHeader), path }, ctx.draining);

@@ -13,6 +13,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ServerSpec } from '../routing/types.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { isAbsoluteForm, parseAuthority, splitAbsoluteForm } from './authority.js';
 import { clientAddress, normalizeHost, rawHostHeader, type ProxyContext } from './proxy-context.js';
 import { normalizePath } from '../routing/normalize-path.js';
 import { ChunkedEnd, parseResponseHead, responseFraming, upgradeAllowed, type BodyFraming } from './upgrade-response.js';
@@ -114,8 +115,19 @@ export class UpgradeTunnels {
       rejectUpgrade(client, 400, 'Bad Request', { error: 'upgrade_not_allowed', allowed: this.#opts.protocols.join(',') }, outcome);
       return;
     }
-    const hostHeader = rawHostHeader(rawHeaders);
+    const rawHost = rawHostHeader(rawHeaders);
+    let authority = rawHost === undefined ? undefined : parseAuthority(rawHost);
     let url = req.target;
+    if (authority !== null && isAbsoluteForm(url)) {
+      const absolute = splitAbsoluteForm(url);
+      authority = absolute === null ? null : absolute.authority;
+      if (absolute !== null) url = absolute.url;
+    }
+    if (authority === null) {
+      rejectUpgrade(client, 400, 'Bad Request', { error: 'bad_host' }, outcome);
+      return;
+    }
+    const hostHeader = authority?.host;
     const q = url.indexOf('?');
     const rawPath = q < 0 ? url : url.slice(0, q);
     const path = normalizePath(rawPath);
@@ -133,7 +145,7 @@ export class UpgradeTunnels {
     outcome.service = upstreamName;
     const clientIp = clientAddress(req.remoteAddress);
     const trusted = ctx.trustForwarded.has(clientIp);
-    const headers = upstreamRequestHeaders(rawHeaders, { clientIp, proto: req.encrypted ? 'https' : 'http', port: req.localPort, trusted }, true);
+    const headers = upstreamRequestHeaders(rawHeaders, { clientIp, proto: req.encrypted ? 'https' : 'http', port: req.localPort, trusted }, true, authority?.hostHeader);
     let requestHead = `${req.method} ${url} HTTP/1.1\r\n`;
     for (let i = 0; i < headers.length; i += 2) requestHead += `${headers[i]}: ${headers[i + 1]}\r\n`;
     requestHead += '\r\n';
