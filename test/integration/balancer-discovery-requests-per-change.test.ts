@@ -2,8 +2,9 @@
 // (the two signal answers and one read of the service), whatever the size of the catalog: a
 // registration (check starts critical), the check passing, a health flip, a new service, a removed
 // service, a drained instance (maintenance) then deregistered, a passing instance of a service changed
-// lately deregistered. The one change no signal names (a passing instance of a quiet service
-// deregistered without drain) costs at most 5: the catalog summary names the service.
+// lately deregistered. A deletion costs at most 5 (the summary too: one deletion index may cover many
+// services, a node leaving), and so does the one change no signal names (a passing instance of a quiet
+// service deregistered without drain): the catalog summary names the service.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
@@ -88,9 +89,13 @@ test('each change a signal sees costs at most 3 Consul requests, whatever the nu
     (s) => instances(s, web).some((i) => i.serviceId === id2));
   checks.push(await measure('passing instance of a service changed lately deregistered', () => consulPutOwnConnection(consul, `/v1/agent/service/deregister/${id2}`),
     (s) => !instances(s, web).some((i) => i.serviceId === id2)));
+  // a deletion is named by no instance, only by the service's own index, and one deletion may remove
+  // instances of many services (a node leaving: deleteNodeTxn, one index): the summary checks the rest
+  const deletions = new Set(['removed service', 'drained instance deregistered', 'passing instance of a service changed lately deregistered']);
   for (const [what, cost] of Object.entries(costs)) {
     if (what === 'register (passing at once)') continue;
-    assert.ok(cost <= 3, `${what}: ${cost} requests (at most 3)`);
+    const most = deletions.has(what) ? 5 : 3;
+    assert.ok(cost <= most, `${what}: ${cost} requests (at most ${most})`);
   }
   assert.equal(checks.length, 9);
 

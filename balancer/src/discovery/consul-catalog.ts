@@ -31,10 +31,11 @@ import { backoffDelay, sleep, type BackoffPolicy, DEFAULT_BACKOFF } from '../../
 import { canonicalJson } from '../routing/table-version.js';
 import type { CatalogInstance, CatalogSnapshot } from '../routing/types.js';
 import { blockingGet, isOverBudget, type ConsulEndpoint } from './blocking-query.js';
-import { CATALOG_SUMMARY_PATH, parseCatalogSummary, servicesWithOtherCounts } from './catalog-summary.js';
+import { CATALOG_SUMMARY_PATH, parseCatalogSummary, servicesWithOtherCounts, type ServiceSummary } from './catalog-summary.js';
 import { ConsulBudget, DEFAULT_CONSUL_MAX_CONNS } from './consul-budget.js';
 import { answerIndexes, parseHealthAnswer } from './health-entries.js';
 import { DEFAULT_POLL_MS, pollDelay } from './watch-slot.js';
+import { nextExplainStep } from './explain-step.js';
 import { WriteLedger } from './write-ledger.js';
 
 export interface CatalogWatcherOptions {
@@ -103,6 +104,10 @@ export interface CatalogWatcherStats {
   readonly outstanding: number;
   /** nothing to do until Consul answers a signal: no read pending, no change being explained or emitted */
   readonly settled: boolean;
+  /** the agent answered the filtered checks query 400: state/critical and state/warning are followed instead */
+  readonly checksFilterRefused: boolean;
+  /** change signals replaced by a fallback (counted once each) */
+  readonly signalFallbacks: number;
   /** the indexes the two signals last answered with */
   readonly indexes: { readonly catalog: number; readonly checks: number };
 }
@@ -148,6 +153,29 @@ interface CheckRow {
   readonly ModifyIndex?: unknown;
 }
 
+/** A /v1/catalog/services answer as text with each service's tags sorted (names sorted too). */
+export function canonicalServicesText(body: unknown): string {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return JSON.stringify(body);
+  const record = body as Record<string, unknown>;
+  let out = '';
+  for (const name of Object.keys(record).sort()) {
+    const tags = record[name];
+    out += JSON.stringify(name) + ':' + (Array.isArray(tags) ? JSON.stringify([...tags].map(String).sort()) : JSON.stringify(tags ?? null)) + '\n';
+  }
+  return out;
+}
+
+/** The nodes of a /v1/health/service answer's entries (every kind, as the summary counts them). */
+function answerNodes(body: unknown): Set<string> {
+  const out = new Set<string>();
+  if (!Array.isArray(body)) return out;
+  for (const e of body as { Node?: { Node?: unknown } }[]) {
+    const n = e?.Node?.Node;
+    if (typeof n === 'string') out.add(n);
+  }
+  return out;
+}
+
 function sameMembers(a: readonly CatalogInstance[], b: readonly CatalogInstance[]): boolean {
   if (a.length !== b.length) return false;
   const ids = new Set(a.map((i) => `${i.node}\u0000${i.serviceId}`));
@@ -175,7 +203,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   const startGraceMs = opts.startGraceMs ?? 5_000;
 
   /** service -> its instances and canonical key, present once the service's first answer arrived */
-  const entries = new Map<string, { instances: readonly CatalogInstance[]; key: string; node: Set<string>; count: number }>();
+  const entries = new Map<string, { instances: readonly CatalogInstance[]; key: string; node: Set<string>; count: number; nodes: Set<string> }>();
   let known: Set<string> | undefined;
   const tagKeys = new Map<string, string>();
   let catalogIndex = 0;
@@ -184,8 +212,6 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   let explainTimer: NodeJS.Timeout | undefined;
   /** the catalog index up to which a move waits to be explained (0 = none) */
   let pendingExplain = 0;
-  /** writes a window's vanished service names account for (one per instance they had) */
-  let removedCredit = 0;
   /** per window: recent services tried, summaries read and the index the last one reflected */
   let triedRecent = new Set<string>();
   let windowSummaries = 0;
@@ -213,6 +239,8 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   const failures = new Map<string, number>();
   const failedBeforeFirstAnswer = new Map<string, number>();
   const changedSinceEmit = new Set<string>();
+  /** names gone from the catalog whose (empty) answer is still to be read for the index it names */
+  const gone = new Set<string>();
 
   let lastEmitted: CatalogSnapshot | undefined;
   let emitTimer: NodeJS.Timeout | undefined;
@@ -226,6 +254,9 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   const rescanReasons: Record<string, number> = {};
   let summaries = 0;
   let acceptedUnexplained = 0;
+  /** the agent refused the filtered checks query: critical and warning are followed apart */
+  let checksFilterRefused = false;
+  let signalFallbacks = 0;
   let bodyBytes = 0;
   let unusableAnswers = 0;
   let outstanding = 0;
@@ -281,7 +312,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   const knownIndex = () => Math.max(catalogIndex, checksIndex);
   /** `atIndex`: the signal index that asks for the read; a read that covers it is not repeated */
   const markDirty = (name: string, atIndex = Number.POSITIVE_INFINITY) => {
-    if (!known?.has(name)) return;
+    if (!known?.has(name) && !gone.has(name)) return;
     // (a ?stale read may lag the index the signal saw: then every signal reads)
     if (!endpoint.stale && (readCovers.get(name) ?? 0) >= atIndex) return;
     if (inFlight.has(name)) again.add(name);
@@ -320,7 +351,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     if (!initialReadDone && dirty.size === 0 && inFlight.size === 0) initialReadDone = true;
     if (dirty.size > 0) pump();
     if (complete()) scheduleEmit();
-    if (pendingExplain > 0 && !summaryInFlight) checkExplained();
+    if (pendingExplain > 0) checkExplained();
   };
 
   async function readService(name: string): Promise<void> {
@@ -337,7 +368,13 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
         return blockingGet<unknown>(endpoint, `/v1/health/service/${encodeURIComponent(name)}`, {}, { index: 0, waitMs: opts.waitMs, signal, timeoutMs: readTimeoutMs })
           .finally(() => outstanding--);
       });
-      if (signal.aborted || !known?.has(name)) return;
+      if (signal.aborted) return;
+      if (!known?.has(name)) {
+        // a name gone: its answer's index is the extinction index, a deletion (maybe of many services)
+        if (gone.delete(name)) ledger.attribute([res.index], 'read');
+        readCovers.delete(name);
+        return;
+      }
       bodyBytes += res.bytes;
       markReachable(true);
       if ((failures.get(name) ?? 0) > 0) log.info({ service: name, failures: failures.get(name) }, 'consul read recovered');
@@ -354,16 +391,20 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       }
       failedBeforeFirstAnswer.delete(name);
       // the writes this answer reflects (its own index: the service's latest write, a tombstone too)
-      ledger.attribute(answerIndexes(res.body));
-      ledger.attribute([res.index]);
+      ledger.attribute(answerIndexes(res.body), 'instance');
+      // its own index only says the service's latest write is that one: a deletion, which may have
+      // removed instances of many services at once (a node leaving)
+      ledger.attribute([res.index], 'read');
       const count = Array.isArray(res.body) ? res.body.length : 0;
       const key = canonicalJson(parsed.instances);
       const prev = entries.get(name);
+      const nodes = answerNodes(res.body);
       if (prev && prev.key === key) {
         prev.count = count;
+        prev.nodes = nodes;
         return;
       }
-      entries.set(name, { instances: parsed.instances, key, node: new Set(parsed.instances.map((i) => i.node)), count });
+      entries.set(name, { instances: parsed.instances, key, node: new Set(parsed.instances.map((i) => i.node)), count, nodes });
       changedSinceEmit.add(name);
       // only membership changes predict the next unexplained move (a deploy's deregistration follows
       // its registration); health flips would push those services out of the short list
@@ -392,12 +433,13 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   }
 
   /** `reason`: a short fixed phrase (counted per reason in stats); `detail`: for the log */
-  const rescanAll = (reason: string, detail?: Record<string, unknown>) => {
+  /** `target`: services whose read already reflects this index are left out */
+  const rescanAll = (reason: string, detail?: Record<string, unknown>, target = Number.POSITIVE_INFINITY) => {
     if (!known) return;
     rescans++;
     rescanReasons[reason] = (rescanReasons[reason] ?? 0) + 1;
     log.info({ reason, ...detail, services: known.size }, 'consul rescan');
-    for (const name of known) markDirty(name);
+    for (const name of known) markDirty(name, target);
     pump();
   };
 
@@ -408,7 +450,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
    * reserved slot (`blocking` false: the budget had none left, e.g. a second watcher on a small one) it
    * polls instead: a plain read inside the read share after a jittered pause, never a held connection.
    */
-  async function signalLoop<T>(name: string, path: string, onBody: (body: T, index: number, first: boolean, text: string) => void, onFirstFailure?: () => void, params: Record<string, string> = {}, blocking = true): Promise<void> {
+  async function signalLoop<T>(name: string, path: string, onBody: (body: T, index: number, first: boolean, text: string) => void, onFirstFailure?: () => void, params: Record<string, string> = {}, blocking = true, refused?: (err: unknown) => boolean): Promise<void> {
     let index = 0;
     let failuresInRow = 0;
     let lastStart = 0;
@@ -439,6 +481,8 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       } catch (err) {
         if (signal.aborted) break;
         errors++;
+        // the agent answered and refused the query itself: the caller follows another one instead
+        if (refused?.(err)) return;
         if (blocking && isOverBudget(err)) budget.noteOverBudget();
         const delay = backoffDelay(policy, failuresInRow, random);
         const e = err as Error & { code?: string };
@@ -531,7 +575,6 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   const closeWindow = (target: number) => {
     ledger.close(target);
     if (pendingExplain <= target) pendingExplain = 0;
-    removedCredit = 0;
     triedRecent = new Set();
     windowReads = new Set();
     windowOpenedAt = pendingExplain > 0 ? now() : 0; // what later moves added waits afresh
@@ -558,53 +601,52 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   const checkExplained = () => {
     if (explainTimer) clearTimeout(explainTimer);
     explainTimer = undefined;
-    if (pendingExplain === 0 || signal.aborted || summaryInFlight) return;
+    if (pendingExplain === 0 || signal.aborted) return;
     const target = pendingExplain;
-    const open = ledger.unattributed(target);
-    if (open <= removedCredit) {
-      closeWindow(target);
-      return;
-    }
-    for (const name of windowReads) if (readPending(name)) return; // re-checked when it is answered (afterRead)
-    // A read under way may explain the move: wait for it (afterRead re-checks), but only so long (under
-    // churn some read is always under way). The checks signal is not waited for here: a check-less
-    // instance is named by no signal, and waiting 300 ms for it was the whole change -> traffic latency.
-    const waitLeft = windowOpenedAt + EXPLAIN_WINDOW_MS - now();
-    if (waitLeft > 0 && (dirty.size > 0 || inFlight.size > 0)) {
-      explainTimer = setTimeout(checkExplained, waitLeft);
-      return;
-    }
     const recentBudget = summaryUsable ? RECENT_BEFORE_SUMMARY : RECENT_MAX;
-    if (triedRecent.size < recentBudget) {
-      const name = nextRecent(target);
-      if (name) {
-        triedRecent.add(name);
-        windowReads.add(name);
-        markDirty(name);
+    const step = nextExplainStep({
+      notByInstance: ledger.notByInstance(target),
+      answersUnnamed: ledger.answersUnnamed(target).length,
+      ownReadsPending: [...windowReads].some(readPending),
+      anyReadUnderWay: dirty.size > 0 || inFlight.size > 0,
+      waitLeftMs: windowOpenedAt + EXPLAIN_WINDOW_MS - now(),
+      checksCaughtUp: checksIndex >= target,
+      guess: triedRecent.size < recentBudget ? nextRecent(target) : undefined,
+      summaryUsable,
+      summaryReflects: summaryAt >= target,
+      summariesLeft: windowSummaries < MAX_SUMMARIES_PER_WINDOW,
+      summaryInFlight,
+    });
+    switch (step.kind) {
+      case 'explained':
+        closeWindow(target);
+        return;
+      case 'await-reads':
+        return; // re-checked when it is answered (afterRead)
+      case 'wait':
+        explainTimer = setTimeout(checkExplained, step.ms);
+        return;
+      case 'guess':
+        triedRecent.add(step.service);
+        windowReads.add(step.service);
+        markDirty(step.service);
         pump();
         return;
-      }
+      case 'summary':
+        void readSummary(target);
+        return;
+      case 'accept-gaps':
+        // every count matches and each catalog answer's own write is named: what is left changed no
+        // instance set (KV, session, coordinate and ACL writes, check writes read over since)
+        acceptedUnexplained++;
+        log.debug({ target }, 'catalog move explained by the summary');
+        closeWindow(target);
+        return;
+      case 'rescan':
+        closeWindow(target);
+        rescanAll(step.reason, { target }, target);
+        return;
     }
-    // before the summary, also give the checks signal its time to name the change
-    if (waitLeft > 0 && checksIndex < target) {
-      explainTimer = setTimeout(checkExplained, waitLeft);
-      return;
-    }
-    if (summaryUsable && summaryAt < target && windowSummaries < MAX_SUMMARIES_PER_WINDOW) {
-      void readSummary(target);
-      return;
-    }
-    if (summaryUsable && summaryAt >= target) {
-      // the summary reflects the move and every count matches: what is left changed no instance set
-      // (a check write read over since, a KV or session write, a coordinate update)
-      acceptedUnexplained++;
-      log.debug({ target, open }, 'catalog move explained by the summary');
-      closeWindow(target);
-      return;
-    }
-    const reason = summaryUsable ? 'catalog move unexplained after summaries' : 'catalog move unexplained (no summary)';
-    closeWindow(target);
-    rescanAll(reason, { target, open });
   };
 
   /** One non-blocking read of the catalog summary; services whose instance count differs are re-read. */
@@ -630,9 +672,9 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       summaryFailures = 0;
       // a ?stale answer may lag: it explains only what it reflects
       if (res.index >= target) summaryAt = Math.max(summaryAt, res.index);
-      const held = new Map<string, number>();
-      for (const [name, e] of entries) held.set(name, e.count);
-      for (const name of servicesWithOtherCounts(parsed.counts, held, (n) => known?.has(n) === true)) {
+      const held = new Map<string, ServiceSummary>();
+      for (const [name, e] of entries) held.set(name, { count: e.count, nodes: e.nodes });
+      for (const name of servicesWithOtherCounts(parsed.services, held, (n) => known?.has(n) === true)) {
         windowReads.add(name);
         markDirty(name);
       }
@@ -659,7 +701,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     if (!explainTimer) afterRead();
   }
 
-  /** the last /v1/catalog/services answer as text: most moves (an instance of a known service) leave it as it was */
+  /** the last /v1/catalog/services answer, canonical: most moves (an instance of a known service) leave it as it was */
   let servicesText: string | undefined;
 
   /** New, removed and re-tagged service names of a catalog/services answer; true when there is any. */
@@ -670,6 +712,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     const previous = known ?? new Set<string>();
     known = names;
     for (const name of names) {
+      gone.delete(name);
       const tags = Array.isArray(record[name]) ? (record[name] as unknown[]).map(String).sort().join('\u0000') : '';
       if (!previous.has(name)) {
         visible = true;
@@ -683,17 +726,20 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     for (const name of previous) {
       if (names.has(name)) continue;
       visible = true;
-      // a name gone accounts for as many writes as it had instances (one deregistration each)
-      removedCredit += Math.max(1, entries.get(name)?.count ?? 1);
+      // read once more: its answer names the extinction index (the last time any service lost its last
+      // instance), which may be the write this move covers
       tagKeys.delete(name);
       readCovers.delete(name);
-      dirty.delete(name);
       failures.delete(name);
       failedBeforeFirstAnswer.delete(name);
       const t = retryTimers.get(name);
       if (t) clearTimeout(t);
       retryTimers.delete(name);
       if (entries.delete(name)) changedSinceEmit.add(name);
+      gone.add(name);
+      windowReads.add(name);
+      if (inFlight.has(name)) again.add(name);
+      else dirty.add(name);
       log.debug({ service: name }, 'service gone');
     }
     return visible;
@@ -702,8 +748,10 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   const onServices = (body: unknown, index: number, first: boolean, text?: string) => {
     const firstEver = known === undefined;
     // the same names and tags as last time: nothing to walk (thousands of names and their tags per move)
-    const same = !first && !firstEver && text !== undefined && text === servicesText;
-    servicesText = text;
+    // (canonical: Consul lists each service's tags in Go map order, another on every answer)
+    const canonical = text === undefined ? undefined : canonicalServicesText(body);
+    const same = !first && !firstEver && canonical !== undefined && canonical === servicesText;
+    servicesText = canonical;
     const visible = same ? false : applyServiceNames(body, firstEver);
     const moved = index > catalogIndex && catalogIndex > 0;
     catalogIndex = index;
@@ -722,6 +770,8 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       rescanAll('catalog move unexplained (small catalog, no summary)');
     } else if (moved) {
       // every move, a visible one too: one answer may cover a change no signal shows beside it
+      ledger.noteAnswer(index);
+      triedRecent = new Set(); // each move may guess (its change is most likely the last-changed service's)
       if (pendingExplain === 0) windowOpenedAt = now();
       pendingExplain = Math.max(pendingExplain, index);
       checkExplained();
@@ -751,10 +801,37 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     emitTimer = undefined;
   }, { once: true });
 
+  /**
+   * The checks signal. An agent (or a proxy before it) without the filter language answers the filtered
+   * query 400: then critical and warning are followed as two queries (the critical one in this slot, the
+   * warning one in a slot of its own if the budget has one left, else polled in the read share).
+   */
+  let extraReserved = 0;
+  const checksLoop = async (blocking: boolean): Promise<void> => {
+    const refused = (err: unknown) => (err as { status?: number }).status === 400;
+    let wasRefused = false;
+    await signalLoop<unknown>('checks', NON_PASSING_CHECKS_PATH, onChecksAt, settleChecks, { filter: NON_PASSING_CHECKS_FILTER }, blocking, (err) => (wasRefused = refused(err)));
+    if (!wasRefused || signal.aborted) return;
+    checksFilterRefused = true;
+    signalFallbacks++;
+    log.warn({ path: NON_PASSING_CHECKS_PATH, filter: NON_PASSING_CHECKS_FILTER }, 'consul refused the checks filter (400): following /v1/health/state/critical and /v1/health/state/warning instead');
+    settleChecks();
+    extraReserved = blocking ? budget.reserve(1) : 0;
+    const rows: Record<'critical' | 'warning', unknown[]> = { critical: [], warning: [] };
+    const onState = (state: 'critical' | 'warning') => (body: unknown, index: number, first: boolean) => {
+      rows[state] = Array.isArray(body) ? body : [];
+      onChecksAt([...rows.critical, ...rows.warning], index, first);
+    };
+    await Promise.all([
+      signalLoop<unknown>('checks-critical', '/v1/health/state/critical', onState('critical'), undefined, {}, blocking),
+      signalLoop<unknown>('checks-warning', '/v1/health/state/warning', onState('warning'), undefined, {}, extraReserved >= 1),
+    ]);
+  };
+
   const loops = [
     // the slots granted go to the catalog signal first, then to the checks signal
     signalLoop<unknown>('catalog', '/v1/catalog/services', onServices, undefined, {}, reserved >= 1),
-    signalLoop<unknown>('checks', NON_PASSING_CHECKS_PATH, onChecksAt, settleChecks, { filter: NON_PASSING_CHECKS_FILTER }, reserved >= 2),
+    checksLoop(reserved >= 2),
   ].map((p) => p.catch((err) => log.error({ err }, 'consul watch loop crashed')));
 
   const done = (async () => {
@@ -762,7 +839,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     // reads in flight end with the signal
     const deadline = now() + 5_000;
     while (inFlight.size > 0 && now() < deadline) await sleep(10);
-    budget.release(reserved);
+    budget.release(reserved + extraReserved);
     if (ownsBudget) await budget.close();
   })();
 
@@ -774,7 +851,8 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     stats: () => ({
       services: known?.size ?? 0, queries, reads, errors, emits, rescans, rescanReasons: { ...rescanReasons }, summaries, summaryUsable, acceptedUnexplained, bodyBytes, unusableAnswers,
       throttled: budget.stats().overBudget, budget: budget.stats(), outstanding,
-      settled: outstanding === reserved && dirty.size === 0 && inFlight.size === 0 && pendingExplain === 0 && !explainTimer && !summaryInFlight && !emitTimer && changedSinceEmit.size === 0,
+      checksFilterRefused, signalFallbacks,
+      settled: outstanding === reserved + extraReserved && dirty.size === 0 && inFlight.size === 0 && pendingExplain === 0 && !explainTimer && !summaryInFlight && !emitTimer && changedSinceEmit.size === 0,
       indexes: { catalog: catalogIndex, checks: checksIndex },
     }),
     serviceNames: () => known ?? new Set<string>(),

@@ -35,6 +35,8 @@ export interface ConsulFigures {
   readonly errors?: number;
   /** answers 429 Too Many Requests */
   readonly throttled?: number;
+  /** change signals the agent refused and discovery replaced (the filtered checks query answered 400) */
+  readonly signalFallbacks?: number;
 }
 
 /** Where the balancer's own figures come from (plain functions: the metrics module imports none of those parts). */
@@ -261,6 +263,7 @@ export class BalancerMetrics {
       f.push({ name: `${p}_consul_queries_total`, help: 'Consul blocking queries sent.', type: 'counter', samples: one(consul.queries) });
       f.push({ name: `${p}_consul_errors_total`, help: 'Consul queries that failed.', type: 'counter', samples: one(consul.errors) });
       f.push({ name: `${p}_consul_throttled_total`, help: 'Consul refused a connection (429 Too Many Requests, or closed it unanswered).', type: 'counter', samples: [{ labels: {}, value: consul.throttled ?? 0 }] });
+      f.push({ name: `${p}_consul_signal_fallbacks_total`, help: 'Change signals the agent refused (a 400 to the filtered checks query) and discovery replaced by unfiltered ones.', type: 'counter', samples: one(consul.signalFallbacks) });
       f.push({ name: `${p}_consul_watchers`, help: 'Consul watch loops running (one per watched service plus the catalog).', type: 'gauge', samples: one(consul.services) });
     }
 

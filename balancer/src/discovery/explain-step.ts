@@ -1,0 +1,62 @@
+// The next step in explaining a catalog index move (write-ledger.ts says what the move covers): a pure
+// decision over what the follower knows now, so every branch is a row of a scenario table. The shell
+// (consul-catalog.ts) gathers the inputs, does what the step says and asks again when a read, a summary,
+// a signal answer or the wait's end changes one of them.
+// When in doubt, read: nothing here assumes a write it cannot name changed nothing, except the gaps the
+// summary has ruled out as count changes (KV, session, coordinate writes; see the top of consul-catalog.ts
+// for the one kind of change that leaves).
+
+export interface ExplainInputs {
+  /** indexes of the window no instance of a read names (write-ledger notByInstance) */
+  readonly notByInstance: number;
+  /** the catalog answers' own indexes of the window that no read names (write-ledger answersUnnamed) */
+  readonly answersUnnamed: number;
+  /** a read this window asked for (a guess, the summary's re-reads) is not answered yet */
+  readonly ownReadsPending: boolean;
+  /** any service read is queued or under way (it may name the move) */
+  readonly anyReadUnderWay: boolean;
+  /** what is left of the time the move may wait for reads and the checks signal to name it */
+  readonly waitLeftMs: number;
+  /** the checks signal has answered at or past the move (a registration with checks has shown) */
+  readonly checksCaughtUp: boolean;
+  /** the next service to guess (the one whose membership changed last, not read since the move) */
+  readonly guess: string | undefined;
+  readonly summaryUsable: boolean;
+  /** a summary reflecting the move has been read (and the reads it asked for are `ownReadsPending`) */
+  readonly summaryReflects: boolean;
+  /** another summary may be read in this window */
+  readonly summariesLeft: boolean;
+  /** a summary read is under way (a later move may still guess meanwhile) */
+  readonly summaryInFlight: boolean;
+}
+
+export type ExplainStep =
+  /** every write of the window is one an instance named: nothing else can have changed */
+  | { readonly kind: 'explained' }
+  /** a read the window asked for is under way: ask again when it is answered */
+  | { readonly kind: 'await-reads' }
+  /** ask again after `ms` (or sooner, when a read or signal is answered) */
+  | { readonly kind: 'wait'; readonly ms: number }
+  | { readonly kind: 'guess'; readonly service: string }
+  | { readonly kind: 'summary' }
+  /** the summary matched every count and every catalog answer's own write is named: what is left
+   * changed no instance count (writes of other tables, check writes read over since) */
+  | { readonly kind: 'accept-gaps' }
+  /** the move cannot be located: re-read every service not read since it */
+  | { readonly kind: 'rescan'; readonly reason: string };
+
+export function nextExplainStep(s: ExplainInputs): ExplainStep {
+  if (s.notByInstance === 0) return { kind: 'explained' };
+  if (s.ownReadsPending) return { kind: 'await-reads' };
+  // a read under way may name the move: wait for it, but only so long (under churn one always is)
+  if (s.waitLeftMs > 0 && s.anyReadUnderWay) return { kind: 'wait', ms: s.waitLeftMs };
+  if (s.guess !== undefined && !s.summaryReflects) return { kind: 'guess', service: s.guess };
+  if (s.summaryInFlight) return { kind: 'await-reads' };
+  if (s.summaryUsable && !s.summaryReflects && s.summariesLeft) return { kind: 'summary' };
+  if (s.summaryUsable && s.summaryReflects && s.answersUnnamed === 0) return { kind: 'accept-gaps' };
+  // before re-reading everything, give the checks signal its time to name the change (a registration
+  // with checks shows there, late when the agent syncs the checks after the service)
+  if (s.waitLeftMs > 0 && !s.checksCaughtUp) return { kind: 'wait', ms: s.waitLeftMs };
+  if (s.summaryUsable && s.summaryReflects) return { kind: 'rescan', reason: 'catalog write not located by the summary' };
+  return { kind: 'rescan', reason: s.summaryUsable ? 'catalog move unexplained after summaries' : 'catalog move unexplained (no summary)' };
+}

@@ -1,0 +1,52 @@
+// The follower's decision on a catalog index move it has not explained yet (explain-step.ts), one row per
+// situation a real Consul produces: a node leaving (one index, many services), index noise (KV and
+// coordinate writes between two catalog answers), a count-preserving change, the extinction index.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { nextExplainStep, type ExplainInputs, type ExplainStep } from '../../balancer/src/discovery/explain-step.js';
+
+const base: ExplainInputs = {
+  notByInstance: 1,
+  answersUnnamed: 1,
+  ownReadsPending: false,
+  anyReadUnderWay: false,
+  waitLeftMs: 0,
+  checksCaughtUp: true,
+  guess: undefined,
+  summaryUsable: true,
+  summaryReflects: false,
+  summariesLeft: true,
+  summaryInFlight: false,
+};
+
+const rows: { name: string; inputs: Partial<ExplainInputs>; step: ExplainStep['kind'] }[] = [
+  { name: 'a registration with checks, read: its instance names the only write', inputs: { notByInstance: 0, answersUnnamed: 0 }, step: 'explained' },
+  { name: 'the guess is being read', inputs: { ownReadsPending: true }, step: 'await-reads' },
+  { name: 'another read under way may name it, time left', inputs: { anyReadUnderWay: true, waitLeftMs: 120 }, step: 'wait' },
+  { name: 'a check-less registration: guess the service changed last', inputs: { guess: 'web' }, step: 'guess' },
+  { name: 'checks signal not caught up: the summary does not wait for it', inputs: { checksCaughtUp: false, waitLeftMs: 80 }, step: 'summary' },
+  { name: 'not located by the summary, checks signal not caught up, time left', inputs: { summaryReflects: true, checksCaughtUp: false, waitLeftMs: 80 }, step: 'wait' },
+  // the guess read named the node-leave index as its own index only: 49 other services may have lost instances
+  { name: 'node leave: the guess named the index only as its own (a deletion)', inputs: { answersUnnamed: 0 }, step: 'summary' },
+  // KV writes between two answers: the registration is named, the gap is not
+  { name: 'index noise around a read registration', inputs: { notByInstance: 7, answersUnnamed: 0 }, step: 'summary' },
+  { name: 'summary read, its re-reads under way', inputs: { summaryReflects: true, ownReadsPending: true }, step: 'await-reads' },
+  { name: 'summary read, counts match, the answer write named: noise', inputs: { summaryReflects: true, answersUnnamed: 0, notByInstance: 7 }, step: 'accept-gaps' },
+  // one instance out and another in inside one answer, no check, nothing guessed it: the summary cannot see it
+  { name: 'count-preserving change the summary cannot see', inputs: { summaryReflects: true, answersUnnamed: 1 }, step: 'rescan' },
+  { name: 'no guess after the summary (it already had its chance)', inputs: { summaryReflects: true, answersUnnamed: 1, guess: 'web' }, step: 'rescan' },
+  { name: 'a later move guesses while the summary of an earlier one is read', inputs: { summaryInFlight: true, guess: 'web' }, step: 'guess' },
+  { name: 'the summary of an earlier move is read, nothing to guess', inputs: { summaryInFlight: true }, step: 'await-reads' },
+  { name: 'no summary on this agent', inputs: { summaryUsable: false }, step: 'rescan' },
+  { name: 'summaries used up', inputs: { summariesLeft: false }, step: 'rescan' },
+];
+
+describe('explain step', () => {
+  for (const r of rows) {
+    it(r.name, () => assert.equal(nextExplainStep({ ...base, ...r.inputs }).kind, r.step));
+  }
+  it('a guess names its service and a wait its time', () => {
+    assert.deepEqual(nextExplainStep({ ...base, guess: 'web' }), { kind: 'guess', service: 'web' });
+    assert.deepEqual(nextExplainStep({ ...base, anyReadUnderWay: true, waitLeftMs: 42 }), { kind: 'wait', ms: 42 });
+  });
+});
