@@ -49,7 +49,8 @@ describe('registrator with Docker and Consul', { timeout: 180_000 }, () => {
   before(async () => {
     await requireDocker();
     await webImage();
-    consul = await consulForTest();
+    // runChecks: a real agent runs the HTTP checks it is given; the first test reads the URL from a run's output
+    consul = await consulForTest({ runChecks: true });
   });
 
   after(async () => {
@@ -80,7 +81,12 @@ describe('registrator with Docker and Consul', { timeout: 180_000 }, () => {
     const checks = Object.values(await agentChecks(consul.url)).filter((c) => c.ServiceID === svc.ID);
     assert.equal(checks.length, 1, JSON.stringify(checks));
     assert.equal(checks[0].Type, 'http');
-    assert.equal((checks[0].Definition as { HTTP?: string }).HTTP, `http://127.0.0.1:${port}/`);
+    // A real agent keeps no Definition for an agent-registered check (agent.go addServiceInternal: {}):
+    // the URL it probes shows in the check's output once it has run ("HTTP GET <url>: 200 OK Output: ...").
+    await waitFor('the HTTP check has run against the container', async () => {
+      const c = Object.values(await agentChecks(consul.url)).find((x) => x.ServiceID === svc.ID);
+      return typeof c?.Output === 'string' && c.Output.startsWith(`HTTP GET http://127.0.0.1:${port}/: `) ? c : undefined;
+    }, WAIT_MS);
 
     const line = await reg.waitForLog((l) => l.event === 'register' && l.serviceId === svc.ID, WAIT_MS, 'register log line');
     assert.equal(line.reason, 'docker-start');

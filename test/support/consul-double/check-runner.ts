@@ -1,5 +1,7 @@
-// Timers that make checks behave like an agent's: TTL expiry, the critical-service reaper, and (when
-// runChecks is on) HTTP/TCP probes at their Interval. Builtins only.
+// Timers that make checks behave like an agent's (agent/agent.go, agent/checks/, agent/local/state.go):
+// TTL expiry, the critical-service reaper with its floors, output-only results reaching the catalog up
+// to check_update_interval later, and (when runChecks is on) HTTP/TCP probes at their Interval.
+// Builtins only.
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -11,6 +13,20 @@ const DEFAULT_CHECK_TIMEOUT_MS = 10_000;
 const RECONCILE_COALESCE_MS = 20;
 const MAX_OUTPUT = 4096;
 
+export interface CheckRunnerOptions {
+  runChecks: boolean;
+  /** agent.go: CheckReapInterval, 30 s on a real agent */
+  reapIntervalMs: number;
+  /** agent.go addCheck: DeregisterCriticalServiceAfter below CheckDeregisterIntervalMin (1 min) is raised to it */
+  deregisterCriticalMinMs: number;
+  /**
+   * check_update_interval (5 min): a result that changes only the output is the agent's at once and the
+   * catalog's after a random stagger up to this (agent/local/state.go UpdateCheck); 0 syncs at once
+   */
+  checkUpdateIntervalMs: number;
+  random: () => number;
+}
+
 interface Probe {
   readonly def: CheckDef;
   timer?: NodeJS.Timeout;
@@ -20,6 +36,8 @@ interface Probe {
 export class CheckRunner {
   private readonly ttlTimers = new Map<string, { def: CheckDef; timer: NodeJS.Timeout }>();
   private readonly probes = new Map<string, Probe>();
+  /** check ID -> the deferred catalog sync of its output */
+  private readonly deferred = new Map<string, NodeJS.Timeout>();
   private reaper?: NodeJS.Timeout;
   // a reconcile walks every check: once per burst of writes, not once per write (50,000 registrations
   // one by one were quadratic and starved the double's event loop)
@@ -36,12 +54,39 @@ export class CheckRunner {
 
   constructor(
     private readonly state: ConsulState,
-    private readonly opts: { runChecks: boolean; reapIntervalMs: number },
+    private readonly opts: CheckRunnerOptions,
   ) {
     state.changes.on('change', this.onChange);
     this.reaper = setInterval(() => this.reap(), opts.reapIntervalMs);
     this.reaper.unref();
     this.reconcile();
+  }
+
+  /**
+   * A check's new result, as the agent's local state takes it: a status change is synced at once (and
+   * cancels a deferred output); an output-only change waits for its stagger.
+   */
+  checkResult(checkId: string, status: CheckStatus, output: string): void {
+    const defer = this.opts.checkUpdateIntervalMs > 0;
+    const r = this.state.updateCheck(checkId, status, output, defer);
+    if (r !== 'deferred') {
+      const c = this.state.agentCheck(checkId);
+      if (c && c.output === c.agentOutput) this.cancelDeferred(checkId);
+      return;
+    }
+    if (this.deferred.has(checkId) || this.closed) return;
+    const t = setTimeout(() => {
+      this.deferred.delete(checkId);
+      this.state.flushOutput(checkId);
+    }, Math.floor(this.opts.random() * this.opts.checkUpdateIntervalMs));
+    t.unref();
+    this.deferred.set(checkId, t);
+  }
+
+  private cancelDeferred(checkId: string): void {
+    const t = this.deferred.get(checkId);
+    if (t) clearTimeout(t);
+    this.deferred.delete(checkId);
   }
 
   /** An agent check/pass|warn|fail|update call arrived: the TTL starts over. */
@@ -57,6 +102,8 @@ export class CheckRunner {
     this.state.changes.off('change', this.onChange);
     if (this.reconcileTimer) clearTimeout(this.reconcileTimer);
     if (this.reaper) clearInterval(this.reaper);
+    for (const t of this.deferred.values()) clearTimeout(t);
+    this.deferred.clear();
     for (const t of this.ttlTimers.values()) clearTimeout(t.timer);
     this.ttlTimers.clear();
     for (const p of this.probes.values()) this.stopProbe(p);
@@ -67,19 +114,20 @@ export class CheckRunner {
   private reconcile(): void {
     if (this.closed) return;
     for (const [id, t] of this.ttlTimers) {
-      if (this.state.checks.get(id)?.def !== t.def) {
+      if (this.state.agentCheck(id)?.def !== t.def) {
         clearTimeout(t.timer);
         this.ttlTimers.delete(id);
       }
     }
     for (const [id, p] of this.probes) {
-      if (this.state.checks.get(id)?.def !== p.def) {
+      if (this.state.agentCheck(id)?.def !== p.def) {
         this.stopProbe(p);
         this.probes.delete(id);
       }
     }
-    for (const [id, c] of this.state.checks) {
+    for (const c of this.state.agentChecks()) {
       const def = c.def;
+      const id = def.checkId;
       if (def.type === 'ttl' && def.ttlMs && !this.ttlTimers.has(id)) {
         this.ttlTimers.set(id, { def, timer: this.armTtl(def) });
       }
@@ -94,9 +142,9 @@ export class CheckRunner {
 
   private armTtl(def: CheckDef): NodeJS.Timeout {
     const timer = setTimeout(() => {
-      const c = this.state.checks.get(def.checkId);
+      const c = this.state.agentCheck(def.checkId);
       if (!c || c.def !== def) return;
-      this.state.updateCheck(def.checkId, 'critical', `TTL expired (last output before timeout follows): ${c.output}`);
+      this.checkResult(def.checkId, 'critical', `TTL expired (last output before timeout follows): ${c.agentOutput}`);
     }, def.ttlMs);
     timer.unref();
     return timer;
@@ -105,9 +153,10 @@ export class CheckRunner {
   private reap(): void {
     const now = Date.now();
     const doomed = new Set<string>();
-    for (const c of this.state.checks.values()) {
-      const after = c.def.deregisterCriticalAfterMs;
-      if (!c.def.serviceId || after === undefined || after <= 0) continue;
+    for (const c of this.state.agentChecks()) {
+      const given = c.def.deregisterCriticalAfterMs;
+      if (!c.def.serviceId || given === undefined || given <= 0) continue;
+      const after = Math.max(given, this.opts.deregisterCriticalMinMs);
       if (c.status === 'critical' && c.criticalSince !== undefined && now - c.criticalSince >= after) doomed.add(c.def.serviceId);
     }
     for (const id of doomed) this.state.deregister(id);
@@ -135,8 +184,8 @@ export class CheckRunner {
     const result = def.type === 'http' ? await httpProbe(def, timeoutMs, ac.signal) : await tcpProbe(def.tcp ?? '', timeoutMs, ac.signal);
     probe.inFlight = undefined;
     if (ac.signal.aborted || this.closed) return;
-    const current = this.state.checks.get(def.checkId);
-    if (current?.def === def) this.state.updateCheck(def.checkId, result.status, result.output);
+    const current = this.state.agentCheck(def.checkId);
+    if (current?.def === def) this.checkResult(def.checkId, result.status, result.output);
   }
 }
 

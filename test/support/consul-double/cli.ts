@@ -15,6 +15,13 @@ const { values } = parseArgs({
     'run-checks': { type: 'boolean', default: false },
     'latency-ms': { type: 'string', default: '0' },
     'http-max-conns-per-client': { type: 'string', default: '200' },
+    'enable-script-checks': { type: 'boolean', default: false },
+    // KV noise writes per second (default 1; 0: none) and the coordinate batches (--no-coordinates)
+    'kv-noise-per-sec': { type: 'string', default: '1' },
+    'no-coordinates': { type: 'boolean', default: false },
+    'reap-interval-ms': { type: 'string', default: '30000' },
+    'deregister-critical-min-ms': { type: 'string', default: '60000' },
+    'check-update-interval-ms': { type: 'string', default: '300000' },
   },
 });
 
@@ -42,6 +49,11 @@ const double = await startConsulDouble({
   datacenter: values.datacenter,
   runChecks: values['run-checks'],
   httpMaxConnsPerClient: Number(values['http-max-conns-per-client']),
+  enableScriptChecks: values['enable-script-checks'],
+  noise: { kvWritesPerSec: Number(values['kv-noise-per-sec']) || 0, coordinates: !values['no-coordinates'] },
+  reapIntervalMs: Number(values['reap-interval-ms']),
+  deregisterCriticalMinMs: Number(values['deregister-critical-min-ms']),
+  checkUpdateIntervalMs: Number(values['check-update-interval-ms']),
 });
 double.setLatency(Number(values['latency-ms']) || 0);
 process.stdout.write(`${JSON.stringify({ component: 'consul-double', msg: 'listening', url: double.url, host: double.host, port: double.port, node: values['node-name'], nodeAddress, runChecks: values['run-checks'] })}\n`);

@@ -1,12 +1,15 @@
-// Consul HTTP API test double: a single-node agent + catalog (datacenter "dc1") on node:http.
-// Test fixture, never shipped. Builtins only, so cli.ts can run inside a container with just node.
+// Consul HTTP API test double: an agent on a server node plus a catalog of several nodes (datacenter
+// "dc1") on node:http, following Consul's source (see README.md "What is modelled"). Every option's
+// default is a real agent's default. Test fixture, never shipped. Builtins only, so cli.ts can run
+// inside a container with just node.
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type net from 'node:net';
 import { listenCuttable } from '../cuttable-listener.js';
 import { CheckRunner } from './check-runner.js';
+import { CoordinateBatcher, DEFAULT_NOISE, IndexNoise, type NoiseOptions } from './noise.js';
 import { createHandler } from './router.js';
-import { ConsulState } from './state.js';
+import { ConsulState, type CatalogNode } from './state.js';
 
 export interface ConsulDoubleOptions {
   /** listen address; default 127.0.0.1 */
@@ -21,8 +24,21 @@ export interface ConsulDoubleOptions {
   datacenter?: string;
   /** execute HTTP/TCP checks at their Interval; default false (they keep their initial status) */
   runChecks?: boolean;
-  /** how often DeregisterCriticalServiceAfter is enforced; default 1000 ms (Consul: ~30 s) */
+  /** how often DeregisterCriticalServiceAfter is enforced; default 30 s (agent.go CheckReapInterval) */
   reapIntervalMs?: number;
+  /**
+   * DeregisterCriticalServiceAfter floor; default 60 s (agent.go CheckDeregisterIntervalMin). A test that
+   * needs a fast reaper asks for both explicitly and says why.
+   */
+  deregisterCriticalMinMs?: number;
+  /** check_update_interval: output-only results reach the catalog up to this late; default 5 min (0: at once) */
+  checkUpdateIntervalMs?: number;
+  /** enable_script_checks; default false: script/docker checks from the HTTP API are refused with a 500 */
+  enableScriptChecks?: boolean;
+  /** writes no catalog answer names (KV, coordinates); default DEFAULT_NOISE (1 KV write/s, coordinates); false: none */
+  noise?: Partial<NoiseOptions> | false;
+  /** [0, 1) source for Go map order and staggers; default Math.random */
+  random?: () => number;
   /**
    * Consul's limits.http_max_conns_per_client (default 200): concurrent connections one client IP may
    * hold. Beyond it, Consul 1.9+ writes a raw `HTTP/1.1 429 Too Many Requests` and closes at once.
@@ -68,6 +84,18 @@ export interface ConsulDouble {
   stats(): ConsulDoubleStats;
   /** peak, rejected, requests and bytes start over (open stays) */
   resetStats(): void;
+  /** simulate a cluster without a leader: /v1/status/leader answers "", reads and writes 500 "No cluster leader" */
+  setLeader(present: boolean): void;
+  /** a serf member joins (leader.go handleAliveMember): its node with a passing serfHealth */
+  nodeJoin(node: CatalogNode): void;
+  /** serfHealth critical (handleFailedMember); false for an unknown node */
+  nodeFail(node: string): boolean;
+  /** serfHealth passing again */
+  nodeRecover(node: string): boolean;
+  /** graceful leave (handleLeftMember): the node and all its services and checks at one index */
+  nodeLeave(node: string): boolean;
+  /** change the KV noise rate (writes/s; 0 stops) */
+  setNoiseRate(kvWritesPerSec: number): void;
 }
 
 export const DEFAULT_HTTP_MAX_CONNS_PER_CLIENT = 200;
@@ -82,9 +110,22 @@ export async function startConsulDouble(opts: ConsulDoubleOptions = {}): Promise
     datacenter: opts.datacenter ?? 'dc1',
     nodeId: randomUUID(),
   });
-  const runner = new CheckRunner(state, { runChecks: opts.runChecks ?? false, reapIntervalMs: opts.reapIntervalMs ?? 1000 });
+  const random = opts.random ?? Math.random;
+  const runner = new CheckRunner(state, {
+    runChecks: opts.runChecks ?? false,
+    reapIntervalMs: opts.reapIntervalMs ?? 30_000,
+    deregisterCriticalMinMs: opts.deregisterCriticalMinMs ?? 60_000,
+    checkUpdateIntervalMs: opts.checkUpdateIntervalMs ?? 5 * 60_000,
+    random,
+  });
+  const coordinates = new CoordinateBatcher(state);
+  const noise = new IndexNoise(state, coordinates, opts.noise === false ? { kvWritesPerSec: 0, coordinates: false } : { ...DEFAULT_NOISE, ...opts.noise });
   let latencyMs = 0;
-  const handler = createHandler({ state, runner, latencyMs: () => latencyMs });
+  let leader = true;
+  const handler = createHandler({
+    state, runner, latencyMs: () => latencyMs, hasLeader: () => leader, enableScriptChecks: opts.enableScriptChecks ?? false,
+    coordinateUpdate: (node, coord) => coordinates.update(node, coord), random,
+  });
   let maxPerClient = opts.httpMaxConnsPerClient ?? DEFAULT_HTTP_MAX_CONNS_PER_CLIENT;
   const perClient = new Map<string, number>();
   let open = 0;
@@ -196,10 +237,20 @@ export async function startConsulDouble(opts: ConsulDoubleOptions = {}): Promise
     },
     stats: statsNow,
     resetStats,
+    setLeader(present: boolean) {
+      leader = present;
+    },
+    nodeJoin: (node) => state.nodeJoin(node),
+    nodeFail: (node) => state.nodeFail(node),
+    nodeRecover: (node) => state.nodeRecover(node),
+    nodeLeave: (node) => state.nodeLeave(node),
+    setNoiseRate: (n) => noise.setKvRate(n),
     async close() {
       if (closed) return;
       closed = true;
       runner.close();
+      noise.close();
+      coordinates.close();
       await stop();
     },
   };

@@ -3,8 +3,9 @@ import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CheckRunner } from './check-runner.js';
 import { parseGoDuration } from './durations.js';
+import { parseCatalogDeregistration, parseCatalogRegistration } from './catalog-registration.js';
 import { folded, parseRegistration, RegistrationError, type CheckStatus } from './registration.js';
-import type { ConsulState } from './state.js';
+import { SERF_CHECK_ID, type ConsulState, type ServiceEntry } from './state.js';
 import { agentServiceView, catalogServiceView, checkView, healthServiceView, kvView, nodeView } from './views.js';
 
 const DEFAULT_WAIT_MS = 5 * 60_000;
@@ -26,12 +27,24 @@ export interface RouterDeps {
   readonly runner: CheckRunner;
   /** current artificial delay before answering */
   latencyMs(): number;
+  /** false while the double simulates a cluster without a leader */
+  hasLeader(): boolean;
+  /** enable_script_checks (a real agent's default: false) */
+  readonly enableScriptChecks: boolean;
+  /** the agent's coordinate updates, applied by the servers in batches */
+  coordinateUpdate(node: string, coord: unknown): void;
+  /** [0, 1): Go's map iteration order, where Consul answers in it */
+  random(): number;
 }
+
+/** agent.go addCheck: a script check from the HTTP API (source remote) on an agent without enable_script_checks. */
+export const SCRIPTS_DISABLED = "Scripts are disabled on this agent from remote calls; to enable, configure 'enable_script_checks' to true";
 
 export function createHandler(deps: RouterDeps) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     void handle(deps, req, res).catch((err: unknown) => {
       if (res.headersSent || res.destroyed) return;
+      // http.go: an HTTPError carries its code, any other error from an endpoint is a 500 with its text
       const status = err instanceof HttpError ? err.status : err instanceof RegistrationError ? 400 : 500;
       const message = err instanceof Error ? err.message : String(err);
       res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8' });
@@ -55,9 +68,10 @@ async function handle(deps: RouterDeps, req: IncomingMessage, res: ServerRespons
   const segment = (prefix: string) => decodeURIComponent(path.slice(prefix.length));
 
   // ---- status / agent (not blocking) ----
+  // status_endpoint.go StatusLeader: 200 with "" while raft has no leader
   if (path === '/v1/status/leader') {
     requireMethod('GET');
-    return sendJson(res, 200, `${state.node.address}:8300`);
+    return sendJson(res, 200, deps.hasLeader() ? `${state.node.address}:8300` : '');
   }
   if (path === '/v1/status/peers') {
     requireMethod('GET');
@@ -71,28 +85,32 @@ async function handle(deps: RouterDeps, req: IncomingMessage, res: ServerRespons
       Meta: { 'consul-network-segment': '' },
     });
   }
+  // serf LAN members: the nodes carrying serfHealth (1 alive, 4 failed)
   if (path === '/v1/agent/members') {
     requireMethod('GET');
-    return sendJson(res, 200, [{ Name: state.node.name, Addr: state.node.address, Port: 8301, Tags: { dc: state.node.datacenter, role: 'consul' }, Status: 1 }]);
+    const members = [...state.nodes.values()].flatMap((n) => {
+      const serf = state.nodeChecks(n.name).find((c) => c.def.checkId === SERF_CHECK_ID);
+      if (!serf) return [];
+      return [{ Name: n.name, Addr: n.address, Port: 8301, Tags: { dc: n.datacenter, role: n.name === state.agentNode ? 'consul' : 'node' }, Status: serf.status === 'passing' ? 1 : 4 }];
+    });
+    return sendJson(res, 200, members);
   }
   if (path === '/v1/agent/services') {
     requireMethod('GET');
     const out: Record<string, unknown> = {};
-    for (const s of state.agentServices().sort((a, b) => cmp(a.def.id, b.def.id))) out[s.def.id] = agentServiceView(state, s);
+    for (const s of state.agentServices()) out[s.def.id] = agentServiceView(state, s);
     return sendJson(res, 200, out);
   }
   if (path.startsWith('/v1/agent/service/') && method === 'GET' && !path.startsWith('/v1/agent/service/register')) {
     const id = segment('/v1/agent/service/');
-    const s = state.services.get(id);
-    if (!s || id === 'consul') throw new HttpError(404, `unknown service ID: ${id}`);
+    const s = state.agentService(id);
+    if (!s) throw new HttpError(404, `unknown service ID: ${id}`);
     return sendJson(res, 200, agentServiceView(state, s));
   }
   if (path === '/v1/agent/checks') {
     requireMethod('GET');
     const out: Record<string, unknown> = {};
-    for (const c of [...state.checks.values()].filter((c) => c.def.serviceId !== '').sort((a, b) => cmp(a.def.checkId, b.def.checkId))) {
-      out[c.def.checkId] = checkView(state, c);
-    }
+    for (const c of state.agentChecks()) out[c.def.checkId] = checkView(c, true);
     return sendJson(res, 200, out);
   }
   // not Consul's API: a benchmark's bulk load (a JSON list of registrations, each as the agent
@@ -109,6 +127,8 @@ async function handle(deps: RouterDeps, req: IncomingMessage, res: ServerRespons
     requireMethod('PUT');
     const body = await readJson(req);
     const reg = parseRegistration(body);
+    // agent.go addCheck refuses script (and docker, which runs Args) checks before anything is added
+    if (!deps.enableScriptChecks && reg.checks.some((c) => c.type === 'script' || c.type === 'docker')) throw new HttpError(500, SCRIPTS_DISABLED);
     const replace = q.get('replace-existing-checks');
     state.register(reg, replace === '' || replace === 'true');
     return sendEmpty(res);
@@ -143,14 +163,46 @@ async function handle(deps: RouterDeps, req: IncomingMessage, res: ServerRespons
       status = ttl[1] === 'pass' ? 'passing' : ttl[1] === 'warn' ? 'warning' : 'critical';
       output = q.get('note') ?? '';
     }
-    const c = state.checks.get(checkId);
+    const c = state.agentCheck(checkId);
     if (!c || c.def.serviceId === '') throw new HttpError(404, `Unknown check ID "${checkId}". Ensure that the check ID is passed, not the check name.`);
     if (c.def.type !== 'ttl') throw new HttpError(500, `CheckID "${checkId}" does not have associated TTL`);
-    state.updateCheck(checkId, status, output);
+    deps.runner.checkResult(checkId, status, output);
     deps.runner.ttlRefreshed(checkId);
     return sendEmpty(res);
   }
   if (path.startsWith('/v1/agent/')) throw new HttpError(404, `Not implemented by the Consul double: ${path}`);
+
+  // rpc.go: without a leader, consistent reads and every write fail; ?stale reads are served
+  if (!deps.hasLeader() && !(method === 'GET' && q.has('stale'))) throw new HttpError(500, 'No cluster leader');
+
+  // ---- catalog writes (catalog_endpoint.go; the servers' Catalog.Register/Deregister) ----
+  if (path === '/v1/catalog/register') {
+    requireMethod('PUT');
+    // a CatalogError (the RPC's refusal) is a 500 with its text, as http.go answers any non-HTTP error
+    state.catalogRegister(parseCatalogRegistration(await readJson(req)));
+    return sendJson(res, 200, true);
+  }
+  if (path === '/v1/catalog/deregister') {
+    requireMethod('PUT');
+    state.catalogDeregister(parseCatalogDeregistration(await readJson(req)));
+    return sendJson(res, 200, true);
+  }
+  // coordinate_endpoint.go: updates are queued and applied by the servers in batches
+  if (path === '/v1/coordinate/update') {
+    requireMethod('PUT');
+    const b = folded(await readJson(req));
+    const node = String(b.get('node') ?? '');
+    if (!node || !b.get('coord')) throw new HttpError(400, 'Missing Node or Coord');
+    deps.coordinateUpdate(node, b.get('coord'));
+    return sendEmpty(res);
+  }
+  if (path === '/v1/coordinate/nodes') {
+    requireMethod('GET');
+    return blocking(state.changes, req, res, q, () => state.indexForCoordinates(), () => ({
+      status: 200,
+      body: [...state.coordinates].sort(([a], [b]) => cmp(a, b)).map(([Node, Coord]) => ({ Node, Segment: '', Coord, Partition: '' })),
+    }), deps);
+  }
 
   // ---- catalog / health / kv (blocking) ----
   if (path === '/v1/catalog/datacenters') {
@@ -166,10 +218,12 @@ async function handle(deps: RouterDeps, req: IncomingMessage, res: ServerRespons
         for (const t of s.def.tags) set.add(t);
         tagsByName.set(s.def.name, set);
       }
+      // catalog.go Services(): each name's tags are collected in a Go map and listed in its iteration
+      // order, random on every answer (encoding/json sorts only the names, the outer map's keys)
       const out: Record<string, string[]> = {};
-      for (const name of [...tagsByName.keys()].sort(cmp)) out[name] = [...tagsByName.get(name)!].sort(cmp);
+      for (const name of [...tagsByName.keys()].sort(cmp)) out[name] = shuffled([...tagsByName.get(name)!], deps.random);
       return { status: 200, body: out };
-    });
+    }, deps);
   }
   if (path.startsWith('/v1/catalog/service/')) {
     requireMethod('GET');
@@ -177,62 +231,63 @@ async function handle(deps: RouterDeps, req: IncomingMessage, res: ServerRespons
     const tags = q.getAll('tag');
     return blocking(state.changes, req, res, q, () => state.indexForServiceName(name, false), () => ({
       status: 200,
-      body: instancesOf(state, name, tags).map((s) => catalogServiceView(state, s)),
-    }));
+      body: instancesOf(state, name, tags).map((s) => catalogServiceView(state.nodes.get(s.node)!, s)),
+    }), deps);
   }
   if (path === '/v1/catalog/nodes') {
     requireMethod('GET');
-    return blocking(state.changes, req, res, q, () => state.indexForNodes(), () => ({ status: 200, body: [nodeView(state)] }));
+    return blocking(state.changes, req, res, q, () => state.indexForNodes(), () => ({ status: 200, body: [...state.nodes.keys()].sort(cmp).map((n) => nodeView(state.nodes.get(n)!)) }), deps);
   }
   if (path.startsWith('/v1/catalog/node/')) {
     requireMethod('GET');
     const name = segment('/v1/catalog/node/');
-    return blocking(state.changes, req, res, q, () => state.indexForCatalogServices(), () => {
-      if (name !== state.node.name) return { status: 200, body: null };
+    return blocking(state.changes, req, res, q, () => Math.max(state.indexForNodes(), state.indexForCatalogServices()), () => {
+      const node = state.nodes.get(name);
+      if (!node) return { status: 200, body: null };
       const services: Record<string, unknown> = {};
-      for (const s of state.services.values()) services[s.def.id] = healthServiceView(s);
-      return { status: 200, body: { Node: nodeView(state), Services: services } };
-    });
+      for (const s of state.servicesOfNode(name)) services[s.def.id] = healthServiceView(s);
+      return { status: 200, body: { Node: nodeView(node), Services: services } };
+    }, deps);
   }
   if (path.startsWith('/v1/health/service/')) {
     requireMethod('GET');
     const name = segment('/v1/health/service/');
     const tags = q.getAll('tag');
     const passing = boolParam(q, 'passing');
+    // a node check (serfHealth, node maintenance) counts for every instance on its node
     return blocking(state.changes, req, res, q, () => state.indexForServiceName(name, true), () => {
-      const nodeChecks = state.nodeChecks();
       const entries = instancesOf(state, name, tags)
-        .map((s) => ({ s, checks: [...nodeChecks, ...state.checksOfService(s.def.id)] }))
+        .map((s) => ({ s, checks: state.checksOfInstance(s) }))
         .filter((e) => !passing || e.checks.every((c) => c.status === 'passing'))
-        .map((e) => ({ Node: nodeView(state), Service: healthServiceView(e.s), Checks: e.checks.map((c) => checkView(state, c)) }));
+        .map((e) => ({ Node: nodeView(state.nodes.get(e.s.node)!), Service: healthServiceView(e.s), Checks: e.checks.map((c) => checkView(c)) }));
       return { status: 200, body: entries };
-    });
+    }, deps);
   }
   if (path.startsWith('/v1/health/checks/')) {
     requireMethod('GET');
     const name = segment('/v1/health/checks/');
-    return blocking(state.changes, req, res, q, () => state.indexForServiceName(name, true), () => ({
+    return blocking(state.changes, req, res, q, () => state.indexForChecks(), () => ({
       status: 200,
-      body: [...state.checks.values()].filter((c) => c.serviceName === name).map((c) => checkView(state, c)),
-    }));
+      body: [...state.checks.values()].filter((c) => c.serviceName === name).map((c) => checkView(c)),
+    }), deps);
   }
   if (path.startsWith('/v1/health/node/')) {
     requireMethod('GET');
     const name = segment('/v1/health/node/');
     return blocking(state.changes, req, res, q, () => state.indexForChecks(), () => ({
       status: 200,
-      body: name === state.node.name ? [...state.checks.values()].map((c) => checkView(state, c)) : [],
-    }));
+      body: [...state.checks.values()].filter((c) => c.node === name).map((c) => checkView(c)),
+    }), deps);
   }
   // the web UI's service list (internal, Consul 1.9+): one summary per service name with its instance
   // count and check counts (each check counted once per node, node checks for every service on the
   // node), sorted by name; the index is the whole catalog's (nodes, services and checks)
   if (path === '/v1/internal/ui/services') {
     requireMethod('GET');
-    return blocking(state.changes, req, res, q, () => Math.max(state.indexForCatalogServices(), state.indexForChecks(), state.indexForNodes()), () => ({
+    return blocking(state.changes, req, res, q, () => state.indexForCatalog(), () => ({
       status: 200,
       body: serviceSummaries(state),
-    }));
+    }), deps);
   }
   if (path.startsWith('/v1/health/state/')) {
     requireMethod('GET');
@@ -243,17 +298,18 @@ async function handle(deps: RouterDeps, req: IncomingMessage, res: ServerRespons
       status: 200,
       // the filter sees the fields it may name before the (larger) view is built
       body: [...state.checks.values()]
-        .filter((c) => (wanted === 'any' || c.status === wanted) && keep({ Node: state.node.name, CheckID: c.def.checkId, Name: c.def.name, Status: c.status, ServiceID: c.def.serviceId, ServiceName: c.serviceName, Type: c.def.type }))
-        .map((c) => checkView(state, c)),
-    }));
+        .filter((c) => (wanted === 'any' || c.status === wanted) && keep({ Node: c.node, CheckID: c.def.checkId, Name: c.def.name, Status: c.status, ServiceID: c.def.serviceId, ServiceName: c.serviceName, Type: c.def.type }))
+        .map((c) => checkView(c)),
+    }), deps);
   }
   if (path === '/v1/kv' || path.startsWith('/v1/kv/')) {
-    return handleKv(state, req, res, q, path === '/v1/kv' ? '' : segment('/v1/kv/'), method);
+    return handleKv(deps, req, res, q, path === '/v1/kv' ? '' : segment('/v1/kv/'), method);
   }
   throw new HttpError(404, `Not implemented by the Consul double: ${method} ${path}`);
 }
 
-async function handleKv(state: ConsulState, req: IncomingMessage, res: ServerResponse, q: URLSearchParams, key: string, method: string): Promise<void> {
+async function handleKv(deps: RouterDeps, req: IncomingMessage, res: ServerResponse, q: URLSearchParams, key: string, method: string): Promise<void> {
+  const { state } = deps;
   const cas = q.has('cas') ? uintParam(q, 'cas', 'Invalid CAS index') : undefined;
   if (method === 'GET') {
     if (q.has('keys')) {
@@ -266,20 +322,20 @@ async function handleKv(state: ConsulState, req: IncomingMessage, res: ServerRes
           keys.add(at >= 0 ? key + rest.slice(0, at + sep.length) : e.key);
         }
         return keys.size === 0 ? { status: 404 } : { status: 200, body: [...keys].sort(cmp) };
-      });
+      }, deps);
     }
     if (q.has('recurse')) {
       return blocking(state.changes, req, res, q, () => state.indexForKvPrefix(key), () => {
         const entries = state.kvList(key);
         return entries.length === 0 ? { status: 404 } : { status: 200, body: entries.map(kvView) };
-      });
+      }, deps);
     }
     const raw = q.has('raw');
     return blocking(state.changes, req, res, q, () => state.indexForKvKey(key), () => {
       const e = state.kv.get(key);
       if (!e) return { status: 404 };
       return raw ? { status: 200, body: undefined, raw: e.value ?? Buffer.alloc(0) } : { status: 200, body: [kvView(e)] };
-    });
+    }, deps);
   }
   if (method === 'PUT') {
     if (key === '') throw new HttpError(400, 'Missing key name');
@@ -296,20 +352,24 @@ async function handleKv(state: ConsulState, req: IncomingMessage, res: ServerRes
   throw new HttpError(405, `method ${method} not allowed`);
 }
 
-function serviceSummaries(state: ConsulState): unknown[] {
+/**
+ * ui_endpoint.go summarizeServices + prepSummaryOutput (1.9-era): one row per name, Nodes one entry per
+ * instance (sorted), each check counted once per node+CheckID; no row at all answers null (a nil slice).
+ */
+function serviceSummaries(state: ConsulState): unknown[] | null {
   const byName = new Map<string, { kind: string; tags: Set<string>; nodes: string[]; sources: string[]; count: number; checks: Map<string, string> }>();
-  const nodeChecks = state.nodeChecks();
-  for (const s of state.services.values()) {
+  for (const s of state.allServices()) {
     let sum = byName.get(s.def.name);
     if (!sum) byName.set(s.def.name, (sum = { kind: s.def.kind ?? '', tags: new Set(), nodes: [], sources: [], count: 0, checks: new Map() }));
     sum.kind = s.def.kind ?? '';
     sum.count++;
-    sum.nodes.push(state.node.name);
+    sum.nodes.push(s.node);
     for (const t of s.def.tags) sum.tags.add(t);
     const source = s.def.meta['external-source'];
     if (source && !sum.sources.includes(source)) sum.sources.push(source);
-    for (const c of [...nodeChecks, ...state.checksOfService(s.def.id)]) sum.checks.set(`${state.node.name}/${c.def.checkId}`, c.status);
+    for (const c of state.checksOfInstance(s)) sum.checks.set(`${s.node}/${c.def.checkId}`, c.status);
   }
+  if (byName.size === 0) return null;
   return [...byName.keys()].sort(cmp).map((name) => {
     const sum = byName.get(name)!;
     const statuses = [...sum.checks.values()];
@@ -335,9 +395,6 @@ function serviceSummaries(state: ConsulState): unknown[] {
   });
 }
 
-function instancesOf(state: ConsulState, name: string, tags: string[]) {
-  return state.instancesNamed(name).filter((s) => tags.every((t) => s.def.tags.includes(t)));
-}
 
 /**
  * Consul's `filter` on health/state, for the expressions clients here send: `Field == "v"` or
@@ -356,7 +413,7 @@ function checkFilter(expr: string | null): (c: Record<string, unknown>) => boole
 }
 
 /** Consul's blocking query: answer at once unless `index` is given and not behind the endpoint's index. */
-async function blocking(changes: EventEmitter, req: IncomingMessage, res: ServerResponse, q: URLSearchParams, index: () => number, answer: () => Answer): Promise<void> {
+async function blocking(changes: EventEmitter, req: IncomingMessage, res: ServerResponse, q: URLSearchParams, index: () => number, answer: () => Answer, deps: RouterDeps): Promise<void> {
   const minIndex = q.has('index') ? uintParam(q, 'index', 'Invalid index') : 0;
   let waitMs = DEFAULT_WAIT_MS;
   if (q.has('wait')) {
@@ -372,7 +429,7 @@ async function blocking(changes: EventEmitter, req: IncomingMessage, res: Server
   if (res.destroyed) return;
   const idx = Math.max(1, index());
   const a = answer();
-  const headers = { 'X-Consul-Index': String(idx), 'X-Consul-KnownLeader': 'true', 'X-Consul-LastContact': '0', 'X-Consul-Default-Acl-Policy': 'allow' };
+  const headers = { 'X-Consul-Index': String(idx), 'X-Consul-KnownLeader': String(deps.hasLeader()), 'X-Consul-LastContact': '0', 'X-Consul-Default-Acl-Policy': 'allow' };
   if (a.status === 404) {
     res.writeHead(404, headers);
     res.end();
@@ -471,6 +528,18 @@ function sleep(ms: number, req: IncomingMessage): Promise<void> {
       resolve();
     }
   });
+}
+
+function shuffled<T>(items: T[], random: () => number): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [items[i], items[j]] = [items[j], items[i]];
+  }
+  return items;
+}
+
+function instancesOf(state: ConsulState, name: string, tags: string[]): ServiceEntry[] {
+  return state.instancesNamed(name).filter((s) => tags.every((t) => s.def.tags.includes(t)));
 }
 
 function cmp(a: string, b: string): number {

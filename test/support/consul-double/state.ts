@@ -1,21 +1,47 @@
-// The double's single-node state store: one raft-like index, per-table tombstone indexes, and a
-// change signal that wakes blocking queries. Synchronous and free of I/O; timers live in check-runner.ts.
+// The double's state store: several nodes, one raft-like index, and Consul's index table (per-table
+// indexes, `service.<name>` per service name, `service_last_extinction`), kept the way
+// agent/consul/state/catalog.go keeps them, plus a change signal that wakes blocking queries.
+// Synchronous and free of I/O; timers live in check-runner.ts and noise.ts.
 import { EventEmitter } from 'node:events';
 import type { CheckDef, CheckStatus, Registration, ServiceDef } from './registration.js';
 
+export interface NodeInfo {
+  readonly id: string;
+  readonly name: string;
+  readonly address: string;
+  readonly datacenter: string;
+  readonly taggedAddresses: Readonly<Record<string, string>>;
+  readonly meta: Readonly<Record<string, string>>;
+  readonly createIndex: number;
+  readonly modifyIndex: number;
+}
+
 export interface ServiceEntry {
+  readonly node: string;
   readonly def: ServiceDef;
   readonly createIndex: number;
   modifyIndex: number;
 }
 
 export interface CheckEntry {
+  readonly node: string;
   readonly def: CheckDef;
-  /** node-level checks (serfHealth) have no service */
+  /** node-level checks (serfHealth, _node_maintenance) have no service */
   serviceName: string;
   serviceTags: readonly string[];
+  /** what the catalog holds */
   status: CheckStatus;
   output: string;
+  /**
+   * the agent's own copy of the output (GET /v1/agent/checks): an output-only update reaches the catalog
+   * up to check_update_interval later (agent/local/state.go UpdateCheck defers it)
+   */
+  agentOutput: string;
+  /**
+   * the catalog's Definition: {} for agent-registered checks (agent.go addServiceInternal builds the
+   * HealthCheck without one), the given one for catalog registrations
+   */
+  readonly definition: Readonly<Record<string, unknown>>;
   readonly createIndex: number;
   modifyIndex: number;
   /** wall-clock ms since the check has been critical (for DeregisterCriticalServiceAfter), else undefined */
@@ -30,58 +56,86 @@ export interface KvEntry {
   modifyIndex: number;
 }
 
-export interface NodeInfo {
-  readonly id: string;
+/** A node as PUT /v1/catalog/register gives it. */
+export interface CatalogNode {
   readonly name: string;
   readonly address: string;
-  readonly datacenter: string;
-  readonly createIndex: number;
-  readonly modifyIndex: number;
+  readonly id?: string;
+  readonly taggedAddresses?: Readonly<Record<string, string>>;
+  readonly meta?: Readonly<Record<string, string>>;
 }
 
-/** Check IDs of the node itself, present in every health answer like a real agent's serfHealth. */
+/** A check as PUT /v1/catalog/register gives it (structs.HealthCheck). */
+export interface CatalogCheck {
+  readonly checkId: string;
+  readonly name: string;
+  readonly status: CheckStatus;
+  readonly output: string;
+  readonly notes: string;
+  readonly serviceId: string;
+  readonly definition: Readonly<Record<string, unknown>>;
+}
+
+export class CatalogError extends Error {
+  readonly code = 'ERR_CONSUL_DOUBLE_CATALOG';
+}
+
+/** The check every serf member carries, written by the leader (agent/consul/leader.go handleAliveMember). */
 export const SERF_CHECK_ID = 'serfHealth';
+export const SERF_CHECK_NAME = 'Serf Health Status';
+export const SERF_ALIVE_OUTPUT = 'Agent alive and reachable';
+export const SERF_FAILED_OUTPUT = 'Agent not live or unreachable';
+
+const key = (node: string, id: string) => `${node}\u0000${id}`;
 
 export class ConsulState {
   /** last raft index handed out; starts above 0 because Consul never answers index 0 */
   private raftIndex = 1;
-  readonly node: NodeInfo;
+  /** the agent's own node (agent endpoints act on it) */
+  readonly agentNode: string;
+  readonly datacenter: string;
+  readonly nodes = new Map<string, NodeInfo>();
+  /** key(node, serviceId) -> instance; read-only for others */
   readonly services = new Map<string, ServiceEntry>();
-  /** read-only for others: writes go through putCheck/deleteCheck, which keep checkIdsByService in step */
+  /** key(node, checkId) -> check; read-only for others */
   readonly checks = new Map<string, CheckEntry>();
+  private readonly serviceIdsByNode = new Map<string, Set<string>>();
+  /** key(node, serviceId or '' for node checks) -> check IDs */
   private readonly checkIdsByService = new Map<string, Set<string>>();
-  /** service name -> IDs of its instances, so per-service reads cost that service, not the catalog */
-  private readonly idsByName = new Map<string, Set<string>>();
-  /** table-wide indexes, recomputed at most once per raft index */
-  private memoAt = -1;
-  private memo = new Map<string, number>();
+  /** service name -> keys of its instances, so per-service reads cost that service, not the catalog */
+  private readonly keysByName = new Map<string, Set<string>>();
+  /** Consul's "index" table: nodes, services, checks, kvs, coordinates, service.<name>, service_last_extinction */
+  private readonly indexTable = new Map<string, number>();
   readonly kv = new Map<string, KvEntry>();
-  /** per service name: last index at which an instance was deregistered (Consul's tombstone) */
-  private readonly serviceTombstones = new Map<string, number>();
-  private servicesTableTombstone = 1;
-  /** per service name: last index at which one of its checks was deleted without the service going */
-  private readonly serviceCheckTombstones = new Map<string, number>();
-  private checksTableTombstone = 1;
   private readonly kvTombstones = new Map<string, number>();
-  private kvTableIndex = 1;
+  /** node -> coordinate as last written (the coordinates table) */
+  readonly coordinates = new Map<string, unknown>();
   /** 'change' is emitted after every write; blocking queries re-evaluate their index on it */
   readonly changes = new EventEmitter();
 
   constructor(opts: { nodeName: string; nodeAddress: string; datacenter: string; nodeId: string }, private readonly now: () => number = Date.now) {
     this.changes.setMaxListeners(0);
-    this.node = { id: opts.nodeId, name: opts.nodeName, address: opts.nodeAddress, datacenter: opts.datacenter, createIndex: 1, modifyIndex: 1 };
+    this.agentNode = opts.nodeName;
+    this.datacenter = opts.datacenter;
     // The consul server registers itself in the catalog, and the node carries its serf check.
-    const consulIdx = this.nextIndex();
-    this.idsByName.set('consul', new Set(['consul']));
-    this.services.set('consul', {
-      def: { id: 'consul', name: 'consul', tags: [], address: '', port: 8300, meta: { raft_version: '3', serf_protocol_current: '2', serf_protocol_max: '5', serf_protocol_min: '1', version: '1.17.0' }, weights: { Passing: 1, Warning: 1 }, enableTagOverride: false, taggedAddresses: {} },
-      createIndex: consulIdx,
-      modifyIndex: consulIdx,
-    });
-    this.putCheck({
-      def: { checkId: SERF_CHECK_ID, name: 'Serf Health Status', notes: '', serviceId: '', type: '', initialStatus: 'passing', tlsSkipVerify: false, raw: {} },
-      serviceName: '', serviceTags: [], status: 'passing', output: 'Agent alive and reachable', createIndex: consulIdx, modifyIndex: consulIdx,
-    });
+    const idx = this.nextIndex();
+    this.ensureNode({ name: opts.nodeName, address: opts.nodeAddress, id: opts.nodeId }, idx);
+    this.ensureService(opts.nodeName, {
+      id: 'consul', name: 'consul', tags: [], address: '', port: 8300,
+      meta: { raft_version: '3', serf_protocol_current: '2', serf_protocol_max: '5', serf_protocol_min: '1', version: '1.17.0' },
+      weights: { Passing: 1, Warning: 1 }, enableTagOverride: false, taggedAddresses: {},
+    }, idx);
+    this.ensureSerfCheck(opts.nodeName, 'passing', idx);
+  }
+
+  /** The agent's own node record. */
+  get node(): NodeInfo {
+    return this.nodes.get(this.agentNode)!;
+  }
+
+  /** The last raft index handed out (any write, catalog or not). */
+  lastIndex(): number {
+    return this.raftIndex;
   }
 
   private nextIndex(): number {
@@ -93,148 +147,303 @@ export class ConsulState {
     this.changes.emit('change');
   }
 
-  private unindexName(name: string, id: string): void {
-    const ids = this.idsByName.get(name);
-    ids?.delete(id);
-    if (ids && ids.size === 0) this.idsByName.delete(name);
+  private setIndex(name: string, idx: number): void {
+    if ((this.indexTable.get(name) ?? 0) < idx) this.indexTable.set(name, idx);
   }
 
-  /** Instances of one service name, by ID. */
+  private index(name: string): number {
+    return this.indexTable.get(name) ?? 0;
+  }
+
+  // ---- reads ----
+
+  /** Instances of one service name, ordered as Consul's memdb index returns them (node, then ID). */
   instancesNamed(name: string): ServiceEntry[] {
-    const ids = this.idsByName.get(name);
-    if (!ids) return [];
-    return [...ids].sort().map((id) => this.services.get(id)!).filter(Boolean);
+    const keys = this.keysByName.get(name);
+    if (!keys) return [];
+    return [...keys].sort().map((k) => this.services.get(k)!).filter(Boolean);
   }
 
-  private memoized(key: string, compute: () => number): number {
-    if (this.memoAt !== this.raftIndex) {
-      this.memoAt = this.raftIndex;
-      this.memo = new Map();
-    }
-    let v = this.memo.get(key);
-    if (v === undefined) {
-      v = compute();
-      this.memo.set(key, v);
-    }
-    return v;
+  /** Every instance, ordered by node then ID. */
+  allServices(): ServiceEntry[] {
+    return [...this.services.keys()].sort().map((k) => this.services.get(k)!);
   }
 
-  /** Services registered through the agent API (the built-in "consul" service is catalog-only). */
+  servicesOfNode(node: string): ServiceEntry[] {
+    return [...(this.serviceIdsByNode.get(node) ?? [])].sort().map((id) => this.services.get(key(node, id))!).filter(Boolean);
+  }
+
+  /** Services registered through this agent's API (the built-in "consul" service is catalog-only). */
   agentServices(): ServiceEntry[] {
-    return [...this.services.values()].filter((s) => s.def.id !== 'consul');
+    return this.servicesOfNode(this.agentNode).filter((s) => s.def.id !== 'consul');
   }
 
-  checksOfService(serviceId: string): CheckEntry[] {
-    const ids = this.checkIdsByService.get(serviceId);
+  agentService(id: string): ServiceEntry | undefined {
+    return id === 'consul' ? undefined : this.services.get(key(this.agentNode, id));
+  }
+
+  agentCheck(checkId: string): CheckEntry | undefined {
+    return this.checks.get(key(this.agentNode, checkId));
+  }
+
+  /** The checks this agent owns (GET /v1/agent/checks): all of its node's but serfHealth, which the servers write. */
+  agentChecks(): CheckEntry[] {
+    return [...this.checks.values()].filter((c) => c.node === this.agentNode && c.def.checkId !== SERF_CHECK_ID).sort((a, b) => cmp(a.def.checkId, b.def.checkId));
+  }
+
+  checksOfService(serviceId: string, node: string = this.agentNode): CheckEntry[] {
+    const ids = this.checkIdsByService.get(key(node, serviceId));
     if (!ids) return [];
-    return [...ids].sort().map((id) => this.checks.get(id)!).filter(Boolean);
+    return [...ids].sort().map((id) => this.checks.get(key(node, id))!).filter(Boolean);
   }
 
-  private putCheck(entry: CheckEntry): void {
-    const previous = this.checks.get(entry.def.checkId);
-    if (previous) this.checkIdsByService.get(previous.def.serviceId)?.delete(entry.def.checkId);
-    this.checks.set(entry.def.checkId, entry);
-    const ids = this.checkIdsByService.get(entry.def.serviceId) ?? new Set<string>();
+  nodeChecks(node: string = this.agentNode): CheckEntry[] {
+    return this.checksOfService('', node);
+  }
+
+  /** Node checks then service checks: what a health answer lists for one instance. */
+  checksOfInstance(s: ServiceEntry): CheckEntry[] {
+    return [...this.nodeChecks(s.node), ...this.checksOfService(s.def.id, s.node)];
+  }
+
+  // ---- the writes of catalog.go, each at a given index ----
+
+  /** ensureNodeTxn: a changed node moves the nodes index and every service index of the node. */
+  private ensureNode(n: CatalogNode, idx: number): boolean {
+    const existing = this.nodes.get(n.name);
+    const next: NodeInfo = {
+      id: n.id ?? existing?.id ?? '',
+      name: n.name,
+      address: n.address,
+      datacenter: this.datacenter,
+      taggedAddresses: n.taggedAddresses ?? { lan: n.address, lan_ipv4: n.address, wan: n.address, wan_ipv4: n.address },
+      meta: n.meta ?? existing?.meta ?? { 'consul-network-segment': '' },
+      createIndex: existing?.createIndex ?? idx,
+      modifyIndex: idx,
+    };
+    if (existing && sameJson({ ...existing, createIndex: 0, modifyIndex: 0 }, { ...next, createIndex: 0, modifyIndex: 0 })) return false;
+    this.nodes.set(n.name, next);
+    this.setIndex('nodes', idx);
+    this.updateAllServiceIndexesOfNode(n.name, idx);
+    return true;
+  }
+
+  private updateAllServiceIndexesOfNode(node: string, idx: number): void {
+    for (const s of this.servicesOfNode(node)) this.setIndex(`service.${s.def.name}`, idx);
+  }
+
+  /** ensureServiceTxn: an identical service is not rewritten. */
+  private ensureService(node: string, def: ServiceDef, idx: number): boolean {
+    const k = key(node, def.id);
+    const previous = this.services.get(k);
+    if (previous && sameJson(previous.def, def)) return false;
+    if (previous && previous.def.name !== def.name) {
+      this.unindexName(previous.def.name, k);
+      // the old name lost an instance: its index moves, or it went extinct
+      if (this.keysByName.has(previous.def.name)) this.setIndex(`service.${previous.def.name}`, idx);
+      else this.extinct(previous.def.name, idx);
+    }
+    this.services.set(k, { node, def, createIndex: previous?.createIndex ?? idx, modifyIndex: idx });
+    const ids = this.serviceIdsByNode.get(node) ?? new Set<string>();
+    ids.add(def.id);
+    this.serviceIdsByNode.set(node, ids);
+    const keys = this.keysByName.get(def.name) ?? new Set<string>();
+    keys.add(k);
+    this.keysByName.set(def.name, keys);
+    this.setIndex('services', idx);
+    this.setIndex(`service.${def.name}`, idx);
+    // checks of the instance carry its name and tags (catalog.go ensureServiceTxn updates them)
+    for (const c of this.checksOfService(def.id, node)) {
+      if (c.serviceName === def.name && sameJson(c.serviceTags, def.tags)) continue;
+      c.serviceName = def.name;
+      c.serviceTags = def.tags;
+      c.modifyIndex = idx;
+      this.setIndex('checks', idx);
+    }
+    return true;
+  }
+
+  /** The last instance of a name is gone: its service.<name> index goes, service_last_extinction moves. */
+  private extinct(name: string, idx: number): void {
+    this.indexTable.delete(`service.${name}`);
+    this.setIndex('service_last_extinction', idx);
+  }
+
+  private unindexName(name: string, k: string): void {
+    const keys = this.keysByName.get(name);
+    keys?.delete(k);
+    if (keys && keys.size === 0) this.keysByName.delete(name);
+  }
+
+  /** ensureCheckTxn: an identical check is not rewritten; a changed one moves its service's index (or every one of its node). */
+  private ensureCheck(entry: Omit<CheckEntry, 'createIndex' | 'modifyIndex' | 'serviceName' | 'serviceTags'>, idx: number): boolean {
+    const k = key(entry.node, entry.def.checkId);
+    const previous = this.checks.get(k);
+    const svc = entry.def.serviceId ? this.services.get(key(entry.node, entry.def.serviceId)) : undefined;
+    if (entry.def.serviceId && !svc) throw new CatalogError('Missing service registration');
+    const next: CheckEntry = {
+      ...entry,
+      serviceName: svc?.def.name ?? '',
+      serviceTags: svc?.def.tags ?? [],
+      createIndex: previous?.createIndex ?? idx,
+      modifyIndex: idx,
+    };
+    if (previous && sameCheck(previous, next)) {
+      previous.agentOutput = next.agentOutput;
+      return false;
+    }
+    if (previous) this.checkIdsByService.get(key(previous.node, previous.def.serviceId))?.delete(previous.def.checkId);
+    this.checks.set(k, next);
+    const sk = key(entry.node, entry.def.serviceId);
+    const ids = this.checkIdsByService.get(sk) ?? new Set<string>();
     ids.add(entry.def.checkId);
-    this.checkIdsByService.set(entry.def.serviceId, ids);
+    this.checkIdsByService.set(sk, ids);
+    this.setIndex('checks', idx);
+    if (svc) this.setIndex(`service.${svc.def.name}`, idx);
+    else this.updateAllServiceIndexesOfNode(entry.node, idx);
+    return true;
   }
 
-  private deleteCheck(checkId: string): void {
-    const previous = this.checks.get(checkId);
-    if (!previous) return;
-    this.checks.delete(checkId);
-    const ids = this.checkIdsByService.get(previous.def.serviceId);
+  /** deleteCheckTxn */
+  private deleteCheck(node: string, checkId: string, idx: number): boolean {
+    const k = key(node, checkId);
+    const previous = this.checks.get(k);
+    if (!previous) return false;
+    this.checks.delete(k);
+    const sk = key(node, previous.def.serviceId);
+    const ids = this.checkIdsByService.get(sk);
     ids?.delete(checkId);
-    if (ids && ids.size === 0) this.checkIdsByService.delete(previous.def.serviceId);
+    if (ids && ids.size === 0) this.checkIdsByService.delete(sk);
+    this.setIndex('checks', idx);
+    const svc = previous.def.serviceId ? this.services.get(key(node, previous.def.serviceId)) : undefined;
+    if (svc) this.setIndex(`service.${svc.def.name}`, idx);
+    else if (!previous.def.serviceId) this.updateAllServiceIndexesOfNode(node, idx);
+    return true;
   }
 
-  nodeChecks(): CheckEntry[] {
-    return this.checksOfService('');
+  /** deleteServiceTxn: its checks go too; the name's index moves, or it goes extinct. */
+  private deleteService(node: string, serviceId: string, idx: number): boolean {
+    const k = key(node, serviceId);
+    const svc = this.services.get(k);
+    if (!svc) return false;
+    for (const c of this.checksOfService(serviceId, node)) this.deleteCheck(node, c.def.checkId, idx);
+    this.services.delete(k);
+    this.serviceIdsByNode.get(node)?.delete(serviceId);
+    this.unindexName(svc.def.name, k);
+    this.setIndex('services', idx);
+    if (this.keysByName.has(svc.def.name)) this.setIndex(`service.${svc.def.name}`, idx);
+    else this.extinct(svc.def.name, idx);
+    return true;
   }
 
   /**
-   * Register or replace a service and its checks. Like Consul's state store, an identical service or
-   * check is not rewritten, so a periodic re-registration (registrator's resync) moves no index.
-   * A re-registered check keeps its current status unless the definition gives one.
+   * deleteNodeTxn: every service and check of the node and the node itself, in ONE transaction, so
+   * every affected service's index becomes this one index.
+   */
+  private deleteNode(node: string, idx: number): boolean {
+    if (!this.nodes.has(node)) return false;
+    this.updateAllServiceIndexesOfNode(node, idx);
+    for (const s of this.servicesOfNode(node)) this.deleteService(node, s.def.id, idx);
+    for (const c of this.nodeChecks(node)) this.deleteCheck(node, c.def.checkId, idx);
+    this.nodes.delete(node);
+    this.serviceIdsByNode.delete(node);
+    this.setIndex('nodes', idx);
+    if (this.coordinates.delete(node)) this.setIndex('coordinates', idx);
+    return true;
+  }
+
+  private ensureSerfCheck(node: string, status: 'passing' | 'critical', idx: number): boolean {
+    return this.ensureCheck({
+      node,
+      def: { checkId: SERF_CHECK_ID, name: SERF_CHECK_NAME, notes: '', serviceId: '', type: '', initialStatus: status, tlsSkipVerify: false, raw: {} },
+      status,
+      output: status === 'passing' ? SERF_ALIVE_OUTPUT : SERF_FAILED_OUTPUT,
+      agentOutput: status === 'passing' ? SERF_ALIVE_OUTPUT : SERF_FAILED_OUTPUT,
+      definition: {},
+    }, idx);
+  }
+
+  /** Run writes at one fresh index; the index is spent (and blocking queries woken) only if one wrote. */
+  private txn(body: (idx: number) => boolean): boolean {
+    const idx = this.raftIndex + 1;
+    const wrote = body(idx);
+    if (wrote) {
+      this.raftIndex = idx;
+      this.changed();
+    }
+    return wrote;
+  }
+
+  // ---- agent API (the agent's node) ----
+
+  /**
+   * PUT /v1/agent/service/register, then the agent's anti-entropy sync (agent/local/state.go syncService
+   * sends the service with its checks in one RegisterRequest: one index). As agent.go
+   * addServiceInternal: a check registered again keeps its status and output (the snapshot), and
+   * without ?replace-existing-checks the checks the new definition does not name stay.
    */
   register(reg: Registration, replaceExistingChecks: boolean): void {
-    let idx: number | undefined;
-    const write = () => (idx ??= this.nextIndex());
-    const previous = this.services.get(reg.service.id);
-    const serviceChanged = !previous || !sameJson(previous.def, reg.service);
-    if (serviceChanged) {
-      const at = write();
-      if (previous && previous.def.name !== reg.service.name) this.serviceTombstones.set(previous.def.name, at);
-      if (previous) this.unindexName(previous.def.name, previous.def.id);
-      this.services.set(reg.service.id, { def: reg.service, createIndex: previous?.createIndex ?? at, modifyIndex: at });
-      const ids = this.idsByName.get(reg.service.name) ?? new Set<string>();
-      ids.add(reg.service.id);
-      this.idsByName.set(reg.service.name, ids);
-    }
-    // ?replace-existing-checks drops checks missing from the new definition; otherwise they stay.
-    if (replaceExistingChecks) {
-      const keep = new Set(reg.checks.map((c) => c.checkId));
-      for (const old of this.checksOfService(reg.service.id)) {
-        if (keep.has(old.def.checkId)) continue;
-        this.deleteCheck(old.def.checkId);
-        this.checksTableTombstone = write();
-        this.serviceCheckTombstones.set(reg.service.name, this.checksTableTombstone);
+    const node = this.agentNode;
+    this.txn((idx) => {
+      let wrote = this.ensureService(node, reg.service, idx);
+      if (replaceExistingChecks) {
+        const keep = new Set(reg.checks.map((c) => c.checkId));
+        for (const old of this.checksOfService(reg.service.id, node)) {
+          if (!keep.has(old.def.checkId)) wrote = this.deleteCheck(node, old.def.checkId, idx) || wrote;
+        }
       }
-    }
-    for (const def of reg.checks) {
-      const old = this.checks.get(def.checkId);
-      if (old && !serviceChanged && sameJson(old.def, def)) continue;
-      const at = write();
-      const status: CheckStatus = old && !hasStatus(def.raw) ? old.status : def.initialStatus;
-      this.putCheck({
-        def,
-        serviceName: reg.service.name,
-        serviceTags: reg.service.tags,
-        status,
-        output: old && status === old.status ? old.output : '',
-        createIndex: old?.createIndex ?? at,
-        modifyIndex: at,
-        criticalSince: status === 'critical' ? (old?.status === 'critical' ? old.criticalSince : this.now()) : undefined,
-      });
-    }
-    // Checks kept from an earlier definition follow the service's new name and tags.
-    if (serviceChanged) {
-      for (const c of this.checksOfService(reg.service.id)) {
-        if (c.serviceName === reg.service.name && sameJson(c.serviceTags, reg.service.tags)) continue;
-        c.serviceName = reg.service.name;
-        c.serviceTags = reg.service.tags;
-        c.modifyIndex = write();
+      for (const def of reg.checks) {
+        const old = this.checks.get(key(node, def.checkId));
+        const status: CheckStatus = old ? old.status : def.initialStatus;
+        const output = old ? old.output : '';
+        wrote = this.ensureCheck({
+          node, def, status, output, agentOutput: old ? old.agentOutput : output, definition: {},
+          criticalSince: status === 'critical' ? (old?.status === 'critical' ? old.criticalSince : this.now()) : undefined,
+        }, idx) || wrote;
       }
-    }
-    if (idx !== undefined) this.changed();
+      return wrote;
+    });
   }
 
+  /** PUT /v1/agent/service/deregister/:id */
   deregister(serviceId: string): boolean {
-    const svc = this.services.get(serviceId);
-    if (!svc || serviceId === 'consul') return false;
-    const idx = this.nextIndex();
-    this.services.delete(serviceId);
-    this.unindexName(svc.def.name, serviceId);
-    for (const c of this.checksOfService(serviceId)) this.deleteCheck(c.def.checkId);
-    this.serviceTombstones.set(svc.def.name, idx);
-    this.servicesTableTombstone = idx;
-    this.checksTableTombstone = idx;
-    this.changed();
+    if (serviceId === 'consul' || !this.agentService(serviceId)) return false;
+    return this.txn((idx) => this.deleteService(this.agentNode, serviceId, idx));
+  }
+
+  /**
+   * An agent check's result. A status change reaches the catalog at once; an output-only change is
+   * only the agent's until `flushOutput` (the check runner calls it up to check_update_interval later).
+   * Returns false for an unknown check, 'deferred' when only the output changed.
+   */
+  updateCheck(checkId: string, status: CheckStatus, output: string, deferOutput = false): boolean | 'deferred' {
+    const c = this.agentCheck(checkId);
+    if (!c) return false;
+    if (c.status === status && c.agentOutput === output && c.output === output) return true;
+    if (deferOutput && c.status === status) {
+      c.agentOutput = output;
+      return c.output === output ? true : 'deferred';
+    }
+    this.txn((idx) => {
+      if (status === 'critical' && c.status !== 'critical') c.criticalSince = this.now();
+      if (status !== 'critical') c.criticalSince = undefined;
+      c.status = status;
+      c.output = output;
+      c.agentOutput = output;
+      c.modifyIndex = idx;
+      this.setIndex('checks', idx);
+      if (c.def.serviceId) this.setIndex(`service.${c.serviceName}`, idx);
+      else this.updateAllServiceIndexesOfNode(c.node, idx);
+      return true;
+    });
     return true;
   }
 
-  /** Write a check result; a write (and an index move) happens only when status or output changed. */
-  updateCheck(checkId: string, status: CheckStatus, output: string): boolean {
-    const c = this.checks.get(checkId);
-    if (!c) return false;
-    if (c.status === status && c.output === output) return true;
-    if (status === 'critical' && c.status !== 'critical') c.criticalSince = this.now();
-    if (status !== 'critical') c.criticalSince = undefined;
-    c.status = status;
-    c.output = output;
-    c.modifyIndex = this.nextIndex();
-    this.changed();
-    return true;
+  /** The deferred output of an agent check reaches the catalog (agent/local/state.go: the deferred sync fires). */
+  flushOutput(checkId: string): void {
+    const c = this.agentCheck(checkId);
+    if (!c || c.output === c.agentOutput) return;
+    this.updateCheck(checkId, c.status, c.agentOutput);
   }
 
   /**
@@ -242,32 +451,107 @@ export class ConsulState {
    * or `_node_maintenance` (node), removed when disabled. False when the service is unknown.
    */
   setMaintenance(serviceId: string | undefined, enable: boolean, reason: string): boolean {
-    const svc = serviceId === undefined ? undefined : this.services.get(serviceId);
-    if (serviceId !== undefined && (!svc || serviceId === 'consul')) return false;
+    const svc = serviceId === undefined ? undefined : this.agentService(serviceId);
+    if (serviceId !== undefined && !svc) return false;
     const checkId = serviceId === undefined ? '_node_maintenance' : `_service_maintenance:${serviceId}`;
-    const existing = this.checks.get(checkId);
+    const node = this.agentNode;
+    const existing = this.checks.get(key(node, checkId));
     if (!enable) {
-      if (!existing) return true;
-      const idx = this.nextIndex();
-      this.deleteCheck(checkId);
-      this.checksTableTombstone = idx;
-      if (svc) this.serviceCheckTombstones.set(svc.def.name, idx);
-      this.changed();
+      if (existing) this.txn((idx) => this.deleteCheck(node, checkId, idx));
       return true;
     }
     if (existing) return true;
-    const idx = this.nextIndex();
-    this.putCheck({
+    this.txn((idx) => this.ensureCheck({
+      node,
       def: {
         checkId, name: serviceId === undefined ? 'Node Maintenance Mode' : 'Service Maintenance Mode',
         notes: reason || `Maintenance mode is enabled for this ${serviceId === undefined ? 'node' : 'service'}, but no reason was provided. This is a default message.`,
         serviceId: serviceId ?? '', type: 'maintenance', initialStatus: 'critical', tlsSkipVerify: false, raw: {},
       },
-      serviceName: svc?.def.name ?? '', serviceTags: svc?.def.tags ?? [], status: 'critical', output: '',
-      createIndex: idx, modifyIndex: idx, criticalSince: this.now(),
-    });
-    this.changed();
+      status: 'critical', output: '', agentOutput: '', definition: {}, criticalSince: this.now(),
+    }, idx));
     return true;
+  }
+
+  // ---- catalog API (any node) ----
+
+  /**
+   * PUT /v1/catalog/register: ensureRegistrationTxn, node, service and checks at one index.
+   * A check without Status is critical (ensureCheckTxn).
+   */
+  catalogRegister(req: { node: CatalogNode; skipNodeUpdate?: boolean; service?: ServiceDef; checks: readonly CatalogCheck[] }): void {
+    // validated before any write: the transaction applies whole or not at all
+    for (const c of req.checks) {
+      if (c.serviceId && c.serviceId !== req.service?.id && !this.services.has(key(req.node.name, c.serviceId))) throw new CatalogError('Missing service registration');
+    }
+    this.txn((idx) => {
+      let wrote = false;
+      if (!req.skipNodeUpdate || !this.nodes.has(req.node.name)) wrote = this.ensureNode(req.node, idx) || wrote;
+      if (req.service) wrote = this.ensureService(req.node.name, req.service, idx) || wrote;
+      for (const c of req.checks) {
+        const old = this.checks.get(key(req.node.name, c.checkId));
+        wrote = this.ensureCheck({
+          node: req.node.name,
+          def: { checkId: c.checkId, name: c.name, notes: c.notes, serviceId: c.serviceId, type: old?.def.type ?? '', initialStatus: c.status, tlsSkipVerify: false, raw: {} },
+          status: c.status, output: c.output, agentOutput: c.output, definition: c.definition,
+          criticalSince: c.status === 'critical' ? (old?.status === 'critical' ? old.criticalSince : this.now()) : undefined,
+        }, idx) || wrote;
+      }
+      return wrote;
+    });
+  }
+
+  /**
+   * PUT /v1/catalog/deregister: with CheckID one check, with ServiceID one instance and its checks,
+   * with only Node the whole node (deleteNodeTxn: every instance of every service at one index).
+   */
+  catalogDeregister(req: { node: string; serviceId?: string; checkId?: string }): void {
+    this.txn((idx) => {
+      if (req.serviceId) return this.deleteService(req.node, req.serviceId, idx);
+      if (req.checkId) return this.deleteCheck(req.node, req.checkId, idx);
+      return this.deleteNode(req.node, idx);
+    });
+  }
+
+  /** A serf member joins: the leader registers its node with a passing serfHealth (leader.go handleAliveMember). */
+  nodeJoin(node: CatalogNode): void {
+    this.txn((idx) => {
+      const wroteNode = this.ensureNode(node, idx);
+      return this.ensureSerfCheck(node.name, 'passing', idx) || wroteNode;
+    });
+  }
+
+  /** A node stops answering serf probes: serfHealth critical (leader.go handleFailedMember); its instances stay. */
+  nodeFail(node: string): boolean {
+    if (!this.nodes.has(node)) return false;
+    this.txn((idx) => this.ensureSerfCheck(node, 'critical', idx));
+    return true;
+  }
+
+  /** A failed node answers again. */
+  nodeRecover(node: string): boolean {
+    if (!this.nodes.has(node)) return false;
+    this.txn((idx) => this.ensureSerfCheck(node, 'passing', idx));
+    return true;
+  }
+
+  /** `consul leave` (or a failed node reaped): leader.go handleLeftMember deregisters the node, deleteNodeTxn. */
+  nodeLeave(node: string): boolean {
+    if (node === this.agentNode) throw new CatalogError('the agent cannot leave its own double');
+    return this.txn((idx) => this.deleteNode(node, idx));
+  }
+
+  // ---- coordinates (agent/consul/state/coordinate.go: the coordinates table, no catalog index) ----
+
+  /** One batched coordinate write (the servers apply the updates they collected every coordinate_update_period). */
+  coordinateBatch(updates: ReadonlyArray<{ node: string; coord: unknown }>): void {
+    const known = updates.filter((u) => this.nodes.has(u.node));
+    if (known.length === 0) return;
+    this.txn((idx) => {
+      for (const u of known) this.coordinates.set(u.node, u.coord);
+      this.setIndex('coordinates', idx);
+      return true;
+    });
   }
 
   // ---- KV ----
@@ -278,11 +562,11 @@ export class ConsulState {
       if (cas === 0 && existing) return false;
       if (cas !== 0 && (!existing || existing.modifyIndex !== cas)) return false;
     }
-    const idx = this.nextIndex();
-    this.kv.set(key, { key, value, flags, createIndex: existing?.createIndex ?? idx, modifyIndex: idx });
-    this.kvTableIndex = idx;
-    this.changed();
-    return true;
+    return this.txn((idx) => {
+      this.kv.set(key, { key, value, flags, createIndex: existing?.createIndex ?? idx, modifyIndex: idx });
+      this.setIndex('kvs', idx);
+      return true;
+    });
   }
 
   kvDelete(key: string, recurse: boolean, cas: number | undefined): boolean {
@@ -293,76 +577,88 @@ export class ConsulState {
     }
     const doomed = recurse ? [...this.kv.keys()].filter((k) => k.startsWith(key)) : this.kv.has(key) ? [key] : [];
     if (doomed.length === 0) return true;
-    const idx = this.nextIndex();
-    for (const k of doomed) {
-      this.kv.delete(k);
-      this.kvTombstones.set(k, idx);
-    }
-    this.kvTableIndex = idx;
-    this.changed();
+    this.txn((idx) => {
+      for (const k of doomed) {
+        this.kv.delete(k);
+        this.kvTombstones.set(k, idx);
+      }
+      this.setIndex('kvs', idx);
+      return true;
+    });
     return true;
   }
 
   kvList(prefix: string): KvEntry[] {
-    return [...this.kv.values()].filter((e) => e.key.startsWith(prefix)).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return [...this.kv.values()].filter((e) => e.key.startsWith(prefix)).sort((a, b) => cmp(a.key, b.key));
   }
 
-  // ---- indexes each endpoint answers with (never below 1) ----
+  // ---- indexes each endpoint answers with (the blocking layer raises 0 to 1) ----
 
-  indexForServiceName(name: string, includeChecks: boolean): number {
-    let max = this.serviceTombstones.get(name) ?? 0;
-    for (const s of this.instancesNamed(name)) {
-      max = Math.max(max, s.modifyIndex);
-      if (includeChecks) for (const c of this.checksOfService(s.def.id)) max = Math.max(max, c.modifyIndex);
+  /**
+   * catalog.go maxIndexForService: a name with instances answers its service.<name> index; a name
+   * without any answers service_last_extinction (the last time ANY service lost its last instance), or
+   * the nodes/services(/checks) tables when no service ever went extinct.
+   */
+  indexForServiceName(name: string, includeChecks = true): number {
+    if (this.keysByName.has(name)) {
+      const own = this.indexTable.get(`service.${name}`);
+      if (own !== undefined) return own;
+    } else {
+      const extinction = this.indexTable.get('service_last_extinction');
+      if (extinction !== undefined) return extinction;
     }
-    if (includeChecks) {
-      for (const c of this.nodeChecks()) max = Math.max(max, c.modifyIndex);
-      // a deleted check of this service (maintenance off) leaves only the table tombstone behind
-      if (this.idsByName.has(name)) max = Math.max(max, this.serviceCheckTombstones.get(name) ?? 0);
-    }
-    // Consul falls back to the table index for a name it has never seen
-    return max > 0 ? max : this.indexForCatalogServices();
+    return includeChecks ? this.indexForCatalog() : Math.max(this.index('nodes'), this.index('services'));
   }
 
+  /** the services table (GET /v1/catalog/services) */
   indexForCatalogServices(): number {
-    return this.memoized('services', () => {
-      let max = this.servicesTableTombstone;
-      for (const s of this.services.values()) max = Math.max(max, s.modifyIndex);
-      return max;
-    });
+    return this.index('services');
   }
 
+  /** the checks table (health/state, health/node, health/checks) */
   indexForChecks(): number {
-    return this.memoized('checks', () => {
-      let max = this.checksTableTombstone;
-      for (const c of this.checks.values()) max = Math.max(max, c.modifyIndex);
-      return max;
-    });
+    return this.index('checks');
   }
 
   indexForNodes(): number {
-    return Math.max(1, this.node.modifyIndex);
+    return this.index('nodes');
+  }
+
+  /** catalogMaxIndex with checks: nodes, services and checks (ServiceDump, the UI's service list) */
+  indexForCatalog(): number {
+    return Math.max(this.index('nodes'), this.index('services'), this.index('checks'));
+  }
+
+  indexForCoordinates(): number {
+    return this.index('coordinates');
   }
 
   indexForKvKey(key: string): number {
     const e = this.kv.get(key);
-    return e ? e.modifyIndex : Math.max(1, this.kvTableIndex);
+    return e ? e.modifyIndex : this.index('kvs');
   }
 
   indexForKvPrefix(prefix: string): number {
     let max = 0;
     for (const e of this.kv.values()) if (e.key.startsWith(prefix)) max = Math.max(max, e.modifyIndex);
     for (const [k, i] of this.kvTombstones) if (k.startsWith(prefix)) max = Math.max(max, i);
-    return max > 0 ? max : Math.max(1, this.kvTableIndex);
+    return max > 0 ? max : this.index('kvs');
   }
 }
 
-function hasStatus(raw: Readonly<Record<string, unknown>>): boolean {
-  return Object.keys(raw).some((k) => k.toLowerCase() === 'status' && raw[k] !== '' && raw[k] != null);
+/** structs.HealthCheck IsSame: the fields the catalog compares (not the indexes). */
+function sameCheck(a: CheckEntry, b: CheckEntry): boolean {
+  return a.status === b.status && a.output === b.output && a.serviceName === b.serviceName && sameJson(a.serviceTags, b.serviceTags) &&
+    a.def.name === b.def.name && a.def.notes === b.def.notes && a.def.serviceId === b.def.serviceId && sameJson(a.definition, b.definition) &&
+    sameJson(a.def, b.def);
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** Structural equality of plain JSON-like data, independent of key order. */
-function sameJson(a: unknown, b: unknown): boolean {
+export function sameJson(a: unknown, b: unknown): boolean {
   return stableStringify(a) === stableStringify(b);
 }
 

@@ -1,16 +1,15 @@
 // JSON shapes of Consul's answers, with its field names (agent casing differs from catalog casing).
 import { formatGoDuration } from './durations.js';
-import type { CheckEntry, ConsulState, KvEntry, ServiceEntry } from './state.js';
+import type { CheckEntry, ConsulState, KvEntry, NodeInfo, ServiceEntry } from './state.js';
 
-export function nodeView(state: ConsulState) {
-  const n = state.node;
+export function nodeView(n: NodeInfo) {
   return {
     ID: n.id,
     Node: n.name,
     Address: n.address,
     Datacenter: n.datacenter,
-    TaggedAddresses: { lan: n.address, lan_ipv4: n.address, wan: n.address, wan_ipv4: n.address },
-    Meta: { 'consul-network-segment': '' },
+    TaggedAddresses: { ...n.taggedAddresses },
+    Meta: { ...n.meta },
     CreateIndex: n.createIndex,
     ModifyIndex: n.modifyIndex,
   };
@@ -53,8 +52,8 @@ export function healthServiceView(s: ServiceEntry) {
   };
 }
 
-export function catalogServiceView(state: ConsulState, s: ServiceEntry) {
-  const n = nodeView(state);
+export function catalogServiceView(node: NodeInfo, s: ServiceEntry) {
+  const n = nodeView(node);
   const d = s.def;
   return {
     ID: n.ID,
@@ -80,30 +79,18 @@ export function catalogServiceView(state: ConsulState, s: ServiceEntry) {
   };
 }
 
-function definitionView(c: CheckEntry) {
-  const d = c.def;
-  const dur = (ms: number | undefined) => (ms === undefined ? undefined : formatGoDuration(ms));
+/**
+ * Catalog/health casing of a check (agent/checks uses the same names, with the agent's own output).
+ * Definition is what the catalog holds: {} for agent-registered checks (agent.go never fills it).
+ */
+export function checkView(c: CheckEntry, agent = false) {
   return {
-    ...(d.http ? { HTTP: d.http, Method: d.method, Header: d.header, TLSSkipVerify: d.tlsSkipVerify } : {}),
-    ...(d.tcp ? { TCP: d.tcp } : {}),
-    ...(d.grpc ? { GRPC: d.grpc } : {}),
-    ...(d.args ? { ScriptArgs: d.args } : {}),
-    Interval: dur(d.intervalMs),
-    Timeout: dur(d.timeoutMs),
-    ...(d.ttlMs !== undefined ? { TTL: dur(d.ttlMs) } : {}),
-    DeregisterCriticalServiceAfter: dur(d.deregisterCriticalAfterMs),
-  };
-}
-
-/** Catalog/health casing of a check (agent/checks uses the same names). */
-export function checkView(state: ConsulState, c: CheckEntry) {
-  return {
-    Node: state.node.name,
+    Node: c.node,
     CheckID: c.def.checkId,
     Name: c.def.name,
     Status: c.status,
     Notes: c.def.notes,
-    Output: c.output,
+    Output: agent ? c.agentOutput : c.output,
     ServiceID: c.def.serviceId,
     ServiceName: c.serviceName,
     ServiceTags: [...c.serviceTags],
@@ -111,7 +98,7 @@ export function checkView(state: ConsulState, c: CheckEntry) {
     Interval: c.def.intervalMs !== undefined ? formatGoDuration(c.def.intervalMs) : '',
     Timeout: c.def.timeoutMs !== undefined ? formatGoDuration(c.def.timeoutMs) : '',
     ExposedPort: 0,
-    Definition: definitionView(c),
+    Definition: { ...c.definition },
     CreateIndex: c.createIndex,
     ModifyIndex: c.modifyIndex,
   };
