@@ -11,6 +11,7 @@ import type { ContainerView } from './mapping/container-view.js';
 import { containerViewFromInspect, mapContainer, type MappingOptions } from './mapping/service-mapper.js';
 import type { CheckSpec, MappingWarning, ServiceRecord } from './mapping/types.js';
 import { fingerprintOf, reconcile, type RegisteredService } from './reconcile.js';
+import { refusedChecks, type RefusedCheck } from './registry/agent-refusal.js';
 import { RegistryError, type CheckStatus, type Registry } from './registry/registry.js';
 
 export interface BridgeOptions {
@@ -54,6 +55,10 @@ export interface BridgeStats {
   readonly recordFailures: number;
   /** containers with a record the registry currently fails */
   readonly failingContainers: number;
+  /** registrations the agent refused for good (script checks disabled, a 400): each counted once */
+  readonly refusals: number;
+  /** services not registered because the agent refused them, until their container or record changes */
+  readonly refusedServices: number;
   readonly drained: number;
 }
 
@@ -81,6 +86,12 @@ interface RecordFailureState {
   /** what was logged, so a repeat of the same failure is not logged again */
   summary: string;
   timer?: NodeJS.Timeout;
+}
+
+/** A registration the agent refused for good: not sent again while the record stays the same. */
+interface RefusalState {
+  readonly containerId: string;
+  readonly fingerprint: string;
 }
 
 interface DrainState {
@@ -126,11 +137,13 @@ export class Bridge {
   private readonly timers: NodeJS.Timeout[] = [];
   private lastResync: { containers: number; services: number; ms: number } | undefined;
   private readonly failing = new Map<string, RecordFailureState>();
+  /** service ID -> the refused record's fingerprint */
+  private readonly refused = new Map<string, RefusalState>();
   private readonly draining = new Map<string, DrainState>();
   private resyncRetryTimer: NodeJS.Timeout | undefined;
   private resyncFailures = 0;
   private driftMissingLogged = '';
-  private counters = { resyncs: 0, inspects: 0, recordFailures: 0, drained: 0 };
+  private counters = { resyncs: 0, inspects: 0, recordFailures: 0, drained: 0, refusals: 0 };
 
   constructor(opts: BridgeOptions) {
     this.opts = opts;
@@ -142,7 +155,7 @@ export class Bridge {
   }
 
   get stats(): BridgeStats {
-    return { ...this.counters, failingContainers: this.failing.size };
+    return { ...this.counters, failingContainers: this.failing.size, refusedServices: this.refused.size };
   }
 
   /** Stats of the last completed full resync (for logs and the benchmark). */
@@ -214,7 +227,7 @@ export class Bridge {
     const unexpected = listed.filter((s) => !this.known.has(s.id)).map((s) => s.id);
     // Desired records that never made it (the registry failed them: 5xx, 429, 403) are missing too; they
     // cost a sync of their container, not a full resync, which would only fail on them again.
-    const notRegistered = [...this.records.values()].filter((r) => !this.known.has(r.id) && byId.get(r.id)?.fingerprint !== fingerprintOf(r));
+    const notRegistered = [...this.records.values()].filter((r) => !this.known.has(r.id) && byId.get(r.id)?.fingerprint !== fingerprintOf(r) && !this.isRefused(r));
     const containers = [...new Set(notRegistered.map((r) => r.containerId))];
     const summary = notRegistered.map((r) => r.id).sort().join(',');
     if (summary !== this.driftMissingLogged) {
@@ -426,8 +439,40 @@ export class Bridge {
       this.owned.add(record.id);
       if (!toRegister.has(record.id)) await this.pushMirroredHealth(record, false);
     }
-    for (const record of plan.register) await this.registerOne(record, reason);
+    // A record the agent refused is not sent again until it changes (or its container goes and comes back).
+    const refusals: Array<{ record: ServiceRecord; err: RegistryError }> = [];
+    for (const record of plan.register) {
+      if (this.isRefused(record)) continue;
+      const refusal = await this.registerOne(record, reason);
+      if (refusal) refusals.push({ record, err: refusal });
+    }
     for (const s of plan.deregister) await this.deregisterOne(s, reason);
+    for (const [id, r] of this.refused) {
+      if (r.containerId !== containerId || desired.some((d) => d.id === id && fingerprintOf(d) === r.fingerprint)) continue;
+      this.refused.delete(id);
+      if (!this.known.has(id)) this.records.delete(id);
+    }
+    if (refusals.length > 0) this.logRefusals(containerId, refusals, reason);
+  }
+
+  private isRefused(record: ServiceRecord): boolean {
+    return this.refused.get(record.id)?.fingerprint === fingerprintOf(record);
+  }
+
+  /** One error line per container and sync: the services, the checks concerned and what Consul said. */
+  private logRefusals(containerId: string, refusals: ReadonlyArray<{ record: ServiceRecord; err: RegistryError }>, reason: string): void {
+    const services = refusals.map(({ record, err }) => {
+      const consul = err.agentMessage ?? err.message;
+      return { serviceId: record.id, serviceName: record.name, status: err.status, consul, checks: refusedChecks(record, consul) };
+    });
+    const first = services[0];
+    const name = refusals[0].record.containerName;
+    const checks = services.flatMap((s) => s.checks);
+    const named = checks.length > 0 ? `check ${checks.map(describeCheck).join(', ')}` : `service ${services.map((s) => s.serviceId).join(', ')}`;
+    this.log.error(
+      { event: 'register-refused', containerId: containerId.slice(0, 12), containerName: name, services, reason },
+      `Consul refused ${named} of container ${name}: ${first.status ?? ''} ${first.consul}; the service is not registered (not retried until the container or its registration changes)`,
+    );
   }
 
   /**
@@ -485,13 +530,19 @@ export class Bridge {
     }
   }
 
-  private async registerOne(record: ServiceRecord, reason: string): Promise<void> {
+  /** Registers one record; answers the agent's refusal (a RegistryError) when it refused it for good. */
+  private async registerOne(record: ServiceRecord, reason: string): Promise<RegistryError | undefined> {
     try {
       await this.opts.registry.register(record, withTimeout(this.signal, this.registryTimeout));
     } catch (err) {
       if (err instanceof RegistryError && err.code === 'ERR_REGISTRY_REJECTED') {
-        this.log.error({ event: 'register-rejected', serviceId: record.id, containerId: record.containerId, err: errInfo(err) }, 'registry rejected service');
-        return;
+        this.counters.refusals += 1;
+        this.refused.set(record.id, { containerId: record.containerId, fingerprint: fingerprintOf(record) });
+        // Not at all rather than without the check: an earlier registration of this ID (without the
+        // check now asked for) would get traffic the operator wanted gated by that check.
+        const earlier = this.known.get(record.id);
+        if (earlier) await this.deregisterOne(earlier, 'registration-refused');
+        return err;
       }
       this.noteRegistryFailure(err);
       throw err;
@@ -502,6 +553,7 @@ export class Bridge {
       'registered',
     );
     await this.pushMirroredHealth(record, true);
+    return undefined;
   }
 
   private async deregisterOne(s: RegisteredService, reason: string): Promise<void> {
@@ -594,6 +646,8 @@ export class Bridge {
     }
     if (this.signal.aborted) return;
     this.registryDown = false;
+    // The agent may have restarted with another configuration (enable_script_checks): try refused records once more.
+    this.refused.clear();
     this.log.info({ event: 'registry-recovered' }, 'registry reachable again, resyncing');
     await this.requestResync('registry-recovered');
   }
@@ -630,6 +684,10 @@ export class Bridge {
   private get registryTimeout(): number {
     return this.opts.registryTimeoutMs ?? 5_000;
   }
+}
+
+function describeCheck(c: RefusedCheck): string {
+  return `${c.id} (${c.kind}${c.target !== undefined ? ` ${JSON.stringify(c.target)}` : ''})`;
 }
 
 function errInfo(err: unknown): { message: string; code?: string } {

@@ -115,7 +115,7 @@ async function run(cfg: RunConfig): Promise<number> {
 
   const metricsServer = metrics && cfg.metricsListen ? await startMetricsServer(metrics, cfg.metricsListen.host, cfg.metricsListen.port) : undefined;
   if (metrics && metricsServer) {
-    metrics.setBridgeSource(() => ({ resyncs: bridge.stats.resyncs, failingContainers: bridge.stats.failingContainers, lastResyncMs: bridge.lastResyncStats?.ms }));
+    metrics.setBridgeSource(() => ({ resyncs: bridge.stats.resyncs, failingContainers: bridge.stats.failingContainers, refusals: bridge.stats.refusals, refusedServices: bridge.stats.refusedServices, lastResyncMs: bridge.lastResyncStats?.ms }));
     log.info({ address: metricsServer.address.address, port: metricsServer.address.port }, 'metrics listening');
   }
 

@@ -10,6 +10,8 @@ export interface FaultRule {
   readonly status: number;
   /** also close the connection after answering (Consul 1.9+ does so with its 429) */
   readonly close?: boolean;
+  /** the answer body (text/plain, as Consul sends its errors); default "injected <status>" */
+  readonly body?: string;
 }
 
 export interface FaultProxy {
@@ -39,7 +41,7 @@ export async function startFaultProxy(target: { host: string; port: number }): P
       if (rule) {
         counts.faulted += 1;
         res.writeHead(rule.status, { 'Content-Type': 'text/plain', ...(rule.close ? { Connection: 'close' } : {}) });
-        res.end(`injected ${rule.status}`);
+        res.end(rule.body ?? `injected ${rule.status}`);
         return;
       }
       const headers = { ...req.headers, host: `${target.host}:${target.port}` };

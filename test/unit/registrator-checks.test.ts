@@ -112,3 +112,13 @@ test('check targets use the registered address (internal mode, IPv6)', () => {
   const plain = { ...c, labels: {} };
   assert.equal(mapContainer(plain, { ...opts, internal: true }).services[0].checks[0].target, 'http://172.17.0.9:80/h');
 });
+
+test('a deregister-after under the agent\'s 1 min floor is kept as given and said: the agent raises it to 1m and reaps every 30 s', () => {
+  const short = checksFor(['SERVICE_CHECK_TTL=30s', 'SERVICE_CHECK_DEREGISTER_AFTER=10s']);
+  assert.deepEqual(short.checks, [{ kind: 'ttl', ttl: '30s', deregisterAfter: '10s' }]);
+  assert.deepEqual(short.warnings.map((w) => w.key), ['SERVICE_CHECK_DEREGISTER_AFTER']);
+  assert.match(short.warnings[0].reason, /raises deregister-after below 1m to 1m/);
+  for (const ok of ['1m', '60s', '90s', '1h']) {
+    assert.deepEqual(checksFor(['SERVICE_CHECK_TTL=30s', `SERVICE_CHECK_DEREGISTER_AFTER=${ok}`]).warnings, [], ok);
+  }
+});

@@ -16,7 +16,10 @@
 // A bad value skips only the check it belongs to, with a warning.
 import type { CheckKind, CheckSpec } from './types.js';
 import type { MetadataEntry, PortMetadata } from './metadata.js';
-import { isPositiveDuration } from './duration.js';
+import { isPositiveDuration, parseGoDuration } from './duration.js';
+
+/** agent.go checks: the smallest DeregisterCriticalServiceAfter a Consul agent honours */
+const AGENT_MIN_DEREGISTER_AFTER_MS = 60_000;
 
 export const DEFAULT_CHECK_INTERVAL = '10s';
 
@@ -196,6 +199,11 @@ function buildOne(
       return bad(deregister, 'deregister-after must be a positive duration like "1m"');
     }
     spec.deregisterAfter = deregister.value;
+    // agent.go: a DeregisterCriticalServiceAfter under one minute is raised to one minute, and the
+    // reaper runs every 30 s; kept as given (the agent's floor is the agent's), but said
+    if ((parseGoDuration(deregister.value) ?? 0) < AGENT_MIN_DEREGISTER_AFTER_MS) {
+      problems.push({ key: deregister.sourceKey, value: deregister.value, reason: 'a Consul agent raises deregister-after below 1m to 1m and reaps every 30 s: the service goes 1 to 1.5 min after turning critical, not sooner' });
+    }
   }
   return { check: spec, problems };
 }

@@ -16,6 +16,9 @@ export interface BridgeFigures {
   readonly resyncs: number;
   readonly lastResyncMs?: number;
   readonly failingContainers?: number;
+  /** registrations the agent refused for good (each counted once: a refused record is not retried) */
+  readonly refusals?: number;
+  readonly refusedServices?: number;
 }
 
 export class RegistratorMetrics {
@@ -63,6 +66,8 @@ export class RegistratorMetrics {
         samples: [...this.consulErrors].sort((x, y) => (x[0] < y[0] ? -1 : 1)).map(([code, value]) => ({ labels: { code }, value })),
       },
       one('registrator_failing_containers', 'Containers whose record Consul currently fails.', 'gauge', b?.failingContainers ?? 0),
+      one('registrator_registrations_refused_total', 'Registrations the agent refused for good (script checks disabled, a validation 400); not retried until the record changes.', 'counter', b?.refusals ?? 0),
+      one('registrator_refused_services', 'Services not registered because the agent refused their registration.', 'gauge', b?.refusedServices ?? 0),
       one('registrator_process_resident_memory_bytes', 'Resident memory size in bytes.', 'gauge', p.rssBytes),
       one('registrator_process_heap_used_bytes', 'V8 heap used in bytes.', 'gauge', p.heapUsedBytes),
       {

@@ -7,6 +7,7 @@ import { META_CONTAINER_KEY, META_INSTANCE_KEY as MAPPER_INSTANCE_KEY } from '..
 import type { ServiceRecord } from '../mapping/types.js';
 import type { RegisteredService } from '../reconcile.js';
 import { fingerprintOf } from '../reconcile.js';
+import { isFinalRegisterRefusal } from './agent-refusal.js';
 import { consulCheckId, consulCheckOptions } from './consul-checks.js';
 import { RegistryError, type CheckStatus, type Registry } from './registry.js';
 
@@ -246,7 +247,9 @@ export class ConsulRegistry implements Registry {
     } catch (err) {
       if (signal.aborted) throw new RegistryError('ERR_REGISTRY_ABORTED', `${what}: aborted`, { cause: err });
       const status = (err as { response?: { statusCode?: number } }).response?.statusCode;
-      const detail = (err as Error).message ?? String(err);
+      // Consul's reason is the body; the client keeps it as the message only when short (< 80 bytes).
+      const agentMessage = answerText((err as { response?: { body?: unknown } }).response?.body);
+      const detail = agentMessage ?? (err as Error).message ?? String(err);
       // the client's own validation (no request sent) is as final as a 4xx: retrying cannot help
       if ((err as { isValidation?: boolean }).isValidation === true) {
         throw new RegistryError('ERR_REGISTRY_REJECTED', `${what}: ${detail}`, { cause: err });
@@ -254,10 +257,13 @@ export class ConsulRegistry implements Registry {
       if (status !== undefined) {
         // The agent answered. 429 (over its connection limit) and 403 (ACL, often a token not yet
         // replicated) pass; 5xx is that request's failure. None of them is an outage.
-        if (status === 429 || status === 403 || status >= 500) {
-          throw new RegistryError('ERR_REGISTRY_RECORD_FAILED', `${what}: ${status} ${detail}`, { status, cause: err, overBudget: status === 429 });
+        if (what === 'agent.service.register' && agentMessage !== undefined && isFinalRegisterRefusal(status, agentMessage)) {
+          throw new RegistryError('ERR_REGISTRY_REJECTED', `${what}: ${status} ${detail}`, { status, cause: err, agentMessage });
         }
-        if (status >= 400) throw new RegistryError('ERR_REGISTRY_REJECTED', `${what}: ${status} ${detail}`, { status, cause: err });
+        if (status === 429 || status === 403 || status >= 500) {
+          throw new RegistryError('ERR_REGISTRY_RECORD_FAILED', `${what}: ${status} ${detail}`, { status, cause: err, overBudget: status === 429, agentMessage });
+        }
+        if (status >= 400) throw new RegistryError('ERR_REGISTRY_REJECTED', `${what}: ${status} ${detail}`, { status, cause: err, agentMessage });
       }
       // A connection closed with no answer is what an agent over its limit may do too.
       const code = (err as { code?: string }).code;
@@ -267,6 +273,14 @@ export class ConsulRegistry implements Registry {
       signal.removeEventListener('abort', cancel);
     }
   }
+}
+
+/** The agent's answer body as one line of text (bounded), undefined when there is none. */
+function answerText(body: unknown): string | undefined {
+  const text = Buffer.isBuffer(body) ? body.toString('utf8') : typeof body === 'string' ? body : body !== undefined && body !== null ? JSON.stringify(body) : '';
+  const line = text.replace(/\s+/g, ' ').trim();
+  if (line === '') return undefined;
+  return line.length > 500 ? `${line.slice(0, 497)}...` : line;
 }
 
 function parsePresence(value: unknown): PresenceRecord | undefined {

@@ -7,7 +7,11 @@ export type CheckStatus = 'passing' | 'warning' | 'critical';
 export type RegistryErrorCode =
   /** no answer: connection refused/reset, timeout: the bridge treats the registry as down */
   | 'ERR_REGISTRY_UNAVAILABLE'
-  /** the registry answered and refused this one request for good (4xx): a problem with the record */
+  /**
+   * the registry answered and refused this one request for good (4xx, or a 500 the agent gives a
+   * registration it will never accept as it is configured, e.g. script checks disabled): a problem with
+   * the record, not retried until the record changes
+   */
   | 'ERR_REGISTRY_REJECTED'
   /**
    * the registry answered, but this request failed for now (5xx, 429, 403): that record's failure, not an
@@ -22,12 +26,15 @@ export class RegistryError extends Error {
   readonly status?: number;
   /** the agent said it is over its connection budget (429, or a bare close of the connection) */
   readonly overBudget: boolean;
-  constructor(code: RegistryErrorCode, message: string, opts: { status?: number; cause?: unknown; overBudget?: boolean } = {}) {
+  /** what the agent said (its answer body), when it answered with one */
+  readonly agentMessage?: string;
+  constructor(code: RegistryErrorCode, message: string, opts: { status?: number; cause?: unknown; overBudget?: boolean; agentMessage?: string } = {}) {
     super(message, { cause: opts.cause });
     this.name = 'RegistryError';
     this.code = code;
     this.status = opts.status;
     this.overBudget = opts.overBudget ?? false;
+    if (opts.agentMessage !== undefined) this.agentMessage = opts.agentMessage;
   }
 }
 
