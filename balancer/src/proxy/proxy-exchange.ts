@@ -30,7 +30,7 @@ const NOT_SERVER_FAULT = new Set<string>([ERR.invalidArg, 'UND_ERR_NOT_SUPPORTED
  * may be tried for any method, as nginx passes even a non-idempotent request on when it was never sent.
  * A server that just exited (scale-down) answers this way until the table drops it.
  */
-const NOT_SENT_CODES = new Set<string>(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', ERR.connectTimeout]);
+const NOT_SENT_CODES = new Set<string>(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', ERR.connectTimeout, ERR.refusedStream]);
 const TIMEOUT_CODES = new Set<string>([ERR.connectTimeout, ERR.headersTimeout, 'ETIMEDOUT', ERR.queueTimeout]);
 
 function errorCode(err: unknown): string {
@@ -127,7 +127,7 @@ export class ProxyExchange implements PickRequest, ClientEvents, GateEvents {
     const trusted = ctx.trustForwarded.has(this.clientIp);
     if (ctx.current.scripts !== undefined) this.#responseScripts = responseChain(ctx.current, upstream.name);
     const headers = upstreamRequestHeaders(rawHeaders, { clientIp: this.clientIp, proto: client.encrypted ? 'https' : 'http', port: client.localPort, trusted }, false, hostOverride);
-    this.#request = { method: client.method, path: url, headers, body: client.body };
+    this.#request = { method: client.method, path: url, headers, body: client.body, protocol: upstream.protocol };
   }
 
   /** PickRequest: header-based hashing only; built lazily by the client side. */
@@ -148,7 +148,7 @@ export class ProxyExchange implements PickRequest, ClientEvents, GateEvents {
       ? { idleMs: 0, totalMs: 0, readyAfterMs: 0 }
       : { idleMs: this.ctx.clientBodyMs, totalMs: this.ctx.requestMs });
     this.#gate = gate;
-    this.#request = { method: this.#request.method, path: this.#request.path, headers: this.#request.headers, body: gate };
+    this.#request = { method: this.#request.method, path: this.#request.path, headers: this.#request.headers, body: gate, protocol: this.#request.protocol };
   }
 
   onBodyReady(): void {

@@ -24,11 +24,18 @@ import { handleProxyRequest } from './proxy-exchange.js';
 import { createHttp2Front } from './http2/client-front.js';
 import { frontWithHttp2 } from './http2/front-with-http2.js';
 import { DEFAULT_HTTP2_LIMITS } from './http2/limits.js';
+import { Http2Transport } from './http2/upstream-transport.js';
+import { TransportByProtocol } from './transport-by-protocol.js';
 
 /** idle upstream keep-alive sockets close after this (undici's keepAliveTimeout in the other engine) */
 const UPSTREAM_KEEPALIVE_MS = 4_000;
 /** nginx keepalive_requests */
 const MAX_REQUESTS_PER_UPSTREAM_CONNECTION = 1_000;
+
+/** an upstream HTTP/2 session with no stream closes after this */
+const HTTP2_UPSTREAM_KEEPALIVE_MS = 60_000;
+/** sessions to one server, opened only while the others are at the server's SETTINGS_MAX_CONCURRENT_STREAMS */
+const HTTP2_SESSIONS_PER_SERVER = 4;
 
 const EMPTY_TABLE: RouteTable = Object.freeze({ version: '', upstreams: Object.freeze({}), routes: Object.freeze([]) });
 const DRAIN_POLL_MS = 50;
@@ -51,7 +58,7 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
   };
   const health = new PeerHealth({ sharedActive: opts.sharedActiveChecks, onEjected: opts.onPassiveEjection });
   const engine = opts.engine ?? DEFAULT_ENGINE;
-  const transport: UpstreamTransport = engine === 'native'
+  const http1Transport: UpstreamTransport = engine === 'native'
     ? new NativeTransport({
       connectMs: opts.timeouts.connectMs, headersMs: opts.timeouts.headersMs, idleMs: opts.timeouts.idleMs,
       keepAliveMs: UPSTREAM_KEEPALIVE_MS,
@@ -66,6 +73,11 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     maxQueuePerServer: opts.maxQueuePerServer ?? DEFAULT_MAX_QUEUE_PER_SERVER,
     queueMs: opts.timeouts.queueMs ?? DEFAULT_QUEUE_MS,
   }, log);
+  // proto=h2|h2c|grpc upstreams go over HTTP/2 sessions (http2/upstream-transport.ts)
+  const transport: UpstreamTransport = new TransportByProtocol(http1Transport, new Http2Transport({
+    connectMs: opts.timeouts.connectMs, headersMs: opts.timeouts.headersMs, idleMs: opts.timeouts.idleMs,
+    keepAliveMs: HTTP2_UPSTREAM_KEEPALIVE_MS, maxSessionsPerServer: HTTP2_SESSIONS_PER_SERVER,
+  }, log));
   const checker = new ActiveChecker({ sink: health, logger: opts.logger.child({ component: 'active-check' }), now, random: env.random });
   const ctx: ProxyContext = {
     current: compileTable(EMPTY_TABLE, undefined, health, env),

@@ -4,7 +4,7 @@
 // request to one server). The `undici` engine implements both over node:http and undici; the `native`
 // engine over its own HTTP/1.1 codec and socket pool. Neither side knows routing or retry rules.
 import type { IncomingHttpHeaders } from 'node:http';
-import type { RouteTable, ServerSpec } from '../routing/types.js';
+import type { RouteTable, ServerSpec, UpstreamProtocol } from '../routing/types.js';
 
 /** Flat header list as node and undici hand it over: [name, value, name, value, ...]. */
 export type RawHeaders = readonly string[];
@@ -82,6 +82,8 @@ export interface UpstreamRequest {
   /** flat list, hop-by-hop removed, forwarding headers set */
   readonly headers: readonly string[];
   readonly body: BodySource | null;
+  /** the upstream's `proto=` (absent = HTTP/1.1): transport-by-protocol.ts picks the transport by it */
+  readonly protocol?: UpstreamProtocol;
 }
 
 /**
@@ -136,6 +138,8 @@ export const ERR = {
   /** the per-server wait queue was full, or a request waited in it too long */
   queueFull: 'ERR_UPSTREAM_QUEUE_FULL',
   queueTimeout: 'ERR_UPSTREAM_QUEUE_TIMEOUT',
+  /** HTTP/2: the server refused the stream (REFUSED_STREAM, or past its GOAWAY): it never saw the request */
+  refusedStream: 'ERR_H2_REFUSED_STREAM',
 } as const;
 
 export function transportError(code: string, message: string): Error & { code: string } {

@@ -1,0 +1,103 @@
+// Real gRPC servers and clients (@grpc/grpc-js + @grpc/proto-loader) for the HTTP/2 tests: an Echo
+// service (test/support/echo.proto) whose every reply names the server that gave it.
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import type { ServerSpec } from '../../balancer/src/routing/types.js';
+import { repoRoot } from './repo-root.js';
+
+export interface EchoRequest { text?: string; count?: number; delay_ms?: number; payload?: Buffer }
+export interface EchoReply { text: string; server: string; n: number; bytes: string | number }
+
+type Unary = (req: EchoRequest, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: EchoReply) => void) => grpc.ClientUnaryCall;
+export interface EchoClient extends grpc.Client {
+  Unary: Unary;
+  ServerStream(req: EchoRequest, md?: grpc.Metadata, opts?: grpc.CallOptions): grpc.ClientReadableStream<EchoReply>;
+  ClientStream(md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: EchoReply) => void): grpc.ClientWritableStream<EchoRequest>;
+  Bidi(md?: grpc.Metadata, opts?: grpc.CallOptions): grpc.ClientDuplexStream<EchoRequest, EchoReply>;
+}
+
+const definition = protoLoader.loadSync(join(repoRoot(), 'test', 'support', 'echo.proto'), { keepCase: true, longs: String, defaults: true });
+const pkg = grpc.loadPackageDefinition(definition) as unknown as { balancertest: { Echo: grpc.ServiceClientConstructor } };
+export const EchoService = pkg.balancertest.Echo;
+
+export interface EchoServer {
+  readonly id: string;
+  readonly port: number;
+  /** calls that reached this server, by method */
+  readonly calls: Record<string, number>;
+  /** calls the client (or the proxy) cancelled before they ended */
+  cancelled: number;
+  spec(overrides?: Partial<ServerSpec>): ServerSpec;
+  /** GOAWAY, let calls in flight finish, then stop (a graceful scale-down) */
+  shutdown(): Promise<void>;
+  kill(): void;
+}
+
+export async function startEchoServer(id: string): Promise<EchoServer> {
+  const server = new grpc.Server();
+  const calls: Record<string, number> = { Unary: 0, ServerStream: 0, ClientStream: 0, Bidi: 0 };
+  const state = { cancelled: 0 };
+  server.addService(EchoService.service, {
+    Unary(call: grpc.ServerUnaryCall<EchoRequest, EchoReply>, cb: grpc.sendUnaryData<EchoReply>) {
+      calls.Unary++;
+      const delay = call.request.delay_ms ?? 0;
+      if (call.request.text === 'fail') { cb({ code: grpc.status.FAILED_PRECONDITION, details: 'asked to fail' }); return; }
+      const answer = (): void => cb(null, { text: call.request.text ?? '', server: id, n: 1, bytes: call.request.payload?.length ?? 0 });
+      if (delay > 0) {
+        const t = setTimeout(answer, delay);
+        call.on('cancelled', () => { state.cancelled++; clearTimeout(t); });
+      } else answer();
+    },
+    ServerStream(call: grpc.ServerWritableStream<EchoRequest, EchoReply>) {
+      calls.ServerStream++;
+      call.on('cancelled', () => { state.cancelled++; });
+      const n = call.request.count ?? 1;
+      let i = 0;
+      const more = (): void => {
+        while (i < n) {
+          i++;
+          if (!call.write({ text: call.request.text ?? '', server: id, n: i, bytes: call.request.payload?.length ?? 0 })) { call.once('drain', more); return; }
+        }
+        call.end();
+      };
+      more();
+    },
+    ClientStream(call: grpc.ServerReadableStream<EchoRequest, EchoReply>, cb: grpc.sendUnaryData<EchoReply>) {
+      calls.ClientStream++;
+      let n = 0;
+      let bytes = 0;
+      const texts: string[] = [];
+      call.on('data', (m: EchoRequest) => { n++; bytes += m.payload?.length ?? 0; texts.push(m.text ?? ''); });
+      call.on('end', () => cb(null, { text: texts.join(','), server: id, n, bytes }));
+    },
+    Bidi(call: grpc.ServerDuplexStream<EchoRequest, EchoReply>) {
+      calls.Bidi++;
+      let n = 0;
+      call.on('data', (m: EchoRequest) => { n++; call.write({ text: m.text ?? '', server: id, n, bytes: m.payload?.length ?? 0 }); });
+      call.on('end', () => call.end());
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+  });
+  return {
+    id, port, calls,
+    get cancelled() { return state.cancelled; },
+    set cancelled(v: number) { state.cancelled = v; },
+    spec: (o = {}) => ({ id: `127.0.0.1:${port}`, host: '127.0.0.1', port, weight: 1, maxFails: 1, failTimeoutMs: 10_000, down: false, backup: false, ...o }),
+    shutdown: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+    kill: () => server.forceShutdown(),
+  };
+}
+
+/** A client whose every call carries :authority `authority` (the balancer routes on it). */
+export function echoClient(port: number, authority: string, options: grpc.ChannelOptions = {}): EchoClient {
+  return new EchoService(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': authority, ...options }) as unknown as EchoClient;
+}
+
+export function unary(client: EchoClient, req: EchoRequest, opts: grpc.CallOptions = {}): Promise<EchoReply> {
+  return new Promise((resolve, reject) => {
+    client.Unary(req, new grpc.Metadata(), opts, (err, res) => (err ? reject(err) : resolve(res as EchoReply)));
+  });
+}
