@@ -6,18 +6,20 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createChallengeLookup } from '../../balancer/src/tls/acme-challenge.js';
 import { ConsulKv } from '../../balancer/src/tls/consul-kv.js';
+import { until } from '../support/poll.js';
 import { challengeRelayServer, ChallengeRelayClient, type ChallengeAnswer, type ChallengeRequest } from '../../balancer/src/tls/acme-challenge-relay.js';
 
 const TOKEN = 'abcdefghijklmnop_-0123';
 
-function wired(lookup: (token: string) => Promise<string | undefined>, timeoutMs = 1000): { client: ChallengeRelayClient; lookups: () => number } {
+function wired(lookup: (token: string) => Promise<string | undefined>, timeoutMs = 1000): { client: ChallengeRelayClient; lookups: () => number; received: () => number } {
   let lookups = 0;
+  let received = 0;
   const serve = challengeRelayServer((t) => { lookups++; return lookup(t); });
   // IPC is asynchronous: the answer arrives on a later turn, as over the channel
   const client: ChallengeRelayClient = new ChallengeRelayClient({ timeoutMs }, (req: ChallengeRequest) => {
-    setImmediate(() => serve(req, (a: ChallengeAnswer) => setImmediate(() => client.onAnswer(a))));
+    setImmediate(() => { received++; serve(req, (a: ChallengeAnswer) => setImmediate(() => client.onAnswer(a))); });
   });
-  return { client, lookups: () => lookups };
+  return { client, lookups: () => lookups, received: () => received };
 }
 
 test('found, not found and a failed lookup come back to the asking worker', async () => {
@@ -34,9 +36,11 @@ test('found, not found and a failed lookup come back to the asking worker', asyn
 test('concurrent lookups of one token cost one Consul read; each asker gets its answer', async () => {
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
-  const { client, lookups } = wired(async () => { await gate; return 'ka'; });
+  const { client, lookups, received } = wired(async () => { await gate; return 'ka'; });
   const asks = Array.from({ length: 5 }, () => client.lookup(TOKEN));
-  await new Promise((r) => setTimeout(r, 20));
+  // every ask must have reached the primary while the first read is still open (a fixed 20 ms sleep
+  // here failed under load: the timer fired before the relayed asks arrived)
+  await until('the 5 asks to reach the primary', () => received() === 5, 5000, 1);
   release();
   assert.deepEqual(await Promise.all(asks), ['ka', 'ka', 'ka', 'ka', 'ka']);
   assert.equal(lookups(), 1);
