@@ -175,6 +175,11 @@ export class Supervisor {
     const exec = opts.exec ?? fileURLToPath(new URL(`./worker-main${ext}`, import.meta.url));
     // the test runner's own flags (--test*) must not reach the workers; loaders (tsx) must
     const execArgv = opts.execArgv ?? process.execArgv.filter((a) => !a.startsWith('--test'));
+    // One worker has nobody to share connections with: it accepts on the listening socket itself
+    // instead of the primary accepting every connection and passing it over IPC (round-robin), which
+    // was a third of the worker's busy time on new TLS connections (bench/native-profile --tls --close).
+    // Frozen by the first setupPrimary; NODE_CLUSTER_SCHED_POLICY decides when set.
+    if (opts.workers <= 1 && process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ exec, execArgv: [...execArgv] });
   }
 
