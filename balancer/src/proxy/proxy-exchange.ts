@@ -289,6 +289,15 @@ export class ProxyExchange implements PickRequest, ClientEvents, GateEvents {
       this.#finish(attempt);
       return;
     }
+    const body = this.#gate ?? this.client.body;
+    if (body !== null && body.failed) {
+      // the client's body broke (bad framing, or the client went away mid-body): not the server's
+      // fault, and the client side answers it (the native connection's 400) or it is gone
+      this.#report(attempt, true, undefined);
+      if (!this.client.headersSent) this.client.destroy();
+      this.#finish(attempt);
+      return;
+    }
     if (this.clientGone) {
       // the client left: not the server's fault
       this.#report(attempt, true, undefined);

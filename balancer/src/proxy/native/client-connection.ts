@@ -65,6 +65,8 @@ export class NativeRequest implements ClientExchange, BodySource {
   #bodiless = false;
   #pendingHead: string | undefined;
   responseDone = false;
+  /** see takeOver() */
+  #takenOver = false;
   // ---- body source ----
   #sink: BodySink | undefined;
   consumed = false;
@@ -122,6 +124,7 @@ export class NativeRequest implements ClientExchange, BodySource {
 
   // ---- response sink ----
   writeHead(status: number, reason: string | undefined, headers: readonly string[]): void {
+    if (this.#takenOver) return;
     if (this.headersSent) throw new Error('response head already written');
     const conn = this.conn;
     let framing = '';
@@ -202,8 +205,20 @@ export class NativeRequest implements ClientExchange, BodySource {
   }
 
   destroy(): void {
+    if (this.#takenOver) return;
     this.responseDone = true;
     this.conn.socket.destroy();
+  }
+
+  /**
+   * The connection answers this request itself (a broken body): whatever the exchange still writes
+   * is dropped, and it sees a response that was sent with `status`.
+   */
+  takeOver(status: number): void {
+    this.#takenOver = true;
+    this.headersSent = true;
+    this.statusCode = status;
+    this.responseDone = true;
   }
 }
 
@@ -230,6 +245,8 @@ export class ClientConnection implements RequestParserEvents, Expiring, SocketEv
   /** the upgrade head is complete: hand the socket over once execute() returned (bytes after the head are early data) */
   #upgradeReady = false;
   #closed = false;
+  /** the parser refused the input: answered (or cut) once, the rest is ignored */
+  #refused = false;
 
   constructor(readonly socket: net.Socket, readonly ctx: ProxyContext, readonly owner: ClientConnectionOwner, readonly opts: ClientConnectionOptions) {
     this.#parser = new RequestParser(this, opts.limits);
@@ -445,14 +462,22 @@ export class ClientConnection implements RequestParserEvents, Expiring, SocketEv
   }
 
   #parseError(err: Http1Error | undefined): void {
+    // the parser stays failed: bytes after the refused ones change nothing
+    if (this.#refused) return;
+    this.#refused = true;
     const status = err?.status ?? 400;
     const code = status === 414 ? 'uri_too_long' : status === 431 ? 'headers_too_large' : status === 505 ? 'http_version_not_supported' : status === 501 ? 'not_implemented' : status === 417 ? 'expectation_failed' : 'bad_request';
-    if (this.current !== undefined) {
-      // broken framing inside a body: the exchange hears it as a failed body; the connection ends
+    const req = this.current;
+    if (req !== undefined) {
+      // broken framing inside a body: the exchange hears it as a failed body (an upstream try is
+      // aborted); the client is answered here and the connection ends (RFC 9112 section 7.1)
       this.closeAfterResponse = true;
-      this.current.bodyFail(Object.assign(new Error(err?.reason ?? 'bad request body'), { code: err?.code ?? 'HPE_INVALID' }));
-      if (!this.current.headersSent) return;
-      this.socket.destroy();
+      const answered = req.headersSent;
+      if (!answered) req.takeOver(status);
+      req.bodyFail(Object.assign(new Error(err?.reason ?? 'bad request body'), { code: err?.code ?? 'HPE_INVALID' }));
+      // an answer under way cannot be finished honestly: cutting the connection is the signal left
+      if (answered) this.socket.destroy();
+      else this.#respondAndClose(status, code, err?.reason ?? 'bad request body');
       return;
     }
     this.#respondAndClose(status, code, err?.reason ?? 'bad request');
