@@ -8,6 +8,7 @@ import { createEwmaPicker } from './ewma.js';
 import { createLocalFirstPicker } from './local-first.js';
 import { createRoundRobinPicker } from './round-robin.js';
 import { createWeightedRoundRobinPicker } from './weighted-rr.js';
+import { createLeastConnPicker } from './least-conn.js';
 
 /** The upstream's picker: its algorithm, wrapped by the policy picker when it has a traffic policy. */
 export function createPicker(upstream: UpstreamSpec, peers: PeerState, env: PickerEnv): Picker {
@@ -21,6 +22,7 @@ export function createAlgorithmPicker(upstream: UpstreamSpec, peers: PeerState, 
     case 'chash': return createConsistentHashPicker(upstream, peers, env);
     case 'ewma': return createEwmaPicker(upstream, peers, env);
     case 'local-first': return createLocalFirstPicker(upstream, peers, env);
+    case 'leastconn': return createLeastConnPicker(upstream, peers, env);
     default: return createRoundRobinPicker(upstream, peers, env);
   }
 }

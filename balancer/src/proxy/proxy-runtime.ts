@@ -26,6 +26,7 @@ import { frontWithHttp2 } from './http2/front-with-http2.js';
 import { DEFAULT_HTTP2_LIMITS } from './http2/limits.js';
 import { Http2Transport } from './http2/upstream-transport.js';
 import { TransportByProtocol } from './transport-by-protocol.js';
+import { createTcpSide } from '../l4/tcp-side.js';
 
 /** idle upstream keep-alive sockets close after this (undici's keepAliveTimeout in the other engine) */
 const UPSTREAM_KEEPALIVE_MS = 4_000;
@@ -111,6 +112,8 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
   // HTTP/2 streams (ALPN h2 on TLS, h2c prior knowledge on the plain listener) join the same exchanges
   const http2Front = createHttp2Front(ctx, { ...DEFAULT_HTTP2_LIMITS, ...opts.http2?.limits }, handleProxyRequest);
   const front = frontWithHttp2(http1Front, http2Front, { h2c: opts.http2?.h2c === true, peekMs: clientHeaderMs }, log);
+  // TCP services (balancer/src/l4): only with --tcp-ports
+  const tcp = createTcpSide(opts, ctx, health, now);
   // per-server gauges for the metrics report, as changes (metrics/server-gauges.ts)
   const gauges = new ServerGaugeTracker();
   const gaugeView = tableGaugeView(() => ctx.current.table, health, now);
@@ -133,6 +136,7 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     }
     // a delta: the checker looks only at its names (a removed one is simply absent from the table)
     if (!opts.sharedActiveChecks) checker.apply(table, delta === undefined ? undefined : { previous: prev.table, upserted: [...delta], removed: [] });
+    tcp?.follow(table, delta);
     const changed = changedUpstreams(prev, next, delta);
     log.info({ version: table.version, previous: prev.table.version, changedUpstreams: [...changed] }, 'routing table swapped');
     return { changed: true };
@@ -215,13 +219,14 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
       drained = resolve;
       ctx.draining = true;
       front.stopListening();
+      tcp?.set.stopListening();
       front.closeIdle();
       // in-flight requests finish with `Connection: close`; keep-alive sockets that become idle
       // after that are closed by the poll below. Open Upgrade tunnels are waited for too (they end
       // by themselves, by their idle timeout, or by close() when the supervisor's drain timeout hits).
       drainPoll = setInterval(() => {
         front.closeIdle();
-        if (ctx.inflight === 0 && front.openTunnels === 0) {
+        if (ctx.inflight === 0 && front.openTunnels === 0 && (tcp?.set.openConnections ?? 0) === 0) {
           clearInterval(drainPoll);
           void transport.closeGracefully().then(() => resolve());
         }
@@ -236,6 +241,7 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     drained?.();
     checker.stop();
     front.closeAll();
+    tcp?.set.closeAll();
     await transport.destroy();
     await scriptThread.close();
   }

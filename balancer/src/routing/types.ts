@@ -4,8 +4,8 @@
 // the dump file and compared by content hash. Tables are frozen after build and never mutated;
 // round-robin positions, health and EWMA figures live beside the table, keyed by ServerSpec.id.
 
-export type Algorithm = 'roundrobin' | 'wrr' | 'chash' | 'ewma' | 'local-first';
-export const ALGORITHMS: readonly Algorithm[] = ['roundrobin', 'wrr', 'chash', 'ewma', 'local-first'];
+export type Algorithm = 'roundrobin' | 'wrr' | 'chash' | 'ewma' | 'local-first' | 'leastconn';
+export const ALGORITHMS: readonly Algorithm[] = ['roundrobin', 'wrr', 'chash', 'ewma', 'local-first', 'leastconn'];
 
 /** `proto=` tag: what the servers speak. h2 owns the meaning of http/h2/h2c/grpc, l4 of tcp/tcp+sni. */
 export type UpstreamProtocol = 'http' | 'h2' | 'h2c' | 'grpc' | 'tcp' | 'tcp+sni';

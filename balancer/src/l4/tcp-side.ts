@@ -1,0 +1,48 @@
+// Wiring of a worker's TCP side into its runtime (proxy/proxy-runtime.ts): the service set, the
+// route follower, the access log line per connection. Undefined without --tcp-ports.
+import type { PeerHealth } from '../health/peer-health.js';
+import type { ProxyContext } from '../proxy/proxy-context.js';
+import type { RouteTable } from '../routing/types.js';
+import type { WorkerRuntimeOptions } from '../worker/runtime.js';
+import { DEFAULT_TCP_DRAIN_MS, DEFAULT_TCP_IDLE_MS } from './l4-config.js';
+import { TcpRouteFollower } from './tcp-route-follower.js';
+import { TcpServiceSet, type TcpConnectionEnd } from './tcp-service-set.js';
+
+export interface TcpSide {
+  readonly set: TcpServiceSet;
+  follow(table: RouteTable, delta?: ReadonlySet<string>): void;
+}
+
+export function createTcpSide(opts: WorkerRuntimeOptions, ctx: ProxyContext, health: PeerHealth, now: () => number): TcpSide | undefined {
+  const l4 = opts.l4;
+  if (l4?.tcpPorts === undefined) return undefined;
+  const tcpLog = opts.logger.child({ component: 'tcp' });
+  const access = ctx.accessLog;
+  const follower = new TcpRouteFollower(l4.tcpPorts);
+  const set = new TcpServiceSet({
+    host: l4.tcpHost,
+    allowed: l4.tcpPorts,
+    idleMs: l4.idleMs ?? DEFAULT_TCP_IDLE_MS,
+    drainMs: l4.drainMs ?? DEFAULT_TCP_DRAIN_MS,
+    connectMs: opts.timeouts.connectMs,
+    log: tcpLog,
+    now,
+    health,
+    view: () => ctx.current,
+    onConnectionEnd: (end: TcpConnectionEnd) => access?.info(end, 'tcp connection'),
+  });
+  let lastWarnings = '';
+  return {
+    set,
+    follow(table, delta) {
+      if (!follower.follow(table, delta)) {
+        set.apply(follower.routes, table);
+        return;
+      }
+      const w = follower.routes.warnings.join('\n');
+      if (w !== lastWarnings && w !== '') tcpLog.warn({ warnings: follower.routes.warnings }, 'tcp routes');
+      lastWarnings = w;
+      set.apply(follower.routes, table);
+    },
+  };
+}
