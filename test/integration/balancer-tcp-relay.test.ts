@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
 import pino from 'pino';
-import { createWorkerRuntime } from '../../balancer/src/worker/runtime.js';
+import { createWorkerRuntime } from '../../balancer/src/proxy/proxy-runtime.js';
 import { tableFromUpstreams } from '../../balancer/src/routing/build-table.js';
 import { DEFAULT_TABLE_DEFAULTS } from '../../balancer/src/routing/tag-options.js';
 import type { Algorithm, UpstreamSpec } from '../../balancer/src/routing/types.js';

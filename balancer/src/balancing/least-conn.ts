@@ -2,7 +2,7 @@
 // in-flight requests or open TCP connections per unit of weight; ties rotate so equal servers share.
 // In-flight counts are PeerHealth's (this worker's); the cursor is picker state.
 import type { ServerSpec, UpstreamSpec } from '../routing/types.js';
-import type { PeerState, Picker, PickerEnv, PickRequest } from './picker.js';
+import type { PeerState, Picker, PickerEnv, PickRequest } from './types.js';
 import { pickable, splitTiers } from './tiers.js';
 
 class LeastConnGroup {

@@ -8,7 +8,7 @@
 import net, { type Server, type Socket } from 'node:net';
 import type pino from 'pino';
 import type { PeerHealth } from '../health/peer-health.js';
-import type { Picker } from '../balancing/picker.js';
+import type { Picker } from '../balancing/types.js';
 import type { RouteTable, ServerSpec, UpstreamSpec } from '../routing/types.js';
 import { upstreamOf } from '../routing/table-upstreams.js';
 import { clientAddress } from '../proxy/proxy-context.js';
