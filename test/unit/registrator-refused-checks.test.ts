@@ -125,6 +125,30 @@ describe('a registration the agent refuses', () => {
     proxy.rules = [];
   });
 
+  test('the agent itself (no proxy: the double refuses script checks as a default agent does): one error line with its text, no retry', async () => {
+    const hostname = `${runTag}-direct`;
+    const docker = new FakeDocker();
+    docker.containers.set('c0', { running: true, env: [`SERVICE_NAME=${hostname}-web`, 'SERVICE_CHECK_CMD=/bin/check'] });
+    docker.containers.set('c1', { running: true, env: [`SERVICE_NAME=${hostname}-web`] });
+    const logs = logCapture();
+    const registry = new ConsulRegistry({ host: consul.host, port: consul.port, secure: false, instanceMarker: hostname, callTimeoutMs: 3000 });
+    const bridge = new Bridge({
+      docker: docker.asDocker(), registry, logger: logs.logger,
+      mapping: { hostname, internal: false, explicit: false, forceTags: [], healthGate: 'off', instanceMarker: hostname },
+      deregister: 'always', cleanup: false, resyncSeconds: 0, driftCheckSeconds: 0, recordRetry: { baseMs: 50, maxMs: 100 },
+    });
+    bridges.push(bridge);
+    await bridge.requestResync('startup');
+    await bridge.checkDrift();
+    await new Promise((r) => setTimeout(r, 300)); // past the record-retry schedule: nothing may come
+    const refused = logs.lines.filter((l) => l.event === 'register-refused');
+    assert.equal(refused.length, 1);
+    assert.ok(String(refused[0].msg).includes('Scripts are disabled on this agent from remote calls'), String(refused[0].msg));
+    assert.ok(String(refused[0].msg).includes(`service:${hostname}:c0:80 (docker "/bin/check")`), String(refused[0].msg));
+    assert.equal(bridge.stats.recordFailures, 0);
+    assert.deepEqual(Object.keys(await agentServices(consul.url)).filter((id) => id.startsWith(`${hostname}:`)), [`${hostname}:c1:80`]);
+  });
+
   test('a validation 400: same treatment; the container dying and coming back tries again', async () => {
     const { hostname, docker, bridge, logs, ours } = setup('v400');
     const reason = 'Invalid check: Interval must be > 0 for Script, HTTP, H2PING, or TCP checks';
