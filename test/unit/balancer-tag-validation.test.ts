@@ -68,3 +68,20 @@ test('hash=header:<name> must be a header token', () => {
   const ok = buildRouteTable({ snapshot: { services: { web: [inst('web', 1, ['hash=header:X-User_Id', 'lb=chash'])] } }, adminUpstreams: {}, defaults: DEFAULT_TABLE_DEFAULTS });
   assert.deepEqual(ok.table.upstreams.web.hashKey, { source: 'header', name: 'x-user_id' });
 });
+
+test('dynamic mode: a tag the balancer does not read is ignored (";" and all); a bad value of its own tag is a warning for that service only', () => {
+  const foreign = ['/(;,:-_)/', 'a;b', 'x#y', '"q"', '{b}', 'back\\slash', 'has space'];
+  const { table, warnings } = buildRouteTable({
+    snapshot: { services: { db: [inst('db', 1, [...foreign, 'lb=wrr', 'weight=2'])], web: [inst('web', 1, ['lb=wrr;', 'max_fails=2'])] } },
+    adminUpstreams: {},
+    defaults: DEFAULT_TABLE_DEFAULTS,
+  });
+  assert.ok(table.upstreams.db, 'the service is routed');
+  assert.equal(table.upstreams.db.algorithm, 'wrr');
+  assert.equal(table.upstreams.db.servers[0].weight, 2);
+  assert.ok(!warnings.some((w) => w.startsWith('service db:')), `no warning for tags the balancer does not read: ${warnings.join(' | ')}`);
+  assert.ok(table.upstreams.web, 'a bad lb= value does not cost the service');
+  assert.equal(table.upstreams.web.algorithm, DEFAULT_TABLE_DEFAULTS.algorithm);
+  assert.equal(table.upstreams.web.servers[0].maxFails, 2);
+  assert.ok(warnings.some((w) => w.startsWith('service web:') && w.includes('lb=wrr;')), warnings.join(' | '));
+});

@@ -109,20 +109,28 @@ test('tags: escapes, forced tags, templates', () => {
     assert.deepEqual(r.services[0].tags, k.want, k.what);
   }
   const unknown = mapContainer(container(), options({ forceTags: ['{{.Nope}}'] }));
-  // left as written, the placeholder's braces make it a tag nothing may render: dropped, with a warning
-  assert.deepEqual(unknown.services[0].tags, []);
-  assert.deepEqual(unknown.warnings.map((w) => w.key), ['-tags', '-tags']);
+  // an unknown placeholder is left as written (Consul takes any tag) and said once
+  assert.deepEqual(unknown.services[0].tags, ['{{.Nope}}']);
+  assert.deepEqual(unknown.warnings.map((w) => [w.key, w.reason]), [['-tags', 'unknown placeholder(s) Nope']]);
 });
 
-test('SERVICE_NAME and tags are checked against what Consul and the balancer accept: a bad one is a warning for that container only', () => {
-  const bad = mapContainer(container({ env: ['SERVICE_NAME=my web', 'SERVICE_TAGS=ok,lb=wrr; } upstream evil {,has space,urlprefix-/a#b,x'.padEnd(10, 'x')] }), options());
+test('SERVICE_NAME is checked against what the balancer routes; tags are registered as given (Consul takes any): a bad name is a warning for that container only', () => {
+  const bad = mapContainer(container({ env: ['SERVICE_NAME=my web', 'SERVICE_TAGS=ok,x'] }), options());
   assert.equal(bad.services.length, 0, 'a name with a space is no service');
   assert.match(bad.warnings.find((w) => w.key === 'SERVICE_NAME')?.reason ?? '', /letters, digits/);
   const long = mapContainer(container({ env: [`SERVICE_NAME=${'a'.repeat(64)}`] }), options());
   assert.equal(long.services.length, 0);
-  const tags = mapContainer(container({ env: ['SERVICE_NAME=web', 'SERVICE_TAGS=ok,lb=wrr; } upstream evil {,has space,urlprefix-/a#b,weight=2'] }), options());
-  assert.deepEqual(tags.services[0].tags, ['ok', 'weight=2']);
-  assert.deepEqual(tags.warnings.map((w) => w.value), ['lb=wrr; } upstream evil {', 'has space', 'urlprefix-/a#b']);
+  // what reload-mode injection once needed refused at registration is now the renderers' job (render-template-injection)
+  const tags = mapContainer(container({ env: ['SERVICE_NAME=web', 'SERVICE_TAGS=ok,lb=wrr; } upstream evil {,has space,urlprefix-/a#b,weight=2,"q"\'s`,{x},a\\b'] }), options());
+  assert.deepEqual(tags.services[0].tags, ['ok', 'lb=wrr; } upstream evil {', 'has space', 'urlprefix-/a#b', 'weight=2', '"q"\'s`', '{x}', 'a\\b']);
+  assert.deepEqual(tags.warnings, []);
+  const longTag = 't'.repeat(4000);
+  assert.deepEqual(mapContainer(container({ env: ['SERVICE_NAME=web', `SERVICE_TAGS=${longTag}`] }), options()).services[0].tags, [longTag], 'Consul sets no tag length');
+  // what cannot be carried: not well-formed Unicode (a label may hold a lone surrogate; JSON would change it)
+  const lone = mapContainer(container({ env: ['SERVICE_NAME=web'], labels: { SERVICE_TAGS: 'ok,x\ud800y' } }), options());
+  assert.deepEqual(lone.services[0].tags, ['ok']);
+  assert.deepEqual(lone.warnings.map((w) => [w.key, w.value]), [['SERVICE_TAGS', 'x\ud800y']]);
+  assert.match(lone.warnings[0].reason, /well-formed Unicode/);
   for (const good of ['web', 'api.v2', 'my_app-1', 'A1']) {
     assert.equal(mapContainer(container({ env: [`SERVICE_NAME=${good}`] }), options()).services[0]?.name, good, good);
   }
@@ -354,4 +362,13 @@ test('meta keys stay within Consul\'s 64 pairs once the registry adds its finger
   // the Consul backend adds registrator-fingerprint and registrator-engine to what the mapper gives
   assert.ok(Object.keys(svc.meta).length + 2 <= 64, `${Object.keys(svc.meta).length} mapper keys leave no room`);
   assert.ok(result.warnings.some((w) => /meta keys/.test(w.reason)), 'the dropped keys are reported');
+});
+
+test('meta values: as given up to Consul\'s 512 bytes (validateMetaPair counts bytes, not characters)', () => {
+  const meta = (v: string) => mapContainer(container({ env: ['SERVICE_NAME=web', `SERVICE_NOTE=${v}`] }), options());
+  assert.equal(meta('a;b "c" {d} #e \\f').services[0].meta.note, 'a;b "c" {d} #e \\f');
+  assert.equal(meta('x'.repeat(512)).services[0].meta.note, 'x'.repeat(512));
+  const wide = meta('é'.repeat(300)); // 300 characters, 600 bytes
+  assert.equal(wide.services[0].meta.note, undefined);
+  assert.match(wide.warnings[0].reason, /512 bytes \(600\)/);
 });

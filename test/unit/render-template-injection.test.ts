@@ -88,3 +88,38 @@ test('well-behaved values render exactly as before', () => {
   assert.equal(t.upstreams.web.servers[0].node, 'node1');
   assert.deepEqual(t.routes, [{ host: 'web.example.com', pathPrefix: '/api', upstream: 'web' }]);
 });
+
+// The registrator now registers every tag Consul takes (gliderlabs' "/(;,:-_)/" among them), so these
+// reach the renderers as given: tags no renderer reads are ignored, never pasted, and never cost the
+// service or its options; an option tag whose value cannot be written is dropped with a warning.
+const AS_REGISTERED = ['/(;,:-_)/', 'a;b', 'x#y', '"quoted"', "it's", '{braces}', 'back\\slash', 'has space', 'tab\there'];
+
+test('tags registered as given (gliderlabs examples and worse) render safely: the service, its servers and options are kept', () => {
+  const values = new Map<string, DependencyValue>(Object.entries({
+    services: { kind: 'services', value: [{ Name: 'db', Tags: [...AS_REGISTERED, 'lb=wrr', 'max_fails=2'] }] },
+    'service:db': { kind: 'service', value: [inst('db', 'db-1', 10000, [...AS_REGISTERED, 'weight=3']), inst('db', 'db-2', 10001, ['/(;,:-_)/'])] },
+  }) as [string, DependencyValue][]);
+  const out = balancerTpl.render({ values, env: {} });
+  assert.equal(out.complete, true);
+  assert.deepEqual(out.warnings, [], 'tags no renderer reads are not even warned about');
+  for (const t of AS_REGISTERED) assert.ok(!out.output.includes(t), `${JSON.stringify(t)} is not pasted:\n${out.output}`);
+  const t = parseBalancerConf(out.output);
+  assert.deepEqual(Object.keys(t.upstreams), ['db']);
+  assert.equal(t.upstreams.db.algorithm, 'wrr');
+  assert.deepEqual(t.upstreams.db.servers.map((s) => [s.port, s.weight, s.maxFails]), [[10000, 3, 2], [10001, 1, 2]]);
+
+  const nginx = nginxTpl.render({ values, env: {} });
+  assert.equal(nginx.complete, true);
+  assert.deepEqual([...nginx.output.matchAll(/^upstream (\S+) \{$/gm)].map((m) => m[1]), ['db']);
+  assert.match(nginx.output, /server 10\.1\.0\.1:10000 weight=3 /);
+  for (const tag of AS_REGISTERED) assert.ok(!nginx.output.includes(tag), `${JSON.stringify(tag)} is not pasted into nginx`);
+
+  // an option tag holding such text: that option is dropped with a warning naming it, the rest kept
+  const hostile = new Map(values);
+  hostile.set('services', { kind: 'services', value: [{ Name: 'db', Tags: ['lb=wrr;', 'max_fails=2'] }] });
+  const bad = balancerTpl.render({ values: hostile, env: {} });
+  assert.ok(bad.warnings.some((w) => w.includes('"lb=wrr;"')), bad.warnings.join(' | '));
+  const bt = parseBalancerConf(bad.output);
+  assert.equal(bt.upstreams.db.algorithm, 'roundrobin');
+  assert.equal(bt.upstreams.db.servers[0].maxFails, 2);
+});

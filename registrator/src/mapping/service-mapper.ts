@@ -8,7 +8,7 @@ import { badPortKeys, metadataForPort, portKeysForAbsentPorts, type MetadataEntr
 import { checksFromMetadata } from './checks.js';
 import { expandTagTemplate, splitEscapedList } from './tags.js';
 import { addressOverride, containerIp, isWildcardHostIp, NETWORK_LABEL } from './address.js';
-import { serviceNameProblem, tagProblem } from './validate.js';
+import { metaValueProblem, serviceNameProblem, tagProblem } from './validate.js';
 
 export type HealthGate = 'off' | 'register-when-healthy' | 'mirror';
 
@@ -118,7 +118,6 @@ function pickBinding(bindings: readonly { HostIp: string; HostPort: string }[]):
 const RESERVED_META_KEYS = new Set(['name', 'id', 'tags', 'ignore']);
 const META_KEY = /^[a-z0-9_-]{1,128}$/;
 const META_MAX_PAIRS = 64;
-const META_MAX_VALUE = 512;
 
 export function mapContainer(c: ContainerView, opts: MappingOptions): MappingResult {
   const warnings: MappingWarning[] = [];
@@ -328,8 +327,9 @@ function serviceMeta(
       warn(entry.sourceKey, entry.value, 'not usable as a Consul meta key (letters, digits, "_" and "-", not reserved)');
       continue;
     }
-    if (entry.value.length > META_MAX_VALUE) {
-      warn(entry.sourceKey, entry.value, `meta value longer than ${META_MAX_VALUE} characters`);
+    const valueProblem = metaValueProblem(entry.value);
+    if (valueProblem) {
+      warn(entry.sourceKey, entry.value, valueProblem);
       continue;
     }
     if (key === 'weight' && !(/^\d+$/.test(entry.value) && Number(entry.value) >= 1 && Number(entry.value) <= 65535)) {

@@ -1,16 +1,17 @@
-// Pure checks of what a container may put into Consul through SERVICE_* values, against what Consul and
-// the balancer accept: a service name is also the balancer's Host route and a DNS label, a tag is parsed
-// by the balancer (weight=, check=, urlprefix-...) and pasted into rendered configs. A bad value is a
-// warning for that container; only the bad service (name) or tag is dropped.
+// Pure checks of what a container may put into Consul through SERVICE_* values. A service name is also
+// the balancer's Host route and a DNS label, so it is held to that. Tags and meta values are registered
+// as given whenever Consul takes them: Consul checks no tag (agent/structs only warns about DNS), and a
+// meta value only for its length (validateMetaPair: 512 bytes). Renderers, not the registrator, make
+// values safe for the files they write (balancer/src/render). A bad value is a warning for that
+// container; only the bad service (name), tag or meta key is dropped.
 
 /** Consul DNS answers names up to a label's 63 characters; longer is legal in the catalog but unroutable. */
 export const MAX_SERVICE_NAME = 63;
-export const MAX_TAG = 255;
+/** agent/structs validateMetaPair: metaValueMaxLength, counted in bytes (Go's len of a string) */
+export const MAX_META_VALUE_BYTES = 512;
 
 // letters, digits, "-", "_", "." (dotted names route by Host); starts and ends with a letter or digit
 const SERVICE_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$/;
-// no whitespace, no control characters, no quotes or braces that could break a rendered config
-const TAG_FORBIDDEN = /[\s\u0000-\u001f\u007f"'`{};#\\]/;
 
 /** undefined when the name is usable, else the reason. */
 export function serviceNameProblem(name: string): string | undefined {
@@ -20,10 +21,25 @@ export function serviceNameProblem(name: string): string | undefined {
   return undefined;
 }
 
-/** undefined when the tag is usable, else the reason. */
+/**
+ * undefined when the tag can be registered as given, else the reason. Consul accepts every string; what
+ * cannot be carried is text that is not well-formed Unicode (a lone surrogate: JSON would send it as a
+ * replacement character, so Consul would hold another tag than the one given).
+ */
 export function tagProblem(tag: string): string | undefined {
-  if (tag.length > MAX_TAG) return `tag longer than ${MAX_TAG} characters`;
-  const bad = TAG_FORBIDDEN.exec(tag);
-  if (bad) return `tag contains ${JSON.stringify(bad[0])} (whitespace, control characters, quotes, braces, ";", "#" and "\\" are refused)`;
+  return carriableProblem(tag, 'tag');
+}
+
+/** undefined when the meta value can be registered as given, else the reason. */
+export function metaValueProblem(value: string): string | undefined {
+  const bytes = Buffer.byteLength(value, 'utf8');
+  if (bytes > MAX_META_VALUE_BYTES) return `meta value longer than ${MAX_META_VALUE_BYTES} bytes (${bytes}): Consul refuses it`;
+  return carriableProblem(value, 'meta value');
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function carriableProblem(text: string, what: string): string | undefined {
+  if (LONE_SURROGATE.test(text)) return `${what} is not well-formed Unicode (a lone surrogate): it cannot reach Consul as given`;
   return undefined;
 }
