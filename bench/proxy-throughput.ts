@@ -221,8 +221,19 @@ async function main(): Promise<void> {
   }
 }
 
+/** CPU a target spends with no traffic (timers, samplers, metrics flushes), ms per s, over 2 s */
+async function idleCpu(targets: readonly Target[]): Promise<Map<Target, number>> {
+  const withProc = targets.filter((t) => t.proc !== undefined);
+  const before = withProc.map((t) => treeUsage((t.proc as Started).pid).cpuMs);
+  const t0 = Date.now();
+  await new Promise((r) => setTimeout(r, 2000));
+  const s = (Date.now() - t0) / 1000;
+  return new Map(withProc.map((t, i) => [t, (treeUsage((t.proc as Started).pid).cpuMs - before[i]) / s]));
+}
+
 async function run(targets: readonly Target[]): Promise<void> {
   const live = targets.filter((t) => t.baseUrl !== undefined);
+  const idle = await idleCpu(live);
   const applies = (t: Target, w: Workload): boolean => isTls(t) === (w.tls === true);
   const samples = new Map<string, Sample[]>();
   const key = (t: Target, w: Workload): string => `${t.name}|${w.name}`;
@@ -281,6 +292,8 @@ async function run(targets: readonly Target[]): Promise<void> {
   }
   const load1 = loadAverage();
   console.log('');
+  // a fixed cost per second weighs on CPU us/req in inverse proportion to req/s: on a starved run it is a visible share
+  console.log(`# idle CPU before the runs, ms per s (process tree): ${[...idle].map(([t, ms]) => `${t.name} ${ms.toFixed(1)}`).join(', ')}`);
   if (direct !== undefined && firstPlain !== undefined) {
     const directStart = median((samples.get(key(direct, firstPlain)) ?? []).map((s) => s.wrk.rps));
     const drift = directEnd === undefined ? NaN : Math.abs(directEnd.rps - directStart) / directStart;
