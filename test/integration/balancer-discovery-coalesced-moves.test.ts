@@ -8,40 +8,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
-import { Agent, Dispatcher } from 'undici';
+import { Agent } from 'undici';
 import { watchConsulCatalog, type CatalogWatcher } from '../../balancer/src/discovery/consul-catalog.js';
+import { CatalogGate } from '../support/catalog-gate.js';
 import { consulForTest, testScope } from '../support/consul.js';
 import { consulPut } from '../support/consul-http.js';
 import { until } from '../support/poll.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-
-/** Holds requests to /v1/catalog/services while closed; everything else passes. */
-class CatalogGate extends Dispatcher {
-  readonly held: (() => void)[] = [];
-  holding = false;
-  constructor(private readonly inner: Dispatcher) {
-    super();
-  }
-  override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    if (this.holding && String(opts.path).startsWith('/v1/catalog/services')) {
-      this.held.push(() => this.inner.dispatch(opts, handler));
-      return true;
-    }
-    return this.inner.dispatch(opts, handler);
-  }
-  release(): void {
-    this.holding = false;
-    for (const go of this.held.splice(0)) go();
-  }
-  // the watcher never closes a dispatcher it was given; the test closes the inner one
-  override close(): Promise<void> {
-    return Promise.resolve();
-  }
-  override destroy(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 test('a catalog answer covering a quiet deregistration and a signalled registration drops the deregistered instance', { timeout: 60_000 }, async (t) => {
   const consul = await consulForTest();

@@ -12,6 +12,7 @@ const base: ExplainInputs = {
   anyReadUnderWay: false,
   waitLeftMs: 0,
   checksCaughtUp: true,
+  checksGraceLeftMs: 0,
   guess: undefined,
   summaryUsable: true,
   summaryReflects: false,
@@ -25,7 +26,8 @@ const rows: { name: string; inputs: Partial<ExplainInputs>; step: ExplainStep['k
   { name: 'another read under way may name it, time left', inputs: { anyReadUnderWay: true, waitLeftMs: 120 }, step: 'wait' },
   { name: 'a check-less registration: guess the service changed last', inputs: { guess: 'web' }, step: 'guess' },
   { name: 'checks signal not caught up: the summary does not wait for it', inputs: { checksCaughtUp: false, waitLeftMs: 80 }, step: 'summary' },
-  { name: 'not located by the summary, checks signal not caught up, time left', inputs: { summaryReflects: true, checksCaughtUp: false, waitLeftMs: 80 }, step: 'wait' },
+  { name: 'not located by the summary, checks signal not caught up, time left', inputs: { summaryReflects: true, checksCaughtUp: false, waitLeftMs: 80, checksGraceLeftMs: 20 }, step: 'wait' },
+  { name: 'not located by the summary, checks grace over', inputs: { summaryReflects: true, checksCaughtUp: false, waitLeftMs: 80 }, step: 'rescan' },
   // the guess read named the node-leave index as its own index only: 49 other services may have lost instances
   { name: 'node leave: the guess named the index only as its own (a deletion)', inputs: { answersUnnamed: 0 }, step: 'summary' },
   // KV writes between two answers: the registration is named, the gap is not

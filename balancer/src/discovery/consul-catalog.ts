@@ -131,6 +131,8 @@ export interface CatalogWatcher {
 const WATCH_ALL_EXCEPT = new Set(['consul']);
 /** how long an unexplained catalog index move waits for the health signals to explain it */
 const EXPLAIN_WINDOW_MS = 300;
+/** how long a move the summary cannot locate waits for the checks signal before a rescan */
+const CHECKS_GRACE_MS = 50;
 /** up to this many services, an unexplained change re-reads them all at once (cheaper than waiting) */
 const IMMEDIATE_RESCAN_MAX = 32;
 /** how many recently changed services an unexplained change re-reads before a full rescan (no summary) */
@@ -611,6 +613,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       anyReadUnderWay: dirty.size > 0 || inFlight.size > 0,
       waitLeftMs: windowOpenedAt + EXPLAIN_WINDOW_MS - now(),
       checksCaughtUp: checksIndex >= target,
+      checksGraceLeftMs: windowOpenedAt + CHECKS_GRACE_MS - now(),
       guess: triedRecent.size < recentBudget ? nextRecent(target) : undefined,
       summaryUsable,
       summaryReflects: summaryAt >= target,

@@ -19,6 +19,8 @@ export interface ExplainInputs {
   readonly waitLeftMs: number;
   /** the checks signal has answered at or past the move (a registration with checks has shown) */
   readonly checksCaughtUp: boolean;
+  /** what is left of the (shorter) time a rescan waits for the checks signal to name the move */
+  readonly checksGraceLeftMs: number;
   /** the next service to guess (the one whose membership changed last, not read since the move) */
   readonly guess: string | undefined;
   readonly summaryUsable: boolean;
@@ -54,9 +56,9 @@ export function nextExplainStep(s: ExplainInputs): ExplainStep {
   if (s.summaryInFlight) return { kind: 'await-reads' };
   if (s.summaryUsable && !s.summaryReflects && s.summariesLeft) return { kind: 'summary' };
   if (s.summaryUsable && s.summaryReflects && s.answersUnnamed === 0) return { kind: 'accept-gaps' };
-  // before re-reading everything, give the checks signal its time to name the change (a registration
-  // with checks shows there, late when the agent syncs the checks after the service)
-  if (s.waitLeftMs > 0 && !s.checksCaughtUp) return { kind: 'wait', ms: s.waitLeftMs };
+  // before re-reading everything, give the checks signal a moment to name the change (a registration
+  // with checks shows there at the same index: the agent syncs a service with its checks in one write)
+  if (s.checksGraceLeftMs > 0 && !s.checksCaughtUp) return { kind: 'wait', ms: s.checksGraceLeftMs };
   if (s.summaryUsable && s.summaryReflects) return { kind: 'rescan', reason: 'catalog write not located by the summary' };
   return { kind: 'rescan', reason: s.summaryUsable ? 'catalog move unexplained after summaries' : 'catalog move unexplained (no summary)' };
 }
