@@ -44,7 +44,8 @@ FROM runtime AS balancer
 USER node
 ENV BALANCER_LISTEN=0.0.0.0:8080 \
     BALANCER_ADMIN=0.0.0.0:8081 \
-    BALANCER_CONFIG_OUT=/app/run/balancer.conf
+    BALANCER_CONFIG_OUT=/app/run/balancer.conf \
+    BALANCER_ADMIN_TOKEN_FILE=/app/run/admin-token
 EXPOSE 8080 8081
 ENTRYPOINT ["node", "/app/bin/balancer.js"]
 CMD []

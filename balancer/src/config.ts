@@ -72,6 +72,8 @@ export interface Config {
   readonly listen: HostPort;
   readonly admin: HostPort;
   readonly adminToken?: string;
+  /** --admin-token-file: where a token made at start goes (undefined = ~/.consul-balancer/admin-token) */
+  readonly adminTokenFile?: string;
   /** key of the opaque server ids in sticky cookies; undefined = a random one per start */
   readonly stickySecret?: string;
   /** --scripts-kv: request scripts also kept in and loaded from Consul KV under this prefix; undefined = off */
@@ -190,7 +192,8 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'acme-check-interval', env: 'BALANCER_ACME_CHECK_INTERVAL', kind: 'string', value: 'duration', def: '1m', help: 'how often names are checked for issuance and renewal' },
   { name: 'acme-retry', env: 'BALANCER_ACME_RETRY', kind: 'string', value: 'duration', def: '1m', help: 'first pause after a failed order (doubles up to 1h)' },
   { name: 'admin', env: 'BALANCER_ADMIN', kind: 'string', value: 'host:port', def: '127.0.0.1:8081', help: 'admin API listener' },
-  { name: 'admin-token', env: 'BALANCER_ADMIN_TOKEN', kind: 'string', value: 'token', help: 'require "Authorization: Bearer <token>" on the admin API' },
+  { name: 'admin-token', env: 'BALANCER_ADMIN_TOKEN', kind: 'string', value: 'token', help: 'require "Authorization: Bearer <token>" on the admin API (without one, an admin listener beyond loopback gets a token made at start)' },
+  { name: 'admin-token-file', env: 'BALANCER_ADMIN_TOKEN_FILE', kind: 'string', value: 'path', def: '~/.consul-balancer/admin-token', help: 'where the token made at start is written (mode 0600) when --admin-token is unset and --admin is not loopback' },
   { name: 'admin-allowed-hosts', env: 'BALANCER_ADMIN_ALLOWED_HOSTS', kind: 'list', value: 'a,b', help: 'Host names the admin API answers to besides its own address and localhost ("*" = any); others get 403 (DNS rebinding)' },
   { name: 'admin-max-upstreams', env: 'BALANCER_ADMIN_MAX_UPSTREAMS', kind: 'string', value: 'N', def: '1000', help: 'upstreams that may be set through the admin API (413 beyond)' },
   { name: 'admin-max-servers', env: 'BALANCER_ADMIN_MAX_SERVERS', kind: 'string', value: 'N', def: '1000', help: 'servers in one admin upstream (400 beyond)' },
@@ -391,6 +394,7 @@ export function parseBalancerArgs(
       listen: parseHostPort(str('listen') ?? '0.0.0.0:8080', source('listen')),
       admin: parseHostPort(str('admin') ?? '127.0.0.1:8081', source('admin')),
       adminToken: str('admin-token'),
+      adminTokenFile: str('admin-token-file'),
       stickySecret: str('sticky-secret'),
       scriptsKvPrefix: scriptsKvPrefix(bool('scripts-kv'), str('scripts-kv-prefix'), consul !== undefined, source),
       adminAllowedHosts: (str('admin-allowed-hosts') ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean),

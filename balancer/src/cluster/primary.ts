@@ -4,6 +4,7 @@
 // first. main.ts parses the command line and calls startPrimary(); tests may call it directly.
 import type { AddressInfo } from 'node:net';
 import type pino from 'pino';
+import { AdminTokenError, adminTokenPlan, writeNewAdminToken } from '../admin/admin-token.js';
 import type { Config } from '../config.js';
 import { ConsulBudget, DEFAULT_CONSUL_MAX_CONNS } from '../discovery/consul-budget.js';
 import { DumpWriter } from '../persistence/dump-file.js';
@@ -57,6 +58,7 @@ export async function startPrimary(config: Config, logger: pino.Logger): Promise
 async function assemble(config: Config, logger: pino.Logger, log: pino.Logger, stops: StopList): Promise<PrimaryHandle> {
   const { signal } = stops;
   const defaults = tableDefaultsFrom(config);
+  const adminToken = await adminTokenFor(config, log);
   const dump = await loadStartDump(config.dumpFile, log);
   // one connection budget for every Consul client of the primary (discovery, KV watches, TLS, renders):
   // the agent allows each client IP 200 connections, shared with the registrator and others on the host
@@ -130,7 +132,7 @@ async function assemble(config: Config, logger: pino.Logger, log: pino.Logger, s
     throw new StartupError((err as { code?: string }).code ?? 'ERR_WORKER_START', (err as Error).message);
   }
 
-  const admin = primaryAdminApp(config, { holder, defaults, supervisor, metrics, watcher, dumpWriter, checker, tls, scriptStore: kv?.scriptStore }, logger);
+  const admin = primaryAdminApp(config, { holder, defaults, supervisor, metrics, watcher, dumpWriter, checker, tls, scriptStore: kv?.scriptStore }, adminToken, logger);
   try {
     await admin.listen({ host: config.admin.host, port: config.admin.port });
   } catch (err) {
@@ -157,4 +159,21 @@ async function assemble(config: Config, logger: pino.Logger, log: pino.Logger, s
       return stopping;
     },
   };
+}
+
+/** --admin-token, else (admin beyond loopback) a token made now and written where only this user reads it */
+async function adminTokenFor(config: Config, log: pino.Logger): Promise<string | undefined> {
+  const plan = adminTokenPlan({ token: config.adminToken, adminHost: config.admin.host, file: config.adminTokenFile });
+  if (plan.kind === 'configured') return plan.token;
+  if (plan.kind === 'open') return undefined;
+  try {
+    const token = await writeNewAdminToken(plan.file);
+    // the path only: the token stays out of every log
+    log.warn({ adminTokenFile: plan.file, admin: `${config.admin.host}:${config.admin.port}` },
+      `no --admin-token and the admin API listens beyond loopback: made a token, readable only by this user, in ${plan.file}`);
+    return token;
+  } catch (err) {
+    if (err instanceof AdminTokenError) throw new StartupError(err.code, err.message);
+    throw err;
+  }
 }

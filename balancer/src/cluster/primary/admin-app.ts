@@ -28,14 +28,15 @@ export interface PrimaryParts {
   readonly scriptStore?: ScriptStore;
 }
 
-export function primaryAdminApp(config: Config, parts: PrimaryParts, logger: pino.Logger): FastifyInstance {
+/** `token`: the bearer token the API requires (configured or made at start); undefined = open (loopback only) */
+export function primaryAdminApp(config: Config, parts: PrimaryParts, token: string | undefined, logger: pino.Logger): FastifyInstance {
   const { holder, supervisor, watcher, dumpWriter, checker } = parts;
   return buildAdminApp({
     holder,
     defaults: parts.defaults,
     logger: logger.child({ component: 'admin' }),
     workers: supervisor,
-    token: config.adminToken,
+    token,
     listenHost: config.admin.host,
     allowedHosts: config.adminAllowedHosts,
     maxUpstreams: config.adminMaxUpstreams,
