@@ -125,7 +125,7 @@ export class CheckRunner {
         this.probes.delete(id);
       }
     }
-    for (const c of this.state.agentChecks()) {
+    for (const c of this.state.agentChecksUnordered()) {
       const def = c.def;
       const id = def.checkId;
       if (def.type === 'ttl' && def.ttlMs && !this.ttlTimers.has(id)) {
@@ -153,7 +153,7 @@ export class CheckRunner {
   private reap(): void {
     const now = Date.now();
     const doomed = new Set<string>();
-    for (const c of this.state.agentChecks()) {
+    for (const c of this.state.agentChecksUnordered()) {
       const given = c.def.deregisterCriticalAfterMs;
       if (!c.def.serviceId || given === undefined || given <= 0) continue;
       const after = Math.max(given, this.opts.deregisterCriticalMinMs);

@@ -358,7 +358,8 @@ async function handleKv(deps: RouterDeps, req: IncomingMessage, res: ServerRespo
  */
 function serviceSummaries(state: ConsulState): unknown[] | null {
   const byName = new Map<string, { kind: string; tags: Set<string>; nodes: string[]; sources: string[]; count: number; checks: Map<string, string> }>();
-  for (const s of state.allServices()) {
+  // insertion order is enough: names, nodes and tags are sorted below
+  for (const s of state.services.values()) {
     let sum = byName.get(s.def.name);
     if (!sum) byName.set(s.def.name, (sum = { kind: s.def.kind ?? '', tags: new Set(), nodes: [], sources: [], count: 0, checks: new Map() }));
     sum.kind = s.def.kind ?? '';
