@@ -9,6 +9,7 @@ import type { RegisteredService } from '../reconcile.js';
 import { fingerprintOf } from '../reconcile.js';
 import { isFinalRegisterRefusal } from './agent-refusal.js';
 import { consulCheckId, consulCheckOptions } from './consul-checks.js';
+import { encodeKeySegment } from './kv-key.js';
 import { RegistryError, type CheckStatus, type Registry } from './registry.js';
 
 /** Meta keys this adapter adds to every registration (beside the mapper's "registrator-instance"). */
@@ -45,7 +46,11 @@ export interface ConsulBackendOptions {
   readonly now?: () => number;
 }
 
-/** KV prefix of the presence records: registrator/instances/<engine ID>/<instance marker> */
+/**
+ * KV prefix of the presence records: registrator/instances/<engine ID>/<instance marker>, each segment
+ * written with encodeKeySegment (kv-key.ts: an old engine's ID has colons, a host name may have anything),
+ * so every Consul version takes the key. Records of earlier versions, under the raw segments, are still read.
+ */
 export const PRESENCE_PREFIX = 'registrator/instances/';
 export const DEFAULT_PRESENCE_INTERVAL_MS = 10_000;
 /** a presence record is stale (its registrator is gone) after this many heartbeat periods */
@@ -130,7 +135,19 @@ export class ConsulRegistry implements Registry {
   }
 
   private presenceKey(): string | undefined {
-    return this.engineId ? `${PRESENCE_PREFIX}${this.engineId}/${this.marker}` : undefined;
+    return this.engineId ? `${this.presencePrefix()}${encodeKeySegment(this.marker)}` : undefined;
+  }
+
+  private presencePrefix(): string {
+    return `${PRESENCE_PREFIX}${encodeKeySegment(this.engineId ?? '')}/`;
+  }
+
+  /** where a registrator before the key encoding wrote its record, when that differs */
+  private legacyPresence(): { prefix: string; key: string } | undefined {
+    if (!this.engineId) return undefined;
+    const prefix = `${PRESENCE_PREFIX}${this.engineId}/`;
+    const key = `${prefix}${this.marker}`;
+    return key === this.presenceKey() ? undefined : { prefix, key };
   }
 
   async ping(signal: AbortSignal): Promise<void> {
@@ -192,16 +209,29 @@ export class ConsulRegistry implements Registry {
 
   /** Markers of the registrators alive on our engine (undefined: presence unreadable, adopt nothing). */
   private async liveMarkers(signal: AbortSignal): Promise<Set<string> | undefined> {
-    let entries: unknown;
+    const read = (prefix: string) => this.call('kv.get', signal, (o) => this.client.kv.get({ key: prefix, recurse: true, ...o }));
+    let entries: unknown[];
     try {
-      entries = await this.call('kv.get', signal, (o) => this.client.kv.get({ key: `${PRESENCE_PREFIX}${this.engineId}/`, recurse: true, ...o }));
+      const current = await read(this.presencePrefix());
+      entries = Array.isArray(current) ? current : [];
     } catch (err) {
       if (err instanceof RegistryError && err.code === 'ERR_REGISTRY_ABORTED') throw err;
       return undefined;
     }
+    const legacy = this.legacyPresence();
+    if (legacy && legacy.prefix !== this.presencePrefix()) {
+      try {
+        const old = await read(legacy.prefix);
+        if (Array.isArray(old)) entries.push(...old);
+      } catch (err) {
+        if (err instanceof RegistryError && err.code === 'ERR_REGISTRY_ABORTED') throw err;
+        // an agent that refuses such keys (400) holds none; any other failure: presence unknown
+        if (!(err instanceof RegistryError && err.code === 'ERR_REGISTRY_REJECTED')) return undefined;
+      }
+    }
     const live = new Set<string>([this.marker]);
     const now = this.now();
-    for (const e of Array.isArray(entries) ? entries : []) {
+    for (const e of entries) {
       const p = parsePresence((e as { Value?: unknown }).Value);
       if (p && p.engine === this.engineId && now - p.heartbeatAt < PRESENCE_STALE_PERIODS * p.intervalMs) live.add(p.marker);
     }
@@ -219,6 +249,9 @@ export class ConsulRegistry implements Registry {
     const key = this.presenceKey();
     if (!key) return;
     await this.call('kv.del', signal, (o) => this.client.kv.del({ key, ...o }));
+    // the record an earlier version of this registrator left under the raw key, if any (best effort)
+    const legacy = this.legacyPresence();
+    if (legacy) await this.call('kv.del', signal, (o) => this.client.kv.del({ key: legacy.key, ...o })).catch(() => undefined);
   }
 
   async setMaintenance(serviceId: string, enable: boolean, reason: string, signal: AbortSignal): Promise<void> {
