@@ -91,6 +91,7 @@ const ACCEPTED: readonly Accepted[] = [
   { name: 'HTTP/1.1 Connection: close', input: `GET / HTTP/1.1\r\n${H}Connection: foo, close\r\n\r\n`, expect: [{ method: 'GET', target: '/', body: '', keepAlive: false }] },
   { name: 'Expect: 100-continue', input: `PUT / HTTP/1.1\r\n${H}Expect: 100-Continue\r\nContent-Length: 1\r\n\r\nx`, expect: [{ method: 'PUT', target: '/', body: 'x', keepAlive: true, expectContinue: true }] },
   { name: 'Upgrade', input: `GET /ws HTTP/1.1\r\n${H}Connection: Upgrade\r\nUpgrade: WebSocket\r\n\r\n`, expect: [{ method: 'GET', target: '/ws', body: '', keepAlive: true, upgrade: 'websocket' }] },
+  { name: 'Upgrade in HTTP/1.0 is ignored (RFC 9110 section 7.8)', input: `GET /ws HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`, expect: [{ method: 'GET', target: '/ws', body: '', keepAlive: false, upgrade: undefined }] },
   { name: 'absolute-form', input: `GET http://b:81/p?q HTTP/1.1\r\n${H}\r\n`, expect: [{ method: 'GET', target: 'http://b:81/p?q', body: '', keepAlive: true }] },
   { name: 'OPTIONS *', input: `OPTIONS * HTTP/1.1\r\n${H}\r\n`, expect: [{ method: 'OPTIONS', target: '*', body: '', keepAlive: true }] },
 ];
@@ -109,7 +110,7 @@ describe('http1 request parser: accepted', () => {
           assert.equal(r.body, e.body, `step ${step}`);
           assert.equal(r.head.keepAlive, e.keepAlive);
           if (e.headers) assert.deepEqual(r.head.rawHeaders, e.headers);
-          if (e.upgrade) assert.equal(r.head.upgrade, e.upgrade);
+          if ('upgrade' in e) assert.equal(r.head.upgrade, e.upgrade);
           if (e.expectContinue !== undefined) assert.equal(r.head.expectContinue, e.expectContinue);
         });
         assert.equal(out.leftover, 0);

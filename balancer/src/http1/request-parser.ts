@@ -25,7 +25,7 @@ export interface RequestHead {
   readonly rawHeaders: string[];
   /** the connection may carry another request after this one */
   readonly keepAlive: boolean;
-  /** Upgrade header value when Connection lists upgrade (lower-cased protocol list), else undefined */
+  /** Upgrade header value when Connection lists upgrade (lower-cased protocol list), else undefined (always for HTTP/1.0) */
   readonly upgrade: string | undefined;
   /** Expect: 100-continue */
   readonly expectContinue: boolean;
@@ -299,7 +299,8 @@ export class RequestParser implements FramedBodySink {
     const keepAlive = closeToken ? false : versionMinor === 1 ? true : keepAliveToken && !connectionTab && r.tabTrimmed !== true;
     return {
       method, target, versionMinor, rawHeaders, keepAlive,
-      upgrade: upgradeToken && upgrade !== undefined ? upgrade : undefined,
+      // a server MUST ignore Upgrade in an HTTP/1.0 request (RFC 9110 section 7.8)
+      upgrade: upgradeToken && upgrade !== undefined && versionMinor === 1 ? upgrade : undefined,
       expectContinue, contentLength: chunked ? -1 : contentLength, chunked,
     };
   }

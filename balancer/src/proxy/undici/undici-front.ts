@@ -1,6 +1,6 @@
 // The `undici` engine's client side: a node:http server whose request handler wraps each request in
 // a NodeHttpClient for the exchange layer; upgrades go to the raw tunnel.
-import http, { type IncomingMessage } from 'node:http';
+import http, { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo, Socket } from 'node:net';
 import type { ClientFront } from '../engine.js';
@@ -45,7 +45,10 @@ export function createUndiciFront(ctx: ProxyContext, opts: UndiciFrontOptions): 
       else res.destroy();
     }
   });
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => tunnels.handle(ctx, upgradeRequestFrom(req), socket, head));
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (req.httpVersionMinor === 0) { serveIgnoringUpgrade(ctx, req, socket as Socket, head); return; }
+    tunnels.handle(ctx, upgradeRequestFrom(req), socket, head);
+  });
   server.on('clientError', (err: Error & { code?: string }, socket: Duplex & { _httpMessage?: { headersSent?: boolean } | null }) => {
     // as node's own handler: answer only when no answer of ours has begun on this socket
     const inFlight = socket._httpMessage;
@@ -96,4 +99,29 @@ export function createUndiciFront(ctx: ProxyContext, opts: UndiciFrontOptions): 
       tunnels.destroyAll();
     },
   };
+}
+
+/**
+ * node:http hands an HTTP/1.0 request with `Connection: upgrade` to 'upgrade' (its parser stops
+ * there), but a server MUST ignore Upgrade in HTTP/1.0 (RFC 9110 section 7.8): it is served as a
+ * plain request on a response of our own, and the connection closes after it (HTTP/1.0, and the
+ * parser is gone). One with a body is refused: node read no body for it.
+ */
+function serveIgnoringUpgrade(ctx: ProxyContext, req: IncomingMessage, socket: Socket, head: Buffer): void {
+  socket.on('error', () => socket.destroy());
+  if (head.length > 0 || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) {
+    socket.end(simpleResponse(400, 'application/json', '{"error":"bad_request","reason":"an HTTP/1.0 request with Upgrade and a body"}', true));
+    return;
+  }
+  const res = new ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket);
+  res.once('finish', () => { res.detachSocket(socket); socket.end(); });
+  res.once('close', () => { if (!socket.destroyed && !res.writableFinished) socket.destroy(); });
+  try {
+    handleProxyRequest(ctx, new NodeHttpClient(req, res));
+  } catch (err) {
+    ctx.log.error({ err, url: req.url }, 'proxy handler failed');
+    socket.destroy();
+  }
 }
