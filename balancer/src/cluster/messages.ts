@@ -26,6 +26,8 @@ export interface WorkerInitOptions {
   readonly trustForwarded?: readonly string[];
   /** TCP services, TLS passthrough, PROXY protocol (balancer/src/l4) */
   readonly l4?: import('../l4/l4-config.js').L4Config;
+  /** this worker's part of every service's rate limit: 1 / workers */
+  readonly rateShare?: number;
   /** key of the sticky-cookie server ids (the same in every worker) */
   readonly stickySecret?: string;
   /** active checks run in the primary (SharedActiveChecker); states come as `health` messages */

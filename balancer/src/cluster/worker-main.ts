@@ -64,6 +64,7 @@ async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<
     accessLog: o.accessLog,
     trustForwarded: o.trustForwarded,
     l4: o.l4,
+    rateShare: o.rateShare,
     acmeChallenge: o.acmeChallenges ? (challengeRelay = new ChallengeRelayClient(o.acmeChallenges, send)).lookup : undefined,
     httpsPort: o.tls?.listen[0]?.port,
     stickySecret: o.stickySecret,

@@ -29,6 +29,10 @@ export function createTcpSide(opts: WorkerRuntimeOptions, ctx: ProxyContext, hea
     now,
     health,
     view: () => ctx.current,
+    admit: ctx.guard === undefined ? undefined : (upstream, clientIp) => {
+      const v = ctx.guard!.check(upstream, clientIp);
+      return v.ok ? 'ok' : v.status === 403 ? 'denied' : 'limited';
+    },
     onConnectionEnd: (end: TcpConnectionEnd) => access?.info(end, 'tcp connection'),
   });
   let lastWarnings = '';

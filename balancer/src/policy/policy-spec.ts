@@ -9,13 +9,18 @@
 //        "headerPattern": "^beta", "cookie": "canary", "bucketCookie": "lb_canary"},
 //        "sticky": "cookie" | "cookie:<name>" | "header:<name>" | "ip"
 //                 | {"mode": "cookie", "name": "lb_srv", "ttl": "1h", "secure": true, "httpOnly": true, "sameSite": "Lax"},
-//        "panicThreshold": 50}
+//        "panicThreshold": 50,
+//        "allow": "ip:10.0.0.0/8,ip:fe80::/10" | ["ip:10.0.0.0/8"], "deny": ...,
+//        "rate": "100/s", "burst": 200, "rateBy": "ip" | "header:<name>"}
 // Tags: canary_tag=, canary_weight=, canary_header=, canary_header_value=, canary_header_pattern=,
 //       canary_cookie=, sticky=cookie[:<name>]|header:<name>|ip, sticky_ttl=, sticky_secure=,
-//       sticky_httponly=, sticky_samesite=, panic_threshold=
+//       sticky_httponly=, sticky_samesite=, panic_threshold=, allow=, deny=, rate=, burst=, rate_by=
+// (access rules: policy/access-rules.ts; rate limits: policy/rate-limit.ts)
 import { DEFAULT_PANIC_THRESHOLD_PERCENT } from '../balancing/panic.js';
 import { firstTagValues, parseDurationMs } from '../routing/tag-options.js';
-import type { CanaryPolicy, StickyPolicy, TrafficPolicy } from '../routing/types.js';
+import type { AccessRules, CanaryPolicy, RateLimitSpec, StickyPolicy, TrafficPolicy } from '../routing/types.js';
+import { parseAccessList } from './access-rules.js';
+import { defaultBurst, MAX_BURST, parseRate, parseRateBy } from './rate-limit.js';
 
 export const DEFAULT_CANARY_TAG = 'canary';
 export const DEFAULT_BUCKET_COOKIE = 'lb_canary';
@@ -32,6 +37,9 @@ export interface PolicyDocument {
   readonly canary?: Partial<CanaryPolicy>;
   readonly sticky?: StickyPolicy;
   readonly panicThresholdPercent?: number;
+  readonly access?: AccessRules;
+  /** rate and key as given; burst may be absent (defaultBurst) */
+  readonly rateLimit?: { readonly ratePerSecond: number; readonly burst?: number; readonly by?: RateLimitSpec['by'] };
 }
 
 export type PolicyParse = { ok: true; policy: PolicyDocument } | { ok: false; reason: string };
@@ -44,9 +52,9 @@ function isObject(v: unknown): v is Record<string, unknown> {
 export function parsePolicyJson(value: unknown): PolicyParse {
   if (!isObject(value)) return { ok: false, reason: 'policy must be a JSON object' };
   for (const k of Object.keys(value)) {
-    if (!['canary', 'sticky', 'panicThreshold'].includes(k)) return { ok: false, reason: `unknown field "${k}" (expected canary, sticky, panicThreshold)` };
+    if (!JSON_KEYS.includes(k)) return { ok: false, reason: `unknown field "${k}" (expected ${JSON_KEYS.join(', ')})` };
   }
-  const out: { canary?: Partial<CanaryPolicy>; sticky?: StickyPolicy; panicThresholdPercent?: number } = {};
+  const out: { -readonly [K in keyof PolicyDocument]: PolicyDocument[K] } = {};
   if (value.canary !== undefined) {
     const c = value.canary;
     if (!isObject(c)) return { ok: false, reason: 'canary must be an object' };
@@ -96,8 +104,28 @@ export function parsePolicyJson(value: unknown): PolicyParse {
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 100) return { ok: false, reason: 'panicThreshold must be a percentage from 0 to 100 (0 = off)' };
     out.panicThresholdPercent = v;
   }
+  const access: { allow?: readonly string[]; deny?: readonly string[] } = {};
+  for (const k of ['allow', 'deny'] as const) {
+    const v = value[k];
+    if (v === undefined) continue;
+    const list = typeof v === 'string' || Array.isArray(v) ? parseAccessList(v) : 'must be a string or a list of "ip:<cidr>" entries';
+    if (typeof list === 'string') return { ok: false, reason: `${k}: ${list}` };
+    access[k] = list;
+  }
+  if (access.allow !== undefined || access.deny !== undefined) out.access = access;
+  if (value.rate !== undefined || value.burst !== undefined || value.rateBy !== undefined) {
+    const rate = typeof value.rate === 'string' ? parseRate(value.rate) : typeof value.rate === 'number' ? parseRate(String(value.rate)) : undefined;
+    if (rate === undefined) return { ok: false, reason: 'rate must be a rate such as "100/s" or "6000/m" (burst and rateBy need one)' };
+    const b = value.burst;
+    if (b !== undefined && (typeof b !== 'number' || !Number.isInteger(b) || b < 1 || b > MAX_BURST)) return { ok: false, reason: `burst must be an integer from 1 to ${MAX_BURST}` };
+    const by = value.rateBy === undefined ? undefined : typeof value.rateBy === 'string' ? parseRateBy(value.rateBy) : undefined;
+    if (value.rateBy !== undefined && by === undefined) return { ok: false, reason: 'rateBy must be "ip" or "header:<name>"' };
+    out.rateLimit = { ratePerSecond: rate, ...(b !== undefined ? { burst: b as number } : {}), ...(by ? { by } : {}) };
+  }
   return { ok: true, policy: out };
 }
+
+const JSON_KEYS = ['canary', 'sticky', 'panicThreshold', 'allow', 'deny', 'rate', 'burst', 'rateBy'];
 
 function patternProblem(v: unknown): string | undefined {
   if (typeof v !== 'string' || v.length === 0 || v.length > MAX_PATTERN) return `must be a regular expression of 1-${MAX_PATTERN} characters`;
@@ -159,6 +187,7 @@ function stickyFromObject(v: unknown): StickyPolicy | string {
 const TAG_KEYS = new Set([
   'canary_tag', 'canary_weight', 'canary_header', 'canary_header_value', 'canary_header_pattern', 'canary_cookie',
   'sticky', 'sticky_ttl', 'sticky_secure', 'sticky_httponly', 'sticky_samesite', 'panic_threshold',
+  'allow', 'deny', 'rate', 'burst', 'rate_by',
 ]);
 
 /**
@@ -213,10 +242,41 @@ export function parsePolicyTags(service: string, instancesTags: readonly (readon
   }
   let panic: number | undefined;
   text('panic_threshold', (v) => /^\d{1,3}(\.\d+)?%?$/.test(v) && parseFloat(v) <= 100, 'expected a percentage from 0 to 100', (v) => { panic = parseFloat(v); });
+  const access: { allow?: readonly string[]; deny?: readonly string[] } = {};
+  for (const k of ['allow', 'deny'] as const) {
+    const v = seen.get(k);
+    if (v === undefined) continue;
+    const list = parseAccessList(v);
+    if (typeof list === 'string') warn(k, list);
+    else access[k] = list;
+  }
+  let rateLimit: PolicyDocument['rateLimit'];
+  const rateText = seen.get('rate');
+  if (rateText !== undefined) {
+    const rate = parseRate(rateText);
+    if (rate === undefined) warn('rate', 'expected a rate such as 100/s or 6000/m');
+    else rateLimit = { ratePerSecond: rate };
+  }
+  const burstText = seen.get('burst');
+  if (burstText !== undefined) {
+    const n = /^\d{1,8}$/.test(burstText) ? Number(burstText) : 0;
+    if (rateLimit === undefined) warn('burst', 'no valid rate= tag');
+    else if (n < 1 || n > MAX_BURST) warn('burst', `expected an integer from 1 to ${MAX_BURST}`);
+    else rateLimit = { ...rateLimit, burst: n };
+  }
+  const byText = seen.get('rate_by');
+  if (byText !== undefined) {
+    const by = parseRateBy(byText);
+    if (rateLimit === undefined) warn('rate_by', 'no valid rate= tag');
+    else if (by === undefined) warn('rate_by', 'expected ip or header:<name>');
+    else rateLimit = { ...rateLimit, by };
+  }
   return {
     ...(hasCanary ? { canary } : {}),
     ...(sticky ? { sticky } : {}),
     ...(panic !== undefined ? { panicThresholdPercent: panic } : {}),
+    ...(access.allow !== undefined || access.deny !== undefined ? { access } : {}),
+    ...(rateLimit !== undefined ? { rateLimit } : {}),
   };
 }
 
@@ -237,11 +297,16 @@ export function resolvePolicy(
     ...(c.headerPattern !== undefined ? { headerPattern: c.headerPattern } : {}),
     ...(c.cookie !== undefined ? { cookie: c.cookie } : {}),
   };
-  if (canary === undefined && doc.sticky === undefined && panic <= 0) return undefined;
+  const r = doc.rateLimit;
+  const rateLimit: RateLimitSpec | undefined = r === undefined ? undefined
+    : { ratePerSecond: r.ratePerSecond, burst: r.burst ?? defaultBurst(r.ratePerSecond), by: r.by ?? { source: 'ip' } };
+  if (canary === undefined && doc.sticky === undefined && panic <= 0 && doc.access === undefined && rateLimit === undefined) return undefined;
   return {
     ...(canary ? { canary } : {}),
     ...(doc.sticky ? { sticky: doc.sticky } : {}),
     ...(panic > 0 ? { panicThresholdPercent: panic } : {}),
+    ...(doc.access ? { access: doc.access } : {}),
+    ...(rateLimit ? { rateLimit } : {}),
   };
 }
 
@@ -257,5 +322,12 @@ export function policyDocumentToJson(doc: PolicyDocument): Record<string, unknow
       },
     } : {}),
     ...(doc.panicThresholdPercent !== undefined ? { panicThreshold: doc.panicThresholdPercent } : {}),
+    ...(doc.access?.allow ? { allow: doc.access.allow.map((c) => `ip:${c}`) } : {}),
+    ...(doc.access?.deny ? { deny: doc.access.deny.map((c) => `ip:${c}`) } : {}),
+    ...(doc.rateLimit ? {
+      rate: `${doc.rateLimit.ratePerSecond}/s`,
+      ...(doc.rateLimit.burst !== undefined ? { burst: doc.rateLimit.burst } : {}),
+      ...(doc.rateLimit.by ? { rateBy: doc.rateLimit.by.source === 'ip' ? 'ip' : `header:${doc.rateLimit.by.name}` } : {}),
+    } : {}),
   };
 }

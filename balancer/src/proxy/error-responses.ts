@@ -15,12 +15,15 @@ export type ProxyErrorCode =
   | 'no_healthy_upstream'   // 502: the upstream has no server that can be picked
   | 'upstream_unreachable'  // 502: connect refused/reset, socket error
   | 'upstream_timeout'      // 504: connect or response-headers timeout
+  | 'access_denied'         // 403: the client address is denied by the service's allow= / deny= rules
+  | 'rate_limited'          // 429: the service's rate= limit for this client is used up (Retry-After says when)
   | 'script_failed'         // 500: a request script threw, ran over budget or returned nonsense (logged)
   | 'internal_error';       // 500: a bug in the proxy (logged)
 
 export function sendJsonError(
   res: ClientExchange, status: number, code: ProxyErrorCode, fields: Record<string, string | number | undefined>,
   closeConnection: boolean,
+  extraHeaders?: readonly string[],
 ): void {
   if (res.headersSent) {
     res.destroy();
@@ -36,6 +39,7 @@ export function sendJsonError(
   const body = JSON.stringify({ error: code, ...fields });
   const headers: string[] = ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body))];
   if (closeConnection) headers.push('connection', 'close');
+  if (extraHeaders !== undefined) headers.push(...extraHeaders);
   res.writeHead(status, undefined, headers);
   res.end(Buffer.from(body));
 }

@@ -35,6 +35,8 @@ export interface ProxyContext {
   readonly httpsPort?: number;
   /** per-request figures: one requestEnd() call per request (balancer/src/metrics) */
   readonly observer: RequestObserver | undefined;
+  /** access rules and rate limits of the services (policy/traffic-guard.ts); asked before the pick */
+  readonly guard?: import('../policy/traffic-guard.js').TrafficGuard;
 }
 
 /** Host header -> lower-case host name without port ('' when absent); the router's rule. */

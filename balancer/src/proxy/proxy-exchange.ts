@@ -18,6 +18,7 @@ import { ACME_CHALLENGE_PREFIX, answerAcmeChallenge } from '../tls/acme-challeng
 import { sendHttpsRedirect } from '../tls/https-policy.js';
 import { ERR, type ClientEvents, type ClientExchange, type UpstreamHandler, type UpstreamRequest } from './transport.js';
 import { normalizePath } from '../routing/normalize-path.js';
+import { refusedByGuard } from './guard-response.js';
 import { GatedBody, isClientBodyTimeout, type BodyTimeoutKind, type GateEvents } from './request-body-gate.js';
 
 /** RFC 9110 idempotent methods; nginx retries all but POST, LOCK, PATCH. */
@@ -430,6 +431,8 @@ export function handleProxyRequest(ctx: ProxyContext, client: ClientExchange): v
     return;
   }
   const upstream = match.upstream;
+  // access rules and rate limit before anything is spent on the request (policy/traffic-guard.ts)
+  if (upstream.policy !== undefined && ctx.guard !== undefined && refusedByGuard(ctx, ctx.guard, client, upstream, url)) return;
   if (upstream.https?.redirect === true && !client.encrypted && hostHeader !== undefined) {
     sendHttpsRedirect(client, normalizeHost(hostHeader), url, ctx.httpsPort, ctx.draining);
     ctx.observer?.requestEnd(upstream.name, undefined, 308, client.method, client.protocol ?? 'http', 0, 0, 0, 0);

@@ -27,6 +27,7 @@ import { DEFAULT_HTTP2_LIMITS } from './http2/limits.js';
 import { Http2Transport } from './http2/upstream-transport.js';
 import { TransportByProtocol } from './transport-by-protocol.js';
 import { createTcpSide } from '../l4/tcp-side.js';
+import { TrafficGuard } from '../policy/traffic-guard.js';
 
 /** idle upstream keep-alive sockets close after this (undici's keepAliveTimeout in the other engine) */
 const UPSTREAM_KEEPALIVE_MS = 4_000;
@@ -93,6 +94,7 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     acmeChallenge: opts.acmeChallenge,
     httpsPort: opts.httpsPort,
     observer: opts.observer,
+    guard: new TrafficGuard(opts.rateShare ?? 1, now),
   };
   const clientHeaderMs = opts.timeouts.clientHeaderMs ?? DEFAULT_CLIENT_HEADER_MS;
   const tunnelOpts = {

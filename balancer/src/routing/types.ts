@@ -150,7 +150,7 @@ export interface TrafficPolicy {
 
 /** Client address rules; deny wins over allow; with an allow list, an address in none of it is denied. */
 export interface AccessRules {
-  /** CIDR texts, normalized ("10.0.0.0/8", "fe80::/10") */
+  /** CIDR texts as given, validated ("10.0.0.0/8", "fe80::/10") */
   readonly allow?: readonly string[];
   readonly deny?: readonly string[];
 }

@@ -54,6 +54,8 @@ export interface WorkerRuntimeOptions {
   readonly trustForwarded?: readonly string[];
   /** TCP services (--tcp-ports and friends); undefined = no TCP port is ever opened */
   readonly l4?: import('../l4/l4-config.js').L4Config;
+  /** this worker's part of every service's rate limit: 1 / workers (policy/rate-limit.ts); default 1 */
+  readonly rateShare?: number;
   /** requests that may wait for a connection to one upstream server beyond its busy connections (default 256) */
   readonly maxQueuePerServer?: number;
   /** Upgrade protocols passed through (lower case; default ['websocket']); others get 400 */

@@ -23,6 +23,7 @@ export function workerInitFrom(config: Config, challengeLookup: ChallengeLookupO
     accessLog: config.accessLog,
     trustForwarded: config.trustForwarded,
     l4: config.l4,
+    rateShare: 1 / config.workers,
     stickySecret: config.stickySecret ?? randomSecret(),
     // dynamic mode probes once per host, in the primary; reload-mode generations keep their own checkers
     sharedActiveChecks: config.mode === 'dynamic',

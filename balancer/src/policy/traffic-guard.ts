@@ -1,0 +1,79 @@
+// A worker's access rules and rate limits, asked before the pick (HTTP: proxy-exchange.ts; TCP:
+// l4/tcp-service-set.ts). Compiled from the upstream's policy and kept across table swaps while the
+// policy is the same (the buckets survive a swap that did not touch the limit). Counts denied and
+// limited requests per service for the metrics.
+import type { AccessRules, RateLimitSpec, UpstreamSpec } from '../routing/types.js';
+import { AccessCheck } from './access-rules.js';
+import { RateLimiter } from './rate-limit.js';
+
+export type GuardVerdict =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly status: 403 }
+  | { readonly ok: false; readonly status: 429; readonly retryAfterS: number };
+
+const OK: GuardVerdict = Object.freeze({ ok: true });
+const DENIED: GuardVerdict = Object.freeze({ ok: false, status: 403 });
+
+export interface GuardCounts {
+  denied: number;
+  limited: number;
+}
+
+export class TrafficGuard {
+  readonly #access = new WeakMap<AccessRules, AccessCheck>();
+  readonly #limiters = new Map<string, { key: string; limiter: RateLimiter }>();
+  readonly #counts = new Map<string, GuardCounts>();
+
+  /** `share`: this worker's part of every rate (1 / workers) */
+  constructor(private readonly share: number, private readonly now: () => number) {}
+
+  /** `header`: a request header by lower-case name (HTTP); absent for TCP */
+  check(upstream: UpstreamSpec, clientIp: string, header?: (name: string) => string | undefined): GuardVerdict {
+    const policy = upstream.policy;
+    if (policy === undefined || (policy.access === undefined && policy.rateLimit === undefined)) return OK;
+    if (policy.access !== undefined) {
+      let check = this.#access.get(policy.access);
+      if (check === undefined) this.#access.set(policy.access, (check = new AccessCheck(policy.access)));
+      if (!check.allows(clientIp)) {
+        this.#count(upstream.name).denied++;
+        return DENIED;
+      }
+    }
+    const spec = policy.rateLimit;
+    if (spec !== undefined) {
+      const limiter = this.#limiterOf(upstream.name, spec);
+      const by = spec.by.source === 'header' && header !== undefined ? header(spec.by.name) : undefined;
+      const r = limiter.take(by === undefined ? `ip:${clientIp}` : `h:${by}`, this.now());
+      if (!r.ok) {
+        this.#count(upstream.name).limited++;
+        return { ok: false, status: 429, retryAfterS: Math.max(1, Math.ceil(r.retryAfterMs / 1000)) };
+      }
+    }
+    return OK;
+  }
+
+  /** denied / limited counts per service since start */
+  counts(): ReadonlyMap<string, Readonly<GuardCounts>> {
+    return this.#counts;
+  }
+
+  #count(name: string): GuardCounts {
+    let c = this.#counts.get(name);
+    if (c === undefined) this.#counts.set(name, (c = { denied: 0, limited: 0 }));
+    return c;
+  }
+
+  #limiterOf(name: string, spec: RateLimitSpec): RateLimiter {
+    const held = this.#limiters.get(name);
+    if (held !== undefined && held.limiter.spec === spec) return held.limiter;
+    // tables arrive by IPC: an equal limit in a new table is a new object with the same content
+    const key = `${spec.ratePerSecond}/${spec.burst}/${spec.by.source}/${spec.by.source === 'header' ? spec.by.name : ''}`;
+    if (held !== undefined && held.key === key) {
+      this.#limiters.set(name, { key, limiter: held.limiter });
+      return held.limiter;
+    }
+    const limiter = new RateLimiter(spec, this.share);
+    this.#limiters.set(name, { key, limiter });
+    return limiter;
+  }
+}
