@@ -8,12 +8,13 @@ import type net from 'node:net';
 import type { Http1Error } from '../../http1/errors.js';
 import type { Http1Limits } from '../../http1/limits.js';
 import { RequestParser, type RequestHead, type RequestParserEvents } from '../../http1/request-parser.js';
-import { chunkHeader, serializeLastChunk, serializeResponseHead, simpleResponse } from '../../http1/serialize.js';
+import { serializeLastChunk, serializeResponseHead, simpleResponse } from '../../http1/serialize.js';
 import { contentLengthOf } from '../headers.js';
 import { handleProxyRequest } from '../proxy-exchange.js';
 import type { ProxyContext } from '../proxy-context.js';
 import type { BodySink, BodySource, ClientEvents, ClientExchange } from '../transport.js';
 import type { DeadlineSweep, Expiring } from './deadline-sweep.js';
+import { writeChunk } from './chunk-write.js';
 import { attachSocket, detachSocket, type SocketEvents } from './socket-events.js';
 
 export interface ClientConnectionOptions {
@@ -170,11 +171,7 @@ export class NativeRequest implements ClientExchange, BodySource {
   #writeBody(chunk: Buffer): boolean {
     const socket = this.conn.socket;
     if (this.#bodiless || chunk.length === 0) return true;
-    if (this.#chunked) {
-      socket.write(chunkHeader(chunk.length), 'latin1');
-      socket.write(chunk);
-      return socket.write('\r\n', 'latin1');
-    }
+    if (this.#chunked) return writeChunk(socket, chunk);
     return socket.write(chunk);
   }
 

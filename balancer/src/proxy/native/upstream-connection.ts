@@ -5,10 +5,11 @@
 // stores: no socket timer re-armed per request or refreshed per read and write.
 import net from 'node:net';
 import { ResponseParser, type ResponseHead, type ResponseParserEvents } from '../../http1/response-parser.js';
-import { chunkHeader, serializeRequestHead } from '../../http1/serialize.js';
+import { serializeRequestHead } from '../../http1/serialize.js';
 import { contentLengthOf } from '../headers.js';
 import { ERR, transportError, type BodySink, type UpstreamHandler, type UpstreamRequest } from '../transport.js';
 import type { DeadlineSweep, Expiring } from './deadline-sweep.js';
+import { writeChunk } from './chunk-write.js';
 import { attachSocket, type SocketEvents } from './socket-events.js';
 
 export interface UpstreamConnectionOwner {
@@ -128,11 +129,7 @@ export class UpstreamConnection implements ResponseParserEvents, BodySink, Expir
   onBodyData(chunk: Buffer): boolean {
     if (this.#handler === null || chunk.length === 0) return true;
     if (this.#head === null) this.deadline = Date.now() + this.timeouts.headersMs;
-    if (this.#chunkedBody) {
-      this.socket.write(chunkHeader(chunk.length), 'latin1');
-      this.socket.write(chunk);
-      return this.socket.write('\r\n', 'latin1');
-    }
+    if (this.#chunkedBody) return writeChunk(this.socket, chunk);
     return this.socket.write(chunk);
   }
 
