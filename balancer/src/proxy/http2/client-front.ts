@@ -50,14 +50,27 @@ export function createHttp2Front(ctx: ProxyContext, limits: Http2Limits, handle:
     if (limits.idleMs > 0) session.setTimeout(limits.idleMs, () => { if (state.open === 0) session.close(); });
     // a session handed over while draining is served what it already sent, then told to go
     if (ctx.draining) session.close();
+    session.on('stream', (stream: ServerHttp2Stream, _headers: unknown, flags: number, rawHeaders: string[]) => onStream(session, state, stream, flags, rawHeaders));
   });
 
-  server.on('stream', (stream: ServerHttp2Stream, _headers: unknown, flags: number, rawHeaders: string[]) => {
+  /** The client reset one of its streams before our answer ended; false: the session was cut. */
+  function countReset(session: ServerHttp2Session, state: SessionState): boolean {
+    if (state.budget.take(ctx.now()) || session.destroyed) return true;
+    log.warn({ client: state.facts.remoteAddress }, 'HTTP/2 client over its stream reset budget: GOAWAY ENHANCE_YOUR_CALM');
+    // with an error the code is the GOAWAY's (destroy(undefined, code) would send NO_ERROR)
+    session.destroy(new Error('HTTP/2 stream reset budget spent'), NGHTTP2_ENHANCE_YOUR_CALM);
+    return false;
+  }
+
+  function onStream(session: ServerHttp2Session, state: SessionState, stream: ServerHttp2Stream, flags: number, rawHeaders: string[]): void {
     // a stream closed with an error code emits 'error': never uncaught (the 'close' tells the rest)
     stream.on('error', ignore);
-    const session = stream.session;
-    const state = session === undefined ? undefined : sessions.get(session);
-    if (state === undefined) { stream.close(NGHTTP2_PROTOCOL_ERROR); return; }
+    if (stream.destroyed) {
+      // HEADERS and RST_STREAM in one read: node hands the stream over already reset (rapid reset's
+      // usual shape); no route, no upstream, but it counts
+      if (stream.rstCode !== 0) countReset(session, state);
+      return;
+    }
     const head = parseHttp2RequestHead(rawHeaders);
     if (isRefusal(head)) {
       // RFC 9113 section 8.1.1: a malformed request is a stream error of type PROTOCOL_ERROR
@@ -69,10 +82,7 @@ export function createHttp2Front(ctx: ProxyContext, limits: Http2Limits, handle:
     const exchange = new Http2ClientExchange(stream, head, (flags & NGHTTP2_FLAG_END_STREAM) !== 0, state.facts, limits);
     stream.once('close', () => {
       state.open--;
-      if (exchange.resetByClient && !state.budget.take(ctx.now()) && session !== undefined && !session.destroyed) {
-        log.warn({ client: state.facts.remoteAddress }, 'HTTP/2 client over its stream reset budget: GOAWAY ENHANCE_YOUR_CALM');
-        session.destroy(undefined, NGHTTP2_ENHANCE_YOUR_CALM);
-      }
+      if (exchange.resetByClient) countReset(session, state);
     });
     try {
       handle(ctx, exchange);
@@ -80,7 +90,7 @@ export function createHttp2Front(ctx: ProxyContext, limits: Http2Limits, handle:
       log.error({ err }, 'HTTP/2 stream handler failed');
       exchange.destroy();
     }
-  });
+  }
 
   return {
     handleSocket(socket: Socket): void {

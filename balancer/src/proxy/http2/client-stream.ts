@@ -83,7 +83,6 @@ export class Http2ClientExchange implements ClientExchange, BodySource {
     this.body = endStream ? null : this;
     if (endStream) this.#bodyEnded = true;
     stream.on('close', () => this.#onClose());
-    stream.on('aborted', () => { if (!this.#ended) this.resetByClient = true; });
     stream.on('drain', () => {
       this.#clearStall();
       this.#events?.onClientDrain();
@@ -249,6 +248,8 @@ export class Http2ClientExchange implements ClientExchange, BodySource {
       this.#sink?.onBodyError(Object.assign(new Error('client stream closed before the request body ended'), { code: 'ERR_HTTP2_STREAM_CLOSED' }));
     }
     const wasOpen = !this.#ended;
+    // closed with an error code before our answer ended: the client reset it (or never read it)
+    if (wasOpen && this.#stream.rstCode !== NGHTTP2_NO_ERROR) this.resetByClient = true;
     this.#ended = true;
     if (wasOpen) this.#events?.onClientClose();
   }
