@@ -145,6 +145,7 @@ export function clientResponseHeaders(raw: readonly Buffer[] | readonly string[]
       }
     }
   }
+  let contentLength = false;
   for (let i = 0; i < raw.length; i += 2) {
     // latin1 keeps the upstream's bytes exactly as they were (node writes header strings as latin1)
     const name = latin1(raw[i]);
@@ -152,6 +153,11 @@ export function clientResponseHeaders(raw: readonly Buffer[] | readonly string[]
       const lower = name.toLowerCase();
       if (isHopByHop(lower)) continue;
       if (listed !== undefined && listed.has(lower)) continue;
+      if (name.length === 14 && lower === 'content-length') {
+        // repeats of one value (the parser refused differing ones) are collapsed (RFC 9110 section 8.6)
+        if (contentLength) continue;
+        contentLength = true;
+      }
     }
     out.push(name, latin1(raw[i + 1]));
   }
