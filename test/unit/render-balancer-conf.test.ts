@@ -120,3 +120,22 @@ test('formatBalancerConf prints a table that parses back to the same version', (
   const again = parseBalancerConf(formatBalancerConf(t));
   assert.equal(again.version, t.version);
 });
+
+test('formatBalancerConf leaves out Consul text that is not one safe word (the registrator registers tags and meta as given): the output parses, nothing in it comes from that text', () => {
+  const t = parseBalancerConf('upstream web {\n  server 10.0.0.1:80 node=n1 zone=eu id=web-1;\n  server 10.0.0.2:80;\n}\nupstream api {\n  server 10.0.0.3:80;\n}\nroute /api api;\n');
+  const hostile = {
+    ...t,
+    upstreams: {
+      ...t.upstreams,
+      web: { ...t.upstreams.web, servers: t.upstreams.web.servers.map((s, i) => (i === 1 ? { ...s, node: 'n 1 } upstream evil {', zone: 'eu; server 6.6.6.6:80', serviceId: 'x#y' } : s)) },
+      'bad;name': { ...t.upstreams.api, name: 'bad;name' },
+    },
+    routes: [...t.routes, { host: '', pathPrefix: '/x', upstream: 'bad;name' }],
+  };
+  const text = formatBalancerConf(hostile);
+  assert.doesNotMatch(text, /evil|6\.6\.6\.6|x#y|bad;name/, text);
+  const again = parseBalancerConf(text);
+  assert.deepEqual(Object.keys(again.upstreams).sort(), ['api', 'web']);
+  assert.deepEqual(again.upstreams.web.servers.map((s) => [s.host, s.node, s.zone, s.serviceId]), [['10.0.0.1', 'n1', 'eu', 'web-1'], ['10.0.0.2', undefined, undefined, undefined]]);
+  assert.deepEqual(again.routes.map((r) => r.upstream), ['api']);
+});

@@ -19,7 +19,10 @@ import {
   DEFAULT_ACTIVE_CHECK, DEFAULT_TABLE_DEFAULTS, parseDurationMs, parseHashKey, parseNonNegativeInt, parseStatusList,
   type TableDefaults,
 } from '../routing/tag-options.js';
+import { unsafeWordReason } from './conf-word.js';
 import { ALGORITHMS, type ActiveCheckSpec, type Algorithm, type HashKey, type RetrySpec, type Route, type RouteTable, type ServerSpec, type UpstreamSpec } from '../routing/types.js';
+
+const UPSTREAM_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 export interface ConfProblem {
   readonly line: number;
@@ -120,7 +123,7 @@ export function parseBalancerConf(text: string, opts: { source?: string; default
       }
       const name = st.words[1].text;
       const body = readBlockBody(st.line);
-      if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
+      if (!UPSTREAM_NAME.test(name)) {
         err(st.line, `invalid upstream name "${name}"`);
         continue;
       }
@@ -419,10 +422,18 @@ function parseCheck(args: readonly string[], defaults: TableDefaults, bad: (m: s
   return ok ? c : undefined;
 }
 
-/** Prints a table in this format (parses back to an equal table): readable diffs and debugging. */
+/**
+ * Prints a table in this format (parses back to an equal table): readable diffs and debugging. Consul
+ * text that is not one safe word of the format (a node, zone or service ID with ";", "}", "#" or a space)
+ * is left out, and so is an upstream whose name the parser would refuse (with its routes), as the
+ * reload-mode template does: the output always parses and nothing in it comes from such text.
+ */
 export function formatBalancerConf(table: RouteTable): string {
   const lines: string[] = [];
+  const word = (key: string, v: string | undefined) => (v !== undefined && v !== '' && unsafeWordReason(v) === undefined ? [`${key}=${v}`] : []);
+  const printable = new Set(Object.keys(table.upstreams).filter((n) => UPSTREAM_NAME.test(n)));
   for (const u of Object.values(table.upstreams)) {
+    if (!printable.has(u.name)) continue;
     lines.push(`upstream ${u.name} {`);
     lines.push(`  lb ${u.algorithm};`);
     if (u.hashKey) lines.push(`  hash ${u.hashKey.source === 'header' || u.hashKey.source === 'cookie' ? `${u.hashKey.source}:${u.hashKey.name}` : u.hashKey.source};`);
@@ -437,12 +448,14 @@ export function formatBalancerConf(table: RouteTable): string {
       const extra = [
         `weight=${s.weight}`, `max_fails=${s.maxFails}`, `fail_timeout=${s.failTimeoutMs}ms`,
         ...(s.backup ? ['backup'] : []), ...(s.down ? ['down'] : []),
-        ...(s.node ? [`node=${s.node}`] : []), ...(s.zone ? [`zone=${s.zone}`] : []), ...(s.serviceId ? [`id=${s.serviceId}`] : []),
+        ...word('node', s.node), ...word('zone', s.zone), ...word('id', s.serviceId),
       ];
       lines.push(`  server ${host}:${s.port} ${extra.join(' ')};`);
     }
     lines.push('}');
   }
-  for (const r of table.routes) lines.push(`route ${r.host}${r.pathPrefix} ${r.upstream};`);
+  for (const r of table.routes) {
+    if (printable.has(r.upstream) && unsafeWordReason(`${r.host}${r.pathPrefix}`) === undefined) lines.push(`route ${r.host}${r.pathPrefix} ${r.upstream};`);
+  }
   return `${lines.join('\n')}\n`;
 }

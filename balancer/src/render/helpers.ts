@@ -6,6 +6,7 @@ import type { HelperOptions } from 'handlebars';
 import { checkHostPort, quoteForReason } from '../../../common/host-port.js';
 import { parseUrlprefix } from '../routing/build-table.js';
 import { parseServiceTags, type ServiceTagOptions } from '../routing/tag-options.js';
+import { unsafeWordReason } from './conf-word.js';
 import {
   depKey, type Dependency, type DependencyValue, type KvPairView, type RenderData, type ServiceInstanceView,
   type ServiceSummaryView,
@@ -121,20 +122,7 @@ function fieldOf(item: unknown, field: string): unknown {
   return cur;
 }
 
-// A value pasted into a config file must stay one word of it: no whitespace, no statement or block
-// delimiters, no comment or quote characters, nothing non-printable. Wider than any one format needs
-// (nginx, haproxy, ours), so a value that passes is inert in all of them.
-const SAFE_WORD = /^[A-Za-z0-9._~:/@%+=,*\[\]^|!?&-]+$/;
-const MAX_WORD = 512;
-
-/** Why a value cannot be pasted into a config file as one word; undefined when it can. */
-export function unsafeWordReason(value: string): string | undefined {
-  if (value.length === 0) return 'empty';
-  if (value.length > MAX_WORD) return `longer than ${MAX_WORD} characters`;
-  if (SAFE_WORD.test(value)) return undefined;
-  const bad = [...value].find((c) => !SAFE_WORD.test(c));
-  return `contains ${JSON.stringify(bad)}, which cannot appear in a config value`;
-}
+export { unsafeWordReason } from './conf-word.js';
 
 const shown = (value: string): string => quoteForReason(value);
 
