@@ -230,6 +230,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'tcp-host', env: 'BALANCER_TCP_HOST', kind: 'string', value: 'host', help: 'address the TCP service ports are opened on (default: the --listen host)' },
   { name: 'tcp-idle-timeout', env: 'BALANCER_TCP_IDLE_TIMEOUT', kind: 'string', value: 'duration', def: '10m', help: 'a TCP service connection with no byte either way for this long is closed' },
   { name: 'tcp-drain-timeout', env: 'BALANCER_TCP_DRAIN_TIMEOUT', kind: 'string', value: 'duration', def: '30s', help: 'connections to a server that left the table may go on this long, then they are closed' },
+  { name: 'tcp-hello-timeout', env: 'BALANCER_TCP_HELLO_TIMEOUT', kind: 'string', value: 'duration', def: '5s', help: 'proto=tcp+sni: the TLS ClientHello must arrive within this long (else the connection is closed)' },
   { name: 'proxy-protocol-from', env: 'BALANCER_PROXY_PROTOCOL_FROM', kind: 'list', value: 'cidr,cidr', help: 'peers (load balancers) whose PROXY protocol v1/v2 header is read on accept; its address is the client\'s. From them a connection without one, or a malformed one, is closed (default: none)' },
   { name: 'metrics-prefix', env: 'BALANCER_METRICS_PREFIX', kind: 'string', value: 'name', def: 'balancer', help: 'Prometheus metric name prefix (traefik: reuse a Traefik dashboard as is)' },
   { name: 'metrics-buckets', env: 'BALANCER_METRICS_BUCKETS', kind: 'string', value: 's,s,...', def: '0.1,0.3,1.2,5', help: 'request duration histogram buckets in seconds (Traefik\'s default)' },

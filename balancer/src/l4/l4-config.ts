@@ -12,12 +12,15 @@ export interface L4Config {
   readonly idleMs: number;
   /** how long connections to a server that left the table may go on */
   readonly drainMs: number;
+  /** a TLS ClientHello (SNI passthrough) must be complete within this long of the accept */
+  readonly helloTimeoutMs?: number;
   /** peers whose PROXY protocol header (v1/v2) is read on accept; others sending one are closed */
   readonly proxyProtocolFrom: readonly string[];
 }
 
 export const DEFAULT_TCP_IDLE_MS = 600_000;
 export const DEFAULT_TCP_DRAIN_MS = 30_000;
+export const DEFAULT_HELLO_TIMEOUT_MS = 5_000;
 
 interface Accessors {
   str(name: string): string | undefined;
@@ -48,6 +51,7 @@ export function parseL4Config(a: Accessors, listenHost: string): L4Config {
     tcpHost: a.str('tcp-host') ?? listenHost,
     idleMs: a.duration('tcp-idle-timeout', DEFAULT_TCP_IDLE_MS),
     drainMs: a.duration('tcp-drain-timeout', DEFAULT_TCP_DRAIN_MS),
+    helloTimeoutMs: a.duration('tcp-hello-timeout', DEFAULT_HELLO_TIMEOUT_MS),
     proxyProtocolFrom,
   };
 }

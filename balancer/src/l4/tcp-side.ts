@@ -4,7 +4,9 @@ import type { PeerHealth } from '../health/peer-health.js';
 import type { ProxyContext } from '../proxy/proxy-context.js';
 import type { RouteTable } from '../routing/types.js';
 import type { WorkerRuntimeOptions } from '../worker/runtime.js';
-import { DEFAULT_TCP_DRAIN_MS, DEFAULT_TCP_IDLE_MS } from './l4-config.js';
+import { DEFAULT_HELLO_TIMEOUT_MS, DEFAULT_TCP_DRAIN_MS, DEFAULT_TCP_IDLE_MS } from './l4-config.js';
+import { peekFirstBytes } from '../proxy/accept-peek.js';
+import { MAX_HELLO_BYTES, readClientHello } from './client-hello.js';
 import { TcpRouteFollower } from './tcp-route-follower.js';
 import { TcpServiceSet, type TcpConnectionEnd } from './tcp-service-set.js';
 
@@ -32,6 +34,14 @@ export function createTcpSide(opts: WorkerRuntimeOptions, ctx: ProxyContext, hea
     admit: ctx.guard === undefined ? undefined : (upstream, clientIp) => {
       const v = ctx.guard!.check(upstream, clientIp);
       return v.ok ? 'ok' : v.status === 403 ? 'denied' : 'limited';
+    },
+    readServerName: async (socket) => {
+      const r = await peekFirstBytes(socket, (bytes) => {
+        const v = readClientHello(bytes);
+        return v.state === 'done' ? { state: 'done', value: v.serverName } : v;
+      }, { maxBytes: MAX_HELLO_BYTES + 64, timeoutMs: l4.helloTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS });
+      if (!r.ok) tcpLog.debug({ client: socket.remoteAddress, reason: r.reason }, 'no usable TLS ClientHello, closed');
+      return r.ok ? r.value : undefined;
     },
     onConnectionEnd: (end: TcpConnectionEnd) => access?.info(end, 'tcp connection'),
   });
