@@ -1,5 +1,5 @@
 // Discovery at scale, printed side by side (a script, not a test):
-//   npx tsc -p tsconfig.json && node dist/bench/discovery-scale.js [--sizes 100,1000,5000] [--instances 10] [--reload 1000]
+//   npx tsc -p tsconfig.json && node dist/bench/discovery-scale.js [--sizes 100,1000,5000] [--instances 10] [--reload 1000] [--kv-noise 10]
 // For each S: S services x I instances are registered in the Consul double (its own process, enforcing
 // http_max_conns_per_client = 200 like an agent), then the balancer starts (its own process, 2 workers)
 // and we measure: time until every service is routable; services never routable (120 s); change ->
@@ -28,6 +28,9 @@ const sizes = argValue('sizes', '100,1000,5000').split(',').filter(Boolean).map(
 const instances = Number(argValue('instances', '10'));
 const reloadSizes = argValue('reload', '1000').split(',').filter(Boolean).map(Number);
 const CHANGES = Number(argValue('changes', '50'));
+// index noise as on a live cluster: KV writes per second (the double also batches node coordinates every
+// 5 s, a 50-node cluster's rate; catalog/services tags come in random order); 0 = a quiet agent
+const KV_NOISE = Number(argValue('kv-noise', '10'));
 const ISOLATED = 20;
 const CHURN_PER_S = 20;
 const ROUTABLE_TIMEOUT_MS = 120_000;
@@ -126,14 +129,15 @@ async function runOne(S: number, mode: 'dynamic' | 'reload'): Promise<Row> {
   const label = `${S} x ${instances}${mode === 'reload' ? ', reload mode' : ''}`;
   const consulPort = await freePort();
   const consul = `http://127.0.0.1:${consulPort}`;
-  const double: Started = spawnPinned(undefined, process.execPath, [path.join(repoRoot, 'dist/test/support/consul-double/cli.js'), '--port', String(consulPort), '--http-max-conns-per-client', '200']);
+  const double: Started = spawnPinned(undefined, process.execPath, [path.join(repoRoot, 'dist/test/support/consul-double/cli.js'), '--port', String(consulPort), '--http-max-conns-per-client', '200',
+    '--kv-noise-per-sec', String(KV_NOISE), ...(KV_NOISE > 0 ? [] : ['--no-coordinates'])]);
   const backends = await startBackends(instances);
   let balancer: Started | undefined;
   try {
     await waitForPort(consulPort);
     const names = Array.from({ length: S }, (_, i) => `svc${i}`);
     const regs = names.flatMap((name) => backends.ports.map((port, k) => ({
-      ID: `${name}-${k}`, Name: name, Address: '127.0.0.1', Port: port, Check: { CheckID: `${name}-${k}-ttl`, TTL: '24h', Status: 'passing' },
+      ID: `${name}-${k}`, Name: name, Address: '127.0.0.1', Port: port, Tags: ['urlprefix-/', `k${k}`, 'v1'], Check: { CheckID: `${name}-${k}-ttl`, TTL: '24h', Status: 'passing' },
     })));
     const tReg = performance.now();
     // bulk, in chunks (the double's own endpoint): 50,000 registrations one by one take minutes
@@ -263,7 +267,7 @@ await proxyClient.close();
 
 const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
 console.log(`# discovery-scale: node ${process.version}, ${os.cpus().length} cores, load average ${load} (shared machine: figures are noisy)`);
-console.log(`# command: node dist/bench/discovery-scale.js --sizes ${sizes.join(',')} --instances ${instances} --reload ${reloadSizes.join(',')} --changes ${CHANGES}`);
+console.log(`# command: node dist/bench/discovery-scale.js --sizes ${sizes.join(',')} --instances ${instances} --reload ${reloadSizes.join(',')} --changes ${CHANGES} --kv-noise ${KV_NOISE}`);
 console.log(`| services x instances | all routable after | never routable | change -> traffic p50 / p99 (${CHANGES} changes, ${CHURN_PER_S}/s churn) | changes lost | agent conns (max) | Consul requests / KB per change | idle CPU (10 s, all processes) | RSS primary / workers | apply one change: primary build p50/p99 ms, worker p50/p99 ms | 429s |`);
 console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const f of failures) console.log(`# row failed: ${f.split('\n')[0]}`);

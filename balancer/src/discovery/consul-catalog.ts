@@ -2,24 +2,35 @@
 // `budget.maxConns` connections to the agent.
 //
 // Two blocking queries are change signals, each holding one connection:
-// - /v1/catalog/services: service names and tags (new, removed or re-tagged services);
-// - /v1/health/state/any?filter=Status != "passing": every non-passing check (one query for critical
-//   and warning: each Consul change wakes every health/state query, so two would cost two requests per
-//   change). Registrations (checks start critical), health flaps, TTL expiry and maintenance (a
-//   critical _service_maintenance or _node_maintenance check) all change this small list, and each
-//   entry names its service.
-// A service whose signal changed is re-read with one plain GET /v1/health/service/<name>; the reads
-// share the rest of the budget (bounded concurrency, adaptive on 429s). A catalog index move is
-// explained only when every raft index it covers is (write-ledger.ts: one answer may cover several
-// writes, and reading one must not make another look explained): by an index the answers read name,
-// or by a service name gone. What stays unexplained (an instance without checks, or with passing ones,
-// registered or removed) re-reads the service whose membership changed last (a deploy's
-// deregistration follows its registration), then reads the catalog summary (catalog-summary.ts, one
-// request: every service's instance count) and re-reads the services whose count differs; only when
-// the agent has no summary, a rescan of every service, coalesced and bounded like any read. A periodic
-// resync (default 5 min) is the safety net (an instance re-registered with a new address or port and
-// no check or tag change moves no count). Every change signalled once costs at most 3 requests: the
-// two signal answers and one read (a read already started at that index is not repeated).
+// - /v1/catalog/services: service names and tags; it wakes on every write to the services table (an
+//   instance registered, changed or removed, a node leaving) and answers that table's index, compared
+//   canonically (Consul lists tags in Go map order, another on every answer);
+// - /v1/health/state/any?filter=Status != "passing": every non-passing check (registrations start
+//   critical, health flaps, TTL expiry, maintenance, a failed node's serfHealth); each entry names its
+//   service or node. An agent that answers the filter 400 gets state/critical + state/warning instead.
+// A service a signal names is re-read with one plain GET /v1/health/service/<name>; the reads share the
+// rest of the budget (bounded concurrency, adaptive on 429s).
+//
+// What a catalog move covers is not what it shows (write-ledger.ts, from agent/consul/state/catalog.go):
+// the move from P to I spans every raft write in (P, I] — KV, sessions, coordinates, ACLs, check
+// updates, most of them no catalog change — and I itself is a services-table write. A read names a
+// write whole when one of its instances (or checks, or the node) carries that index: a registration or
+// check update touches one service. A read that names an index only as its own X-Consul-Index names a
+// deletion, and one deletion may remove instances of many services (deleteNodeTxn: a node leaving, all
+// its services at one index; a name gone answers the global service_last_extinction index). So
+// (explain-step.ts, a pure decision):
+// - every index of the move named by an instance: done (a registration with checks costs 3 requests);
+// - else: first the service whose membership changed last (a deploy's next change), then the catalog
+//   summary (catalog-summary.ts: every service's instance count and nodes, one request), re-reading the
+//   services whose count or nodes differ: a node leave re-reads every service it had;
+// - once those reads are done: if each catalog answer's own index is named by some read, what is left
+//   changed no instance count (the noise); if not, the write is one the summary cannot see (one
+//   instance out and another in inside one answer, an ID re-registered on another port, no check to
+//   name it): after 50 ms for the checks signal, every service not read since the move is re-read.
+// Left out: a count-preserving change in the gap of an answer that covers two catalog writes, when the
+// later one is named (the gap looks like noise); a node re-registered with another address (a node
+// write, no services-table write); a /v1/txn that changes two services at one index. The periodic resync
+// (default 5 min) re-reads every service for those.
 // Why not one blocking query per service: past the agent's 200 connections per client the agent
 // refuses them. Why not /v1/health/state/any: it lists every check of the catalog on every change.
 //
