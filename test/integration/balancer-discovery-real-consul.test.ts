@@ -12,10 +12,12 @@ import assert from 'node:assert/strict';
 import pino from 'pino';
 import { Agent } from 'undici';
 import { watchConsulCatalog, type CatalogWatcher, type CatalogWatcherOptions } from '../../balancer/src/discovery/consul-catalog.js';
+import { spawnBalancer, type BalancerProcess } from '../support/balancer-process.js';
 import { CatalogGate } from '../support/catalog-gate.js';
 import { consulForTest, testScope, type ConsulTarget, type TestScope } from '../support/consul.js';
 import type { ConsulDoubleOptions } from '../support/consul-double/index.js';
 import { consulPut } from '../support/consul-http.js';
+import { workerRoutings } from '../support/follower-harness.js';
 import { until } from '../support/poll.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -140,4 +142,50 @@ test('the filtered checks query refused with a 400: falls back, still follows ch
   assert.equal(s.checksFilterRefused, true);
   assert.equal(s.signalFallbacks, 1, 'counted once');
   assert.equal(f.watcher.reachable(), true, 'a refused filter is no unreachable agent');
+});
+
+// The same node leave through a balancer process: every worker's table (admin API) drops node 2's
+// instance of every one of the 50 services.
+test('a node leaving with instances of 50 services: every worker of a balancer drops them', { timeout: 120_000 }, async (t) => {
+  const consul = await consulForTest({ noise: false });
+  const scope = testScope();
+  const names = Array.from({ length: 50 }, (_, i) => scope.name(`w${i}`));
+  const node = (n: number) => scope.name(`wnode${n}`);
+  const port = (i: number, n: number) => 15_000 + n * 100 + i;
+  let balancer: BalancerProcess | undefined;
+  t.after(async () => {
+    await balancer?.stop(10_000);
+    for (const n of [1, 2]) await consulPut(consul, '/v1/catalog/deregister', { Node: node(n) }).catch(() => undefined);
+    await scope.clean(consul);
+    await consul.close();
+  });
+  for (const n of [1, 2]) await consulPut(consul, '/v1/catalog/register', { Node: node(n), Address: '127.0.0.1', Check: { CheckID: 'serfHealth', Name: 'Serf Health Status', Status: 'passing' } });
+  for (const [i, name] of names.entries()) {
+    for (const n of [1, 2]) await consulPut(consul, '/v1/catalog/register', { Node: node(n), Address: '127.0.0.1', SkipNodeUpdate: true, Service: { ID: `${name}-${n}`, Service: name, Address: '127.0.0.1', Port: port(i, n) } });
+  }
+  balancer = spawnBalancer(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '2', '--consul-wait', '10s', '--consul-resync', '1h', '--log-level', 'info']);
+  const b = balancer;
+  const started = await b.waitForLog((l) => l.msg === 'balancer started', 60_000, 'balancer started').catch((err: Error) => {
+    throw new Error(`${err.message}; last lines: ${b.logs.slice(-3).map((l) => JSON.stringify(l)).join(' | ')}`);
+  });
+  const adminPort = Number(started.adminPort);
+  const prefix = scope.name('w');
+  const node2Left = async () => {
+    const workers = await workerRoutings(adminPort, prefix);
+    return workers.map((w) => names.filter((s, i) => (w.get(s) ?? []).includes(`127.0.0.1:${port(i, 2)}`)).length);
+  };
+  await until('every worker routes both nodes of every service', async () => {
+    const workers = await workerRoutings(adminPort, prefix);
+    return workers.length === 2 && workers.every((w) => names.every((s) => (w.get(s) ?? []).length === 2));
+  }, 30_000, 50);
+  const t0 = Date.now();
+  await consulPut(consul, '/v1/catalog/deregister', { Node: node(2) });
+  let last: number[] = [];
+  await until('node 2 gone from every worker', async () => {
+    last = await node2Left();
+    return last.every((n) => n === 0);
+  }, 10_000, 20).catch((err: Error) => {
+    throw new Error(`${err.message}: services still routed to node 2, per worker: ${last.join(', ')} of 50`);
+  });
+  t.diagnostic(`node leave out of both workers' tables in ${Date.now() - t0} ms`);
 });

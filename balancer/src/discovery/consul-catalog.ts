@@ -246,6 +246,8 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   let checksIndex = 0;
 
   const dirty = new Set<string>();
+  /** reads a rescan asked for: started after every read in `dirty` (a signal's read never waits behind a rescan) */
+  const bulk = new Set<string>();
   const inFlight = new Set<string>();
   const again = new Set<string>();
   const retryTimers = new Map<string, NodeJS.Timeout>();
@@ -329,16 +331,30 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     // (a ?stale read may lag the index the signal saw: then every signal reads)
     if (!endpoint.stale && (readCovers.get(name) ?? 0) >= atIndex) return;
     if (inFlight.has(name)) again.add(name);
-    else dirty.add(name);
+    else {
+      bulk.delete(name);
+      dirty.add(name);
+    }
+  };
+  /** A rescan's read of `name`, unless its read already reflects `atIndex` or one is pending. */
+  const markBulk = (name: string, atIndex: number) => {
+    if (!endpoint.stale && (readCovers.get(name) ?? 0) >= atIndex) return;
+    if (inFlight.has(name)) again.add(name);
+    else if (!dirty.has(name)) bulk.add(name);
   };
 
   let pumpTimer: NodeJS.Timeout | undefined;
+  /** the reads to start, a signal's first, each with the queue it waits in */
+  function* pending(): Generator<[string, Set<string>]> {
+    for (const name of dirty) yield [name, dirty];
+    for (const name of bulk) yield [name, bulk];
+  }
   /** Starts reads while the budget has free read slots; the rest wait in `dirty`, not as promises. */
   const pump = () => {
     if (signal.aborted) return;
     const pause = budget.pauseLeftMs();
     if (pause > 0) {
-      if (!pumpTimer && dirty.size > 0) {
+      if (!pumpTimer && (dirty.size > 0 || bulk.size > 0)) {
         pumpTimer = setTimeout(() => {
           pumpTimer = undefined;
           pump();
@@ -346,10 +362,10 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       }
       return;
     }
-    for (const name of dirty) {
+    for (const [name, queue] of pending()) {
       if (budget.freeReadSlots() <= 0) break;
       if (inFlight.has(name)) continue;
-      dirty.delete(name);
+      queue.delete(name);
       inFlight.add(name);
       readCovers.set(name, knownIndex());
       void readService(name).finally(() => {
@@ -361,8 +377,8 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   };
 
   const afterRead = () => {
-    if (!initialReadDone && dirty.size === 0 && inFlight.size === 0) initialReadDone = true;
-    if (dirty.size > 0) pump();
+    if (!initialReadDone && dirty.size === 0 && bulk.size === 0 && inFlight.size === 0) initialReadDone = true;
+    if (dirty.size > 0 || bulk.size > 0) pump();
     if (complete()) scheduleEmit();
     if (pendingExplain > 0) checkExplained();
   };
@@ -452,7 +468,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     rescans++;
     rescanReasons[reason] = (rescanReasons[reason] ?? 0) + 1;
     log.info({ reason, ...detail, services: known.size }, 'consul rescan');
-    for (const name of known) markDirty(name, target);
+    for (const name of known) markBulk(name, target);
     pump();
   };
 
@@ -610,7 +626,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
    * Explains the pending catalog move once no read is pending: done when every write it covers is
    * accounted for; else the last-changed service, then the summary, then (no summary) a rescan.
    */
-  const readPending = (name: string) => dirty.has(name) || inFlight.has(name) || again.has(name);
+  const readPending = (name: string) => dirty.has(name) || bulk.has(name) || inFlight.has(name) || again.has(name);
   const checkExplained = () => {
     if (explainTimer) clearTimeout(explainTimer);
     explainTimer = undefined;
@@ -750,6 +766,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       if (t) clearTimeout(t);
       retryTimers.delete(name);
       if (entries.delete(name)) changedSinceEmit.add(name);
+      bulk.delete(name);
       gone.add(name);
       windowReads.add(name);
       if (inFlight.has(name)) again.add(name);
@@ -785,7 +802,9 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     } else if (moved) {
       // every move, a visible one too: one answer may cover a change no signal shows beside it
       ledger.noteAnswer(index);
-      triedRecent = new Set(); // each move may guess (its change is most likely the last-changed service's)
+      // each move may guess (its change is most likely the last-changed service's) and have its summary
+      triedRecent = new Set();
+      windowSummaries = 0;
       if (pendingExplain === 0) windowOpenedAt = now();
       pendingExplain = Math.max(pendingExplain, index);
       checkExplained();
@@ -866,7 +885,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       services: known?.size ?? 0, queries, reads, errors, emits, rescans, rescanReasons: { ...rescanReasons }, summaries, summaryUsable, acceptedUnexplained, bodyBytes, unusableAnswers,
       throttled: budget.stats().overBudget, budget: budget.stats(), outstanding,
       checksFilterRefused, signalFallbacks,
-      settled: outstanding === reserved + extraReserved && dirty.size === 0 && inFlight.size === 0 && pendingExplain === 0 && !explainTimer && !summaryInFlight && !emitTimer && changedSinceEmit.size === 0,
+      settled: outstanding === reserved + extraReserved && dirty.size === 0 && bulk.size === 0 && inFlight.size === 0 && pendingExplain === 0 && !explainTimer && !summaryInFlight && !emitTimer && changedSinceEmit.size === 0,
       indexes: { catalog: catalogIndex, checks: checksIndex },
     }),
     serviceNames: () => known ?? new Set<string>(),
