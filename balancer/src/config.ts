@@ -115,6 +115,8 @@ export interface Config {
   readonly accessLog: boolean;
   /** CIDR ranges whose Forwarded / X-Forwarded-* / X-Real-IP headers are kept (default: none) */
   readonly trustForwarded: readonly string[];
+  /** --underscores-in-headers: request fields whose name has a '_' are forwarded (default: dropped) */
+  readonly underscoresInHeaders: boolean;
   /** requests waiting for a connection to one server beyond its busy ones */
   readonly maxQueuePerServer: number;
   /** Upgrade protocols passed through, lower case */
@@ -225,6 +227,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'engine', env: 'BALANCER_ENGINE', kind: 'string', value: ENGINES.join('|'), def: DEFAULT_ENGINE, help: 'data plane: native (own HTTP/1.1 codec and upstream socket pool) or undici (node:http + undici, the comparison engine)' },
   ...HTTP2_FLAGS,
   { name: 'access-log', env: 'BALANCER_ACCESS_LOG', kind: 'bool', help: 'one log line per proxied request' },
+  { name: 'underscores-in-headers', env: 'BALANCER_UNDERSCORES_IN_HEADERS', kind: 'bool', help: 'forward request header fields whose name has a "_" (default: dropped, as nginx does: CGI-style backends read Transfer_Encoding as Transfer-Encoding)' },
   { name: 'trust-forwarded', env: 'BALANCER_TRUST_FORWARDED', kind: 'list', value: 'cidr,cidr', help: 'clients (proxies) whose Forwarded, X-Real-IP and X-Forwarded-* headers are kept; from anyone else they are replaced (default: none)' },
   { name: 'tcp-ports', env: 'BALANCER_TCP_PORTS', kind: 'string', value: 'from-to', help: 'ports that proto=tcp|tcp+sni services may be served on (urlprefix-:<port>); a tag outside is a warning (default: none)' },
   { name: 'tcp-host', env: 'BALANCER_TCP_HOST', kind: 'string', value: 'host', help: 'address the TCP service ports are opened on (default: the --listen host)' },
@@ -428,6 +431,7 @@ export function parseBalancerArgs(
       maxHeadBytes: int('max-head-size', 16_384, 1_024),
       accessLog: bool('access-log'),
       trustForwarded: trustedRanges(str('trust-forwarded'), source('trust-forwarded')),
+      underscoresInHeaders: bool('underscores-in-headers'),
       maxQueuePerServer: int('max-queue-per-server', 256, 0),
       upgradeProtocols: upgradeProtocols(str('upgrade-protocols'), source('upgrade-protocols')),
       logLevel: logLevel as LogLevel,

@@ -134,3 +134,10 @@ test('--client-header-timeout: 10 s by default, a duration from flag or env, 0 r
   assert.match(bad(['--client-header-timeout', '0']).message, /--client-header-timeout: must be longer than 0/);
   assert.ok(helpText().includes('--client-header-timeout'));
 });
+
+test('--underscores-in-headers: off by default, on by flag or BALANCER_UNDERSCORES_IN_HEADERS, in --help', () => {
+  assert.equal(ok([]).underscoresInHeaders, false);
+  assert.equal(ok(['--underscores-in-headers']).underscoresInHeaders, true);
+  assert.equal(ok([], { BALANCER_UNDERSCORES_IN_HEADERS: 'true' }).underscoresInHeaders, true);
+  assert.match(helpText(), /--underscores-in-headers/);
+});

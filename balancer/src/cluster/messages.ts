@@ -24,6 +24,8 @@ export interface WorkerInitOptions {
   readonly accessLog: boolean;
   /** --trust-forwarded CIDR ranges, validated by the config parser */
   readonly trustForwarded?: readonly string[];
+  /** --underscores-in-headers */
+  readonly underscoresInHeaders?: boolean;
   /** TCP services, TLS passthrough, PROXY protocol (balancer/src/l4) */
   readonly l4?: import('../l4/l4-config.js').L4Config;
   /** this worker's part of every service's rate limit: 1 / workers */

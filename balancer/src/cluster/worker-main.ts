@@ -63,6 +63,7 @@ async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<
     http2: o.http2,
     accessLog: o.accessLog,
     trustForwarded: o.trustForwarded,
+    underscoresInHeaders: o.underscoresInHeaders,
     l4: o.l4,
     rateShare: o.rateShare,
     acmeChallenge: o.acmeChallenges ? (challengeRelay = new ChallengeRelayClient(o.acmeChallenges, send)).lookup : undefined,

@@ -37,6 +37,12 @@ export interface ForwardedInfo {
    * and X-Forwarded-For/-Proto/-Host say what we saw.
    */
   readonly trusted?: boolean;
+  /**
+   * Fields whose name has a '_' are forwarded (--underscores-in-headers). By default they are dropped,
+   * as nginx does (underscores_in_headers off): a CGI/WSGI backend reads `Transfer_Encoding` as
+   * Transfer-Encoding, which beside a Content-Length is a TE.CL desync past our framing.
+   */
+  readonly underscores?: boolean;
 }
 
 /**
@@ -68,6 +74,7 @@ export function upstreamRequestHeaders(
   }
   const out: string[] = [];
   const trusted = fwd.trusted === true;
+  const underscores = fwd.underscores === true;
   let xff: string | undefined;
   let xfProto: string | undefined;
   let xfHost: string | undefined;
@@ -97,6 +104,7 @@ export function upstreamRequestHeaders(
       continue;
     }
     if (listed !== undefined && listed.has(lower)) continue;
+    if (!underscores && lower.includes('_')) continue;
     out.push(name, value);
   }
   out.push('x-forwarded-for', xff === undefined ? fwd.clientIp : `${xff}, ${fwd.clientIp}`);

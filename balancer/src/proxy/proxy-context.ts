@@ -25,6 +25,8 @@ export interface ProxyContext {
   readonly requestMs: number;
   /** clients whose Forwarded / X-Forwarded-* / X-Real-IP are kept (--trust-forwarded) */
   readonly trustForwarded: CidrMatcher;
+  /** request fields whose name has a '_' are forwarded (--underscores-in-headers); else dropped */
+  readonly underscoresInHeaders: boolean;
   /** true once stopAccepting() began: responses carry `Connection: close` */
   draining: boolean;
   /** requests between arrival and response end (the drain waits for 0) */

@@ -127,7 +127,7 @@ export class ProxyExchange implements PickRequest, ClientEvents, GateEvents {
     this.startedAt = ctx.now();
     const trusted = ctx.trustForwarded.has(this.clientIp);
     if (ctx.current.scripts !== undefined) this.#responseScripts = responseChain(ctx.current, upstream.name);
-    const headers = upstreamRequestHeaders(rawHeaders, { clientIp: this.clientIp, proto: client.encrypted ? 'https' : 'http', port: client.localPort, trusted }, false, hostOverride);
+    const headers = upstreamRequestHeaders(rawHeaders, { clientIp: this.clientIp, proto: client.encrypted ? 'https' : 'http', port: client.localPort, trusted, underscores: ctx.underscoresInHeaders }, false, hostOverride);
     this.#request = { method: client.method, path: url, headers, body: client.body, protocol: upstream.protocol };
   }
 

@@ -87,6 +87,7 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     accessLog: opts.accessLog ? opts.logger.child({ component: 'access' }) : undefined,
     connectMs: opts.timeouts.connectMs,
     trustForwarded: new CidrMatcher(parseCidrList(opts.trustForwarded ?? [])),
+    underscoresInHeaders: opts.underscoresInHeaders === true,
     clientBodyMs: opts.timeouts.clientBodyMs ?? DEFAULT_CLIENT_BODY_MS,
     requestMs: opts.timeouts.requestMs ?? DEFAULT_REQUEST_MS,
     draining: false,

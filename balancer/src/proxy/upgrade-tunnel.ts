@@ -145,7 +145,7 @@ export class UpgradeTunnels {
     outcome.service = upstreamName;
     const clientIp = clientAddress(req.remoteAddress);
     const trusted = ctx.trustForwarded.has(clientIp);
-    const headers = upstreamRequestHeaders(rawHeaders, { clientIp, proto: req.encrypted ? 'https' : 'http', port: req.localPort, trusted }, true, authority?.hostHeader);
+    const headers = upstreamRequestHeaders(rawHeaders, { clientIp, proto: req.encrypted ? 'https' : 'http', port: req.localPort, trusted, underscores: ctx.underscoresInHeaders }, true, authority?.hostHeader);
     let requestHead = `${req.method} ${url} HTTP/1.1\r\n`;
     for (let i = 0; i < headers.length; i += 2) requestHead += `${headers[i]}: ${headers[i + 1]}\r\n`;
     requestHead += '\r\n';

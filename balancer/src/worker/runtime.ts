@@ -52,6 +52,8 @@ export interface WorkerRuntimeOptions {
   readonly accessLog: boolean;
   /** CIDR ranges (--trust-forwarded) whose Forwarded / X-Forwarded-* / X-Real-IP are kept; default none */
   readonly trustForwarded?: readonly string[];
+  /** request fields whose name has a '_' are forwarded (--underscores-in-headers); default dropped */
+  readonly underscoresInHeaders?: boolean;
   /** TCP services (--tcp-ports and friends); undefined = no TCP port is ever opened */
   readonly l4?: import('../l4/l4-config.js').L4Config;
   /** this worker's part of every service's rate limit: 1 / workers (policy/rate-limit.ts); default 1 */

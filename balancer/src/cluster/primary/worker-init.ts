@@ -22,6 +22,7 @@ export function workerInitFrom(config: Config, challengeLookup: ChallengeLookupO
     http2: config.http2,
     accessLog: config.accessLog,
     trustForwarded: config.trustForwarded,
+    underscoresInHeaders: config.underscoresInHeaders,
     l4: config.l4,
     rateShare: 1 / config.workers,
     stickySecret: config.stickySecret ?? randomSecret(),
