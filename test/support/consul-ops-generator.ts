@@ -235,3 +235,38 @@ export async function shrinkOps(ops: readonly ConsulOp[], fails: (ops: readonly 
   }
   return current;
 }
+
+/** One container's check metadata at one step: the env entries and what the agent should hold. */
+export interface CheckEnvStep {
+  readonly env: readonly string[];
+  /** how many checks the registration asks for */
+  readonly checks: number;
+  /** a kind a default agent refuses (script, docker): the registration is refused whole */
+  readonly refused: boolean;
+}
+
+const ACCEPTED_KINDS = [['TTL', '30s'], ['HTTP', '/'], ['TCP', 'true']] as const;
+const REFUSED_KINDS = [['SCRIPT', '/bin/true'], ['DOCKER', '/bin/true']] as const;
+
+/**
+ * The registrator's side: a container's checks changing from step to step (added, dropped, renumbered
+ * from `service:<id>` to `service:<id>:<n>`, now and then a script or docker check a default agent
+ * refuses), as SERVICE_CHECK_<KIND> and numbered SERVICE_CHECK_<n>_<KIND> groups.
+ */
+export function generateCheckEnvs(seed: number, steps: number, serviceName: string): CheckEnvStep[] {
+  const rnd = seededRandom(seed);
+  const int = (n: number) => Math.floor(rnd() * n);
+  return Array.from({ length: steps }, (_, step) => {
+    // at least one refused step in every sequence (the middle one)
+    const refused = rnd() < 0.15 || step === Math.floor(steps / 2);
+    const count = refused ? 1 + int(3) : int(4);
+    const env = [`SERVICE_NAME=${serviceName}`];
+    const refusedAt = refused ? int(count) : -1;
+    for (let i = 0; i < count; i++) {
+      const [kind, value] = i === refusedAt ? REFUSED_KINDS[int(REFUSED_KINDS.length)] : ACCEPTED_KINDS[int(ACCEPTED_KINDS.length)];
+      // the first check unnumbered, the next ones as numbered groups
+      env.push(i === 0 ? `SERVICE_CHECK_${kind}=${value}` : `SERVICE_CHECK_${i}_${kind}=${value}`);
+    }
+    return { env, checks: count, refused };
+  });
+}
