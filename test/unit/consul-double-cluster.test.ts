@@ -247,7 +247,8 @@ describe("consul double: the agent's timing floors", () => {
     }));
 
   it('an output-only result is the agent\'s at once and the catalog\'s only up to check_update_interval later', () =>
-    withDouble({ checkUpdateIntervalMs: 300 }, async (d) => {
+    // stagger fixed at half the interval (3 s): the 'not yet' reads come well before it, even on a loaded machine
+    withDouble({ checkUpdateIntervalMs: 6000, random: () => 0.5 }, async (d) => {
       await api(d, 'PUT', '/v1/agent/service/register', { ID: 'w', Name: 'web', Port: 1, Check: { TTL: '30s', Status: 'passing' } });
       const h = await api(d, 'GET', '/v1/health/service/web');
       await api(d, 'PUT', '/v1/agent/check/pass/service:w?note=new-output');
@@ -257,7 +258,7 @@ describe("consul double: the agent's timing floors", () => {
       const synced = await until('the deferred output reaches the catalog', async () => {
         const r = await api(d, 'GET', '/v1/health/service/web');
         return r.json[0].Checks[1].Output === 'new-output' ? r : undefined;
-      }, 3000);
+      }, 10_000);
       assert.ok(synced.index > h.index);
       // a status change goes at once
       await api(d, 'PUT', '/v1/agent/check/fail/service:w?note=down');
