@@ -16,6 +16,7 @@ import { inPortRange, type PortRange } from '../routing/tag-options.js';
 import { EMPTY_TCP_ROUTES, serviceForName, type TcpPortRoute, type TcpRouteTable } from './tcp-routes.js';
 import { connectWithRetry } from './tcp-connect.js';
 import { startRelay, type Relay, type RelayEnd } from './tcp-relay.js';
+import { encodeV1, encodeV2 } from './proxy-protocol.js';
 
 /** What a worker's TCP side reads from the runtime: the current table and its pickers. */
 export interface TcpTableView {
@@ -54,7 +55,7 @@ export interface TcpServiceSetOptions {
   /** reads the TLS server name of an SNI port's connection (balancer/src/l4/sni-peek.ts); absent = SNI ports refuse */
   readonly readServerName?: (socket: Socket) => Promise<string | undefined>;
   /** the client address to use (PROXY protocol header from a trusted peer); absent = the socket's */
-  readonly clientOf?: (socket: Socket) => Promise<string | undefined>;
+  readonly clientOf?: (socket: Socket) => Promise<{ readonly address: string; readonly port?: number } | undefined>;
   readonly onConnectionEnd?: (end: TcpConnectionEnd) => void;
   readonly onConnectionOpen?: (service: string) => void;
 }
@@ -64,6 +65,13 @@ interface OpenConnection {
   readonly serverId: string;
   readonly relay: Relay;
   drainTimer?: NodeJS.Timeout;
+}
+
+/** the client port a PROXY header carried, by socket */
+const clientPorts = new WeakMap<Socket, number>();
+
+function clientPortOf(socket: Socket): number {
+  return clientPorts.get(socket) ?? socket.remotePort ?? 0;
 }
 
 export class TcpServiceSet {
@@ -180,7 +188,8 @@ export class TcpServiceSet {
     if (o.clientOf) {
       const fromHeader = await o.clientOf(socket);
       if (fromHeader === undefined) return refuse('', 'bad-hello');
-      client = fromHeader;
+      client = fromHeader.address;
+      if (fromHeader.port !== undefined) clientPorts.set(socket, fromHeader.port);
     }
     const route: TcpPortRoute | undefined = this.#routes.ports.get(port);
     if (route === undefined) return refuse('', 'no-route');
@@ -210,6 +219,11 @@ export class TcpServiceSet {
       outcome.socket.destroy();
       o.health.onAttemptEnd(outcome.server.id, { ok: true, latencyMs: outcome.connectMs }, o.now());
       return finish(serviceName, { reason: 'closed', refused: 'client-gone', attempts: outcome.attempts, server: outcome.server.id });
+    }
+    if (upstream.proxyProtocol !== undefined) {
+      // the backend learns the client's address first (proxy_protocol=v1|v2), before any relayed byte
+      const addresses = { source: client, sourcePort: clientPortOf(socket), destination: clientAddress(socket.localAddress), destinationPort: socket.localPort ?? port };
+      outcome.socket.write(upstream.proxyProtocol === 'v1' ? encodeV1(addresses) : encodeV2(addresses));
     }
     this.#relay(serviceName, port, socket, outcome.socket, outcome.server, client, t0, outcome.attempts, outcome.connectMs);
   }

@@ -7,6 +7,9 @@ import type { WorkerRuntimeOptions } from '../worker/runtime.js';
 import { DEFAULT_HELLO_TIMEOUT_MS, DEFAULT_TCP_DRAIN_MS, DEFAULT_TCP_IDLE_MS } from './l4-config.js';
 import { peekFirstBytes } from '../proxy/accept-peek.js';
 import { MAX_HELLO_BYTES, readClientHello } from './client-hello.js';
+import { decodeProxyHeader, V2_MAX_BYTES } from './proxy-protocol.js';
+import { CidrMatcher, parseCidrList } from '../proxy/cidr.js';
+import { clientAddress } from '../proxy/proxy-context.js';
 import { TcpRouteFollower } from './tcp-route-follower.js';
 import { TcpServiceSet, type TcpConnectionEnd } from './tcp-service-set.js';
 
@@ -21,6 +24,21 @@ export function createTcpSide(opts: WorkerRuntimeOptions, ctx: ProxyContext, hea
   const tcpLog = opts.logger.child({ component: 'tcp' });
   const access = ctx.accessLog;
   const follower = new TcpRouteFollower(l4.tcpPorts);
+  const trustedSenders = new CidrMatcher(parseCidrList(l4.proxyProtocolFrom ?? []));
+  // --proxy-protocol-from: those peers must open with a PROXY header (v1/v2), whose address is the client's;
+  // from anyone else nothing is read (their first bytes are the protocol's own)
+  const clientOf = trustedSenders.empty ? undefined : async (socket: import('node:net').Socket) => {
+    const peer = clientAddress(socket.remoteAddress);
+    if (!trustedSenders.has(peer)) return { address: peer };
+    const r = await peekFirstBytes(socket, (bytes) => {
+      const v = decodeProxyHeader(bytes);
+      if (v.state !== 'done') return v;
+      const value = v.header.kind === 'proxy' ? { address: clientAddress(v.header.addresses.source), port: v.header.addresses.sourcePort } : { address: peer };
+      return { state: 'done', value, consumed: v.length };
+    }, { maxBytes: V2_MAX_BYTES, timeoutMs: l4.helloTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS });
+    if (!r.ok) tcpLog.debug({ peer, reason: r.reason }, 'PROXY protocol header missing or malformed, closed');
+    return r.ok ? r.value : undefined;
+  };
   const set = new TcpServiceSet({
     host: l4.tcpHost,
     allowed: l4.tcpPorts,
@@ -31,6 +49,7 @@ export function createTcpSide(opts: WorkerRuntimeOptions, ctx: ProxyContext, hea
     now,
     health,
     view: () => ctx.current,
+    clientOf,
     admit: ctx.guard === undefined ? undefined : (upstream, clientIp) => {
       const v = ctx.guard!.check(upstream, clientIp);
       return v.ok ? 'ok' : v.status === 403 ? 'denied' : 'limited';

@@ -6,7 +6,8 @@
 // here too (see /work/wt/notes/PROXY-SEAMS.md).
 import type { Socket } from 'node:net';
 
-export type Classified<T> = { readonly state: 'need-more' } | { readonly state: 'done'; readonly value: T } | { readonly state: 'bad'; readonly reason: string };
+/** `consumed`: leading bytes the decision used up (a PROXY header): not put back */
+export type Classified<T> = { readonly state: 'need-more' } | { readonly state: 'done'; readonly value: T; readonly consumed?: number } | { readonly state: 'bad'; readonly reason: string };
 
 export interface PeekBounds {
   readonly maxBytes: number;
@@ -20,6 +21,7 @@ export function peekFirstBytes<T>(socket: Socket, classify: (bytes: Buffer) => C
   return new Promise((resolve) => {
     let buf: Buffer = Buffer.alloc(0);
     let settled = false;
+    let consumed = 0;
     const finish = (r: PeekResult<T>) => {
       if (settled) return;
       settled = true;
@@ -29,13 +31,16 @@ export function peekFirstBytes<T>(socket: Socket, classify: (bytes: Buffer) => C
       socket.off('close', onGone);
       socket.off('error', onGone);
       socket.pause();
-      if (r.ok && buf.length > 0 && !socket.destroyed) socket.unshift(buf);
+      if (r.ok && buf.length > consumed && !socket.destroyed) socket.unshift(consumed === 0 ? buf : buf.subarray(consumed));
       resolve(r);
     };
     const onData = (chunk: Buffer) => {
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
       const v = classify(buf);
-      if (v.state === 'done') finish({ ok: true, value: v.value });
+      if (v.state === 'done') {
+        consumed = v.consumed ?? 0;
+        finish({ ok: true, value: v.value });
+      }
       else if (v.state === 'bad') finish({ ok: false, reason: v.reason });
       else if (buf.length > bounds.maxBytes) finish({ ok: false, reason: `more than ${bounds.maxBytes} bytes without a decision` });
     };
