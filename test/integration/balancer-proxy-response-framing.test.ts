@@ -12,6 +12,7 @@ import { withTimeout } from '../support/raw-client.js';
 const ANSWERS: Record<string, string> = {
   '/same': 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\ncontent-length: 2\r\n\r\nok',
   '/differ': 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!',
+  '/hints': 'HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok',
 };
 
 async function rawUpstream(): Promise<{ port: number; close(): Promise<void> }> {
@@ -37,11 +38,11 @@ async function rawUpstream(): Promise<{ port: number; close(): Promise<void> }> 
   };
 }
 
-function rawGet(port: number, path: string): Promise<string> {
+function rawGet(port: number, path: string, version = '1.1'): Promise<string> {
   return withTimeout(`answer to ${path}`, new Promise<string>((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
     let got = '';
-    socket.on('connect', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: raw\r\nConnection: close\r\n\r\n`));
+    socket.on('connect', () => socket.write(`GET ${path} HTTP/${version}\r\nHost: raw\r\nConnection: close\r\n\r\n`));
     socket.on('data', (c: Buffer) => { got += c.toString('latin1'); });
     socket.on('error', () => undefined);
     socket.on('close', () => resolve(got));
@@ -78,5 +79,16 @@ for (const engine of ENGINES) describe(`balancer proxy: response Content-Length 
 
   it('differing Content-Lengths are a 502', async () => {
     assert.match(await rawGet(proxy.port, '/differ'), /^HTTP\/1\.1 502 /);
+  });
+
+  // undici engine: a 103 from the upstream leaves the client without any answer today (undici hands
+  // 1xx to onHeaders; not fixed yet): a visible todo, not a skip
+  const todo = engine === 'undici' ? 'undici engine: a 103 from the upstream is not relayed and the answer is lost' : undefined;
+  it('103 Early Hints are relayed to an HTTP/1.1 client, not to an HTTP/1.0 one (RFC 9110 section 15.2)', { todo }, async () => {
+    const got = await rawGet(proxy.port, '/hints');
+    assert.match(got, /^HTTP\/1\.1 103 Early Hints\r\nLink: <\/a\.css>; rel=preload\r\n\r\nHTTP\/1\.1 200 /, got);
+    assert.ok(got.endsWith('\r\n\r\nok'), got);
+    const old = await rawGet(proxy.port, '/hints', '1.0');
+    assert.match(old, /^HTTP\/1\.1 200 /, old);
   });
 });

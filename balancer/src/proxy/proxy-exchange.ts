@@ -63,6 +63,12 @@ class UpstreamAttempt implements UpstreamHandler {
     else this.abortUpstream = abort;
   }
 
+  onInformational(status: number, rawHeaders: readonly string[], statusText: string): void {
+    // a proxy MUST forward 1xx (RFC 9110 section 15.2), unless the answer is being thrown away
+    if (this.discarded || this.committed || this.exchange.clientGone) return;
+    this.exchange.client.writeInformational?.(status, statusText === '' ? undefined : statusText, clientResponseHeaders(rawHeaders, false));
+  }
+
   onHeaders(statusCode: number, rawHeaders: readonly Buffer[] | readonly string[], resume: () => void, statusText: string): boolean {
     this.resume = resume;
     return this.exchange.onAttemptHeaders(this, statusCode, rawHeaders, statusText);

@@ -66,6 +66,8 @@ export interface ClientExchange {
   attach(events: ClientEvents): void;
   /** headers: flat, hop-by-hop already removed; `Connection: close` included when draining */
   writeHead(status: number, reason: string | undefined, headers: readonly string[]): void;
+  /** an interim 1xx answer (RFC 9110 section 15.2) before writeHead; a client side that cannot send one omits it */
+  writeInformational?(status: number, reason: string | undefined, headers: readonly string[]): void;
   /** false: the client is slow, wait for ClientEvents.onClientDrain */
   write(chunk: Buffer): boolean;
   /** ends the response; `chunk` is a last (often the only) body piece, trailers a flat list */
@@ -93,6 +95,8 @@ export interface UpstreamRequest {
 export interface UpstreamHandler {
   /** the try is on its way; `abort` cancels it (its onError still comes) */
   onConnect(abort: (err?: Error) => void): void;
+  /** a 1xx other than 100 and 101 (103 Early Hints) before the final answer; optional */
+  onInformational?(status: number, rawHeaders: readonly string[], statusText: string): void;
   /** false: pause the response body until `resume` */
   onHeaders(status: number, rawHeaders: readonly Buffer[] | readonly string[], resume: () => void, statusText: string): boolean;
   /** false: pause until the `resume` given in onHeaders */

@@ -153,6 +153,13 @@ export class NativeRequest implements ClientExchange, BodySource {
     this.statusCode = status;
   }
 
+  writeInformational(status: number, reason: string | undefined, headers: readonly string[]): void {
+    // HTTP/1.0 clients get no 1xx (RFC 9110 section 15.2); never after the final head
+    if (this.headersSent || this.head.versionMinor === 0 || status < 102 || status > 199) return;
+    const socket = this.conn.socket;
+    if (!socket.destroyed) socket.write(serializeResponseHead(status, reason, headers, ''), 'latin1');
+  }
+
   write(chunk: Buffer): boolean {
     const socket = this.conn.socket;
     if (this.responseDone || socket.destroyed) return true;

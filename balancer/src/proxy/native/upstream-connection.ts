@@ -179,8 +179,9 @@ export class UpstreamConnection implements ResponseParserEvents, BodySink, Expir
     }
   }
 
-  onInformational(): void {
-    // 100 Continue (we never send Expect upstream) and 103 Early Hints are not relayed
+  onInformational(status: number, reason: string, rawHeaders: string[]): void {
+    // 100 Continue is ours to answer (we never send Expect upstream); 103 Early Hints and others are relayed
+    if (status !== 100) this.#handler?.onInformational?.(status, rawHeaders, reason);
   }
 
   onResponseHead(head: ResponseHead): void {
