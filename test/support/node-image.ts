@@ -1,5 +1,5 @@
 // A node base image without a registry: `docker import` of a root filesystem holding the host's node
-// binary, the shared libraries `ldd` lists for it, a minimal /etc (root and node users, nsswitch) and a
+// binary (and `cat`), the shared libraries `ldd` lists for them, a minimal /etc (root and node users, nsswitch) and a
 // world-writable /tmp. It stands in for node:20-bookworm-slim in the end-to-end test: same user names, node
 // on the PATH at /usr/local/bin/node, no shell and no npm.
 import { promises as fs } from 'node:fs';
@@ -58,7 +58,12 @@ export async function importNodeImage(opts: NodeImageOptions): Promise<string> {
       if (mode !== undefined) await fs.chmod(dest, mode);
     };
     await place(nodeBinary, 'usr/local/bin/node', 0o755);
-    for (const lib of libs) await place(lib, lib.slice(1), 0o755);
+    // `cat`, as the official image has: the README reads the balancer's admin token with
+    // `docker-compose exec -T balancer cat /app/run/admin-token`
+    const cat = await fs.realpath('/bin/cat');
+    const catLibs = parseLddOutput((await runCommand('ldd', [cat], { signal: opts.signal, timeoutMs: 10_000 })).stdout);
+    await place(cat, 'bin/cat', 0o755);
+    for (const lib of new Set([...libs, ...catLibs])) await place(lib, lib.slice(1), 0o755);
     const write = async (target: string, text: string) => {
       const dest = path.join(root, target);
       await fs.mkdir(path.dirname(dest), { recursive: true });
