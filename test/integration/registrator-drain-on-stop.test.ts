@@ -19,24 +19,36 @@ import { importNodeImage } from '../support/node-image.js';
 import { spawnRegistrator, waitFor, type RegistratorProcess } from '../support/registrator-process.js';
 
 const WAIT_MS = 20_000;
+// liveness bound on SIGTERM -> both deregistered: the drain window, the servers' last requests, the
+// `die` event, a deregistration each; on a busy CI machine (load ~20 on 2 cores) 20 s was not enough
+const DEREGISTER_MS = 60_000;
+
+// What the README asks of an application for drain on stop to hold: keep serving new requests for
+// DRAIN_WINDOW_MS after SIGTERM (the time from Docker's kill event to every balancer worker dropping
+// the instance), then exit once nothing is in flight.
+const DRAIN_WINDOW_MS = 2_000;
 
 // Serves every request after DELAY_MS; on SIGTERM it keeps serving what arrives (answering with
-// Connection: close) and exits the moment nothing is in flight. It never fails a health check.
+// Connection: close) for DRAIN_WINDOW_MS, then exits the moment nothing is in flight. It never fails
+// a health check. It prints when the last request arrived after SIGTERM: the kill -> dropped gap.
 const DRAINING_SERVER = `
 const http = require('node:http');
 const delay = Number(process.env.DELAY_MS || 80);
+const windowMs = Number(process.env.DRAIN_WINDOW_MS || 0);
 let inFlight = 0;
 let stopping = false;
+let windowOver = false;
 let stopAt = 0;
 let servedAfterStop = 0;
+let lastArrival = -1;
 const exitIfIdle = () => {
-  if (!stopping || inFlight > 0) return;
-  console.log('exit ' + (Date.now() - stopAt) + ' ms after SIGTERM, ' + servedAfterStop + ' requests arrived meanwhile');
+  if (!stopping || !windowOver || inFlight > 0) return;
+  console.log('exit ' + (Date.now() - stopAt) + ' ms after SIGTERM, ' + servedAfterStop + ' requests arrived meanwhile, the last ' + lastArrival + ' ms after SIGTERM');
   process.exit(0);
 };
 const server = http.createServer((req, res) => {
   inFlight++;
-  if (stopping) servedAfterStop++;
+  if (stopping) { servedAfterStop++; lastArrival = Date.now() - stopAt; }
   let size = 0;
   req.on('data', (c) => { size += c.length; });
   req.on('end', () => setTimeout(() => {
@@ -51,7 +63,7 @@ process.on('SIGTERM', () => {
   stopping = true;
   stopAt = Date.now();
   console.log('SIGTERM with ' + inFlight + ' in flight');
-  exitIfIdle();
+  setTimeout(() => { windowOver = true; exitIfIdle(); }, windowMs);
 });
 server.listen(80);
 `;
@@ -135,7 +147,7 @@ describe('drain on stop with Docker, registrator and balancer', { timeout: 240_0
     const cname = containerName(name);
     const id = await docker([
       'run', '-d', '--name', cname, '--label', `${RUN_LABEL}=${runId}`,
-      '-p', '127.0.0.1::80', '-e', `SERVICE_NAME=${service}`, '-e', `NAME=${name}`, '-e', 'DELAY_MS=250',
+      '-p', '127.0.0.1::80', '-e', `SERVICE_NAME=${service}`, '-e', `NAME=${name}`, '-e', 'DELAY_MS=250', '-e', `DRAIN_WINDOW_MS=${DRAIN_WINDOW_MS}`,
       '-v', `${path.join(scriptDir, 'server.cjs')}:/app/server.cjs:ro`,
       nodeImage, 'node', '/app/server.cjs',
     ]);
@@ -170,12 +182,13 @@ describe('drain on stop with Docker, registrator and balancer', { timeout: 240_0
     const load = runLoad(bal.proxyPort, service, 30);
     await waitFor('load flowing', async () => (load.result.ok >= 200 ? true : undefined), WAIT_MS, 20);
     const okBefore = load.result.ok;
+    const stopAt = Date.now();
     await Promise.all([docker(['stop', '-t', '10', webs[1].id]), docker(['stop', '-t', '10', webs[2].id])]);
     // Keep the load on until the balancer follows the deregistrations, and a while after.
     await waitFor('both stopped containers deregistered', async () => {
       const list = Object.values(await (await fetch(`${consul.url}/v1/agent/services`)).json() as Record<string, { ID: string }>);
       return list.filter((s) => s.ID.startsWith(`${hostname}:`)).length === 1 ? true : undefined;
-    }, WAIT_MS);
+    }, DEREGISTER_MS);
     const okAtDeregister = load.result.ok;
     await waitFor('more load after the scale-down', async () => (load.result.ok >= okAtDeregister + 200 ? true : undefined), WAIT_MS, 20);
     const result = await load.stop();
@@ -183,17 +196,21 @@ describe('drain on stop with Docker, registrator and balancer', { timeout: 240_0
     const exits = await Promise.all(webs.slice(1).map((w) => docker(['inspect', '--format', '{{.State.ExitCode}}', w.id])));
     await reg.stop();
     await bal.stop();
-    return { reg, result, okBefore, exits, webs, service, serverLogs };
+    return { reg, result, okBefore, exits, webs, service, serverLogs, stopAt };
   }
 
   test('scale 3 -> 1 under load with drain on stop: zero failed requests, GET and POST', async () => {
-    const { reg, result, okBefore, exits, service, serverLogs } = await scaleDownUnderLoad(true);
+    const { reg, result, okBefore, exits, service, serverLogs, stopAt } = await scaleDownUnderLoad(true);
     assert.deepEqual(exits, ['0', '0'], 'the stopped servers exited by themselves after draining, not by SIGKILL');
     assert.deepEqual(result.failed.slice(0, 10), [], `failed ${result.failed.length} of ${result.ok + result.failed.length}`);
     assert.ok(result.ok > okBefore + 200, `requests went on: ${okBefore} -> ${result.ok}`);
     assert.equal(reg.logs.filter((l) => l.event === 'drain' && l.serviceName === service).length, 2, 'both services went into maintenance');
     const w1 = result.byServer.get('w1') ?? 0;
     assert.ok(w1 > 0 && (result.byServer.get('w2') ?? 0) > 0 && (result.byServer.get('w3') ?? 0) > 0, JSON.stringify([...result.byServer]));
+    const lastAfterKill = [...serverLogs.matchAll(/the last (-?\d+) ms after SIGTERM/g)].map((m) => Number(m[1]));
+    const maintenanceAt = reg.logs.filter((l) => l.event === 'drain' && l.serviceName === service).map((l) => Number((l as { time?: number }).time) - stopAt);
+    process.stdout.write(`# drain on: maintenance written ${JSON.stringify(maintenanceAt)} ms after docker stop began\n`);
+    process.stdout.write(`# drain on: last request reached a stopped server ${JSON.stringify(lastAfterKill)} ms after its SIGTERM (window ${DRAIN_WINDOW_MS} ms)\n`);
     process.stdout.write(`# drain on: ${result.ok} ok, ${result.failed.length} failed, by server ${JSON.stringify([...result.byServer])}; servers: ${serverLogs}\n`);
   });
 

@@ -12,6 +12,10 @@ export interface BalancerProcess {
   stop(graceMs?: number): Promise<number | null>;
 }
 
+// a liveness bound, not a speed target: on a busy 2-core CI machine (load ~20) the primary and its two
+// workers took more than 20 s to come up
+const START_BOUND_MS = 60_000;
+
 export function startBalancer(args: readonly string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<BalancerProcess> {
   const child = spawn(process.execPath, [path.join(repoRoot(), 'bin', 'balancer.js'), '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -23,7 +27,7 @@ export function startBalancer(args: readonly string[], opts: { timeoutMs?: numbe
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`balancer did not start in time:\n${out.slice(-3000)}`));
-    }, opts.timeoutMs ?? 20_000);
+    }, opts.timeoutMs ?? START_BOUND_MS);
     const onData = (chunk: Buffer) => {
       out += chunk.toString();
       if (out.length > 2_000_000) out = out.slice(-1_000_000);
