@@ -36,7 +36,12 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 async function start(consul: ConsulTarget, service: string, dumpFile: string): Promise<{ proc: BalancerProcess; proxyPort: number }> {
   const proc = spawnBalancer(['--consul', consul.addr, '--consul-wait', '2s', '--workers', '1', '--log-level', 'info',
     '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--services', service, '--dump-file', dumpFile], { CONSUL_HTTP_ADDR: '' });
-  const started = await proc.waitForLog((l) => l.msg === 'balancer started', 20_000, 'balancer started');
+  // a start that never comes must not leave the child behind: its pipes would keep this file's
+  // process (and so the whole suite) alive after the test timed out
+  const started = await proc.waitForLog((l) => l.msg === 'balancer started', 30_000, 'balancer started').catch(async (err: Error) => {
+    await proc.stop();
+    throw err;
+  });
   return { proc, proxyPort: started.proxyPort as number };
 }
 
@@ -46,7 +51,7 @@ async function answer(port: number, host: string): Promise<string | undefined> {
   return res.statusCode === 200 ? body : undefined;
 }
 
-test('an unusable dump file is kept aside byte for byte, the balancer starts from Consul and writes a fresh dump', { timeout: 60_000 }, async (t) => {
+test('an unusable dump file is kept aside byte for byte, the balancer starts from Consul and writes a fresh dump', { timeout: 180_000 }, async (t) => {
   const consul = await consulForTest();
   const scope = testScope();
   const service = scope.name('web');
