@@ -56,13 +56,18 @@ async function startFollower(t: { after(fn: () => Promise<void>): void }, setup:
   return { consul, scope, gate, watcher: w, ids: (name) => (w.current()?.services[name] ?? []).map((i) => `${i.serviceId}@${i.port}`).sort() };
 }
 
+let triggers = 0;
+
 /** Holds the next catalog query while `writes` run, so the one answer after covers all of them. */
 async function insideOneAnswer(f: Follower, writes: () => Promise<void>): Promise<void> {
   f.gate.holding = true;
-  // the query at the agent answers the trigger write; the next one is held
-  await consulPut(f.consul, '/v1/agent/service/register', { ID: f.scope.id('trigger'), Name: f.scope.name('trigger'), Address: '127.0.0.1', Port: 9999 });
+  // the query at the agent answers the trigger write; the next one is held. Each trigger moves to a
+  // port of its own: an identical re-registration writes nothing (catalog.go ensureServiceTxn), so a
+  // second call would only see the query at the agent end by its wait running out.
+  const port = 9000 + ++triggers;
+  await consulPut(f.consul, '/v1/agent/service/register', { ID: f.scope.id('trigger'), Name: f.scope.name('trigger'), Address: '127.0.0.1', Port: port });
   await until('the catalog query after the trigger held', () => f.gate.held.length === 1, 10_000);
-  await until('the trigger seen', () => f.ids(f.scope.name('trigger')).length === 1, 10_000);
+  await until('the trigger seen', () => f.ids(f.scope.name('trigger')).join(' ') === `${f.scope.id('trigger')}@${port}`, 10_000);
   await writes();
   f.gate.release();
 }
