@@ -45,7 +45,11 @@ for (const mode of ['dynamic', 'reload'] as const) {
       const bound = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 2000 + 10_000 + 3000).unref());
       const code = await Promise.race([exited, bound]);
       assert.notEqual(code, 'timeout', `still running ${Date.now() - t0} ms after SIGTERM:\n${out.slice(-2000)}`);
-      const last = out.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string }).at(-1);
+      // last by time, not by output order: the primary's loggers write through buffers of their own,
+      // so 'all workers stopped' (supervisor) may reach the pipe after 'stopped' (primary) although
+      // it was logged first (fresh-clone CI: 066 printed after 067)
+      const lines = out.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; time: number });
+      const last = lines.reduce<(typeof lines)[number] | undefined>((a, l) => (a === undefined || l.time >= a.time ? l : a), undefined);
       assert.ok(last && ['stopped', 'exiting now'].includes(last.msg), `last log line: ${JSON.stringify(last)}\n${out.slice(-3000)}`);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
