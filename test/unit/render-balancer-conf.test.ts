@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BalancerConfError, formatBalancerConf, parseBalancerConf } from '../../balancer/src/render/balancer-conf.js';
+import { DEFAULT_ACTIVE_CHECK, DEFAULT_TABLE_DEFAULTS } from '../../balancer/src/routing/tag-options.js';
 
 const GOOD = `# a comment
 upstream web {
@@ -138,4 +139,38 @@ test('formatBalancerConf leaves out Consul text that is not one safe word (the r
   assert.deepEqual(Object.keys(again.upstreams).sort(), ['api', 'web']);
   assert.deepEqual(again.upstreams.web.servers.map((s) => [s.host, s.node, s.zone, s.serviceId]), [['10.0.0.1', 'n1', 'eu', 'web-1'], ['10.0.0.2', undefined, undefined, undefined]]);
   assert.deepEqual(again.routes.map((r) => r.upstream), ['api']);
+});
+
+test('TCP upstreams: proto, listen and proxy_protocol parse into the spec dynamic mode builds from tags; a TCP check by default', () => {
+  const t = parseBalancerConf(`upstream redis { proto tcp; listen 6379; proxy_protocol v2; check http interval=1s; server 127.0.0.1:7001; }
+upstream db { proto tcp+sni; listen b.example.com:6443 A.example.com:6443; listen *.db.example.com:6443; server 127.0.0.1:7002; }
+upstream web { server 127.0.0.1:8080; }
+route /web web;
+`, { defaults: { ...DEFAULT_TABLE_DEFAULTS, check: DEFAULT_ACTIVE_CHECK } });
+  assert.equal(t.upstreams.redis.protocol, 'tcp');
+  assert.deepEqual(t.upstreams.redis.listen, [{ port: 6379 }]);
+  assert.equal(t.upstreams.redis.proxyProtocol, 'v2');
+  assert.equal(t.upstreams.redis.check?.type, 'http', 'an explicit check stands');
+  assert.equal(t.upstreams.db.protocol, 'tcp+sni');
+  assert.deepEqual(t.upstreams.db.listen, [{ port: 6443, sni: '*.db.example.com' }, { port: 6443, sni: 'a.example.com' }, { port: 6443, sni: 'b.example.com' }]);
+  assert.equal(t.upstreams.db.check?.type, 'tcp', 'a TCP service is probed by connecting');
+  assert.equal(t.upstreams.web.protocol, undefined);
+  assert.equal(t.upstreams.web.listen, undefined);
+  // the printed form parses back to an equal table
+  assert.equal(parseBalancerConf(formatBalancerConf(t), { defaults: { ...DEFAULT_TABLE_DEFAULTS, check: DEFAULT_ACTIVE_CHECK } }).version, t.version);
+  assert.match(formatBalancerConf(t), /proto tcp\+sni;\n {2}listen \*\.db\.example\.com:6443;/);
+});
+
+test('TCP upstreams: bad proto/listen lines are errors with their line numbers', () => {
+  const cases: [string, RegExp][] = [
+    ['upstream r { proto udp; }', /line 1: upstream r: unknown proto "udp"/],
+    ['upstream r {\n listen 6379;\n server 1.2.3.4:1; }', /line 2: upstream r: "listen" needs "proto tcp" or "proto tcp\+sni"/],
+    ['upstream r { proto tcp; listen 70000; }', /bad listen "70000": bad port "70000"/],
+    ['upstream r { proto tcp; listen a.example.com:6379; }', /bad listen "a\.example\.com:6379": proto=tcp routes by port only/],
+    ['upstream r { proto tcp+sni; listen 6443; }', /bad listen "6443"/],
+    ['upstream r { proto tcp+sni; listen bad_name:6443; }', /bad listen "bad_name:6443": bad server name/],
+    ['upstream r { proto tcp; proxy_protocol v3; }', /proxy_protocol expects v1 or v2/],
+    ['upstream r { proto tcp; listen 6379; }\nroute /r r;', /line 2: route to TCP upstream "r"/],
+  ];
+  for (const [text, re] of cases) assert.throws(() => parseBalancerConf(text), (e: unknown) => e instanceof BalancerConfError && re.test(e.message), text);
 });

@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseBalancerConf } from '../../balancer/src/render/balancer-conf.js';
+import { buildServiceEntry } from '../../balancer/src/routing/build-table.js';
+import { DEFAULT_TABLE_DEFAULTS } from '../../balancer/src/routing/tag-options.js';
 import type { DependencyValue, RenderData, ServiceInstanceView } from '../../balancer/src/render/dependencies.js';
 import { compileTemplate } from '../../balancer/src/render/template.js';
 import { repoRoot } from '../support/repo-root.js';
@@ -81,4 +83,31 @@ test('balancer.conf.hbs lists warning instances only when BALANCER_HEALTH_FILTER
   assert.deepEqual(strict.upstreams.web.servers.map((s) => s.port), [8001]);
   const lenient = parseBalancerConf(balancerTpl.render({ values, env: { BALANCER_HEALTH_FILTER: 'passing,warning' } }).output);
   assert.deepEqual(lenient.upstreams.web.servers.map((s) => s.port), [8001, 8009]);
+});
+
+test('balancer.conf.hbs: proto=tcp and tcp+sni services render proto, listen and proxy_protocol as dynamic mode reads the tags, and no HTTP route', () => {
+  const redisTags = ['proto=tcp', 'urlprefix-:6379', 'proxy_protocol=v1', 'lb=leastconn'];
+  const sniTags = ['urlprefix-db.example.com:6443 proto=tcp+sni', 'urlprefix-*.db.example.com:6443 proto=tcp+sni'];
+  const values: Record<string, DependencyValue> = {
+    services: { kind: 'services', value: [{ Name: 'db', Tags: sniTags }, { Name: 'redis', Tags: redisTags }, { Name: 'web', Tags: ['urlprefix-/web'] }] },
+    'service:db': { kind: 'service', value: [inst('db', 'db-1', 7443, sniTags)] },
+    'service:redis': { kind: 'service', value: [inst('redis', 'redis-1', 7379, redisTags), inst('redis', 'redis-2', 7380, redisTags)] },
+    'service:web': { kind: 'service', value: [inst('web', 'web-1', 8001, ['urlprefix-/web'])] },
+  };
+  const out = balancerTpl.render({ values: new Map(Object.entries(values)), env: {} });
+  assert.equal(out.complete, true);
+  assert.match(out.output, /upstream redis \{\n {2}lb leastconn;\n {2}proto tcp;\n {2}listen 6379;\n {2}proxy_protocol v1;\n/);
+  assert.match(out.output, /upstream db \{\n {2}proto tcp\+sni;\n {2}listen \*\.db\.example\.com:6443;\n {2}listen db\.example\.com:6443;\n/);
+  const t = parseBalancerConf(out.output);
+  const tcpInstance = (name: string, id: string, port: number, tags: string[]) => ({ service: name, serviceId: id, address: '10.1.0.1', port, tags, meta: {}, status: 'passing' as const, node: 'node1' });
+  const dynamic = {
+    redis: buildServiceEntry('redis', [tcpInstance('redis', 'redis-1', 7379, redisTags), tcpInstance('redis', 'redis-2', 7380, redisTags)], { ...DEFAULT_TABLE_DEFAULTS, tcpPorts: { from: 1, to: 65535 } }).upstream,
+    db: buildServiceEntry('db', [tcpInstance('db', 'db-1', 7443, sniTags)], { ...DEFAULT_TABLE_DEFAULTS, tcpPorts: { from: 1, to: 65535 } }).upstream,
+  };
+  for (const name of ['redis', 'db'] as const) {
+    const pick = (u: typeof t.upstreams.x) => ({ protocol: u.protocol, listen: u.listen, proxyProtocol: u.proxyProtocol, algorithm: u.algorithm, servers: u.servers.map((s) => s.id) });
+    assert.deepEqual(pick(t.upstreams[name]), pick(dynamic[name]), `${name}: reload mode and dynamic mode read the tags alike`);
+  }
+  assert.deepEqual(t.routes, [{ host: '', pathPrefix: '/web', upstream: 'web' }], 'a TCP service has no HTTP route');
+  assert.deepEqual(out.warnings, []);
 });

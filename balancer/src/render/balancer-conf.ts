@@ -14,13 +14,25 @@
 //     server 10.0.0.2:8080 backup;    # flags: backup, down; also node=, zone=, id=
 //   }
 //   route web.example.com/api web;    # host[/path-prefix] or /path-prefix (any host)
+//   upstream redis {                  # a TCP service (proto=tcp / tcp+sni tags in dynamic mode)
+//     proto tcp;                      # http (default) | h2 | h2c | grpc | tcp | tcp+sni
+//     listen 6379;                    # proto tcp: a port; proto tcp+sni: <server name>:<port>
+//     proxy_protocol v2;              # v1 | v2: a PROXY header opens every upstream connection
+//     server 10.0.0.3:6379;
+//   }
+// A TCP upstream's ports are served only inside --tcp-ports (the worker refuses the others with a
+// warning, as for any table); it takes no HTTP route, and its default check connects (check tcp).
 import { parseUrlprefix, tableFromUpstreams } from '../routing/build-table.js';
 import {
   DEFAULT_ACTIVE_CHECK, DEFAULT_TABLE_DEFAULTS, parseDurationMs, parseHashKey, parseNonNegativeInt, parseStatusList,
   type TableDefaults,
 } from '../routing/tag-options.js';
 import { unsafeWordReason } from './conf-word.js';
-import { ALGORITHMS, type ActiveCheckSpec, type Algorithm, type HashKey, type RetrySpec, type Route, type RouteTable, type ServerSpec, type UpstreamSpec } from '../routing/types.js';
+import {
+  ALGORITHMS, UPSTREAM_PROTOCOLS, type ActiveCheckSpec, type Algorithm, type HashKey, type RetrySpec, type Route, type RouteTable, type ServerSpec,
+  type TcpListen, type UpstreamProtocol, type UpstreamSpec,
+} from '../routing/types.js';
+import { isTcpProtocol, parseTcpUrlprefix } from '../l4/tcp-tags.js';
 
 const UPSTREAM_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
@@ -158,6 +170,7 @@ export function parseBalancerConf(text: string, opts: { source?: string; default
 
   for (const { route, line } of routes) {
     if (!upstreams[route.upstream] && !upstreamLines.has(route.upstream)) err(line, `route to unknown upstream "${route.upstream}"`);
+    else if (isTcpProtocol(upstreams[route.upstream]?.protocol)) err(line, `route to TCP upstream "${route.upstream}" (it is served on its listen ports)`);
   }
   if (problems.length > 0) throw new BalancerConfError(source, problems.sort((a, b) => a.line - b.line));
   return tableFromUpstreams(upstreams, routes.map((r) => r.route));
@@ -210,6 +223,10 @@ function parseUpstream(name: string, body: readonly Statement[], defaults: Table
   let failTimeoutMs = defaults.failTimeoutMs;
   const retry: { -readonly [K in keyof RetrySpec]: RetrySpec[K] } = { ...defaults.retry, onStatuses: [...defaults.retry.onStatuses] };
   let check: ActiveCheckSpec | undefined = defaults.check;
+  let checkSet = false;
+  let protocol: UpstreamProtocol | undefined;
+  let proxyProtocol: 'v1' | 'v2' | undefined;
+  const listenLines: { text: string; line: number }[] = [];
   const serverLines: { words: readonly Token[]; line: number }[] = [];
   let ok = true;
   const bad = (line: number, message: string) => {
@@ -289,6 +306,24 @@ function parseUpstream(name: string, body: readonly Statement[], defaults: Table
       case 'check': {
         const c = parseCheck(args, defaults, (m) => bad(st.line, m));
         if (c) check = c;
+        checkSet = true;
+        break;
+      }
+      case 'proto': {
+        const v = one();
+        if (v === undefined) break;
+        if ((UPSTREAM_PROTOCOLS as readonly string[]).includes(v)) protocol = v as UpstreamProtocol;
+        else bad(st.line, `unknown proto "${v}" (${UPSTREAM_PROTOCOLS.join(', ')})`);
+        break;
+      }
+      case 'listen':
+        for (const a of args) listenLines.push({ text: a, line: st.line });
+        if (args.length === 0) bad(st.line, '"listen" needs a port (proto tcp) or <server name>:<port> (proto tcp+sni)');
+        break;
+      case 'proxy_protocol': {
+        const v = one();
+        if (v === 'v1' || v === 'v2') proxyProtocol = v;
+        else if (v !== undefined) bad(st.line, 'proxy_protocol expects v1 or v2');
         break;
       }
       default:
@@ -309,6 +344,24 @@ function parseUpstream(name: string, body: readonly Statement[], defaults: Table
     seen.set(server.id, s.line);
     servers.push(server);
   }
+  const listen: TcpListen[] = [];
+  if (listenLines.length > 0 && !isTcpProtocol(protocol)) bad(listenLines[0].line, '"listen" needs "proto tcp" or "proto tcp+sni"');
+  else if (isTcpProtocol(protocol)) {
+    const seenListen = new Set<string>();
+    for (const l of listenLines) {
+      // the same checks as the urlprefix- tag it comes from (l4/tcp-tags.ts)
+      const problems: string[] = [];
+      const parsed = parseTcpUrlprefix(name, protocol, `urlprefix-${protocol === 'tcp' ? ':' : ''}${l.text}`, problems);
+      if (!parsed) bad(l.line, `bad listen "${l.text}": ${problems.join('; ').replace(/^.*ignored: /, '')}`);
+      else if (!seenListen.has(`${parsed.port} ${parsed.sni ?? ''}`)) {
+        seenListen.add(`${parsed.port} ${parsed.sni ?? ''}`);
+        listen.push(parsed);
+      }
+    }
+    listen.sort((a, b) => a.port - b.port || ((a.sni ?? '') < (b.sni ?? '') ? -1 : (a.sni ?? '') > (b.sni ?? '') ? 1 : 0));
+    // a TCP service cannot answer an HTTP check: it is probed by connecting unless check says otherwise
+    if (!checkSet && check) check = { ...check, type: 'tcp', path: '/' };
+  }
   if (!ok) return undefined;
   if (algorithm === 'chash' && !hashKey) hashKey = defaults.hashKey ?? { source: 'ip' };
   return {
@@ -319,6 +372,9 @@ function parseUpstream(name: string, body: readonly Statement[], defaults: Table
     ...(check ? { check } : {}),
     retry,
     origin: 'config',
+    ...(protocol !== undefined && protocol !== 'http' ? { protocol } : {}),
+    ...(isTcpProtocol(protocol) ? { listen } : {}),
+    ...(proxyProtocol !== undefined ? { proxyProtocol } : {}),
   };
 }
 
@@ -436,6 +492,9 @@ export function formatBalancerConf(table: RouteTable): string {
     if (!printable.has(u.name)) continue;
     lines.push(`upstream ${u.name} {`);
     lines.push(`  lb ${u.algorithm};`);
+    if (u.protocol !== undefined) lines.push(`  proto ${u.protocol};`);
+    for (const l of u.listen ?? []) lines.push(`  listen ${l.sni !== undefined ? `${l.sni}:` : ''}${l.port};`);
+    if (u.proxyProtocol !== undefined) lines.push(`  proxy_protocol ${u.proxyProtocol};`);
     if (u.hashKey) lines.push(`  hash ${u.hashKey.source === 'header' || u.hashKey.source === 'cookie' ? `${u.hashKey.source}:${u.hashKey.name}` : u.hashKey.source};`);
     lines.push(`  retries ${u.retry.tries - 1}; retry_timeout ${u.retry.timeoutMs}ms; retry_non_idempotent ${u.retry.nonIdempotent ? 'on' : 'off'};`);
     if (u.retry.onStatuses.length > 0) lines.push(`  retry_on ${u.retry.onStatuses.join(',')};`);

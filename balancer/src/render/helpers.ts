@@ -7,6 +7,7 @@ import { checkHostPort, quoteForReason } from '../../../common/host-port.js';
 import { parseUrlprefix } from '../routing/build-table.js';
 import { parseServiceTags, type ServiceTagOptions } from '../routing/tag-options.js';
 import { unsafeWordReason } from './conf-word.js';
+import { protocolFromUrlprefixOptions, tcpListensOf } from '../l4/tcp-tags.js';
 import {
   depKey, type Dependency, type DependencyValue, type KvPairView, type RenderData, type ServiceInstanceView,
   type ServiceSummaryView,
@@ -254,7 +255,7 @@ export function makeHelpers(data: RenderData, rec: DependencyRecorder): Record<s
     },
     /**
      * a service option tag checked as dynamic mode checks it (lb=, hash=, max_fails=, fail_timeout=,
-     * retries=), in canonical form; '' (and a warning) when absent-or-invalid, so `{{#if}}` drops it
+     * retries=, proxy_protocol=), in canonical form; '' (and a warning) when absent-or-invalid, so `{{#if}}` drops it
      */
     tagOption: (...args) => {
       const { pos } = split(args);
@@ -265,6 +266,33 @@ export function makeHelpers(data: RenderData, rec: DependencyRecorder): Record<s
       const o = parseServiceTags('', [tags.slice(0, 1)], warnings);
       for (const w of warnings) rec.warnings.add(`tag ${shown(tags[0])} dropped: ${w.slice(w.indexOf(' ignored: ') + 10)}`);
       return canonicalOption(key, o);
+    },
+    /**
+     * the service's `proto=` as dynamic mode reads it (a proto= tag, else fabio's in-tag
+     * `urlprefix-:<port> proto=tcp`); '' for plain HTTP, so `{{#if}}` drops it
+     */
+    serviceProto: (...args) => {
+      const { pos } = split(args);
+      const tags = asList('serviceProto', pos[0]).filter((t): t is string => typeof t === 'string');
+      const warnings: string[] = [];
+      const o = parseServiceTags('', [tags.filter((t) => t.startsWith('proto='))], warnings);
+      for (const w of warnings) rec.warnings.add(`proto tag dropped: ${w.slice(w.indexOf(' ignored: ') + 10)}`);
+      const p = o.protocol ?? protocolFromUrlprefixOptions([tags]);
+      return p === undefined || p === 'http' ? '' : p;
+    },
+    /**
+     * the `listen` words of a proto=tcp|tcp+sni service ("6379", "db.example.com:6443") from its
+     * urlprefix- tags, checked as dynamic mode checks them; --tcp-ports is applied by the workers
+     */
+    tcpListens: (...args) => {
+      const { pos } = split(args);
+      const tags = asList('tcpListens', pos[0]).filter((t): t is string => typeof t === 'string');
+      const proto = pos[1] === 'tcp' || pos[1] === 'tcp+sni' ? pos[1] : undefined;
+      if (proto === undefined) return [];
+      const warnings: string[] = [];
+      const listens = tcpListensOf('', proto, [tags], { from: 1, to: 65535 }, warnings);
+      for (const w of warnings) rec.warnings.add(w.replace(/^service : /, ''));
+      return listens.map((l) => (l.sni !== undefined ? `${l.sni}:${l.port}` : String(l.port)));
     },
     /** "host/path" of a urlprefix- tag checked as dynamic mode checks it; '' (and a warning) when unusable */
     routeOf: (...args) => {
@@ -344,6 +372,7 @@ function canonicalOption(key: string, o: ServiceTagOptions): string {
     case 'max_fails': return o.maxFails === undefined ? '' : String(o.maxFails);
     case 'retries': return o.retries === undefined ? '' : String(o.retries);
     case 'fail_timeout': return o.failTimeoutMs === undefined ? '' : `${o.failTimeoutMs}ms`;
+    case 'proxy_protocol': return o.proxyProtocol ?? '';
     default: return '';
   }
 }
