@@ -126,17 +126,7 @@ function tally(ops: readonly ConsulOp[]): string {
   return [...counts].sort().map(([k, v]) => `${k} ${v}`).join(', ');
 }
 
-// A known divergence, kept visible rather than skipped: the test runs in full and prints the seed and the
-// shrunk sequence, but a failure does not fail the run until discovery closes the gap (issue 17). The
-// gap, documented at the top of discovery/consul-catalog.ts: an answer covering two catalog writes whose
-// later one a read names, with a count-preserving change (an ID moved to another port) at the earlier
-// one; explain-step.ts 'accept-gaps' takes that gap for KV/coordinate noise and leaves it to the resync.
-// Fresh-clone CI, seed 1926614422: diverged at quiet point 34 (op 1464) on such a move. Delete this todo
-// with the fix; FOLLOWER_STRICT=1 makes a divergence fail now.
-const KNOWN_GAP = process.env.FOLLOWER_STRICT === '1' ? undefined
-  : 'issue 17: a count-preserving write inside a catalog answer whose last write is named is taken for index noise';
-
-test(`every worker's table equals the catalog's routable set after every quiet point (${OPS} writes, seed ${SEED})`, { timeout: Math.max(900_000, OPS * 150), todo: KNOWN_GAP }, async (t) => {
+test(`every worker's table equals the catalog's routable set after every quiet point (${OPS} writes, seed ${SEED})`, { timeout: Math.max(900_000, OPS * 150) }, async (t) => {
   const world = await startWorld();
   const scopes: TestScope[] = [];
   const runs: ConsulOp[][] = [];

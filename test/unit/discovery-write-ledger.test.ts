@@ -48,6 +48,24 @@ describe('write ledger', () => {
     });
   }
 
+  // what a rescan must cover: every service whose read started before the last gap was current
+  const lastGap: { name: string; instance: number[]; read: number[]; target: number; last: number }[] = [
+    { name: 'a port move (12) below a named write (14), KV at 13', instance: [14], read: [14], target: 14, last: 13 },
+    { name: 'the answer write itself unnamed', instance: [12], read: [], target: 14, last: 14 },
+    { name: 'a deletion named as a read is no gap', instance: [11, 12], read: [13, 14], target: 14, last: 0 },
+    { name: 'every index named', instance: [11, 12, 13], read: [], target: 13, last: 0 },
+    { name: 'a window larger than the bound: the target', instance: [], read: [], target: 10 + MAX_WINDOW + 5, last: 10 + MAX_WINDOW + 5 },
+  ];
+  for (const c of lastGap) {
+    it(`last gap: ${c.name}`, () => {
+      const l = new WriteLedger();
+      l.reset(10);
+      l.attribute(c.instance, 'instance');
+      l.attribute(c.read, 'read');
+      assert.equal(l.lastUnattributed(c.target), c.last);
+    });
+  }
+
   it('closing a window moves the baseline and forgets what it held, later indexes stay', () => {
     const l = new WriteLedger();
     l.reset(5);

@@ -23,14 +23,17 @@
 // - else: first the service whose membership changed last (a deploy's next change), then the catalog
 //   summary (catalog-summary.ts: every service's instance count and nodes, one request), re-reading the
 //   services whose count or nodes differ: a node leave re-reads every service it had;
-// - once those reads are done: if each catalog answer's own index is named by some read, what is left
-//   changed no instance count (the noise); if not, the write is one the summary cannot see (one
-//   instance out and another in inside one answer, an ID re-registered on another port, no check to
-//   name it): after 50 ms for the checks signal, every service not read since the move is re-read.
-// Left out: a count-preserving change in the gap of an answer that covers two catalog writes, when the
-// later one is named (the gap looks like noise); a node re-registered with another address (a node
-// write, no services-table write); a /v1/txn that changes two services at one index. The periodic resync
-// (default 5 min) re-reads every service for those.
+// - once those reads are done, what is left is either deletions a read named (the summary counted
+//   them: done) or indexes no read names. Such a gap is KV/coordinate noise or a write the summary
+//   cannot see (one instance out and another in inside one answer, an ID re-registered on another port,
+//   no check to name it), and on plain HTTP nothing tells them apart: after 50 ms for the checks signal,
+//   every service not read since the gap is re-read (a rescan). That is the price of exactness under
+//   noise; it is bounded: one rescan at a time (a gap during one queues at most one more, which
+//   re-reads only what the first read before the gap), behind every read a signal names, in at most half
+//   the read share.
+// Left out: a node re-registered with another address (a node write, no services-table write); a
+// /v1/txn that changes two services at one index, one of them count-preserving, while a read names the
+// other's instance at that index. The periodic resync (default 5 min) re-reads every service for those.
 // Why not one blocking query per service: past the agent's 200 connections per client the agent
 // refuses them. Why not /v1/health/state/any: it lists every check of the catalog on every change.
 //
@@ -103,8 +106,10 @@ export interface CatalogWatcherStats {
   readonly summaries: number;
   /** false once the agent refused the catalog summary (then unexplained moves rescan) */
   readonly summaryUsable: boolean;
-  /** catalog moves accepted after the summary with writes left unexplained (they changed no instance count) */
-  readonly acceptedUnexplained: number;
+  /** catalog moves whose unnamed indexes were all deletions the summary counted */
+  readonly deletionsCounted: number;
+  /** rescans asked for while one was under way, folded into the one queued behind it */
+  readonly rescansCoalesced: number;
   readonly bodyBytes: number;
   /** answers that were unusable for a service (its last good instances kept) */
   readonly unusableAnswers: number;
@@ -248,6 +253,8 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   const dirty = new Set<string>();
   /** reads a rescan asked for: started after every read in `dirty` (a signal's read never waits behind a rescan) */
   const bulk = new Set<string>();
+  /** a rescan's reads of services whose read was in flight from before the rescan's threshold */
+  const bulkAgain = new Set<string>();
   const inFlight = new Set<string>();
   const again = new Set<string>();
   const retryTimers = new Map<string, NodeJS.Timeout>();
@@ -268,7 +275,12 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   let rescans = 0;
   const rescanReasons: Record<string, number> = {};
   let summaries = 0;
-  let acceptedUnexplained = 0;
+  let deletionsCounted = 0;
+  let rescansCoalesced = 0;
+  /** a rescan's reads are queued or under way (`bulk`, `bulkAgain`, `bulkInFlight`); at most one queued behind it */
+  let rescanRunning = false;
+  let rescanQueued: { reason: string; threshold: number } | undefined;
+  let bulkInFlight = 0;
   /** the agent refused the filtered checks query: critical and warning are followed apart */
   let checksFilterRefused = false;
   let signalFallbacks = 0;
@@ -339,9 +351,12 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   /** A rescan's read of `name`, unless its read already reflects `atIndex` or one is pending. */
   const markBulk = (name: string, atIndex: number) => {
     if (!endpoint.stale && (readCovers.get(name) ?? 0) >= atIndex) return;
-    if (inFlight.has(name)) again.add(name);
-    else if (!dirty.has(name)) bulk.add(name);
+    if (inFlight.has(name)) {
+      if (!again.has(name)) bulkAgain.add(name);
+    } else if (!dirty.has(name)) bulk.add(name);
   };
+  /** a rescan reads in at most half the read share: a read a signal names always finds a slot */
+  const bulkShare = () => Math.max(1, Math.floor(budget.stats().readLimit / 2));
 
   let pumpTimer: NodeJS.Timeout | undefined;
   /** the reads to start, a signal's first, each with the queue it waits in */
@@ -364,19 +379,27 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     }
     for (const [name, queue] of pending()) {
       if (budget.freeReadSlots() <= 0) break;
+      const fromBulk = queue === bulk;
+      if (fromBulk && bulkInFlight >= bulkShare()) break;
       if (inFlight.has(name)) continue;
       queue.delete(name);
       inFlight.add(name);
+      if (fromBulk) bulkInFlight++;
       readCovers.set(name, knownIndex());
       void readService(name).finally(() => {
         inFlight.delete(name);
-        if (again.delete(name)) dirty.add(name);
+        if (fromBulk) bulkInFlight--;
+        if (again.delete(name)) {
+          bulkAgain.delete(name);
+          dirty.add(name);
+        } else if (bulkAgain.delete(name)) bulk.add(name);
         afterRead();
       });
     }
   };
 
   const afterRead = () => {
+    maybeEndRescan();
     if (!initialReadDone && dirty.size === 0 && bulk.size === 0 && inFlight.size === 0) initialReadDone = true;
     if (dirty.size > 0 || bulk.size > 0) pump();
     if (complete()) scheduleEmit();
@@ -461,15 +484,35 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     }
   }
 
-  /** `reason`: a short fixed phrase (counted per reason in stats); `detail`: for the log */
-  /** `target`: services whose read already reflects this index are left out */
-  const rescanAll = (reason: string, detail?: Record<string, unknown>, target = Number.POSITIVE_INFINITY) => {
+  /**
+   * Re-reads every service whose last read started before `threshold` was current (a read that started
+   * after reflects every write up to it). One at a time: asked for while one is under way, it is queued
+   * (at most one, with the highest threshold asked) and starts when the first ends, so it re-reads only
+   * what the first read before the later gap. `reason`: a short fixed phrase (counted per reason in
+   * stats); `detail`: for the log.
+   */
+  const rescanAll = (reason: string, detail?: Record<string, unknown>, threshold = Number.POSITIVE_INFINITY) => {
     if (!known) return;
+    if (rescanRunning) {
+      if (rescanQueued) rescansCoalesced++;
+      rescanQueued = { reason: rescanQueued?.reason ?? reason, threshold: Math.max(rescanQueued?.threshold ?? 0, threshold) };
+      return;
+    }
     rescans++;
     rescanReasons[reason] = (rescanReasons[reason] ?? 0) + 1;
-    log.info({ reason, ...detail, services: known.size }, 'consul rescan');
-    for (const name of known) markBulk(name, target);
+    rescanRunning = true;
+    for (const name of known) markBulk(name, threshold);
+    log.info({ reason, ...detail, services: known.size, reads: bulk.size + bulkAgain.size }, 'consul rescan');
+    maybeEndRescan();
     pump();
+  };
+  /** The rescan under way has no read left: the queued one (if any) starts. */
+  const maybeEndRescan = () => {
+    if (!rescanRunning || bulk.size > 0 || bulkAgain.size > 0 || bulkInFlight > 0) return;
+    rescanRunning = false;
+    const next = rescanQueued;
+    rescanQueued = undefined;
+    if (next && !signal.aborted) rescanAll(next.reason, { queued: true }, next.threshold);
   };
 
   // ---- signals ----
@@ -635,9 +678,11 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     const recentBudget = summaryUsable ? RECENT_BEFORE_SUMMARY : RECENT_MAX;
     const step = nextExplainStep({
       notByInstance: ledger.notByInstance(target),
+      unnamed: ledger.unattributed(target),
       answersUnnamed: ledger.answersUnnamed(target).length,
       ownReadsPending: [...windowReads].some(readPending),
-      anyReadUnderWay: dirty.size > 0 || inFlight.size > 0,
+      // a rescan's reads are not waited for: most started before the move, and they come last
+      anyReadUnderWay: dirty.size > 0 || inFlight.size > bulkInFlight,
       waitLeftMs: windowOpenedAt + EXPLAIN_WINDOW_MS - now(),
       checksCaughtUp: checksIndex >= target,
       checksGraceLeftMs: windowOpenedAt + CHECKS_GRACE_MS - now(),
@@ -665,17 +710,19 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       case 'summary':
         void readSummary(target);
         return;
-      case 'accept-gaps':
-        // every count matches and each catalog answer's own write is named: what is left changed no
-        // instance set (KV, session, coordinate and ACL writes, check writes read over since)
-        acceptedUnexplained++;
+      case 'deletions-counted':
+        deletionsCounted++;
         log.debug({ target }, 'catalog move explained by the summary');
         closeWindow(target);
         return;
-      case 'rescan':
+      case 'rescan': {
+        // after the summary, the indexes above the last one nothing names are each named (a deletion
+        // the summary counted): a read that started after that gap reflects the window
+        const threshold = summaryAt >= target ? ledger.lastUnattributed(target) || target : target;
         closeWindow(target);
-        rescanAll(step.reason, { target }, target);
+        rescanAll(step.reason, { target, threshold }, threshold);
         return;
+      }
     }
   };
 
@@ -767,6 +814,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       retryTimers.delete(name);
       if (entries.delete(name)) changedSinceEmit.add(name);
       bulk.delete(name);
+      bulkAgain.delete(name);
       gone.add(name);
       windowReads.add(name);
       if (inFlight.has(name)) again.add(name);
@@ -882,10 +930,10 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     reachable: () => isReachable === true,
     done,
     stats: () => ({
-      services: known?.size ?? 0, queries, reads, errors, emits, rescans, rescanReasons: { ...rescanReasons }, summaries, summaryUsable, acceptedUnexplained, bodyBytes, unusableAnswers,
+      services: known?.size ?? 0, queries, reads, errors, emits, rescans, rescanReasons: { ...rescanReasons }, summaries, summaryUsable, deletionsCounted, rescansCoalesced, bodyBytes, unusableAnswers,
       throttled: budget.stats().overBudget, budget: budget.stats(), outstanding,
       checksFilterRefused, signalFallbacks,
-      settled: outstanding === reserved + extraReserved && dirty.size === 0 && bulk.size === 0 && inFlight.size === 0 && pendingExplain === 0 && !explainTimer && !summaryInFlight && !emitTimer && changedSinceEmit.size === 0,
+      settled: outstanding === reserved + extraReserved && dirty.size === 0 && bulk.size === 0 && inFlight.size === 0 && !rescanRunning && rescanQueued === undefined && pendingExplain === 0 && !explainTimer && !summaryInFlight && !emitTimer && changedSinceEmit.size === 0,
       indexes: { catalog: catalogIndex, checks: checksIndex },
     }),
     serviceNames: () => known ?? new Set<string>(),

@@ -2,13 +2,18 @@
 // decision over what the follower knows now, so every branch is a row of a scenario table. The shell
 // (consul-catalog.ts) gathers the inputs, does what the step says and asks again when a read, a summary,
 // a signal answer or the wait's end changes one of them.
-// When in doubt, read: nothing here assumes a write it cannot name changed nothing, except the gaps the
-// summary has ruled out as count changes (KV, session, coordinate writes; see the top of consul-catalog.ts
-// for the one kind of change that leaves).
+// When in doubt, read: nothing here assumes a write it cannot name changed nothing. An index no read
+// names at all (a gap) may be KV, session or coordinate noise, or a services-table write that changed no
+// count (an ID re-registered on another port, a deregistration and a registration of one service): on
+// plain HTTP nothing tells the two apart, so a gap the summary leaves is re-read (a rescan of the
+// services not read since it), never accepted. Only an index a read names as a deletion is ruled out by
+// the summary (a deletion changes a count).
 
 export interface ExplainInputs {
   /** indexes of the window no instance of a read names (write-ledger notByInstance) */
   readonly notByInstance: number;
+  /** indexes of the window no read names at all, not even as a deletion (write-ledger unattributed) */
+  readonly unnamed: number;
   /** the catalog answers' own indexes of the window that no read names (write-ledger answersUnnamed) */
   readonly answersUnnamed: number;
   /** a read this window asked for (a guess, the summary's re-reads) is not answered yet */
@@ -41,9 +46,9 @@ export type ExplainStep =
   | { readonly kind: 'wait'; readonly ms: number }
   | { readonly kind: 'guess'; readonly service: string }
   | { readonly kind: 'summary' }
-  /** the summary matched every count and every catalog answer's own write is named: what is left
-   * changed no instance count (writes of other tables, check writes read over since) */
-  | { readonly kind: 'accept-gaps' }
+  /** every index left is a deletion a read named and the summary matched every count: a deletion
+   * changes a count, so none is left unread */
+  | { readonly kind: 'deletions-counted' }
   /** the move cannot be located: re-read every service not read since it */
   | { readonly kind: 'rescan'; readonly reason: string };
 
@@ -55,10 +60,12 @@ export function nextExplainStep(s: ExplainInputs): ExplainStep {
   if (s.guess !== undefined && !s.summaryReflects) return { kind: 'guess', service: s.guess };
   if (s.summaryInFlight) return { kind: 'await-reads' };
   if (s.summaryUsable && !s.summaryReflects && s.summariesLeft) return { kind: 'summary' };
-  if (s.summaryUsable && s.summaryReflects && s.answersUnnamed === 0) return { kind: 'accept-gaps' };
+  if (s.summaryUsable && s.summaryReflects && s.unnamed === 0) return { kind: 'deletions-counted' };
   // before re-reading everything, give the checks signal a moment to name the change (a registration
   // with checks shows there at the same index: the agent syncs a service with its checks in one write)
   if (s.checksGraceLeftMs > 0 && !s.checksCaughtUp) return { kind: 'wait', ms: s.checksGraceLeftMs };
-  if (s.summaryUsable && s.summaryReflects) return { kind: 'rescan', reason: 'catalog write not located by the summary' };
+  if (s.summaryUsable && s.summaryReflects && s.answersUnnamed > 0) return { kind: 'rescan', reason: 'catalog write not located by the summary' };
+  // a gap below a named catalog write: KV noise, or a count-preserving services write in the same answer
+  if (s.summaryUsable && s.summaryReflects) return { kind: 'rescan', reason: 'write no read names inside a catalog answer' };
   return { kind: 'rescan', reason: s.summaryUsable ? 'catalog move unexplained after summaries' : 'catalog move unexplained (no summary)' };
 }

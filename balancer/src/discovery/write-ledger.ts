@@ -63,6 +63,14 @@ export class WriteLedger {
     return this.#count(target, (i) => !this.#byInstance.has(i) && !this.#byRead.has(i));
   }
 
+  /** The highest index in (coveredTo, target] nothing names (0 when there is none): a read that started
+   * after it was current reflects every write a gap of the window may hide. */
+  lastUnattributed(target: number): number {
+    if (target - this.#coveredTo > MAX_WINDOW) return target;
+    for (let i = target; i > this.#coveredTo; i--) if (!this.#byInstance.has(i) && !this.#byRead.has(i)) return i;
+    return 0;
+  }
+
   /** How many indexes in (coveredTo, target] no instance names (deletions, writes nothing read, other writes). */
   notByInstance(target: number): number {
     return this.#count(target, (i) => !this.#byInstance.has(i));
