@@ -18,6 +18,8 @@ export function helpText(): string {
     ...rows,
     '',
     'Upstreams: a Consul service is routed by Host header (service name) and by urlprefix- tags.',
+    'Active checks from tags: check=http:/<path>|tcp|grpc|grpc:<service> (grpc: grpc.health.v1.Health/Check,',
+    '  healthy only when SERVING), check_interval=, check_timeout=, rise=, fall=, check_expect= (see README).',
     'The Consul service named "consul" itself is never proxied unless --services lists it.',
     'Upstreams set through the admin API (POST /upstream/:name) coexist with Consul ones; for the',
     'same name the admin API wins until DELETE /upstream/:name. Admin upstreams persist in the dump file.',

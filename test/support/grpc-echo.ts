@@ -21,6 +21,19 @@ const definition = protoLoader.loadSync(join(repoRoot(), 'test', 'support', 'ech
 const pkg = grpc.loadPackageDefinition(definition) as unknown as { balancertest: { Echo: grpc.ServiceClientConstructor } };
 export const EchoService = pkg.balancertest.Echo;
 
+const healthDefinition = protoLoader.loadSync(join(repoRoot(), 'test', 'support', 'health.proto'), { keepCase: true, enums: String, defaults: true });
+const healthPkg = grpc.loadPackageDefinition(healthDefinition) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } };
+export const HealthService = healthPkg.grpc.health.v1.Health;
+
+export type ServingStatus = 'UNKNOWN' | 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
+
+export interface EchoServerOptions {
+  /** implement grpc.health.v1.Health/Check (statuses set with setHealth); default true */
+  readonly health?: boolean;
+  /** serve TLS with this certificate instead of h2c */
+  readonly tls?: { readonly cert: string; readonly key: string };
+}
+
 export interface EchoServer {
   readonly id: string;
   readonly port: number;
@@ -32,12 +45,27 @@ export interface EchoServer {
   /** GOAWAY, let calls in flight finish, then stop (a graceful scale-down) */
   shutdown(): Promise<void>;
   kill(): void;
+  /** what Health/Check answers for `service` ('' = the server); unset names answer SERVICE_UNKNOWN, '' starts SERVING */
+  setHealth(service: string, status: ServingStatus): void;
+  /** the client address:port of each Health/Check call's connection, in order */
+  readonly healthPeers: string[];
 }
 
-export async function startEchoServer(id: string): Promise<EchoServer> {
+export async function startEchoServer(id: string, opts: EchoServerOptions = {}): Promise<EchoServer> {
   const server = new grpc.Server();
-  const calls: Record<string, number> = { Unary: 0, ServerStream: 0, ClientStream: 0, Bidi: 0 };
+  const calls: Record<string, number> = { Unary: 0, ServerStream: 0, ClientStream: 0, Bidi: 0, Check: 0 };
   const state = { cancelled: 0 };
+  const health = new Map<string, ServingStatus>([['', 'SERVING']]);
+  const healthPeers: string[] = [];
+  if (opts.health !== false) {
+    server.addService(HealthService.service, {
+      Check(call: grpc.ServerUnaryCall<{ service: string }, { status: ServingStatus }>, cb: grpc.sendUnaryData<{ status: ServingStatus }>) {
+        calls.Check++;
+        healthPeers.push(call.getPeer());
+        cb(null, { status: health.get(call.request.service) ?? 'SERVICE_UNKNOWN' });
+      },
+    });
+  }
   server.addService(EchoService.service, {
     Unary(call: grpc.ServerUnaryCall<EchoRequest, EchoReply>, cb: grpc.sendUnaryData<EchoReply>) {
       calls.Unary++;
@@ -79,7 +107,10 @@ export async function startEchoServer(id: string): Promise<EchoServer> {
     },
   });
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    const credentials = opts.tls
+      ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(opts.tls.cert), private_key: Buffer.from(opts.tls.key) }], false)
+      : grpc.ServerCredentials.createInsecure();
+    server.bindAsync('127.0.0.1:0', credentials, (err, p) => (err ? reject(err) : resolve(p)));
   });
   return {
     id, port, calls,
@@ -88,6 +119,8 @@ export async function startEchoServer(id: string): Promise<EchoServer> {
     spec: (o = {}) => ({ id: `127.0.0.1:${port}`, host: '127.0.0.1', port, weight: 1, maxFails: 1, failTimeoutMs: 10_000, down: false, backup: false, ...o }),
     shutdown: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
     kill: () => server.forceShutdown(),
+    setHealth: (service, status) => { health.set(service, status); },
+    healthPeers,
   };
 }
 

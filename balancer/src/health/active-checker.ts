@@ -1,12 +1,13 @@
 // Active health checks (nginx_upstream_check_module style): per upstream that declares `check`,
-// per server, an HTTP GET (expected statuses) or a TCP connect every interval, bounded by a
-// timeout. Results go to PeerHealth.onActiveResult, which owns rise/fall. Timers are unref'd and
+// per server, an HTTP GET (expected statuses), a TCP connect or a gRPC Health/Check (on one HTTP/2
+// session per server, kept across probes) every interval, bounded by a timeout. Results go to PeerHealth.onActiveResult, which owns rise/fall. Timers are unref'd and
 // restarted on a table swap only for servers whose upstream check spec or server entry changed.
 import http from 'node:http';
 import net from 'node:net';
 import type pino from 'pino';
 import type { ActiveCheckSpec, RouteTable, ServerSpec, UpstreamSpec } from '../routing/types.js';
 import { upstreamOf } from '../routing/table-upstreams.js';
+import { GrpcHealthProbe } from './grpc-health-probe.js';
 
 export interface ActiveResultSink {
   onActiveResult(id: string, ok: boolean, now: number, error?: string): void;
@@ -32,6 +33,7 @@ interface ProbeResult { readonly ok: boolean; readonly error?: string }
  */
 export async function probeServer(server: ServerSpec, spec: ActiveCheckSpec, signal: AbortSignal): Promise<ProbeResult> {
   try {
+    if (spec.type === 'grpc') return await probeGrpcOnce(server, spec, signal);
     return await (spec.type === 'tcp' ? probeTcp(server, spec, signal) : probeHttp(server, spec, signal));
   } catch (err) {
     const e = err as Error & { code?: string };
@@ -43,6 +45,16 @@ export async function probeServer(server: ServerSpec, spec: ActiveCheckSpec, sig
 export function probeHostHeader(host: string, port: number): string {
   const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
   return bare.includes(':') ? `[${bare}]:${port}` : `${bare}:${port}`;
+}
+
+/** A lone gRPC probe on a session of its own (the checker's loops keep theirs across probes). */
+async function probeGrpcOnce(server: ServerSpec, spec: ActiveCheckSpec, signal: AbortSignal): Promise<ProbeResult> {
+  const probe = new GrpcHealthProbe(server, spec);
+  try {
+    return await probe.check(signal);
+  } finally {
+    probe.close();
+  }
 }
 
 function probeTcp(server: ServerSpec, spec: ActiveCheckSpec, signal: AbortSignal): Promise<ProbeResult> {
@@ -95,11 +107,15 @@ function probeHttp(server: ServerSpec, spec: ActiveCheckSpec, signal: AbortSigna
 class ServerProbeLoop {
   readonly #abort = new AbortController();
   #timer: NodeJS.Timeout | undefined;
+  /** type grpc: the server's probe session, reused by every probe of this loop */
+  readonly #grpc: GrpcHealthProbe | undefined;
 
   constructor(
     readonly upstream: string, readonly server: ServerSpec, readonly spec: ActiveCheckSpec,
     readonly opts: Required<Pick<ActiveCheckerOptions, 'now' | 'random'>> & ActiveCheckerOptions,
-  ) {}
+  ) {
+    this.#grpc = spec.type === 'grpc' ? new GrpcHealthProbe(server, spec) : undefined;
+  }
 
   start(): void {
     this.#schedule(Math.floor(this.opts.random() * this.spec.intervalMs));
@@ -108,6 +124,7 @@ class ServerProbeLoop {
   stop(): void {
     this.#abort.abort();
     if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#grpc?.close();
   }
 
   #schedule(delayMs: number): void {
@@ -121,7 +138,7 @@ class ServerProbeLoop {
   async #run(): Promise<void> {
     let result: ProbeResult;
     try {
-      result = await probeServer(this.server, this.spec, this.#abort.signal);
+      result = this.#grpc !== undefined ? await this.#grpc.check(this.#abort.signal) : await probeServer(this.server, this.spec, this.#abort.signal);
     } catch (err) {
       result = { ok: false, error: (err as Error)?.message ?? String(err) };
     }

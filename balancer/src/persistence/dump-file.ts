@@ -10,6 +10,7 @@ import type pino from 'pino';
 import { writeFileAtomic } from '../render/atomic-write.js';
 import type { PolicyDocument } from '../policy/policy-spec.js';
 import { ALGORITHMS, type Algorithm, type CatalogSnapshot, type RouteTable, type UpstreamSpec } from '../routing/types.js';
+import { grpcServiceNameProblem } from '../health/grpc-health.js';
 
 export const DUMP_FORMAT = 1;
 
@@ -220,7 +221,9 @@ function upstreamProblem(key: string, u: unknown): string | undefined {
   }
   if (u.check !== undefined) {
     const c = u.check;
-    const ok = isObject(c) && (c.type === 'http' || c.type === 'tcp') && typeof c.path === 'string' && (c.type === 'tcp' || c.path.startsWith('/')) &&
+    const ok = isObject(c) && (c.type === 'http' || c.type === 'tcp' || c.type === 'grpc') && typeof c.path === 'string' && (c.type !== 'http' || c.path.startsWith('/')) &&
+      (c.grpcService === undefined || (typeof c.grpcService === 'string' && grpcServiceNameProblem(c.grpcService) === undefined)) &&
+      (c.tls === undefined || typeof c.tls === 'boolean') &&
       !/[\s\u0000-\u001f]/.test(c.path) && isInt(c.intervalMs, 1, 2_147_483_647) && isInt(c.timeoutMs, 1, 2_147_483_647) &&
       isInt(c.rise, 1, 1000) && isInt(c.fall, 1, 1000) && Array.isArray(c.expectStatuses) && c.expectStatuses.every((x) => isInt(x, 100, 599));
     if (!ok) return `has a malformed check ${JSON.stringify(c)?.slice(0, 120)}`;

@@ -28,6 +28,7 @@ import {
   type TableDefaults,
 } from '../routing/tag-options.js';
 import { unsafeWordReason } from './conf-word.js';
+import { grpcServiceNameProblem } from '../health/grpc-health.js';
 import {
   ALGORITHMS, UPSTREAM_PROTOCOLS, type ActiveCheckSpec, type Algorithm, type HashKey, type RetrySpec, type Route, type RouteTable, type ServerSpec,
   type TcpListen, type UpstreamProtocol, type UpstreamSpec,
@@ -363,6 +364,8 @@ function parseUpstream(name: string, body: readonly Statement[], defaults: Table
     if (!checkSet && check) check = { ...check, type: 'tcp', path: '/' };
   }
   if (!ok) return undefined;
+  // a gRPC check speaks the service's HTTP/2, as in the table build: TLS for proto h2
+  if (check?.type === 'grpc') check = { ...check, tls: protocol === 'h2' };
   if (algorithm === 'chash' && !hashKey) hashKey = defaults.hashKey ?? { source: 'ip' };
   return {
     name,
@@ -439,22 +442,32 @@ function parseServer(words: readonly Token[], dflt: { maxFails: number; failTime
 function parseCheck(args: readonly string[], defaults: TableDefaults, bad: (m: string) => void): ActiveCheckSpec | undefined {
   const base = defaults.check ?? DEFAULT_ACTIVE_CHECK;
   if (args.length === 0) {
-    bad('check needs a type: http, http:/<path> or tcp');
+    bad('check needs a type: http, http:/<path>, tcp, grpc or grpc:<service>');
     return undefined;
   }
   const kind = args[0];
-  let type: 'http' | 'tcp';
+  let type: 'http' | 'tcp' | 'grpc';
   let path = base.path;
+  let grpcService: string | undefined;
   if (kind === 'tcp') type = 'tcp';
   else if (kind === 'http') type = 'http';
+  else if (kind === 'grpc' || kind.startsWith('grpc:')) {
+    type = 'grpc';
+    grpcService = kind === 'grpc' ? '' : kind.slice(5);
+    const why = grpcServiceNameProblem(grpcService);
+    if (why !== undefined) {
+      bad(`check ${kind}: ${why}`);
+      return undefined;
+    }
+  }
   else if (kind.startsWith('http:/')) {
     type = 'http';
     path = kind.slice(5);
   } else {
-    bad(`unknown check type "${kind}" (http, http:/<path> or tcp)`);
+    bad(`unknown check type "${kind}" (http, http:/<path>, tcp, grpc or grpc:<service>)`);
     return undefined;
   }
-  const c: { -readonly [K in keyof ActiveCheckSpec]: ActiveCheckSpec[K] } = { ...base, type, path };
+  const c: { -readonly [K in keyof ActiveCheckSpec]: ActiveCheckSpec[K] } = { ...base, type, path, ...(grpcService !== undefined ? { grpcService } : {}) };
   let ok = true;
   for (const a of args.slice(1)) {
     const eq = a.indexOf('=');
@@ -500,7 +513,8 @@ export function formatBalancerConf(table: RouteTable): string {
     if (u.retry.onStatuses.length > 0) lines.push(`  retry_on ${u.retry.onStatuses.join(',')};`);
     if (u.check) {
       const c = u.check;
-      lines.push(`  check ${c.type === 'tcp' ? 'tcp' : `http:${c.path}`} interval=${c.intervalMs}ms timeout=${c.timeoutMs}ms rise=${c.rise} fall=${c.fall} expect=${c.expectStatuses.join(',')};`);
+      const kind = c.type === 'tcp' ? 'tcp' : c.type === 'grpc' ? (c.grpcService ? `grpc:${c.grpcService}` : 'grpc') : `http:${c.path}`;
+      lines.push(`  check ${kind} interval=${c.intervalMs}ms timeout=${c.timeoutMs}ms rise=${c.rise} fall=${c.fall} expect=${c.expectStatuses.join(',')};`);
     }
     for (const s of u.servers) {
       const host = s.host.includes(':') ? `[${s.host}]` : s.host;

@@ -311,7 +311,9 @@ function consulUpstream(service: string, instances: readonly CatalogInstance[], 
   const failTimeoutMs = opts.failTimeoutMs ?? defaults.failTimeoutMs;
   const resolved = resolveCheck(service, opts, defaults, warnings);
   // a TCP service cannot answer an HTTP check: the default check probes it by connecting, unless check= says otherwise
-  const check = resolved && isTcpProtocol(protocol) && opts.checkType === undefined ? { ...resolved, type: 'tcp' as const, path: '/' } : resolved;
+  const check = resolved && isTcpProtocol(protocol) && opts.checkType === undefined ? { ...resolved, type: 'tcp' as const, path: '/' }
+    // a gRPC check speaks the service's HTTP/2: TLS for proto=h2, h2c otherwise
+    : resolved?.type === 'grpc' ? { ...resolved, tls: protocol === 'h2' } : resolved;
   const listen = isTcpProtocol(protocol) ? tcpListensOf(service, protocol, instancesTags, defaults.tcpPorts, warnings) : undefined;
   const retry = opts.retries === undefined ? defaults.retry : { ...defaults.retry, tries: opts.retries + 1 };
 

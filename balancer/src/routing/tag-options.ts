@@ -4,6 +4,7 @@
 // tags are shared with other tools.
 import type { ActiveCheckSpec, Algorithm, HashKey, HashSource, RetrySpec, UpstreamProtocol } from './types.js';
 import { ALGORITHMS, UPSTREAM_PROTOCOLS } from './types.js';
+import { grpcServiceNameProblem } from '../health/grpc-health.js';
 
 export interface TableDefaults {
   readonly algorithm: Algorithm;
@@ -71,7 +72,7 @@ export interface ServiceTagOptions {
   failTimeoutMs?: number;
   /** `retries=N`: extra attempts after the first one, so RetrySpec.tries = N + 1 */
   retries?: number;
-  checkType?: { type: 'http' | 'tcp'; path: string };
+  checkType?: { type: 'http' | 'tcp' | 'grpc'; path: string; grpcService?: string };
   checkIntervalMs?: number;
   checkTimeoutMs?: number;
   rise?: number;
@@ -168,7 +169,12 @@ function applyServiceTag(out: ServiceTagOptions, key: string, value: string, war
         const bad = checkPathProblem(path);
         if (bad) warn(bad);
         else out.checkType = { type: 'http', path };
-      } else warn('expected http:/<path>, http or tcp');
+      } else if (value === 'grpc' || value.startsWith('grpc:')) {
+        const service = value === 'grpc' ? '' : value.slice(5);
+        const bad = grpcServiceNameProblem(service);
+        if (bad) warn(bad);
+        else out.checkType = { type: 'grpc', path: '/', grpcService: service };
+      } else warn('expected http:/<path>, http, tcp, grpc or grpc:<service>');
       return;
     }
     case 'proto': {
@@ -233,6 +239,7 @@ export function resolveCheck(
   return {
     type: opts.checkType?.type ?? base.type,
     path: opts.checkType?.path ?? base.path,
+    ...(opts.checkType?.type === 'grpc' ? { grpcService: opts.checkType.grpcService ?? '' } : {}),
     intervalMs: opts.checkIntervalMs ?? base.intervalMs,
     timeoutMs: opts.checkTimeoutMs ?? base.timeoutMs,
     rise: opts.rise ?? base.rise,

@@ -51,9 +51,14 @@ export interface ServerSpec {
 }
 
 export interface ActiveCheckSpec {
-  readonly type: 'http' | 'tcp';
+  /** grpc: grpc.health.v1.Health/Check over HTTP/2 (health/grpc-health.ts) */
+  readonly type: 'http' | 'tcp' | 'grpc';
   /** HTTP path for type http. */
   readonly path: string;
+  /** type grpc: the service name asked about; absent or '' = the server as a whole */
+  readonly grpcService?: string;
+  /** type grpc: TLS with ALPN h2 (the upstream is proto=h2) instead of h2c */
+  readonly tls?: boolean;
   readonly intervalMs: number;
   readonly timeoutMs: number;
   /** consecutive successes that bring a down server up */
