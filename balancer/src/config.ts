@@ -44,7 +44,15 @@ export interface ConsulConfig {
   readonly maxBodyBytes?: number;
   /** --consul-resync: full re-read of every service at this period (0 = off; default 5 min) */
   readonly resyncMs?: number;
+  /** --consul-watch: how dynamic mode follows the catalog (default index; per-service needs https) */
+  readonly watch?: ConsulWatchDesign;
 }
+
+/**
+ * index: two change signals and reads explained by raft indexes (discovery/consul-catalog.ts);
+ * per-service: one blocking query per service over HTTP/2 to an HTTPS agent (discovery/per-service/).
+ */
+export type ConsulWatchDesign = 'index' | 'per-service';
 
 export interface RenderSpec {
   readonly template: string;
@@ -177,6 +185,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'consul-stale', env: 'BALANCER_CONSUL_STALE', kind: 'bool', help: "Consul reads with ?stale: any server answers (read scale; may lag the leader slightly)" },
   { name: 'consul-max-body', env: 'BALANCER_CONSUL_MAX_BODY', kind: 'string', value: 'bytes', def: '134217728', help: 'cap on one Consul answer; a larger one is that watcher\'s failure' },
   { name: 'consul-resync', env: 'BALANCER_CONSUL_RESYNC', kind: 'string', value: 'duration', def: '5m', help: 'full re-read of every service at this period, a safety net beside the change signals (0 = off)' },
+  { name: 'consul-watch', env: 'BALANCER_CONSUL_WATCH', kind: 'string', value: 'index|per-service', def: 'index', help: 'how dynamic mode follows the catalog: index (two change signals, any agent) or per-service (one blocking query per service multiplexed over HTTP/2; needs an https:// --consul; --consul-max-conns sessions x 250 streams)' },
   { name: 'debounce', env: 'BALANCER_DEBOUNCE', kind: 'string', value: 'duration', def: '2ms', help: 'window that coalesces a burst of catalog changes into one table (latest wins)' },
   { name: 'listen', env: 'BALANCER_LISTEN', kind: 'string', value: 'host:port', def: '0.0.0.0:8080', help: 'proxy listener' },
   { name: 'tls-listen', env: 'BALANCER_TLS_LISTEN', kind: 'repeat', value: 'host:port', help: 'TLS (HTTPS) proxy listener (repeatable; env: comma separated); ALPN offers h2 then http/1.1, host:port/http1 offers http/1.1 only' },
@@ -349,6 +358,7 @@ export function parseBalancerArgs(
           stale: bool('consul-stale'),
           maxBodyBytes: byteCount('consul-max-body', 134_217_728, 1024),
           resyncMs: duration('consul-resync', 300_000),
+          watch: consulWatch(str('consul-watch'), consulAddr, source),
         };
 
     const mode = str('mode') ?? 'dynamic';
@@ -507,6 +517,16 @@ export function parseHostPort(text: string, what: string): HostPort {
 }
 
 /** CONSUL_HTTP_ADDR forms: "host:port", "host", "http://host:port", "https://host:port". */
+function consulWatch(text: string | undefined, consulAddr: string, source: (name: string) => string): ConsulWatchDesign {
+  const v = (text ?? 'index').trim();
+  if (v !== 'index' && v !== 'per-service') throw new ConfigError(`${source('consul-watch')}: expected index or per-service, got "${text}"`);
+  // HTTP/2 to Consul exists only on its HTTPS listener (Go serves no h2c there)
+  if (v === 'per-service' && !parseConsulUrl(consulAddr, source('consul')).startsWith('https:')) {
+    throw new ConfigError(`${source('consul-watch')}: per-service needs HTTP/2, which a Consul agent serves only on its HTTPS listener; --consul is "${consulAddr}" (use https://host:8501, or --consul-watch index)`);
+  }
+  return v;
+}
+
 export function parseConsulUrl(text: string, what: string): string {
   const t = text.trim();
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(t) ? t : `http://${t}`;

@@ -1,6 +1,7 @@
 // Run the Consul double as a process (benchmarks, docker-compose end-to-end test):
 //   node dist/test/support/consul-double/cli.js --port 8500 --host 0.0.0.0 --node-name consul --run-checks
 // Builtins only: it is copied into a container that has nothing but the node binary.
+import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { parseArgs } from 'node:util';
 import { startConsulDouble } from './index.js';
@@ -22,6 +23,10 @@ const { values } = parseArgs({
     'reap-interval-ms': { type: 'string', default: '30000' },
     'deregister-critical-min-ms': { type: 'string', default: '60000' },
     'check-update-interval-ms': { type: 'string', default: '300000' },
+    // HTTPS with HTTP/2 (Consul's ports.https listener): PEM files of the certificate (chain) and its key
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
+    'https-port': { type: 'string', default: '0' },
   },
 });
 
@@ -41,7 +46,14 @@ function advertiseAddress(): string {
 }
 const nodeAddress = values['node-address'] ?? (host === '0.0.0.0' || host === '::' ? advertiseAddress() : host);
 
+if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) {
+  process.stderr.write('consul-double: --tls-cert and --tls-key go together\n');
+  process.exit(2);
+}
+const tls = values['tls-cert'] && values['tls-key'] ? { cert: readFileSync(values['tls-cert'], 'utf8'), key: readFileSync(values['tls-key'], 'utf8') } : undefined;
 const double = await startConsulDouble({
+  tls,
+  httpsPort: Number(values['https-port']) || 0,
   host,
   port,
   nodeName: values['node-name'],
@@ -56,7 +68,7 @@ const double = await startConsulDouble({
   checkUpdateIntervalMs: Number(values['check-update-interval-ms']),
 });
 double.setLatency(Number(values['latency-ms']) || 0);
-process.stdout.write(`${JSON.stringify({ component: 'consul-double', msg: 'listening', url: double.url, host: double.host, port: double.port, node: values['node-name'], nodeAddress, runChecks: values['run-checks'] })}\n`);
+process.stdout.write(`${JSON.stringify({ component: 'consul-double', msg: 'listening', url: double.url, httpsUrl: double.httpsUrl, host: double.host, port: double.port, node: values['node-name'], nodeAddress, runChecks: values['run-checks'] })}\n`);
 
 let exiting = false;
 const shutdown = (signal: string) => {

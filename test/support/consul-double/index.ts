@@ -4,6 +4,7 @@
 // inside a container with just node.
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
+import http2 from 'node:http2';
 import type net from 'node:net';
 import { listenCuttable } from '../cuttable-listener.js';
 import { CheckRunner } from './check-runner.js';
@@ -44,6 +45,15 @@ export interface ConsulDoubleOptions {
    * hold. Beyond it, Consul 1.9+ writes a raw `HTTP/1.1 429 Too Many Requests` and closes at once.
    */
   httpMaxConnsPerClient?: number;
+  /**
+   * Serve HTTPS too (Consul's `ports.https` listener, beside `ports.http`). agent/agent.go listenHTTP wraps
+   * the listener in tls.NewListener and setupHTTPS calls http2.ConfigureServer(server, nil): HTTP/2 by
+   * ALPN beside HTTP/1.1, with x/net/http2's defaults, 250 concurrent streams per connection
+   * (defaultMaxStreams). http_max_conns_per_client still counts connections (connlimit sees net.Conns).
+   */
+  tls?: { readonly cert: string; readonly key: string };
+  /** port of the HTTPS listener; default 0 (ephemeral) */
+  httpsPort?: number;
 }
 
 /** Connection and request figures of the double (benchmarks, budget assertions). */
@@ -69,6 +79,9 @@ export interface ConsulDouble {
   readonly port: number;
   /** http://host:port */
   readonly url: string;
+  /** with `tls`: Consul's HTTPS listener (HTTP/2 by ALPN), https://host:httpsPort */
+  readonly httpsUrl?: string;
+  readonly httpsPort?: number;
   /** close the listener and every open connection (in-flight blocking queries fail); state is kept */
   stop(): Promise<void>;
   /** listen again on the same host:port */
@@ -99,6 +112,8 @@ export interface ConsulDouble {
 }
 
 export const DEFAULT_HTTP_MAX_CONNS_PER_CLIENT = 200;
+/** x/net/http2 server.go defaultMaxStreams, what http2.ConfigureServer(server, nil) leaves in place */
+export const GO_HTTP2_MAX_CONCURRENT_STREAMS = 250;
 const clientIp = (s: net.Socket): string => (s.remoteAddress ?? '').replace(/^::ffff:/, '');
 const TOO_MANY = 'HTTP/1.1 429 Too Many Requests\r\n\r\n';
 
@@ -167,7 +182,7 @@ export async function startConsulDouble(opts: ConsulDoubleOptions = {}): Promise
     bytesClosedBy.clear();
     for (const sock of sockets.keys()) sockets.set(sock, sock.bytesWritten);
   };
-  const server = http.createServer((req, res) => {
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
     // not Consul's API: figures for a benchmark that runs the double as its own process
     if (req.url === '/_double/stats' || req.url === '/_double/stats?reset') {
       const body = JSON.stringify(statsNow());
@@ -179,55 +194,75 @@ export async function startConsulDouble(opts: ConsulDoubleOptions = {}): Promise
     requests++;
     add(requestsBy, clientIp(req.socket), 1);
     handler(req, res);
-  });
+  };
+  const server = http.createServer(onRequest);
+  // ports.https beside ports.http, as an agent with both has: one handler, one connection limiter
+  // (agent.go keeps one httpConnLimiter for every listener); the HTTP/2 compatibility API hands the
+  // handler request/response objects of the same shape
+  const secure = opts.tls
+    ? http2.createSecureServer({ cert: opts.tls.cert, key: opts.tls.key, allowHTTP1: true, settings: { maxConcurrentStreams: GO_HTTP2_MAX_CONCURRENT_STREAMS } },
+      onRequest as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void)
+    : undefined;
   // Like Consul's connlimit: counted per client IP at accept time, before any byte is read. A refused
   // socket never reaches the HTTP parser (node's own connection listeners are called only for the
   // accepted ones), so a request it carried is not answered.
-  const httpListeners = server.listeners('connection') as ((s: net.Socket) => void)[];
-  server.removeAllListeners('connection');
-  server.on('connection', (socket: net.Socket) => {
-    const ip = clientIp(socket);
-    const n = (perClient.get(ip) ?? 0) + 1;
-    if (maxPerClient > 0 && n > maxPerClient) {
-      rejected++;
-      socket.on('error', () => undefined);
-      socket.end(TOO_MANY);
-      return;
-    }
-    for (const l of httpListeners) l.call(server, socket);
-    perClient.set(ip, n);
-    open++;
-    sockets.set(socket, 0);
-    if (n > peakPerClient) peakPerClient = n;
-    if (n > (peakBy.get(ip) ?? 0)) peakBy.set(ip, n);
-    socket.once('close', () => {
-      open--;
-      bytesClosed += socket.bytesWritten - (sockets.get(socket) ?? 0);
-      add(bytesClosedBy, ip, socket.bytesWritten - (sockets.get(socket) ?? 0));
-      sockets.delete(socket);
-      const left = (perClient.get(ip) ?? 1) - 1;
-      if (left <= 0) perClient.delete(ip);
-      else perClient.set(ip, left);
+  const limitConnections = (srv: net.Server) => {
+    const httpListeners = srv.listeners('connection') as ((s: net.Socket) => void)[];
+    srv.removeAllListeners('connection');
+    srv.on('connection', (socket: net.Socket) => {
+      const ip = clientIp(socket);
+      const n = (perClient.get(ip) ?? 0) + 1;
+      if (maxPerClient > 0 && n > maxPerClient) {
+        rejected++;
+        socket.on('error', () => undefined);
+        socket.end(TOO_MANY);
+        return;
+      }
+      for (const l of httpListeners) l.call(srv, socket);
+      perClient.set(ip, n);
+      open++;
+      sockets.set(socket, 0);
+      if (n > peakPerClient) peakPerClient = n;
+      if (n > (peakBy.get(ip) ?? 0)) peakBy.set(ip, n);
+      socket.once('close', () => {
+        open--;
+        bytesClosed += socket.bytesWritten - (sockets.get(socket) ?? 0);
+        add(bytesClosedBy, ip, socket.bytesWritten - (sockets.get(socket) ?? 0));
+        sockets.delete(socket);
+        const left = (perClient.get(ip) ?? 1) - 1;
+        if (left <= 0) perClient.delete(ip);
+        else perClient.set(ip, left);
+      });
     });
-  });
+  };
+  limitConnections(server);
+  if (secure) limitConnections(secure as unknown as net.Server);
   // Blocking queries last up to 10m + jitter; node's default request timeouts would cut them.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
   server.keepAliveTimeout = 30_000;
+  // Go's http2 server has no idle timeout unless http.Server.IdleTimeout is set (Consul sets none)
+  secure?.setTimeout(0);
   const listener = await listenCuttable(server, host, opts.port ?? 0);
   const port = listener.port;
+  const secureListener = secure ? await listenCuttable(secure as unknown as net.Server, host, opts.httpsPort ?? 0) : undefined;
+  const hostInUrl = host.includes(':') ? `[${host}]` : host;
   let closed = false;
-  const stop = () => listener.cut();
+  const stop = async () => {
+    await Promise.all([listener.cut(), secureListener?.cut()]);
+  };
 
   return {
     host,
     port,
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    url: `http://${hostInUrl}:${port}`,
+    ...(secureListener ? { httpsPort: secureListener.port, httpsUrl: `https://${hostInUrl}:${secureListener.port}` } : {}),
     state,
     stop,
     async start() {
       if (closed) throw Object.assign(new Error('consul double is closed'), { code: 'ERR_CONSUL_DOUBLE_CLOSED' });
       await listener.restore();
+      await secureListener?.restore();
     },
     setLatency(ms: number) {
       latencyMs = Math.max(0, ms);

@@ -4,6 +4,7 @@ import type pino from 'pino';
 import type { ConsulConfig } from '../../config.js';
 import type { ConsulBudget } from '../../discovery/consul-budget.js';
 import { watchConsulCatalog, type CatalogWatcher } from '../../discovery/consul-catalog.js';
+import { watchConsulPerService } from '../../discovery/per-service/watch.js';
 import type { CatalogSnapshot } from '../../routing/types.js';
 
 export interface CatalogDiscovery {
@@ -26,7 +27,9 @@ export function startCatalogDiscovery(opts: CatalogDiscoveryOptions, signal: Abo
   const log = opts.logger.child({ component: 'primary' });
   let firstFailure: ((err: Error) => void) | undefined;
   const failed = new Promise<Error>((resolve) => (firstFailure = resolve));
-  const watcher = watchConsulCatalog({
+  // --consul-watch: the index design, or one blocking query per service over HTTP/2 (same interface)
+  const watch = consul.watch === 'per-service' ? watchConsulPerService : watchConsulCatalog;
+  const watcher = watch({
     endpoint: { baseUrl: consul.baseUrl, token: consul.token, stale: consul.stale, maxBodyBytes: consul.maxBodyBytes },
     budget: opts.budget,
     resyncMs: consul.resyncMs,

@@ -1,0 +1,346 @@
+// Discovery by one blocking query per service (`--consul-watch per-service`), multiplexed over a few
+// HTTP/2 sessions to an HTTPS agent. Each /v1/health/service/<name> answer is that service's whole
+// state at that service's own index (README.md: its index is service.<name>, which KV and coordinate
+// writes never move), so there is no index accounting: an answer that differs is the change. Which
+// services exist comes from one blocking /v1/catalog/services query. The table is built from the
+// answers by the same code as the index design (health-entries.ts parseHealthAnswer) and handed over
+// through the same CatalogWatcher interface, so the table holder cannot tell the designs apart.
+//
+// Every query has a deadline and an abort signal; each service's loop backs off on its own; a dead
+// agent leaves the last good table (a failed query changes no entry). Past the budget (sessions x
+// streams) the remaining services are polled with plain reads on the streams each session keeps for
+// short reads (stream-schedule.ts), and a warning says so once.
+import { setMaxListeners } from 'node:events';
+import { backoffDelay, DEFAULT_BACKOFF, sleep } from '../../../../common/backoff.js';
+import { canonicalJson } from '../../routing/table-version.js';
+import type { CatalogInstance, CatalogSnapshot } from '../../routing/types.js';
+import type { CatalogWatcher, CatalogWatcherOptions, CatalogWatcherStats } from '../consul-catalog.js';
+import { DEFAULT_CONSUL_MAX_CONNS } from '../consul-budget.js';
+import { parseHealthAnswer } from '../health-entries.js';
+import { pollDelay } from '../watch-slot.js';
+import { h2GetJson } from './h2-get.js';
+import { SessionPool, type SessionPoolStats } from './session-pool.js';
+import { nextQuery, planWatches } from './stream-schedule.js';
+
+export interface PerServiceWatcherOptions extends CatalogWatcherOptions {
+  /** pause between two polls of a service past the budget; default 2 s */
+  readonly pollMs?: number;
+  /** PEM CA(s) to trust for the agent instead of node's default store (which NODE_EXTRA_CA_CERTS extends) */
+  readonly ca?: string;
+}
+
+export interface PerServiceStats {
+  readonly design: 'per-service';
+  readonly pool: SessionPoolStats;
+  /** services polled because no held stream was left for them */
+  readonly polled: number;
+  /** blocking queries held now */
+  readonly held: number;
+}
+
+export interface PerServiceWatcher extends CatalogWatcher {
+  perServiceStats(): PerServiceStats;
+}
+
+const WATCH_ALL_EXCEPT = new Set(['consul']);
+
+export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSignal: AbortSignal): PerServiceWatcher {
+  const log = opts.logger;
+  const lifetime = new AbortController();
+  setMaxListeners(0, lifetime.signal);
+  const signal = lifetime.signal;
+  if (outerSignal.aborted) lifetime.abort(outerSignal.reason);
+  else outerSignal.addEventListener('abort', () => lifetime.abort(outerSignal.reason), { once: true });
+  if (!opts.endpoint.baseUrl.startsWith('https:')) {
+    throw Object.assign(new Error(`--consul-watch per-service needs an HTTPS agent (HTTP/2 over TLS); ${opts.endpoint.baseUrl} is not https://`), { code: 'ERR_CONSUL_WATCH_NEEDS_HTTPS' });
+  }
+  const random = opts.random ?? Math.random;
+  const now = opts.now ?? Date.now;
+  const policy = opts.backoff ?? DEFAULT_BACKOFF;
+  const allow = opts.services ? new Set(opts.services) : undefined;
+  const readTimeoutMs = opts.readTimeoutMs ?? 30_000;
+  const startGraceMs = opts.startGraceMs ?? 5_000;
+  const pollMs = opts.pollMs ?? 2_000;
+  const maxSessions = opts.budget ? opts.budget.maxConns : opts.maxConns ?? DEFAULT_CONSUL_MAX_CONNS;
+  const pool = new SessionPool({ baseUrl: opts.endpoint.baseUrl, ca: opts.ca, maxSessions, budget: opts.budget, logger: log, backoff: policy, random, now });
+  const getOpts = (index: number, s: AbortSignal) => ({
+    index, waitMs: opts.waitMs, signal: s, timeoutMs: readTimeoutMs, token: opts.endpoint.token, stale: opts.endpoint.stale, maxBodyBytes: opts.endpoint.maxBodyBytes,
+  });
+
+  const entries = new Map<string, { instances: readonly CatalogInstance[]; key: string }>();
+  const loops = new Map<string, { stop: AbortController; done: Promise<void> }>();
+  const tagKeys = new Map<string, string>();
+  const failedBeforeFirstAnswer = new Map<string, number>();
+  const polled = new Set<string>();
+  const changedSinceEmit = new Set<string>();
+  let known: Set<string> | undefined;
+  let lastEmitted: CatalogSnapshot | undefined;
+  let emitTimer: NodeJS.Timeout | undefined;
+  let isReachable: boolean | undefined;
+  let queries = 0;
+  let reads = 0;
+  let errors = 0;
+  let emits = 0;
+  let bodyBytes = 0;
+  let unusableAnswers = 0;
+  let outstanding = 0;
+  let held = 0;
+  let catalogIndex = 0;
+  let warnedOverflow = false;
+  let readyResolved = false;
+  let resolveReady!: (s: CatalogSnapshot) => void;
+  const ready = new Promise<CatalogSnapshot>((resolve) => (resolveReady = resolve));
+
+  const markReachable = (ok: boolean, err?: Error) => {
+    if (ok === isReachable) return;
+    isReachable = ok;
+    opts.onReachability?.(ok, err);
+  };
+  const gaveUpOn = (s: string) => {
+    const failedAt = failedBeforeFirstAnswer.get(s);
+    return failedAt !== undefined && (readyResolved || now() - failedAt >= startGraceMs);
+  };
+  const complete = () => known !== undefined && [...known].every((s) => entries.has(s) || gaveUpOn(s));
+
+  const emitNow = () => {
+    emitTimer = undefined;
+    if (signal.aborted || !complete()) return;
+    if (readyResolved && changedSinceEmit.size === 0) return;
+    const services: Record<string, readonly CatalogInstance[]> = {};
+    for (const name of [...entries.keys()].sort()) services[name] = entries.get(name)!.instances;
+    const snapshot: CatalogSnapshot = { services };
+    const changed = new Set(changedSinceEmit);
+    changedSinceEmit.clear();
+    if (!readyResolved) {
+      readyResolved = true;
+      resolveReady(snapshot);
+    }
+    lastEmitted = snapshot;
+    emits++;
+    try {
+      opts.onSnapshot(snapshot);
+      opts.onChange?.(snapshot, changed);
+    } catch (err) {
+      log.error({ err }, 'snapshot listener failed');
+    }
+  };
+  // a fixed window opened by the first change bounds the added latency (as the index design does)
+  const scheduleEmit = () => {
+    if (emitTimer || signal.aborted) return;
+    emitTimer = setTimeout(emitNow, Math.max(0, opts.debounceMs));
+  };
+
+  /** A service's answer: its whole state; differing from the held one is the change. */
+  const applyAnswer = (name: string, body: unknown) => {
+    if (!known?.has(name)) return;
+    const parsed = parseHealthAnswer(name, body);
+    for (const w of parsed.warnings) {
+      log.warn({ service: name, warning: w }, 'consul answer warning');
+      opts.onWarning?.(name, w);
+    }
+    if (!parsed.usable) {
+      unusableAnswers++;
+      if (!entries.has(name) && !failedBeforeFirstAnswer.has(name)) failedBeforeFirstAnswer.set(name, now());
+      return;
+    }
+    failedBeforeFirstAnswer.delete(name);
+    const key = canonicalJson(parsed.instances);
+    const prev = entries.get(name);
+    if (prev && prev.key === key) return;
+    entries.set(name, { instances: parsed.instances, key });
+    changedSinceEmit.add(name);
+    scheduleEmit();
+  };
+
+  /** One service's loop: a held blocking query re-armed at each answer's index, or polls past the budget. */
+  const serviceLoop = async (name: string, stop: AbortSignal): Promise<void> => {
+    let index = 0;
+    let failuresInRow = 0;
+    while (!stop.aborted) {
+      const started = now();
+      let overflow = false;
+      let slot = pool.acquire(true);
+      if (slot.kind === 'full') {
+        overflow = true;
+        if (!polled.has(name)) {
+          polled.add(name);
+          if (!warnedOverflow) {
+            warnedOverflow = true;
+            log.warn({ maxConns: maxSessions, pool: pool.stats() }, 'more services than --consul-max-conns sessions x the agent\'s streams per session: the rest are polled (raise --consul-max-conns; the agent allows http_max_conns_per_client, 200 by default)');
+          }
+        }
+        slot = pool.acquire(false);
+        if (slot.kind === 'full') {
+          await pool.waitForSlot(1_000, stop);
+          continue;
+        }
+      } else if (slot.kind === 'session') {
+        polled.delete(name);
+      }
+      if (slot.kind === 'unavailable') {
+        markReachable(false, new Error('consul agent unreachable (HTTP/2 connect failed)'));
+        await sleep(Math.max(slot.retryInMs, backoffDelay(policy, failuresInRow++, random)), stop);
+        continue;
+      }
+      const sentIndex = overflow ? 0 : index;
+      let answeredIndex: number | undefined;
+      queries++;
+      reads++;
+      outstanding++;
+      if (sentIndex > 0) held++;
+      try {
+        const res = await h2GetJson<unknown>(slot.session, `/v1/health/service/${encodeURIComponent(name)}`, {}, getOpts(sentIndex, stop));
+        if (stop.aborted) break;
+        bodyBytes += res.bytes;
+        answeredIndex = res.index;
+        if (failuresInRow > 0) log.info({ service: name, failures: failuresInRow }, 'consul query recovered');
+        failuresInRow = 0;
+        markReachable(true);
+        applyAnswer(name, res.body);
+      } catch (err) {
+        if (stop.aborted) break;
+        errors++;
+        const e = err as Error & { code?: string };
+        if (e.code === 'ERR_CONSUL_BODY_TOO_LARGE') unusableAnswers++;
+        if (!entries.has(name) && !failedBeforeFirstAnswer.has(name)) failedBeforeFirstAnswer.set(name, now());
+        markReachable(false, e);
+        log[failuresInRow === 0 ? 'warn' : 'debug']({ service: name, err: e.message, code: e.code }, 'consul query failed, keeping last good data');
+      } finally {
+        outstanding--;
+        if (sentIndex > 0) held--;
+        slot.release();
+      }
+      const next = nextQuery({
+        sentIndex, answeredIndex, failuresInRow, elapsedMs: now() - started, minIntervalMs: opts.minQueryIntervalMs,
+        backoffMs: answeredIndex === undefined ? backoffDelay(policy, failuresInRow, random) : 0,
+        overflow, pollMs: pollDelay(pollMs, random),
+      });
+      if (answeredIndex === undefined) failuresInRow++;
+      index = next.kind === 'block' ? next.index : 0;
+      if (complete()) scheduleEmit();
+      if (next.afterMs > 0) await sleep(next.afterMs, stop);
+    }
+  };
+
+  const startService = (name: string) => {
+    const stop = new AbortController();
+    setMaxListeners(0, stop.signal);
+    const onLifetime = () => stop.abort(signal.reason);
+    signal.addEventListener('abort', onLifetime, { once: true });
+    const done = serviceLoop(name, stop.signal)
+      .catch((err) => log.error({ err, service: name }, 'consul service watch crashed'))
+      .finally(() => signal.removeEventListener('abort', onLifetime));
+    loops.set(name, { stop, done });
+  };
+  const stopService = (name: string) => {
+    loops.get(name)?.stop.abort();
+    loops.delete(name);
+    polled.delete(name);
+    tagKeys.delete(name);
+    failedBeforeFirstAnswer.delete(name);
+    if (entries.delete(name)) changedSinceEmit.add(name);
+  };
+
+  /** A /v1/catalog/services answer: names appear and leave; a re-tagged service is read again by its own query. */
+  const onServices = (body: unknown) => {
+    const record = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
+    const names = new Set(Object.keys(record).filter((n) => (allow ? allow.has(n) : opts.everyService === true || !WATCH_ALL_EXCEPT.has(n))));
+    known = names;
+    for (const name of names) {
+      const tags = Array.isArray(record[name]) ? (record[name] as unknown[]).map(String).sort().join('\u0000') : '';
+      tagKeys.set(name, tags);
+    }
+    const plan = planWatches(names, new Set(loops.keys()));
+    for (const name of plan.stop) stopService(name);
+    for (const name of plan.start) startService(name);
+    if (names.size === 0 || changedSinceEmit.size > 0 || !readyResolved) scheduleEmit();
+  };
+
+  const catalogLoop = async (): Promise<void> => {
+    let index = 0;
+    let failuresInRow = 0;
+    while (!signal.aborted) {
+      const started = now();
+      const slot = pool.acquire(false);
+      if (slot.kind !== 'session') {
+        if (slot.kind === 'full') await pool.waitForSlot(1_000, signal);
+        else {
+          markReachable(false, new Error('consul agent unreachable (HTTP/2 connect failed)'));
+          await sleep(Math.max(slot.retryInMs, backoffDelay(policy, failuresInRow++, random)), signal);
+        }
+        continue;
+      }
+      queries++;
+      outstanding++;
+      if (index > 0) held++;
+      const sent = index;
+      try {
+        const res = await h2GetJson<unknown>(slot.session, '/v1/catalog/services', {}, getOpts(index, signal));
+        if (signal.aborted) break;
+        bodyBytes += res.bytes;
+        index = res.index;
+        catalogIndex = res.index;
+        if (failuresInRow > 0) log.info({ watcher: 'catalog', failures: failuresInRow }, 'consul query recovered');
+        failuresInRow = 0;
+        markReachable(true);
+        onServices(res.body);
+      } catch (err) {
+        if (signal.aborted) break;
+        errors++;
+        const e = err as Error & { code?: string };
+        const delay = backoffDelay(policy, failuresInRow, random);
+        log[failuresInRow === 0 ? 'warn' : 'debug']({ watcher: 'catalog', err: e.message, code: e.code, retryInMs: delay }, 'consul query failed, keeping last good data');
+        failuresInRow++;
+        index = 0;
+        markReachable(false, e);
+        slot.release();
+        outstanding--;
+        if (sent > 0) held--;
+        await sleep(delay, signal);
+        continue;
+      }
+      slot.release();
+      outstanding--;
+      if (sent > 0) held--;
+      const gap = started + opts.minQueryIntervalMs - now();
+      if (gap > 0) await sleep(gap, signal);
+    }
+  };
+
+  signal.addEventListener('abort', () => {
+    if (emitTimer) clearTimeout(emitTimer);
+    emitTimer = undefined;
+  }, { once: true });
+
+  const catalogDone = catalogLoop().catch((err) => log.error({ err }, 'consul watch loop crashed'));
+  const done = (async () => {
+    await catalogDone;
+    await Promise.all([...loops.values()].map((l) => l.done));
+    pool.close();
+  })();
+
+  const stats = (): CatalogWatcherStats => ({
+    services: known?.size ?? 0, queries, reads, errors, emits, rescans: 0, rescanReasons: {}, summaries: 0, summaryUsable: false, acceptedUnexplained: 0,
+    bodyBytes, unusableAnswers, throttled: 0,
+    budget: opts.budget?.stats() ?? { maxConns: maxSessions, reserved: pool.stats().sessions, readLimit: 0, readsInFlight: 0, peakInFlight: 0, overBudget: 0, pausedMs: 0 },
+    outstanding,
+    // every query is a held one (the catalog's and each service's), nothing else is under way
+    settled: known !== undefined && outstanding === held && held === loops.size + 1 - polled.size && !emitTimer && changedSinceEmit.size === 0,
+    checksFilterRefused: false, signalFallbacks: 0,
+    indexes: { catalog: catalogIndex, checks: 0 },
+  });
+
+  return {
+    ready,
+    current: () => lastEmitted,
+    reachable: () => isReachable === true,
+    done,
+    stats,
+    perServiceStats: () => ({ design: 'per-service', pool: pool.stats(), polled: polled.size, held }),
+    serviceNames: () => known ?? new Set<string>(),
+    tagsOf: (name) => {
+      const k = tagKeys.get(name);
+      return k ? k.split('\u0000') : [];
+    },
+  };
+}

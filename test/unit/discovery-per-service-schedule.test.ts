@@ -1,0 +1,62 @@
+// The per-service design's pure parts (discovery/per-service/stream-schedule.ts): which HTTP/2 session a
+// stream goes on within the connection budget, what to start and stop watching, and what a service's
+// loop queries next.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { blockingCapacity, nextQuery, pickSession, planWatches, sessionsFor, SHORT_READ_HEADROOM, type QueryOutcome, type SessionLoad } from '../../balancer/src/discovery/per-service/stream-schedule.js';
+
+const s = (streams: number, maxStreams = 250, usable = true): SessionLoad => ({ streams, maxStreams, usable });
+
+describe('pickSession', () => {
+  const rows: { name: string; sessions: SessionLoad[]; max: number; blocking: boolean; want: ReturnType<typeof pickSession> }[] = [
+    { name: 'no session yet: open one', sessions: [], max: 16, blocking: true, want: { kind: 'open' } },
+    { name: 'fill first: the fullest session with room', sessions: [s(10), s(200), s(3)], max: 16, blocking: true, want: { kind: 'use', index: 1 } },
+    { name: 'a blocking query leaves the short-read headroom', sessions: [s(250 - SHORT_READ_HEADROOM)], max: 16, blocking: true, want: { kind: 'open' } },
+    { name: 'a short read may use the headroom', sessions: [s(250 - SHORT_READ_HEADROOM)], max: 16, blocking: false, want: { kind: 'use', index: 0 } },
+    { name: 'a session past GOAWAY takes nothing, and does not count against the budget', sessions: [s(0, 250, false)], max: 1, blocking: true, want: { kind: 'open' } },
+    { name: 'budget reached, all full: full', sessions: [s(248), s(248)], max: 2, blocking: true, want: { kind: 'full' } },
+    { name: 'budget reached, headroom left for a short read', sessions: [s(248), s(249)], max: 2, blocking: false, want: { kind: 'use', index: 1 } },
+    { name: 'a peer announcing fewer streams is respected', sessions: [s(8, 10)], max: 4, blocking: true, want: { kind: 'open' } },
+    { name: 'budget 0: full', sessions: [], max: 0, blocking: false, want: { kind: 'full' } },
+  ];
+  for (const r of rows) it(r.name, () => assert.deepEqual(pickSession(r.sessions, r.max, r.blocking), r.want));
+});
+
+describe('capacity within the connection budget', () => {
+  it('16 connections at Go\'s 250 streams hold 3,968 services (2 streams each kept for short reads)', () => {
+    assert.equal(blockingCapacity(16, 250), 16 * 248);
+  });
+  it('sessions needed grow with the services and stop at the budget', () => {
+    assert.equal(sessionsFor(0, 250, 16), 1);
+    assert.equal(sessionsFor(248, 250, 16), 1);
+    assert.equal(sessionsFor(249, 250, 16), 2);
+    assert.equal(sessionsFor(1000, 250, 16), 5);
+    assert.equal(sessionsFor(5000, 250, 16), 16);
+    assert.equal(sessionsFor(5000, 250, 24), 21);
+  });
+});
+
+describe('planWatches', () => {
+  it('starts new names and stops gone ones, each once, sorted', () => {
+    assert.deepEqual(planWatches(new Set(['c', 'a', 'b']), new Set(['b', 'd'])), { start: ['a', 'c'], stop: ['d'] });
+  });
+  it('the same names: nothing to do (a re-tag is read by the service\'s own query)', () => {
+    assert.deepEqual(planWatches(new Set(['a']), new Set(['a'])), { start: [], stop: [] });
+  });
+  it('an empty catalog stops everything', () => {
+    assert.deepEqual(planWatches(new Set(), new Set(['a', 'b'])), { start: [], stop: ['a', 'b'] });
+  });
+});
+
+describe('nextQuery', () => {
+  const o = (over: Partial<QueryOutcome>): QueryOutcome => ({ sentIndex: 5, answeredIndex: 9, failuresInRow: 0, elapsedMs: 50, minIntervalMs: 10, backoffMs: 0, overflow: false, pollMs: 2000, ...over });
+  const rows: { name: string; outcome: QueryOutcome; want: ReturnType<typeof nextQuery> }[] = [
+    { name: 'an answer re-arms at its index at once', outcome: o({}), want: { kind: 'block', index: 9, afterMs: 0 } },
+    { name: 'an answer that came at once waits out the rate limit (no hot loop)', outcome: o({ answeredIndex: 5, elapsedMs: 2, minIntervalMs: 10 }), want: { kind: 'block', index: 5, afterMs: 8 } },
+    { name: 'an index reset (0) reads again from 0', outcome: o({ answeredIndex: 0 }), want: { kind: 'block', index: 0, afterMs: 0 } },
+    { name: 'a failure starts over from 0 after its backoff', outcome: o({ answeredIndex: undefined, backoffMs: 750 }), want: { kind: 'block', index: 0, afterMs: 750 } },
+    { name: 'past the budget: poll after the poll pause', outcome: o({ overflow: true }), want: { kind: 'poll', afterMs: 2000 } },
+    { name: 'past the budget and failing: the longer of backoff and poll pause', outcome: o({ overflow: true, answeredIndex: undefined, backoffMs: 5000 }), want: { kind: 'poll', afterMs: 5000 } },
+  ];
+  for (const r of rows) it(r.name, () => assert.deepEqual(nextQuery(r.outcome), r.want));
+});
