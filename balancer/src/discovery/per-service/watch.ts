@@ -320,7 +320,7 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
   })();
 
   const stats = (): CatalogWatcherStats => ({
-    services: known?.size ?? 0, queries, reads, errors, emits, rescans: 0, rescanReasons: {}, summaries: 0, summaryUsable: false, acceptedUnexplained: 0,
+    services: known?.size ?? 0, queries, reads, errors, emits, rescans: 0, rescanReasons: {}, summaries: 0, summaryUsable: false, deletionsCounted: 0, rescansCoalesced: 0,
     bodyBytes, unusableAnswers, throttled: 0,
     budget: opts.budget?.stats() ?? { maxConns: maxSessions, reserved: pool.stats().sessions, readLimit: 0, readsInFlight: 0, peakInFlight: 0, overBudget: 0, pausedMs: 0 },
     outstanding,
