@@ -4,7 +4,8 @@
 // `--baseline`: the root of another checkout with its own build (bin/balancer.js + dist/): e.g.
 // `git archive <commit> | tar -x -C /tmp/old && cd /tmp/old && ln -s <repo>/node_modules && npx tsc -p tsconfig.json`.
 // Rows: nginx 1 worker (reference), ours native 1 worker (baseline), ours native 1 worker (this
-// build); workloads: a 100-byte and a 64 KiB GET. Layout as bench/proxy-throughput: each proxy alone
+// build); workloads: a 100-byte and a 64 KiB GET, a 1 KiB POST (a body that ends in the gate) and a
+// 1 MB POST (-c16, as bench/proxy-throughput; the upstream nginx reads the body and answers `ok`). Layout as bench/proxy-throughput: each proxy alone
 // on CPU 0, wrk and the upstream nginx on CPU 1; rounds interleaved (a burst of load elsewhere hits
 // every row), median shown, load average printed. CPU us/req is the process tree's CPU time over
 // wrk's request count: compare rows within this run, it is the steadier figure on a busy machine.
@@ -34,7 +35,12 @@ const PROXY_CPU = '0';
 const LOAD_CPU = '1';
 
 interface Row { readonly name: string; readonly proc: Started | undefined; readonly baseUrl: string | undefined; readonly note?: string }
-const WORKLOADS = [{ name: '100 B GET', path: '/small.txt' }, { name: '64 KiB GET', path: '/big.bin' }] as const;
+interface Workload { readonly name: string; readonly path: string; readonly postBytes?: number; readonly connections?: number }
+const WORKLOADS: readonly Workload[] = [
+  { name: '100 B GET', path: '/small.txt' }, { name: '64 KiB GET', path: '/big.bin' },
+  { name: '1 KiB POST', path: '/upload', postBytes: 1024 },
+  { name: '1 MB POST', path: '/upload', postBytes: 1024 * 1024, connections: Math.max(1, Math.min(connections, 16)) },
+];
 
 function median(values: number[]): number {
   const s = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
@@ -54,12 +60,16 @@ async function main(): Promise<void> {
   chmodSync(files, 0o755);
   for (const f of ['small.txt', 'big.bin']) chmodSync(path.join(files, f), 0o644);
   const upstreamPort = await freePort();
-  const upstream = startNginx(LOAD_CPU, `server { listen 127.0.0.1:${upstreamPort}; keepalive_requests 1000000; root ${files}; sendfile on; tcp_nopush on; }`);
+  const upstream = startNginx(LOAD_CPU, [
+    `server { listen 127.0.0.1:${upstreamPort}; keepalive_requests 1000000; root ${files}; sendfile on; tcp_nopush on;`,
+    '  location /upload { client_max_body_size 2m; client_body_buffer_size 2m; return 200 "ok\\n"; } }',
+  ].join('\n'));
   await waitForPort(upstreamPort);
   const nginxPort = await freePort();
   const nginx = startNginx(PROXY_CPU, [
     `upstream bench { server 127.0.0.1:${upstreamPort}; keepalive 64; keepalive_requests 1000000; }`,
     `server { listen 127.0.0.1:${nginxPort}; keepalive_requests 1000000;`,
+    '  client_max_body_size 2m; client_body_buffer_size 2m;',
     '  location / { proxy_pass http://bench; proxy_http_version 1.1; proxy_set_header Connection "";',
     '    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; } }',
   ].join('\n'));
@@ -79,7 +89,7 @@ async function main(): Promise<void> {
       for (const w of WORKLOADS) {
         for (const r of rows) {
           if (r.baseUrl === undefined || r.proc === undefined) continue;
-          const opts = { url: `${r.baseUrl}${w.path}`, host: 'bench', connections, cpus: LOAD_CPU };
+          const opts = { url: `${r.baseUrl}${w.path}`, host: 'bench', connections: w.connections ?? connections, cpus: LOAD_CPU, postBytes: w.postBytes };
           await runWrk({ ...opts, durationS: 1 }); // warm-up: JIT, keep-alive pools
           const before = treeUsage(r.proc.pid);
           const res = await runWrk({ ...opts, durationS });

@@ -2,7 +2,8 @@
 // wrk and an nginx upstream on CPU 1, one workload; prints wrk's figures, the CPU per request, the
 // event-loop lag the worker reports while loaded, and the summary of the worker's CPU profile.
 //   npm run build && node dist/bench/native-profile.js [--path /small.txt|/big.bin] [--post-bytes N]
-//     [--duration 15] [--connections 64] [--out /tmp/native-prof] [--tls] [--close]
+//     [--duration 15] [--connections 64] [--out /tmp/native-prof] [--tls] [--close] [--idle] [--no-prof]
+// --idle: no load at all: the CPU ms/s each process spends doing nothing, and the worker's profile of it
 // --tls: through ours' --tls-listen (ECDSA P-256); --close: `Connection: close` (a new connection per request)
 import { chmodSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -11,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { makeTestCa } from '../test/support/tls-certs.js';
 import { loadAverage } from './compare/cpu.js';
-import { treeUsage } from './support/proc-stats.js';
+import { processTree, treeUsage } from './support/proc-stats.js';
 import { freePort, startNginx, tempDir, waitForPort } from './support/processes.js';
 import { startOurs } from './support/ours.js';
 import { runWrk } from './support/wrk.js';
@@ -28,6 +29,9 @@ const connections = Number(argStr('connections') ?? 64);
 const out = argStr('out') ?? tempDir('native-prof-');
 const useTls = process.argv.includes('--tls');
 const close = process.argv.includes('--close');
+const idle = process.argv.includes('--idle');
+/** no --cpu-prof (the sampler thread costs CPU of its own: an idle figure is honest only without it) */
+const noProfile = process.argv.includes('--no-prof');
 const TLS_NAME = 'bench.example.test';
 
 async function lagLines(adminUrl: string): Promise<string[]> {
@@ -58,30 +62,61 @@ async function main(): Promise<void> {
     writeFileSync(path.join(certDir, 'bench.pem'), pem.cert + pem.key, { mode: 0o600 });
   }
   const ours = await startOurs({
-    root: repoRoot, engine: 'native', workers: 1, cpus: '0', upstreamPort, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${out}`],
+    root: repoRoot, engine: 'native', workers: 1, cpus: '0', upstreamPort, nodeArgs: noProfile ? [] : ['--cpu-prof', `--cpu-prof-dir=${out}`],
     tls: useTls ? { certDir, defaultCert: TLS_NAME } : undefined,
   });
   if (ours.proc === undefined || ours.baseUrl === undefined || ours.adminUrl === undefined) throw new Error(`ours did not start: ${ours.note}`);
   let lag: string[] = [];
   try {
-    const opts = { url: `${ours.baseUrl}${urlPath}`, host: 'bench', connections, cpus: '1', postBytes, closeConnection: close };
-    await runWrk({ ...opts, durationS: 2 });
-    const before = treeUsage(ours.proc.pid);
-    const loaded = runWrk({ ...opts, durationS });
-    // the sampler reports the last second: read it while the load is on
-    await new Promise((r) => setTimeout(r, (durationS - 2) * 1000));
+    if (idle) await idleFigures(ours.proc.pid, durationS);
+    else await loadedFigures(ours.proc.pid, ours.baseUrl);
+    // the sampler reports the last second: read while the load is on (loadedFigures returns before wrk ends)
     lag = await lagLines(ours.adminUrl);
-    const wrk = await loaded;
-    const after = treeUsage(ours.proc.pid);
-    console.log(`req/s ${wrk.rps.toFixed(0)}  p50 ${wrk.p50Ms.toFixed(2)} ms  p99 ${wrk.p99Ms.toFixed(2)} ms  max ${wrk.maxMs.toFixed(2)} ms  errors ${wrk.errors + wrk.non2xx}  CPU ${(((after.cpuMs - before.cpuMs) * 1000) / Math.max(1, wrk.requests)).toFixed(1)} us/req (process tree)`);
+    await pendingWrk;
   } finally {
     await ours.proc.stop();
     await upstream.stop();
     await ca?.close();
   }
+  printProfile(lag, ours.proc.pid);
+}
+
+let pendingWrk: Promise<unknown> = Promise.resolve();
+
+/** wrk against ours; returns 2 s before the load ends (the lag sampler reports the last second), pendingWrk prints the figures */
+async function loadedFigures(pid: number, baseUrl: string): Promise<void> {
+  const opts = { url: `${baseUrl}${urlPath}`, host: 'bench', connections, cpus: '1', postBytes, closeConnection: close };
+  await runWrk({ ...opts, durationS: 2 });
+  const before = treeUsage(pid);
+  pendingWrk = runWrk({ ...opts, durationS }).then((wrk) => {
+    const after = treeUsage(pid);
+    console.log(`req/s ${wrk.rps.toFixed(0)}  p50 ${wrk.p50Ms.toFixed(2)} ms  p99 ${wrk.p99Ms.toFixed(2)} ms  max ${wrk.maxMs.toFixed(2)} ms  errors ${wrk.errors + wrk.non2xx}  CPU ${(((after.cpuMs - before.cpuMs) * 1000) / Math.max(1, wrk.requests)).toFixed(1)} us/req (process tree)`);
+  });
+  await new Promise((r) => setTimeout(r, (durationS - 2) * 1000));
+}
+
+/** CPU ms per second of the primary and of each worker while nothing is asked of them. */
+async function idleFigures(primaryPid: number, seconds: number): Promise<void> {
+  // the start-up's first requests and JIT settle first
+  await new Promise((r) => setTimeout(r, 2000));
+  const workers = processTree(primaryPid).filter((p) => p !== primaryPid);
+  // a worker's figure is its own; the primary's is its tree's less its workers'
+  const sample = (): number[] => {
+    const w = workers.map((p) => treeUsage(p).cpuMs);
+    return [treeUsage(primaryPid).cpuMs - w.reduce((a, b) => a + b, 0), ...w];
+  };
+  const before = sample();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const after = sample();
+  ['primary', ...workers.map((p) => `worker pid ${p}`)].forEach((name, i) => {
+    console.log(`idle CPU ${name}: ${((after[i] - before[i]) / seconds).toFixed(1)} ms/s over ${seconds} s (/proc, 10 ms ticks)`);
+  });
+}
+
+function printProfile(lag: readonly string[], primary: number): void {
   for (const l of lag) console.log(`# ${l}`);
   // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: the worker's is the one not written by the primary
-  const primaryPid = String(ours.proc.pid);
+  const primaryPid = String(primary);
   const profiles = readdirSync(out).filter((f) => f.endsWith('.cpuprofile') && f.split('.')[3] !== primaryPid).map((f) => path.join(out, f)).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
   if (profiles.length === 0) { console.log('# no profile written'); return; }
   console.log(`# worker profile: ${profiles[0]}`);

@@ -2,7 +2,7 @@
 // members whose deadline passed, a member that throws is dropped without stopping the others.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DeadlineSweep, tickFor, type Expiring } from '../../balancer/src/proxy/native/deadline-sweep.js';
+import { DeadlineSweep, tickFor, type Expiring } from '../../balancer/src/proxy/deadline-sweep.js';
 
 function member(deadline: number, onExpire: (m: Expiring, now: number) => void = () => undefined): Expiring & { expired: number[] } {
   const m = {

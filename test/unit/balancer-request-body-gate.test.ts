@@ -4,6 +4,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GatedBody, type BodyTimeoutKind } from '../../balancer/src/proxy/request-body-gate.js';
 import type { BodySink, BodySource } from '../../balancer/src/proxy/transport.js';
+import { DeadlineSweep } from '../../balancer/src/proxy/deadline-sweep.js';
+
+/** the worker's body clock, on real time (its interval is unref'd) */
+const clock = new DeadlineSweep(10);
 
 class FakeSource implements BodySource {
   sink: BodySink | undefined;
@@ -41,7 +45,7 @@ function collector(acceptUntil = Infinity) {
 test('a small body is ready only at its end, goes whole, and can be replayed to a second try', () => {
   const src = new FakeSource();
   const ev = events();
-  const gate = new GatedBody(src, ev, { idleMs: 0, totalMs: 0, gateBytes: 10 });
+  const gate = new GatedBody(src, ev, { clock, idleMs: 0, totalMs: 0, gateBytes: 10 });
   src.send('ab');
   src.send('cd');
   assert.deepEqual(ev.log, []);
@@ -63,7 +67,7 @@ test('a small body is ready only at its end, goes whole, and can be replayed to 
 test('a large body is ready at GATE_BYTES, then streams with backpressure and is not replayable', () => {
   const src = new FakeSource();
   const ev = events();
-  const gate = new GatedBody(src, ev, { idleMs: 0, totalMs: 0, gateBytes: 4 });
+  const gate = new GatedBody(src, ev, { clock, idleMs: 0, totalMs: 0, gateBytes: 4 });
   assert.equal(src.send('ab'), true);
   assert.equal(src.send('cd'), false, 'the gate is full: the client is paused');
   assert.equal(src.paused, true);
@@ -94,7 +98,7 @@ test('idle and total limits fire once, fail the body, and reach an attached sink
   for (const c of cases) {
     const src = new FakeSource();
     const ev = events();
-    const gate = new GatedBody(src, ev, { idleMs: c.idleMs, totalMs: c.totalMs, gateBytes: 2 });
+    const gate = new GatedBody(src, ev, { clock, idleMs: c.idleMs, totalMs: c.totalMs, gateBytes: 2 });
     src.send('abc'); // beyond the gate: streaming
     const sink = collector();
     gate.setSink(sink.sink);
@@ -110,7 +114,7 @@ test('idle and total limits fire once, fail the body, and reach an attached sink
 test('a body that ends in time disarms its timers; a client that fails in the gate is reported', async () => {
   const src = new FakeSource();
   const ev = events();
-  const gate = new GatedBody(src, ev, { idleMs: 20, totalMs: 20, gateBytes: 100 });
+  const gate = new GatedBody(src, ev, { clock, idleMs: 20, totalMs: 20, gateBytes: 100 });
   src.send('x');
   src.sink!.onBodyEnd();
   await new Promise((r) => setTimeout(r, 60));
@@ -119,8 +123,60 @@ test('a body that ends in time disarms its timers; a client that fails in the ga
 
   const src2 = new FakeSource();
   const ev2 = events();
-  const gate2 = new GatedBody(src2, ev2, { idleMs: 0, totalMs: 0 });
+  const gate2 = new GatedBody(src2, ev2, { clock, idleMs: 0, totalMs: 0 });
   src2.sink!.onBodyError(new Error('gone'));
   assert.deepEqual(ev2.log, ['failed:gone']);
   assert.equal(gate2.failed, true);
+});
+
+test('the limits are one deadline on the clock: moved by data, the idle one stopped while the transport holds the body, gone at the end', () => {
+  let now = 1_000;
+  const fake = new DeadlineSweep(1_000_000, () => now);
+  const src = new FakeSource();
+  const ev = events();
+  const gate = new GatedBody(src, ev, { clock: fake, idleMs: 100, totalMs: 1_000, gateBytes: 4 });
+  assert.equal(fake.size, 1);
+  assert.equal(gate.deadline, 1_100, 'the idle limit comes first');
+  now = 1_050;
+  src.send('ab');
+  assert.equal(gate.deadline, 1_150, 'a chunk moves the idle deadline');
+  now = 1_100;
+  fake.sweep();
+  assert.deepEqual(ev.log, [], 'nothing passed: nothing fires');
+  src.send('cdef'); // the gate is full: the client is held until a transport reads
+  assert.deepEqual(ev.log, ['ready']);
+  assert.equal(src.paused, true);
+  assert.equal(gate.deadline, 2_000, 'while held, only the total limit counts');
+  now = 1_900;
+  fake.sweep();
+  assert.deepEqual(ev.log, ['ready'], 'a held client is not idle');
+  const sink = collector();
+  gate.setSink(sink.sink);
+  assert.equal(src.paused, false);
+  assert.equal(gate.deadline, 2_000, 'reading again: the idle limit (2_000) and the total (2_000)');
+  src.sink!.onBodyEnd();
+  assert.equal(gate.deadline, 0);
+  assert.equal(fake.size, 0, 'an ended body leaves the clock');
+  now = 5_000;
+  fake.sweep();
+  assert.deepEqual(ev.log, ['ready']);
+  assert.equal(sink.ended(), true);
+
+  // the same clock expires the one that passes
+  const src2 = new FakeSource();
+  const ev2 = events();
+  const late = new GatedBody(src2, ev2, { clock: fake, idleMs: 100, totalMs: 0, gateBytes: 100 });
+  src2.send('x');
+  now = 5_099;
+  fake.sweep();
+  assert.deepEqual(ev2.log, []);
+  now = 5_100;
+  fake.sweep();
+  assert.deepEqual(ev2.log, ['timeout:client_body_timeout']);
+  assert.equal(late.failed, true);
+  assert.equal(fake.size, 0);
+  late.dispose();
+  const idleOnly = new GatedBody(new FakeSource(), events(), { clock: fake, idleMs: 0, totalMs: 0 });
+  assert.equal(fake.size, 0, 'a gate without limits is never on the clock');
+  idleOnly.dispose();
 });

@@ -4,6 +4,7 @@ import type pino from 'pino';
 import type { ChallengeLookup } from '../tls/acme-challenge.js';
 import type { PeerHealth } from '../health/peer-health.js';
 import type { CompiledTable } from './compiled-table.js';
+import type { DeadlineSweep } from './deadline-sweep.js';
 import type { UpstreamTransport } from './transport.js';
 import type { CidrMatcher } from './cidr.js';
 import type { RequestObserver } from '../metrics/request-metrics.js';
@@ -23,6 +24,8 @@ export interface ProxyContext {
   /** request body: max gap between two chunks, and the whole body within this of the head (0 = none) */
   readonly clientBodyMs: number;
   readonly requestMs: number;
+  /** the worker's clock for those two limits (request-body-gate.ts): no timer per request */
+  readonly bodyClock: DeadlineSweep;
   /** clients whose Forwarded / X-Forwarded-* / X-Real-IP are kept (--trust-forwarded) */
   readonly trustForwarded: CidrMatcher;
   /** request fields whose name has a '_' are forwarded (--underscores-in-headers); else dropped */

@@ -152,8 +152,8 @@ export class ProxyExchange implements PickRequest, ClientEvents, GateEvents {
     this.#first = first;
     // a gRPC stream goes upstream at once (its deadline is grpc-timeout, not the body timeouts)
     const gate = new GatedBody(body, this, this.client.protocol === 'grpc'
-      ? { idleMs: 0, totalMs: 0, readyAfterMs: 0 }
-      : { idleMs: this.ctx.clientBodyMs, totalMs: this.ctx.requestMs });
+      ? { clock: this.ctx.bodyClock, idleMs: 0, totalMs: 0, readyAfterMs: 0 }
+      : { clock: this.ctx.bodyClock, idleMs: this.ctx.clientBodyMs, totalMs: this.ctx.requestMs });
     this.#gate = gate;
     this.#request = { method: this.#request.method, path: this.#request.path, headers: this.#request.headers, body: gate, protocol: this.#request.protocol };
   }

@@ -28,6 +28,7 @@ import { Http2Transport } from './http2/upstream-transport.js';
 import { TransportByProtocol } from './transport-by-protocol.js';
 import { createTcpSide } from '../l4/tcp-side.js';
 import { TrafficGuard } from '../policy/traffic-guard.js';
+import { DeadlineSweep, tickFor } from './deadline-sweep.js';
 
 /** idle upstream keep-alive sockets close after this (undici's keepAliveTimeout in the other engine) */
 const UPSTREAM_KEEPALIVE_MS = 4_000;
@@ -81,6 +82,8 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     keepAliveMs: HTTP2_UPSTREAM_KEEPALIVE_MS, maxSessionsPerServer: HTTP2_SESSIONS_PER_SERVER,
   }, log));
   const checker = new ActiveChecker({ sink: health, logger: opts.logger.child({ component: 'active-check' }), now, random: env.random });
+  const clientBodyMs = opts.timeouts.clientBodyMs ?? DEFAULT_CLIENT_BODY_MS;
+  const requestMs = opts.timeouts.requestMs ?? DEFAULT_REQUEST_MS;
   const ctx: ProxyContext = {
     current: compileTable(EMPTY_TABLE, undefined, health, env),
     transport, health, now, log,
@@ -88,8 +91,8 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     connectMs: opts.timeouts.connectMs,
     trustForwarded: new CidrMatcher(parseCidrList(opts.trustForwarded ?? [])),
     underscoresInHeaders: opts.underscoresInHeaders === true,
-    clientBodyMs: opts.timeouts.clientBodyMs ?? DEFAULT_CLIENT_BODY_MS,
-    requestMs: opts.timeouts.requestMs ?? DEFAULT_REQUEST_MS,
+    clientBodyMs, requestMs,
+    bodyClock: new DeadlineSweep(tickFor([clientBodyMs, requestMs]), now, (err) => log.error({ err }, 'request body timer failed')),
     draining: false,
     inflight: 0,
     acmeChallenge: opts.acmeChallenge,
@@ -243,6 +246,7 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     if (drainPoll !== undefined) clearInterval(drainPoll);
     drained?.();
     checker.stop();
+    ctx.bodyClock.stop();
     front.closeAll();
     tcp?.set.closeAll();
     await transport.destroy();

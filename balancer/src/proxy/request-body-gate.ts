@@ -9,6 +9,9 @@
 // (connect refused) can be followed by another one with the same bytes.
 // Timeouts and failures are reported to the exchange (GateEvents) and, once a transport reads the
 // body, to the transport's sink as an error, which aborts that upstream request.
+// The two limits are one deadline field on the worker's body clock (deadline-sweep.ts), moved by
+// field stores: no timer is armed, refreshed or cleared per request or per chunk.
+import type { DeadlineSweep, Expiring } from './deadline-sweep.js';
 import type { BodySink, BodySource } from './transport.js';
 
 /** Bytes read before the upstream is involved. A body of at most this size costs no upstream time. */
@@ -26,6 +29,8 @@ export interface GateEvents {
 }
 
 export interface GateOptions {
+  /** the clock that owns the idle and total deadlines (one per worker: ProxyContext.bodyClock) */
+  readonly clock: DeadlineSweep;
   /** max gap between two body chunks; 0 = none */
   readonly idleMs: number;
   /** the whole body within this long of the gate's creation; 0 = none */
@@ -49,7 +54,7 @@ export function isClientBodyTimeout(code: string): boolean {
   return code === TIMEOUT_CODES.client_body_timeout || code === TIMEOUT_CODES.request_timeout;
 }
 
-export class GatedBody implements BodySource, BodySink {
+export class GatedBody implements BodySource, BodySink, Expiring {
   readonly #source: BodySource;
   readonly #events: GateEvents;
   readonly #limit: number;
@@ -69,8 +74,14 @@ export class GatedBody implements BodySource, BodySink {
   #sinkPaused = false;
   #draining = false;
   #endSent = false;
-  #idleTimer: NodeJS.Timeout | undefined;
-  #totalTimer: NodeJS.Timeout | undefined;
+  readonly #clock: DeadlineSweep;
+  /** Expiring: the earlier of #idleAt and #totalAt (epoch ms, 0 = none) */
+  deadline = 0;
+  #idleAt = 0;
+  #totalAt = 0;
+  #onClock = false;
+  /** the exchange is over: nothing may put the gate back on the clock */
+  #disposed = false;
   #readyTimer: NodeJS.Timeout | undefined;
 
   constructor(source: BodySource, events: GateEvents, opts: GateOptions) {
@@ -78,8 +89,10 @@ export class GatedBody implements BodySource, BodySink {
     this.#events = events;
     this.#limit = opts.gateBytes ?? GATE_BYTES;
     this.#idleMs = opts.idleMs;
+    this.#clock = opts.clock;
+    if (opts.totalMs > 0) this.#totalAt = opts.clock.now() + opts.totalMs;
     this.#startIdleTimer();
-    if (opts.totalMs > 0) this.#totalTimer = setTimeout(onTotalTimeout, opts.totalMs, this);
+    // not a deadline: gRPC's "go upstream now", after the caller's stack (readyAfterMs 0)
     if (opts.readyAfterMs !== undefined) this.#readyTimer = setTimeout(onReadyTimer, opts.readyAfterMs, this);
     source.setSink(this);
   }
@@ -123,6 +136,7 @@ export class GatedBody implements BodySource, BodySink {
 
   /** The exchange is over (answered, failed or abandoned): no timer may fire any more. */
   dispose(): void {
+    this.#disposed = true;
     this.#clearTimers();
     this.#chunks = [];
     this.#next = 0;
@@ -131,7 +145,7 @@ export class GatedBody implements BodySource, BodySink {
   // ---- BodySink, fed by the client side ----
 
   onBodyData(chunk: Buffer): boolean {
-    this.#idleTimer?.refresh();
+    if (this.#idleAt !== 0) this.#setIdleAt(this.#clock.now() + this.#idleMs);
     if (this.#error !== undefined) return false;
     const sink = this.#sink;
     if (sink !== undefined && this.#next === this.#chunks.length && !this.#sinkPaused) {
@@ -174,6 +188,13 @@ export class GatedBody implements BodySource, BodySink {
 
   // ---- internals ----
 
+  /** Expiring: the clock saw the deadline pass */
+  expire(now: number): void {
+    if (this.#totalAt !== 0 && this.#totalAt <= now) this.timedOut('request_timeout');
+    else if (this.#idleAt !== 0 && this.#idleAt <= now) this.timedOut('client_body_timeout');
+    else this.#setDeadline();
+  }
+
   readyNow(): void {
     this.#readyTimer = undefined;
     if (this.#ready || this.#error !== undefined) return;
@@ -195,21 +216,35 @@ export class GatedBody implements BodySource, BodySink {
   }
 
   #clearTimers(): void {
-    this.#stopIdleTimer();
-    if (this.#totalTimer !== undefined) { clearTimeout(this.#totalTimer); this.#totalTimer = undefined; }
+    this.#idleAt = 0;
+    this.#totalAt = 0;
+    this.deadline = 0;
+    if (this.#onClock) { this.#onClock = false; this.#clock.delete(this); }
     if (this.#readyTimer !== undefined) { clearTimeout(this.#readyTimer); this.#readyTimer = undefined; }
   }
 
   // the idle timeout counts only while we read (nginx client_body_timeout): a gate waiting for a
   // transport, or an upstream that reads slowly, is not the client's slowness
   #startIdleTimer(): void {
-    if (this.#idleMs <= 0 || this.#ended || this.#error !== undefined) return;
-    if (this.#idleTimer === undefined) this.#idleTimer = setTimeout(onIdleTimeout, this.#idleMs, this);
-    else this.#idleTimer.refresh();
+    if (this.#idleMs <= 0 || this.#ended || this.#error !== undefined || this.#disposed) { this.#setDeadline(); return; }
+    this.#setIdleAt(this.#clock.now() + this.#idleMs);
   }
 
   #stopIdleTimer(): void {
-    if (this.#idleTimer !== undefined) { clearTimeout(this.#idleTimer); this.#idleTimer = undefined; }
+    if (this.#idleAt !== 0) this.#setIdleAt(0);
+  }
+
+  #setIdleAt(at: number): void {
+    this.#idleAt = at;
+    this.#setDeadline();
+  }
+
+  /** the earlier of the two limits (a member of the clock from the first limit until #clearTimers) */
+  #setDeadline(): void {
+    const idle = this.#idleAt;
+    const total = this.#totalAt;
+    this.deadline = idle === 0 ? total : total === 0 || idle < total ? idle : total;
+    if (this.deadline !== 0 && !this.#onClock) { this.#onClock = true; this.#clock.add(this); }
   }
 
   #pauseSource(): void {
@@ -248,14 +283,6 @@ export class GatedBody implements BodySource, BodySink {
   }
 }
 
-function onIdleTimeout(gate: GatedBody): void {
-  gate.timedOut('client_body_timeout');
-}
-
 function onReadyTimer(gate: GatedBody): void {
   gate.readyNow();
-}
-
-function onTotalTimeout(gate: GatedBody): void {
-  gate.timedOut('request_timeout');
 }

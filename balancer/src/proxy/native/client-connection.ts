@@ -13,7 +13,7 @@ import { contentLengthOf } from '../headers.js';
 import { handleProxyRequest } from '../proxy-exchange.js';
 import type { ProxyContext } from '../proxy-context.js';
 import type { BodySink, BodySource, ClientEvents, ClientExchange } from '../transport.js';
-import type { DeadlineSweep, Expiring } from './deadline-sweep.js';
+import type { DeadlineSweep, Expiring } from '../deadline-sweep.js';
 import { writeChunk } from './chunk-write.js';
 import { attachSocket, detachSocket, type SocketEvents } from './socket-events.js';
 

@@ -6,7 +6,7 @@ import type { ClientFront } from '../engine.js';
 import type { ProxyContext } from '../proxy-context.js';
 import { upgradeRequestFrom, UpgradeTunnels, type UpgradeTunnelOptions } from '../upgrade-tunnel.js';
 import { ClientConnection, type ClientConnectionOptions, type ClientConnectionOwner } from './client-connection.js';
-import { DeadlineSweep, tickFor } from './deadline-sweep.js';
+import { DeadlineSweep, tickFor } from '../deadline-sweep.js';
 
 export function createNativeFront(ctx: ProxyContext, opts: ClientConnectionOptions, tunnelOpts: UpgradeTunnelOptions): ClientFront {
   const log = ctx.log;

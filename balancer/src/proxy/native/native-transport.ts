@@ -5,7 +5,7 @@ import type { RouteTable, ServerSpec } from '../../routing/types.js';
 import type { ServerPoolStats } from '../transport.js';
 import type { UpstreamHandler, UpstreamRequest, UpstreamTransport } from '../transport.js';
 import { ServerPool, type ServerPoolOptions } from './server-pool.js';
-import { DeadlineSweep, tickFor } from './deadline-sweep.js';
+import { DeadlineSweep, tickFor } from '../deadline-sweep.js';
 import type { UpstreamConnection } from './upstream-connection.js';
 
 export class NativeTransport implements UpstreamTransport {

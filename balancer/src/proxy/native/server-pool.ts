@@ -4,7 +4,7 @@
 import { ERR, transportError, type UpstreamHandler, type UpstreamRequest } from '../transport.js';
 import type { ServerPoolStats } from '../transport.js';
 import { UpstreamConnection, type UpstreamConnectionOwner, type UpstreamTimeouts } from './upstream-connection.js';
-import type { DeadlineSweep } from './deadline-sweep.js';
+import type { DeadlineSweep } from '../deadline-sweep.js';
 
 export interface ServerPoolOptions extends UpstreamTimeouts {
   readonly maxConnections: number;

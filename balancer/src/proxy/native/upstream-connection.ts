@@ -8,7 +8,7 @@ import { ResponseParser, type ResponseHead, type ResponseParserEvents } from '..
 import { serializeRequestHead } from '../../http1/serialize.js';
 import { contentLengthOf } from '../headers.js';
 import { ERR, transportError, type BodySink, type UpstreamHandler, type UpstreamRequest } from '../transport.js';
-import type { DeadlineSweep, Expiring } from './deadline-sweep.js';
+import type { DeadlineSweep, Expiring } from '../deadline-sweep.js';
 import { writeChunk } from './chunk-write.js';
 import { attachSocket, type SocketEvents } from './socket-events.js';
 

@@ -2,7 +2,8 @@
 // function on every call and refreshes the timer on every read and write: at several state changes
 // per request that was a measurable part of the native engine's CPU. Here a connection keeps a plain
 // deadline (epoch ms, 0 = none) that it moves with a field store, and one unref'd interval per
-// engine side looks at all of them; a deadline is honoured within one tick.
+// engine side looks at all of them; a deadline is honoured within one tick. The request body gate
+// (request-body-gate.ts) keeps its idle and total limits on one too, whatever the engine.
 export interface Expiring {
   /** epoch ms; 0 = no deadline */
   deadline: number;
@@ -37,14 +38,18 @@ export class DeadlineSweep {
   }
 
   delete(m: Expiring): void {
-    if (this.#members.delete(m) && this.#members.size === 0 && this.#timer !== undefined) {
-      clearInterval(this.#timer);
-      this.#timer = undefined;
-    }
+    // the interval stops at the next tick that finds no member, not here: members that come and go
+    // one at a time (one request after another) would otherwise arm and clear an interval each
+    this.#members.delete(m);
   }
 
   /** Expire every member whose deadline passed (the interval calls this; tests may too). */
   sweep(): void {
+    if (this.#members.size === 0) {
+      if (this.#timer !== undefined) clearInterval(this.#timer);
+      this.#timer = undefined;
+      return;
+    }
     const now = this.now();
     for (const m of this.#members) {
       const d = m.deadline;
