@@ -1,5 +1,10 @@
 // Discovery at scale, printed side by side (a script, not a test):
 //   npx tsc -p tsconfig.json && node dist/bench/discovery-scale.js [--sizes 100,1000,5000] [--instances 10] [--reload 1000] [--kv-noise 10]
+//     [--watch index|per-service|both] [--consul-max-conns 16]
+// --watch both: each size runs twice in one run, side by side: the index design over plain HTTP and
+// `--consul-watch per-service` over HTTP/2 to the double's HTTPS listener (a test CA made with openssl,
+// trusted through NODE_EXTRA_CA_CERTS). Bytes per change count what the agent wrote on the wire, so
+// the per-service rows include TLS record overhead (~22-29 bytes per record).
 // For each S: S services x I instances are registered in the Consul double (its own process, enforcing
 // http_max_conns_per_client = 200 like an agent), then the balancer starts (its own process, 2 workers)
 // and we measure: time until every service is routable; services never routable (120 s); change ->
@@ -9,7 +14,7 @@
 // change in the primary (incremental build + diff) and in a worker (delta apply). The bench's own
 // Consul client binds 127.0.0.2 so the agent counts it apart from the balancer (127.0.0.1).
 // The machine is shared: the load average is printed with the figures.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -17,6 +22,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
+import { makeTestCa } from '../test/support/tls-certs.js';
 import { freePort, spawnPinned, waitForPort, type Started } from './support/processes.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -31,6 +37,11 @@ const CHANGES = Number(argValue('changes', '50'));
 // index noise as on a live cluster: KV writes per second (the double also batches node coordinates every
 // 5 s, a 50-node cluster's rate; catalog/services tags come in random order); 0 = a quiet agent
 const KV_NOISE = Number(argValue('kv-noise', '10'));
+type WatchDesign = 'index' | 'per-service';
+const watchArg = argValue('watch', 'index');
+if (!['index', 'per-service', 'both'].includes(watchArg)) throw new Error(`--watch: expected index, per-service or both, got "${watchArg}"`);
+const designs: WatchDesign[] = watchArg === 'both' ? ['index', 'per-service'] : [watchArg as WatchDesign];
+const MAX_CONNS = argValue('consul-max-conns', '16');
 const ISOLATED = 20;
 const CHURN_PER_S = 20;
 const ROUTABLE_TIMEOUT_MS = 120_000;
@@ -125,12 +136,21 @@ interface Row {
   rescans: Record<string, number>; summaries: number;
 }
 
-async function runOne(S: number, mode: 'dynamic' | 'reload'): Promise<Row> {
-  const label = `${S} x ${instances}${mode === 'reload' ? ', reload mode' : ''}`;
+async function runOne(S: number, mode: 'dynamic' | 'reload', design: WatchDesign = 'index'): Promise<Row> {
+  const label = `${S} x ${instances}${mode === 'reload' ? ', reload mode' : ''}, ${design}`;
   const consulPort = await freePort();
   const consul = `http://127.0.0.1:${consulPort}`;
+  // per-service: the agent's HTTPS listener (h2 by ALPN, 250 streams per connection) beside ports.http
+  const httpsPort = await freePort();
+  const ca = design === 'per-service' ? await makeTestCa('discovery-scale') : undefined;
+  const pem = await ca?.issue(['localhost'], { extraIps: ['127.0.0.1'] });
+  if (ca && pem) {
+    writeFileSync(path.join(ca.dir, 'agent.pem'), pem.cert);
+    writeFileSync(path.join(ca.dir, 'agent.key'), pem.key);
+  }
   const double: Started = spawnPinned(undefined, process.execPath, [path.join(repoRoot, 'dist/test/support/consul-double/cli.js'), '--port', String(consulPort), '--http-max-conns-per-client', '200',
-    '--kv-noise-per-sec', String(KV_NOISE), ...(KV_NOISE > 0 ? [] : ['--no-coordinates'])]);
+    '--kv-noise-per-sec', String(KV_NOISE), ...(KV_NOISE > 0 ? [] : ['--no-coordinates']),
+    ...(ca ? ['--tls-cert', path.join(ca.dir, 'agent.pem'), '--tls-key', path.join(ca.dir, 'agent.key'), '--https-port', String(httpsPort)] : [])]);
   const backends = await startBackends(instances);
   let balancer: Started | undefined;
   try {
@@ -148,8 +168,10 @@ async function runOne(S: number, mode: 'dynamic' | 'reload'): Promise<Row> {
     const proxyPort = await freePort();
     const adminPort = await freePort();
     const t0 = performance.now();
-    balancer = spawnPinned(undefined, process.execPath, [path.join(repoRoot, 'bin/balancer.js'), '--consul', `127.0.0.1:${consulPort}`, '--listen', `127.0.0.1:${proxyPort}`,
-      '--admin', `127.0.0.1:${adminPort}`, '--workers', '2', '--mode', mode, '--log-level', 'error', '--consul-wait', '60s']);
+    const consulFlags = design === 'per-service' ? ['--consul', `https://127.0.0.1:${httpsPort}`, '--consul-watch', 'per-service'] : ['--consul', `127.0.0.1:${consulPort}`];
+    balancer = spawnPinned(undefined, process.execPath, [path.join(repoRoot, 'bin/balancer.js'), ...consulFlags, '--listen', `127.0.0.1:${proxyPort}`,
+      '--admin', `127.0.0.1:${adminPort}`, '--workers', '2', '--mode', mode, '--log-level', 'error', '--consul-wait', '60s', '--consul-max-conns', MAX_CONNS],
+      ca ? { ...process.env, NODE_EXTRA_CA_CERTS: ca.certPath } : process.env);
     await waitForPort(proxyPort, 60_000);
     const unroutable = new Set(names);
     const deadline = Date.now() + ROUTABLE_TIMEOUT_MS;
@@ -243,31 +265,33 @@ async function runOne(S: number, mode: 'dynamic' | 'reload'): Promise<Row> {
     await balancer?.stop();
     await double.stop();
     backends.close();
+    await ca?.close();
   }
 }
 
 const rows: Row[] = [];
 const failures: string[] = [];
 // a row that fails is reported with its cause, and the next rows still run
-const runAndShow = async (S: number, mode: 'dynamic' | 'reload') => {
+const runAndShow = async (S: number, mode: 'dynamic' | 'reload', design: WatchDesign = 'index') => {
   try {
-    const row = await runOne(S, mode);
+    const row = await runOne(S, mode, design);
     rows.push(row);
     process.stderr.write(`[${row.label}] ${JSON.stringify(row)}\n`);
   } catch (err) {
-    const what = `${S} x ${instances}${mode === 'reload' ? ', reload mode' : ''}: ${(err as Error).stack ?? String(err)}`;
+    const what = `${S} x ${instances}${mode === 'reload' ? ', reload mode' : ''}, ${design}: ${(err as Error).stack ?? String(err)}`;
     failures.push(what);
     process.stderr.write(`[row failed] ${what}\n`);
   }
 };
-for (const S of sizes) await runAndShow(S, 'dynamic');
+// per-service applies to dynamic mode only (reload mode and --render keep the index design)
+for (const S of sizes) for (const d of designs) await runAndShow(S, 'dynamic', d);
 for (const S of reloadSizes) await runAndShow(S, 'reload');
 benchConsul.destroy();
 await proxyClient.close();
 
 const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
 console.log(`# discovery-scale: node ${process.version}, ${os.cpus().length} cores, load average ${load} (shared machine: figures are noisy)`);
-console.log(`# command: node dist/bench/discovery-scale.js --sizes ${sizes.join(',')} --instances ${instances} --reload ${reloadSizes.join(',')} --changes ${CHANGES} --kv-noise ${KV_NOISE}`);
+console.log(`# command: node dist/bench/discovery-scale.js --sizes ${sizes.join(',')} --instances ${instances} --reload ${reloadSizes.join(',')} --changes ${CHANGES} --kv-noise ${KV_NOISE} --watch ${watchArg} --consul-max-conns ${MAX_CONNS}`);
 console.log(`| services x instances | all routable after | never routable | change -> traffic p50 / p99 (${CHANGES} changes, ${CHURN_PER_S}/s churn) | changes lost | agent conns (max) | Consul requests / KB per change | idle CPU (10 s, all processes) | RSS primary / workers | apply one change: primary build p50/p99 ms, worker p50/p99 ms | 429s |`);
 console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const f of failures) console.log(`# row failed: ${f.split('\n')[0]}`);
