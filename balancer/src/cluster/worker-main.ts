@@ -10,6 +10,7 @@ import { applyDelta } from '../routing/table-delta.js';
 import type { RouteTable } from '../routing/types.js';
 import type { PrimaryToWorker, WorkerInitOptions, WorkerToPrimary } from './messages.js';
 import { WorkerTls } from '../tls/worker-tls.js';
+import { proxyProtocolGate } from '../proxy/proxy-protocol-accept.js';
 import { ChallengeRelayClient } from '../tls/acme-challenge-relay.js';
 
 type RuntimeFactory = (opts: WorkerRuntimeOptions) => WorkerRuntime;
@@ -80,7 +81,8 @@ async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<
   const rt = runtime;
   metrics?.start(() => rt.status(), () => rt.scriptStats?.(), rt.serverGauges === undefined ? undefined : (full) => rt.serverGauges!(full));
   const addr = await runtime.listen(o.listenHost, o.listenPort);
-  const tlsAddrs = workerTls ? await workerTls.listen((socket) => rt.handleSocket(socket)) : undefined;
+  const gate = proxyProtocolGate(o.l4?.proxyProtocolFrom ?? [], o.tls?.handshakeTimeoutMs ?? 10_000, base.child({ component: 'tls' }));
+  const tlsAddrs = workerTls ? await workerTls.listen((socket) => rt.handleSocket(socket), undefined, gate) : undefined;
   logger.info({ address: addr.address, port: addr.port, tls: tlsAddrs?.map((a) => a.port), version: msg.table.version }, 'worker listening');
   send({ type: 'ready', address: { address: addr.address, port: addr.port, family: addr.family }, version: msg.table.version, tls: tlsAddrs });
 }

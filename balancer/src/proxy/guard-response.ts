@@ -3,12 +3,12 @@
 import type { UpstreamSpec } from '../routing/types.js';
 import type { TrafficGuard } from '../policy/traffic-guard.js';
 import { sendJsonError } from './error-responses.js';
-import { clientAddress, type ProxyContext } from './proxy-context.js';
+import type { ProxyContext } from './proxy-context.js';
 import type { ClientExchange } from './transport.js';
 
 /** true when the guard refused the request (the answer was sent). */
 export function refusedByGuard(ctx: ProxyContext, guard: TrafficGuard, client: ClientExchange, upstream: UpstreamSpec, url: string): boolean {
-  const clientIp = clientAddress(client.remoteAddress);
+  const clientIp = client.origin.address;
   const verdict = guard.check(upstream, clientIp, (name) => headerValue(client.rawHeaders, name));
   if (verdict.ok) return false;
   if (verdict.status === 403) sendJsonError(client, 403, 'access_denied', { upstream: upstream.name }, ctx.draining);

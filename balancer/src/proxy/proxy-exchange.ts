@@ -13,7 +13,8 @@ import type { ServerSpec, UpstreamSpec } from '../routing/types.js';
 import { isAbsoluteForm, parseAuthority, splitAbsoluteForm } from './authority.js';
 import { sendJsonError } from './error-responses.js';
 import { clientResponseHeaders, contentLengthOf, upstreamRequestHeaders } from './headers.js';
-import { clientAddress, normalizeHost, rawHostHeader, type ProxyContext } from './proxy-context.js';
+import { normalizeHost, rawHostHeader, type ProxyContext } from './proxy-context.js';
+import { boundUpstreamFor } from './proxy-protocol-upstream.js';
 import { ACME_CHALLENGE_PREFIX, answerAcmeChallenge } from '../tls/acme-challenge.js';
 import { sendHttpsRedirect } from '../tls/https-policy.js';
 import { ERR, type ClientEvents, type ClientExchange, type UpstreamHandler, type UpstreamRequest } from './transport.js';
@@ -128,13 +129,13 @@ export class ProxyExchange implements PickRequest, ClientEvents, GateEvents {
     readonly ctx: ProxyContext, readonly client: ClientExchange, readonly upstream: UpstreamSpec, url: string, hostOverride: string | undefined,
     rawHeaders: readonly string[] = client.rawHeaders,
   ) {
-    this.clientIp = clientAddress(client.remoteAddress);
+    this.clientIp = client.origin.address;
     this.url = url;
     this.startedAt = ctx.now();
     const trusted = ctx.trustForwarded.has(this.clientIp);
     if (ctx.current.scripts !== undefined) this.#responseScripts = responseChain(ctx.current, upstream.name);
     const headers = upstreamRequestHeaders(rawHeaders, { clientIp: this.clientIp, proto: client.encrypted ? 'https' : 'http', port: client.localPort, trusted, underscores: ctx.underscoresInHeaders }, false, hostOverride);
-    this.#request = { method: client.method, path: url, headers, body: client.body, protocol: upstream.protocol };
+    this.#request = { method: client.method, path: url, headers, body: client.body, protocol: upstream.protocol, proxyHeader: boundUpstreamFor(upstream, client.origin) };
   }
 
   /** PickRequest: header-based hashing only; built lazily by the client side. */
@@ -155,7 +156,7 @@ export class ProxyExchange implements PickRequest, ClientEvents, GateEvents {
       ? { clock: this.ctx.bodyClock, idleMs: 0, totalMs: 0, readyAfterMs: 0 }
       : { clock: this.ctx.bodyClock, idleMs: this.ctx.clientBodyMs, totalMs: this.ctx.requestMs });
     this.#gate = gate;
-    this.#request = { method: this.#request.method, path: this.#request.path, headers: this.#request.headers, body: gate, protocol: this.#request.protocol };
+    this.#request = { ...this.#request, body: gate };
   }
 
   onBodyReady(): void {

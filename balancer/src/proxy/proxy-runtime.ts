@@ -27,6 +27,9 @@ import { DEFAULT_HTTP2_LIMITS } from './http2/limits.js';
 import { Http2Transport } from './http2/upstream-transport.js';
 import { TransportByProtocol } from './transport-by-protocol.js';
 import { createTcpSide } from '../l4/tcp-side.js';
+import { frontWithProxyProtocol } from './proxy-protocol-front.js';
+import { ProxyProtocolTransport } from './proxy-protocol-upstream.js';
+import { proxyProtocolGate } from './proxy-protocol-accept.js';
 import { TrafficGuard } from '../policy/traffic-guard.js';
 import { DeadlineSweep, tickFor } from './deadline-sweep.js';
 
@@ -61,15 +64,16 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
   };
   const health = new PeerHealth({ sharedActive: opts.sharedActiveChecks, onEjected: opts.onPassiveEjection });
   const engine = opts.engine ?? DEFAULT_ENGINE;
+  const nativePoolOptions = {
+    connectMs: opts.timeouts.connectMs, headersMs: opts.timeouts.headersMs, idleMs: opts.timeouts.idleMs,
+    keepAliveMs: UPSTREAM_KEEPALIVE_MS,
+    maxConnections: opts.maxConnectionsPerServer,
+    maxQueue: opts.maxQueuePerServer ?? DEFAULT_MAX_QUEUE_PER_SERVER,
+    queueMs: opts.timeouts.queueMs ?? DEFAULT_QUEUE_MS,
+    maxRequestsPerConnection: MAX_REQUESTS_PER_UPSTREAM_CONNECTION,
+  };
   const http1Transport: UpstreamTransport = engine === 'native'
-    ? new NativeTransport({
-      connectMs: opts.timeouts.connectMs, headersMs: opts.timeouts.headersMs, idleMs: opts.timeouts.idleMs,
-      keepAliveMs: UPSTREAM_KEEPALIVE_MS,
-      maxConnections: opts.maxConnectionsPerServer,
-      maxQueue: opts.maxQueuePerServer ?? DEFAULT_MAX_QUEUE_PER_SERVER,
-      queueMs: opts.timeouts.queueMs ?? DEFAULT_QUEUE_MS,
-      maxRequestsPerConnection: MAX_REQUESTS_PER_UPSTREAM_CONNECTION,
-    }, log)
+    ? new NativeTransport(nativePoolOptions, log)
     : new UndiciTransport({
     connectMs: opts.timeouts.connectMs, headersMs: opts.timeouts.headersMs, idleMs: opts.timeouts.idleMs,
     maxConnectionsPerServer: opts.maxConnectionsPerServer,
@@ -77,10 +81,12 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     queueMs: opts.timeouts.queueMs ?? DEFAULT_QUEUE_MS,
   }, log);
   // proto=h2|h2c|grpc upstreams go over HTTP/2 sessions (http2/upstream-transport.ts)
-  const transport: UpstreamTransport = new TransportByProtocol(http1Transport, new Http2Transport({
+  const byProtocol: UpstreamTransport = new TransportByProtocol(http1Transport, new Http2Transport({
     connectMs: opts.timeouts.connectMs, headersMs: opts.timeouts.headersMs, idleMs: opts.timeouts.idleMs,
     keepAliveMs: HTTP2_UPSTREAM_KEEPALIVE_MS, maxSessionsPerServer: HTTP2_SESSIONS_PER_SERVER,
   }, log));
+  // proxy_protocol= services: connections bound to one client connection each (proxy-protocol-upstream.ts)
+  const transport: UpstreamTransport = new ProxyProtocolTransport(byProtocol, nativePoolOptions, log);
   const checker = new ActiveChecker({ sink: health, logger: opts.logger.child({ component: 'active-check' }), now, random: env.random });
   const clientBodyMs = opts.timeouts.clientBodyMs ?? DEFAULT_CLIENT_BODY_MS;
   const requestMs = opts.timeouts.requestMs ?? DEFAULT_REQUEST_MS;
@@ -117,7 +123,9 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     });
   // HTTP/2 streams (ALPN h2 on TLS, h2c prior knowledge on the plain listener) join the same exchanges
   const http2Front = createHttp2Front(ctx, { ...DEFAULT_HTTP2_LIMITS, ...opts.http2?.limits }, handleProxyRequest);
-  const front = frontWithHttp2(http1Front, http2Front, { h2c: opts.http2?.h2c === true, peekMs: clientHeaderMs }, log);
+  // --proxy-protocol-from: the PROXY header comes before anything, the h2c preface included
+  const front = frontWithProxyProtocol(frontWithHttp2(http1Front, http2Front, { h2c: opts.http2?.h2c === true, peekMs: clientHeaderMs }, log),
+    proxyProtocolGate(opts.l4?.proxyProtocolFrom ?? [], clientHeaderMs, log), log);
   // TCP services (balancer/src/l4): only with --tcp-ports
   const tcp = createTcpSide(opts, ctx, health, now);
   // per-server gauges for the metrics report, as changes (metrics/server-gauges.ts)

@@ -5,6 +5,7 @@
 // engine over its own HTTP/1.1 codec and socket pool. Neither side knows routing or retry rules.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RouteTable, ServerSpec, UpstreamProtocol } from '../routing/types.js';
+import type { ClientOrigin } from './client-origin.js';
 
 /** Flat header list as node and undici hand it over: [name, value, name, value, ...]. */
 export type RawHeaders = readonly string[];
@@ -44,8 +45,8 @@ export interface ClientExchange {
   readonly rawHeaders: RawHeaders;
   /** header object for pickers that hash on a header (built lazily) */
   readonly headers: IncomingHttpHeaders;
-  /** peer address as the socket reports it (may be IPv4-mapped IPv6) */
-  readonly remoteAddress: string | undefined;
+  /** where the client connection comes from: its peer, or a trusted PROXY header's (client-origin.ts) */
+  readonly origin: ClientOrigin;
   /** TLS socket underneath: X-Forwarded-Proto https */
   readonly encrypted: boolean;
   /** local port of the client socket (X-Forwarded-Port) */
@@ -86,6 +87,8 @@ export interface UpstreamRequest {
   readonly body: BodySource | null;
   /** the upstream's `proto=` (absent = HTTP/1.1): transport-by-protocol.ts picks the transport by it */
   readonly protocol?: UpstreamProtocol;
+  /** proxy_protocol=: connections open with this header and belong to one client (proxy-protocol-upstream.ts) */
+  readonly proxyHeader?: import('./proxy-protocol-upstream.js').BoundUpstream;
 }
 
 /**

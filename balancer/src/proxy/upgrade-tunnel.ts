@@ -8,13 +8,15 @@
 // Only the protocols in `protocols` (default websocket) are accepted. Connect failures are retried on
 // another server; an open tunnel is closed after `idleMs` without a byte either way; the runtime's
 // drain waits for open tunnels.
-import net from 'node:net';
+import net, { type Socket } from 'node:net';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ServerSpec } from '../routing/types.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { isAbsoluteForm, parseAuthority, splitAbsoluteForm } from './authority.js';
-import { clientAddress, normalizeHost, rawHostHeader, type ProxyContext } from './proxy-context.js';
+import { normalizeHost, rawHostHeader, type ProxyContext } from './proxy-context.js';
+import { clientOriginOf, type ClientOrigin } from './client-origin.js';
+import { boundUpstreamFor } from './proxy-protocol-upstream.js';
 import { normalizePath } from '../routing/normalize-path.js';
 import { ChunkedEnd, parseResponseHead, responseFraming, upgradeAllowed, type BodyFraming } from './upgrade-response.js';
 
@@ -27,7 +29,7 @@ export interface UpgradeRequest {
   readonly rawHeaders: readonly string[];
   /** lazily built header object (pickers hashing on a header) */
   readonly headers: IncomingHttpHeaders;
-  readonly remoteAddress: string | undefined;
+  readonly origin: ClientOrigin;
   readonly encrypted: boolean;
   readonly localPort: number;
 }
@@ -37,7 +39,7 @@ export function upgradeRequestFrom(req: Pick<IncomingMessage, 'method' | 'url' |
   const s = req.socket;
   return {
     method: req.method ?? 'GET', target: req.url ?? '/', rawHeaders: req.rawHeaders, get headers() { return req.headers; },
-    remoteAddress: s.remoteAddress, encrypted: (s as { encrypted?: boolean }).encrypted === true, localPort: s.localPort ?? 0,
+    origin: clientOriginOf(s as Socket), encrypted: (s as { encrypted?: boolean }).encrypted === true, localPort: s.localPort ?? 0,
   };
 }
 
@@ -143,13 +145,14 @@ export class UpgradeTunnels {
     }
     const upstreamName = match.upstream.name;
     outcome.service = upstreamName;
-    const clientIp = clientAddress(req.remoteAddress);
+    const clientIp = req.origin.address;
     const trusted = ctx.trustForwarded.has(clientIp);
     const headers = upstreamRequestHeaders(rawHeaders, { clientIp, proto: req.encrypted ? 'https' : 'http', port: req.localPort, trusted, underscores: ctx.underscoresInHeaders }, true, authority?.hostHeader);
     let requestHead = `${req.method} ${url} HTTP/1.1\r\n`;
     for (let i = 0; i < headers.length; i += 2) requestHead += `${headers[i]}: ${headers[i + 1]}\r\n`;
     requestHead += '\r\n';
     const pickReq = { clientIp, url, get headers() { return req.headers; } };
+    const proxyHeader = boundUpstreamFor(match.upstream, req.origin);
     const exclude = new Set<string>();
     const tries = Math.max(1, match.upstream.retry.tries);
     // client bytes wait until the server said 101 (then they are piped), or are never sent
@@ -172,6 +175,7 @@ export class UpgradeTunnels {
       ctx.health.onAttemptStart(server.id, startedAt);
       let connected = false;
       const upstream = net.connect({ host: server.host, port: server.port, timeout: ctx.connectMs });
+      if (proxyHeader !== undefined) upstream.write(proxyHeader.bytes); // proxy_protocol=: before the request head
       const onConnectFailure = (err: Error & { code?: string }): void => {
         upstream.destroy();
         ctx.health.onAttemptEnd(server.id, { ok: false, latencyMs: ctx.now() - startedAt, error: `${err.code ?? 'ERROR'}: ${err.message}` }, ctx.now());

@@ -3,7 +3,7 @@
 // Kept out of proxy-exchange.ts so the hot path there is one `current.scripts !== undefined` test.
 import type { CompiledTable } from '../proxy/compiled-table.js';
 import { sendJsonError } from '../proxy/error-responses.js';
-import { clientAddress, normalizeHost, type ProxyContext } from '../proxy/proxy-context.js';
+import { normalizeHost, type ProxyContext } from '../proxy/proxy-context.js';
 import type { ClientExchange } from '../proxy/transport.js';
 import type { UpstreamSpec } from '../routing/types.js';
 import { applyHeaderEdits, runRequestHooks, runResponseHooks, type LoadedScript } from './script-host.js';
@@ -23,7 +23,7 @@ export function requestScripts(ctx: ProxyContext, current: CompiledTable, client
   const same: ScriptedRequest = { upstream, url, rawHeaders: client.rawHeaders };
   const chain = current.scripts?.chain(upstream?.name);
   if (chain === undefined) return same;
-  const verdict = runRequestHooks(chain, { method: client.method, host: normalizeHost(hostHeader), url, clientAddress: clientAddress(client.remoteAddress), rawHeaders: client.rawHeaders });
+  const verdict = runRequestHooks(chain, { method: client.method, host: normalizeHost(hostHeader), url, clientAddress: client.origin.address, rawHeaders: client.rawHeaders });
   if (verdict === undefined) return same;
   if (verdict.kind === 'fail') {
     sendJsonError(client, 500, 'script_failed', { script: verdict.script, version: verdict.version }, ctx.draining);

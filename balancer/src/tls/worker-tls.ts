@@ -1,7 +1,8 @@
 // The TLS listeners of one worker: tls.Servers whose SNICallback reads the current certificate
 // index (one mutable reference, replaced whole when a snapshot arrives), handing every secure socket
 // to the proxy engine. Existing connections keep the context they were handshaken with.
-import type { AddressInfo, Socket } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import type { AcceptGate } from '../proxy/proxy-protocol-accept.js';
 import tls from 'node:tls';
 import type pino from 'pino';
 import { applyCertDelta, EMPTY_CERT_SNAPSHOT, type CertDelta, type CertSnapshot } from './cert-snapshot.js';
@@ -26,6 +27,8 @@ export class WorkerTls {
   #contexts = new Map<string, LiveCert>();
   #ticketKeys: Buffer | undefined;
   #servers: tls.Server[] = [];
+  /** the net.Servers listening in front of #servers when an accept gate reads first */
+  #gated: net.Server[] = [];
   #first: Promise<void>;
   #gotFirst!: () => void;
   readonly #noCertLog: RateLimitedLog;
@@ -75,8 +78,12 @@ export class WorkerTls {
     for (const s of this.#servers) s.setTicketKeys(keys);
   }
 
-  /** Listens on every --tls-listen address once the first snapshot is here (bounded wait). */
-  async listen(onSocket: (socket: Socket) => void, firstSnapshotTimeoutMs = 10_000): Promise<TlsListenerAddress[]> {
+  /**
+   * Listens on every --tls-listen address once the first snapshot is here (bounded wait).
+   * `acceptGate` (the PROXY protocol header, proxy/proxy-protocol-accept.ts) reads the first bytes
+   * of each accepted socket before TLS does: the tls.Server then listens through a net.Server.
+   */
+  async listen(onSocket: (socket: Socket) => void, firstSnapshotTimeoutMs = 10_000, acceptGate?: AcceptGate): Promise<TlsListenerAddress[]> {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.#first, new Promise<void>((r) => (timer = setTimeout(r, firstSnapshotTimeoutMs)))]);
     clearTimeout(timer);
@@ -98,16 +105,21 @@ export class WorkerTls {
         }
         socket.destroy();
       });
+      const listener: net.Server = acceptGate === undefined ? server : net.createServer({ pauseOnConnect: true }, (raw) => {
+        raw.on('error', () => undefined); // a reset during the gate: its 'close' ends it
+        void acceptGate(raw).then((ok) => { if (ok && !raw.destroyed) server.emit('connection', raw); });
+      });
       await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ host: addr.host, port: addr.port }, () => {
-          server.off('error', reject);
-          server.on('error', (err) => this.log.error({ err }, 'TLS listener error'));
+        listener.once('error', reject);
+        listener.listen({ host: addr.host, port: addr.port }, () => {
+          listener.off('error', reject);
+          listener.on('error', (err) => this.log.error({ err }, 'TLS listener error'));
           resolve();
         });
       });
       this.#servers.push(server);
-      const a = server.address() as AddressInfo;
+      if (listener !== server) this.#gated.push(listener);
+      const a = listener.address() as AddressInfo;
       out.push({ address: a.address, port: a.port, family: a.family });
     }
     return out;
@@ -115,8 +127,10 @@ export class WorkerTls {
 
   /** Stop accepting (established connections belong to the proxy engine, which drains them). */
   close(): void {
-    for (const s of this.#servers) s.close();
+    for (const s of this.#gated) s.close();
+    for (const s of this.#servers) if (s.listening) s.close();
     this.#servers = [];
+    this.#gated = [];
   }
 
   #sni(servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void {

@@ -8,6 +8,7 @@ import http2, { type Http2Session, type ServerHttp2Session, type ServerHttp2Stre
 import type { Socket } from 'node:net';
 import type { ProxyContext } from '../proxy-context.js';
 import type { ClientExchange } from '../transport.js';
+import { clientOriginOf } from '../client-origin.js';
 import { Http2ClientExchange, type StreamFacts } from './client-stream.js';
 import { nodeServerOptions, type Http2Limits } from './limits.js';
 import { isRefusal, parseHttp2RequestHead } from './request-head.js';
@@ -40,7 +41,8 @@ export function createHttp2Front(ctx: ProxyContext, limits: Http2Limits, handle:
   server.on('session', (session: ServerHttp2Session) => {
     const socket = session.socket;
     const state: SessionState = {
-      facts: { remoteAddress: socket.remoteAddress, encrypted: (socket as { encrypted?: boolean }).encrypted === true, localPort: socket.localPort ?? 0 },
+      // the session is the connection HTTP/2 streams share (its socket is a Proxy that refuses listeners)
+      facts: { origin: { ...clientOriginOf(socket), connection: session }, encrypted: (socket as { encrypted?: boolean }).encrypted === true, localPort: socket.localPort ?? 0 },
       budget: new ResetBudget(limits.resetBurst, limits.resetRate, ctx.now()),
       open: 0,
     };
@@ -56,7 +58,7 @@ export function createHttp2Front(ctx: ProxyContext, limits: Http2Limits, handle:
   /** The client reset one of its streams before our answer ended; false: the session was cut. */
   function countReset(session: ServerHttp2Session, state: SessionState): boolean {
     if (state.budget.take(ctx.now()) || session.destroyed) return true;
-    log.warn({ client: state.facts.remoteAddress }, 'HTTP/2 client over its stream reset budget: GOAWAY ENHANCE_YOUR_CALM');
+    log.warn({ client: state.facts.origin.address }, 'HTTP/2 client over its stream reset budget: GOAWAY ENHANCE_YOUR_CALM');
     // with an error the code is the GOAWAY's (destroy(undefined, code) would send NO_ERROR)
     session.destroy(new Error('HTTP/2 stream reset budget spent'), NGHTTP2_ENHANCE_YOUR_CALM);
     return false;

@@ -8,6 +8,7 @@
 import http2, { type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { BodySink, BodySource, ClientEvents, ClientExchange } from '../transport.js';
+import type { ClientOrigin } from '../client-origin.js';
 import type { Http2RequestHead } from './request-head.js';
 import { GRPC, grpcErrorHeaders, parseGrpcTimeout } from './grpc-status.js';
 import type { Http2Limits } from './limits.js';
@@ -18,7 +19,7 @@ const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_CANCEL, NGHTTP2_NO_ERROR } = http2.const
 const NOT_ON_HTTP2 = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'http2-settings']);
 
 export interface StreamFacts {
-  readonly remoteAddress: string | undefined;
+  readonly origin: ClientOrigin;
   readonly encrypted: boolean;
   readonly localPort: number;
 }
@@ -44,7 +45,7 @@ export class Http2ClientExchange implements ClientExchange, BodySource {
   readonly method: string;
   readonly target: string;
   readonly rawHeaders: string[];
-  readonly remoteAddress: string | undefined;
+  readonly origin: ClientOrigin;
   readonly encrypted: boolean;
   readonly localPort: number;
   readonly body: BodySource | null;
@@ -75,7 +76,7 @@ export class Http2ClientExchange implements ClientExchange, BodySource {
     this.method = head.method;
     this.target = head.target;
     this.rawHeaders = head.rawHeaders;
-    this.remoteAddress = facts.remoteAddress;
+    this.origin = facts.origin;
     this.encrypted = facts.encrypted;
     this.localPort = facts.localPort;
     this.protocol = head.grpc ? 'grpc' : 'http2';

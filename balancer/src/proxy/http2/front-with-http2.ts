@@ -41,7 +41,9 @@ export function frontWithHttp2(http1: ClientFront, http2: Http2Front, opts: Fron
     },
     handleSocket(socket: Socket): void {
       if ((socket as TLSSocket).alpnProtocol === 'h2') http2.handleSocket(socket);
-      else http1.handleSocket(socket);
+      // a plain socket accepted elsewhere (past the PROXY protocol gate: paused, bytes put back)
+      else if (opts.h2c && (socket as TLSSocket).encrypted !== true) { serve(socket); socket.resume(); }
+      else { http1.handleSocket(socket); socket.resume(); }
     },
     stopListening(): void {
       http1.stopListening();

@@ -13,6 +13,7 @@ import { contentLengthOf } from '../headers.js';
 import { handleProxyRequest } from '../proxy-exchange.js';
 import type { ProxyContext } from '../proxy-context.js';
 import type { BodySink, BodySource, ClientEvents, ClientExchange } from '../transport.js';
+import { clientOriginOf, type ClientOrigin } from '../client-origin.js';
 import type { DeadlineSweep, Expiring } from '../deadline-sweep.js';
 import { writeChunk } from './chunk-write.js';
 import { attachSocket, detachSocket, type SocketEvents } from './socket-events.js';
@@ -86,7 +87,7 @@ export class NativeRequest implements ClientExchange, BodySource {
   get headers(): IncomingHttpHeaders {
     return (this.#headers ??= headersObject(this.rawHeaders));
   }
-  get remoteAddress(): string | undefined { return this.conn.socket.remoteAddress; }
+  get origin(): ClientOrigin { return this.conn.origin; }
   get encrypted(): boolean { return (this.conn.socket as { encrypted?: boolean }).encrypted === true; }
   get localPort(): number { return this.conn.socket.localPort ?? 0; }
 
@@ -252,7 +253,11 @@ export class ClientConnection implements RequestParserEvents, Expiring, SocketEv
   /** the parser refused the input: answered (or cut) once, the rest is ignored */
   #refused = false;
 
+  /** decided once at accept, shared by every request on this connection */
+  readonly origin: ClientOrigin;
+
   constructor(readonly socket: net.Socket, readonly ctx: ProxyContext, readonly owner: ClientConnectionOwner, readonly opts: ClientConnectionOptions) {
+    this.origin = clientOriginOf(socket);
     this.#parser = new RequestParser(this, opts.limits);
     socket.setNoDelay(true);
     attachSocket(socket, this);

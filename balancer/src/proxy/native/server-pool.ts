@@ -29,7 +29,8 @@ export class ServerPool implements UpstreamConnectionOwner {
   #onEmpty: (() => void) | undefined;
 
   /** `sweep`: the transport's clock, shared by the connections of every pool */
-  constructor(readonly host: string, readonly port: number, readonly opts: ServerPoolOptions, readonly sweep: DeadlineSweep) {}
+  /** `preamble`: what each new connection sends first (a PROXY protocol header, proxy-protocol-upstream.ts) */
+  constructor(readonly host: string, readonly port: number, readonly opts: ServerPoolOptions, readonly sweep: DeadlineSweep, readonly preamble?: Buffer) {}
 
   dispatch(request: UpstreamRequest, handler: UpstreamHandler): void {
     if (this.#closing) {
@@ -58,7 +59,7 @@ export class ServerPool implements UpstreamConnectionOwner {
   }
 
   #connect(): UpstreamConnection {
-    const conn = new UpstreamConnection(this, this.host, this.port, this.opts);
+    const conn = new UpstreamConnection(this, this.host, this.port, this.opts, this.preamble);
     this.#all.add(conn);
     return conn;
   }

@@ -56,12 +56,13 @@ export class UpstreamConnection implements ResponseParserEvents, BodySink, Expir
   /** see Expiring: what it means follows the phase (connect, response head, body idle, keep-alive idle) */
   deadline: number;
 
-  constructor(readonly owner: UpstreamConnectionOwner, host: string, port: number, readonly timeouts: UpstreamTimeouts) {
+  constructor(readonly owner: UpstreamConnectionOwner, host: string, port: number, readonly timeouts: UpstreamTimeouts, preamble?: Buffer) {
     this.#parser = new ResponseParser(this);
     this.abortBound = (err?: Error): void => this.abort(err);
     this.resumeBound = (): void => this.resumeResponse();
     const socket = net.connect({ host, port, noDelay: true });
     this.socket = socket;
+    if (preamble !== undefined) socket.write(preamble); // goes out first, once connected
     this.deadline = Date.now() + timeouts.connectMs;
     owner.sweep.add(this);
     attachSocket(socket, this);

@@ -4,6 +4,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import type { BodySink, BodySource, ClientEvents, ClientExchange } from '../transport.js';
+import { clientOriginOf, type ClientOrigin } from '../client-origin.js';
 
 const kClient = Symbol('nodeHttpClient');
 type TaggedResponse = ServerResponse & { [kClient]?: NodeHttpClient };
@@ -78,7 +79,7 @@ export class NodeHttpClient implements ClientExchange {
   readonly method: string;
   readonly target: string;
   readonly rawHeaders: readonly string[];
-  readonly remoteAddress: string | undefined;
+  readonly origin: ClientOrigin;
   readonly encrypted: boolean;
   readonly localPort: number;
   readonly body: IncomingBody | null;
@@ -90,7 +91,7 @@ export class NodeHttpClient implements ClientExchange {
     this.target = req.url ?? '/';
     this.rawHeaders = req.rawHeaders;
     const socket = req.socket;
-    this.remoteAddress = socket.remoteAddress;
+    this.origin = clientOriginOf(socket);
     this.encrypted = (socket as { encrypted?: boolean }).encrypted === true;
     this.localPort = socket.localPort ?? 0;
     this.body = requestHasBody(req) ? new IncomingBody(req) : null;
