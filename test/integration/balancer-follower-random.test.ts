@@ -7,12 +7,15 @@
 // FOLLOWER_OPS (default 5000) sets the number of writes, FOLLOWER_SEED replays a run. A failure
 // prints the seed and the sequence shrunk (ddmin) to what still fails.
 // Runs unchanged against a real agent with CONSUL_HTTP_ADDR (catalog register/deregister with Node).
+// FOLLOWER_WATCH=per-service follows with `--consul-watch per-service` over HTTP/2 to the double's
+// HTTPS listener (a double of the test's own: the test CA is made here), writes still over HTTP.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { spawnBalancer, type BalancerProcess } from '../support/balancer-process.js';
 import { consulForTest, testScope, type ConsulTarget, type TestScope } from '../support/consul.js';
 import { describeOp, generateOps, shrinkOps, type ConsulOp } from '../support/consul-ops-generator.js';
 import { agentNodeName, applyOp, catalogRouting, diffRouting, workerRoutings } from '../support/follower-harness.js';
+import { makeTestCa } from '../support/tls-certs.js';
 
 const OPS = Number(process.env.FOLLOWER_OPS ?? 5000);
 const SEED = process.env.FOLLOWER_SEED !== undefined ? Number(process.env.FOLLOWER_SEED) : Math.floor(Math.random() * 2 ** 31);
@@ -29,11 +32,16 @@ interface World {
   close(): Promise<void>;
 }
 
+const WATCH = process.env.FOLLOWER_WATCH ?? 'index';
+
 async function startWorld(): Promise<World> {
-  const consul = await consulForTest();
+  const ca = WATCH === 'per-service' ? await makeTestCa('follower-random') : undefined;
+  const pem = await ca?.issue(['localhost'], { extraIps: ['127.0.0.1'] });
+  const consul = await consulForTest(pem ? { ownDouble: true, tls: { cert: pem.cert, key: pem.key } } : {});
   const agentNode = await agentNodeName(consul);
-  const balancer = spawnBalancer(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', String(WORKERS),
-    '--consul-wait', '10s', '--consul-resync', '1h', '--log-level', 'info']);
+  const follow = ca ? ['--consul', consul.double!.httpsUrl!, '--consul-watch', 'per-service'] : ['--consul', consul.addr];
+  const balancer = spawnBalancer([...follow, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', String(WORKERS),
+    '--consul-wait', '10s', '--consul-resync', '1h', '--log-level', 'info'], ca ? { NODE_EXTRA_CA_CERTS: ca.certPath } : {});
   try {
     // a loaded machine starts two workers slowly
     const started = await balancer.waitForLog((l) => l.msg === 'balancer started', 90_000, 'balancer started');
@@ -42,11 +50,13 @@ async function startWorld(): Promise<World> {
       async close() {
         await balancer.stop(10_000);
         await consul.close();
+        await ca?.close();
       },
     };
   } catch (err) {
     await balancer.stop(1000);
     await consul.close();
+    await ca?.close();
     throw err;
   }
 }
