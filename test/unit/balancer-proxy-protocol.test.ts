@@ -57,3 +57,28 @@ test('decode: malformed headers are bad', () => {
   short.writeUInt16BE(8, 14);
   assert.equal(decodeProxyHeader(short).state, 'bad');
 });
+
+test('accept preamble: a trusted peer must open with a header; another peer opening with one is refused, anything else passes', async () => {
+  const { classifyPreamble } = await import('../../balancer/src/proxy/proxy-protocol-accept.js');
+  const v1 = encodeV1({ source: '203.0.113.7', sourcePort: 1, destination: '127.0.0.1', destinationPort: 80 });
+  const get = Buffer.from('GET / HTTP/1.1\r\n\r\n');
+  const rows: [string, Buffer, boolean, string][] = [
+    ['trusted v1 + request', Buffer.concat([v1, get]), true, `done:${v1.length}`],
+    ['trusted v1 prefix', v1.subarray(0, 10), true, 'need-more'],
+    ['trusted, no header', get, true, 'bad'],
+    ['trusted, TLS hello', Buffer.from([0x16, 0x03, 0x01]), true, 'bad'],
+    ['untrusted v1', Buffer.concat([v1, get]), false, 'bad'],
+    ['untrusted v2 signature', V2_SIGNATURE, false, 'bad'],
+    ['untrusted "PROX"', Buffer.from('PROX'), false, 'need-more'],
+    ['untrusted POST', Buffer.from('POST / HTTP/1.1\r\n'), false, 'done:0'],
+    ['untrusted PROPFIND (WebDAV)', Buffer.from('PROPFIND / HTTP/1.1\r\n'), false, 'done:0'],
+    ['untrusted leading CRLF then GET', Buffer.from('\r\nGET'), false, 'done:0'],
+    ['untrusted TLS hello', Buffer.from([0x16, 0x03, 0x01]), false, 'done:0'],
+    ['untrusted h2 preface', Buffer.from('PRI * HTTP/2.0\r\n'), false, 'done:0'],
+  ];
+  for (const [name, bytes, trusted, want] of rows) {
+    const v = classifyPreamble(bytes, trusted);
+    const got = v.state === 'done' ? `done:${v.consumed ?? 0}` : v.state;
+    assert.equal(got, want, name);
+  }
+});

@@ -23,6 +23,7 @@ export function createTcpSide(opts: WorkerRuntimeOptions, ctx: ProxyContext, hea
   if (l4?.tcpPorts === undefined) return undefined;
   const tcpLog = opts.logger.child({ component: 'tcp' });
   const access = ctx.accessLog;
+  const observer = ctx.observer;
   const follower = new TcpRouteFollower(l4.tcpPorts);
   const trustedSenders = new CidrMatcher(parseCidrList(l4.proxyProtocolFrom ?? []));
   // --proxy-protocol-from: those peers must open with a PROXY header (v1/v2), whose address is the client's;
@@ -62,7 +63,13 @@ export function createTcpSide(opts: WorkerRuntimeOptions, ctx: ProxyContext, hea
       if (!r.ok) tcpLog.debug({ client: socket.remoteAddress, reason: r.reason }, 'no usable TLS ClientHello, closed');
       return r.ok ? r.value : undefined;
     },
-    onConnectionEnd: (end: TcpConnectionEnd) => access?.info(end, 'tcp connection'),
+    onConnectionEnd: (end: TcpConnectionEnd) => {
+      access?.info(end, 'tcp connection');
+      // connects that failed: all of them, or all but the one that relayed (metrics/edge-metrics.ts)
+      const connectErrors = end.server !== undefined ? Math.max(0, end.attempts - 1) : end.attempts;
+      observer?.tcpEnded?.(end.service, end.refused ?? 'relayed', end.bytesIn, end.bytesOut, end.durationMs, connectErrors, end.refused === undefined);
+    },
+    onConnectionOpen: observer?.tcpOpened === undefined ? undefined : (service) => observer.tcpOpened!(service),
   });
   let lastWarnings = '';
   return {

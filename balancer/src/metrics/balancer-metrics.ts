@@ -3,9 +3,29 @@
 // rendered with Traefik's service metric names under a configurable prefix so Traefik boards work.
 import type { MetricsDelta, ProcessGauges, WorkerMetricsMessage } from './delta.js';
 import { histogramSamples, LocalHistogram, renderFamilies, wantsOpenMetrics, type Family, type Sample } from '../../../common/metrics/exposition.js';
-import { MetricsStore } from './metrics-store.js';
+import { MetricsStore, type TcpTotals } from './metrics-store.js';
+import { TCP_DURATION_BUCKETS_SECONDS } from './edge-metrics.js';
 import { ProcessSampler } from '../../../common/metrics/process-sampler.js';
 import { OTHER } from './request-metrics.js';
+
+/** The TCP service families (proto=tcp|tcp+sni): connections by result, open, bytes, connect errors, durations. */
+function tcpFamilies(p: string, tcp: [string, TcpTotals][], open: [string, number][]): Family[] {
+  const conns: Sample[] = [];
+  const durations: Sample[] = [];
+  for (const [service, t] of tcp) {
+    for (const [result, n] of [...t.results].sort((a, b) => (a[0] < b[0] ? -1 : 1))) conns.push({ labels: { service, result }, value: n });
+    durations.push(...histogramSamples(`${p}_tcp_connection_duration_seconds`, { service }, TCP_DURATION_BUCKETS_SECONDS, t.buckets, t.durationSum));
+  }
+  const per = (pick: (t: TcpTotals) => number): Sample[] => tcp.map(([service, t]) => ({ labels: { service }, value: pick(t) }));
+  return [
+    { name: `${p}_tcp_connections_total`, help: 'TCP service connections ended, partitioned by service and result (relayed, or why not: denied, limited, no-server, all-failed, bad-hello, no-route, client-gone).', type: 'counter', samples: conns },
+    { name: `${p}_tcp_open_connections`, help: 'TCP service connections open now, partitioned by service.', type: 'gauge', samples: open.map(([service, n]) => ({ labels: { service }, value: n })) },
+    { name: `${p}_tcp_received_bytes_total`, help: 'Bytes received from TCP clients, partitioned by service.', type: 'counter', samples: per((t) => t.bytesIn) },
+    { name: `${p}_tcp_sent_bytes_total`, help: 'Bytes sent to TCP clients, partitioned by service.', type: 'counter', samples: per((t) => t.bytesOut) },
+    { name: `${p}_tcp_connect_errors_total`, help: 'Failed connects to TCP service servers (each retried or final failure), partitioned by service.', type: 'counter', samples: per((t) => t.connectErrors) },
+    { name: `${p}_tcp_connection_duration_seconds`, help: 'How long TCP service connections lasted, accept to close, partitioned by service.', type: 'histogram', samples: durations },
+  ];
+}
 
 /** Traefik's default request duration buckets (seconds). */
 export const DEFAULT_BUCKETS_SECONDS: readonly number[] = [0.1, 0.3, 1.2, 5];
@@ -233,6 +253,10 @@ export class BalancerMetrics {
     f.push({ name: `${p}_service_tunnels_opened_total`, help: 'Upgrade tunnels (WebSocket and the like) opened after the server\'s 101, partitioned by service.', type: 'counter', samples: tunnels.map(([service, t]) => ({ labels: { service }, value: t.opened })) });
     f.push({ name: `${p}_service_tunnels_closed_total`, help: 'Upgrade tunnels closed, partitioned by service.', type: 'counter', samples: tunnels.map(([service, t]) => ({ labels: { service }, value: t.closed })) });
     f.push({ name: `${p}_service_open_tunnels`, help: 'Upgrade tunnels open now, partitioned by service.', type: 'gauge', samples: byName(this.store.openTunnels()).map(([service, n]) => ({ labels: { service }, value: n })) });
+    f.push(...tcpFamilies(p, byName(this.store.tcp), byName(this.store.openTcp())));
+    const refused = [...this.store.refused.values()].sort((a, b) => (a.service === b.service ? (a.protocol < b.protocol ? -1 : 1) : a.service < b.service ? -1 : 1));
+    f.push({ name: `${p}_access_denied_total`, help: 'Requests (HTTP, answered 403) and connections (TCP, closed) refused by the service\'s allow=/deny= rules, partitioned by service and protocol.', type: 'counter', samples: refused.map((r) => ({ labels: { service: r.service, protocol: r.protocol }, value: r.denied })) });
+    f.push({ name: `${p}_rate_limited_total`, help: 'Requests (HTTP, answered 429) and new connections (TCP, closed) refused by the service\'s rate= limit, partitioned by service and protocol.', type: 'counter', samples: refused.map((r) => ({ labels: { service: r.service, protocol: r.protocol }, value: r.limited })) });
 
     const up: Sample[] = [];
     for (const [service, servers] of [...this.store.serverUp()].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {

@@ -18,6 +18,22 @@ export interface ServiceDelta {
   readonly servers: ServerDelta[];
 }
 
+/** TCP connections of one service that ended since the last delta (metrics/edge-metrics.ts) */
+export interface TcpDelta {
+  readonly name: string;
+  /** [result ('relayed' or why not), connections] */
+  readonly results: [string, number][];
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly connectErrors: number;
+  readonly durationSum: number;
+  /** per TCP_DURATION_BUCKETS_SECONDS bucket (not cumulative; last = +Inf) */
+  readonly buckets: number[];
+}
+
+/** [service, protocol ('http' | 'tcp'), denied by the access rules, refused by the rate limit] */
+export type RefusedDelta = [string, string, number, number];
+
 export interface MetricsDelta {
   /** the bucket bounds the series were counted with (a mismatch with the primary's is dropped) */
   readonly bucketsSeconds: number[];
@@ -26,6 +42,8 @@ export interface MetricsDelta {
   readonly scripts: [string, number, number][];
   /** [service, upgrade tunnels opened, closed] */
   readonly tunnels?: [string, number, number][];
+  readonly tcp?: TcpDelta[];
+  readonly refused?: RefusedDelta[];
 }
 
 export interface WorkerGauges {
@@ -36,6 +54,8 @@ export interface WorkerGauges {
   readonly serverUp: [string, string, number][];
   /** [service, upgrade tunnels open now] */
   readonly openTunnels?: [string, number][];
+  /** [service, TCP connections open now] */
+  readonly openTcp?: [string, number][];
   /**
    * Numbers the server gauges (inflight, serverUp) of one worker process from 0. Absent: they are
    * the whole set, replacing the previous one (older workers, test doubles). Present: with `full`

@@ -5,6 +5,7 @@
 import { FINE_BUCKET_COUNT, fineQuantileMs } from './fine-histogram.js';
 import type { MetricsDelta, ProcessGauges, WorkerGauges, WorkerMetricsMessage } from './delta.js';
 import { OTHER, UNKNOWN_SERVICE } from './request-metrics.js';
+import { TCP_DURATION_BUCKETS_SECONDS } from './edge-metrics.js';
 
 export interface SeriesTotals {
   readonly code: number;
@@ -132,12 +133,26 @@ export interface MetricsStoreOptions {
 /** Services and their server ids in the table being served: what the store keeps figures for. */
 export type LiveServers = ReadonlyMap<string, ReadonlySet<string>>;
 
+export interface TcpTotals {
+  readonly results: Map<string, number>;
+  bytesIn: number;
+  bytesOut: number;
+  connectErrors: number;
+  durationSum: number;
+  readonly buckets: Float64Array;
+  lastAt: number;
+}
+
 export class MetricsStore {
   readonly bucketsSeconds: readonly number[];
   readonly services = new Map<string, ServiceTotals>();
   readonly scripts = new Map<string, { calls: number; errors: number }>();
   /** upgrade tunnels opened and closed, per service */
   readonly tunnels = new Map<string, { opened: number; closed: number; lastAt: number }>();
+  /** TCP service connections, per service (edge-metrics.ts) */
+  readonly tcp = new Map<string, TcpTotals>();
+  /** denied / rate-limited, by "service\0protocol" */
+  readonly refused = new Map<string, { service: string; protocol: string; denied: number; limited: number; lastAt: number }>();
   readonly #workers = new Map<number, WorkerReport>();
   readonly #now: () => number;
   readonly #staleAfterMs: number;
@@ -240,6 +255,28 @@ export class MetricsStore {
       s.errors += errors;
       this.scripts.set(name, s);
     }
+    for (const d of delta.tcp ?? []) {
+      let t = this.tcp.get(d.name);
+      if (t === undefined) {
+        t = { results: new Map(), bytesIn: 0, bytesOut: 0, connectErrors: 0, durationSum: 0, buckets: new Float64Array(TCP_DURATION_BUCKETS_SECONDS.length + 1), lastAt: 0 };
+        this.tcp.set(d.name, t);
+      }
+      for (const [result, n] of d.results) t.results.set(result, (t.results.get(result) ?? 0) + n);
+      t.bytesIn += d.bytesIn;
+      t.bytesOut += d.bytesOut;
+      t.connectErrors += d.connectErrors;
+      t.durationSum += d.durationSum;
+      for (let i = 0; i < t.buckets.length && i < d.buckets.length; i++) t.buckets[i] += d.buckets[i];
+      t.lastAt = now;
+    }
+    for (const [service, protocol, denied, limited] of delta.refused ?? []) {
+      const key = `${service}\u0000${protocol}`;
+      const r = this.refused.get(key) ?? { service, protocol, denied: 0, limited: 0, lastAt: 0 };
+      r.denied += denied;
+      r.limited += limited;
+      r.lastAt = now;
+      this.refused.set(key, r);
+    }
     for (const [name, opened, closed] of delta.tunnels ?? []) {
       const t = this.tunnels.get(name) ?? { opened: 0, closed: 0, lastAt: 0 };
       t.opened += opened;
@@ -274,6 +311,12 @@ export class MetricsStore {
     for (const [name, t] of this.tunnels) {
       if (name !== OTHER && !live.has(name) && at - t.lastAt > this.#retainRemovedMs) this.tunnels.delete(name);
     }
+    for (const [name, t] of this.tcp) {
+      if (name !== OTHER && name !== UNKNOWN_SERVICE && !live.has(name) && at - t.lastAt > this.#retainRemovedMs) this.tcp.delete(name);
+    }
+    for (const [key, r] of this.refused) {
+      if (r.service !== OTHER && !live.has(r.service) && at - r.lastAt > this.#retainRemovedMs) this.refused.delete(key);
+    }
   }
 
   serviceWindow(name: string): WindowFigures & { points: { at: number; rps: number; p99Ms: number | undefined }[] } {
@@ -303,6 +346,13 @@ export class MetricsStore {
   inflight(): Map<string, number> {
     const out = new Map<string, number>();
     for (const w of this.workers()) for (const [svc, n] of w.servers.inflight) out.set(svc, (out.get(svc) ?? 0) + n);
+    return out;
+  }
+
+  /** TCP service connections open per service, summed over the workers. */
+  openTcp(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const w of this.workers()) for (const [svc, n] of w.gauges.openTcp ?? []) out.set(svc, (out.get(svc) ?? 0) + n);
     return out;
   }
 

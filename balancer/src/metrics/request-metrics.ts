@@ -5,6 +5,7 @@
 // totals, so a worker restart never makes a counter go backwards) and zeroes the counts in place.
 import { FINE_BUCKET_COUNT, fineBucketIndex } from './fine-histogram.js';
 import type { MetricsDelta, ServerDelta, SeriesDelta, ServiceDelta } from './delta.js';
+import { EdgeFigures, type RefusalKind } from './edge-metrics.js';
 
 /** What the exchange layer calls; keep the signature positional: no object per request. */
 export interface RequestObserver {
@@ -26,6 +27,12 @@ export interface RequestObserver {
   tunnelOpened(service: string): void;
   /** that tunnel closed (either side) */
   tunnelClosed(service: string): void;
+  /** a request (HTTP) or connection (TCP) refused by the access rules or the rate limit */
+  refused?(service: string, protocol: 'http' | 'tcp', kind: RefusalKind): void;
+  /** a TCP service connection began relaying */
+  tcpOpened?(service: string): void;
+  /** a TCP service connection ended; `wasOpen`: it had begun relaying (tcpOpened) */
+  tcpEnded?(service: string, result: string, bytesIn: number, bytesOut: number, durationMs: number, connectErrors: number, wasOpen: boolean): void;
 }
 
 /** Label value for requests no service matched (unknown hosts). */
@@ -79,6 +86,8 @@ export class RequestMetrics implements RequestObserver {
   readonly #scripts = new Map<string, { calls: number; errors: number }>();
   /** per service: tunnels opened and closed since the last delta, and open now */
   readonly #tunnels = new Map<string, { opened: number; closed: number; open: number }>();
+  /** TCP services and refusals (edge-metrics.ts) */
+  readonly edge: EdgeFigures;
   /** the script host's cumulative counts seen at the last delta, by script name and version */
   #scriptTotalsSeen = new Map<string, { calls: number; errors: number }>();
 
@@ -86,6 +95,13 @@ export class RequestMetrics implements RequestObserver {
     this.#bounds = Float64Array.from(opts.bucketsSeconds);
     this.#maxServers = Math.max(1, opts.maxServersPerService);
     this.#maxServices = Math.max(1, opts.maxServices ?? 2000);
+    this.edge = new EdgeFigures(this.#maxServices);
+  }
+
+  refused(service: string, protocol: 'http' | 'tcp', kind: RefusalKind): void { this.edge.refused(service, protocol, kind); }
+  tcpOpened(service: string): void { this.edge.tcpOpened(service); }
+  tcpEnded(service: string, result: string, bytesIn: number, bytesOut: number, durationMs: number, connectErrors: number, wasOpen: boolean): void {
+    this.edge.tcpEnded(service, result, bytesIn, bytesOut, durationMs, connectErrors, wasOpen);
   }
 
   requestEnd(service: string | undefined, serverId: string | undefined, status: number, method: string, protocol: string,
@@ -228,8 +244,9 @@ export class RequestMetrics implements RequestObserver {
       tunnels.push([name, t.opened, t.closed]);
       t.opened = 0; t.closed = 0;
     }
-    if (services.length === 0 && scripts.length === 0 && tunnels.length === 0) return undefined;
-    return { bucketsSeconds: Array.from(this.#bounds), services, scripts, ...(tunnels.length > 0 ? { tunnels } : {}) };
+    const edge = this.edge.takeDelta();
+    if (services.length === 0 && scripts.length === 0 && tunnels.length === 0 && edge.tcp === undefined && edge.refused === undefined) return undefined;
+    return { bucketsSeconds: Array.from(this.#bounds), services, scripts, ...(tunnels.length > 0 ? { tunnels } : {}), ...edge };
   }
 
   /**

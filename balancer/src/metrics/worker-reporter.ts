@@ -58,6 +58,7 @@ export function startWorkerReporter(opts: WorkerReporterOptions): WorkerReporter
   const changedGauges = (source: ServerGaugeSource): { gauges: WorkerGauges; live: LiveLookup | undefined } => {
     const process = sampler.sample();
     const openTunnels = opts.metrics.openTunnels();
+    const openTcp = opts.metrics.edge.openTcp();
     const seq = gaugeSeq++;
     try {
       const g = source(wantFull);
@@ -67,7 +68,7 @@ export function startWorkerReporter(opts: WorkerReporterOptions): WorkerReporter
       if (retain) sinceRetain = 0;
       return {
         gauges: {
-          process, inflight: g.inflight, serverUp: g.serverUp, openTunnels, gaugeSeq: seq, full: g.full,
+          process, inflight: g.inflight, serverUp: g.serverUp, openTunnels, openTcp, gaugeSeq: seq, full: g.full,
           ...(g.serverUpRemoved.length > 0 ? { serverUpRemoved: g.serverUpRemoved } : {}),
           ...(g.servicesRemoved.length > 0 ? { servicesRemoved: g.servicesRemoved } : {}),
         },
@@ -76,7 +77,7 @@ export function startWorkerReporter(opts: WorkerReporterOptions): WorkerReporter
     } catch {
       // a runtime being replaced: nothing this time, and everything the next (what was sent is unsure)
       wantFull = true;
-      return { gauges: { process, inflight: [], serverUp: [], openTunnels, gaugeSeq: seq, full: false }, live: undefined };
+      return { gauges: { process, inflight: [], serverUp: [], openTunnels, openTcp, gaugeSeq: seq, full: false }, live: undefined };
     }
   };
   /** the whole set from status() (a runtime without serverGauges) */
@@ -96,9 +97,9 @@ export function startWorkerReporter(opts: WorkerReporterOptions): WorkerReporter
         inflight.push([u.name, n]);
         live.set(u.name, ids);
       }
-      return { gauges: { process: sampler.sample(), inflight, serverUp, openTunnels: opts.metrics.openTunnels() }, live };
+      return { gauges: { process: sampler.sample(), inflight, serverUp, openTunnels: opts.metrics.openTunnels(), openTcp: opts.metrics.edge.openTcp() }, live };
     } catch {
-      return { gauges: { process: sampler.sample(), inflight: [], serverUp: [], openTunnels: opts.metrics.openTunnels() }, live: undefined };
+      return { gauges: { process: sampler.sample(), inflight: [], serverUp: [], openTunnels: opts.metrics.openTunnels(), openTcp: opts.metrics.edge.openTcp() }, live: undefined };
     }
   };
   const flush = (): void => {

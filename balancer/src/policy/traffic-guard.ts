@@ -11,6 +11,11 @@ export type GuardVerdict =
   | { readonly ok: false; readonly status: 403 }
   | { readonly ok: false; readonly status: 429; readonly retryAfterS: number };
 
+/** the metrics' protocol label: a TCP service's connections, or an HTTP service's requests */
+function protocolLabel(upstream: UpstreamSpec): 'http' | 'tcp' {
+  return upstream.protocol === 'tcp' || upstream.protocol === 'tcp+sni' ? 'tcp' : 'http';
+}
+
 const OK: GuardVerdict = Object.freeze({ ok: true });
 const DENIED: GuardVerdict = Object.freeze({ ok: false, status: 403 });
 
@@ -24,8 +29,9 @@ export class TrafficGuard {
   readonly #limiters = new Map<string, { key: string; limiter: RateLimiter }>();
   readonly #counts = new Map<string, GuardCounts>();
 
-  /** `share`: this worker's part of every rate (1 / workers) */
-  constructor(private readonly share: number, private readonly now: () => number) {}
+  /** `share`: this worker's part of every rate (1 / workers); `onRefused`: the metrics (RequestObserver.refused) */
+  constructor(private readonly share: number, private readonly now: () => number,
+    private readonly onRefused?: (service: string, protocol: 'http' | 'tcp', kind: 'denied' | 'limited') => void) {}
 
   /** `header`: a request header by lower-case name (HTTP); absent for TCP */
   check(upstream: UpstreamSpec, clientIp: string, header?: (name: string) => string | undefined): GuardVerdict {
@@ -36,6 +42,7 @@ export class TrafficGuard {
       if (check === undefined) this.#access.set(policy.access, (check = new AccessCheck(policy.access)));
       if (!check.allows(clientIp)) {
         this.#count(upstream.name).denied++;
+        this.onRefused?.(upstream.name, protocolLabel(upstream), 'denied');
         return DENIED;
       }
     }
@@ -46,6 +53,7 @@ export class TrafficGuard {
       const r = limiter.take(by === undefined ? `ip:${clientIp}` : `h:${by}`, this.now());
       if (!r.ok) {
         this.#count(upstream.name).limited++;
+        this.onRefused?.(upstream.name, protocolLabel(upstream), 'limited');
         return { ok: false, status: 429, retryAfterS: Math.max(1, Math.ceil(r.retryAfterMs / 1000)) };
       }
     }

@@ -104,7 +104,7 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     acmeChallenge: opts.acmeChallenge,
     httpsPort: opts.httpsPort,
     observer: opts.observer,
-    guard: new TrafficGuard(opts.rateShare ?? 1, now),
+    guard: new TrafficGuard(opts.rateShare ?? 1, now, opts.observer?.refused === undefined ? undefined : (service, protocol, kind) => opts.observer!.refused!(service, protocol, kind)),
   };
   const clientHeaderMs = opts.timeouts.clientHeaderMs ?? DEFAULT_CLIENT_HEADER_MS;
   const tunnelOpts = {
