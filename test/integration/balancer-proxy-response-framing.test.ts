@@ -81,10 +81,7 @@ for (const engine of ENGINES) describe(`balancer proxy: response Content-Length 
     assert.match(await rawGet(proxy.port, '/differ'), /^HTTP\/1\.1 502 /);
   });
 
-  // undici engine: a 103 from the upstream leaves the client without any answer today (undici hands
-  // 1xx to onHeaders; not fixed yet): a visible todo, not a skip
-  const todo = engine === 'undici' ? 'undici engine: a 103 from the upstream is not relayed and the answer is lost' : undefined;
-  it('103 Early Hints are relayed to an HTTP/1.1 client, not to an HTTP/1.0 one (RFC 9110 section 15.2)', { todo }, async () => {
+  it('103 Early Hints are relayed to an HTTP/1.1 client, not to an HTTP/1.0 one (RFC 9110 section 15.2)', async () => {
     const got = await rawGet(proxy.port, '/hints');
     assert.match(got, /^HTTP\/1\.1 103 Early Hints\r\nLink: <\/a\.css>; rel=preload\r\n\r\nHTTP\/1\.1 200 /, got);
     assert.ok(got.endsWith('\r\n\r\nok'), got);

@@ -3,12 +3,15 @@
 // so a request costs one small object and no closures.
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
+import { serializeResponseHead } from '../../http1/serialize.js';
 import type { BodySink, BodySource, ClientEvents, ClientExchange } from '../transport.js';
 import { clientOriginOf, type ClientOrigin } from '../client-origin.js';
 
 const kClient = Symbol('nodeHttpClient');
 type TaggedResponse = ServerResponse & { [kClient]?: NodeHttpClient };
 type TaggedRequest = IncomingMessage & { [kClient]?: IncomingBody };
+/** node's own writer of a head before the response's (writeContinue, writeEarlyHints use it): queued behind an earlier pipelined response */
+type RawWriter = ServerResponse & { _writeRaw(data: string, encoding: BufferEncoding): boolean };
 
 /** Does the request carry a body (RFC 9112 section 6.3)? */
 function requestHasBody(req: IncomingMessage): boolean {
@@ -118,6 +121,13 @@ export class NodeHttpClient implements ClientExchange {
   writeHead(status: number, reason: string | undefined, headers: readonly string[]): void {
     if (reason === undefined) this.res.writeHead(status, headers as string[]);
     else this.res.writeHead(status, reason, headers as string[]);
+  }
+
+  writeInformational(status: number, reason: string | undefined, headers: readonly string[]): void {
+    // HTTP/1.0 clients get no 1xx (RFC 9110 section 15.2); never after the final head. Any 1xx with
+    // any fields, so not writeEarlyHints (103 with Link only)
+    if (this.res.headersSent || this.req.httpVersionMinor === 0 || status < 102 || status > 199) return;
+    (this.res as RawWriter)._writeRaw(serializeResponseHead(status, reason, headers, ''), 'latin1');
   }
 
   write(chunk: Buffer): boolean {

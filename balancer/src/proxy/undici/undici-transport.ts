@@ -39,7 +39,14 @@ class ServerSlots {
 class CountedDispatch {
   constructor(readonly transport: UndiciTransport, readonly slots: ServerSlots, readonly handler: UpstreamHandler) {}
   onConnect(abort: (err?: Error) => void): void { this.handler.onConnect(abort); }
-  onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean { return this.handler.onHeaders(status, raw, resume, statusText); }
+  onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
+    // undici hands a 1xx (103 Early Hints) to onHeaders before the final answer: relayed, not taken for it
+    if (status < 200) {
+      if (status !== 100 && status !== 101) this.handler.onInformational?.(status, raw.map((b) => b.toString('latin1')), statusText);
+      return true;
+    }
+    return this.handler.onHeaders(status, raw, resume, statusText);
+  }
   onData(chunk: Buffer): boolean { return this.handler.onData(chunk); }
   onComplete(trailers: Buffer[] | null): void { this.transport.release(this.slots); this.handler.onComplete(trailers); }
   onError(err: Error): void { this.transport.release(this.slots); this.handler.onError(err); }
