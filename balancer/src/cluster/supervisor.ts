@@ -513,12 +513,15 @@ export class Supervisor {
       this.log.debug({ workerId: m.worker.id, code, signal }, 'worker exited');
       return;
     }
-    this.log.warn({ workerId: m.worker.id, pid: m.worker.process.pid, generation: m.generation, code, signal }, 'worker died unexpectedly');
-    if (m.generation !== this.generation) return;
+    if (m.generation !== this.generation) {
+      this.log.warn({ workerId: m.worker.id, pid: m.worker.process.pid, generation: m.generation, code, signal }, 'worker died unexpectedly');
+      return;
+    }
     // a worker that lived a while is a fresh failure; one that dies right away backs off further
     const failures = Date.now() - m.forkedAt > 10_000 ? 0 : (this.slotFailures.get(m.slot) ?? 0);
     this.slotFailures.set(m.slot, failures + 1);
     const delay = backoffDelay(this.opts.restartBackoff ?? { baseMs: 100, maxMs: 10_000 }, failures);
+    this.log.warn({ workerId: m.worker.id, pid: m.worker.process.pid, generation: m.generation, code, signal, restartInMs: delay }, 'worker died unexpectedly');
     const timer = setTimeout(() => {
       this.restartTimers.delete(timer);
       if (this.stopping || m.generation !== this.generation || !this.table) return;
