@@ -133,7 +133,9 @@ before(async () => {
 
   const [ta, tb, aa, ab] = [await freePort(), await freePort(), await freePort(), await freePort()];
   instances.push(startInstance('A', '127.0.0.1', ta, aa, pebbleUrl), startInstance('B', '127.0.0.2', tb, ab, pebbleUrl));
-  await Promise.all(instances.map((i) => i.proc.waitForLog((l) => l.msg === 'balancer started', 30_000, `${i.name} started`)));
+  // a liveness bound: under a competing CPU load a balancer printed its first line only after ~20 s
+  // (balancer-stop-bounded); the error carries the instance's last log lines, the cause either way
+  await Promise.all(instances.map((i) => i.proc.waitForLog((l) => l.msg === 'balancer started', 90_000, `${i.name} started`)));
 });
 
 after(async () => {

@@ -41,7 +41,8 @@ export function spawnBalancer(args: readonly string[], env: NodeJS.ProcessEnv = 
         const hit = logs.find(predicate);
         if (hit) return hit;
         if (done) throw new Error(`balancer exited before ${what}; output: ${rawOutput.slice(-5).join(' | ')}`);
-        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+        // what the process said last is the cause, whatever it is (a bare "timed out" left none to find)
+        if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last log lines: ${logs.slice(-8).map((l) => JSON.stringify(l).slice(0, 300)).join(' | ') || '(none)'}; other output: ${rawOutput.slice(-5).join(' | ') || '(none)'}`);
         await new Promise((r) => setTimeout(r, 20));
       }
     },
