@@ -170,6 +170,27 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
     return items.length ? el('div', { cls: 'policy' }, items) : null;
   }
 
+  function bytes(n) {
+    return n >= 1048576 ? (n / 1048576).toFixed(1) + ' MiB' : n >= 1024 ? (n / 1024).toFixed(1) + ' KiB' : n + ' B';
+  }
+
+  // a TCP service's listeners and connection figures, and what the access rules / rate limit refused
+  function edgeRow(svc) {
+    var items = [];
+    var t = svc.tcp;
+    if (t) {
+      items.push(el('span', { cls: 'badge', 'data-tcp': 'listen', text: t.protocol + ' ' + t.listen.join(' ') }));
+      items.push(el('span', { cls: 'figs', 'data-tcp': 'figures', text: 'open ' + t.open + ' \u00b7 relayed ' + t.relayed + ' \u00b7 refused ' + t.refused +
+        ' \u00b7 in ' + bytes(t.bytesIn) + ' \u00b7 out ' + bytes(t.bytesOut) + ' \u00b7 connect errors ' + t.connectErrors }));
+    }
+    var r = svc.refused;
+    if (r) {
+      items.push(el('span', { cls: 'badge ' + (r.denied ? 'warn' : ''), 'data-refused': 'denied', text: 'denied ' + r.denied }));
+      items.push(el('span', { cls: 'badge ' + (r.limited ? 'warn' : ''), 'data-refused': 'limited', text: 'rate-limited ' + r.limited }));
+    }
+    return items.length ? el('div', { cls: 'policy', 'data-edge': svc.name }, items) : null;
+  }
+
   function renderServices(state) {
     var root = $('services');
     root.textContent = '';
@@ -184,6 +205,8 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
       ]));
       var pol = policyBadges(svc);
       if (pol) card.appendChild(pol);
+      var edge = edgeRow(svc);
+      if (edge) card.appendChild(edge);
       var canvas = el('canvas', { height: '56' });
       card.appendChild(canvas);
       var table = el('table');

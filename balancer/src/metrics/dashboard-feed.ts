@@ -79,6 +79,20 @@ export class DashboardFeed {
       diffs: this.#diffs,
       serviceWindow: (s) => metrics?.store.serviceWindow(s) ?? { ...empty, points: [] },
       serverWindow: (s, id) => metrics?.store.serverWindow(s, id) ?? empty,
+      tcpFigures: metrics === undefined ? undefined : (() => {
+        const open = metrics.store.openTcp();
+        return (s: string) => ({ totals: metrics.store.tcp.get(s), open: open.get(s) ?? 0 });
+      })(),
+      refusals: metrics === undefined ? undefined : (() => {
+        const by = new Map<string, { denied: number; limited: number }>();
+        for (const r of metrics.store.refused.values()) {
+          const t = by.get(r.service) ?? { denied: 0, limited: 0 };
+          t.denied += r.denied;
+          t.limited += r.limited;
+          by.set(r.service, t);
+        }
+        return (s: string) => by.get(s);
+      })(),
       statusError,
     });
   }

@@ -60,6 +60,31 @@ export interface DashboardService {
   readonly policy?: DashboardPolicy;
   /** panic mode as the workers report it (any worker panicking = panicking); absent = no threshold */
   readonly panic?: PanicFigures;
+  /** proto=tcp|tcp+sni services: where they listen and their connection figures since start */
+  readonly tcp?: DashboardTcp;
+  /** refused by the access rules / rate limit since start; absent = never, and no such rule */
+  readonly refused?: { readonly denied: number; readonly limited: number };
+}
+
+export interface DashboardTcp {
+  readonly protocol: 'tcp' | 'tcp+sni';
+  /** ":6379", "db.example.com:7443" */
+  readonly listen: readonly string[];
+  readonly open: number;
+  readonly relayed: number;
+  /** ended without relaying (denied, limited, no server, connect failures, bad hello, ...) */
+  readonly refused: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly connectErrors: number;
+}
+
+/** A TCP service's totals as the metrics store holds them (metrics-store.ts TcpTotals). */
+export interface TcpFiguresInput {
+  readonly results: ReadonlyMap<string, number>;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly connectErrors: number;
 }
 
 export interface DashboardPolicy {
@@ -102,6 +127,10 @@ export interface DashboardInputs {
   readonly diffs: readonly TableDiffEntry[];
   readonly serviceWindow: (service: string) => WindowFigures & { points: { at: number; rps: number; p99Ms: number | undefined }[] };
   readonly serverWindow: (service: string, id: string) => WindowFigures;
+  /** TCP totals and open connections of a service (absent: no metrics) */
+  readonly tcpFigures?: (service: string) => { readonly totals?: TcpFiguresInput; readonly open: number };
+  /** denied / limited totals of a service, all protocols */
+  readonly refusals?: (service: string) => { readonly denied: number; readonly limited: number } | undefined;
   readonly statusError?: string;
 }
 
@@ -156,12 +185,33 @@ export function buildDashboardState(inp: DashboardInputs): DashboardState {
       inflight, points: sw.points, servers,
       ...(spec?.policy ? policyView(spec.policy) : {}),
       ...(inp.panic?.has(name) ? { panic: inp.panic.get(name) } : {}),
+      ...edgeView(name, spec, inp),
     });
   }
   return {
     at: inp.at, mode: inp.mode, generation: inp.generation, workers: inp.workers, version: inp.table.version,
     consul: inp.consul, services, diffs: inp.diffs, ...(inp.statusError ? { statusError: inp.statusError } : {}),
   };
+}
+
+/** The TCP row of a proto=tcp|tcp+sni service and the refusals of any service with rules or refusals. */
+function edgeView(name: string, spec: RouteTable['upstreams'][string] | undefined, inp: DashboardInputs): { tcp?: DashboardTcp; refused?: DashboardService['refused'] } {
+  const out: { tcp?: DashboardTcp; refused?: DashboardService['refused'] } = {};
+  if (spec?.protocol === 'tcp' || spec?.protocol === 'tcp+sni') {
+    const f = inp.tcpFigures?.(name);
+    const t = f?.totals;
+    let relayed = 0;
+    let refused = 0;
+    for (const [result, n] of t?.results ?? []) if (result === 'relayed') relayed += n; else refused += n;
+    out.tcp = {
+      protocol: spec.protocol, listen: (spec.listen ?? []).map((l) => `${l.sni ?? ''}:${l.port}`), open: f?.open ?? 0,
+      relayed, refused, bytesIn: t?.bytesIn ?? 0, bytesOut: t?.bytesOut ?? 0, connectErrors: t?.connectErrors ?? 0,
+    };
+  }
+  const r = inp.refusals?.(name);
+  const ruled = spec?.policy?.access !== undefined || spec?.policy?.rateLimit !== undefined;
+  if (ruled || (r !== undefined && r.denied + r.limited > 0)) out.refused = { denied: r?.denied ?? 0, limited: r?.limited ?? 0 };
+  return out;
 }
 
 /** What the page shows of a policy: the split and the affinity, not cookie attributes. */
