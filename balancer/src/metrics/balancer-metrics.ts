@@ -226,10 +226,12 @@ export class BalancerMetrics {
     const reqBytes: Sample[] = [];
     const resBytes: Sample[] = [];
     const retries: Sample[] = [];
+    const grpc: Sample[] = [];
     const bounds = this.store.bucketsSeconds;
     for (const name of [...this.store.services.keys()].sort()) {
       const svc = this.store.services.get(name)!;
       retries.push({ labels: { service: name }, value: svc.retries });
+      for (const status of [...svc.grpc.keys()].sort((a, b) => a - b)) grpc.push({ labels: { service: name, grpc_status: String(status) }, value: svc.grpc.get(status)! });
       for (const s of svc.series.values()) {
         const labels = { service: name, code: String(s.code), method: s.method, protocol: s.protocol };
         requests.push({ labels, value: s.count });
@@ -240,6 +242,7 @@ export class BalancerMetrics {
     }
     f.push({ name: `${p}_service_requests_total`, help: 'How many HTTP requests processed, partitioned by service, status code, method and protocol.', type: 'counter', samples: requests });
     f.push({ name: `${p}_service_request_duration_seconds`, help: 'How long it took to process the request, partitioned by service, status code, method and protocol.', type: 'histogram', samples: durations });
+    f.push({ name: `${p}_service_grpc_responses_total`, help: 'How many gRPC calls ended, partitioned by service and the grpc-status the client got (1 CANCELLED: the client left first; 2 UNKNOWN: no status).', type: 'counter', samples: grpc });
     f.push({ name: `${p}_service_retries_total`, help: 'How many request retries happened, partitioned by service.', type: 'counter', samples: retries });
     f.push({ name: `${p}_service_requests_bytes_total`, help: 'The total size of request bodies in bytes, partitioned by service, status code, method and protocol.', type: 'counter', samples: reqBytes });
     f.push({ name: `${p}_service_responses_bytes_total`, help: 'The total size of response bodies in bytes, partitioned by service, status code, method and protocol.', type: 'counter', samples: resBytes });

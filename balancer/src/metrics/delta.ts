@@ -16,6 +16,8 @@ export interface ServiceDelta {
   readonly retries: number;
   readonly series: SeriesDelta[];
   readonly servers: ServerDelta[];
+  /** gRPC calls ended, [grpc-status, count]; absent = none */
+  readonly grpc?: [number, number][];
 }
 
 /** TCP connections of one service that ended since the last delta (metrics/edge-metrics.ts) */

@@ -78,6 +78,8 @@ export class ServerTotals {
 
 export class ServiceTotals {
   readonly series = new Map<string, SeriesTotals>();
+  /** gRPC calls ended, by grpc-status */
+  readonly grpc = new Map<number, number>();
   readonly servers = new Map<string, ServerTotals>();
   retries = 0;
   count = 0;
@@ -215,6 +217,7 @@ export class MetricsStore {
       const svc = this.#service(d.name);
       svc.lastAt = now;
       svc.retries += d.retries;
+      for (const [status, count] of d.grpc ?? []) svc.grpc.set(status, (svc.grpc.get(status) ?? 0) + count);
       for (const [code, method, protocol, count, reqBytes, resBytes, sum, buckets] of d.series) {
         const key = `${code}|${method}|${protocol}`;
         let s = svc.series.get(key);

@@ -20,9 +20,10 @@ export interface RequestObserver {
    * @param tries upstream attempts (retries = tries - 1)
    * @param requestBytes request body bytes (declared Content-Length when the body was not counted)
    * @param responseBytes response body bytes relayed to the client
+   * @param grpcStatus protocol 'grpc': the status the call ended with (http2/grpc-status.ts grpcOutcome)
    */
   requestEnd(service: string | undefined, serverId: string | undefined, status: number, method: string, protocol: string,
-    durationMs: number, tries: number, requestBytes: number, responseBytes: number): void;
+    durationMs: number, tries: number, requestBytes: number, responseBytes: number, grpcStatus?: number): void;
   /** an upgrade tunnel (WebSocket and the like) opened after the server's 101 */
   tunnelOpened(service: string): void;
   /** that tunnel closed (either side) */
@@ -71,8 +72,13 @@ class ServerFigures {
   readonly fine = new Float64Array(FINE_BUCKET_COUNT);
 }
 
+/** gRPC status codes are 0-16; anything else a server sends is counted as UNKNOWN (2), bounding the label */
+const MAX_GRPC_STATUS = 16;
+
 class ServiceFigures {
   readonly series = new Map<number, Series>();
+  /** gRPC calls ended since the last delta, by grpc-status (index) */
+  grpc: Float64Array | undefined;
   readonly servers = new Map<string, ServerFigures>();
   retries = 0;
   dirty = false;
@@ -105,9 +111,13 @@ export class RequestMetrics implements RequestObserver {
   }
 
   requestEnd(service: string | undefined, serverId: string | undefined, status: number, method: string, protocol: string,
-    durationMs: number, tries: number, requestBytes: number, responseBytes: number): void {
+    durationMs: number, tries: number, requestBytes: number, responseBytes: number, grpcStatus?: number): void {
     const svc = this.#service(service ?? UNKNOWN_SERVICE);
     svc.dirty = true;
+    if (grpcStatus !== undefined) {
+      const g = Number.isInteger(grpcStatus) && grpcStatus >= 0 && grpcStatus <= MAX_GRPC_STATUS ? grpcStatus : 2;
+      (svc.grpc ??= new Float64Array(MAX_GRPC_STATUS + 1))[g]++;
+    }
     if (tries > 1) svc.retries += tries - 1;
     let m = METHODS.indexOf(method as (typeof METHODS)[number]);
     if (m < 0) m = OTHER_METHOD;
@@ -229,7 +239,12 @@ export class RequestMetrics implements RequestObserver {
         servers.push([id, f.count, f.errors, f.durationSumMs, sparse]);
         f.count = 0; f.errors = 0; f.durationSumMs = 0; f.fine.fill(0);
       }
-      services.push({ name, retries: svc.retries, series, servers });
+      const grpc: [number, number][] = [];
+      if (svc.grpc !== undefined) {
+        for (let g = 0; g < svc.grpc.length; g++) if (svc.grpc[g] !== 0) grpc.push([g, svc.grpc[g]]);
+        svc.grpc.fill(0);
+      }
+      services.push({ name, retries: svc.retries, series, servers, ...(grpc.length > 0 ? { grpc } : {}) });
       svc.retries = 0;
     }
     const scripts: [string, number, number][] = [];

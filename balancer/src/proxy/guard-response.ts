@@ -3,6 +3,7 @@
 import type { UpstreamSpec } from '../routing/types.js';
 import type { TrafficGuard } from '../policy/traffic-guard.js';
 import { sendJsonError } from './error-responses.js';
+import { grpcOutcome } from './http2/grpc-status.js';
 import type { ProxyContext } from './proxy-context.js';
 import type { ClientExchange } from './transport.js';
 
@@ -13,7 +14,7 @@ export function refusedByGuard(ctx: ProxyContext, guard: TrafficGuard, client: C
   if (verdict.ok) return false;
   if (verdict.status === 403) sendJsonError(client, 403, 'access_denied', { upstream: upstream.name }, ctx.draining);
   else sendJsonError(client, 429, 'rate_limited', { upstream: upstream.name }, ctx.draining, ['retry-after', String(verdict.retryAfterS)]);
-  ctx.observer?.requestEnd(upstream.name, undefined, verdict.status, client.method, client.protocol ?? 'http', 0, 0, 0, 0);
+  ctx.observer?.requestEnd(upstream.name, undefined, verdict.status, client.method, client.protocol ?? 'http', 0, 0, 0, 0, grpcOutcome(client.protocol, client.grpcStatus, false));
   ctx.accessLog?.info({ method: client.method, url, upstream: upstream.name, client: clientIp, status: verdict.status, ms: 0, tries: 0 }, 'access');
   return true;
 }

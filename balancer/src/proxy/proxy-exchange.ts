@@ -12,6 +12,7 @@ import type { LoadedScript } from '../scripts/script-host.js';
 import type { ServerSpec, UpstreamSpec } from '../routing/types.js';
 import { isAbsoluteForm, parseAuthority, splitAbsoluteForm } from './authority.js';
 import { sendJsonError } from './error-responses.js';
+import { grpcOutcome } from './http2/grpc-status.js';
 import { clientResponseHeaders, contentLengthOf, upstreamRequestHeaders } from './headers.js';
 import { normalizeHost, rawHostHeader, type ProxyContext } from './proxy-context.js';
 import { boundUpstreamFor } from './proxy-protocol-upstream.js';
@@ -355,7 +356,8 @@ export class ProxyExchange implements PickRequest, ClientEvents, GateEvents {
     this.#gate?.dispose();
     // metrics: the one observer call per request (balancer/src/metrics/request-metrics.ts)
     this.ctx.observer?.requestEnd(this.upstream.name, attempt?.server.id, this.clientGone ? 499 : this.client.statusCode, this.client.method, this.client.protocol ?? 'http',
-      this.ctx.now() - this.startedAt, this.tries, declaredLength(this.client.rawHeaders), this.#responseBytes);
+      this.ctx.now() - this.startedAt, this.tries, declaredLength(this.client.rawHeaders), this.#responseBytes,
+      grpcOutcome(this.client.protocol, this.client.grpcStatus, this.clientGone));
     const log = this.ctx.accessLog;
     if (log !== undefined) {
       log.info({
@@ -433,7 +435,7 @@ export function handleProxyRequest(ctx: ProxyContext, client: ClientExchange): v
   }
   if (match === undefined) {
     sendJsonError(client, 404, 'unknown_host', { host: normalizeHost(hostHeader), path }, ctx.draining);
-    ctx.observer?.requestEnd(undefined, undefined, 404, client.method, client.protocol ?? 'http', 0, 0, 0, 0);
+    ctx.observer?.requestEnd(undefined, undefined, 404, client.method, client.protocol ?? 'http', 0, 0, 0, 0, grpcOutcome(client.protocol, client.grpcStatus, false));
     ctx.accessLog?.info({ method: client.method, url, host: hostHeader, status: 404, ms: 0, tries: 0 }, 'access');
     return;
   }
@@ -442,7 +444,7 @@ export function handleProxyRequest(ctx: ProxyContext, client: ClientExchange): v
   if (upstream.policy !== undefined && ctx.guard !== undefined && refusedByGuard(ctx, ctx.guard, client, upstream, url)) return;
   if (upstream.https?.redirect === true && !client.encrypted && hostHeader !== undefined) {
     sendHttpsRedirect(client, normalizeHost(hostHeader), url, ctx.httpsPort, ctx.draining);
-    ctx.observer?.requestEnd(upstream.name, undefined, 308, client.method, client.protocol ?? 'http', 0, 0, 0, 0);
+    ctx.observer?.requestEnd(upstream.name, undefined, 308, client.method, client.protocol ?? 'http', 0, 0, 0, 0, grpcOutcome(client.protocol, client.grpcStatus, false));
     ctx.accessLog?.info({ method: client.method, url, upstream: upstream.name, status: 308, ms: 0, tries: 0 }, 'access');
     return;
   }
@@ -451,7 +453,7 @@ export function handleProxyRequest(ctx: ProxyContext, client: ClientExchange): v
   const server = picker?.pick(exchange, NOTHING_EXCLUDED);
   if (server === undefined) {
     sendJsonError(client, 502, 'no_healthy_upstream', { upstream: upstream.name }, ctx.draining);
-    ctx.observer?.requestEnd(upstream.name, undefined, 502, client.method, client.protocol ?? 'http', 0, 0, 0, 0);
+    ctx.observer?.requestEnd(upstream.name, undefined, 502, client.method, client.protocol ?? 'http', 0, 0, 0, 0, grpcOutcome(client.protocol, client.grpcStatus, false));
     ctx.accessLog?.info({ method: client.method, url, upstream: upstream.name, status: 502, ms: 0, tries: 0 }, 'access');
     return;
   }

@@ -58,6 +58,8 @@ export interface ClientExchange {
    * gives are gRPC statuses (error-responses.ts) and the body streams as it comes (no body gate)
    */
   readonly protocol?: 'http2' | 'grpc';
+  /** protocol 'grpc': the grpc-status sent to the client (response headers or trailers); undefined = none yet */
+  readonly grpcStatus?: number;
 
   // ---- response sink ----
   readonly headersSent: boolean;

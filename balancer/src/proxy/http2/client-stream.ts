@@ -50,6 +50,7 @@ export class Http2ClientExchange implements ClientExchange, BodySource {
   readonly localPort: number;
   readonly body: BodySource | null;
   readonly protocol: 'http2' | 'grpc';
+  grpcStatus: number | undefined;
   headersSent = false;
   statusCode = 0;
   consumed = false;
@@ -159,6 +160,7 @@ export class Http2ClientExchange implements ClientExchange, BodySource {
     this.statusCode = status;
     this.headersSent = true;
     this.#head = headerObject(headers, { ':status': status }, NOT_ON_HTTP2);
+    if (this.protocol === 'grpc') this.grpcStatus = grpcStatusField(this.#head['grpc-status']);
     process.nextTick(flushHead, this);
   }
 
@@ -191,7 +193,10 @@ export class Http2ClientExchange implements ClientExchange, BodySource {
     this.#ended = true;
     this.#clearDeadline();
     const stream = this.#stream;
-    if (trailers !== undefined && trailers.length > 0 && this.#acceptsTrailers) this.#trailers = headerObject(trailers, {}, NOT_ON_HTTP2);
+    if (trailers !== undefined && trailers.length > 0 && this.#acceptsTrailers) {
+      this.#trailers = headerObject(trailers, {}, NOT_ON_HTTP2);
+      if (this.protocol === 'grpc') this.grpcStatus = grpcStatusField(this.#trailers['grpc-status']) ?? this.grpcStatus;
+    }
     const empty = chunk === undefined || chunk.length === 0;
     if (this.#head !== undefined && empty && this.#trailers === undefined) {
       this.flushHead(true);
@@ -254,6 +259,12 @@ export class Http2ClientExchange implements ClientExchange, BodySource {
     this.#ended = true;
     if (wasOpen) this.#events?.onClientClose();
   }
+}
+
+/** A grpc-status field as a number (metrics); undefined when absent or not a decimal code. */
+function grpcStatusField(v: OutgoingHttpHeaders[string]): number | undefined {
+  const text = Array.isArray(v) ? v[0] : v;
+  return typeof text === 'string' && /^\d{1,3}$/.test(text) ? Number(text) : typeof text === 'number' ? text : undefined;
 }
 
 function flushHead(x: Http2ClientExchange): void {

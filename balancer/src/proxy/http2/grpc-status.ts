@@ -39,6 +39,16 @@ export function grpcStatusOf(code: string, httpStatus: number): number {
   return (Object.hasOwn(BY_ERROR, code) ? BY_ERROR[code] : undefined) ?? grpcStatusOfHttp(httpStatus);
 }
 
+/**
+ * The status a gRPC call ended with, for the metrics: the grpc-status the client was sent; none and
+ * the client went away first: CANCELLED (what its library reports); none otherwise (the upstream
+ * ended without one): UNKNOWN, as gRPC clients read a missing status. Undefined for non-gRPC.
+ */
+export function grpcOutcome(protocol: string | undefined, sent: number | undefined, clientGone: boolean): number | undefined {
+  if (protocol !== 'grpc') return undefined;
+  return sent ?? (clientGone ? GRPC.cancelled : GRPC.unknown);
+}
+
 /** grpc-message: percent-encoded UTF-8, printable ASCII except '%' kept as is. */
 export function encodeGrpcMessage(text: string): string {
   let out = '';
