@@ -16,6 +16,7 @@ import { ENGINES, engineOptions } from '../support/engines.js';
 import { bodyOf, statusOf } from '../support/raw-http-answer.js';
 import tls from 'node:tls';
 import pino from 'pino';
+import { Writable } from 'node:stream';
 import { certSnapshotOf, fullDelta } from '../../balancer/src/tls/cert-snapshot.js';
 import { validateCertificate } from '../../balancer/src/tls/certificate.js';
 import { DEFAULT_TLS_CIPHERS } from '../../balancer/src/tls/tls-settings.js';
@@ -155,6 +156,24 @@ for (const engine of ENGINES) describe(`PROXY protocol on HTTP listeners [${engi
     } finally {
       await proxy?.runtime.close();
       await Promise.all([a.kill(), b.kill()]);
+    }
+  });
+
+  test('the access log names the carried client', async () => {
+    const a = await startBackend('a');
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({ write(chunk: Buffer, _enc, cb) { for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l)); cb(); } });
+    let proxy: RunningProxy | undefined;
+    try {
+      proxy = await startProxy({ ...engineOptions(engine), l4: L4, logger: pino({ level: 'info' }, sink), accessLog: true });
+      proxy.runtime.applyTable(tableFromUpstreams({ web: upstreamSpec('web', [a.spec()]) }, []));
+      assert.equal(statusOf(await raw(proxy.port, '127.0.0.1', [v1('203.0.113.50'), get('web', '/')])), 200);
+      assert.equal(statusOf(await raw(proxy.port, '127.0.0.1', [v1('203.0.113.51'), get('nowhere', '/')])), 404);
+      const access = lines.filter((l) => l.component === 'access');
+      assert.deepEqual(access.map((l) => [l.status, l.client]), [[200, '203.0.113.50'], [404, '203.0.113.51']]);
+    } finally {
+      await proxy?.runtime.close();
+      await a.kill();
     }
   });
 

@@ -361,7 +361,7 @@ export class ProxyExchange implements PickRequest, ClientEvents, GateEvents {
     const log = this.ctx.accessLog;
     if (log !== undefined) {
       log.info({
-        method: this.client.method, url: this.url, upstream: this.upstream.name, server: attempt?.server.id,
+        method: this.client.method, url: this.url, client: this.clientIp, upstream: this.upstream.name, server: attempt?.server.id,
         status: this.clientGone ? 499 : this.client.statusCode, ms: this.ctx.now() - this.startedAt, tries: this.tries,
       }, 'access');
     }
@@ -405,7 +405,7 @@ export function handleProxyRequest(ctx: ProxyContext, client: ClientExchange): v
   if (authority === null) {
     sendJsonError(client, 400, 'bad_host', {}, true);
     ctx.observer?.requestEnd(undefined, undefined, 400, client.method, 'http', 0, 0, 0, 0);
-    ctx.accessLog?.info({ method: client.method, url, status: 400, ms: 0, tries: 0 }, 'access');
+    ctx.accessLog?.info({ method: client.method, url, client: client.origin.address, status: 400, ms: 0, tries: 0 }, 'access');
     return;
   }
   const hostHeader = authority?.host;
@@ -416,7 +416,7 @@ export function handleProxyRequest(ctx: ProxyContext, client: ClientExchange): v
   const path = normalizePath(rawPath);
   if (typeof path !== 'string') {
     sendJsonError(client, 400, 'bad_path', { reason: path.reason }, ctx.draining);
-    ctx.accessLog?.info({ method: client.method, url, host: hostHeader, status: 400, ms: 0, tries: 0 }, 'access');
+    ctx.accessLog?.info({ method: client.method, url, client: client.origin.address, host: hostHeader, status: 400, ms: 0, tries: 0 }, 'access');
     return;
   }
   if (path !== rawPath) url = q < 0 ? path : `${path}${url.slice(q)}`;
@@ -436,7 +436,7 @@ export function handleProxyRequest(ctx: ProxyContext, client: ClientExchange): v
   if (match === undefined) {
     sendJsonError(client, 404, 'unknown_host', { host: normalizeHost(hostHeader), path }, ctx.draining);
     ctx.observer?.requestEnd(undefined, undefined, 404, client.method, client.protocol ?? 'http', 0, 0, 0, 0, grpcOutcome(client.protocol, client.grpcStatus, false));
-    ctx.accessLog?.info({ method: client.method, url, host: hostHeader, status: 404, ms: 0, tries: 0 }, 'access');
+    ctx.accessLog?.info({ method: client.method, url, client: client.origin.address, host: hostHeader, status: 404, ms: 0, tries: 0 }, 'access');
     return;
   }
   const upstream = match.upstream;
@@ -445,7 +445,7 @@ export function handleProxyRequest(ctx: ProxyContext, client: ClientExchange): v
   if (upstream.https?.redirect === true && !client.encrypted && hostHeader !== undefined) {
     sendHttpsRedirect(client, normalizeHost(hostHeader), url, ctx.httpsPort, ctx.draining);
     ctx.observer?.requestEnd(upstream.name, undefined, 308, client.method, client.protocol ?? 'http', 0, 0, 0, 0, grpcOutcome(client.protocol, client.grpcStatus, false));
-    ctx.accessLog?.info({ method: client.method, url, upstream: upstream.name, status: 308, ms: 0, tries: 0 }, 'access');
+    ctx.accessLog?.info({ method: client.method, url, client: client.origin.address, upstream: upstream.name, status: 308, ms: 0, tries: 0 }, 'access');
     return;
   }
   const picker = current.pickers.get(upstream.name);
@@ -454,7 +454,7 @@ export function handleProxyRequest(ctx: ProxyContext, client: ClientExchange): v
   if (server === undefined) {
     sendJsonError(client, 502, 'no_healthy_upstream', { upstream: upstream.name }, ctx.draining);
     ctx.observer?.requestEnd(upstream.name, undefined, 502, client.method, client.protocol ?? 'http', 0, 0, 0, 0, grpcOutcome(client.protocol, client.grpcStatus, false));
-    ctx.accessLog?.info({ method: client.method, url, upstream: upstream.name, status: 502, ms: 0, tries: 0 }, 'access');
+    ctx.accessLog?.info({ method: client.method, url, client: client.origin.address, upstream: upstream.name, status: 502, ms: 0, tries: 0 }, 'access');
     return;
   }
   exchange.start(server, picker);
