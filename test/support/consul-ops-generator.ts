@@ -2,7 +2,10 @@
 // instances registered and deregistered (on the agent's node through the agent API, on other nodes
 // through the catalog API), an ID re-registered with a new address or port, tag changes, check flaps
 // passing/warning/critical, maintenance on and off, a node failing and recovering (its serfHealth), a
-// node leaving with instances of many services (one deleteNodeTxn), a service's last instance leaving,
+// node leaving with instances of many services (one deleteNodeTxn; now and then a host drained as it
+// happens in production: a fresh node gets passing instances of many services, the follower sees them,
+// then the node leaves alone, so one catalog answer covers only that one index and the service changed
+// last, the follower's guess, is one of the node's), a service's last instance leaving,
 // KV and coordinate writes no catalog answer names, bursts applied at once (inside one blocking answer),
 // and quiet points where the harness checks the follower. No I/O: the same seed gives the same ops.
 // The generator keeps a model only to make likely-meaningful ops; the harness never checks against it
@@ -164,10 +167,37 @@ export function generateOps(seed: number, opts: GeneratorOptions): ConsulOp[] {
     return { kind: 'coordinate', node: pick([opts.agentNode, ...nodes.keys()]) };
   };
 
+  /**
+   * A drained host: join, passing instances of many services on it (all the node's instances pass, so
+   * the checks signal does not move when they go), a quiet point, the leave alone, a quiet point.
+   */
+  const drain = (): ConsulOp[] => {
+    const joined = join() as Extract<ConsulOp, { kind: 'node-join' }>;
+    const seq: ConsulOp[] = [joined];
+    const many = serviceNames.filter(() => chance(0.7));
+    for (const service of many.length >= 2 ? many : serviceNames) {
+      const inst: ModelInstance = { node: joined.node, id: `${opts.prefix}-i${nextId++}`, service, address: freshAddress(), port: nextPort++, tags: [], status: 'passing', maintenance: false };
+      instances.set(key(inst.node, inst.id), inst);
+      seq.push({ kind: 'register', node: inst.node, nodeAddress: joined.address, id: inst.id, service, address: inst.address, port: inst.port, tags: [], status: 'passing', why: 'new' });
+    }
+    seq.push({ kind: 'quiet' });
+    nodes.delete(joined.node);
+    for (const [k, i] of instances) if (i.node === joined.node) instances.delete(k);
+    seq.push({ kind: 'node-leave', node: joined.node }, { kind: 'quiet' });
+    return seq;
+  };
+
   const out: ConsulOp[] = [];
   let writes = 0;
   let sinceQuiet = 0;
   while (writes < opts.ops) {
+    if (nodes.size >= 2 && writes + serviceNames.length + 2 < opts.ops && chance(0.012)) {
+      const seq = drain();
+      out.push(...seq);
+      writes += seq.filter((o) => o.kind !== 'quiet').length;
+      sinceQuiet = 0;
+      continue;
+    }
     let op: ConsulOp;
     if (chance(0.08)) {
       const n = 2 + int(6);
@@ -212,7 +242,9 @@ export function describeOp(op: ConsulOp): string {
  * set comes from the catalog, and an op whose target is gone is a no-op on Consul.
  */
 export async function shrinkOps(ops: readonly ConsulOp[], fails: (ops: readonly ConsulOp[]) => Promise<boolean>, budget = 30): Promise<ConsulOp[]> {
-  let current = ops.filter((o) => o.kind !== 'quiet');
+  // quiet points stay candidates like any op: a drained host fails only with its quiet point between the
+  // registrations and the leave (the follower must have seen the instances)
+  let current = [...ops];
   let n = 2;
   let calls = 0;
   while (current.length >= 2 && calls < budget) {

@@ -120,6 +120,39 @@ describe('consul double: several nodes (catalog register/deregister with Node)',
       assert.deepEqual(Object.keys((await api(d, 'GET', '/v1/catalog/services')).json), ['consul']);
     }));
 
+  it('/v1/txn applies Service set and delete at ONE index, all or none (state/txn.go txnService, txn_endpoint.go)', () =>
+    withDouble({}, async (d) => {
+      await catalogRegister(d, { Node: 'n1', Address: '10.0.0.1', Service: { ID: 'web-1', Service: 'web', Port: 80 }, Check: serf('passing') });
+      const before = d.state.lastIndex();
+      // one instance out and another in: the count stays 1, both writes at one index
+      const ok = await api(d, 'PUT', '/v1/txn', [
+        { Service: { Verb: 'delete', Node: 'n1', Service: { ID: 'web-1' } } },
+        { Service: { Verb: 'set', Node: 'n1', Service: { ID: 'web-2', Service: 'web', Port: 81 } } },
+      ]);
+      assert.equal(ok.status, 200, ok.text);
+      assert.equal(d.state.lastIndex(), before + 1, 'one raft index for the transaction');
+      assert.deepEqual(ok.json.Errors, null);
+      assert.deepEqual(ok.json.Results.map((r: any) => [r.Service.ID, r.Service.Port, r.Service.CreateIndex]), [['web-2', 81, before + 1]]);
+      const h = await api(d, 'GET', '/v1/health/service/web');
+      assert.deepEqual(h.json.map((e: any) => e.Service.ID), ['web-2']);
+      assert.equal(h.index, before + 1);
+      // an error in any op: 409 with every error, nothing written
+      const bad = await api(d, 'PUT', '/v1/txn', [
+        { Service: { Verb: 'delete', Node: 'n1', Service: { ID: 'web-2' } } },
+        { Service: { Verb: 'set', Node: 'nowhere', Service: { ID: 'web-3', Service: 'web', Port: 82 } } },
+        { Service: { Verb: 'set', Node: 'n1', Service: { ID: 'x' } } },
+      ]);
+      assert.equal(bad.status, 409);
+      assert.deepEqual(bad.json, { Results: null, Errors: [{ OpIndex: 2, What: 'Must provide service name' }] });
+      const missingNode = await api(d, 'PUT', '/v1/txn', [{ Service: { Verb: 'set', Node: 'nowhere', Service: { ID: 'web-3', Service: 'web', Port: 82 } } }]);
+      assert.deepEqual(missingNode.json.Errors, [{ OpIndex: 0, What: 'Missing node registration' }]);
+      assert.equal(d.state.lastIndex(), before + 1, 'nothing written');
+      assert.equal((await api(d, 'PUT', '/v1/txn', { not: 'a list' })).status, 400);
+      const tooMany = await api(d, 'PUT', '/v1/txn', Array.from({ length: 65 }, () => ({ Service: { Verb: 'get', Node: 'n1', Service: { ID: 'web-2' } } })));
+      assert.equal(tooMany.status, 413);
+      assert.match(tooMany.text, /Transaction contains too many operations \(65 > 64\)/);
+    }));
+
   it('a service without instances answers the GLOBAL service_last_extinction index, not a tombstone of its own', () =>
     withDouble({}, async (d) => {
       await catalogRegister(d, { Node: 'n1', Address: '10.0.0.1', Service: { ID: 'x-1', Service: 'x', Port: 1 } });

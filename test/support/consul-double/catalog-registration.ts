@@ -1,8 +1,9 @@
 // Pure parsing of PUT /v1/catalog/register and /v1/catalog/deregister bodies (structs.RegisterRequest,
-// structs.DeregisterRequest), validated as agent/consul/catalog_endpoint.go Register/Deregister do.
+// structs.DeregisterRequest), validated as agent/consul/catalog_endpoint.go Register/Deregister do,
+// and of PUT /v1/txn bodies (agent/txn_endpoint.go convertOps; only Service ops are modelled).
 // Their errors reach the client as a 500 with the RPC error's text, like any non-HTTP error (http.go).
 import { folded, RegistrationError, type ServiceDef } from './registration.js';
-import { CatalogError, type CatalogCheck, type CatalogNode } from './state.js';
+import { CatalogError, type CatalogCheck, type CatalogNode, type TxnServiceOp } from './state.js';
 
 export interface CatalogRegistration {
   readonly node: CatalogNode;
@@ -101,4 +102,52 @@ export function parseCatalogDeregistration(body: unknown): { node: string; servi
   const serviceId = strOf(b, 'serviceid');
   const checkId = strOf(b, 'checkid');
   return { node, ...(serviceId ? { serviceId } : {}), ...(checkId ? { checkId } : {}) };
+}
+
+/** agent/txn_endpoint.go maxTxnOps */
+export const MAX_TXN_OPS = 64;
+
+/** Why a /v1/txn body is refused before any op runs: the HTTP status and Consul's text. */
+export class TxnBodyError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+/**
+ * A /v1/txn body (api.TxnOps: a JSON array of {KV|Node|Service|Check: {...}}). Service ops only;
+ * another kind is refused as the double does not model it. An op whose service has no name fails as
+ * servicePreApply does ("Must provide service name"), reported per op like the RPC's other errors.
+ */
+export function parseTxnOps(body: unknown): { ops: TxnServiceOp[]; errors: { OpIndex: number; What: string }[] } {
+  if (!Array.isArray(body)) throw new TxnBodyError(400, 'Failed to parse body: json: cannot unmarshal object into Go value of type api.TxnOps');
+  if (body.length > MAX_TXN_OPS) throw new TxnBodyError(413, `Transaction contains too many operations (${body.length} > ${MAX_TXN_OPS})`);
+  const ops: TxnServiceOp[] = [];
+  const errors: { OpIndex: number; What: string }[] = [];
+  for (const [i, raw] of body.entries()) {
+    const op = folded(raw);
+    const svc = op.get('service');
+    if (svc === undefined) {
+      const kind = ['kv', 'node', 'check', 'session'].find((k) => op.has(k));
+      throw new TxnBodyError(400, kind ? `Not implemented by the Consul double: /v1/txn ${kind} ops` : 'Failed to parse body: no operation specified');
+    }
+    const s = folded(svc);
+    const verb = strOf(s, 'verb');
+    const node = strOf(s, 'node');
+    try {
+      const service = verb === 'delete' || verb === 'get'
+        ? { ...parseServiceOrEmpty(s.get('service')) }
+        : parseService(s.get('service'));
+      ops.push({ verb, node, service });
+    } catch (err) {
+      errors.push({ OpIndex: i, What: (err as Error).message });
+    }
+  }
+  return { ops, errors };
+}
+
+/** delete and get name only the ID (an empty name is fine for them). */
+function parseServiceOrEmpty(raw: unknown): ServiceDef {
+  const id = strOf(folded(raw), 'id');
+  return { id, name: '', tags: [], address: '', port: 0, meta: {}, weights: { Passing: 1, Warning: 1 }, enableTagOverride: false, taggedAddresses: {} };
 }

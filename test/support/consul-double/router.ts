@@ -3,7 +3,7 @@ import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CheckRunner } from './check-runner.js';
 import { parseGoDuration } from './durations.js';
-import { parseCatalogDeregistration, parseCatalogRegistration } from './catalog-registration.js';
+import { parseCatalogDeregistration, parseCatalogRegistration, parseTxnOps, TxnBodyError } from './catalog-registration.js';
 import { folded, parseRegistration, RegistrationError, type CheckStatus } from './registration.js';
 import { SERF_CHECK_ID, type ConsulState, type ServiceEntry } from './state.js';
 import { agentServiceView, catalogServiceView, checkView, healthServiceView, kvView, nodeView } from './views.js';
@@ -186,6 +186,21 @@ async function handle(deps: RouterDeps, req: IncomingMessage, res: ServerRespons
     requireMethod('PUT');
     state.catalogDeregister(parseCatalogDeregistration(await readJson(req)));
     return sendJson(res, 200, true);
+  }
+  // txn_endpoint.go Txn: Service ops applied by the servers at one raft index (state/txn.go); a
+  // conflict (any op's error) is a 409 with every error and nothing written
+  if (path === '/v1/txn') {
+    requireMethod('PUT');
+    let parsed: ReturnType<typeof parseTxnOps>;
+    try {
+      parsed = parseTxnOps(await readJson(req));
+    } catch (err) {
+      if (err instanceof TxnBodyError) throw new HttpError(err.status, err.message);
+      throw err;
+    }
+    const out = parsed.errors.length > 0 ? { results: [], errors: parsed.errors } : state.txnServices(parsed.ops);
+    if (out.errors.length > 0) return sendJson(res, 409, { Results: null, Errors: out.errors });
+    return sendJson(res, 200, { Results: out.results.map((e) => ({ Service: healthServiceView(e) })), Errors: null });
   }
   // coordinate_endpoint.go: updates are queued and applied by the servers in batches
   if (path === '/v1/coordinate/update') {

@@ -76,6 +76,13 @@ export interface CatalogCheck {
   readonly definition: Readonly<Record<string, unknown>>;
 }
 
+/** One Service op of a /v1/txn body (structs.TxnServiceOp). */
+export interface TxnServiceOp {
+  readonly verb: string;
+  readonly node: string;
+  readonly service: ServiceDef;
+}
+
 export class CatalogError extends Error {
   readonly code = 'ERR_CONSUL_DOUBLE_CATALOG';
 }
@@ -518,6 +525,34 @@ export class ConsulState {
       if (req.checkId) return this.deleteCheck(req.node, req.checkId, idx);
       return this.deleteNode(req.node, idx);
     });
+  }
+
+  /**
+   * PUT /v1/txn with Service ops (agent/consul/state/txn.go txnService, TxnRW): every op at ONE raft
+   * index, all or none. set = ensureServiceTxn (the node must exist: "Missing node registration"),
+   * delete = deleteServiceTxn (its checks too; a missing one is no error), get = the instance or an
+   * error. Errors are per op (TxnError OpIndex/What) and roll the whole transaction back.
+   */
+  txnServices(ops: readonly TxnServiceOp[]): { results: ServiceEntry[]; errors: { OpIndex: number; What: string }[] } {
+    const errors: { OpIndex: number; What: string }[] = [];
+    for (const [i, op] of ops.entries()) {
+      if (op.verb === 'set' && !this.nodes.has(op.node)) errors.push({ OpIndex: i, What: 'Missing node registration' });
+      else if (op.verb === 'get' && !this.services.has(key(op.node, op.service.id))) errors.push({ OpIndex: i, What: `service ${JSON.stringify(op.service.id)} on node ${JSON.stringify(op.node)} doesn't exist` });
+      else if (op.verb !== 'set' && op.verb !== 'delete' && op.verb !== 'get') errors.push({ OpIndex: i, What: `unknown Service verb ${JSON.stringify(op.verb)}` });
+    }
+    if (errors.length > 0) return { results: [], errors };
+    const results: ServiceEntry[] = [];
+    this.txn((idx) => {
+      let wrote = false;
+      for (const op of ops) {
+        if (op.verb === 'set') wrote = this.ensureService(op.node, op.service, idx) || wrote;
+        else if (op.verb === 'delete') wrote = this.deleteService(op.node, op.service.id, idx) || wrote;
+        // set and get answer the instance as it is after the op (getNodeServiceTxn); delete answers nothing
+        if (op.verb !== 'delete') results.push(this.services.get(key(op.node, op.service.id))!);
+      }
+      return wrote;
+    });
+    return { results, errors };
   }
 
   /** A serf member joins: the leader registers its node with a passing serfHealth (leader.go handleAliveMember). */
