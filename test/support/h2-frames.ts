@@ -2,7 +2,7 @@
 // section 6.2.2) and read back, for tests that send what no well-behaved client library would:
 // connection headers, resets in a loop, CONTINUATION without end, SETTINGS/PING/empty-DATA floods.
 import net from 'node:net';
-import { CLIENT_PREFACE } from '../../balancer/src/proxy/http2/preface-peek.js';
+import { CLIENT_PREFACE } from '../../balancer/src/proxy/http2/client-preface.js';
 
 export const FRAME = { data: 0, headers: 1, rstStream: 3, settings: 4, ping: 6, goaway: 7, windowUpdate: 8, continuation: 9 } as const;
 export const FLAG = { endStream: 0x1, ack: 0x1, endHeaders: 0x4 } as const;

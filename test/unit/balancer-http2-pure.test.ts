@@ -3,7 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { isRefusal, parseHttp2RequestHead } from '../../balancer/src/proxy/http2/request-head.js';
-import { classifyFirstBytes } from '../../balancer/src/proxy/http2/preface-peek.js';
+import { classifyClientPreface } from '../../balancer/src/proxy/http2/client-preface.js';
 import { ResetBudget } from '../../balancer/src/proxy/http2/reset-budget.js';
 import { encodeGrpcMessage, grpcStatusOf, parseGrpcTimeout } from '../../balancer/src/proxy/http2/grpc-status.js';
 
@@ -38,6 +38,12 @@ describe('HTTP/2 request head', () => {
     ['absolute :path', [':method', 'GET', ':scheme', 'http', ':authority', 'a', ':path', 'http://a/']],
     ['userinfo in authority', [':method', 'GET', ':scheme', 'http', ':authority', 'u@a', ':path', '/']],
     ['space in authority', [':method', 'GET', ':scheme', 'http', ':authority', 'a b', ':path', '/']],
+    // proxy/authority.ts's rule, as for Host: sub-delims, percent-escapes, empty labels, port 0 or past 65535
+    ['sub-delims in authority', [':method', 'GET', ':scheme', 'http', ':authority', 'a,b', ':path', '/']],
+    ['percent-escape in authority', [':method', 'GET', ':scheme', 'http', ':authority', 'a%41', ':path', '/']],
+    ['empty label in authority', [':method', 'GET', ':scheme', 'http', ':authority', 'a..b', ':path', '/']],
+    ['port 0', [':method', 'GET', ':scheme', 'http', ':authority', 'a:0', ':path', '/']],
+    ['port 99999', [':method', 'GET', ':scheme', 'http', ':authority', 'a:99999', ':path', '/']],
   ];
   for (const [name, raw] of refused) it(`refuses: ${name}`, () => assert.ok(isRefusal(parseHttp2RequestHead(raw))));
   it('a Host equal to :authority, or Host alone, is fine', () => {
@@ -53,15 +59,21 @@ describe('HTTP/2 request head', () => {
   });
 });
 
-describe('h2c preface classifier', () => {
+describe('h2c preface classifier (for proxy/accept-peek.ts)', () => {
   const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+  const h2 = { state: 'done', value: 'h2' };
+  const http1 = { state: 'done', value: 'http1' };
+  const more = { state: 'need-more' };
   it('classifies', () => {
-    assert.equal(classifyFirstBytes(preface), 'h2');
-    assert.equal(classifyFirstBytes(Buffer.concat([preface, Buffer.from([0, 0, 0, 4])])), 'h2');
-    assert.equal(classifyFirstBytes(preface.subarray(0, 5)), 'more');
-    assert.equal(classifyFirstBytes(Buffer.from('GET / HTTP/1.1\r\n')), 'http1');
-    assert.equal(classifyFirstBytes(Buffer.from('PRI * HTTP/1.1')), 'http1');
-    assert.equal(classifyFirstBytes(Buffer.from('P')), 'more');
+    const cases: [Buffer, object][] = [
+      [preface, h2],
+      [Buffer.concat([preface, Buffer.from([0, 0, 0, 4])]), h2],
+      [preface.subarray(0, 5), more],
+      [Buffer.from('GET / HTTP/1.1\r\n'), http1],
+      [Buffer.from('PRI * HTTP/1.1'), http1],
+      [Buffer.from('P'), more],
+    ];
+    for (const [bytes, want] of cases) assert.deepEqual(classifyClientPreface(bytes), want, JSON.stringify(bytes.toString('latin1')));
   });
 });
 

@@ -2,8 +2,8 @@
 // classifier that decides. The bytes read are put back (socket.unshift) so whoever takes the socket
 // next reads them again: TLS (tls.Server / the TLS listener), the relay, the HTTP engine. Bounded in
 // bytes and time; a socket that closes, errs, sends too much or too slowly is refused.
-// Users: SNI passthrough (l4/client-hello.ts) and the PROXY protocol header on TCP ports; h2c's
-// preface belongs here too (proxy/http2/preface-peek.ts still peeks on its own).
+// Users: SNI passthrough (l4/client-hello.ts), the PROXY protocol header, and h2c's client preface
+// (proxy/http2/client-preface.ts; after the PROXY header when one is expected).
 import type { Socket } from 'node:net';
 
 /** `consumed`: leading bytes the decision used up (a PROXY header): not put back */

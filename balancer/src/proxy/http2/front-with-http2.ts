@@ -7,7 +7,8 @@ import type { TLSSocket } from 'node:tls';
 import type pino from 'pino';
 import type { ClientFront } from '../engine.js';
 import type { Http2Front } from './client-front.js';
-import { peekFirstBytes } from './preface-peek.js';
+import { peekFirstBytes } from '../accept-peek.js';
+import { CLIENT_PREFACE, classifyClientPreface } from './client-preface.js';
 
 export interface FrontChoiceOptions {
   /** h2c with prior knowledge on the plain listener */
@@ -19,9 +20,10 @@ export interface FrontChoiceOptions {
 export function frontWithHttp2(http1: ClientFront, http2: Http2Front, opts: FrontChoiceOptions, log: pino.Logger): ClientFront {
   let server: net.Server | undefined;
   const serve = (socket: Socket): void => {
-    peekFirstBytes(socket, opts.peekMs, (kind) => {
+    void peekFirstBytes(socket, classifyClientPreface, { maxBytes: CLIENT_PREFACE.length, timeoutMs: opts.peekMs }).then((r) => {
+      if (!r.ok) { socket.destroy(); return; }
       // node:http2 reads the bytes put back itself; the HTTP/1.1 front needs the socket flowing again
-      if (kind === 'h2') http2.handleSocket(socket);
+      if (r.value === 'h2') http2.handleSocket(socket);
       else { http1.handleSocket(socket); socket.resume(); }
     });
   };
@@ -42,7 +44,7 @@ export function frontWithHttp2(http1: ClientFront, http2: Http2Front, opts: Fron
     handleSocket(socket: Socket): void {
       if ((socket as TLSSocket).alpnProtocol === 'h2') http2.handleSocket(socket);
       // a plain socket accepted elsewhere (past the PROXY protocol gate: paused, bytes put back)
-      else if (opts.h2c && (socket as TLSSocket).encrypted !== true) { serve(socket); socket.resume(); }
+      else if (opts.h2c && (socket as TLSSocket).encrypted !== true) serve(socket);
       else { http1.handleSocket(socket); socket.resume(); }
     },
     stopListening(): void {

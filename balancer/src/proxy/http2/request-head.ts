@@ -4,6 +4,7 @@
 // already refuses most of them before node hands us the stream: this function is the one that says
 // what an HTTP/2 request means on an HTTP/1.1 hop, and it must not depend on nghttp2 staying strict.
 // Pure.
+import { parseAuthority } from '../authority.js';
 
 export interface Http2RequestHead {
   readonly method: string;
@@ -26,8 +27,6 @@ export interface Http2RequestRefusal {
 /** Connection-specific fields (RFC 9113 section 8.2.2): a request that carries one is malformed. */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
-/** Characters an authority may contain (RFC 3986 section 3.2: reg-name, IP-literal, port; no userinfo). */
-const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::\d{0,5})?$/;
 
 export function parseHttp2RequestHead(raw: readonly string[]): Http2RequestHead | Http2RequestRefusal {
   let method: string | undefined;
@@ -85,7 +84,8 @@ export function parseHttp2RequestHead(raw: readonly string[]): Http2RequestHead 
   if (authority !== undefined && host !== undefined && host.toLowerCase() !== authority.toLowerCase()) return { malformed: 'host differs from :authority' };
   const hostValue = authority ?? host;
   if (hostValue === undefined || hostValue === '') return { malformed: 'no :authority and no host' };
-  if (!AUTHORITY.test(hostValue)) return { malformed: 'bad :authority' };
+  // the one authority rule of the proxy (proxy/authority.ts), as for an HTTP/1.1 Host
+  if (parseAuthority(hostValue) === null) return { malformed: 'bad :authority' };
   out[1] = hostValue;
   if (cookie !== undefined) out.push('cookie', cookie);
   return { method, target: path, scheme, rawHeaders: out, acceptsTrailers, grpc };
