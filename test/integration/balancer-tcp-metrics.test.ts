@@ -3,7 +3,8 @@
 // (deny=: closed), an HTTP service denying 127.0.0.3 (403) and one with rate=1/s (429s). The
 // counters summed over both workers are exactly what the clients saw: connections by result, bytes
 // each way, the duration histogram's count, the open gauge while one connection is held, and the
-// denied / limited counts by service and protocol.
+// denied / limited counts by service and protocol. In process: a server refusing every connect counts
+// one connect error per try and the connection as all-failed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -143,5 +144,50 @@ test('TCP and refusal metrics: connections by result, bytes, durations, open gau
     backend.server.close();
     echo.close();
     await consul.close();
+  }
+});
+
+test('TCP connect errors: a server refusing every connect is counted once per try, the connection as all-failed', async () => {
+  const { createWorkerRuntime } = await import('../../balancer/src/proxy/proxy-runtime.js');
+  const { tableFromUpstreams } = await import('../../balancer/src/routing/build-table.js');
+  const { DEFAULT_TABLE_DEFAULTS } = await import('../../balancer/src/routing/tag-options.js');
+  const { RequestMetrics } = await import('../../balancer/src/metrics/request-metrics.js');
+  const [tcp, dead] = [await freePort(), await freePort()];
+  const metrics = new RequestMetrics({ bucketsSeconds: [1], maxServersPerService: 10 });
+  const rt = createWorkerRuntime({
+    logger, accessLog: false, maxConnectionsPerServer: 8, observer: metrics,
+    timeouts: { connectMs: 1000, headersMs: 5000, idleMs: 5000, clientKeepAliveMs: 1000 },
+    l4: { tcpPorts: { from: tcp, to: tcp }, tcpHost: '127.0.0.1', idleMs: 60_000, drainMs: 1000, proxyProtocolFrom: [] },
+  });
+  try {
+    rt.applyTable(tableFromUpstreams({
+      dead: {
+        name: 'dead', algorithm: 'roundrobin', origin: 'admin', retry: { ...DEFAULT_TABLE_DEFAULTS.retry, tries: 2 }, protocol: 'tcp', listen: [{ port: tcp }],
+        // maxFails 0: never ejected, so every connection tries it
+        servers: [{ id: `127.0.0.1:${dead}`, host: '127.0.0.1', port: dead, weight: 1, maxFails: 0, failTimeoutMs: 10_000, down: false, backup: false }],
+      },
+    }, []));
+    await untilRetryingErrors('tcp port open', () => new Promise<boolean>((resolve, reject) => {
+      const s = net.connect({ port: tcp, host: '127.0.0.1' }, () => resolve(true));
+      s.on('error', reject);
+      s.on('close', () => resolve(true));
+    }), 5000, 50);
+    for (let i = 0; i < 3; i++) assert.equal(await ping('127.0.0.1', tcp), 'closed');
+    // the port probe above counts too: 4 connections, each with the one try there was (the only server, tried once)
+    const results: Record<string, number> = {};
+    let connectErrors = 0;
+    await until('4 connections ended', () => {
+      for (const t of metrics.edge.takeDelta().tcp ?? []) {
+        assert.equal(t.name, 'dead');
+        for (const [r, n] of t.results) results[r] = (results[r] ?? 0) + n;
+        connectErrors += t.connectErrors;
+      }
+      return Object.values(results).reduce((a, b) => a + b, 0) >= 4;
+    }, 5000);
+    assert.deepEqual(results, { 'all-failed': 4 });
+    assert.equal(connectErrors, 4, 'one failed connect per connection');
+    assert.deepEqual(metrics.edge.openTcp(), [], 'nothing open');
+  } finally {
+    await rt.close();
   }
 });
