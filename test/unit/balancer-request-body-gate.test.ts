@@ -180,3 +180,27 @@ test('the limits are one deadline on the clock: moved by data, the idle one stop
   assert.equal(fake.size, 0, 'a gate without limits is never on the clock');
   idleOnly.dispose();
 });
+
+test('a transport that takes the full gate at once (an idle pooled connection) leaves the client reading', () => {
+  // onBodyReady dispatches synchronously: the transport sets its sink and resumes the source inside
+  // the call that filled the gate; answering false after that paused the client for good (the client
+  // side pauses on false), and nothing would resume it unless a socket 'drain' happened to come
+  const src = new FakeSource();
+  const sink = collector();
+  let gate: GatedBody | undefined;
+  const ev = { ...events(), onBodyReady: () => { gate!.setSink(sink.sink); gate!.resume(); } };
+  gate = new GatedBody(src, ev, { clock, idleMs: 0, totalMs: 0, gateBytes: 4 });
+  assert.equal(src.send('abcd'), true, 'the body flows on: the client must not be paused');
+  assert.equal(src.paused, false);
+  assert.equal(src.send('ef'), true);
+  src.sink!.onBodyEnd();
+  assert.deepEqual(sink.got, ['abcd', 'ef']);
+  assert.equal(sink.ended(), true);
+
+  // a transport that is not there yet: the full gate holds the client (false), as before
+  const src2 = new FakeSource();
+  const held = new GatedBody(src2, events(), { clock, idleMs: 0, totalMs: 0, gateBytes: 4 });
+  assert.equal(src2.send('abcd'), false);
+  assert.equal(src2.paused, true);
+  held.dispose();
+});

@@ -73,6 +73,8 @@ export class GatedBody implements BodySource, BodySink, Expiring {
   /** the transport asked for a pause */
   #sinkPaused = false;
   #draining = false;
+  /** the gate asked its source to pause (and has not resumed it since) */
+  #sourcePaused = false;
   #endSent = false;
   readonly #clock: DeadlineSweep;
   /** Expiring: the earlier of #idleAt and #totalAt (epoch ms, 0 = none) */
@@ -160,7 +162,9 @@ export class GatedBody implements BodySource, BodySink, Expiring {
       // the gate is full: hold the client until a transport reads
       this.#pauseSource();
       if (!this.#ready) { this.#ready = true; this.#events.onBodyReady(); }
-      return false;
+      // a transport may have read it all inside onBodyReady (an idle pooled connection) and resumed
+      // the source: false now would make the client side pause again, with nothing left to resume it
+      return !this.#sourcePaused;
     }
     return true;
   }
@@ -206,6 +210,7 @@ export class GatedBody implements BodySource, BodySink, Expiring {
     if (this.#error !== undefined || this.#ended) return;
     this.#error = Object.assign(new Error(`client sent the request body too slowly (${kind})`), { code: TIMEOUT_CODES[kind] });
     this.#clearTimers();
+    this.#sourcePaused = true;
     this.#source.pause();
     this.#chunks = [];
     this.#next = 0;
@@ -249,11 +254,13 @@ export class GatedBody implements BodySource, BodySink, Expiring {
 
   #pauseSource(): void {
     this.#stopIdleTimer();
+    this.#sourcePaused = true;
     this.#source.pause();
   }
 
   #resumeSource(): void {
     this.#startIdleTimer();
+    this.#sourcePaused = false;
     this.#source.resume();
   }
 
