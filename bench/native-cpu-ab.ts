@@ -1,6 +1,6 @@
 // Native engine CPU per request, this build against an older one, side by side in one run; prints
 // figures, never asserts.
-//   npm run build && node dist/bench/native-cpu-ab.js --baseline /path/to/old/checkout [--duration 6] [--rounds 3] [--connections 64] [--cpu-prof /tmp/prof]
+//   npm run build && node dist/bench/native-cpu-ab.js --baseline /path/to/old/checkout [--duration 6] [--rounds 3] [--connections 64] [--cpu-prof /tmp/prof] [--workloads GET,POST]
 // `--baseline`: the root of another checkout with its own build (bin/balancer.js + dist/): e.g.
 // `git archive <commit> | tar -x -C /tmp/old && cd /tmp/old && ln -s <repo>/node_modules && npx tsc -p tsconfig.json`.
 // Rows: nginx 1 worker (reference), ours native 1 worker (baseline), ours native 1 worker (this
@@ -31,16 +31,19 @@ const rounds = arg('rounds', 3);
 const connections = arg('connections', 64);
 const baseline = argStr('baseline');
 const cpuProf = argStr('cpu-prof');
+/** --workloads GET,POST: only workloads whose name contains one of these */
+const onlyWorkloads = argStr('workloads')?.split(',');
 const PROXY_CPU = '0';
 const LOAD_CPU = '1';
 
 interface Row { readonly name: string; readonly proc: Started | undefined; readonly baseUrl: string | undefined; readonly note?: string }
 interface Workload { readonly name: string; readonly path: string; readonly postBytes?: number; readonly connections?: number }
-const WORKLOADS: readonly Workload[] = [
+const ALL_WORKLOADS: readonly Workload[] = [
   { name: '100 B GET', path: '/small.txt' }, { name: '64 KiB GET', path: '/big.bin' },
   { name: '1 KiB POST', path: '/upload', postBytes: 1024 },
   { name: '1 MB POST', path: '/upload', postBytes: 1024 * 1024, connections: Math.max(1, Math.min(connections, 16)) },
 ];
+const workloads = ALL_WORKLOADS.filter((w) => onlyWorkloads === undefined || onlyWorkloads.some((o) => w.name.includes(o)));
 
 function median(values: number[]): number {
   const s = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
@@ -50,7 +53,7 @@ function median(values: number[]): number {
 async function main(): Promise<void> {
   const load0 = loadAverage();
   console.log(`# native CPU A/B: wrk -t1 -c${connections} -d${durationS}s, ${rounds} interleaved round(s), median shown; node ${process.version}, ${os.cpus().length} CPUs`);
-  console.log(`# reproduce: node dist/bench/native-cpu-ab.js --baseline ${baseline ?? '<dir>'} --duration ${durationS} --rounds ${rounds} --connections ${connections}`);
+  console.log(`# reproduce: node dist/bench/native-cpu-ab.js --baseline ${baseline ?? '<dir>'} --duration ${durationS} --rounds ${rounds} --connections ${connections}${onlyWorkloads === undefined ? '' : ` --workloads ${onlyWorkloads.join(',')}`}`);
   console.log(`# load average at start ${load0.toFixed(2)}${load0 > os.cpus().length ? ' (BUSY machine: compare within this run only)' : ''}`);
 
   const files = tempDir('bench-ab-files-');
@@ -86,7 +89,7 @@ async function main(): Promise<void> {
   const samples = new Map<string, Array<{ rps: number; cpu: number; p99: number; errors: number }>>();
   try {
     for (let round = 0; round < rounds; round++) {
-      for (const w of WORKLOADS) {
+      for (const w of workloads) {
         for (const r of rows) {
           if (r.baseUrl === undefined || r.proc === undefined) continue;
           const opts = { url: `${r.baseUrl}${w.path}`, host: 'bench', connections: w.connections ?? connections, cpus: LOAD_CPU, postBytes: w.postBytes };
@@ -109,7 +112,7 @@ async function main(): Promise<void> {
   const pad = (s: string, n: number): string => s.padEnd(n);
   console.log('');
   console.log(`${pad('workload', 11)} ${pad('target', 18)} ${pad('req/s', 8)} ${pad('p99 ms', 7)} ${pad('CPU us/req', 11)} ${pad('errors', 6)} CPU vs nginx`);
-  for (const w of WORKLOADS) {
+  for (const w of workloads) {
     const ref = median((samples.get(`nginx 1 worker|${w.name}`) ?? []).map((s) => s.cpu));
     for (const r of rows) {
       const list = samples.get(`${r.name}|${w.name}`);

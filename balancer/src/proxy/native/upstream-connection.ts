@@ -31,6 +31,14 @@ export interface UpstreamTimeouts {
 
 const enum Phase { Connecting, Idle, Sending, Receiving, Closed }
 
+/**
+ * Bytes a request body may queue on the socket before write() says wait. Node's 16 KiB default is
+ * below one 64 KiB read of the client socket: every body chunk returned false, so the client socket
+ * was paused and resumed (and a 'drain' emitted) per chunk even when the kernel took it at once.
+ * Two reads' worth: a pause now means the server really reads slower than the client sends.
+ */
+const BODY_WRITE_HIGH_WATER = 128 * 1024;
+
 
 export class UpstreamConnection implements ResponseParserEvents, BodySink, Expiring, SocketEvents {
   readonly socket: net.Socket;
@@ -60,7 +68,9 @@ export class UpstreamConnection implements ResponseParserEvents, BodySink, Expir
     this.#parser = new ResponseParser(this);
     this.abortBound = (err?: Error): void => this.abort(err);
     this.resumeBound = (): void => this.resumeResponse();
-    const socket = net.connect({ host, port, noDelay: true });
+    // node passes these options on to the Duplex (net.createConnection docs); @types/node omits the field
+    const options: net.NetConnectOpts & { writableHighWaterMark: number } = { host, port, noDelay: true, writableHighWaterMark: BODY_WRITE_HIGH_WATER };
+    const socket = net.connect(options);
     this.socket = socket;
     if (preamble !== undefined) socket.write(preamble); // goes out first, once connected
     this.deadline = Date.now() + timeouts.connectMs;
