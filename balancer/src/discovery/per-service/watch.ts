@@ -36,6 +36,8 @@ export interface PerServiceStats {
   readonly polled: number;
   /** blocking queries held now */
   readonly held: number;
+  /** held queries that ran out unchanged (not parsed) */
+  readonly timeouts: number;
 }
 
 export interface PerServiceWatcher extends CatalogWatcher {
@@ -63,8 +65,8 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
   const pollMs = opts.pollMs ?? 2_000;
   const maxSessions = opts.budget ? opts.budget.maxConns : opts.maxConns ?? DEFAULT_CONSUL_MAX_CONNS;
   const pool = new SessionPool({ baseUrl: opts.endpoint.baseUrl, ca: opts.ca, maxSessions, budget: opts.budget, logger: log, backoff: policy, random, now });
-  const getOpts = (index: number, s: AbortSignal) => ({
-    index, waitMs: opts.waitMs, signal: s, timeoutMs: readTimeoutMs, token: opts.endpoint.token, stale: opts.endpoint.stale, maxBodyBytes: opts.endpoint.maxBodyBytes,
+  const getOpts = (index: number, s: AbortSignal, waitMs = opts.waitMs) => ({
+    index, waitMs, signal: s, timeoutMs: readTimeoutMs, token: opts.endpoint.token, stale: opts.endpoint.stale, maxBodyBytes: opts.endpoint.maxBodyBytes,
   });
 
   const entries = new Map<string, { instances: readonly CatalogInstance[]; key: string }>();
@@ -85,6 +87,8 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
   let unusableAnswers = 0;
   let outstanding = 0;
   let held = 0;
+  /** held queries whose wait ran out with the service's index unmoved */
+  let timeouts = 0;
   let catalogIndex = 0;
   let warnedOverflow = false;
   let readyResolved = false;
@@ -156,6 +160,9 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
   const serviceLoop = async (name: string, stop: AbortSignal): Promise<void> => {
     let index = 0;
     let failuresInRow = 0;
+    // the first held query waits a random 50-100 % of --consul-wait: services started together would
+    // otherwise all time out together, every --consul-wait, a burst of answers to parse at once
+    let firstHold = true;
     while (!stop.aborted) {
       const started = now();
       let overflow = false;
@@ -189,14 +196,20 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
       outstanding++;
       if (sentIndex > 0) held++;
       try {
-        const res = await h2GetJson<unknown>(slot.session, `/v1/health/service/${encodeURIComponent(name)}`, {}, getOpts(sentIndex, stop));
+        const waitMs = sentIndex > 0 && firstHold ? Math.round(opts.waitMs * (0.5 + 0.5 * random())) : opts.waitMs;
+        if (sentIndex > 0) firstHold = false;
+        const res = await h2GetJson<unknown>(slot.session, `/v1/health/service/${encodeURIComponent(name)}`, {}, getOpts(sentIndex, stop, waitMs));
         if (stop.aborted) break;
         bodyBytes += res.bytes;
         answeredIndex = res.index;
         if (failuresInRow > 0) log.info({ service: name, failures: failuresInRow }, 'consul query recovered');
         failuresInRow = 0;
         markReachable(true);
-        applyAnswer(name, res.body);
+        // a wait that ran out answers the index it was sent: the service's own index did not move, so
+        // its rows did not change (catalog.go moves service.<name> on every write to them, a node's
+        // too): nothing to parse. Any other answer is parsed and compared.
+        if (!(sentIndex > 0 && res.index === sentIndex && entries.has(name))) applyAnswer(name, res.body);
+        else timeouts++;
       } catch (err) {
         if (stop.aborted) break;
         errors++;
@@ -336,7 +349,7 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
     reachable: () => isReachable === true,
     done,
     stats,
-    perServiceStats: () => ({ design: 'per-service', pool: pool.stats(), polled: polled.size, held }),
+    perServiceStats: () => ({ design: 'per-service', pool: pool.stats(), polled: polled.size, held, timeouts }),
     serviceNames: () => known ?? new Set<string>(),
     tagsOf: (name) => {
       const k = tagKeys.get(name);
