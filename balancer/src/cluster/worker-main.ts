@@ -66,6 +66,7 @@ async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<
     trustForwarded: o.trustForwarded,
     underscoresInHeaders: o.underscoresInHeaders,
     l4: o.l4,
+    tlsPorts: o.tls?.listen.map((l) => l.port),
     rateShare: o.rateShare,
     acmeChallenge: o.acmeChallenges ? (challengeRelay = new ChallengeRelayClient(o.acmeChallenges, send)).lookup : undefined,
     httpsPort: o.tls?.listen[0]?.port,
@@ -82,7 +83,7 @@ async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<
   metrics?.start(() => rt.status(), () => rt.scriptStats?.(), rt.serverGauges === undefined ? undefined : (full) => rt.serverGauges!(full));
   const addr = await runtime.listen(o.listenHost, o.listenPort);
   const gate = proxyProtocolGate(o.l4?.proxyProtocolFrom ?? [], o.tls?.handshakeTimeoutMs ?? 10_000, base.child({ component: 'tls' }));
-  const tlsAddrs = workerTls ? await workerTls.listen((socket) => rt.handleSocket(socket), undefined, gate) : undefined;
+  const tlsAddrs = workerTls ? await workerTls.listen((socket) => rt.handleSocket(socket), undefined, gate, rt.tlsPassthrough) : undefined;
   logger.info({ address: addr.address, port: addr.port, tls: tlsAddrs?.map((a) => a.port), version: msg.table.version }, 'worker listening');
   send({ type: 'ready', address: { address: addr.address, port: addr.port, family: addr.family }, version: msg.table.version, tls: tlsAddrs });
 }

@@ -12,6 +12,7 @@ import type { Picker } from '../balancing/types.js';
 import type { RouteTable, ServerSpec, UpstreamSpec } from '../routing/types.js';
 import { upstreamOf } from '../routing/table-upstreams.js';
 import { clientAddress } from '../proxy/proxy-context.js';
+import { clientOriginOf } from '../proxy/client-origin.js';
 import { inPortRange, type PortRange } from '../routing/tag-options.js';
 import { EMPTY_TCP_ROUTES, serviceForName, type TcpPortRoute, type TcpRouteTable } from './tcp-routes.js';
 import { connectWithRetry } from './tcp-connect.js';
@@ -56,6 +57,8 @@ export interface TcpServiceSetOptions {
   readonly readServerName?: (socket: Socket) => Promise<string | undefined>;
   /** the client address to use (PROXY protocol header from a trusted peer); absent = the socket's */
   readonly clientOf?: (socket: Socket) => Promise<{ readonly address: string; readonly port?: number } | undefined>;
+  /** --tls-listen ports: the TLS listener owns them and passes tcp+sni names through (servePassthrough); never opened here */
+  readonly tlsPorts?: readonly number[];
   readonly onConnectionEnd?: (end: TcpConnectionEnd) => void;
   readonly onConnectionOpen?: (service: string) => void;
 }
@@ -102,6 +105,25 @@ export class TcpServiceSet {
     this.#drainDeparted(table);
   }
 
+  /** Whether a --tls-listen port has tcp+sni names (only then does the TLS listener read the hello). */
+  hasPassthroughNames(port: number): boolean {
+    return (this.#routes.ports.get(port)?.byName?.size ?? 0) > 0;
+  }
+
+  /** The tcp+sni service a server name reaches on a port, if any. */
+  passthroughServiceFor(port: number, serverName: string): string | undefined {
+    const route = this.#routes.ports.get(port);
+    return route?.byName === undefined ? undefined : serviceForName(route, serverName);
+  }
+
+  /**
+   * A socket the TLS listener of a --tls-listen port accepted and did not terminate (its ClientHello
+   * read and put back): relayed untouched to the service of `serverName`, as on a tcp+sni port.
+   */
+  servePassthrough(port: number, socket: Socket, serverName: string): void {
+    this.#accept(port, socket, serverName);
+  }
+
   /** Listening addresses of the open ports (tests). */
   async listening(): Promise<void> {
     await Promise.all([...this.#servers.values()].map((s) => (s.listening ? undefined : new Promise<void>((resolve) => {
@@ -128,7 +150,12 @@ export class TcpServiceSet {
 
   #syncPorts(): void {
     const wanted = new Set<number>();
-    for (const port of this.#routes.ports.keys()) if (inPortRange(this.opts.allowed, port)) wanted.add(port);
+    const tlsPorts = new Set(this.opts.tlsPorts ?? []);
+    for (const [port, route] of this.#routes.ports) {
+      if (!inPortRange(this.opts.allowed, port)) continue;
+      if (!tlsPorts.has(port)) wanted.add(port);
+      else if (route.service !== undefined) this.opts.log.warn({ port, service: route.service }, 'tcp port is a --tls-listen port: only proto=tcp+sni names are passed through there, proto=tcp not served');
+    }
     for (const [port, server] of this.#servers) {
       if (wanted.has(port)) continue;
       server.close(); // open connections keep going
@@ -160,7 +187,8 @@ export class TcpServiceSet {
     }
   }
 
-  #accept(port: number, socket: Socket): void {
+  /** `serverName`: already read (TLS passthrough on a --tls-listen port) */
+  #accept(port: number, socket: Socket, serverName?: string): void {
     const t0 = this.opts.now();
     socket.on('error', () => undefined); // a reset before the relay starts: handled by 'close'
     this.#pending.add(socket);
@@ -169,13 +197,13 @@ export class TcpServiceSet {
       this.#pending.delete(socket);
       gone.abort();
     });
-    void this.#serve(port, socket, t0, gone.signal).catch((err) => {
+    void this.#serve(port, socket, t0, gone.signal, serverName).catch((err) => {
       this.opts.log.error({ port, err }, 'tcp connection failed');
       socket.destroy();
     });
   }
 
-  async #serve(port: number, socket: Socket, t0: number, gone: AbortSignal): Promise<void> {
+  async #serve(port: number, socket: Socket, t0: number, gone: AbortSignal, knownName?: string): Promise<void> {
     const o = this.opts;
     let client = clientAddress(socket.remoteAddress);
     const finish = (service: string, fields: Partial<TcpConnectionEnd> & Pick<TcpConnectionEnd, 'reason'>) => {
@@ -185,18 +213,23 @@ export class TcpServiceSet {
       socket.destroy();
       finish(service, { reason: 'closed', refused, attempts });
     };
-    if (o.clientOf) {
+    if (o.clientOf && knownName === undefined) {
       const fromHeader = await o.clientOf(socket);
       if (fromHeader === undefined) return refuse('', 'bad-hello');
       client = fromHeader.address;
       if (fromHeader.port !== undefined) clientPorts.set(socket, fromHeader.port);
+    } else if (knownName !== undefined) {
+      // from the TLS listener: its accept gate read any PROXY header (--proxy-protocol-from) already
+      const origin = clientOriginOf(socket);
+      client = origin.address;
+      if (origin.carried) clientPorts.set(socket, origin.port);
     }
     const route: TcpPortRoute | undefined = this.#routes.ports.get(port);
     if (route === undefined) return refuse('', 'no-route');
     let serviceName = route.service;
     if (serviceName === undefined) {
-      if (!o.readServerName) return refuse('', 'no-route');
-      const name = await o.readServerName(socket);
+      if (knownName === undefined && !o.readServerName) return refuse('', 'no-route');
+      const name = knownName ?? await o.readServerName!(socket);
       if (name === undefined) return refuse('', 'bad-hello');
       serviceName = serviceForName(this.#routes.ports.get(port) ?? route, name);
       if (serviceName === undefined) return refuse('', 'no-route');

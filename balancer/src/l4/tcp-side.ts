@@ -12,9 +12,12 @@ import { CidrMatcher, parseCidrList } from '../proxy/cidr.js';
 import { clientAddress } from '../proxy/proxy-context.js';
 import { TcpRouteFollower } from './tcp-route-follower.js';
 import { TcpServiceSet, type TcpConnectionEnd } from './tcp-service-set.js';
+import type { TlsPassthrough } from '../tls/worker-tls.js';
 
 export interface TcpSide {
   readonly set: TcpServiceSet;
+  /** tcp+sni names on --tls-listen ports, for the TLS listener (tls/worker-tls.ts) */
+  readonly passthrough: TlsPassthrough;
   follow(table: RouteTable, delta?: ReadonlySet<string>): void;
 }
 
@@ -63,6 +66,7 @@ export function createTcpSide(opts: WorkerRuntimeOptions, ctx: ProxyContext, hea
       if (!r.ok) tcpLog.debug({ client: socket.remoteAddress, reason: r.reason }, 'no usable TLS ClientHello, closed');
       return r.ok ? r.value : undefined;
     },
+    tlsPorts: opts.tlsPorts,
     onConnectionEnd: (end: TcpConnectionEnd) => {
       access?.info(end, 'tcp connection');
       // connects that failed: all of them, or all but the one that relayed (metrics/edge-metrics.ts)
@@ -71,9 +75,16 @@ export function createTcpSide(opts: WorkerRuntimeOptions, ctx: ProxyContext, hea
     },
     onConnectionOpen: observer?.tcpOpened === undefined ? undefined : (service) => observer.tcpOpened!(service),
   });
+  const passthrough: TlsPassthrough = {
+    helloTimeoutMs: l4.helloTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS,
+    hasNames: (port) => set.hasPassthroughNames(port),
+    serviceFor: (port, name) => set.passthroughServiceFor(port, name),
+    relay: (port, socket, name) => set.servePassthrough(port, socket, name),
+  };
   let lastWarnings = '';
   return {
     set,
+    passthrough,
     follow(table, delta) {
       if (!follower.follow(table, delta)) {
         set.apply(follower.routes, table);

@@ -266,6 +266,7 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     applyHealth,
     listen: (host: string, port: number): Promise<AddressInfo> => front.listen(host, port),
     handleSocket: (socket: Socket): void => front.handleSocket(socket),
+    ...(tcp ? { tlsPassthrough: tcp.passthrough } : {}),
     status, statusQuery, stopAccepting, close, scriptStats, serverGauges,
   };
 }

@@ -1,13 +1,18 @@
 // The TLS listeners of one worker: tls.Servers whose SNICallback reads the current certificate
 // index (one mutable reference, replaced whole when a snapshot arrives), handing every secure socket
 // to the proxy engine. Existing connections keep the context they were handshaken with.
+// TLS passthrough: on a port where tcp+sni names are routed, the ClientHello is read first (bounded
+// in bytes and time, put back after); a name with such a route and no certificate of ours goes to
+// the TCP side untouched, every other hello (no SNI included) is terminated here as before.
 import net, { type AddressInfo, type Socket } from 'node:net';
 import type { AcceptGate } from '../proxy/proxy-protocol-accept.js';
 import tls from 'node:tls';
 import type pino from 'pino';
 import { applyCertDelta, EMPTY_CERT_SNAPSHOT, type CertDelta, type CertSnapshot } from './cert-snapshot.js';
 import type { CertEntry } from './certificate.js';
-import { buildCertIndex, selectCertificate, type CertIndex } from './sni.js';
+import { buildCertIndex, normalizeServerName, selectCertificate, wildcardFor, type CertIndex } from './sni.js';
+import { peekFirstBytes } from '../proxy/accept-peek.js';
+import { MAX_HELLO_BYTES, readClientHello } from '../l4/client-hello.js';
 import { alpnProtocols, TICKET_KEY_BYTES, type WorkerTlsOptions } from './tls-settings.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 
@@ -19,6 +24,16 @@ export interface TlsListenerAddress {
   readonly address: string;
   readonly port: number;
   readonly family: string;
+}
+
+/** The TCP side's tcp+sni names on --tls-listen ports (l4/tcp-side.ts makes it). */
+export interface TlsPassthrough {
+  readonly helloTimeoutMs: number;
+  /** any tcp+sni name routed on this port? (else no hello is read: termination as without passthrough) */
+  hasNames(port: number): boolean;
+  serviceFor(port: number, serverName: string): string | undefined;
+  /** relay the raw socket (its hello put back) to the name's service */
+  relay(port: number, socket: Socket, serverName: string): void;
 }
 
 export class WorkerTls {
@@ -81,9 +96,10 @@ export class WorkerTls {
   /**
    * Listens on every --tls-listen address once the first snapshot is here (bounded wait).
    * `acceptGate` (the PROXY protocol header, proxy/proxy-protocol-accept.ts) reads the first bytes
-   * of each accepted socket before TLS does: the tls.Server then listens through a net.Server.
+   * of each accepted socket before TLS does: the tls.Server then listens through a net.Server;
+   * `passthrough` (tcp+sni names, l4/tcp-side.ts) reads the ClientHello after it, on ports with such names.
    */
-  async listen(onSocket: (socket: Socket) => void, firstSnapshotTimeoutMs = 10_000, acceptGate?: AcceptGate): Promise<TlsListenerAddress[]> {
+  async listen(onSocket: (socket: Socket) => void, firstSnapshotTimeoutMs = 10_000, acceptGate?: AcceptGate, passthrough?: TlsPassthrough): Promise<TlsListenerAddress[]> {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.#first, new Promise<void>((r) => (timer = setTimeout(r, firstSnapshotTimeoutMs)))]);
     clearTimeout(timer);
@@ -105,9 +121,10 @@ export class WorkerTls {
         }
         socket.destroy();
       });
-      const listener: net.Server = acceptGate === undefined ? server : net.createServer({ pauseOnConnect: true }, (raw) => {
-        raw.on('error', () => undefined); // a reset during the gate: its 'close' ends it
-        void acceptGate(raw).then((ok) => { if (ok && !raw.destroyed) server.emit('connection', raw); });
+      const listener: net.Server = acceptGate === undefined && passthrough === undefined ? server : net.createServer({ pauseOnConnect: true }, (raw) => {
+        raw.on('error', () => undefined); // a reset during the gate or the hello peek: its 'close' ends them
+        if (acceptGate === undefined) this.#route(raw, server, passthrough);
+        else void acceptGate(raw).then((ok) => { if (ok && !raw.destroyed) this.#route(raw, server, passthrough); });
       });
       await new Promise<void>((resolve, reject) => {
         listener.once('error', reject);
@@ -131,6 +148,35 @@ export class WorkerTls {
     for (const s of this.#servers) if (s.listening) s.close();
     this.#servers = [];
     this.#gated = [];
+  }
+
+  /** Terminate here, or pass through when the hello names a tcp+sni route we hold no certificate for. */
+  #route(socket: Socket, server: tls.Server, passthrough: TlsPassthrough | undefined): void {
+    const port = socket.localPort ?? 0;
+    if (passthrough === undefined || !passthrough.hasNames(port)) {
+      server.emit('connection', socket);
+      return;
+    }
+    void peekFirstBytes(socket, (bytes) => {
+      const v = readClientHello(bytes);
+      return v.state === 'done' ? { state: 'done', value: v.serverName } : v;
+    }, { maxBytes: MAX_HELLO_BYTES + 64, timeoutMs: passthrough.helloTimeoutMs }).then((r) => {
+      if (!r.ok) {
+        this.log.debug({ client: socket.remoteAddress, port, reason: r.reason }, 'no usable TLS ClientHello, closed');
+        socket.destroy();
+        return;
+      }
+      const name = r.value;
+      if (name !== undefined && !this.#hasOwnCertificate(name) && passthrough.serviceFor(port, name) !== undefined) passthrough.relay(port, socket, name);
+      else if (!socket.destroyed) server.emit('connection', socket);
+    });
+  }
+
+  /** A certificate of ours names this server name (exact or wildcard; the default certificate alone does not count). */
+  #hasOwnCertificate(serverName: string): boolean {
+    const name = normalizeServerName(serverName);
+    const wild = wildcardFor(name);
+    return this.#index.byName.has(name) || (wild !== undefined && this.#index.byName.has(wild));
   }
 
   #sni(servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void {

@@ -56,6 +56,8 @@ export interface WorkerRuntimeOptions {
   readonly underscoresInHeaders?: boolean;
   /** TCP services (--tcp-ports and friends); undefined = no TCP port is ever opened */
   readonly l4?: import('../l4/l4-config.js').L4Config;
+  /** the --tls-listen ports: tcp+sni names on them are passed through by the TLS listener, the TCP side opens none of them */
+  readonly tlsPorts?: readonly number[];
   /** this worker's part of every service's rate limit: 1 / workers (policy/rate-limit.ts); default 1 */
   readonly rateShare?: number;
   /** requests that may wait for a connection to one upstream server beyond its busy connections (default 256) */
@@ -145,6 +147,8 @@ export interface WorkerRuntime {
    * it as one of its own (X-Forwarded-Proto https when it is encrypted, -Port its local port).
    */
   handleSocket(socket: Socket): void;
+  /** tcp+sni passthrough on --tls-listen ports (absent without --tcp-ports) */
+  readonly tlsPassthrough?: import('../tls/worker-tls.js').TlsPassthrough;
   /** PeerHealth.status of the current table plus pool figures per server. */
   status(): UpstreamStatus[];
   /** what one GET /status page needs: named upstreams in full, or every upstream summarized (cheap) */
