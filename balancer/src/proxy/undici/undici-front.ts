@@ -59,6 +59,9 @@ export function createUndiciFront(ctx: ProxyContext, opts: UndiciFrontOptions): 
         ? '{"error":"client_header_timeout","reason":"request head not complete in time"}'
         : '{"error":"request_timeout","reason":"request not complete in time"}';
       socket.end(simpleResponse(408, 'application/json', body, true));
+    } else if (err.code === 'HPE_HEADER_OVERFLOW') {
+      // a head (or trailer section) over the limit is a 431, as on the native engine (node's own handler says so too)
+      socket.end(simpleResponse(431, 'application/json', '{"error":"headers_too_large","reason":"request head too large"}', true));
     } else socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
     // node's server is half-open: a client that never closes its side is let go after this
     (socket as Socket).setTimeout(opts.clientKeepAliveMs);
