@@ -51,6 +51,7 @@ import { answerIndexes, parseHealthAnswer } from './health-entries.js';
 import { DEFAULT_POLL_MS, pollDelay } from './watch-slot.js';
 import { nextExplainStep } from './explain-step.js';
 import { WriteLedger } from './write-ledger.js';
+import { RescanQueue, type RescanRequest } from './rescan-queue.js';
 
 export interface CatalogWatcherOptions {
   readonly endpoint: ConsulEndpoint;
@@ -277,9 +278,8 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   let summaries = 0;
   let deletionsCounted = 0;
   let rescansCoalesced = 0;
-  /** a rescan's reads are queued or under way (`bulk`, `bulkAgain`, `bulkInFlight`); at most one queued behind it */
-  let rescanRunning = false;
-  let rescanQueued: { reason: string; threshold: number } | undefined;
+  /** one rescan at a time (its reads in `bulk`, `bulkAgain`, `bulkInFlight`), at most one queued behind it */
+  const rescanQueue = new RescanQueue();
   let bulkInFlight = 0;
   /** the agent refused the filtered checks query: critical and warning are followed apart */
   let checksFilterRefused = false;
@@ -493,14 +493,17 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
    */
   const rescanAll = (reason: string, detail?: Record<string, unknown>, threshold = Number.POSITIVE_INFINITY) => {
     if (!known) return;
-    if (rescanRunning) {
-      if (rescanQueued) rescansCoalesced++;
-      rescanQueued = { reason: rescanQueued?.reason ?? reason, threshold: Math.max(rescanQueued?.threshold ?? 0, threshold) };
+    const asked = rescanQueue.ask({ reason, threshold });
+    if (asked.kind === 'queued') {
+      if (asked.coalesced) rescansCoalesced++;
       return;
     }
+    startRescan(asked.rescan, detail);
+  };
+  const startRescan = ({ reason, threshold }: RescanRequest, detail?: Record<string, unknown>) => {
+    if (!known) return;
     rescans++;
     rescanReasons[reason] = (rescanReasons[reason] ?? 0) + 1;
-    rescanRunning = true;
     for (const name of known) markBulk(name, threshold);
     log.info({ reason, ...detail, services: known.size, reads: bulk.size + bulkAgain.size }, 'consul rescan');
     maybeEndRescan();
@@ -508,11 +511,9 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   };
   /** The rescan under way has no read left: the queued one (if any) starts. */
   const maybeEndRescan = () => {
-    if (!rescanRunning || bulk.size > 0 || bulkAgain.size > 0 || bulkInFlight > 0) return;
-    rescanRunning = false;
-    const next = rescanQueued;
-    rescanQueued = undefined;
-    if (next && !signal.aborted) rescanAll(next.reason, { queued: true }, next.threshold);
+    if (!rescanQueue.running || bulk.size > 0 || bulkAgain.size > 0 || bulkInFlight > 0) return;
+    const next = rescanQueue.finished();
+    if (next && !signal.aborted) startRescan(next, { queued: true });
   };
 
   // ---- signals ----
@@ -933,7 +934,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       services: known?.size ?? 0, queries, reads, errors, emits, rescans, rescanReasons: { ...rescanReasons }, summaries, summaryUsable, deletionsCounted, rescansCoalesced, bodyBytes, unusableAnswers,
       throttled: budget.stats().overBudget, budget: budget.stats(), outstanding,
       checksFilterRefused, signalFallbacks,
-      settled: outstanding === reserved + extraReserved && dirty.size === 0 && bulk.size === 0 && inFlight.size === 0 && !rescanRunning && rescanQueued === undefined && pendingExplain === 0 && !explainTimer && !summaryInFlight && !emitTimer && changedSinceEmit.size === 0,
+      settled: outstanding === reserved + extraReserved && dirty.size === 0 && bulk.size === 0 && inFlight.size === 0 && !rescanQueue.running && pendingExplain === 0 && !explainTimer && !summaryInFlight && !emitTimer && changedSinceEmit.size === 0,
       indexes: { catalog: catalogIndex, checks: checksIndex },
     }),
     serviceNames: () => known ?? new Set<string>(),
