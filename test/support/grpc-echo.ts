@@ -7,7 +7,7 @@ import type { ServerSpec } from '../../balancer/src/routing/types.js';
 import { repoRoot } from './repo-root.js';
 
 export interface EchoRequest { text?: string; count?: number; delay_ms?: number; payload?: Buffer }
-export interface EchoReply { text: string; server: string; n: number; bytes: string | number }
+export interface EchoReply { text: string; server: string; n: number; bytes: string | number; payload?: Buffer }
 
 type Unary = (req: EchoRequest, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: EchoReply) => void) => grpc.ClientUnaryCall;
 export interface EchoClient extends grpc.Client {
@@ -49,6 +49,11 @@ export interface EchoServer {
   setHealth(service: string, status: ServingStatus): void;
   /** the client address:port of each Health/Check call's connection, in order */
   readonly healthPeers: string[];
+  /** flow control: ServerStream messages handed to call.write, and how often write returned false */
+  readonly streamed: { messages: number; blocked: number };
+  /** flow control: while held, ClientStream calls do not read (call.pause); received counts their messages */
+  holdReads(on: boolean): void;
+  readonly clientStreamReceived: number;
 }
 
 export async function startEchoServer(id: string, opts: EchoServerOptions = {}): Promise<EchoServer> {
@@ -56,6 +61,8 @@ export async function startEchoServer(id: string, opts: EchoServerOptions = {}):
   const calls: Record<string, number> = { Unary: 0, ServerStream: 0, ClientStream: 0, Bidi: 0, Check: 0 };
   const state = { cancelled: 0 };
   const health = new Map<string, ServingStatus>([['', 'SERVING']]);
+  const streamed = { messages: 0, blocked: 0 };
+  const reads = { held: false, received: 0, calls: new Set<grpc.ServerReadableStream<EchoRequest, EchoReply>>() };
   const healthPeers: string[] = [];
   if (opts.health !== false) {
     server.addService(HealthService.service, {
@@ -85,7 +92,12 @@ export async function startEchoServer(id: string, opts: EchoServerOptions = {}):
       const more = (): void => {
         while (i < n) {
           i++;
-          if (!call.write({ text: call.request.text ?? '', server: id, n: i, bytes: call.request.payload?.length ?? 0 })) { call.once('drain', more); return; }
+          streamed.messages++;
+          if (!call.write({ text: call.request.text ?? '', server: id, n: i, bytes: call.request.payload?.length ?? 0, ...(call.request.payload ? { payload: call.request.payload } : {}) })) {
+            streamed.blocked++;
+            call.once('drain', more);
+            return;
+          }
         }
         call.end();
       };
@@ -96,8 +108,10 @@ export async function startEchoServer(id: string, opts: EchoServerOptions = {}):
       let n = 0;
       let bytes = 0;
       const texts: string[] = [];
-      call.on('data', (m: EchoRequest) => { n++; bytes += m.payload?.length ?? 0; texts.push(m.text ?? ''); });
-      call.on('end', () => cb(null, { text: texts.join(','), server: id, n, bytes }));
+      if (reads.held) call.pause();
+      reads.calls.add(call);
+      call.on('data', (m: EchoRequest) => { n++; reads.received++; bytes += m.payload?.length ?? 0; if (texts.length < 100) texts.push(m.text ?? ''); });
+      call.on('end', () => { reads.calls.delete(call); cb(null, { text: texts.join(','), server: id, n, bytes }); });
     },
     Bidi(call: grpc.ServerDuplexStream<EchoRequest, EchoReply>) {
       calls.Bidi++;
@@ -121,6 +135,12 @@ export async function startEchoServer(id: string, opts: EchoServerOptions = {}):
     kill: () => server.forceShutdown(),
     setHealth: (service, status) => { health.set(service, status); },
     healthPeers,
+    streamed,
+    holdReads: (on) => {
+      reads.held = on;
+      for (const c of reads.calls) if (on) c.pause(); else c.resume();
+    },
+    get clientStreamReceived() { return reads.received; },
   };
 }
 

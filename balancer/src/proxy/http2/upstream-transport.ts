@@ -120,7 +120,9 @@ class UpstreamStream implements BodySink {
     stream.on('end', () => this.#complete());
     stream.on('error', () => undefined); // 'close' says what happened
     stream.on('close', () => this.#onClose());
-    if (opts.headersMs > 0) this.#headersTimer = setTimeout(() => this.#fail(transportError(ERR.headersTimeout, 'HTTP/2 upstream sent no response headers in time')), opts.headersMs);
+    // gRPC: the server may answer only after the client's stream ended (client streaming), so the
+    // headers timeout counts from the end of the request body; before it, grpc-timeout is the bound
+    if (!grpc || request.body === null) this.#startHeadersTimer();
     handler.onConnect((err) => this.#fail(err ?? transportError(ERR.aborted, 'aborted')));
     if (request.body !== null && !this.#settled) request.body.setSink(this);
   }
@@ -135,6 +137,12 @@ class UpstreamStream implements BodySink {
 
   onBodyEnd(): void {
     if (!this.stream.destroyed) this.stream.end();
+    if (this.grpc && !this.#responded) this.#startHeadersTimer();
+  }
+
+  #startHeadersTimer(): void {
+    if (this.opts.headersMs <= 0 || this.#settled || this.#headersTimer !== undefined) return;
+    this.#headersTimer = setTimeout(() => this.#fail(transportError(ERR.headersTimeout, 'HTTP/2 upstream sent no response headers in time')), this.opts.headersMs);
   }
 
   onBodyError(err: Error): void {
