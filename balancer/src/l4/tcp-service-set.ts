@@ -11,7 +11,7 @@ import type { PeerHealth } from '../health/peer-health.js';
 import type { Picker } from '../balancing/types.js';
 import type { RouteTable, ServerSpec, UpstreamSpec } from '../routing/types.js';
 import { upstreamOf } from '../routing/table-upstreams.js';
-import { clientAddress } from '../proxy/proxy-context.js';
+import { clientAddress } from '../proxy/client-origin.js';
 import { clientOriginOf } from '../proxy/client-origin.js';
 import { inPortRange, type PortRange } from '../routing/tag-options.js';
 import { EMPTY_TCP_ROUTES, serviceForName, type TcpPortRoute, type TcpRouteTable } from './tcp-routes.js';

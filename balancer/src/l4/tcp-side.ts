@@ -9,7 +9,7 @@ import { peekFirstBytes } from '../proxy/accept-peek.js';
 import { MAX_HELLO_BYTES, readClientHello } from './client-hello.js';
 import { decodeProxyHeader, V2_MAX_BYTES } from './proxy-protocol.js';
 import { CidrMatcher, parseCidrList } from '../proxy/cidr.js';
-import { clientAddress } from '../proxy/proxy-context.js';
+import { clientAddress } from '../proxy/client-origin.js';
 import { TcpRouteFollower } from './tcp-route-follower.js';
 import { TcpServiceSet, type TcpConnectionEnd } from './tcp-service-set.js';
 import type { TlsPassthrough } from '../tls/worker-tls.js';

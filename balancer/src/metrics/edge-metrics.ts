@@ -3,7 +3,7 @@
 // connections refused by the access rules (denied) or rate limits (limited), per service and
 // protocol. Counted in plain numbers; takeDelta() hands the primary what changed since the last call
 // (it owns the totals, as for requests: a worker restart never makes a counter go back).
-import { OTHER, UNKNOWN_SERVICE } from './request-metrics.js';
+import { OTHER, UNKNOWN_SERVICE } from './label-values.js';
 import type { RefusedDelta, TcpDelta } from './delta.js';
 
 /** TCP connection duration buckets (seconds): a connection lives from milliseconds to hours. */

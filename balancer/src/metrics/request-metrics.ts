@@ -3,6 +3,7 @@
 // keyed by numbers, so the hot path allocates nothing once a (service, code, method, protocol) series
 // exists. takeDelta() hands everything since the last call to the primary (which owns the cumulative
 // totals, so a worker restart never makes a counter go backwards) and zeroes the counts in place.
+import { OTHER, UNKNOWN_SERVICE } from './label-values.js';
 import { FINE_BUCKET_COUNT, fineBucketIndex } from './fine-histogram.js';
 import type { MetricsDelta, ServerDelta, SeriesDelta, ServiceDelta } from './delta.js';
 import { EdgeFigures, type RefusalKind } from './edge-metrics.js';
@@ -36,10 +37,7 @@ export interface RequestObserver {
   tcpEnded?(service: string, result: string, bytesIn: number, bytesOut: number, durationMs: number, connectErrors: number, wasOpen: boolean): void;
 }
 
-/** Label value for requests no service matched (unknown hosts). */
-export const UNKNOWN_SERVICE = '_unknown';
-/** Label value of the servers beyond the per-service cap, and of services beyond the service cap. */
-export const OTHER = '_other';
+export { OTHER, UNKNOWN_SERVICE } from './label-values.js';
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE'] as const;
 const OTHER_METHOD = METHODS.length; // any other method is counted as "OTHER"

@@ -3,7 +3,12 @@
 // (--proxy-protocol-from). Access rules, logs, metrics, X-Forwarded-For, hash by client IP and the
 // header we send upstream (proxy_protocol=) all read it from here, never from socket.remoteAddress.
 import type { Socket } from 'node:net';
-import { clientAddress } from './proxy-context.js';
+
+/** Client address without the IPv4-mapped IPv6 prefix. */
+export function clientAddress(remote: string | undefined): string {
+  if (remote === undefined) return '';
+  return remote.startsWith('::ffff:') ? remote.slice(7) : remote;
+}
 
 /** The client side of one connection; every request and HTTP/2 stream on it shares it. */
 export interface ClientOrigin {

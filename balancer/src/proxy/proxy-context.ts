@@ -58,8 +58,3 @@ export function rawHostHeader(rawHeaders: readonly string[]): string | undefined
   return undefined;
 }
 
-/** Client address without the IPv4-mapped IPv6 prefix. */
-export function clientAddress(remote: string | undefined): string {
-  if (remote === undefined) return '';
-  return remote.startsWith('::ffff:') ? remote.slice(7) : remote;
-}

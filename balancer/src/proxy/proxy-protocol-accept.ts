@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import type pino from 'pino';
 import { peekFirstBytes, type Classified } from './accept-peek.js';
 import { CidrMatcher, parseCidrList } from './cidr.js';
-import { clientAddress } from './proxy-context.js';
+import { clientAddress } from './client-origin.js';
 import { recordCarriedOrigin } from './client-origin.js';
 import { decodeProxyHeader, V2_MAX_BYTES, V2_SIGNATURE, type ProxyHeader } from '../l4/proxy-protocol.js';
 

@@ -6,20 +6,13 @@
 // can write a preamble); HTTP/2 upstreams (proto=h2|h2c|grpc) get no header.
 import type pino from 'pino';
 import type { RouteTable, ServerSpec, UpstreamSpec } from '../routing/types.js';
-import type { ServerPoolStats, UpstreamHandler, UpstreamRequest, UpstreamTransport } from './transport.js';
+import type { BoundUpstream, ServerPoolStats, UpstreamHandler, UpstreamRequest, UpstreamTransport } from './transport.js';
 import type { ClientOrigin, ConnectionHandle } from './client-origin.js';
 import { ServerPool, type ServerPoolOptions } from './native/server-pool.js';
 import { DeadlineSweep, tickFor } from './deadline-sweep.js';
 import type { UpstreamConnection } from './native/upstream-connection.js';
 import { encodeV1, encodeV2 } from '../l4/proxy-protocol.js';
 
-/** What a request to a proxy_protocol= service carries (UpstreamRequest.proxyHeader). */
-export interface BoundUpstream {
-  /** the header every connection to the server opens with */
-  readonly bytes: Buffer;
-  /** the client connection the upstream connections belong to */
-  readonly client: ConnectionHandle;
-}
 
 /** The header for this client towards this service, or undefined when it sends none. */
 export function boundUpstreamFor(upstream: UpstreamSpec, origin: ClientOrigin): BoundUpstream | undefined {

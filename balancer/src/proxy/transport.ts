@@ -5,7 +5,7 @@
 // engine over its own HTTP/1.1 codec and socket pool. Neither side knows routing or retry rules.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RouteTable, ServerSpec, UpstreamProtocol } from '../routing/types.js';
-import type { ClientOrigin } from './client-origin.js';
+import type { ClientOrigin, ConnectionHandle } from './client-origin.js';
 
 /** Flat header list as node and undici hand it over: [name, value, name, value, ...]. */
 export type RawHeaders = readonly string[];
@@ -90,7 +90,15 @@ export interface UpstreamRequest {
   /** the upstream's `proto=` (absent = HTTP/1.1): transport-by-protocol.ts picks the transport by it */
   readonly protocol?: UpstreamProtocol;
   /** proxy_protocol=: connections open with this header and belong to one client (proxy-protocol-upstream.ts) */
-  readonly proxyHeader?: import('./proxy-protocol-upstream.js').BoundUpstream;
+  readonly proxyHeader?: BoundUpstream;
+}
+
+/** What a request to a proxy_protocol= service carries (UpstreamRequest.proxyHeader; proxy-protocol-upstream.ts). */
+export interface BoundUpstream {
+  /** the header every connection to the server opens with */
+  readonly bytes: Buffer;
+  /** the client connection the upstream connections belong to */
+  readonly client: ConnectionHandle;
 }
 
 /**
