@@ -65,8 +65,10 @@ for (const engine of ENGINES) describe(`balancer proxy: active health checks [${
     // a table without the check: no more probes reach b1
     p.runtime.applyTable(tableFromUpstreams({ web: upstreamSpec('web', [b1.spec()]) }, []));
     const acceptedNow = b1.accepted;
-    await sleep(150);
-    assert.equal(b1.accepted, acceptedNow, 'no new probe connections');
+    // a window of 10 probe intervals; a probe begun before the swap may still land (one connection at
+    // most: a checker probes a server one at a time), one more means checking went on
+    await sleep(300);
+    assert.ok(b1.accepted <= acceptedNow + 1, `no new probe connections after the one under way (${b1.accepted - acceptedNow} came)`);
     assert.equal(p.runtime.status()[0].servers[0].activeCheck, undefined);
   });
 });
