@@ -90,6 +90,35 @@ test('a large body is ready at GATE_BYTES, then streams with backpressure and is
   assert.equal(gate.consumed, true);
 });
 
+test('a sink that says stop while the client is flowing holds the client: the gate buffers one chunk, not the body', () => {
+  // the gRPC case (readyAfterMs 0): the transport attaches before the gate filled, so the client is
+  // flowing when the sink's first write says stop; every later chunk must be held, not queued
+  const src = new FakeSource();
+  const ev = events();
+  const gate = new GatedBody(src, ev, { clock, idleMs: 0, totalMs: 0, gateBytes: 1_000 });
+  assert.equal(src.send('ab'), true, 'below the gate: the client keeps sending');
+  assert.equal(src.paused, false);
+  const sink = collector(1);
+  gate.setSink(sink.sink);
+  assert.deepEqual(sink.got, ['ab'], 'the buffered chunk went out and the sink said stop');
+  assert.equal(src.send('cd'), false, 'a paused sink: the client is told to stop');
+  assert.equal(src.paused, true, 'and the gate paused it');
+  for (let i = 0; i < 3; i++) src.send('xx'); // what a source may still deliver before it stops
+  assert.equal(src.paused, true);
+  gate.resume();
+  assert.deepEqual(sink.got, ['ab', 'cd'], 'held chunks go out in order when the sink resumes');
+  gate.resume();
+  gate.resume();
+  gate.resume();
+  assert.deepEqual(sink.got, ['ab', 'cd', 'xx', 'xx', 'xx']);
+  assert.equal(src.paused, true, 'the sink still says stop');
+  gate.resume();
+  assert.equal(src.paused, false, 'all handed over: the client may send again');
+  src.sink!.onBodyEnd();
+  gate.resume();
+  assert.equal(sink.ended(), true);
+});
+
 test('idle and total limits fire once, fail the body, and reach an attached sink', async () => {
   const cases: { idleMs: number; totalMs: number; kind: BodyTimeoutKind }[] = [
     { idleMs: 30, totalMs: 0, kind: 'client_body_timeout' },

@@ -158,7 +158,13 @@ export class GatedBody implements BodySource, BodySink, Expiring {
     }
     this.#chunks.push(chunk);
     this.#buffered += chunk.length;
-    if (this.#sink === undefined && this.#buffered >= this.#limit) {
+    if (sink !== undefined) {
+      // a sink that said stop (or chunks still ahead of this one): hold the client, or it would flow
+      // on into this queue without bound while the upstream reads nothing; resume() lets it go again
+      this.#pauseSource();
+      return false;
+    }
+    if (this.#buffered >= this.#limit) {
       // the gate is full: hold the client until a transport reads
       this.#pauseSource();
       if (!this.#ready) { this.#ready = true; this.#events.onBodyReady(); }
