@@ -8,8 +8,7 @@ import type { Socket } from 'node:net';
 import type pino from 'pino';
 import { peekFirstBytes, type Classified } from './accept-peek.js';
 import { CidrMatcher, parseCidrList } from './cidr.js';
-import { clientAddress } from './client-origin.js';
-import { recordCarriedOrigin } from './client-origin.js';
+import { clientAddress, recordCarriedOrigin } from './client-origin.js';
 import { decodeProxyHeader, V2_MAX_BYTES, V2_SIGNATURE, type ProxyHeader } from '../l4/proxy-protocol.js';
 
 const V1_SIGNATURE = Buffer.from('PROXY ', 'latin1');
