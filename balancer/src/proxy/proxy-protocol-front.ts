@@ -2,6 +2,7 @@
 // gate (proxy-protocol-accept.ts) first, then goes to the front underneath (h2c preface, HTTP/1.1)
 // as a socket accepted elsewhere. Sockets handed over (TLS) passed the TLS listener's own gate.
 import net, { type AddressInfo, type Socket } from 'node:net';
+import { listenOn } from './listen-on.js';
 import type pino from 'pino';
 import type { ClientFront } from './engine.js';
 import type { AcceptGate } from './proxy-protocol-accept.js';
@@ -23,14 +24,7 @@ export function frontWithProxyProtocol(inner: ClientFront, gate: AcceptGate | un
     listen(host: string, port: number): Promise<AddressInfo> {
       const s = net.createServer({ noDelay: true, pauseOnConnect: true }, accept);
       server = s;
-      return new Promise((resolve, reject) => {
-        s.once('error', reject);
-        s.listen({ host, port }, () => {
-          s.off('error', reject);
-          s.on('error', (err) => log.error({ err }, 'proxy listener error'));
-          resolve(s.address() as AddressInfo);
-        });
-      });
+      return listenOn(s, host, port, log);
     },
     handleSocket: (socket) => inner.handleSocket(socket),
     stopListening(): void {

@@ -3,6 +3,7 @@
 // first bytes of each connection (the client preface) to choose. Draining sends GOAWAY on HTTP/2
 // sessions; the runtime then waits for their streams like for any request in flight.
 import net, { type AddressInfo, type Socket } from 'node:net';
+import { listenOn } from '../listen-on.js';
 import type { TLSSocket } from 'node:tls';
 import type pino from 'pino';
 import type { ClientFront } from '../engine.js';
@@ -32,14 +33,7 @@ export function frontWithHttp2(http1: ClientFront, http2: Http2Front, opts: Fron
       if (!opts.h2c) return http1.listen(host, port);
       const s = net.createServer({ noDelay: true }, serve);
       server = s;
-      return new Promise((resolve, reject) => {
-        s.once('error', reject);
-        s.listen({ host, port }, () => {
-          s.off('error', reject);
-          s.on('error', (err) => log.error({ err }, 'proxy listener error'));
-          resolve(s.address() as AddressInfo);
-        });
-      });
+      return listenOn(s, host, port, log);
     },
     handleSocket(socket: Socket): void {
       if ((socket as TLSSocket).alpnProtocol === 'h2') http2.handleSocket(socket);

@@ -1,6 +1,7 @@
 // The `native` engine's client side: a net.Server (or sockets handed over, e.g. TLS) whose every
 // connection gets a ClientConnection; upgrades go to the shared tunnel code.
 import net, { type AddressInfo } from 'node:net';
+import { listenOn } from '../listen-on.js';
 import type { IncomingMessage } from 'node:http';
 import type { ClientFront } from '../engine.js';
 import type { ProxyContext } from '../proxy-context.js';
@@ -32,15 +33,9 @@ export function createNativeFront(ctx: ProxyContext, opts: ClientConnectionOptio
 
   return {
     listen(host: string, port: number): Promise<AddressInfo> {
-      return new Promise((resolve, reject) => {
-        const onErr = (err: Error): void => reject(err);
-        server.once('error', onErr);
-        server.listen({ host, port }, () => {
-          server.off('error', onErr);
-          listening = true;
-          server.on('error', (err) => log.error({ err }, 'proxy listener error'));
-          resolve(server.address() as AddressInfo);
-        });
+      return listenOn(server, host, port, log).then((address) => {
+        listening = true;
+        return address;
       });
     },
     handleSocket: accept,

@@ -1,6 +1,7 @@
 // The `undici` engine's client side: a node:http server whose request handler wraps each request in
 // a NodeHttpClient for the exchange layer; upgrades go to the raw tunnel.
 import http, { ServerResponse, type IncomingMessage } from 'node:http';
+import { listenOn } from '../listen-on.js';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo, Socket } from 'node:net';
 import type { ClientFront } from '../engine.js';
@@ -70,15 +71,9 @@ export function createUndiciFront(ctx: ProxyContext, opts: UndiciFrontOptions): 
 
   return {
     listen(host: string, port: number): Promise<AddressInfo> {
-      return new Promise((resolve, reject) => {
-        const onError = (err: Error): void => reject(err);
-        server.once('error', onError);
-        server.listen({ host, port }, () => {
-          server.off('error', onError);
-          listening = true;
-          server.on('error', (err) => log.error({ err }, 'proxy listener error'));
-          resolve(server.address() as AddressInfo);
-        });
+      return listenOn(server, host, port, log).then((address) => {
+        listening = true;
+        return address;
       });
     },
     handleSocket(socket: Socket): void {
