@@ -208,7 +208,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'admin-allowed-hosts', env: 'BALANCER_ADMIN_ALLOWED_HOSTS', kind: 'list', value: 'a,b', help: 'Host names the admin API answers to besides its own address and localhost ("*" = any); others get 403 (DNS rebinding)' },
   { name: 'admin-max-upstreams', env: 'BALANCER_ADMIN_MAX_UPSTREAMS', kind: 'string', value: 'N', def: '1000', help: 'upstreams that may be set through the admin API (413 beyond)' },
   { name: 'admin-max-servers', env: 'BALANCER_ADMIN_MAX_SERVERS', kind: 'string', value: 'N', def: '1000', help: 'servers in one admin upstream (400 beyond)' },
-  { name: 'mode', env: 'BALANCER_MODE', kind: 'string', value: 'dynamic|reload', def: 'dynamic', help: 'dynamic: swap tables in place; reload: render a config and start a new worker generation' },
+  { name: 'mode', env: 'BALANCER_MODE', kind: 'string', value: 'dynamic|reload', def: 'dynamic', help: 'dynamic: swap tables in place; reload: render a config and start a new worker generation (forked ahead of time)' },
   { name: 'workers', env: 'BALANCER_WORKERS', kind: 'string', value: 'N', def: 'number of cores', help: 'proxy worker processes' },
   { name: 'dump-file', env: 'BALANCER_DUMP_FILE', kind: 'string', value: 'path', help: 'last good table + admin upstreams, written after a change (at most once a second) and at shutdown, read at start' },
   { name: 'start-timeout', env: 'BALANCER_START_TIMEOUT', kind: 'string', value: 'duration', def: '10s', help: 'with --strong-dependency: how long to wait for Consul at start before giving up' },

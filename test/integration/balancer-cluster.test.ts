@@ -23,9 +23,10 @@ function table(upstreams: Record<string, number[]>): RouteTable {
   return tableFromUpstreams(specs, []);
 }
 
-function supervisor(engine: EngineName, workers: number, runtimeModule?: string, drainTimeoutMs = 5000): Supervisor {
+function supervisor(engine: EngineName, workers: number, runtimeModule?: string, drainTimeoutMs = 5000, standby = false): Supervisor {
   return new Supervisor({
     workers,
+    standby,
     drainTimeoutMs,
     logger,
     startTimeoutMs: 20_000,
@@ -236,5 +237,51 @@ for (const engine of ENGINES) test(`drain is bounded: an old worker stuck on a s
     await sup.stop();
     slow.closeAllConnections();
     slow.close();
+  }
+});
+
+test('standby (reload mode): the next generation is forked ahead of time; a reload hands it the table, new processes serve, the next standby follows', { timeout: 60_000 }, async () => {
+  const a = await startNamedBackend('a');
+  const b = await startNamedBackend('b');
+  const sup = supervisor(ENGINES[0], 2, undefined, 5000, true);
+  try {
+    const { port } = await sup.start(table({ web: [a.port] }));
+    await until('standby of generation 2 said hello', () => (sup.metrics().standbyReady === 2 ? true : undefined), 20_000);
+    assert.equal(sup.metrics().workersAlive, 2, 'a standby is not a serving worker');
+    assert.deepEqual(await get(port, 'web'), { status: 200, body: 'a' }, 'a standby never serves before its reload');
+    const pids1 = (await sup.status()).map((r) => r.pid);
+    const r = await sup.reload(table({ web: [b.port] }));
+    assert.equal(r.generation, 2);
+    assert.equal(r.phases?.standby, true);
+    assert.equal(r.phases?.forkMs, 0, 'the standby had started before the reload');
+    const pids2 = (await sup.status()).map((x) => x.pid);
+    assert.equal(pids2.length, 2);
+    assert.ok(pids2.every((p) => !pids1.includes(p)), 'a new generation is new processes');
+    for (let i = 0; i < 10; i++) assert.deepEqual(await get(port, 'web'), { status: 200, body: 'b' });
+    await until('old generation gone, next standby ready', () => (sup.metrics().workersAlive === 2 && sup.metrics().standbyReady === 2 ? true : undefined), 20_000);
+  } finally {
+    await sup.stop();
+    for (const s of [a, b]) {
+      s.server.closeAllConnections();
+      s.server.close();
+    }
+  }
+});
+
+test('standby (reload mode): a standby generation that cannot build its runtime fails the reload, the old one keeps serving, a standby is forked again', { timeout: 60_000 }, async () => {
+  const a = await startNamedBackend('a');
+  const sup = supervisor(ENGINES[0], 1, failingInGeneration('2'), 5000, true);
+  try {
+    const { port } = await sup.start(table({ web: [a.port] }));
+    await until('standby ready', () => (sup.metrics().standbyReady === 1 ? true : undefined), 20_000);
+    await assert.rejects(sup.reload(table({ web: [a.port], api: [a.port] })), (err: Error & { code?: string }) => err.code === 'ERR_RELOAD_FAILED' && /generation 2 is broken/.test(err.message));
+    assert.equal(sup.metrics().generation, 1);
+    assert.deepEqual(await get(port, 'web'), { status: 200, body: 'a' });
+    assert.equal((await get(port, 'api')).status, 404, 'the failed table never served');
+    await until('a new standby', () => (sup.metrics().standbyReady === 1 && sup.metrics().workersAlive === 1 ? true : undefined), 20_000);
+  } finally {
+    await sup.stop();
+    a.server.closeAllConnections();
+    a.server.close();
   }
 });

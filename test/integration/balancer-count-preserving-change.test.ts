@@ -120,14 +120,22 @@ test('reload mode: one instance out and another in at one index, the new generat
     balancer = spawnBalancer(['--mode', 'reload', '--consul', w.consul.addr, '--listen', `127.0.0.1:${port}`, '--admin', '127.0.0.1:0', '--workers', '1',
       '--config-out', configOut, '--drain-timeout', '2s', '--consul-resync', '1h', '--log-level', 'info'], { BALANCER_MODE: undefined });
     await untilRetryingErrors('the old instance serving', () => allServedBy(port, w.web, 'old'), 60_000);
+    // the steady state: the next generation is forked ahead of time (a change right after start waits for it)
+    await balancer.waitForLog((l) => l.msg === 'standby generation ready', 30_000);
     const at = await swapInOneIndex(w);
     const ms = await msUntil('only the new instance serving', at, () => allServedBy(port, w.web, 'new'));
     const conf = readFileSync(configOut, 'utf8');
     assert.match(conf, new RegExp(`:${w.newPort}\\b`));
     assert.doesNotMatch(conf, new RegExp(`:${w.oldPort}\\b`));
     // how much of it was starting the new worker generation (a process start on a shared machine)
+    // where the time went (reload-mode.ts and supervisor.ts log the phases)
     const reload = balancer.logs.find((l) => l.msg === 'reloaded: new generation serving, old one draining');
-    t.diagnostic(`reload mode: txn answered -> 8 of 8 requests on the new instance in ${ms} ms (of which starting the new generation ${String(reload?.durationMs)} ms)`);
+    const p = (reload?.phases ?? {}) as Record<string, unknown>;
+    const line = `reload mode: txn answered -> 8 of 8 requests on the new instance in ${ms} ms; phases: Consul answer -> rendered+validated+written ${String(reload?.renderMs)} ms, ` +
+      `parse ${String(reload?.parseMs)} ms, new generation ${String(reload?.durationMs)} ms (standby ${String(p.standby)}: fork -> hello ${String(p.forkMs)} ms, init -> listening ${String(p.initToReadyMs)} ms), ` +
+      `answer -> new generation serving ${String(reload?.sinceChangeMs)} ms`;
+    t.diagnostic(line);
+    console.error(`# ${line}`);
   } finally {
     await stopBalancer(balancer);
     await w.close();

@@ -99,6 +99,8 @@ async function assemble(config: Config, logger: pino.Logger, log: pino.Logger, s
     },
     workers: config.workers,
     drainTimeoutMs: config.drainTimeoutMs,
+    // reload mode forks each next generation ahead of time (supervisor.ts, top)
+    standby: config.mode === 'reload',
     logger: logger.child({ component: 'supervisor' }),
     init: workerInitFrom(config, challengeLookup),
   });

@@ -6,6 +6,10 @@
 // - reload(table) (reload mode, nginx-style): fork a new generation with the table, wait until all of
 //   it listens, then tell the old generation to stop accepting and exit once drained (bounded by the
 //   drain timeout, then killed).
+// - standby (reload mode): the next generation's processes are forked ahead of time (node started,
+//   modules loaded, no init, not listening); reload() hands them the table, so a reload costs the
+//   runtime build and listen, not a process start. They are still a new generation: fresh processes
+//   that learn everything from the init, as a cold fork does. The next standby is forked after.
 // - a worker of the current generation that dies unexpectedly is restarted with backoff and gets
 //   the current table.
 import cluster, { type Worker } from 'node:cluster';
@@ -36,6 +40,20 @@ export interface SupervisorOptions {
   readonly execArgv?: readonly string[];
   /** a worker's periodic metrics report (balancer/src/metrics); `reply` sends that worker a message */
   readonly onMetrics?: (msg: WorkerMetricsMessage, reply: (msg: PrimaryToWorker) => void) => void;
+  /** reload mode: keep the next generation forked ahead of time (see the top of this file) */
+  readonly standby?: boolean;
+}
+
+/** Where one reload's time went (ms; the slowest worker of the new generation for each phase). */
+export interface ReloadPhases {
+  /** fork to the worker's hello: node start-up and module loading (0 when a standby had said hello already) */
+  readonly forkMs: number;
+  /** whether the new generation was a standby forked ahead of time */
+  readonly standby: boolean;
+  /** init sent to the worker listening: runtime build, first table, listen */
+  readonly initToReadyMs: number;
+  /** reload() called to the whole new generation listening */
+  readonly totalMs: number;
 }
 
 export interface WorkerStatusAnswer {
@@ -99,6 +117,8 @@ export interface SupervisorMetrics {
   readonly deltas: { readonly sent: number; readonly full: number; readonly gaps: number };
   readonly workerApplyMs: { readonly p50: number; readonly p99: number; readonly samples: number };
   readonly reloads: number;
+  /** reload mode: workers of the next generation forked ahead of time that said hello (ready for a reload) */
+  readonly standbyReady: number;
   /** reload mode: fork to every worker of the new generation listening, last reload */
   readonly lastReloadMs: number;
   readonly publishLatencyMs: { readonly last: number; readonly p50: number; readonly p99: number; readonly max: number; readonly samples: number };
@@ -117,15 +137,21 @@ export class SupervisorError extends Error {
   }
 }
 
-type MemberState = 'starting' | 'ready' | 'draining' | 'gone';
+/** standby: forked ahead of time, no init yet (reload mode) */
+type MemberState = 'standby' | 'starting' | 'ready' | 'draining' | 'gone';
 
 interface Member {
   readonly worker: Worker;
   readonly generation: number;
   readonly slot: number;
   readonly forkedAt: number;
-  /** the table this worker is built with when its generation is not (yet) the current one */
-  readonly initTable: RouteTable;
+  /** performance.now() of the fork, the hello, the init and the ready (phase timings) */
+  readonly forkedPerf: number;
+  helloPerf?: number;
+  initPerf?: number;
+  readyPerf?: number;
+  /** the table this worker is built with when its generation is not (yet) the current one (a standby gets it at reload) */
+  initTable: RouteTable | undefined;
   state: MemberState;
   inited: boolean;
   readonly pending: Map<number, (reply: WorkerToPrimary | undefined) => void>;
@@ -197,6 +223,7 @@ export class Supervisor {
     }
     this.lastPublishedVersion ??= table.version;
     this.log.info({ generation: 1, workers: forked.length, port: this.listenAddress?.port }, 'workers ready');
+    this.forkStandby();
     return { address: this.listenAddress?.address ?? this.opts.init.listenHost, port: this.listenAddress?.port ?? this.opts.init.listenPort };
   }
 
@@ -337,13 +364,13 @@ export class Supervisor {
    * Reload mode: a new generation with this table, then the old one drains. Reloads are serialised.
    * Resolves when the new generation serves (the old one keeps draining in the background).
    */
-  reload(table: RouteTable): Promise<{ generation: number }> {
+  reload(table: RouteTable): Promise<{ generation: number; phases?: ReloadPhases }> {
     const run = this.reloadChain.then(() => this.reloadNow(table));
     this.reloadChain = run.catch(() => undefined);
     return run;
   }
 
-  private async reloadNow(table: RouteTable): Promise<{ generation: number }> {
+  private async reloadNow(table: RouteTable): Promise<{ generation: number; phases?: ReloadPhases }> {
     if (this.stopping) throw new SupervisorError('ERR_SUPERVISOR_STOPPED', 'supervisor is stopping');
     // the first reload of a supervisor nobody started is its start
     if (this.generation === 0) {
@@ -352,22 +379,51 @@ export class Supervisor {
     }
     const next = this.generation + 1;
     const t0 = performance.now();
-    const forked = this.forkGeneration(next, table);
+    const standby = this.takeStandby(next, table);
+    const forked = standby ?? this.forkGeneration(next, table);
     const ok = await this.awaitReady(forked);
     if (!ok) {
       const why = forked.map((m) => m.fatal).filter(Boolean).join('; ') || 'timeout';
       await Promise.all(forked.map((m) => this.retire(m, 1000)));
       this.log.error({ generation: next, why }, 'new generation failed, the old one keeps serving');
+      this.forkStandby();
       throw new SupervisorError('ERR_RELOAD_FAILED', `generation ${next} did not start: ${why}`);
     }
+    const phases = reloadPhases(forked, t0, standby !== undefined);
     const old = [...this.members.values()].filter((m) => m.generation < next && m.state !== 'gone');
     this.generation = next;
     this.table = table;
     this.reloads++;
     this.lastReloadMs = performance.now() - t0;
-    this.log.info({ generation: next, version: table.version, startMs: Math.round(performance.now() - t0), draining: old.length }, 'new generation serving, old one draining');
+    this.log.info({ generation: next, version: table.version, startMs: Math.round(performance.now() - t0), ...phases, draining: old.length }, 'new generation serving, old one draining');
     for (const m of old) this.trackDrain(this.retire(m, this.opts.drainTimeoutMs));
-    return { generation: next };
+    this.forkStandby();
+    return { generation: next, phases };
+  }
+
+  /** The standby of generation `next`, each member given its table (init now if it said hello, else on hello). */
+  private takeStandby(next: number, table: RouteTable): Member[] | undefined {
+    const standby = [...this.members.values()].filter((m) => m.state === 'standby');
+    if (standby.length === 0) return undefined;
+    const usable = standby.length === Math.max(1, this.opts.workers) && standby.every((m) => m.generation === next && m.worker.isConnected());
+    if (!usable) {
+      // a standby member died or belongs to another generation: start this one cold
+      for (const m of standby) void this.retire(m, 1000);
+      return undefined;
+    }
+    for (const m of standby) {
+      m.state = 'starting';
+      m.initTable = table;
+      if (m.helloPerf !== undefined) this.sendInit(m);
+    }
+    return standby;
+  }
+
+  /** Reload mode: fork the next generation's processes now, so the next reload does not wait for a process start. */
+  private forkStandby(): void {
+    if (!this.opts.standby || this.stopping) return;
+    if ([...this.members.values()].some((m) => m.state === 'standby')) return;
+    for (let slot = 0; slot < Math.max(1, this.opts.workers); slot++) this.fork(this.generation + 1, slot, undefined);
   }
 
   /** runtime.status() of every ready worker of the current generation. */
@@ -393,7 +449,7 @@ export class Supervisor {
   }
 
   metrics(): SupervisorMetrics {
-    const alive = [...this.members.values()].filter((m) => m.state !== 'gone');
+    const alive = [...this.members.values()].filter((m) => m.state !== 'gone' && m.state !== 'standby');
     const sorted = [...this.latencies].sort((a, b) => a - b);
     const pick = (q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : 0);
     return {
@@ -409,6 +465,7 @@ export class Supervisor {
         return { p50: at(0.5), p99: at(0.99), samples: a.length };
       })(),
       reloads: this.reloads,
+      standbyReady: [...this.members.values()].filter((m) => m.state === 'standby' && m.helloPerf !== undefined).length,
       lastReloadMs: this.lastReloadMs,
       publishLatencyMs: { last: this.lastLatency, p50: pick(0.5), p99: pick(0.99), max: sorted[sorted.length - 1] ?? 0, samples: sorted.length },
     };
@@ -436,11 +493,20 @@ export class Supervisor {
     return out;
   }
 
-  private fork(generation: number, slot: number, table: RouteTable): Member {
-    const worker = cluster.fork({ BALANCER_WORKER_GENERATION: String(generation), BALANCER_WORKER_SLOT: String(slot) });
+  /** Without a table: a standby, which gets its table (and its init) from reload(). */
+  private fork(generation: number, slot: number, table: RouteTable | undefined): Member {
+    const worker = cluster.fork({
+      BALANCER_WORKER_GENERATION: String(generation),
+      BALANCER_WORKER_SLOT: String(slot),
+      // the worker loads its runtime before saying hello (a standby is ready to build it at once)
+      BALANCER_WORKER_RUNTIME: this.opts.init.runtimeModule ?? '',
+    });
     let resolveReady!: (ok: boolean) => void;
     const ready = new Promise<boolean>((r) => (resolveReady = r));
-    const member: Member = { worker, generation, slot, forkedAt: Date.now(), initTable: table, state: 'starting', inited: false, pending: new Map(), ready, resolveReady };
+    const member: Member = {
+      worker, generation, slot, forkedAt: Date.now(), forkedPerf: performance.now(), initTable: table,
+      state: table ? 'starting' : 'standby', inited: false, pending: new Map(), ready, resolveReady,
+    };
     this.members.set(worker.id, member);
     worker.on('message', (msg: unknown) => this.onMessage(member, msg));
     worker.on('error', (err) => this.log.warn({ err, workerId: worker.id }, 'worker channel error'));
@@ -452,17 +518,16 @@ export class Supervisor {
   private onMessage(m: Member, msg: unknown): void {
     if (!isWorkerMessage(msg)) return;
     switch (msg.type) {
-      case 'hello': {
-        // the current generation always gets the newest table; a generation being brought up by
-        // reload() gets the table it was forked for
-        const table = m.generation === this.generation && this.table ? this.table : m.initTable;
-        this.send(m, { type: 'init', generation: m.generation, options: this.opts.init, table });
-        m.expectVersion = table.version;
-        m.inited = true;
-        this.notify(this.initListeners, this.channelOf(m));
+      case 'hello':
+        m.helloPerf = performance.now();
+        // a standby waits for reload() to give it a table
+        if (m.state !== 'standby') this.sendInit(m);
+        else if ([...this.members.values()].every((o) => o.state !== 'standby' || o.helloPerf !== undefined)) {
+          this.log.info({ generation: m.generation, startMs: Math.round(m.helloPerf - m.forkedPerf) }, 'standby generation ready');
+        }
         return;
-      }
       case 'ready':
+        m.readyPerf = performance.now();
         if (m.state === 'starting') m.state = 'ready';
         this.listenAddress ??= msg.address;
         if (msg.tls) this.tlsListenAddresses ??= msg.tls;
@@ -502,13 +567,31 @@ export class Supervisor {
     }
   }
 
+  private sendInit(m: Member): void {
+    // the current generation always gets the newest table; a generation being brought up by
+    // reload() gets the table it was forked for (or, a standby, handed at reload)
+    const table = m.generation === this.generation && this.table ? this.table : m.initTable;
+    if (!table) return;
+    m.initPerf = performance.now();
+    this.send(m, { type: 'init', generation: m.generation, options: this.opts.init, table });
+    m.expectVersion = table.version;
+    m.inited = true;
+    this.notify(this.initListeners, this.channelOf(m));
+  }
+
   private onExit(m: Member, code: number | null, signal: string | null): void {
+    const wasStandby = m.state === 'standby';
     const wasDraining = m.state === 'draining';
     m.state = 'gone';
     m.resolveReady(false);
     for (const resolve of m.pending.values()) resolve(undefined);
     m.pending.clear();
     this.members.delete(m.worker.id);
+    if (wasStandby && !this.stopping) {
+      // not restarted here: the next reload starts cold, and forks a new standby after
+      this.log.warn({ workerId: m.worker.id, pid: m.worker.process.pid, generation: m.generation, code, signal }, 'standby worker exited');
+      return;
+    }
     if (wasDraining || this.stopping) {
       this.log.debug({ workerId: m.worker.id, code, signal }, 'worker exited');
       return;
@@ -589,8 +672,20 @@ export class Supervisor {
       }
     }, timeoutMs);
     if (m.inited) void this.request(m, (seq) => ({ type: 'drain', seq }), timeoutMs);
-    else m.worker.process.kill('SIGKILL'); // it holds no connections yet
+    else m.worker.process.kill('SIGKILL'); // it holds no connections yet (a standby, or one that never said hello)
     await exited;
     clearTimeout(timer);
   }
+}
+
+/** Phase timings of a new generation (the slowest member of each phase). */
+function reloadPhases(members: readonly Member[], t0: number, standby: boolean): ReloadPhases {
+  const max = (f: (m: Member) => number) => Math.round(Math.max(0, ...members.map(f)));
+  return {
+    // a standby that said hello before the reload cost no start-up time in it
+    forkMs: max((m) => (m.helloPerf ?? t0) - Math.max(m.forkedPerf, t0)),
+    standby,
+    initToReadyMs: max((m) => (m.readyPerf ?? t0) - (m.initPerf ?? t0)),
+    totalMs: Math.round(performance.now() - t0),
+  };
 }

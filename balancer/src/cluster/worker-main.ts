@@ -36,13 +36,23 @@ function send(msg: WorkerToPrimary): void {
   if (process.connected) process.send?.(msg);
 }
 
-async function loadFactory(options: WorkerInitOptions): Promise<RuntimeFactory> {
-  if (options.runtimeModule) {
-    const mod = (await import(options.runtimeModule)) as { createWorkerRuntime: RuntimeFactory };
+async function importFactory(runtimeModule: string | undefined): Promise<RuntimeFactory> {
+  if (runtimeModule) {
+    const mod = (await import(runtimeModule)) as { createWorkerRuntime: RuntimeFactory };
     return mod.createWorkerRuntime;
   }
   const mod = await import('../proxy/proxy-runtime.js');
   return mod.createWorkerRuntime;
+}
+
+// The runtime's modules load before the hello (the supervisor names the module at fork), so a
+// standby worker (reload mode) has nothing left to load when its init comes.
+const preloadedModule = process.env.BALANCER_WORKER_RUNTIME || undefined;
+const preloaded = importFactory(preloadedModule);
+preloaded.catch(() => undefined); // a module that fails to load fails again, reported, at init
+
+function loadFactory(options: WorkerInitOptions): Promise<RuntimeFactory> {
+  return options.runtimeModule === preloadedModule ? preloaded : importFactory(options.runtimeModule);
 }
 
 async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<void> {
@@ -221,4 +231,4 @@ process.on('disconnect', () => {
   void exitAfter(async () => { workerTls?.close(); await runtime?.close(); }, 0);
 });
 
-send({ type: 'hello' });
+void preloaded.catch(() => undefined).finally(() => send({ type: 'hello' }));

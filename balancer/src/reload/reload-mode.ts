@@ -18,13 +18,14 @@ import { loadTemplateJob } from '../render/renderer.js';
 import { DEFAULT_TABLE_DEFAULTS, type TableDefaults } from '../routing/tag-options.js';
 import { tableFromUpstreams } from '../routing/build-table.js';
 import type { RouteTable } from '../routing/types.js';
+import type { ReloadPhases } from '../cluster/supervisor.js';
 
 /** What reload mode needs from the supervisor (cluster/supervisor.ts implements it). */
 export interface ReloadModeSupervisor {
   /** first generation; resolves once it listens */
   start(table: RouteTable): Promise<unknown>;
-  /** new generation with the table, waits until it listens, drains the old one */
-  reload(table: RouteTable): Promise<unknown>;
+  /** new generation with the table, waits until it listens, drains the old one; may say where the time went */
+  reload(table: RouteTable): Promise<{ readonly phases?: ReloadPhases } | void>;
 }
 
 export type ReloadModeConfig = Pick<Config, 'consul' | 'reload'> & Partial<Pick<Config, 'defaultLb' | 'services' | 'passingOnly'>>;
@@ -99,17 +100,21 @@ export async function startReloadMode(deps: ReloadModeDeps): Promise<ReloadModeH
     // A file that does not parse never replaces the previous one: the running generation keeps serving.
     validate: (text) => void toTable(text),
     onApplied: async (text, info) => {
+      const appliedAt = Date.now();
       const table = toTable(text);
       if (table.version === servingVersion) return;
       const first = generations === 0;
       const started = Date.now();
+      let phases: ReloadPhases | undefined;
       if (first) await startFirst(table);
       else {
-        await supervisor.reload(table);
+        phases = (await supervisor.reload(table))?.phases;
         generations++;
         servingVersion = table.version;
       }
-      log.info({ ...summary(table), generation: generations, durationMs: Date.now() - started }, first ? 'first generation listening' : 'reloaded: new generation serving, old one draining');
+      // where a change's time went: Consul answer -> rendered, validated and written (renderMs), parse, the generation
+      const timings = info.changedAtMs === undefined ? {} : { renderMs: appliedAt - info.changedAtMs, parseMs: started - appliedAt, sinceChangeMs: Date.now() - info.changedAtMs };
+      log.info({ ...summary(table), generation: generations, durationMs: Date.now() - started, ...timings, ...(phases ? { phases } : {}) }, first ? 'first generation listening' : 'reloaded: new generation serving, old one draining');
       deps.onGeneration?.({ table, first, durationMs: Date.now() - started, changedAtMs: info.changedAtMs });
     },
   });
