@@ -44,8 +44,12 @@ export interface ConsulConfig {
   readonly maxBodyBytes?: number;
   /** --consul-resync: full re-read of every service at this period (0 = off; default 5 min) */
   readonly resyncMs?: number;
-  /** --consul-watch: how dynamic mode follows the catalog (default index; per-service needs https) */
+  /** --consul-watch: how the catalog is followed (dynamic, reload mode, --render; default index; per-service needs https) */
   readonly watch?: ConsulWatchDesign;
+  /** --consul-ca: a PEM file; the agent's HTTPS certificate is verified against it alone */
+  readonly caFile?: string;
+  /** the PEM read from caFile at start (discovery/consul-ca.ts); the parser leaves it undefined */
+  readonly ca?: string;
 }
 
 /**
@@ -175,6 +179,7 @@ export interface FlagSpec {
 
 export const FLAGS: readonly FlagSpec[] = [
   { name: 'consul', env: 'CONSUL_HTTP_ADDR', kind: 'string', value: 'host:port', def: '127.0.0.1:8500', help: 'Consul agent address; http:// or https:// URLs accepted' },
+  { name: 'consul-ca', env: 'CONSUL_CACERT', kind: 'string', value: 'file', help: "PEM CA the HTTPS agent's certificate is verified against (instead of the system store), as CONSUL_CACERT is to Consul's CLI" },
   { name: 'consul-token', env: 'CONSUL_HTTP_TOKEN', kind: 'string', value: 'token', help: 'ACL token sent as X-Consul-Token' },
   { name: 'no-consul', env: 'BALANCER_NO_CONSUL', kind: 'bool', help: 'run without Consul: upstreams only from the admin API and the dump file' },
   { name: 'services', env: 'BALANCER_SERVICES', kind: 'list', value: 'a,b', help: 'only route these Consul services (default: all)' },
@@ -185,7 +190,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'consul-stale', env: 'BALANCER_CONSUL_STALE', kind: 'bool', help: "Consul reads with ?stale: any server answers (read scale; may lag the leader slightly)" },
   { name: 'consul-max-body', env: 'BALANCER_CONSUL_MAX_BODY', kind: 'string', value: 'bytes', def: '134217728', help: 'cap on one Consul answer; a larger one is that watcher\'s failure' },
   { name: 'consul-resync', env: 'BALANCER_CONSUL_RESYNC', kind: 'string', value: 'duration', def: '5m', help: 'full re-read of every service at this period, a safety net beside the change signals (0 = off)' },
-  { name: 'consul-watch', env: 'BALANCER_CONSUL_WATCH', kind: 'string', value: 'index|per-service', def: 'index', help: 'how dynamic mode follows the catalog: index (two change signals, any agent) or per-service (one blocking query per service multiplexed over HTTP/2; needs an https:// --consul; --consul-max-conns sessions x 250 streams)' },
+  { name: 'consul-watch', env: 'BALANCER_CONSUL_WATCH', kind: 'string', value: 'index|per-service', def: 'index', help: 'how the catalog is followed (dynamic mode, reload mode and --render): index (two change signals, any agent) or per-service (one blocking query per service multiplexed over HTTP/2; needs an https:// --consul; --consul-max-conns sessions x 250 streams)' },
   { name: 'debounce', env: 'BALANCER_DEBOUNCE', kind: 'string', value: 'duration', def: '2ms', help: 'window that coalesces a burst of catalog changes into one table (latest wins)' },
   { name: 'listen', env: 'BALANCER_LISTEN', kind: 'string', value: 'host:port', def: '0.0.0.0:8080', help: 'proxy listener' },
   { name: 'tls-listen', env: 'BALANCER_TLS_LISTEN', kind: 'repeat', value: 'host:port', help: 'TLS (HTTPS) proxy listener (repeatable; env: comma separated); ALPN offers h2 then http/1.1, host:port/http1 offers http/1.1 only' },
@@ -359,6 +364,7 @@ export function parseBalancerArgs(
           maxBodyBytes: byteCount('consul-max-body', 134_217_728, 1024),
           resyncMs: duration('consul-resync', 300_000),
           watch: consulWatch(str('consul-watch'), consulAddr, source),
+          caFile: str('consul-ca'),
         };
 
     const mode = str('mode') ?? 'dynamic';

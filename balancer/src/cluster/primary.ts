@@ -7,6 +7,7 @@ import type pino from 'pino';
 import { AdminTokenError, adminTokenPlan, writeNewAdminToken } from '../admin/admin-token.js';
 import type { Config } from '../config.js';
 import { ConsulBudget, DEFAULT_CONSUL_MAX_CONNS } from '../discovery/consul-budget.js';
+import { withConsulCa } from '../discovery/consul-ca.js';
 import { DumpWriter } from '../persistence/dump-file.js';
 import { TableHolder } from '../routing/table-holder.js';
 import { DEFAULT_TABLE_DEFAULTS, type TableDefaults } from '../routing/tag-options.js';
@@ -44,10 +45,11 @@ export function tableDefaultsFrom(config: Config): TableDefaults {
   return { ...DEFAULT_TABLE_DEFAULTS, algorithm: config.defaultLb, passingOnly: config.passingOnly, ...(config.l4?.tcpPorts ? { tcpPorts: config.l4.tcpPorts } : {}) };
 }
 
-export async function startPrimary(config: Config, logger: pino.Logger): Promise<PrimaryHandle> {
+export async function startPrimary(parsed: Config, logger: pino.Logger): Promise<PrimaryHandle> {
   const log = logger.child({ component: 'primary' });
   const stops = new StopList(log);
   try {
+    const config = await withConsulCa(parsed);
     return await assemble(config, logger, log, stops);
   } catch (err) {
     await stops.stop();
@@ -62,7 +64,7 @@ async function assemble(config: Config, logger: pino.Logger, log: pino.Logger, s
   const dump = await loadStartDump(config.dumpFile, log);
   // one connection budget for every Consul client of the primary (discovery, KV watches, TLS, renders):
   // the agent allows each client IP 200 connections, shared with the registrator and others on the host
-  const budget = config.consul ? new ConsulBudget({ maxConns: config.consul.maxConns ?? DEFAULT_CONSUL_MAX_CONNS }) : undefined;
+  const budget = config.consul ? new ConsulBudget({ maxConns: config.consul.maxConns ?? DEFAULT_CONSUL_MAX_CONNS, ca: config.consul.ca }) : undefined;
   if (budget) stops.add('consul budget', () => budget.close());
   // added before every source of changes: flushed after they all stopped
   const dumpWriter = config.dumpFile ? new DumpWriter(config.dumpFile, logger.child({ component: 'dump' })) : undefined;

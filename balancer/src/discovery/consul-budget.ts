@@ -19,6 +19,8 @@ export interface ConsulBudgetOptions {
   readonly backoff?: BackoffPolicy;
   readonly random?: () => number;
   readonly now?: () => number;
+  /** --consul-ca: the PEM the agent's certificate is verified against (instead of the system store) */
+  readonly ca?: string;
   /** tests: a dispatcher to use instead of the capped Agent */
   readonly dispatcher?: Dispatcher;
 }
@@ -64,7 +66,7 @@ export class ConsulBudget {
     this.#now = opts.now ?? Date.now;
     this.#ownsDispatcher = opts.dispatcher === undefined;
     // connections is undici's per-origin socket cap: requests beyond it queue instead of connecting
-    this.dispatcher = opts.dispatcher ?? new Agent({ connections: this.maxConns, pipelining: 1, keepAliveTimeout: 30_000 });
+    this.dispatcher = opts.dispatcher ?? new Agent({ connections: this.maxConns, pipelining: 1, keepAliveTimeout: 30_000, ...(opts.ca ? { connect: { ca: opts.ca } } : {}) });
     this.#readLimit = this.maxConns;
   }
 

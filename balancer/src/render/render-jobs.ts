@@ -4,6 +4,7 @@
 import type pino from 'pino';
 import type { ConsulEndpoint } from '../discovery/blocking-query.js';
 import type { ConsulBudget } from '../discovery/consul-budget.js';
+import type { ConsulWatchDesign } from '../config.js';
 import type { WaitSpec } from './quiescence.js';
 import { loadTemplateJob, startRenderer, type CycleReport, type RendererHandle, type TemplateJob } from './renderer.js';
 
@@ -11,6 +12,10 @@ export interface RenderJobsOptions {
   readonly consul: {
     readonly baseUrl: string; readonly token?: string; readonly waitMs?: number; readonly minQueryIntervalMs?: number;
     readonly debounceMs?: number; readonly maxConns?: number; readonly stale?: boolean; readonly maxBodyBytes?: number; readonly resyncMs?: number;
+    /** --consul-watch: how the shared catalog watch follows Consul (default index) */
+    readonly watch?: ConsulWatchDesign;
+    /** --consul-ca PEM (the per-service sessions; the budget's pool has it already) */
+    readonly ca?: string;
   };
   /** the Consul connection budget to share (the primary's); default: one of consul.maxConns of our own */
   readonly budget?: ConsulBudget;
@@ -45,7 +50,7 @@ export async function startRenderJobs(opts: RenderJobsOptions): Promise<Renderer
     onCycle: opts.onCycle,
     // one watch set for every template, on the budget (no connection per dependency)
     budget: opts.budget,
-    discovery: { maxConns: opts.consul.maxConns, debounceMs: opts.consul.debounceMs, resyncMs: opts.consul.resyncMs },
+    discovery: { maxConns: opts.consul.maxConns, debounceMs: opts.consul.debounceMs, resyncMs: opts.consul.resyncMs, watch: opts.consul.watch, ca: opts.consul.ca },
     watch: {
       ...(opts.consul.waitMs !== undefined ? { blockingWaitMs: opts.consul.waitMs } : {}),
       ...(opts.consul.minQueryIntervalMs !== undefined ? { minIntervalMs: opts.consul.minQueryIntervalMs } : {}),

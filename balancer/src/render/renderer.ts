@@ -2,6 +2,7 @@
 // us what to watch, and on every change (after `wait` quiescence) render again; a complete output
 // that validates and differs from the file on disk replaces it atomically, then the reload action
 // runs. Any failure keeps the previous file and says why.
+import type { ConsulWatchDesign } from '../config.js';
 import { readFile } from 'node:fs/promises';
 import type pino from 'pino';
 import type { ConsulEndpoint } from '../discovery/blocking-query.js';
@@ -57,7 +58,11 @@ export interface RendererOptions {
   /** the Consul connection budget to share (dynamic discovery's); default: one of `maxConns` of our own */
   readonly budget?: ConsulBudget;
   /** the shared catalog's settings (as --consul-max-conns, --debounce, --consul-resync) */
-  readonly discovery?: { readonly maxConns?: number; readonly debounceMs?: number; readonly resyncMs?: number };
+  readonly discovery?: {
+    readonly maxConns?: number; readonly debounceMs?: number; readonly resyncMs?: number;
+    /** --consul-watch (default index) and --consul-ca's PEM for its HTTP/2 sessions */
+    readonly watch?: ConsulWatchDesign; readonly ca?: string;
+  };
   /** observability/test hook: one report per render cycle */
   readonly onCycle?: (report: CycleReport) => void;
 }
@@ -158,7 +163,7 @@ export async function startRenderer(opts: RendererOptions): Promise<RendererHand
     else quiescence.notify();
   };
   const ownBudget = opts.budget === undefined && opts.watch?.fetch === undefined
-    ? new ConsulBudget({ maxConns: opts.discovery?.maxConns ?? DEFAULT_CONSUL_MAX_CONNS })
+    ? new ConsulBudget({ maxConns: opts.discovery?.maxConns ?? DEFAULT_CONSUL_MAX_CONNS, ca: opts.discovery?.ca })
     : undefined;
   const budget = opts.budget ?? ownBudget;
   const shared = budget
@@ -173,6 +178,8 @@ export async function startRenderer(opts: RendererOptions): Promise<RendererHand
       maxBackoffMs: opts.watch?.maxBackoffMs,
       debounceMs: opts.discovery?.debounceMs,
       resyncMs: opts.discovery?.resyncMs,
+      watch: opts.discovery?.watch,
+      ca: opts.discovery?.ca,
       onValue,
       onError: opts.watch?.onError,
     })

@@ -14,6 +14,8 @@ import { sleep } from '../../../common/backoff.js';
 import type { ConsulEndpoint } from '../discovery/blocking-query.js';
 import type { ConsulBudget } from '../discovery/consul-budget.js';
 import { watchConsulCatalog, type CatalogWatcher } from '../discovery/consul-catalog.js';
+import { watchConsulPerService } from '../discovery/per-service/watch.js';
+import type { ConsulWatchDesign } from '../config.js';
 import { DEFAULT_POLL_MS, pollDelay } from '../discovery/watch-slot.js';
 import type { CatalogSnapshot } from '../routing/types.js';
 import { instanceViews, summaryViews } from './catalog-views.js';
@@ -40,8 +42,12 @@ export interface SharedWatchSetOptions {
   readonly minQueryIntervalMs?: number;
   /** coalescing window of catalog changes; default 2 ms */
   readonly debounceMs?: number;
-  /** periodic full re-read of the catalog; default 5 min */
+  /** periodic full re-read of the catalog; default 5 min (the index design's) */
   readonly resyncMs?: number;
+  /** --consul-watch: the index design (default) or one blocking query per service over HTTP/2 */
+  readonly watch?: ConsulWatchDesign;
+  /** --consul-ca PEM for the per-service HTTP/2 sessions */
+  readonly ca?: string;
   /** KV polling pause for dependencies past the reserved share; default 2 s */
   readonly kvPollMs?: number;
   /** KV error backoff (the per-dependency loops') */
@@ -146,9 +152,13 @@ export class SharedWatchSet implements DependencySource {
   #ensureCatalog(): void {
     if (this.#catalog) return;
     const o = this.#opts;
-    this.#catalog = watchConsulCatalog({
+    // the same design dynamic mode would use (same CatalogWatcher surface)
+    const watch = o.watch === 'per-service' ? watchConsulPerService : watchConsulCatalog;
+    this.#log.info({ design: o.watch ?? 'index' }, 'render catalog watch started');
+    this.#catalog = watch({
       endpoint: o.endpoint,
       budget: o.budget,
+      ca: o.ca,
       waitMs: o.waitMs ?? 60_000,
       minQueryIntervalMs: o.minQueryIntervalMs ?? 10,
       debounceMs: o.debounceMs ?? 2,

@@ -32,6 +32,7 @@ export function startCatalogDiscovery(opts: CatalogDiscoveryOptions, signal: Abo
   const watcher = watch({
     endpoint: { baseUrl: consul.baseUrl, token: consul.token, stale: consul.stale, maxBodyBytes: consul.maxBodyBytes },
     budget: opts.budget,
+    ca: consul.ca,
     resyncMs: consul.resyncMs,
     waitMs: consul.waitMs,
     minQueryIntervalMs: consul.minQueryIntervalMs,
