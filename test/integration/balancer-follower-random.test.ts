@@ -116,7 +116,7 @@ function nodesOf(ops: readonly ConsulOp[]): string[] {
   const nodes = new Set<string>();
   const visit = (o: ConsulOp) => {
     if (o.kind === 'burst') o.ops.forEach(visit);
-    else if (o.kind === 'node-join' || o.kind === 'node-fail' || o.kind === 'node-recover') nodes.add(o.node);
+    else if (o.kind === 'node-join' || o.kind === 'node-fail' || o.kind === 'node-recover' || o.kind === 'node-readdress') nodes.add(o.node);
   };
   ops.forEach(visit);
   return [...nodes];

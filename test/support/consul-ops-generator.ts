@@ -5,8 +5,12 @@
 // node leaving with instances of many services (one deleteNodeTxn; now and then a host drained as it
 // happens in production: a fresh node gets passing instances of many services, the follower sees them,
 // then the node leaves alone, so one catalog answer covers only that one index and the service changed
-// last, the follower's guess, is one of the node's), a service's last instance leaving,
-// KV and coordinate writes no catalog answer names, bursts applied at once (inside one blocking answer),
+// last, the follower's guess, is one of the node's), a service's last instance leaving, a node
+// re-registered with a new address (ensureNodeTxn: the node's and each of its services' indexes move,
+// no services-table write, so /v1/catalog/services does not wake, and every instance without a
+// Service.Address moves), one /v1/txn moving an instance of one service to another port (its count
+// kept) and adding an instance of another service at the same raft index (state/txn.go: one index for
+// every op), KV and coordinate writes no catalog answer names, bursts applied at once (inside one blocking answer),
 // and quiet points where the harness checks the follower. No I/O: the same seed gives the same ops.
 // The generator keeps a model only to make likely-meaningful ops; the harness never checks against it
 // (the expected routing set is read from the catalog itself).
@@ -22,10 +26,22 @@ export type ConsulOp =
   | { readonly kind: 'node-fail'; readonly node: string; readonly nodeAddress: string }
   | { readonly kind: 'node-recover'; readonly node: string; readonly nodeAddress: string }
   | { readonly kind: 'node-leave'; readonly node: string }
+  | { readonly kind: 'node-readdress'; readonly node: string; readonly address: string }
+  | { readonly kind: 'txn'; readonly sets: readonly TxnSet[] }
   | { readonly kind: 'kv'; readonly key: string }
   | { readonly kind: 'coordinate'; readonly node: string }
   | { readonly kind: 'burst'; readonly ops: readonly ConsulOp[] }
   | { readonly kind: 'quiet' };
+
+/** One Service "set" op of a /v1/txn body: the instance as it is after the transaction. */
+export interface TxnSet {
+  readonly node: string;
+  readonly id: string;
+  readonly service: string;
+  readonly address: string;
+  readonly port: number;
+  readonly tags: readonly string[];
+}
 
 export interface GeneratorOptions {
   /** prefix of every service, node and key (a test scope's tag) */
@@ -163,8 +179,40 @@ export function generateOps(seed: number, opts: GeneratorOptions): ConsulOp[] {
       for (const [k, i] of instances) if (i.node === node) instances.delete(k);
       return { kind: 'node-leave', node };
     }
-    if (r < 0.95) return { kind: 'kv', key: `${opts.prefix}/noise/${int(20)}` };
+    if (r < 0.92) return { kind: 'kv', key: `${opts.prefix}/noise/${int(20)}` };
+    if (r < 0.95) return txn(all);
+    if (r < 0.97) return readdress();
     return { kind: 'coordinate', node: pick([opts.agentNode, ...nodes.keys()]) };
+  };
+
+  /** A catalog node (never the agent's: its agent would sync its own address back) gets a new address. */
+  const readdress = (chosen?: string): ConsulOp => {
+    const names = [...nodes.keys()];
+    if (names.length === 0) return join();
+    const node = chosen ?? pick(names);
+    const address = freshAddress();
+    nodes.get(node)!.address = address;
+    return { kind: 'node-readdress', node, address };
+  };
+
+  /**
+   * One transaction, one index: an instance on a catalog node moves to another port (its service keeps
+   * its count) and a new instance of another service appears on a catalog node (no check: it passes).
+   * A read of the second names the index by its instance; only the first's own read shows the move.
+   */
+  const txn = (all: readonly ModelInstance[]): ConsulOp => {
+    const movable = all.filter((i) => i.node !== opts.agentNode);
+    if (movable.length === 0 || nodes.size === 0) return register('new');
+    const moved = { ...pick(movable), port: nextPort++ };
+    instances.set(key(moved.node, moved.id), moved);
+    const others = serviceNames.filter((n) => n !== moved.service);
+    const added: ModelInstance = {
+      node: pick([...nodes.keys()]), id: `${opts.prefix}-i${nextId++}`, service: pick(others.length > 0 ? others : serviceNames),
+      address: chance(0.2) ? '' : freshAddress(), port: nextPort++, tags: randomTags(), status: 'passing', maintenance: false,
+    };
+    instances.set(key(added.node, added.id), added);
+    const set = (i: ModelInstance): TxnSet => ({ node: i.node, id: i.id, service: i.service, address: i.address, port: i.port, tags: [...i.tags] });
+    return { kind: 'txn', sets: [set(moved), set(added)] };
   };
 
   /**
@@ -187,12 +235,40 @@ export function generateOps(seed: number, opts: GeneratorOptions): ConsulOp[] {
     return seq;
   };
 
+  /**
+   * Alone between quiet points, so that no other op's read (or a rescan it causes) covers it: an
+   * instance using its node's address, seen, then the node re-registered with a new address; or a
+   * registration and right after it a txn (two catalog answers in quick succession, so the txn's
+   * window likely holds no KV write: only indexes reads name).
+   */
+  const lone = (): ConsulOp[] => {
+    const seq: ConsulOp[] = [{ kind: 'quiet' }];
+    if (chance(0.5)) {
+      const node = pick([...nodes.keys()]);
+      const inst: ModelInstance = { node, id: `${opts.prefix}-i${nextId++}`, service: pick(serviceNames), address: '', port: nextPort++, tags: [], status: 'passing', maintenance: false };
+      instances.set(key(node, inst.id), inst);
+      seq.push({ kind: 'register', node, nodeAddress: addressFor(node), id: inst.id, service: inst.service, address: '', port: inst.port, tags: [], status: 'passing', why: 'new' });
+      seq.push({ kind: 'quiet' }, readdress(node), { kind: 'quiet' });
+    } else {
+      seq.push(register('new'));
+      seq.push(txn(live()), { kind: 'quiet' });
+    }
+    return seq;
+  };
+
   const out: ConsulOp[] = [];
   let writes = 0;
   let sinceQuiet = 0;
   while (writes < opts.ops) {
     if (nodes.size >= 2 && writes + serviceNames.length + 2 < opts.ops && chance(0.012)) {
       const seq = drain();
+      out.push(...seq);
+      writes += seq.filter((o) => o.kind !== 'quiet').length;
+      sinceQuiet = 0;
+      continue;
+    }
+    if (nodes.size >= 1 && writes + 3 < opts.ops && chance(0.015)) {
+      const seq = lone();
       out.push(...seq);
       writes += seq.filter((o) => o.kind !== 'quiet').length;
       sinceQuiet = 0;
@@ -229,6 +305,8 @@ export function describeOp(op: ConsulOp): string {
     case 'node-fail': return `node-fail ${op.node}`;
     case 'node-recover': return `node-recover ${op.node}`;
     case 'node-leave': return `node-leave ${op.node}`;
+    case 'node-readdress': return `node-readdress ${op.node} ${op.address}`;
+    case 'txn': return `txn [${op.sets.map((x) => `set ${x.node}/${x.id} ${x.service} ${x.address || '(node address)'}:${x.port}`).join('; ')}]`;
     case 'kv': return `kv ${op.key}`;
     case 'coordinate': return `coordinate ${op.node}`;
     case 'burst': return `burst [${op.ops.map(describeOp).join('; ')}]`;

@@ -71,6 +71,14 @@ export async function applyOp(consul: ConsulTarget, agentNode: string, op: Consu
       }), op.kind);
     case 'node-leave':
       return ok(await call(consul, 'PUT', '/v1/catalog/deregister', { Node: op.node }), op.kind);
+    case 'node-readdress':
+      // no SkipNodeUpdate: the node record itself is rewritten (ensureRegistrationTxn -> ensureNodeTxn)
+      return ok(await call(consul, 'PUT', '/v1/catalog/register', { Node: op.node, Address: op.address }), op.kind);
+    case 'txn':
+      // a node gone (a shrunk sequence) fails the whole transaction: 409 "Missing node registration"
+      return ok(await call(consul, 'PUT', '/v1/txn', op.sets.map((x) => ({
+        Service: { Verb: 'set', Node: x.node, Service: { ID: x.id, Service: x.service, Address: x.address, Port: x.port, Tags: x.tags } },
+      }))), op.kind, (r) => r.status === 409 && /Missing node registration/.test(r.text));
     case 'kv':
       return ok(await call(consul, 'PUT', `/v1/kv/${op.key}`, String(Date.now())), op.kind);
     case 'coordinate':

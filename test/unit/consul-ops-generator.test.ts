@@ -19,7 +19,7 @@ describe('consul ops generator', () => {
   it('makes every kind of write a real cluster sees, bursts and quiet points, and ends quiet', () => {
     const ops = generateOps(1, opts);
     const kinds = new Set(flat(ops).map((o) => (o.kind === 'register' ? `register:${o.why}` : o.kind === 'deregister' ? `deregister:${o.why}` : o.kind)));
-    for (const k of ['register:new', 'register:move', 'register:retag', 'deregister:one', 'deregister:last-of-service', 'check', 'maintenance', 'node-join', 'node-fail', 'node-recover', 'node-leave', 'kv', 'coordinate', 'quiet']) {
+    for (const k of ['register:new', 'register:move', 'register:retag', 'deregister:one', 'deregister:last-of-service', 'check', 'maintenance', 'node-join', 'node-fail', 'node-recover', 'node-leave', 'node-readdress', 'txn', 'kv', 'coordinate', 'quiet']) {
       assert.ok(kinds.has(k), k);
     }
     assert.ok(ops.some((o) => o.kind === 'burst'));
@@ -35,6 +35,7 @@ describe('consul ops generator', () => {
     const live = new Map<string, { service: string; port: number }>();
     for (const o of flat(generateOps(7, opts))) {
       if (o.kind === 'register') live.set(`${o.node}/${o.id}`, { service: o.service, port: o.port });
+      if (o.kind === 'txn') for (const x of o.sets) live.set(`${x.node}/${x.id}`, { service: x.service, port: x.port });
       if (o.kind === 'deregister') live.delete(`${o.node}/${o.id}`);
       if (o.kind === 'node-leave') for (const k of [...live.keys()]) if (k.startsWith(`${o.node}/`)) live.delete(k);
       const seen = new Set<string>();

@@ -1,9 +1,10 @@
 // The follower's decision on a catalog index move it has not explained yet (explain-step.ts), one row per
 // situation a real Consul produces: a node leaving (one index, many services), index noise (KV and
-// coordinate writes between two catalog answers), a count-preserving change, the extinction index.
+// coordinate writes between two catalog answers), a count-preserving change, the extinction index, a
+// /v1/txn writing several services at one index.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { nextExplainStep, type ExplainInputs, type ExplainStep } from '../../balancer/src/discovery/explain-step.js';
+import { nextExplainStep, VERIFY_REASON, type ExplainInputs, type ExplainStep } from '../../balancer/src/discovery/explain-step.js';
 
 const base: ExplainInputs = {
   notByInstance: 1,
@@ -33,6 +34,12 @@ const rows: { name: string; inputs: Partial<ExplainInputs>; step: ExplainStep['k
   // node leave: the leave index named by reads as their own index only, the summary counted every service
   { name: 'node leave: what is left is a deletion a read named, every count matches', inputs: { summaryReflects: true, answersUnnamed: 0, notByInstance: 1, unnamed: 0 }, step: 'deletions-counted' },
   { name: 'a registration with checks, read: its instance names the only write', inputs: { notByInstance: 0, answersUnnamed: 0 }, step: 'explained' },
+  // one /v1/txn at one index: an instance of quiet moved to another port (count kept), an instance of web
+  // added; the summary sent a read of web, whose new instance names the index: every index is named, yet
+  // quiet's move is not read (the step says so: `verify`)
+  { name: 'a txn writing two services at one index, a read names one of them', inputs: { notByInstance: 0, unnamed: 0, answersUnnamed: 0, summaryReflects: true }, step: 'explained' },
+  // the same txn deleting web's instance instead: named by web's read as its own index, counts match
+  { name: 'a txn deleting one service and moving another at one index', inputs: { summaryReflects: true, answersUnnamed: 0, notByInstance: 1, unnamed: 0 }, step: 'deletions-counted' },
   { name: 'the guess is being read', inputs: { ownReadsPending: true }, step: 'await-reads' },
   { name: 'another read under way may name it, time left', inputs: { anyReadUnderWay: true, waitLeftMs: 120 }, step: 'wait' },
   { name: 'a check-less registration: guess the service changed last', inputs: { guess: 'web' }, step: 'guess' },
@@ -57,6 +64,10 @@ describe('explain step', () => {
   for (const r of rows) {
     it(r.name, () => assert.equal(nextExplainStep({ ...base, ...r.inputs }).kind, r.step));
   }
+  it('a window closed with every index named is still verified: one index may write services no read names', () => {
+    assert.deepEqual(nextExplainStep({ ...base, notByInstance: 0 }), { kind: 'explained', verify: VERIFY_REASON });
+    assert.deepEqual(nextExplainStep({ ...base, summaryReflects: true, answersUnnamed: 0, unnamed: 0 }), { kind: 'deletions-counted', verify: VERIFY_REASON });
+  });
   it('a guess names its service and a wait its time', () => {
     assert.deepEqual(nextExplainStep({ ...base, guess: 'web' }), { kind: 'guess', service: 'web' });
     assert.deepEqual(nextExplainStep({ ...base, anyReadUnderWay: true, waitLeftMs: 42 }), { kind: 'wait', ms: 42 });

@@ -1,7 +1,7 @@
 // Consul catalog watcher on a connection budget: whatever the number of services, at most
 // `budget.maxConns` connections to the agent.
 //
-// Two blocking queries are change signals, each holding one connection:
+// Three blocking queries are change signals, each holding one connection:
 // - /v1/catalog/services: service names and tags; it wakes on every write to the services table (an
 //   instance registered, changed or removed, a node leaving) and answers that table's index, compared
 //   canonically (Consul lists tags in Go map order, another on every answer);
@@ -19,7 +19,8 @@
 // deletion, and one deletion may remove instances of many services (deleteNodeTxn: a node leaving, all
 // its services at one index; a name gone answers the global service_last_extinction index). So
 // (explain-step.ts, a pure decision):
-// - every index of the move named by an instance: done (a registration with checks costs 3 requests);
+// - every index of the move named by an instance: what those reads show is current (a registration
+//   with checks shows after 3 requests), the sweep below follows;
 // - else: first the service whose membership changed last (a deploy's next change), then the catalog
 //   summary (catalog-summary.ts: every service's instance count and nodes, one request), re-reading the
 //   services whose count or nodes differ: a node leave re-reads every service it had;
@@ -31,9 +32,15 @@
 //   noise; it is bounded: one rescan at a time (a gap during one queues at most one more, which
 //   re-reads only what the first read before the gap), behind every read a signal names, in at most half
 //   the read share.
-// Left out: a node re-registered with another address (a node write, no services-table write); a
-// /v1/txn that changes two services at one index, one of them count-preserving, while a read names the
-// other's instance at that index. The periodic resync (default 5 min) re-reads every service for those.
+// - and even a window every index of which a read named is followed by that rescan (explain-step.ts
+//   `verify`): one index may write several services (a /v1/txn: one instance moved to another port,
+//   count kept, and an instance of another service added, which a read names at that index), and
+//   nothing but a read of each tells which; it re-reads only services whose last read began before the
+//   window's end, and folds under churn into one background sweep.
+// A third signal, /v1/catalog/nodes, follows node writes: a node re-registered with a new address
+// (ensureNodeTxn) moves the node's and its services' indexes but not the services table's, so
+// /v1/catalog/services does not wake, yet every instance without a Service.Address moves; a node whose
+// row changes re-reads its services. The periodic resync (default 5 min) stays as a safety net.
 // Why not one blocking query per service: past the agent's 200 connections per client the agent
 // refuses them. Why not /v1/health/state/any: it lists every check of the catalog on every change.
 //
@@ -49,7 +56,7 @@ import { CATALOG_SUMMARY_PATH, parseCatalogSummary, servicesWithOtherCounts, typ
 import { ConsulBudget, DEFAULT_CONSUL_MAX_CONNS } from './consul-budget.js';
 import { answerIndexes, parseHealthAnswer } from './health-entries.js';
 import { DEFAULT_POLL_MS, pollDelay } from './watch-slot.js';
-import { nextExplainStep } from './explain-step.js';
+import { nextExplainStep, VERIFY_REASON } from './explain-step.js';
 import { WriteLedger } from './write-ledger.js';
 import { RescanQueue, type RescanRequest } from './rescan-queue.js';
 
@@ -101,6 +108,8 @@ export interface CatalogWatcherStats {
   readonly emits: number;
   /** full re-reads triggered by an unexplained catalog change or the periodic resync */
   readonly rescans: number;
+  /** reads made by the sweeps behind explained windows (explain-step.ts `verify`), a rescan reason of their own */
+  readonly sweepReads?: number;
   /** why each rescan started (reason -> count) */
   readonly rescanReasons: Readonly<Record<string, number>>;
   /** catalog summary reads (a catalog move no signal explained) */
@@ -126,7 +135,8 @@ export interface CatalogWatcherStats {
   /** change signals replaced by a fallback (counted once each) */
   readonly signalFallbacks: number;
   /** the indexes the two signals last answered with */
-  readonly indexes: { readonly catalog: number; readonly checks: number };
+  /** (nodes: the index mode's nodes signal) */
+  readonly indexes: { readonly catalog: number; readonly checks: number; readonly nodes?: number };
 }
 
 export interface CatalogWatcher {
@@ -158,7 +168,10 @@ const RECENT_MAX = 8;
 const RECENT_BEFORE_SUMMARY = 1;
 /** summaries per unexplained move (again only when later moves extended it) before a rescan */
 const MAX_SUMMARIES_PER_WINDOW = 3;
+/** catalog services and non-passing checks; the nodes signal reserves its own slot when it may */
 const SIGNALS = 2;
+/** below this budget the nodes signal polls (node writes are rare; a small budget's slots go to the KV watches) */
+const NODES_SIGNAL_MIN_CONNS = 8;
 /** the non-passing checks: critical and warning in one query (Consul 1.4+ filter) */
 export const NON_PASSING_CHECKS_PATH = '/v1/health/state/any';
 export const NON_PASSING_CHECKS_FILTER = 'Status != "passing"';
@@ -218,6 +231,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   const budget = opts.budget ?? new ConsulBudget({ maxConns: opts.maxConns ?? DEFAULT_CONSUL_MAX_CONNS, random, now });
   const endpoint: ConsulEndpoint = { ...opts.endpoint, dispatcher: opts.endpoint.dispatcher ?? budget.dispatcher };
   const reserved = budget.reserve(SIGNALS);
+  const nodesReserved = reserved >= SIGNALS && budget.maxConns >= NODES_SIGNAL_MIN_CONNS ? budget.reserve(1) : 0;
   const readTimeoutMs = opts.readTimeoutMs ?? 30_000;
   const startGraceMs = opts.startGraceMs ?? 5_000;
 
@@ -246,6 +260,10 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   let serviceCheckKeys = new Map<string, string>();
   let nodeCheckKeys = new Map<string, string>();
   let checksSettled = false; // first answer (or failure) of the checks signal
+  /** node -> its address and ModifyIndex as /v1/catalog/nodes last listed it */
+  let nodeKeys: Map<string, string> | undefined;
+  let nodesSettled = false; // first answer (or failure) of the nodes signal
+  let nodesIndex = 0;
   /** per service: the highest index its reads are known to reflect (a read started after that index was known) */
   const readCovers = new Map<string, number>();
   /** highest index the check signals answered with: once it reaches a catalog move, they have spoken */
@@ -274,6 +292,9 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   let errors = 0;
   let emits = 0;
   let rescans = 0;
+  let sweepReads = 0;
+  /** the reason of the rescan under way */
+  let rescanReason = '';
   const rescanReasons: Record<string, number> = {};
   let summaries = 0;
   let deletionsCounted = 0;
@@ -336,7 +357,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   // ---- reads: one plain GET per dirty service, bounded by the budget ----
 
   /** highest index any signal has answered with: a read started now reflects at least that */
-  const knownIndex = () => Math.max(catalogIndex, checksIndex);
+  const knownIndex = () => Math.max(catalogIndex, checksIndex, nodesIndex);
   /** `atIndex`: the signal index that asks for the read; a read that covers it is not repeated */
   const markDirty = (name: string, atIndex = Number.POSITIVE_INFINITY) => {
     if (!known?.has(name) && !gone.has(name)) return;
@@ -384,7 +405,10 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       if (inFlight.has(name)) continue;
       queue.delete(name);
       inFlight.add(name);
-      if (fromBulk) bulkInFlight++;
+      if (fromBulk) {
+        bulkInFlight++;
+        if (rescanReason === VERIFY_REASON) sweepReads++;
+      }
       readCovers.set(name, knownIndex());
       void readService(name).finally(() => {
         inFlight.delete(name);
@@ -503,9 +527,12 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   const startRescan = ({ reason, threshold }: RescanRequest, detail?: Record<string, unknown>) => {
     if (!known) return;
     rescans++;
+    rescanReason = reason;
     rescanReasons[reason] = (rescanReasons[reason] ?? 0) + 1;
     for (const name of known) markBulk(name, threshold);
-    log.info({ reason, ...detail, services: known.size, reads: bulk.size + bulkAgain.size }, 'consul rescan');
+    const queued = bulk.size + bulkAgain.size;
+    // the sweep behind every explained window is routine: logged at debug, like one with nothing to read
+    log[queued === 0 || reason === VERIFY_REASON ? 'debug' : 'info']({ reason, ...detail, services: known.size, reads: queued }, 'consul rescan');
     maybeEndRescan();
     pump();
   };
@@ -612,10 +639,41 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     maybeInitialRead();
   };
 
+  /**
+   * The nodes signal. A node re-registered with another address (an agent back with a new IP) is a
+   * node write (ensureNodeTxn): it moves the node's and each of its services' indexes, not the services
+   * table's, so /v1/catalog/services does not wake, and no check changes; yet every instance without a
+   * Service.Address now has the new address. A node whose row changed (or went) re-reads its services.
+   */
+  const onNodes = (body: unknown, index: number, first: boolean) => {
+    if (index > nodesIndex) nodesIndex = index;
+    const next = new Map<string, string>();
+    if (Array.isArray(body)) {
+      for (const r of body as { Node?: unknown; Address?: unknown; ModifyIndex?: unknown }[]) {
+        if (typeof r === 'object' && r !== null && typeof r.Node === 'string') next.set(r.Node, `${String(r.Address ?? '')}\u0000${String(r.ModifyIndex ?? '')}`);
+      }
+    }
+    const previous = nodeKeys;
+    nodeKeys = next;
+    if (previous && (!first || nodesSettled)) {
+      for (const node of new Set([...previous.keys(), ...next.keys()])) {
+        if (previous.get(node) === next.get(node)) continue;
+        for (const [name, e] of entries) if (e.nodes.has(node) || e.node.has(node)) markDirty(name, index);
+      }
+    }
+    settleNodes();
+    pump();
+  };
+  const settleNodes = () => {
+    if (nodesSettled) return;
+    nodesSettled = true;
+    maybeInitialRead();
+  };
+
   /** The first read of every service starts once the signals have a baseline (no change falls between). */
   let initialReadStarted = false;
   const maybeInitialRead = () => {
-    if (initialReadStarted || known === undefined || !checksSettled) return;
+    if (initialReadStarted || known === undefined || !checksSettled || !nodesSettled) return;
     initialReadStarted = true;
     if (known.size === 0) {
       initialReadDone = true;
@@ -696,6 +754,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     switch (step.kind) {
       case 'explained':
         closeWindow(target);
+        rescanAll(step.verify, { target }, target);
         return;
       case 'await-reads':
         return; // re-checked when it is answered (afterRead)
@@ -715,6 +774,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
         deletionsCounted++;
         log.debug({ target }, 'catalog move explained by the summary');
         closeWindow(target);
+        rescanAll(step.verify, { target }, target);
         return;
       case 'rescan': {
         // after the summary, the indexes above the last one nothing names are each named (a deletion
@@ -914,6 +974,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     // the slots granted go to the catalog signal first, then to the checks signal
     signalLoop<unknown>('catalog', '/v1/catalog/services', onServices, undefined, {}, reserved >= 1),
     checksLoop(reserved >= 2),
+    signalLoop<unknown>('nodes', '/v1/catalog/nodes', onNodes, settleNodes, {}, nodesReserved >= 1),
   ].map((p) => p.catch((err) => log.error({ err }, 'consul watch loop crashed')));
 
   const done = (async () => {
@@ -921,7 +982,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     // reads in flight end with the signal
     const deadline = now() + 5_000;
     while (inFlight.size > 0 && now() < deadline) await sleep(10);
-    budget.release(reserved + extraReserved);
+    budget.release(reserved + nodesReserved + extraReserved);
     if (ownsBudget) await budget.close();
   })();
 
@@ -931,11 +992,11 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     reachable: () => isReachable === true,
     done,
     stats: () => ({
-      services: known?.size ?? 0, queries, reads, errors, emits, rescans, rescanReasons: { ...rescanReasons }, summaries, summaryUsable, deletionsCounted, rescansCoalesced, bodyBytes, unusableAnswers,
+      services: known?.size ?? 0, queries, reads, errors, emits, rescans, sweepReads, rescanReasons: { ...rescanReasons }, summaries, summaryUsable, deletionsCounted, rescansCoalesced, bodyBytes, unusableAnswers,
       throttled: budget.stats().overBudget, budget: budget.stats(), outstanding,
       checksFilterRefused, signalFallbacks,
-      settled: outstanding === reserved + extraReserved && dirty.size === 0 && bulk.size === 0 && inFlight.size === 0 && !rescanQueue.running && pendingExplain === 0 && !explainTimer && !summaryInFlight && !emitTimer && changedSinceEmit.size === 0,
-      indexes: { catalog: catalogIndex, checks: checksIndex },
+      settled: outstanding === reserved + nodesReserved + extraReserved && dirty.size === 0 && bulk.size === 0 && inFlight.size === 0 && !rescanQueue.running && pendingExplain === 0 && !explainTimer && !summaryInFlight && !emitTimer && changedSinceEmit.size === 0,
+      indexes: { catalog: catalogIndex, checks: checksIndex, nodes: nodesIndex },
     }),
     serviceNames: () => known ?? new Set<string>(),
     tagsOf: (name) => {

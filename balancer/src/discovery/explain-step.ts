@@ -8,6 +8,13 @@
 // plain HTTP nothing tells the two apart, so a gap the summary leaves is re-read (a rescan of the
 // services not read since it), never accepted. Only an index a read names as a deletion is ruled out by
 // the summary (a deletion changes a count).
+// Nor does a named write rule out the services no read names: one raft index may write several services
+// (a /v1/txn applies every op at one index, state/txn.go; one may move an instance to another port,
+// which changes no count, while another adds an instance a read then names). So a window closed as
+// explained (or its deletions counted) is still followed by a rescan of the services whose last read
+// began before it (`verify`): it does not hold up what the reads already showed, and it re-reads only
+// services no read since the window's end covers. The rescans are one at a time and folded
+// (rescan-queue.ts), so under churn this is one background sweep, not one per move.
 
 export interface ExplainInputs {
   /** indexes of the window no instance of a read names (write-ledger notByInstance) */
@@ -38,8 +45,9 @@ export interface ExplainInputs {
 }
 
 export type ExplainStep =
-  /** every write of the window is one an instance named: nothing else can have changed */
-  | { readonly kind: 'explained' }
+  /** every write of the window is one an instance named: the services those reads show are current;
+   * the rest are re-read (`verify`, a rescan reason): the same index may have written them too */
+  | { readonly kind: 'explained'; readonly verify: string }
   /** a read the window asked for is under way: ask again when it is answered */
   | { readonly kind: 'await-reads' }
   /** ask again after `ms` (or sooner, when a read or signal is answered) */
@@ -48,19 +56,22 @@ export type ExplainStep =
   | { readonly kind: 'summary' }
   /** every index left is a deletion a read named and the summary matched every count: a deletion
    * changes a count, so none is left unread */
-  | { readonly kind: 'deletions-counted' }
+  | { readonly kind: 'deletions-counted'; readonly verify: string }
   /** the move cannot be located: re-read every service not read since it */
   | { readonly kind: 'rescan'; readonly reason: string };
 
+/** Why a window whose writes reads all named is still re-read (the rescan reason, counted in stats). */
+export const VERIFY_REASON = 'one index may write services no read names (a /v1/txn)';
+
 export function nextExplainStep(s: ExplainInputs): ExplainStep {
-  if (s.notByInstance === 0) return { kind: 'explained' };
+  if (s.notByInstance === 0) return { kind: 'explained', verify: VERIFY_REASON };
   if (s.ownReadsPending) return { kind: 'await-reads' };
   // a read under way may name the move: wait for it, but only so long (under churn one always is)
   if (s.waitLeftMs > 0 && s.anyReadUnderWay) return { kind: 'wait', ms: s.waitLeftMs };
   if (s.guess !== undefined && !s.summaryReflects) return { kind: 'guess', service: s.guess };
   if (s.summaryInFlight) return { kind: 'await-reads' };
   if (s.summaryUsable && !s.summaryReflects && s.summariesLeft) return { kind: 'summary' };
-  if (s.summaryUsable && s.summaryReflects && s.unnamed === 0) return { kind: 'deletions-counted' };
+  if (s.summaryUsable && s.summaryReflects && s.unnamed === 0) return { kind: 'deletions-counted', verify: VERIFY_REASON };
   // before re-reading everything, give the checks signal a moment to name the change (a registration
   // with checks shows there at the same index: the agent syncs a service with its checks in one write)
   if (s.checksGraceLeftMs > 0 && !s.checksCaughtUp) return { kind: 'wait', ms: s.checksGraceLeftMs };
