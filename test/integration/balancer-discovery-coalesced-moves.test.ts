@@ -65,6 +65,8 @@ test('a catalog answer covering a quiet deregistration and a signalled registrat
   await consulPut(consul, '/v1/agent/service/register', { ID: trigger, Name: web, Address: '127.0.0.1', Port: 9001, Check: { TTL: '60s' } });
   await until('the catalog query after the trigger held', () => gate.held.length === 1, 10_000);
   await until('the trigger seen', () => ids(web).includes(trigger), 10_000);
+  // and the sweep behind its window done: its reads would see the deregistration below early
+  await until('the sweep after the trigger done', () => w.stats().settled, 10_000);
   const catalogBefore = w.stats().indexes.catalog;
 
   // both writes while that query is held: its one answer covers both
