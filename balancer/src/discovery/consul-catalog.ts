@@ -59,6 +59,7 @@ import { DEFAULT_POLL_MS, pollDelay } from './watch-slot.js';
 import { nextExplainStep, VERIFY_REASON } from './explain-step.js';
 import { WriteLedger } from './write-ledger.js';
 import { RescanQueue, type RescanRequest } from './rescan-queue.js';
+import { SnapshotEmitter } from './snapshot-emitter.js';
 
 export interface CatalogWatcherOptions {
   readonly endpoint: ConsulEndpoint;
@@ -279,18 +280,14 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   const retryTimers = new Map<string, NodeJS.Timeout>();
   const failures = new Map<string, number>();
   const failedBeforeFirstAnswer = new Map<string, number>();
-  const changedSinceEmit = new Set<string>();
   /** names gone from the catalog whose (empty) answer is still to be read for the index it names */
   const gone = new Set<string>();
 
-  let lastEmitted: CatalogSnapshot | undefined;
-  let emitTimer: NodeJS.Timeout | undefined;
   let resyncTimer: NodeJS.Timeout | undefined;
   let isReachable: boolean | undefined;
   let queries = 0;
   let reads = 0;
   let errors = 0;
-  let emits = 0;
   let rescans = 0;
   let sweepReads = 0;
   /** the reason of the rescan under way */
@@ -309,9 +306,6 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   let unusableAnswers = 0;
   let outstanding = 0;
   let initialReadDone = false;
-  let resolveReady!: (s: CatalogSnapshot) => void;
-  const ready = new Promise<CatalogSnapshot>((resolve) => (resolveReady = resolve));
-  let readyResolved = false;
 
   const markReachable = (ok: boolean, err?: Error) => {
     if (ok === isReachable) return;
@@ -319,40 +313,13 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     opts.onReachability?.(ok, err);
   };
 
-  const gaveUpOn = (s: string) => {
+  const gaveUpOn = (s: string): boolean => {
     const failedAt = failedBeforeFirstAnswer.get(s);
-    return failedAt !== undefined && (readyResolved || now() - failedAt >= startGraceMs);
+    return failedAt !== undefined && (emitter.readyResolved || now() - failedAt >= startGraceMs);
   };
-  const complete = () => known !== undefined && initialReadDone && [...known].every((s) => entries.has(s) || gaveUpOn(s));
+  const complete = (): boolean => known !== undefined && initialReadDone && [...known].every((s) => entries.has(s) || gaveUpOn(s));
 
-  const emitNow = () => {
-    emitTimer = undefined;
-    if (signal.aborted || !complete()) return;
-    if (readyResolved && changedSinceEmit.size === 0) return;
-    const services: Record<string, readonly CatalogInstance[]> = {};
-    for (const name of [...entries.keys()].sort()) services[name] = entries.get(name)!.instances;
-    const snapshot: CatalogSnapshot = { services };
-    const changed = new Set(changedSinceEmit);
-    changedSinceEmit.clear();
-    if (!readyResolved) {
-      readyResolved = true;
-      resolveReady(snapshot);
-    }
-    lastEmitted = snapshot;
-    emits++;
-    try {
-      opts.onSnapshot(snapshot);
-      opts.onChange?.(snapshot, changed);
-    } catch (err) {
-      log.error({ err }, 'snapshot listener failed');
-    }
-  };
-
-  // A fixed window opened by the first change (not extended by later ones) bounds the added latency.
-  const scheduleEmit = () => {
-    if (emitTimer || signal.aborted) return;
-    emitTimer = setTimeout(emitNow, Math.max(0, opts.debounceMs));
-  };
+  const emitter: SnapshotEmitter = new SnapshotEmitter({ debounceMs: opts.debounceMs, entries, complete: () => complete(), onSnapshot: opts.onSnapshot, onChange: opts.onChange, logger: log, signal });
 
   // ---- reads: one plain GET per dirty service, bounded by the budget ----
 
@@ -426,7 +393,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     maybeEndRescan();
     if (!initialReadDone && dirty.size === 0 && bulk.size === 0 && inFlight.size === 0) initialReadDone = true;
     if (dirty.size > 0 || bulk.size > 0) pump();
-    if (complete()) scheduleEmit();
+    if (complete()) emitter.schedule();
     if (pendingExplain > 0) checkExplained();
   };
 
@@ -481,7 +448,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
         return;
       }
       entries.set(name, { instances: parsed.instances, key, node: new Set(parsed.instances.map((i) => i.node)), count, nodes });
-      changedSinceEmit.add(name);
+      emitter.changed(name);
       // only membership changes predict the next unexplained move (a deploy's deregistration follows
       // its registration); health flips would push those services out of the short list
       if (!prev || !sameMembers(prev.instances, parsed.instances)) noteRecent(name);
@@ -677,7 +644,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     initialReadStarted = true;
     if (known.size === 0) {
       initialReadDone = true;
-      scheduleEmit();
+      emitter.schedule();
       return;
     }
     for (const name of known) dirty.add(name);
@@ -873,7 +840,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       const t = retryTimers.get(name);
       if (t) clearTimeout(t);
       retryTimers.delete(name);
-      if (entries.delete(name)) changedSinceEmit.add(name);
+      if (entries.delete(name)) emitter.changed(name);
       bulk.delete(name);
       bulkAgain.delete(name);
       gone.add(name);
@@ -918,7 +885,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       pendingExplain = Math.max(pendingExplain, index);
       checkExplained();
     }
-    if (changedSinceEmit.size > 0) scheduleEmit();
+    if (emitter.pendingChanges > 0) emitter.schedule();
     pump();
   };
 
@@ -934,13 +901,11 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   scheduleResync();
 
   signal.addEventListener('abort', () => {
-    if (emitTimer) clearTimeout(emitTimer);
     if (pumpTimer) clearTimeout(pumpTimer);
     if (explainTimer) clearTimeout(explainTimer);
     if (resyncTimer) clearTimeout(resyncTimer);
     for (const t of retryTimers.values()) clearTimeout(t);
     retryTimers.clear();
-    emitTimer = undefined;
   }, { once: true });
 
   /**
@@ -987,15 +952,15 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
   })();
 
   return {
-    ready,
-    current: () => lastEmitted,
+    ready: emitter.ready,
+    current: () => emitter.current(),
     reachable: () => isReachable === true,
     done,
     stats: () => ({
-      services: known?.size ?? 0, queries, reads, errors, emits, rescans, sweepReads, rescanReasons: { ...rescanReasons }, summaries, summaryUsable, deletionsCounted, rescansCoalesced, bodyBytes, unusableAnswers,
+      services: known?.size ?? 0, queries, reads, errors, emits: emitter.emits, rescans, sweepReads, rescanReasons: { ...rescanReasons }, summaries, summaryUsable, deletionsCounted, rescansCoalesced, bodyBytes, unusableAnswers,
       throttled: budget.stats().overBudget, budget: budget.stats(), outstanding,
       checksFilterRefused, signalFallbacks,
-      settled: outstanding === reserved + nodesReserved + extraReserved && dirty.size === 0 && bulk.size === 0 && inFlight.size === 0 && !rescanQueue.running && pendingExplain === 0 && !explainTimer && !summaryInFlight && !emitTimer && changedSinceEmit.size === 0,
+      settled: outstanding === reserved + nodesReserved + extraReserved && dirty.size === 0 && bulk.size === 0 && inFlight.size === 0 && !rescanQueue.running && pendingExplain === 0 && !explainTimer && !summaryInFlight && !emitter.scheduled && emitter.pendingChanges === 0,
       indexes: { catalog: catalogIndex, checks: checksIndex, nodes: nodesIndex },
     }),
     serviceNames: () => known ?? new Set<string>(),

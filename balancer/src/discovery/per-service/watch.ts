@@ -17,6 +17,7 @@ import type { CatalogInstance, CatalogSnapshot } from '../../routing/types.js';
 import type { CatalogWatcher, CatalogWatcherOptions, CatalogWatcherStats } from '../consul-catalog.js';
 import { DEFAULT_CONSUL_MAX_CONNS } from '../consul-budget.js';
 import { parseHealthAnswer } from '../health-entries.js';
+import { SnapshotEmitter } from '../snapshot-emitter.js';
 import { pollDelay } from '../watch-slot.js';
 import { h2GetJson } from './h2-get.js';
 import { SessionPool, type SessionPoolStats } from './session-pool.js';
@@ -74,15 +75,11 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
   const tagKeys = new Map<string, string>();
   const failedBeforeFirstAnswer = new Map<string, number>();
   const polled = new Set<string>();
-  const changedSinceEmit = new Set<string>();
   let known: Set<string> | undefined;
-  let lastEmitted: CatalogSnapshot | undefined;
-  let emitTimer: NodeJS.Timeout | undefined;
   let isReachable: boolean | undefined;
   let queries = 0;
   let reads = 0;
   let errors = 0;
-  let emits = 0;
   let bodyBytes = 0;
   let unusableAnswers = 0;
   let outstanding = 0;
@@ -91,48 +88,19 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
   let timeouts = 0;
   let catalogIndex = 0;
   let warnedOverflow = false;
-  let readyResolved = false;
-  let resolveReady!: (s: CatalogSnapshot) => void;
-  const ready = new Promise<CatalogSnapshot>((resolve) => (resolveReady = resolve));
 
   const markReachable = (ok: boolean, err?: Error) => {
     if (ok === isReachable) return;
     isReachable = ok;
     opts.onReachability?.(ok, err);
   };
-  const gaveUpOn = (s: string) => {
+  const gaveUpOn = (s: string): boolean => {
     const failedAt = failedBeforeFirstAnswer.get(s);
-    return failedAt !== undefined && (readyResolved || now() - failedAt >= startGraceMs);
+    return failedAt !== undefined && (emitter.readyResolved || now() - failedAt >= startGraceMs);
   };
-  const complete = () => known !== undefined && [...known].every((s) => entries.has(s) || gaveUpOn(s));
+  const complete = (): boolean => known !== undefined && [...known].every((s) => entries.has(s) || gaveUpOn(s));
 
-  const emitNow = () => {
-    emitTimer = undefined;
-    if (signal.aborted || !complete()) return;
-    if (readyResolved && changedSinceEmit.size === 0) return;
-    const services: Record<string, readonly CatalogInstance[]> = {};
-    for (const name of [...entries.keys()].sort()) services[name] = entries.get(name)!.instances;
-    const snapshot: CatalogSnapshot = { services };
-    const changed = new Set(changedSinceEmit);
-    changedSinceEmit.clear();
-    if (!readyResolved) {
-      readyResolved = true;
-      resolveReady(snapshot);
-    }
-    lastEmitted = snapshot;
-    emits++;
-    try {
-      opts.onSnapshot(snapshot);
-      opts.onChange?.(snapshot, changed);
-    } catch (err) {
-      log.error({ err }, 'snapshot listener failed');
-    }
-  };
-  // a fixed window opened by the first change bounds the added latency (as the index design does)
-  const scheduleEmit = () => {
-    if (emitTimer || signal.aborted) return;
-    emitTimer = setTimeout(emitNow, Math.max(0, opts.debounceMs));
-  };
+  const emitter: SnapshotEmitter = new SnapshotEmitter({ debounceMs: opts.debounceMs, entries, complete: () => complete(), onSnapshot: opts.onSnapshot, onChange: opts.onChange, logger: log, signal });
 
   /** A service's answer: its whole state; differing from the held one is the change. */
   const applyAnswer = (name: string, body: unknown) => {
@@ -152,8 +120,8 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
     const prev = entries.get(name);
     if (prev && prev.key === key) return;
     entries.set(name, { instances: parsed.instances, key });
-    changedSinceEmit.add(name);
-    scheduleEmit();
+    emitter.changed(name);
+    emitter.schedule();
   };
 
   /** One service's loop: a held blocking query re-armed at each answer's index, or polls past the budget. */
@@ -230,7 +198,7 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
       });
       if (answeredIndex === undefined) failuresInRow++;
       index = next.kind === 'block' ? next.index : 0;
-      if (complete()) scheduleEmit();
+      if (complete()) emitter.schedule();
       if (next.afterMs > 0) await sleep(next.afterMs, stop);
     }
   };
@@ -251,7 +219,7 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
     polled.delete(name);
     tagKeys.delete(name);
     failedBeforeFirstAnswer.delete(name);
-    if (entries.delete(name)) changedSinceEmit.add(name);
+    if (entries.delete(name)) emitter.changed(name);
   };
 
   /** A /v1/catalog/services answer: names appear and leave; a re-tagged service is read again by its own query. */
@@ -266,7 +234,7 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
     const plan = planWatches(names, new Set(loops.keys()));
     for (const name of plan.stop) stopService(name);
     for (const name of plan.start) startService(name);
-    if (names.size === 0 || changedSinceEmit.size > 0 || !readyResolved) scheduleEmit();
+    if (names.size === 0 || emitter.pendingChanges > 0 || !emitter.readyResolved) emitter.schedule();
   };
 
   const catalogLoop = async (): Promise<void> => {
@@ -320,11 +288,6 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
     }
   };
 
-  signal.addEventListener('abort', () => {
-    if (emitTimer) clearTimeout(emitTimer);
-    emitTimer = undefined;
-  }, { once: true });
-
   const catalogDone = catalogLoop().catch((err) => log.error({ err }, 'consul watch loop crashed'));
   const done = (async () => {
     await catalogDone;
@@ -333,19 +296,19 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
   })();
 
   const stats = (): CatalogWatcherStats => ({
-    services: known?.size ?? 0, queries, reads, errors, emits, rescans: 0, rescanReasons: {}, summaries: 0, summaryUsable: false, deletionsCounted: 0, rescansCoalesced: 0,
+    services: known?.size ?? 0, queries, reads, errors, emits: emitter.emits, rescans: 0, rescanReasons: {}, summaries: 0, summaryUsable: false, deletionsCounted: 0, rescansCoalesced: 0,
     bodyBytes, unusableAnswers, throttled: 0,
     budget: opts.budget?.stats() ?? { maxConns: maxSessions, reserved: pool.stats().sessions, readLimit: 0, readsInFlight: 0, peakInFlight: 0, overBudget: 0, pausedMs: 0 },
     outstanding,
     // every query is a held one (the catalog's and each service's), nothing else is under way
-    settled: known !== undefined && outstanding === held && held === loops.size + 1 - polled.size && !emitTimer && changedSinceEmit.size === 0,
+    settled: known !== undefined && outstanding === held && held === loops.size + 1 - polled.size && !emitter.scheduled && emitter.pendingChanges === 0,
     checksFilterRefused: false, signalFallbacks: 0,
     indexes: { catalog: catalogIndex, checks: 0 },
   });
 
   return {
-    ready,
-    current: () => lastEmitted,
+    ready: emitter.ready,
+    current: () => emitter.current(),
     reachable: () => isReachable === true,
     done,
     stats,
