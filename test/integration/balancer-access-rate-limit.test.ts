@@ -107,7 +107,7 @@ test('allow= / deny= from tags, then an admin policy: 403 for HTTP, closed for T
   }
 });
 
-test('rate=40/s with 2 workers: accepted/s of new connections within 10 % of the rate; one keep-alive connection gets at most it', async () => {
+test('rate=40/s with 2 workers: accepted/s of new connections and of one keep-alive connection within 10 % of the rate', async () => {
   const consul = await consulForTest();
   const scope = testScope();
   const web = scope.name('rated');
@@ -152,7 +152,8 @@ test('rate=40/s with 2 workers: accepted/s of new connections within 10 % of the
     assert.ok(counts.limited > 0, 'the clients asked for more than the rate');
     assert.ok(perSecond >= RATE * 0.9 && perSecond <= RATE * 1.1, `${perSecond.toFixed(1)}/s accepted, configured ${RATE}/s`);
 
-    // one keep-alive connection meets one worker: it gets that worker's half, never more than the rate
+    // one keep-alive connection meets one worker: the primary gives that worker the key's share by demand
+    // (1 - 0.1/2 of the rate, policy/rate-shares.ts); 1/N would give it half
     const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 1, pipelining: 1 });
     try {
       let ok = 0;
@@ -165,7 +166,7 @@ test('rate=40/s with 2 workers: accepted/s of new connections within 10 % of the
       }
       const kaPerSecond = ok / ((Date.now() - k0) / 1000);
       process.stderr.write(`rate limit, 2 workers, one keep-alive connection: ${kaPerSecond.toFixed(1)}/s accepted for ${RATE}/s configured\n`);
-      assert.ok(kaPerSecond <= RATE * 1.1, `keep-alive: ${kaPerSecond.toFixed(1)}/s`);
+      assert.ok(kaPerSecond >= RATE * 0.9 && kaPerSecond <= RATE * 1.1, `keep-alive: ${kaPerSecond.toFixed(1)}/s accepted, configured ${RATE}/s`);
     } finally {
       await pool.close();
     }

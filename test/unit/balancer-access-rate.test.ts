@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { AccessCheck, parseAccessList } from '../../balancer/src/policy/access-rules.js';
 import { parseRate, parseRateBy, RateLimiter } from '../../balancer/src/policy/rate-limit.js';
 import { parsePolicyJson, parsePolicyTags, policyDocumentToJson, resolvePolicy } from '../../balancer/src/policy/policy-spec.js';
+import { demandKey, sharesForWorkers, sharesFromDemand } from '../../balancer/src/policy/rate-shares.js';
 import { TrafficGuard } from '../../balancer/src/policy/traffic-guard.js';
 import type { UpstreamSpec } from '../../balancer/src/routing/types.js';
 import { DEFAULT_TABLE_DEFAULTS } from '../../balancer/src/routing/tag-options.js';
@@ -89,11 +90,11 @@ test('token bucket: burst first, then the rate; Retry-After from the deficit; a 
   for (let i = 0; i < 10_000; i++) if (l.take('a', (t += 1)).ok) ok++;
   assert.equal(ok, 100);
   // two workers with half each: together the rate
-  const w1 = new RateLimiter({ ratePerSecond: 10, burst: 4, by: { source: 'ip' } }, 0.5);
-  const w2 = new RateLimiter({ ratePerSecond: 10, burst: 4, by: { source: 'ip' } }, 0.5);
+  const w1 = new RateLimiter({ ratePerSecond: 10, burst: 4, by: { source: 'ip' } });
+  const w2 = new RateLimiter({ ratePerSecond: 10, burst: 4, by: { source: 'ip' } });
   let both = 0;
   let u = 0;
-  for (let i = 0; i < 10_000; i++) { u += 1; if ((i % 2 === 0 ? w1 : w2).take('a', u).ok) both++; }
+  for (let i = 0; i < 10_000; i++) { u += 1; if ((i % 2 === 0 ? w1 : w2).take('a', u, 0.5).ok) both++; }
   // burst 4 (2 + 2) plus 10 s x 10/s, less what is still filling in each bucket
   assert.ok(both >= 102 && both <= 104, `two halves let ${both} through`);
 });
@@ -114,4 +115,45 @@ test('guard: 403 before 429, counts per service, buckets kept across an equal po
   now += 1000;
   assert.equal(g.check(spec(), '127.0.0.2', () => 'k').ok, true);
   assert.deepEqual({ ...g.counts().get('s') }, { denied: 1, limited: 1 });
+});
+
+test('rate shares: from demand with a floor of 0.1/N, summing to 1 over the live workers', () => {
+  const cases: { name: string; demand: number[]; want: number[] }[] = [
+    { name: 'no worker', demand: [], want: [] },
+    { name: 'no demand: even', demand: [0, 0], want: [0.5, 0.5] },
+    { name: 'one keep-alive client on worker 0', demand: [50, 0], want: [0.95, 0.05] },
+    { name: 'spread evenly', demand: [20, 20], want: [0.5, 0.5] },
+    { name: 'reload overlap: 4 live workers, old generation idle', demand: [0, 0, 30, 10], want: [0.025, 0.025, 0.7, 0.25] },
+    { name: 'negative counts are none', demand: [-5, 10], want: [0.05, 0.95] },
+  ];
+  for (const c of cases) {
+    const got = sharesFromDemand(c.demand);
+    assert.equal(got.length, c.want.length, c.name);
+    got.forEach((v, i) => assert.ok(Math.abs(v - c.want[i]) < 1e-9, `${c.name}: worker ${i} ${v}, want ${c.want[i]}`));
+    if (got.length > 0) assert.ok(Math.abs(got.reduce((a, b) => a + b, 0) - 1) < 1e-9, `${c.name}: sums to 1`);
+  }
+  const reports = new Map([[1, new Map([[demandKey('s', 'ip:a'), 40]])], [9, new Map([[demandKey('s', 'ip:a'), 99]])]]);
+  const w = sharesForWorkers([1, 2], reports);
+  const rounded = (id: number) => ({ ...w.get(id)!, shares: w.get(id)!.shares.map(([k, v]) => [k, Math.round(v * 1e6) / 1e6]) });
+  assert.deepEqual(rounded(1), { defaultShare: 0.5, shares: [[demandKey('s', 'ip:a'), 0.95]] }, 'a worker that is not live (9) is ignored');
+  assert.deepEqual(rounded(2), { defaultShare: 0.5, shares: [[demandKey('s', 'ip:a'), 0.05]] });
+});
+
+test('guard: demand per key reported once, shares from the primary change the bucket', () => {
+  let now = 0;
+  const g = new TrafficGuard(0.5, () => now);
+  const u: UpstreamSpec = {
+    name: 's', algorithm: 'roundrobin', servers: [], retry: DEFAULT_TABLE_DEFAULTS.retry, origin: 'consul',
+    policy: { rateLimit: { ratePerSecond: 10, burst: 10, by: { source: 'ip' } } },
+  };
+  let ok = 0;
+  for (let i = 0; i < 20; i++) if (g.check(u, '127.0.0.2').ok) ok++;
+  assert.equal(ok, 5, 'default share 0.5: half the burst');
+  assert.deepEqual(g.takeDemand(), [[demandKey('s', 'ip:127.0.0.2'), 20]]);
+  assert.equal(g.takeDemand(), undefined);
+  g.applyShares({ defaultShare: 0.5, shares: [[demandKey('s', 'ip:127.0.0.2'), 0.95]] });
+  now += 1000;
+  ok = 0;
+  for (let i = 0; i < 20; i++) if (g.check(u, '127.0.0.2').ok) ok++;
+  assert.equal(ok, 9, 'share 0.95: 9.5 tokens a second');
 });

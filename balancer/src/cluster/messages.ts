@@ -64,7 +64,9 @@ export type PrimaryToWorker =
   /** the answer to a worker's acme-challenge request */
   | ChallengeAnswer
   /** GET /status: what one page needs (worker/runtime.ts StatusQuery); answered by status-answer */
-  | { readonly type: 'status-query'; readonly seq: number; readonly query: StatusQuery };
+  | { readonly type: 'status-query'; readonly seq: number; readonly query: StatusQuery }
+  /** this worker's share of each rate-limited key (policy/rate-shares.ts) */
+  | { readonly type: 'rate-shares'; readonly shares: import('../policy/rate-shares.js').WorkerShares };
 
 export type WorkerToPrimary =
   | { readonly type: 'hello' }
@@ -82,7 +84,9 @@ export type WorkerToPrimary =
   | WorkerMetricsMessage
   /** ACME HTTP-01: a token's key authorization, looked up by the primary (answered by acme-challenge-answer) */
   | ChallengeRequest
-  | { readonly type: 'status-answer'; readonly seq: number; readonly version: string; readonly answer: StatusAnswer };
+  | { readonly type: 'status-answer'; readonly seq: number; readonly version: string; readonly answer: StatusAnswer }
+  /** rate-limited keys' demand in the last window: [demandKey, count] */
+  | { readonly type: 'rate-demand'; readonly counts: readonly (readonly [string, number])[] };
 
 export function isWorkerMessage(m: unknown): m is WorkerToPrimary {
   return typeof m === 'object' && m !== null && typeof (m as { type?: unknown }).type === 'string';

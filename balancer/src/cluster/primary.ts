@@ -24,7 +24,7 @@ import { startPublishing } from './primary/publish.js';
 import { loadStartDump } from './primary/start-dump.js';
 import { StopList } from './primary/stop-list.js';
 import { workerInitFrom } from './primary/worker-init.js';
-import { relayAcmeChallenges, relayEjections, shareActiveChecks } from './primary/worker-wiring.js';
+import { relayAcmeChallenges, relayEjections, shareActiveChecks, shareRateLimits } from './primary/worker-wiring.js';
 import { StartupError } from './startup-error.js';
 import { Supervisor } from './supervisor.js';
 
@@ -108,6 +108,7 @@ async function assemble(config: Config, logger: pino.Logger, log: pino.Logger, s
   });
   supervisorRef = supervisor;
   if (challengeLookup) relayAcmeChallenges(supervisor, challengeLookup, budget);
+  stops.add('rate shares', shareRateLimits(supervisor));
   supervisor.onPublished((e) => metrics.tableServed(e.table.version, e.latencyMs));
   // before the workers start: they get the certificates right after their init
   const tls = config.tls ? await startTls({

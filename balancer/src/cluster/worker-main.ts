@@ -32,6 +32,8 @@ let workerTls: WorkerTls | undefined;
 let metrics: WorkerMetrics | undefined;
 let challengeRelay: ChallengeRelayClient | undefined;
 
+import { RATE_SHARE_WINDOW_MS } from '../policy/rate-shares.js';
+
 function send(msg: WorkerToPrimary): void {
   if (process.connected) process.send?.(msg);
 }
@@ -125,6 +127,12 @@ async function exitAfter(work: () => Promise<void>, code: number): Promise<void>
 let queue: Promise<void> = Promise.resolve();
 let pendingInit: Promise<void> | undefined;
 
+// rate limits: this worker's demand each window, only when there was some (policy/rate-shares.ts)
+setInterval(() => {
+  const counts = runtime?.takeRateDemand?.();
+  if (counts !== undefined) send({ type: 'rate-demand', counts });
+}, RATE_SHARE_WINDOW_MS).unref();
+
 process.on('message', (raw: unknown) => {
   const msg = raw as PrimaryToWorker;
   switch (msg?.type) {
@@ -215,6 +223,9 @@ process.on('message', (raw: unknown) => {
       return;
     case 'tls-ticket-keys':
       workerTls?.setTicketKeys(Buffer.from(msg.keys, 'base64'));
+      return;
+    case 'rate-shares':
+      runtime?.applyRateShares?.(msg.shares);
       return;
     case 'acme-challenge-answer':
       challengeRelay?.onAnswer(msg);

@@ -4,12 +4,9 @@
 // TCP close. The key is the client address (`rate_by=ip`, the default) or a request header
 // (`rate_by=header:<name>`; TCP and requests without the header count by address).
 //
-// The whole balancer holds the limit, not each worker: a worker's buckets refill at `share` of the
-// rate and hold `share` of the burst, share = 1 / workers. New connections are spread across the
-// workers by the primary (node:cluster round robin), so each worker sees its share of the clients'
-// connections and the sum holds the configured rate. A client that keeps one connection open
-// (HTTP keep-alive) meets one worker, so it gets that worker's share: the limit errs on the strict
-// side, never above the configured rate (test balancer-rate-limit measures both).
+// The whole balancer holds the limit, not each worker: a worker's bucket for a key refills at `share`
+// of the rate and holds `share` of the burst, the share given per call. The primary sets the shares
+// from every worker's demand (policy/rate-shares.ts), so they sum to 1 over the live workers.
 import type { RateLimitSpec } from '../routing/types.js';
 
 export const MAX_RATE_PER_SECOND = 1_000_000;
@@ -53,28 +50,32 @@ export class RateLimiter {
   readonly #rate: number;
   readonly #burst: number;
 
-  constructor(readonly spec: RateLimitSpec, share = 1) {
-    this.#rate = spec.ratePerSecond * share;
-    // at least one token can be saved, or a share of a small burst would refuse everything
-    this.#burst = Math.max(1, spec.burst * share);
+  constructor(readonly spec: RateLimitSpec) {
+    this.#rate = spec.ratePerSecond;
+    this.#burst = spec.burst;
   }
 
-  take(key: string, now: number): TakeResult {
+  /** `share`: this worker's part of the key's rate and burst (0 < share <= 1) */
+  take(key: string, now: number, share = 1): TakeResult {
+    const rate = this.#rate * share;
+    // at least one token can be saved, or a share of a small burst would refuse everything
+    const burst = Math.max(1, this.#burst * share);
     let b = this.#buckets.get(key);
     if (b === undefined) {
       if (this.#buckets.size >= MAX_BUCKETS) this.#evict(now);
-      b = { tokens: this.#burst, at: now };
+      b = { tokens: burst, at: now };
       this.#buckets.set(key, b);
     } else {
       const elapsed = Math.max(0, now - b.at) / 1000;
-      b.tokens = Math.min(this.#burst, b.tokens + elapsed * this.#rate);
+      // a smaller share also shrinks what was saved
+      b.tokens = Math.min(burst, b.tokens + elapsed * rate);
       b.at = now;
     }
     if (b.tokens >= 1) {
       b.tokens -= 1;
       return { ok: true };
     }
-    return { ok: false, retryAfterMs: Math.ceil(((1 - b.tokens) / this.#rate) * 1000) };
+    return { ok: false, retryAfterMs: Math.ceil(((1 - b.tokens) / rate) * 1000) };
   }
 
   get size(): number {

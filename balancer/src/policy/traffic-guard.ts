@@ -1,10 +1,12 @@
 // A worker's access rules and rate limits, asked before the pick (HTTP: proxy-exchange.ts; TCP:
 // l4/tcp-service-set.ts). Compiled from the upstream's policy and kept across table swaps while the
 // policy is the same (the buckets survive a swap that did not touch the limit). Counts denied and
-// limited requests per service for the metrics.
+// limited requests per service for the metrics, and each rate-limited key's demand for the primary,
+// which answers with this worker's share of every key (policy/rate-shares.ts).
 import type { AccessRules, RateLimitSpec, UpstreamSpec } from '../routing/types.js';
 import { AccessCheck } from './access-rules.js';
 import { RateLimiter } from './rate-limit.js';
+import { boundedReport, demandKey, type WorkerShares } from './rate-shares.js';
 
 export type GuardVerdict =
   | { readonly ok: true }
@@ -28,10 +30,16 @@ export class TrafficGuard {
   readonly #access = new WeakMap<AccessRules, AccessCheck>();
   readonly #limiters = new Map<string, { key: string; limiter: RateLimiter }>();
   readonly #counts = new Map<string, GuardCounts>();
+  /** demandKey -> takes since the last report */
+  #demand = new Map<string, number>();
+  #shares: ReadonlyMap<string, number> = new Map();
+  #defaultShare: number;
 
-  /** `share`: this worker's part of every rate (1 / workers); `onRefused`: the metrics (RequestObserver.refused) */
-  constructor(private readonly share: number, private readonly now: () => number,
-    private readonly onRefused?: (service: string, protocol: 'http' | 'tcp', kind: 'denied' | 'limited') => void) {}
+  /** `share`: this worker's part of a key's rate until the primary says (1 / workers); `onRefused`: the metrics (RequestObserver.refused) */
+  constructor(share: number, private readonly now: () => number,
+    private readonly onRefused?: (service: string, protocol: 'http' | 'tcp', kind: 'denied' | 'limited') => void) {
+    this.#defaultShare = share;
+  }
 
   /** `header`: a request header by lower-case name (HTTP); absent for TCP */
   check(upstream: UpstreamSpec, clientIp: string, header?: (name: string) => string | undefined): GuardVerdict {
@@ -50,7 +58,10 @@ export class TrafficGuard {
     if (spec !== undefined) {
       const limiter = this.#limiterOf(upstream.name, spec);
       const by = spec.by.source === 'header' && header !== undefined ? header(spec.by.name) : undefined;
-      const r = limiter.take(by === undefined ? `ip:${clientIp}` : `h:${by}`, this.now());
+      const key = by === undefined ? `ip:${clientIp}` : `h:${by}`;
+      const dk = demandKey(upstream.name, key);
+      this.#demand.set(dk, (this.#demand.get(dk) ?? 0) + 1);
+      const r = limiter.take(key, this.now(), this.#shares.get(dk) ?? this.#defaultShare);
       if (!r.ok) {
         this.#count(upstream.name).limited++;
         this.onRefused?.(upstream.name, protocolLabel(upstream), 'limited');
@@ -58,6 +69,20 @@ export class TrafficGuard {
       }
     }
     return OK;
+  }
+
+  /** the demand since the last call, bounded (undefined when none): what the worker reports each window */
+  takeDemand(): [string, number][] | undefined {
+    if (this.#demand.size === 0) return undefined;
+    const report = boundedReport(this.#demand);
+    this.#demand = new Map();
+    return report;
+  }
+
+  /** the primary's shares: they replace the previous ones (a key not listed gets the default) */
+  applyShares(shares: WorkerShares): void {
+    if (shares.defaultShare > 0 && shares.defaultShare <= 1) this.#defaultShare = shares.defaultShare;
+    this.#shares = new Map(shares.shares.filter(([, v]) => v > 0 && v <= 1));
   }
 
   /** denied / limited counts per service since start */
@@ -80,7 +105,7 @@ export class TrafficGuard {
       this.#limiters.set(name, { key, limiter: held.limiter });
       return held.limiter;
     }
-    const limiter = new RateLimiter(spec, this.share);
+    const limiter = new RateLimiter(spec);
     this.#limiters.set(name, { key, limiter });
     return limiter;
   }

@@ -264,6 +264,8 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
   return {
     applyTable,
     applyHealth,
+    takeRateDemand: () => ctx.guard?.takeDemand(),
+    applyRateShares: (shares) => ctx.guard?.applyShares(shares),
     listen: (host: string, port: number): Promise<AddressInfo> => front.listen(host, port),
     handleSocket: (socket: Socket): void => front.handleSocket(socket),
     ...(tcp ? { tlsPassthrough: tcp.passthrough } : {}),

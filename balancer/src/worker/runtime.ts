@@ -140,6 +140,9 @@ export interface WorkerRuntime {
   applyTable(table: RouteTable, delta?: ReadonlySet<string>): { changed: boolean };
   /** Health decided elsewhere: active states from the shared checker, passive ejections of other workers. */
   applyHealth?(update: HealthUpdate): void;
+  /** rate limits shared by demand (policy/rate-shares.ts): this window's demand, and the primary's shares */
+  takeRateDemand?(): [string, number][] | undefined;
+  applyRateShares?(shares: import('../policy/rate-shares.js').WorkerShares): void;
   /** Start the proxy listener; under node:cluster the port is shared through the primary. */
   listen(host: string, port: number): Promise<AddressInfo>;
   /**
