@@ -1,0 +1,62 @@
+// What holds on HTTP/1.1 holds on an h2 stream too, compared in one test across both protocols: request
+// scripts (onRequest refuses a method with 403, adds a header that reaches the upstream, onResponse adds
+// a response header), over h2c with prior knowledge against the same worker runtime.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import type { ClientHttp2Session } from 'node:http2';
+import { tableFromUpstreams } from '../../balancer/src/routing/build-table.js';
+import type { RouteTable } from '../../balancer/src/routing/types.js';
+import { checkScript } from '../../balancer/src/scripts/script-source.js';
+import { withScripts } from '../../balancer/src/scripts/table-scripts.js';
+import { startBackends, startProxy, upstreamSpec, type Backend, type RunningProxy } from '../support/upstreams.js';
+import { h2connect, h2request } from '../support/http2-client.js';
+
+const example = (name: string) => readFileSync(new URL(`../../../examples/scripts/${name}`, import.meta.url), 'utf8');
+
+describe('balancer proxy: HTTP/1.1 behaviour stays true on h2', () => {
+  let backends: Backend[];
+  let proxy: RunningProxy;
+  let base: RouteTable;
+  let session: ClientHttp2Session;
+
+  before(async () => {
+    backends = await startBackends(2);
+    proxy = await startProxy({ http2: { h2c: true } });
+    base = tableFromUpstreams({ web: upstreamSpec('web', [backends[0].spec()]), 'web-b': upstreamSpec('web-b', [backends[1].spec()]) }, []);
+    session = await h2connect(`http://127.0.0.1:${proxy.port}`);
+  });
+  after(async () => {
+    session.close();
+    await proxy.runtime.close();
+    for (const b of backends) await b.kill();
+  });
+
+  it('scripts: onRequest and onResponse see the same request on h2 as on HTTP/1.1', async () => {
+    proxy.runtime.applyTable(withScripts(base, [
+      checkScript({ name: 'refuse', source: example('refuse-delete.js').replace('shop.example', 'web'), services: ['*'] }),
+      checkScript({ name: 'add-header', source: example('add-header.js'), services: ['web'] }),
+    ]));
+    const h1 = {
+      refused: await proxy.fetch('web', '/x', { method: 'DELETE' }),
+      passed: await proxy.fetch('web-b', '/x', { method: 'DELETE' }),
+      headers: await proxy.fetch('web', '/headers'),
+    };
+    const h2 = {
+      refused: await h2request(session, { ':method': 'DELETE', ':path': '/x', ':authority': 'web' }),
+      passed: await h2request(session, { ':method': 'DELETE', ':path': '/x', ':authority': 'web-b' }),
+      headers: await h2request(session, { ':path': '/headers', ':authority': 'web' }),
+    };
+    for (const [proto, got] of [['HTTP/1.1', h1], ['h2', h2]] as const) {
+      assert.equal(got.refused.status, 403, `${proto}: DELETE refused by onRequest`);
+      assert.equal(got.refused.text, 'DELETE is not allowed here\n', proto);
+      assert.equal(got.passed.status, 200, `${proto}: another host is not refused`);
+      assert.equal(got.passed.text, 'b1', proto);
+      const seen = JSON.parse(got.headers.text) as Record<string, string>;
+      assert.equal(seen['x-request-script'], 'add-header', `${proto}: the header onRequest added reaches the upstream`);
+      assert.equal(seen['x-client-address'], '127.0.0.1', proto);
+      assert.equal(got.headers.headers['x-served-by'], 'balancer', `${proto}: onResponse added its header`);
+      assert.equal(got.headers.headers['x-upstream-status'], '200', proto);
+    }
+  });
+});
