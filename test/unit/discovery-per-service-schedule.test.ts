@@ -3,7 +3,7 @@
 // loop queries next.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { blockingCapacity, nextQuery, pickSession, planWatches, sessionsFor, SHORT_READ_HEADROOM, type QueryOutcome, type SessionLoad } from '../../balancer/src/discovery/per-service/stream-schedule.js';
+import { blockingCapacity, nextQuery, pickSession, planWatches, pollPause, sessionsFor, SHORT_READ_HEADROOM, type QueryOutcome, type SessionLoad } from '../../balancer/src/discovery/per-service/stream-schedule.js';
 
 const s = (streams: number, maxStreams = 250, usable = true): SessionLoad => ({ streams, maxStreams, usable });
 
@@ -59,4 +59,20 @@ describe('nextQuery', () => {
     { name: 'past the budget and failing: the longer of backoff and poll pause', outcome: o({ overflow: true, answeredIndex: undefined, backoffMs: 5000 }), want: { kind: 'poll', afterMs: 5000 } },
   ];
   for (const r of rows) it(r.name, () => assert.deepEqual(nextQuery(r.outcome), r.want));
+});
+
+describe('pollPause: every poll past the budget together stays under maxPollsPerSec', () => {
+  const rows: { name: string; polled: number; pollMs: number; maxPollsPerSec: number; want: number }[] = [
+    { name: 'a few polled services: the plain pause', polled: 10, pollMs: 2000, maxPollsPerSec: 200, want: 2000 },
+    { name: 'exactly at the rate', polled: 400, pollMs: 2000, maxPollsPerSec: 200, want: 2000 },
+    { name: '1,032 polled (5,000 services at 16 connections): stretched to 200/s', polled: 1032, pollMs: 2000, maxPollsPerSec: 200, want: 5160 },
+    { name: '20,000 polled: still 200/s', polled: 20_000, pollMs: 2000, maxPollsPerSec: 200, want: 100_000 },
+    { name: 'no bound (0): the plain pause', polled: 5000, pollMs: 2000, maxPollsPerSec: 0, want: 2000 },
+    { name: 'nothing polled', polled: 0, pollMs: 2000, maxPollsPerSec: 200, want: 2000 },
+  ];
+  for (const r of rows) it(r.name, () => {
+    const pause = pollPause(r.polled, r.pollMs, r.maxPollsPerSec);
+    assert.equal(pause, r.want);
+    if (r.maxPollsPerSec > 0 && r.polled > 0) assert.ok((r.polled * 1000) / pause <= r.maxPollsPerSec, 'the rate bound holds');
+  });
 });

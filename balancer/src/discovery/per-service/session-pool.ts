@@ -55,6 +55,7 @@ export interface SessionPoolStats {
 export class SessionPool {
   readonly #opts: SessionPoolOptions;
   readonly #entries: Entry[] = [];
+  /** callers waiting for a stream, first come first served (a Set iterates in insertion order) */
   readonly #waiters = new Set<() => void>();
   #nextId = 1;
   #opened = 0;
@@ -85,7 +86,9 @@ export class SessionPool {
             if (released) return;
             released = true;
             e.streams--;
-            this.#wake();
+            // one stream freed: one waiter (waking all of them made every release cost one acquire
+            // per waiting service: past the budget, ~1,000 of them, the primary's whole CPU)
+            this.#wakeOne();
           },
         };
       }
@@ -169,7 +172,13 @@ export class SessionPool {
     return true;
   }
 
+  /** capacity changed (settings, a close): every waiter looks again */
   #wake(): void {
     for (const w of [...this.#waiters]) w();
+  }
+
+  #wakeOne(): void {
+    const first = this.#waiters.values().next();
+    if (!first.done) first.value();
   }
 }

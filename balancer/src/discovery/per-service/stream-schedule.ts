@@ -72,6 +72,17 @@ export function planWatches(names: ReadonlySet<string>, watched: ReadonlySet<str
   return { start: start.sort(), stop: stop.sort() };
 }
 
+/**
+ * The pause between two polls of one service past the budget: pollMs, stretched so that all polled
+ * services together send at most maxPollsPerSec (the agent's and the primary's cost stays bounded
+ * however far past the budget the catalog grows; each polled service is then read every
+ * polled / maxPollsPerSec seconds).
+ */
+export function pollPause(polled: number, pollMs: number, maxPollsPerSec: number): number {
+  if (!(maxPollsPerSec > 0)) return Math.max(0, pollMs);
+  return Math.max(0, pollMs, Math.ceil((Math.max(0, polled) * 1000) / maxPollsPerSec));
+}
+
 /** What one service's query loop does next, from what its last query did. */
 export type NextQuery =
   /** a blocking query from this index (0: a plain read, the first one or after a reset) */

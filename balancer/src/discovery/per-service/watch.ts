@@ -21,11 +21,13 @@ import { SnapshotEmitter } from '../snapshot-emitter.js';
 import { pollDelay } from '../watch-slot.js';
 import { h2GetJson } from './h2-get.js';
 import { SessionPool, type SessionPoolStats } from './session-pool.js';
-import { nextQuery, planWatches } from './stream-schedule.js';
+import { nextQuery, planWatches, pollPause } from './stream-schedule.js';
 
 export interface PerServiceWatcherOptions extends CatalogWatcherOptions {
   /** pause between two polls of a service past the budget; default 2 s */
   readonly pollMs?: number;
+  /** all polls of services past the budget together, at most this many per second; default 200 */
+  readonly maxPollsPerSec?: number;
   /** PEM CA(s) to trust for the agent instead of node's default store (which NODE_EXTRA_CA_CERTS extends) */
   readonly ca?: string;
 }
@@ -46,6 +48,8 @@ export interface PerServiceWatcher extends CatalogWatcher {
 }
 
 const WATCH_ALL_EXCEPT = new Set(['consul']);
+/** polls past the budget, all services together (pollPause); ~200 small reads/s is a few % of a core */
+const DEFAULT_MAX_POLLS_PER_SEC = 200;
 
 export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSignal: AbortSignal): PerServiceWatcher {
   const log = opts.logger;
@@ -64,6 +68,7 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
   const readTimeoutMs = opts.readTimeoutMs ?? 30_000;
   const startGraceMs = opts.startGraceMs ?? 5_000;
   const pollMs = opts.pollMs ?? 2_000;
+  const maxPollsPerSec = opts.maxPollsPerSec ?? DEFAULT_MAX_POLLS_PER_SEC;
   const maxSessions = opts.budget ? opts.budget.maxConns : opts.maxConns ?? DEFAULT_CONSUL_MAX_CONNS;
   const pool = new SessionPool({ baseUrl: opts.endpoint.baseUrl, ca: opts.ca, maxSessions, budget: opts.budget, logger: log, backoff: policy, random, now });
   const getOpts = (index: number, s: AbortSignal, waitMs = opts.waitMs) => ({
@@ -74,6 +79,10 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
   const loops = new Map<string, { stop: AbortController; done: Promise<void> }>();
   const tagKeys = new Map<string, string>();
   const failedBeforeFirstAnswer = new Map<string, number>();
+  /** known services without a first usable answer yet (the first snapshot waits for these alone) */
+  const awaitingFirst = new Set<string>();
+  /** each polled service's index at its last parsed answer: a poll answering the same index is not parsed */
+  const parsedIndex = new Map<string, number>();
   const polled = new Set<string>();
   let known: Set<string> | undefined;
   let isReachable: boolean | undefined;
@@ -98,7 +107,12 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
     const failedAt = failedBeforeFirstAnswer.get(s);
     return failedAt !== undefined && (emitter.readyResolved || now() - failedAt >= startGraceMs);
   };
-  const complete = (): boolean => known !== undefined && [...known].every((s) => entries.has(s) || gaveUpOn(s));
+  // O(services still awaited), not O(services): it runs after every answer
+  const complete = (): boolean => {
+    if (known === undefined) return false;
+    for (const s of awaitingFirst) if (!gaveUpOn(s)) return false;
+    return true;
+  };
 
   const emitter: SnapshotEmitter = new SnapshotEmitter({ debounceMs: opts.debounceMs, entries, complete: () => complete(), onSnapshot: opts.onSnapshot, onChange: opts.onChange, logger: log, signal });
 
@@ -116,6 +130,7 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
       return;
     }
     failedBeforeFirstAnswer.delete(name);
+    awaitingFirst.delete(name);
     const key = canonicalJson(parsed.instances);
     const prev = entries.get(name);
     if (prev && prev.key === key) return;
@@ -176,8 +191,13 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
         // a wait that ran out answers the index it was sent: the service's own index did not move, so
         // its rows did not change (catalog.go moves service.<name> on every write to them, a node's
         // too): nothing to parse. Any other answer is parsed and compared.
-        if (!(sentIndex > 0 && res.index === sentIndex && entries.has(name))) applyAnswer(name, res.body);
-        else timeouts++;
+        // a poll likewise: the same index as the last parsed answer is the same rows
+        if (sentIndex > 0 && res.index === sentIndex && entries.has(name)) timeouts++;
+        else if (overflow && entries.has(name) && parsedIndex.get(name) === res.index) timeouts++;
+        else {
+          applyAnswer(name, res.body);
+          parsedIndex.set(name, res.index);
+        }
       } catch (err) {
         if (stop.aborted) break;
         errors++;
@@ -194,7 +214,7 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
       const next = nextQuery({
         sentIndex, answeredIndex, failuresInRow, elapsedMs: now() - started, minIntervalMs: opts.minQueryIntervalMs,
         backoffMs: answeredIndex === undefined ? backoffDelay(policy, failuresInRow, random) : 0,
-        overflow, pollMs: pollDelay(pollMs, random),
+        overflow, pollMs: pollDelay(pollPause(polled.size, pollMs, maxPollsPerSec), random),
       });
       if (answeredIndex === undefined) failuresInRow++;
       index = next.kind === 'block' ? next.index : 0;
@@ -219,6 +239,8 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
     polled.delete(name);
     tagKeys.delete(name);
     failedBeforeFirstAnswer.delete(name);
+    awaitingFirst.delete(name);
+    parsedIndex.delete(name);
     if (entries.delete(name)) emitter.changed(name);
   };
 
@@ -233,7 +255,10 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
     }
     const plan = planWatches(names, new Set(loops.keys()));
     for (const name of plan.stop) stopService(name);
-    for (const name of plan.start) startService(name);
+    for (const name of plan.start) {
+      if (!entries.has(name)) awaitingFirst.add(name);
+      startService(name);
+    }
     if (names.size === 0 || emitter.pendingChanges > 0 || !emitter.readyResolved) emitter.schedule();
   };
 
