@@ -9,11 +9,13 @@ import pino from 'pino';
 import { request } from 'undici';
 import { tableFromUpstreams } from '../../balancer/src/routing/build-table.js';
 import type { RouteTable, ScriptSpec } from '../../balancer/src/routing/types.js';
-import { checkScript, MAX_SCRIPT_TIMEOUT_MS, ScriptError } from '../../balancer/src/scripts/script-source.js';
+import { checkScript, MAX_SCRIPT_TIMEOUT_MS, ScriptError, scriptVersion } from '../../balancer/src/scripts/script-source.js';
 import { withScripts } from '../../balancer/src/scripts/table-scripts.js';
 import { startPrimary } from '../../balancer/src/cluster/primary.js';
 import { parseBalancerArgs } from '../../balancer/src/config.js';
 import { startBackends, startProxy, upstreamSpec, type Backend, type RunningProxy } from '../support/upstreams.js';
+import { ENGINES, engineOptions } from '../support/engines.js';
+import { h2connect, h2request } from '../support/http2-client.js';
 
 const example = (name: string) => readFileSync(new URL(`../../../examples/scripts/${name}`, import.meta.url), 'utf8');
 
@@ -138,6 +140,59 @@ describe('request scripts in the worker', () => {
     assert.ok(ok > 200, `requests served during the swaps: ${ok}`);
   });
 });
+
+// A script the worker cannot load (its top level throws there, or runs past the load budget, as
+// under a CPU load the upload check did not see) must not vanish: its services answer 503 over
+// HTTP/1.1 and HTTP/2, others are served. The table is built past checkScript, which refuses these
+// at upload.
+for (const engine of ENGINES) {
+  describe(`a request script that will not load fails closed [${engine}]`, () => {
+    let backends: Backend[];
+    let proxy: RunningProxy;
+    let base: RouteTable;
+    before(async () => {
+      backends = await startBackends(2);
+      proxy = await startProxy({ ...engineOptions(engine), http2: { h2c: true } });
+      base = tableFromUpstreams({ web: upstreamSpec('web', [backends[0].spec()]), 'web-b': upstreamSpec('web-b', [backends[1].spec()]) }, []);
+    });
+    after(async () => {
+      await proxy.runtime.close();
+      for (const b of backends) await b.kill();
+    });
+
+    for (const [why, top] of [['throws', 'throw new Error("not here");'], ['runs past the load budget', 'for (;;) {}']] as const) {
+      it(`top level ${why} in the worker: 503 script_unavailable, not unscripted`, async () => {
+        const good = checkScript({ name: `refuse-${why.length}`, source: example('refuse-delete.js').replace('shop.example', 'web'), services: ['web'] });
+        const source = `${top}\n${good.source}`;
+        const version = scriptVersion(source);
+        proxy.runtime.applyTable(withScripts(base, [{ ...good, source, version }]));
+        const expectRefused = (status: number, text: string, what: string) => {
+          assert.equal(status, 503, `${what}: ${status} ${text}`);
+          const body = JSON.parse(text) as { error: string; script: string; version: string; reason: string };
+          assert.deepEqual({ ...body, reason: typeof body.reason }, { error: 'script_unavailable', script: good.name, version, reason: 'string' });
+          assert.match(body.reason, /^not loaded: /);
+        };
+        for (const method of ['DELETE', 'GET']) {
+          const res = await proxy.fetch('web', '/x', { method });
+          expectRefused(res.status, res.text, method);
+        }
+        const session = await h2connect(`http://127.0.0.1:${proxy.port}`);
+        try {
+          const h2 = await h2request(session, { ':method': 'DELETE', ':path': '/x', ':authority': 'web' });
+          expectRefused(h2.status, h2.text, 'h2c DELETE');
+        } finally {
+          session.close();
+        }
+        assert.equal((await proxy.fetch('web-b', '/x', { method: 'DELETE' })).text, 'b1', 'a service the script is not bound to is served');
+        const stats = proxy.runtime.scriptStats!();
+        assert.equal(stats.length, 1);
+        assert.equal(stats[0].errors, 3, 'each refused request is counted');
+        assert.equal(stats[0].calls, 0);
+        assert.match(stats[0].lastError ?? '', /not loaded/);
+      });
+    }
+  });
+}
 
 describe('request scripts through the admin API', () => {
   it('PUT lists and runs a script in every worker, refuses a syntax error with the line, DELETE removes it', async () => {

@@ -310,7 +310,7 @@ export class BalancerMetrics {
 
     const scripts = [...this.store.scripts].sort((a, b) => (a[0] < b[0] ? -1 : 1));
     f.push({ name: `${p}_script_calls_total`, help: 'Script runs, partitioned by script.', type: 'counter', samples: scripts.map(([script, s]) => ({ labels: { script }, value: s.calls })) });
-    f.push({ name: `${p}_script_errors_total`, help: 'Script runs that threw or timed out, partitioned by script.', type: 'counter', samples: scripts.map(([script, s]) => ({ labels: { script }, value: s.errors })) });
+    f.push({ name: `${p}_script_errors_total`, help: 'Script runs that threw or timed out, and requests refused because the script was not loaded, partitioned by script.', type: 'counter', samples: scripts.map(([script, s]) => ({ labels: { script }, value: s.errors })) });
 
     const certs = this.#certificates?.() ?? [];
     f.push({ name: `${p}_tls_certs_not_after`, help: 'Certificate expiration timestamp (seconds since epoch), partitioned by name.', type: 'gauge', samples: certs.map((c) => ({ labels: c.source === undefined ? { name: c.name } : { name: c.name, source: c.source } as Record<string, string>, value: Math.floor(c.notAfterMs / 1000) })) });

@@ -18,6 +18,7 @@ export type ProxyErrorCode =
   | 'access_denied'         // 403: the client address is denied by the service's allow= / deny= rules
   | 'rate_limited'          // 429: the service's rate= limit for this client is used up (Retry-After says when)
   | 'script_failed'         // 500: a request script threw, ran over budget or returned nonsense (logged)
+  | 'script_unavailable'    // 503: a request script bound to the service is not loaded in this worker (logged once per version)
   | 'internal_error';       // 500: a bug in the proxy (logged)
 
 export function sendJsonError(

@@ -60,7 +60,7 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
   const scriptEvents: ScriptEvents = {
     thread: scriptThread,
     onFailure: (f) => scriptLog.warn(f, 'request script failed'),
-    onLoadError: (spec, err) => scriptLog.error({ script: spec.name, version: spec.version, err: err.message }, 'request script would not load, skipped'),
+    onLoadError: (spec, err) => scriptLog.error({ script: spec.name, version: spec.version, err: err.message }, 'request script would not load: requests to its services are refused (503) until a retry loads it'),
   };
   const health = new PeerHealth({ sharedActive: opts.sharedActiveChecks, onEjected: opts.onPassiveEjection });
   const engine = opts.engine ?? DEFAULT_ENGINE;

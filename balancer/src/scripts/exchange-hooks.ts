@@ -31,6 +31,13 @@ export function requestScripts(ctx: ProxyContext, current: CompiledTable, client
     ctx.accessLog?.info({ method: client.method, url, upstream: upstream?.name, status: 500, script: verdict.script, ms: 0, tries: 0 }, 'access');
     return 'answered';
   }
+  if (verdict.kind === 'unavailable') {
+    // fail closed: what the script enforces is not skipped because it could not load (script-host.ts)
+    sendJsonError(client, 503, 'script_unavailable', { script: verdict.script, version: verdict.version, reason: verdict.reason }, ctx.draining);
+    ctx.observer?.requestEnd(upstream?.name, undefined, 503, client.method, 'http', 0, 0, 0, 0);
+    ctx.accessLog?.info({ method: client.method, url, upstream: upstream?.name, status: 503, script: verdict.script, ms: 0, tries: 0 }, 'access');
+    return 'answered';
+  }
   if (verdict.kind === 'respond') {
     const headers = [...verdict.headers, 'content-length', String(verdict.body.length)];
     if (ctx.draining) headers.push('connection', 'close');

@@ -17,11 +17,21 @@
 // it holds) is dropped and rebuilt, so a script keeping 100 MB per call cannot pile it up; the
 // thread's heap cap stops one that allocates past it within a call (the thread dies). After
 // maxFailures failures in a row the script is disabled in this worker until a new version arrives.
+//
+// A script the worker cannot load (the upload check passed in the primary, but here its top level
+// threw or ran past the load budget, or the thread did not start in time, or a restarted thread
+// lost its context) fails closed: every request to a service it is bound to gets 503
+// script_unavailable, counted as an error of that script, logged once per version. A request
+// tries the load again after a backoff (1 s doubling to 60 s). Passing such requests on unscripted
+// would silently drop what the script enforces (an access rule, a refusal).
 import type { RouteTable, ScriptSpec } from '../routing/types.js';
 import { SCRIPT_LOAD_BUDGET_MS, ScriptError } from './script-source.js';
 import { ScriptLoadError, type ScriptThread } from './script-thread.js';
 
 export const MEMORY_BUDGET_BYTES = 64 * 1024 * 1024;
+/** first and longest wait before a request tries loading a script that would not load */
+const LOAD_RETRY_FIRST_MS = 1_000;
+const LOAD_RETRY_MAX_MS = 60_000;
 const MAX_BODY_BYTES = 1024 * 1024;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$/;
 const BAD_VALUE = /[\r\n\0]/;
@@ -42,7 +52,8 @@ export type HeaderEdits = Readonly<Record<string, string | null>>;
 export type RequestVerdict =
   | { readonly kind: 'respond'; readonly status: number; readonly headers: string[]; readonly body: Buffer }
   | { readonly kind: 'rewrite'; readonly url?: string; readonly headers?: HeaderEdits; readonly upstream?: string }
-  | { readonly kind: 'fail'; readonly script: string; readonly version: string };
+  | { readonly kind: 'fail'; readonly script: string; readonly version: string }
+  | { readonly kind: 'unavailable'; readonly script: string; readonly version: string; readonly reason: string };
 
 export interface ScriptFailure {
   readonly script: string;
@@ -52,6 +63,8 @@ export interface ScriptFailure {
 }
 
 class HookFailure extends Error {}
+/** the script is not loaded in the script thread: its requests are refused, not run unscripted */
+class ScriptUnavailable extends Error {}
 
 export class LoadedScript {
   calls = 0;
@@ -61,26 +74,61 @@ export class LoadedScript {
   lastError: string | undefined;
   /** its context's name in the script thread */
   readonly key: string;
-  readonly hasRequest: boolean;
-  readonly hasResponse: boolean;
+  hasRequest = false;
+  hasResponse = false;
+  /** why it is not loaded in the script thread (undefined: loaded) */
+  loadError: Error | undefined;
+  #retryAt = 0;
+  #retryMs = LOAD_RETRY_FIRST_MS;
 
-  constructor(readonly spec: ScriptSpec, private readonly onFailure: (f: ScriptFailure) => void, private readonly thread: ScriptThread) {
+  constructor(readonly spec: ScriptSpec, private readonly onFailure: (f: ScriptFailure) => void, private readonly thread: ScriptThread,
+    private readonly now: () => number = Date.now) {
     this.key = thread.newKey(`${spec.name}@${spec.version}`);
-    let hooks: number;
+    this.#load();
+  }
+
+  #load(): void {
+    const spec = this.spec;
     try {
-      hooks = thread.load(this.key, { name: spec.name, source: spec.source, loadTimeoutMs: Math.max(spec.timeoutMs, SCRIPT_LOAD_BUDGET_MS), memoryBudget: MEMORY_BUDGET_BYTES });
+      const hooks = this.thread.load(this.key, { name: spec.name, source: spec.source, loadTimeoutMs: Math.max(spec.timeoutMs, SCRIPT_LOAD_BUDGET_MS), memoryBudget: MEMORY_BUDGET_BYTES });
+      this.hasRequest = (hooks & 1) !== 0;
+      this.hasResponse = (hooks & 2) !== 0;
+      this.loadError = undefined;
+      this.#retryMs = LOAD_RETRY_FIRST_MS;
     } catch (err) {
-      if (err instanceof ScriptLoadError && err.code?.startsWith('ERR_SCRIPT_')) throw new ScriptError(err.code as ScriptError['code'], err.message, err.line);
-      throw err;
+      this.loadError = err instanceof ScriptLoadError && err.code?.startsWith('ERR_SCRIPT_') ? new ScriptError(err.code as ScriptError['code'], err.message, err.line) : err as Error;
+      this.#retryAt = this.now() + this.#retryMs;
+      this.#retryMs = Math.min(this.#retryMs * 2, LOAD_RETRY_MAX_MS);
     }
-    this.hasRequest = (hooks & 1) !== 0;
-    this.hasResponse = (hooks & 2) !== 0;
+  }
+
+  /** Loaded, or loaded now by a retry whose backoff is over; false: refuse its requests (refused()). */
+  available(): boolean {
+    if (this.loadError === undefined) return true;
+    if (this.now() >= this.#retryAt) this.#load();
+    return this.loadError === undefined;
+  }
+
+  /** A request refused because the script is not loaded: counted as one of its errors, not as a failure in a row. */
+  refused(): string {
+    const reason = `not loaded: ${this.loadError?.message ?? 'unknown'}`;
+    this.errors++;
+    this.lastError = reason;
+    return reason;
   }
 
   /** One hook call under the budget; the JSON text it returned ('' = nothing), or a HookFailure. */
-  call(hook: 'onRequest' | 'onResponse', input: string): string {
+  call(hook: 'onRequest' | 'onResponse', input: string, reloaded = false): string {
+    if (!this.available()) throw new ScriptUnavailable(this.refused());
     this.calls++;
     const r = this.thread.call(this.key, hook === 'onRequest' ? 0 : 1, input, this.spec.timeoutMs);
+    if (!r.ok && r.code === 'ERR_SCRIPT_UNKNOWN' && !reloaded) {
+      // a restarted script thread could not compile it again: load it (now), or refuse
+      this.calls--;
+      this.loadError = new Error(r.error);
+      this.#retryAt = 0;
+      return this.call(hook, input, true);
+    }
     if (!r.ok) {
       if (r.disabled === true) this.disabled = true;
       throw this.fail(hook, r.error);
@@ -185,11 +233,14 @@ export function runRequestHooks(chain: readonly LoadedScript[], facts: RequestFa
   let edits: Record<string, string | null> | undefined;
   let upstream: string | undefined;
   for (const s of chain) {
+    // before the hook test: a script that would not load has no known hooks, and fails closed
+    if (!s.available()) return { kind: 'unavailable', script: s.spec.name, version: s.spec.version, reason: s.refused() };
     if (!s.hasRequest || s.disabled) continue;
     let text: string;
     try {
       text = s.call('onRequest', requestInput(facts, url, raw));
-    } catch {
+    } catch (err) {
+      if (err instanceof ScriptUnavailable) return { kind: 'unavailable', script: s.spec.name, version: s.spec.version, reason: err.message };
       return { kind: 'fail', script: s.spec.name, version: s.spec.version };
     }
     if (text === '') continue;
@@ -233,6 +284,8 @@ export function runRequestHooks(chain: readonly LoadedScript[], facts: RequestFa
 export function runResponseHooks(chain: readonly LoadedScript[], status: number, headers: string[]): string[] | { script: string; version: string } {
   let out = headers;
   for (const s of chain) {
+    // not loaded since the request went through (a restarted thread): its edits cannot be made
+    if (!s.available()) { s.refused(); return { script: s.spec.name, version: s.spec.version }; }
     if (!s.hasResponse || s.disabled) continue;
     let input = String(status);
     for (let i = 0; i + 1 < out.length; i += 2) input += `\u0000${out[i]}\u0000${out[i + 1]}`;
@@ -269,11 +322,10 @@ export function compileScripts(table: RouteTable, prev: CompiledScripts | undefi
   for (const spec of specs) {
     const kept = prev?.scripts.find((s) => s.spec.name === spec.name && s.spec.version === spec.version && s.spec.timeoutMs === spec.timeoutMs && s.spec.maxFailures === spec.maxFailures && s.spec.services.join() === spec.services.join());
     if (kept !== undefined) { loaded.push(kept); continue; }
-    try {
-      loaded.push(new LoadedScript(spec, onFailure, thread));
-    } catch (err) {
-      onLoadError(spec, err as Error);
-    }
+    // kept even when it would not load: its services are refused (503) until a retry loads it
+    const s = new LoadedScript(spec, onFailure, thread);
+    if (s.loadError !== undefined) onLoadError(spec, s.loadError);
+    loaded.push(s);
   }
   const dropped = prev?.scripts.filter((s) => !loaded.includes(s)) ?? [];
   if (dropped.length > 0) setTimeout(() => { for (const s of dropped) s.release(); }, RELEASE_GRACE_MS).unref();

@@ -17,7 +17,8 @@ const START_WAIT_MS = 5_000;
 const SCHEDULE_WAIT_MS = 1_000;
 const THREAD_HEAP_MB = 1024;
 
-export type CallResult = { readonly ok: true; readonly out: string } | { readonly ok: false; readonly error: string; readonly overBudget?: boolean; readonly disabled?: boolean };
+export type CallResult = { readonly ok: true; readonly out: string }
+  | { readonly ok: false; readonly error: string; readonly code?: string; readonly overBudget?: boolean; readonly disabled?: boolean };
 
 interface Running {
   readonly worker: Worker;
