@@ -459,6 +459,10 @@ export class ClientConnection implements RequestParserEvents, Expiring, SocketEv
   }
 
   #endSocket(): void {
+    // already ended (a Connection: close answer, then the client's FIN): a second end() only builds an
+    // ERR_STREAM_ALREADY_FINISHED with its stack (2.6 % of a TLS-handshake worker's busy time), and the
+    // wait bound runs from the first end
+    if (this.#wait === Wait.Ending) return;
     this.socket.end();
     this.#ending();
   }
