@@ -1,6 +1,8 @@
 // What holds on HTTP/1.1 holds on an h2 stream too, compared in one test across both protocols: request
 // scripts (onRequest refuses a method with 403, adds a header that reaches the upstream, onResponse adds
-// a response header), over h2c with prior knowledge against the same worker runtime.
+// a response header), over h2c with prior knowledge against the same worker runtime; a table swap
+// mid-stream (a long bidirectional gRPC call keeps its server after that server left the table, new
+// calls use the new table).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -11,6 +13,7 @@ import { checkScript } from '../../balancer/src/scripts/script-source.js';
 import { withScripts } from '../../balancer/src/scripts/table-scripts.js';
 import { startBackends, startProxy, upstreamSpec, type Backend, type RunningProxy } from '../support/upstreams.js';
 import { h2connect, h2request } from '../support/http2-client.js';
+import { echoClient, startEchoServer, unary, type EchoClient, type EchoReply, type EchoServer } from '../support/grpc-echo.js';
 
 const example = (name: string) => readFileSync(new URL(`../../../examples/scripts/${name}`, import.meta.url), 'utf8');
 
@@ -58,5 +61,49 @@ describe('balancer proxy: HTTP/1.1 behaviour stays true on h2', () => {
       assert.equal(got.headers.headers['x-served-by'], 'balancer', `${proto}: onResponse added its header`);
       assert.equal(got.headers.headers['x-upstream-status'], '200', proto);
     }
+  });
+});
+
+describe('balancer proxy: a table swap mid-stream on h2', () => {
+  let servers: EchoServer[];
+  let proxy: RunningProxy;
+  let client: EchoClient;
+  const table = (echo: EchoServer[]) => tableFromUpstreams({ echo: upstreamSpec('echo', echo.map((s) => s.spec()), { protocol: 'grpc' }) }, []);
+
+  before(async () => {
+    servers = await Promise.all(['g0', 'g1'].map((id) => startEchoServer(id)));
+    proxy = await startProxy({ http2: { h2c: true } });
+    proxy.runtime.applyTable(table(servers));
+    client = echoClient(proxy.port, 'echo');
+  });
+  after(async () => {
+    client.close();
+    await proxy.runtime.close();
+    for (const s of servers) s.kill();
+  });
+
+  it('a long gRPC call keeps its server when the table drops it; new calls use the new table', async () => {
+    const bidi = client.Bidi();
+    const failures: Error[] = [];
+    bidi.on('error', (err: Error) => failures.push(err));
+    const next = () => new Promise<EchoReply>((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      bidi.once('error', onError);
+      bidi.once('data', (r: EchoReply) => { bidi.off('error', onError); resolve(r); });
+    });
+    const say = async (text: string) => { const answer = next(); bidi.write({ text }); return answer; };
+    const first = await say('m1');
+    const kept = servers.find((s) => s.id === first.server)!;
+    const other = servers.find((s) => s !== kept)!;
+    proxy.runtime.applyTable(table([other]));
+    const fresh = await Promise.all(Array.from({ length: 4 }, (_, i) => unary(client, { text: `new${i}` })));
+    assert.deepEqual(fresh.map((r) => r.server), Array(4).fill(other.id), 'new calls use the new table');
+    const later: EchoReply[] = [];
+    for (let i = 2; i <= 6; i++) later.push(await say(`m${i}`));
+    assert.deepEqual(later.map((r) => `${r.server}/${r.text}/${r.n}`), [2, 3, 4, 5, 6].map((i) => `${kept.id}/m${i}/${i}`), 'the open call kept its server');
+    const ended = new Promise<void>((resolve) => bidi.once('status', (s: { code: number }) => { assert.equal(s.code, 0); resolve(); }));
+    bidi.end();
+    await ended;
+    assert.deepEqual(failures, []);
   });
 });
