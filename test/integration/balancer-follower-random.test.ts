@@ -4,11 +4,12 @@
 // QUIET_DEADLINE_MS to settle, well under --consul-resync, set to 1 h so the safety net cannot hide a
 // miss) every worker's table must equal the catalog's routable set exactly, computed from the
 // catalog's own answers (health/service?passing), not from the generator's model.
-// FOLLOWER_OPS (default 5000) sets the number of writes, FOLLOWER_SEED replays a run. A failure
+// FOLLOWER_OPS (default 5000; 2000 per-service, below) sets the number of writes, FOLLOWER_SEED replays a run. A failure
 // prints the seed and the sequence shrunk (ddmin) to what still fails.
 // Runs unchanged against a real agent with CONSUL_HTTP_ADDR (catalog register/deregister with Node).
-// FOLLOWER_WATCH=per-service follows with `--consul-watch per-service` over HTTP/2 to the double's
-// HTTPS listener (a double of the test's own: the test CA is made here), writes still over HTTP.
+// Both watch designs run, one test each, the same seed: the index design (the default, plain HTTP) and
+// `--consul-watch per-service` over HTTP/2 to the double's HTTPS listener (a double of the test's own:
+// the test CA is made here; writes still over HTTP). FOLLOWER_WATCH=index or per-service runs one.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { spawnBalancer, type BalancerProcess } from '../support/balancer-process.js';
@@ -17,7 +18,8 @@ import { describeOp, generateOps, shrinkOps, type ConsulOp } from '../support/co
 import { agentNodeName, applyOp, catalogRouting, diffRouting, workerRoutings } from '../support/follower-harness.js';
 import { makeTestCa } from '../support/tls-certs.js';
 
-const OPS = Number(process.env.FOLLOWER_OPS ?? 5000);
+/** writes per design; unset: 5,000 for the index design, 2,000 per-service (the file stays ~3 min on a loaded CI machine) */
+const opsFor = (watch: string): number => Number(process.env.FOLLOWER_OPS ?? (watch === 'per-service' ? 2000 : 5000));
 const SEED = process.env.FOLLOWER_SEED !== undefined ? Number(process.env.FOLLOWER_SEED) : Math.floor(Math.random() * 2 ** 31);
 const WORKERS = 2;
 /** after the last write of a stretch, how long the tables may take to equal the catalog */
@@ -32,10 +34,12 @@ interface World {
   close(): Promise<void>;
 }
 
-const WATCH = process.env.FOLLOWER_WATCH ?? 'index';
+type WatchDesign = 'index' | 'per-service';
+const WATCHES: WatchDesign[] = process.env.FOLLOWER_WATCH === undefined ? ['index', 'per-service'] : [process.env.FOLLOWER_WATCH as WatchDesign];
+for (const w of WATCHES) if (w !== 'index' && w !== 'per-service') throw new Error(`FOLLOWER_WATCH: expected index or per-service, got "${w}"`);
 
-async function startWorld(): Promise<World> {
-  const ca = WATCH === 'per-service' ? await makeTestCa('follower-random') : undefined;
+async function startWorld(watch: WatchDesign): Promise<World> {
+  const ca = watch === 'per-service' ? await makeTestCa('follower-random') : undefined;
   const pem = await ca?.issue(['localhost'], { extraIps: ['127.0.0.1'] });
   const consul = await consulForTest(pem ? { ownDouble: true, tls: { cert: pem.cert, key: pem.key } } : {});
   const agentNode = await agentNodeName(consul);
@@ -136,8 +140,9 @@ function tally(ops: readonly ConsulOp[]): string {
   return [...counts].sort().map(([k, v]) => `${k} ${v}`).join(', ');
 }
 
-test(`every worker's table equals the catalog's routable set after every quiet point (${OPS} writes, seed ${SEED})`, { timeout: Math.max(900_000, OPS * 150) }, async (t) => {
-  const world = await startWorld();
+for (const watch of WATCHES) test(`${watch}: every worker's table equals the catalog's routable set after every quiet point (${opsFor(watch)} writes, seed ${SEED})`, { timeout: Math.max(900_000, opsFor(watch) * 150) }, async (t) => {
+  const OPS = opsFor(watch);
+  const world = await startWorld(watch);
   const scopes: TestScope[] = [];
   const runs: ConsulOp[][] = [];
   try {
@@ -145,10 +150,10 @@ test(`every worker's table equals the catalog's routable set after every quiet p
     scopes.push(scope);
     const ops = generateOps(SEED, { prefix: scope.tag, agentNode: world.agentNode, ops: OPS });
     runs.push(ops);
-    t.diagnostic(`seed ${SEED}: ${tally(ops)}`);
+    t.diagnostic(`${watch}, seed ${SEED}: ${tally(ops)}`);
     const t0 = Date.now();
     const result = await run(world, ops, scope.tag, QUIET_DEADLINE_MS);
-    t.diagnostic(`${result.writes} writes, ${result.quiets} quiet points, ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    t.diagnostic(`${watch}: ${result.writes} writes, ${result.quiets} quiet points, ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     if (result.failure === undefined) return;
 
     // shrink the stretch that failed, each try under a fresh prefix in the same world (a miss stays
@@ -165,9 +170,9 @@ test(`every worker's table equals the catalog's routable set after every quiet p
       return r.failure !== undefined;
     }, Number(process.env.FOLLOWER_SHRINK_TRIES ?? 60));
     assert.fail([
-      `divergence at quiet point ${result.quiets} (op ${result.failure.at}) with FOLLOWER_SEED=${SEED} FOLLOWER_OPS=${OPS}:`,
+      `divergence at quiet point ${result.quiets} (op ${result.failure.at}) with FOLLOWER_WATCH=${watch} FOLLOWER_SEED=${SEED} FOLLOWER_OPS=${OPS}:`,
       ...result.failure.diffs.map((d) => `  ${d}`),
-      `shrunk to ${shrunk.length} op(s) in ${tries} tries (replay: FOLLOWER_SEED=${SEED} FOLLOWER_OPS=${OPS}):`,
+      `shrunk to ${shrunk.length} op(s) in ${tries} tries (replay: FOLLOWER_WATCH=${watch} FOLLOWER_SEED=${SEED} FOLLOWER_OPS=${OPS}):`,
       ...shrunk.map((o) => `  ${describeOp(o)}`),
     ].join('\n'));
   } finally {
