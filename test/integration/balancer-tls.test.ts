@@ -17,7 +17,7 @@ import { startPrimary, type PrimaryHandle } from '../../balancer/src/cluster/pri
 import { parseBalancerArgs, type Config } from '../../balancer/src/config.js';
 import { cleanConsul, consulForTest, type ConsulTarget } from '../support/consul.js';
 import { makeTestCa, type Pem, type TestCa } from '../support/tls-certs.js';
-import { handshake, httpsGet, LogSink, until } from '../support/tls-client.js';
+import { handshake, httpsGet, LogSink, ticketChain, until } from '../support/tls-client.js';
 import { engineEnv, ENGINES, type EngineName } from '../support/engines.js';
 
 /** One balancer (two workers) per engine for all the tests below. */
@@ -192,6 +192,9 @@ function suite(engine: EngineName): void {
         assert.equal(again.reused, true, `${v} resumption ${i}`);
       }
     }
+    // a client that uses each TLS 1.3 ticket once (browsers, wrk): every resumed handshake hands out the next
+    const chain = await ticketChain([tlsPort], 'kv.example.test', 6, { maxVersion: 'TLSv1.3' }, SERVICE);
+    assert.deepEqual(chain, chain.map(() => 'resumed+1'), 'TLS 1.3, the newest ticket each time, alternating workers: all resumed, one new ticket each');
   });
 
   test('hot swap under keep-alive HTTPS load through KV, the directory and the admin API: no failed request, new handshakes on every worker get the new certificate, open connections keep theirs', async () => {

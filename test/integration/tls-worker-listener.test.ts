@@ -1,6 +1,7 @@
 // One worker's TLS listeners in-process: no default and no match is a handshake alert logged once per
 // name (rate-limited), a delta against another version is refused, shared ticket keys make a ticket
-// of one listener resume on another, and rotated keys end resumption of older tickets.
+// of one listener resume on another, and rotated keys end resumption of older tickets; every resumed
+// handshake hands out a new ticket, so a client using each ticket once resumes every connection.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
@@ -11,7 +12,7 @@ import { validateCertificate } from '../../balancer/src/tls/certificate.js';
 import { DEFAULT_TLS_CIPHERS } from '../../balancer/src/tls/tls-settings.js';
 import { WorkerTls } from '../../balancer/src/tls/worker-tls.js';
 import { makeTestCa, type Pem, type TestCa } from '../support/tls-certs.js';
-import { handshake, LogSink } from '../support/tls-client.js';
+import { handshake, LogSink, ticketChain, ticketsOf } from '../support/tls-client.js';
 
 let ca: TestCa;
 let a: Pem;
@@ -73,6 +74,37 @@ test('shared ticket keys: a ticket of one listener resumes on another; rotation 
     const before = await handshake(one.port, 'a.example.test', { maxVersion: 'TLSv1.2' });
     one.w.setTicketKeys(randomBytes(48));
     assert.equal((await handshake(one.port, 'a.example.test', { maxVersion: 'TLSv1.2', session: before.session })).reused, false, 'rotated keys refuse the old ticket');
+  } finally {
+    one.w.close();
+    two.w.close();
+  }
+});
+
+test('a client that uses each ticket once (the newest) resumes every connection: each resumed handshake brings a new ticket, on one worker and across two', async () => {
+  const keys = randomBytes(48);
+  const mk = async () => {
+    const w = new WorkerTls(opts, pino({ level: 'silent' }));
+    w.apply(fullDelta(certSnapshotOf([entry('kv:a', a)], undefined)));
+    w.setTicketKeys(keys);
+    const [addr] = await w.listen(endSocket);
+    return { w, port: addr.port };
+  };
+  const one = await mk();
+  const two = await mk();
+  // a swap replaces the server's own context: the renewal must survive it
+  one.w.apply(fullDelta(certSnapshotOf([entry('kv:a', a), entry('kv:b', b)], 'b.example.test')));
+  try {
+    // TLS 1.3 only: a TLS 1.2 ticket may be offered again (RFC 5077), the test above covers it
+    const v13 = { maxVersion: 'TLSv1.3' as const };
+    const six = ['resumed+1', 'resumed+1', 'resumed+1', 'resumed+1', 'resumed+1', 'resumed+1'];
+    assert.deepEqual(await ticketChain([one.port], 'a.example.test', 6, v13), six, 'one worker: each connection resumed with the last ticket and got one new ticket');
+    assert.deepEqual(await ticketChain([one.port, two.port], 'a.example.test', 6, v13), six, 'two workers, alternating: likewise');
+    // rotation as before: the old keys' tickets make a full handshake, which issues a ticket under the new keys
+    const before = await ticketsOf(one.port, 'a.example.test', undefined, v13);
+    one.w.setTicketKeys(randomBytes(48));
+    const afterRotation = await ticketsOf(one.port, 'a.example.test', before.tickets.at(-1), v13);
+    assert.equal(afterRotation.reused, false, 'rotated keys refuse the old TLS 1.3 ticket');
+    assert.equal((await ticketsOf(one.port, 'a.example.test', afterRotation.tickets.at(-1), v13)).reused, true, 'the new keys\' ticket resumes');
   } finally {
     one.w.close();
     two.w.close();

@@ -46,6 +46,46 @@ export function handshake(port: number, servername: string | undefined, opts: tl
   });
 }
 
+export interface TicketsResult {
+  readonly reused: boolean;
+  /** every session ticket this connection received, oldest first */
+  readonly tickets: readonly Buffer[];
+}
+
+/**
+ * One connection offering `session`, as a client that uses each ticket once: sends a `Connection: close`
+ * request and reads until the server closes, so every ticket sent after the handshake is counted.
+ */
+export function ticketsOf(port: number, servername: string, session: Buffer | undefined, opts: tls.ConnectionOptions = {}, hostHeader = servername): Promise<TicketsResult> {
+  return new Promise((resolve, reject) => {
+    const tickets: Buffer[] = [];
+    let reused = false;
+    const socket = tls.connect({ host: '127.0.0.1', port, servername, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'], session, ...opts }, () => {
+      reused = socket.isSessionReused();
+      socket.write(`GET / HTTP/1.1\r\nHost: ${hostHeader}\r\nConnection: close\r\n\r\n`);
+    });
+    const timer = setTimeout(() => socket.destroy(new Error('no answer within 5 s')), 5_000);
+    socket.on('session', (t: Buffer) => tickets.push(t));
+    socket.on('data', () => undefined);
+    socket.once('error', (err) => { clearTimeout(timer); reject(err); });
+    socket.once('close', () => { clearTimeout(timer); resolve({ reused, tickets }); });
+  });
+}
+
+/** `count` connections after a first full one, each offering the newest ticket the previous one got: 'resumed+<tickets>' or 'full+<tickets>' each. */
+export async function ticketChain(ports: readonly number[], servername: string, count: number, opts: tls.ConnectionOptions = {}, hostHeader = servername): Promise<string[]> {
+  const first = await ticketsOf(ports[0], servername, undefined, opts, hostHeader);
+  if (first.tickets.length === 0) throw new Error('the first (full) handshake issued no ticket');
+  let ticket = first.tickets.at(-1);
+  const seen: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const r = await ticketsOf(ports[i % ports.length], servername, ticket, opts, hostHeader);
+    seen.push(`${r.reused ? 'resumed' : 'full'}+${r.tickets.length}`);
+    ticket = r.tickets.at(-1);
+  }
+  return seen;
+}
+
 export interface HttpsAnswer {
   readonly status: number;
   readonly body: string;

@@ -4,6 +4,7 @@
 // TLS passthrough: on a port where tcp+sni names are routed, the ClientHello is read first (bounded
 // in bytes and time, put back after); a name with such a route and no certificate of ours goes to
 // the TCP side untouched, every other hello (no SNI included) is terminated here as before.
+// Session tickets: the primary's shared keys, renewed on every resumption (ticket-renewal.ts).
 import net, { type AddressInfo, type Socket } from 'node:net';
 import type { AcceptGate } from '../proxy/proxy-protocol-accept.js';
 import tls from 'node:tls';
@@ -15,6 +16,7 @@ import { peekFirstBytes } from '../proxy/accept-peek.js';
 import { MAX_HELLO_BYTES, readClientHello } from '../l4/client-hello.js';
 import { alpnProtocols, TICKET_KEY_BYTES, type WorkerTlsOptions } from './tls-settings.js';
 import { RateLimitedLog } from './rate-limited-log.js';
+import { RenewingTicketKeys } from './ticket-renewal.js';
 
 interface LiveCert extends CertEntry {
   readonly context: tls.SecureContext;
@@ -41,6 +43,8 @@ export class WorkerTls {
   #index: CertIndex<LiveCert> = buildCertIndex<LiveCert>([], undefined);
   #contexts = new Map<string, LiveCert>();
   #ticketKeys: Buffer | undefined;
+  readonly #tickets = new RenewingTicketKeys();
+  #warnedNoRenewal = false;
   #servers: tls.Server[] = [];
   /** the net.Servers listening in front of #servers when an accept gate reads first */
   #gated: net.Server[] = [];
@@ -90,6 +94,8 @@ export class WorkerTls {
   setTicketKeys(keys: Buffer): void {
     if (keys.length !== TICKET_KEY_BYTES) return;
     this.#ticketKeys = keys;
+    this.#tickets.set(keys);
+    // Node's own ticket keys too: they are the ones used where the renewing callback could not be armed
     for (const s of this.#servers) s.setTicketKeys(keys);
   }
 
@@ -114,6 +120,7 @@ export class WorkerTls {
         SNICallback: (servername, cb) => this.#sni(servername, cb),
       });
       if (this.#ticketKeys) server.setTicketKeys(this.#ticketKeys);
+      this.#armTickets(server);
       server.on('secureConnection', (socket: tls.TLSSocket) => onSocket(socket));
       server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
         if (!socket.servername && !this.#index.defaultCert) {
@@ -213,6 +220,14 @@ export class WorkerTls {
   #applyDefault(): void {
     for (const s of this.#servers) {
       s.setSecureContext({ ...this.#baseOptions(), ...this.#defaultCertOptions(), ...(this.#ticketKeys ? { ticketKeys: this.#ticketKeys } : {}) });
+      this.#armTickets(s); // a new context: its ticket callback is Node's again
     }
+  }
+
+  /** The server's own context encrypts every ticket (the SNI contexts lend only certificate and key). */
+  #armTickets(server: tls.Server): void {
+    if (this.#tickets.arm(server) || this.#warnedNoRenewal) return;
+    this.#warnedNoRenewal = true;
+    this.log.warn('this Node has no TLS ticket-key callback: tickets are not renewed on resumption (a client using each ticket once makes a full handshake every other connection)');
   }
 }
