@@ -10,6 +10,7 @@ import pino from 'pino';
 import { Pool, request } from 'undici';
 import { startPrimary } from '../../balancer/src/cluster/primary.js';
 import { balancerConfig } from '../support/balancer-config.js';
+import { httpFrom, tcpFrom } from '../support/bound-clients.js';
 import { consulForTest, testScope, type ConsulTarget } from '../support/consul.js';
 import { freePort } from '../support/free-port.js';
 import { startNamedBackend } from '../support/http-backend.js';
@@ -25,39 +26,6 @@ async function consulCall(consul: ConsulTarget, method: string, path: string, bo
 }
 const register = (c: ConsulTarget, id: string, name: string, port: number, tags: string[]) =>
   consulCall(c, 'PUT', '/v1/agent/service/register', JSON.stringify({ ID: id, Name: name, Address: '127.0.0.1', Port: port, Tags: tags }));
-
-/** One HTTP/1.1 request on a new connection from `from`: the status, 0 when the connection was closed without one. */
-function httpFrom(from: string, port: number, host: string, extra = ''): Promise<{ status: number; head: string }> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ port, host: '127.0.0.1', localAddress: from });
-    let text = '';
-    s.setEncoding('latin1');
-    s.setTimeout(5000, () => { s.destroy(); reject(new Error('no answer in 5 s')); });
-    s.on('data', (d: string) => { text += d; });
-    s.on('error', () => undefined);
-    s.on('close', () => {
-      const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
-      resolve({ status: m ? Number(m[1]) : 0, head: text.split('\r\n\r\n')[0] });
-    });
-    s.write(`GET / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n${extra}\r\n`);
-  });
-}
-
-/** A TCP connection from `from`: the echo of "ping", or 'closed'. */
-function tcpFrom(from: string, port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const s = net.connect({ port, host: '127.0.0.1', localAddress: from });
-    let text = '';
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => {
-      text += d;
-      if (text === 'ping') { s.destroy(); resolve('ping'); }
-    });
-    s.on('error', () => undefined);
-    s.on('close', () => resolve(text === 'ping' ? 'ping' : 'closed'));
-    s.write('ping');
-  });
-}
 
 test('allow= / deny= from tags, then an admin policy: 403 for HTTP, closed for TCP, by client address', async () => {
   const consul = await consulForTest();
