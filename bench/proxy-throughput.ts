@@ -1,14 +1,17 @@
 // Proxy throughput, side by side in one run; prints figures, never asserts.
 //   npm run build && node dist/bench/proxy-throughput.js [--duration 6] [--rounds 3] [--connections 64]
 //     [--only floor,nginx,native] (targets whose name contains one of these) [--workloads GET,TLS]
+//     [--baseline <repo root of another build>] (adds its rows: `base native 1w`, `base undici 1w`, `base native TLS 1w`)
 // Targets: direct (no proxy); nginx 1 worker (upstream keepalive); HAProxy 1 thread; bare node:http +
 // undici Pool.dispatch (no features); the raw-socket floor (bench/support/raw-socket-proxy.ts: two
 // sockets per connection, byte copy, fixed upstream, no features: the runtime's floor); ours --engine
 // native 1 worker; ours --engine undici 1 worker; ours native 2 workers. HTTPS targets (same ECDSA
 // P-256 certificate, same ciphers): nginx ssl, the raw-socket floor terminating TLS, ours native 1 worker
 // with --tls-listen. Workloads: GET of a 100-byte and of a 64 KiB response, 1 MB POSTs; over TLS a
-// 100-byte GET on keep-alive connections and one with `Connection: close` (one full handshake per request,
-// no session reuse). Every row prints p99, CPU us/req and its ratios to the floor and to nginx.
+// 100-byte GET on keep-alive connections and one with `Connection: close` (a handshake per request; wrk
+// reconnects offering the last session it got, so how many of them resume depends on the server
+// handing out a new ticket each time: after the rounds a client that uses each ticket once counts
+// resumed/full handshakes per TLS target). Every row prints p99, CPU us/req and its ratios to the floor and to nginx.
 // Layout on a 2-core machine: the proxy under test alone on CPU 0; wrk and the upstream nginx (static
 // files, sendfile, keepalive) on CPU 1. "2 workers" gets CPUs 0-1 and so competes with wrk: read it as
 // what a second worker buys on this box, not as a clean scaling figure.
@@ -29,6 +32,7 @@ import { treeUsage } from './support/proc-stats.js';
 import { freePort, spawnPinned, startNginx, tempDir, waitForPort, type Started } from './support/processes.js';
 import { runWrk, type WrkResult } from './support/wrk.js';
 import { startOurs as startBalancer } from './support/ours.js';
+import { countResumptions } from './support/ticket-probe.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const argStr = (name: string): string | undefined => {
@@ -43,6 +47,9 @@ const rounds = arg('rounds', 3);
 const connections = arg('connections', 64);
 const only = listArg('only');
 const onlyWorkloads = listArg('workloads');
+const baseline = argStr('baseline');
+/** connections of the resumption count after the rounds */
+const PROBE_CONNECTIONS = 50;
 /** 1 MB bodies: fewer connections keep the memory in flight sane */
 const postConnections = Math.max(1, Math.min(connections, 16));
 /** one handshake per request: as tls-throughput, fewer connections than keep-alive */
@@ -137,7 +144,7 @@ async function startRawFloor(name: string, upstreamPort: number, pemPath?: strin
 const load0 = loadAverage();
 
 async function main(): Promise<void> {
-  const reproduce = ['--duration', durationS, '--rounds', rounds, '--connections', connections, ...(only ? ['--only', only.join(',')] : []), ...(onlyWorkloads ? ['--workloads', onlyWorkloads.join(',')] : [])].join(' ');
+  const reproduce = ['--duration', durationS, '--rounds', rounds, '--connections', connections, ...(only ? ['--only', only.join(',')] : []), ...(onlyWorkloads ? ['--workloads', onlyWorkloads.join(',')] : []), ...(baseline ? ['--baseline', baseline] : [])].join(' ');
   console.log(`# proxy throughput: wrk -t1 -c${connections} (POST -c${postConnections}, TLS handshake -c${handshakeConnections}) -d${durationS}s after ${warmupS}s warm-up, ${rounds} interleaved round(s), median shown`);
   console.log(`# reproduce: npm run build && node dist/bench/proxy-throughput.js ${reproduce}`);
   console.log(`# node ${process.version}, ${os.cpus().length} CPUs, load average at start ${load0.toFixed(2)}${load0 > os.cpus().length ? ' (BUSY machine: compare within this run only)' : ''}`);
@@ -206,6 +213,10 @@ async function main(): Promise<void> {
       await add('ours native 1w', () => startBalancer({ root: repoRoot, engine: 'native', workers: 1, cpus: PROXY_CPU, upstreamPort }));
       await add('ours undici 1w', () => startBalancer({ root: repoRoot, engine: 'undici', workers: 1, cpus: PROXY_CPU, upstreamPort }));
       await add('ours native 2w', () => startBalancer({ root: repoRoot, engine: 'native', workers: 2, cpus: '0-1', upstreamPort }));
+      if (baseline !== undefined) {
+        await add('base native 1w', () => startBalancer({ root: baseline, engine: 'native', workers: 1, cpus: PROXY_CPU, upstreamPort, name: 'base native 1w' }));
+        await add('base undici 1w', () => startBalancer({ root: baseline, engine: 'undici', workers: 1, cpus: PROXY_CPU, upstreamPort, name: 'base undici 1w' }));
+      }
     }
     if (anyTls) {
       await add('nginx TLS', () => nginxProxy(true));
@@ -213,6 +224,11 @@ async function main(): Promise<void> {
       await add('ours native TLS 1w', () => startBalancer({
         root: repoRoot, engine: 'native', workers: 1, cpus: PROXY_CPU, upstreamPort, name: 'ours native TLS 1w', tls: { certDir, defaultCert: TLS_NAME },
       }));
+      if (baseline !== undefined) {
+        await add('base native TLS 1w', () => startBalancer({
+          root: baseline, engine: 'native', workers: 1, cpus: PROXY_CPU, upstreamPort, name: 'base native TLS 1w', tls: { certDir, defaultCert: TLS_NAME },
+        }));
+      }
     }
     await run(targets);
   } finally {
@@ -250,6 +266,13 @@ async function run(targets: readonly Target[]): Promise<void> {
     console.error(`# round ${round + 1}/${rounds} done, load average ${loadAverage().toFixed(2)}`);
   }
   const directEnd = direct !== undefined && firstPlain !== undefined ? (await measure(direct, firstPlain)).wrk : undefined;
+  const resumptions: string[] = [];
+  if (WORKLOADS.some((w) => w.close === true && w.tls === true)) {
+    for (const t of live.filter(isTls)) {
+      const c = await countResumptions(t.baseUrl as string, TLS_NAME, PROBE_CONNECTIONS).catch((err: Error) => err);
+      resumptions.push(`${t.name} ${c instanceof Error ? `failed (${c.message})` : `${c.resumed} resumed / ${c.full} full`}`);
+    }
+  }
 
   const pad = (s: string, n: number): string => s.padEnd(n);
   const fmt = (v: number, digits: number): string => (Number.isNaN(v) ? '-' : v.toFixed(digits));
@@ -299,6 +322,7 @@ async function run(targets: readonly Target[]): Promise<void> {
     const drift = directEnd === undefined ? NaN : Math.abs(directEnd.rps - directStart) / directStart;
     console.log(`# '~': req/s spread over the rounds above ${NOISY_SPREAD * 100} %. direct ${firstPlain.name} at the end: ${fmt(directEnd?.rps ?? NaN, 0)} req/s (${fmt(drift * 100, 0)} % from the rounds${drift > NOISY_SPREAD ? ': the machine changed under the run, compare rows only within a round' : ''})`);
   }
+  if (resumptions.length > 0) console.log(`# TLS 1.3 handshakes of a client using each ticket once, the newest (as wrk reconnects), ${PROBE_CONNECTIONS} in a row: ${resumptions.join(', ')}`);
   console.log('# /floor, /nginx: req/s ratio (MB/s for the 64 KiB and 1 MB rows) to the raw-socket floor and to nginx of the same workload; CPU/nginx and p99/nginx likewise');
   console.log(`# load average at start ${load0.toFixed(2)}, at end ${load1.toFixed(2)} (${os.cpus().length} CPUs)`);
 }
