@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mapContainer, type MappingOptions } from '../../registrator/src/mapping/service-mapper.js';
 import type { ContainerView } from '../../registrator/src/mapping/container-view.js';
-import { chance, fuzz, hostileString, int, pick, type Rng } from '../support/fuzz.js';
+import { chance, fuzz, holds, hostileString, int, pick, type Rng } from '../support/fuzz.js';
 
 const KEYS = ['NAME', 'ID', 'TAGS', 'IGNORE', 'WEIGHT', 'CHECK_HTTP', 'CHECK_TCP', 'CHECK_INTERVAL', 'CHECK_TIMEOUT', 'CHECK_SCRIPT', 'CHECK_TTL',
   'CHECK_INITIAL_STATUS', 'CHECK_DEREGISTER_AFTER', 'CHECK_HTTPS', 'CHECK_METHOD', 'CHECK_HEADER', 'ZONE', 'VERSION', hostileString];
@@ -50,15 +50,15 @@ test('fuzz: random SERVICE_* env and labels into the registrator mapper', async 
     const what = () => JSON.stringify({ env: c.env, labels: c.labels, ports: c.exposedPorts, bindings: c.portBindings }).slice(0, 800);
     const result = mapContainer(c, opts);
     for (const w of result.warnings) {
-      assert.equal(w.containerId, c.id, what());
-      assert.equal(typeof w.key, 'string', what());
-      assert.ok(w.reason.length > 0, what());
+      holds(w.containerId === c.id, what);
+      holds(typeof w.key === 'string', what);
+      holds(w.reason.length > 0, what);
     }
     for (const s of result.services) {
       const rec = s as unknown as { name?: unknown; id?: unknown; port?: unknown };
-      assert.ok(typeof rec.name === 'string' && rec.name.length > 0, `record without a name: ${what()}`);
-      assert.ok(typeof rec.id === 'string' && rec.id.length > 0, `record without an id: ${what()}`);
-      assert.ok(Number.isInteger(rec.port) && (rec.port as number) >= 1 && (rec.port as number) <= 65535, `port ${String(rec.port)}: ${what()}`);
+      holds(typeof rec.name === 'string' && rec.name.length > 0, () => `record without a name: ${what()}`);
+      holds(typeof rec.id === 'string' && rec.id.length > 0, () => `record without an id: ${what()}`);
+      holds(Number.isInteger(rec.port) && (rec.port as number) >= 1 && (rec.port as number) <= 65535, () => `port ${String(rec.port)}: ${what()}`);
     }
   });
   assert.ok(r.cases > 50, `only ${r.cases} cases ran`);

@@ -9,7 +9,7 @@ import type { DependencyValue, ServiceInstanceView } from '../../balancer/src/re
 import { quoteForReason } from '../../common/host-port.js';
 import { unsafeWordReason } from '../../balancer/src/render/helpers.js';
 import { shippedTemplate } from '../support/repo-templates.js';
-import { chance, fuzz, GOOD_HOSTS, hostileString, int, pick, type Rng } from '../support/fuzz.js';
+import { chance, fuzz, GOOD_HOSTS, holds, hostileString, int, pick, type Rng } from '../support/fuzz.js';
 
 const balancerTpl = shippedTemplate('balancer.conf.hbs');
 const nginxTpl = shippedTemplate('nginx-upstreams.conf.hbs');
@@ -55,7 +55,7 @@ test('fuzz: random tag sets into the reload-mode and nginx templates', async () 
     const what = () => JSON.stringify(summaries).slice(0, 600);
 
     const out = balancerTpl.render(data);
-    assert.equal(out.complete, true, what());
+    holds(out.complete === true, what);
     let table;
     try {
       table = parseBalancerConf(out.output);
@@ -63,11 +63,11 @@ test('fuzz: random tag sets into the reload-mode and nginx templates', async () 
       assert.fail(`rendered config does not parse: ${(err as Error).message}\n${out.output}\n${what()}`);
     }
     const good = table.upstreams.good;
-    assert.ok(good, what());
+    holds(good, what);
     assert.equal(good.algorithm, 'wrr');
     assert.deepEqual(good.servers.map((s) => [s.host, s.port, s.weight]), [['10.9.0.1', 7001, 2]]);
-    assert.ok(table.routes.some((x) => x.upstream === 'good' && x.host === 'good.example.com'), what());
-    for (const name of Object.keys(table.upstreams)) assert.ok(name === 'good' || names.includes(name), `upstream ${name} from tag text: ${what()}`);
+    holds(table.routes.some((x) => x.upstream === 'good' && x.host === 'good.example.com'), what);
+    for (const name of Object.keys(table.upstreams)) holds(name === 'good' || names.includes(name), () => `upstream ${name} from tag text: ${what()}`);
     for (const u of Object.values(table.upstreams)) {
       for (const s of u.servers) assert.ok(u.name === 'good' ? s.port === 7001 : true);
     }

@@ -3,11 +3,12 @@
 // well-formed sibling service is kept whole; every server in the table has a valid host and port.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { isDeepStrictEqual } from 'node:util';
 import { checkHostPort } from '../../common/host-port.js';
 import { toInstances } from '../../balancer/src/discovery/health-entries.js';
 import { buildRouteTable } from '../../balancer/src/routing/build-table.js';
 import { DEFAULT_TABLE_DEFAULTS } from '../../balancer/src/routing/tag-options.js';
-import { anyValue, chance, fuzz, GOOD_HOSTS, hostileString, int, pick, type Rng } from '../support/fuzz.js';
+import { anyValue, chance, fuzz, GOOD_HOSTS, holds, hostileString, int, pick, type Rng } from '../support/fuzz.js';
 
 function entry(rng: Rng, i: number): unknown {
   const e: Record<string, unknown> = {
@@ -40,9 +41,10 @@ test('fuzz: mutated Consul health answers into the table build', async () => {
     const what = () => JSON.stringify(answer)?.slice(0, 800);
     const instances = toInstances('svc', answer);
     const { table } = buildRouteTable({ snapshot: { services: { good, svc: instances } }, adminUpstreams: {}, defaults: DEFAULT_TABLE_DEFAULTS });
-    assert.deepEqual(table.upstreams.good.servers.map((s) => [s.host, s.port, s.weight]), [['10.0.0.9', 7001, 2]], what());
+    const goodServers = table.upstreams.good.servers.map((s) => [s.host, s.port, s.weight]);
+    holds(isDeepStrictEqual(goodServers, [['10.0.0.9', 7001, 2]]), () => `good: ${JSON.stringify(goodServers)}: ${what()}`);
     for (const u of Object.values(table.upstreams)) {
-      for (const s of u.servers) assert.ok(checkHostPort(s.host, s.port).ok, `server ${JSON.stringify(s.host)}:${s.port} in the table: ${what()}`);
+      for (const s of u.servers) holds(checkHostPort(s.host, s.port).ok, () => `server ${JSON.stringify(s.host)}:${s.port} in the table: ${what()}`);
     }
   });
   assert.ok(r.cases > 50, `only ${r.cases} cases ran`);

@@ -4,6 +4,8 @@
 //   FUZZ_SCALE=<x>     iterations multiplier (default 1: the CI variant, about a minute for all targets)
 //   FUZZ_BUDGET_MS=<n> per-target time bound (default 12000; long runs: raise both)
 
+import { AssertionError } from 'node:assert';
+
 export type Rng = () => number;
 
 export function mulberry32(seed: number): Rng {
@@ -57,6 +59,14 @@ export async function fuzz(
     cases++;
   }
   return { cases, seed: settings.seed };
+}
+
+/**
+ * assert.ok whose message is built only on failure: a fuzz case's description (its input as JSON) can be
+ * hundreds of KB, and an eagerly built message per checked server cost seconds per case.
+ */
+export function holds(ok: unknown, describe: () => string): asserts ok {
+  if (!ok) throw new AssertionError({ message: describe(), actual: ok, expected: true, operator: '==' });
 }
 
 export const int = (rng: Rng, lo: number, hi: number): number => lo + Math.floor(rng() * (hi - lo + 1));
