@@ -1,6 +1,7 @@
 // TLS termination, end to end with two workers: certificates per SNI from a directory, Consul KV and
 // the admin API (exact, wildcard, default, no SNI), TLS 1.0/1.1 refused, ALPN, shared session
-// tickets, forwarding headers; hot swaps under keep-alive HTTPS load with no failed request; bad
+// tickets, forwarding headers; hot swaps under keep-alive HTTPS load with no failed request, and with
+// open HTTP/2 sessions (they keep their certificate and take new streams; new ones get the new one); bad
 // input refused with the previous certificate kept and no key in any log line.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +18,9 @@ import { startPrimary, type PrimaryHandle } from '../../balancer/src/cluster/pri
 import { parseBalancerArgs, type Config } from '../../balancer/src/config.js';
 import { cleanConsul, consulForTest, type ConsulTarget } from '../support/consul.js';
 import { makeTestCa, type Pem, type TestCa } from '../support/tls-certs.js';
+import type { ClientHttp2Session } from 'node:http2';
+import tls from 'node:tls';
+import { h2connect, h2request } from '../support/http2-client.js';
 import { handshake, httpsGet, LogSink, ticketChain, until } from '../support/tls-client.js';
 import { engineEnv, ENGINES, type EngineName } from '../support/engines.js';
 
@@ -249,6 +253,50 @@ function suite(engine: EngineName): void {
       stop = true;
       await Promise.all(loops);
       for (const a of agents) a.destroy();
+    }
+  });
+
+  test('hot swap with open HTTP/2 sessions: each keeps its certificate and takes new streams; new sessions negotiate h2 with the new certificate', async () => {
+    const name = 'h2swap.example.test';
+    const peer = (s: ClientHttp2Session) => (s.socket as tls.TLSSocket).getPeerCertificate().fingerprint256;
+    const streams = (s: ClientHttp2Session, n: number) => Promise.all(Array.from({ length: n }, async () => {
+      const r = await h2request(s, { ':path': '/', ':authority': SERVICE }, undefined, 5_000);
+      assert.equal(r.status, 200, r.text);
+      return (JSON.parse(r.text) as { proto: string }).proto;
+    }));
+    const connect = () => h2connect(`https://127.0.0.1:${tlsPort}`, { servername: name });
+    const first = await ca.issue([name]);
+    assert.equal((await adminPut(name, { cert: first.cert, key: first.key })).statusCode, 200);
+    await seenEverywhere(name, first);
+    // several sessions, spread over the two workers by the primary
+    const open = await Promise.all(Array.from({ length: 4 }, connect));
+    const sessions = [...open];
+    try {
+      for (const s of open) {
+        assert.equal(s.alpnProtocol, 'h2');
+        assert.equal(peer(s), fp(first));
+        assert.deepEqual(await streams(s, 3), ['https', 'https', 'https']);
+      }
+      const goaways: number[] = [];
+      for (const [i, s] of open.entries()) s.on('goaway', () => goaways.push(i));
+      const second = await ca.issue([name]);
+      assert.equal((await adminPut(name, { cert: second.cert, key: second.key })).statusCode, 200);
+      await seenEverywhere(name, second);
+      for (const [i, s] of open.entries()) {
+        assert.ok(!s.closed && !s.destroyed, `session ${i} still open after the swap`);
+        assert.deepEqual(await streams(s, 5), Array(5).fill('https'), `session ${i} takes new streams after the swap`);
+        assert.equal(peer(s), fp(first), `session ${i} keeps the certificate it started with`);
+      }
+      assert.deepEqual(goaways, [], 'no GOAWAY to an open session');
+      const fresh = await Promise.all(Array.from({ length: 4 }, connect));
+      sessions.push(...fresh);
+      for (const s of fresh) {
+        assert.equal(s.alpnProtocol, 'h2', 'a new session negotiates h2');
+        assert.equal(peer(s), fp(second), 'a new session gets the new certificate');
+        assert.deepEqual(await streams(s, 2), ['https', 'https']);
+      }
+    } finally {
+      for (const s of sessions) s.close();
     }
   });
 
