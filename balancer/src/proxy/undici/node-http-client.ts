@@ -76,6 +76,17 @@ export class IncomingBody implements BodySource {
   resume(): void {
     this.stream.resume();
   }
+
+  /**
+   * The answer went out before the body ended (an upstream answering early): nobody wants the rest.
+   * Read on and drop it, so node parses the next request on the connection (it dumps only a body
+   * nobody began to read; this one is ours, possibly paused by backpressure that nothing will relieve).
+   * node's requestTimeout bounds a body still trickling (undici-front.ts).
+   */
+  dropRest(): void {
+    this.sink = undefined;
+    if (!this.stream.complete && !this.stream.destroyed) this.stream.resume();
+  }
 }
 
 export class NodeHttpClient implements ClientExchange {
@@ -148,6 +159,7 @@ export class NodeHttpClient implements ClientExchange {
     }
     if (chunk === undefined) this.res.end();
     else this.res.end(chunk);
+    this.body?.dropRest();
   }
 
   destroy(err?: Error): void {
