@@ -171,6 +171,26 @@ test('TCP upstreams: bad proto/listen lines are errors with their line numbers',
     ['upstream r { proto tcp+sni; listen bad_name:6443; }', /bad listen "bad_name:6443": bad server name/],
     ['upstream r { proto tcp; proxy_protocol v3; }', /proxy_protocol expects v1 or v2/],
     ['upstream r { proto tcp; listen 6379; }\nroute /r r;', /line 2: route to TCP upstream "r"/],
+    ['upstream r {\n allow 10.0.0.0/8;\n}', /line 2: upstream r: allow: "10\.0\.0\.0\/8": expected ip:<address or CIDR>/],
+    ['upstream r { deny ip:nope; }', /upstream r: deny: "ip:nope" is not an IPv4 or IPv6 address/],
+    ['upstream r { allow ip:10.0.0.0/8 ip:10.0.0.1; }', /upstream r: "allow" takes one value/],
+    ['upstream r { rate fast; }', /upstream r: rate expects a rate such as 100\/s/],
+    ['upstream r { rate 10/s; burst 0; }', /upstream r: burst expects an integer from 1/],
+    ['upstream r { rate 10/s; rate_by cookie:x; }', /upstream r: rate_by expects ip or header:<name>/],
+    ['upstream r {\n burst 5;\n rate_by ip;\n}', /line 2: upstream r: "burst" and "rate_by" need "rate"/],
   ];
   for (const [text, re] of cases) assert.throws(() => parseBalancerConf(text), (e: unknown) => e instanceof BalancerConfError && re.test(e.message), text);
+});
+
+test('access rules and rate limits: allow, deny, rate, burst, rate_by parse into the policy dynamic mode builds from tags, and print back', () => {
+  const t = parseBalancerConf('upstream api {\n  allow ip:10.0.0.0/8,ip:fe80::/10;\n  deny ip:10.9.9.9;\n  rate 6000/m;\n  rate_by header:X-User;\n  server 10.0.0.1:80;\n}\nupstream db {\n  proto tcp;\n  listen 6379;\n  rate 1/h;\n  server 10.0.0.2:6379;\n}\nupstream plain { server 10.0.0.3:80; }\n');
+  assert.deepEqual(t.upstreams.api.policy, {
+    access: { allow: ['10.0.0.0/8', 'fe80::/10'], deny: ['10.9.9.9'] },
+    rateLimit: { ratePerSecond: 100, burst: 100, by: { source: 'header', name: 'x-user' } },
+  });
+  assert.deepEqual(t.upstreams.db.policy, { rateLimit: { ratePerSecond: 1 / 3600, burst: 1, by: { source: 'ip' } } });
+  assert.equal(t.upstreams.plain.policy, undefined);
+  const again = parseBalancerConf(formatBalancerConf(t));
+  assert.equal(again.version, t.version);
+  assert.deepEqual(again.upstreams.db.policy, t.upstreams.db.policy);
 });

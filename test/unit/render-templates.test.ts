@@ -111,3 +111,31 @@ test('balancer.conf.hbs: proto=tcp and tcp+sni services render proto, listen and
   assert.deepEqual(t.routes, [{ host: '', pathPrefix: '/web', upstream: 'web' }], 'a TCP service has no HTTP route');
   assert.deepEqual(out.warnings, []);
 });
+
+test('balancer.conf.hbs: allow=, deny=, rate=, burst=, rate_by= render as the upstream\'s access rules and rate limit, as dynamic mode reads the tags', () => {
+  const webTags = ['allow=ip:10.0.0.0/8, ip:fe80::/10', 'deny=ip:10.9.9.9', 'rate=6000/m', 'burst=20', 'rate_by=header:X-User'];
+  const dbTags = ['proto=tcp', 'urlprefix-:6379', 'deny=ip:127.0.0.3', 'rate=2.5/s'];
+  const badTags = ['allow=10.0.0.0/8', 'rate=fast', 'burst=5'];
+  const values: Record<string, DependencyValue> = {
+    services: { kind: 'services', value: [{ Name: 'bad', Tags: badTags }, { Name: 'db', Tags: dbTags }, { Name: 'web', Tags: webTags }] },
+    'service:bad': { kind: 'service', value: [inst('bad', 'bad-1', 8100, badTags)] },
+    'service:db': { kind: 'service', value: [inst('db', 'db-1', 7379, dbTags)] },
+    'service:web': { kind: 'service', value: [inst('web', 'web-1', 8001, webTags)] },
+  };
+  const out = balancerTpl.render({ values: new Map(Object.entries(values)), env: {} });
+  assert.equal(out.complete, true);
+  assert.match(out.output, /upstream web \{\n(?: {2}[^\n]*\n)* {2}allow ip:10\.0\.0\.0\/8,ip:fe80::\/10;\n {2}deny ip:10\.9\.9\.9;\n {2}rate 6000\/m;\n {2}burst 20;\n {2}rate_by header:x-user;\n/);
+  const t = parseBalancerConf(out.output);
+  const instance = (name: string, id: string, port: number, tags: string[]) => ({ service: name, serviceId: id, address: '10.1.0.1', port, tags, meta: {}, status: 'passing' as const, node: 'node1' });
+  const defaults = { ...DEFAULT_TABLE_DEFAULTS, tcpPorts: { from: 1, to: 65535 } };
+  for (const [name, tags, port] of [['web', webTags, 8001], ['db', dbTags, 7379], ['bad', badTags, 8100]] as const) {
+    const dynamic = buildServiceEntry(name, [instance(name, `${name}-1`, port, [...tags])], defaults).upstream;
+    const pick = (u: typeof t.upstreams.x) => ({ access: u.policy?.access, rateLimit: u.policy?.rateLimit });
+    assert.deepEqual(pick(t.upstreams[name]), pick(dynamic), `${name}: reload mode and dynamic mode read the policy tags alike`);
+  }
+  assert.deepEqual(t.upstreams.web.policy?.rateLimit, { ratePerSecond: 100, burst: 20, by: { source: 'header', name: 'x-user' } });
+  assert.deepEqual(t.upstreams.db.policy?.rateLimit, { ratePerSecond: 2.5, burst: 3, by: { source: 'ip' } });
+  assert.equal(t.upstreams.bad.policy, undefined, 'bad values are dropped, not rendered');
+  assert.ok(out.warnings.some((w) => w.includes('allow=10.0.0.0/8')), out.warnings.join('\n'));
+  assert.ok(out.warnings.some((w) => w.includes('rate=fast')), out.warnings.join('\n'));
+});

@@ -20,6 +20,12 @@
 //     proxy_protocol v2;              # v1 | v2: a PROXY header opens every upstream connection
 //     server 10.0.0.3:6379;
 //   }
+//   upstream api {                    # access rules and rate limit (allow=, deny=, rate=, burst=, rate_by= tags)
+//     allow ip:10.0.0.0/8,ip:fe80::/10;   # fabio syntax; deny wins; HTTP 403, TCP closed
+//     deny ip:10.9.9.9;
+//     rate 100/s; burst 200;          # token bucket; HTTP 429, TCP: new connections per second
+//     rate_by header:x-user;          # ip (default) | header:<name>
+//   }
 // A TCP upstream's ports are served only inside --tcp-ports (the worker refuses the others with a
 // warning, as for any table); it takes no HTTP route, and its default check connects (check tcp).
 import { parseUrlprefix, tableFromUpstreams } from '../routing/build-table.js';
@@ -31,9 +37,11 @@ import { unsafeWordReason } from './conf-word.js';
 import { grpcServiceNameProblem } from '../health/grpc-health.js';
 import {
   ALGORITHMS, UPSTREAM_PROTOCOLS, type ActiveCheckSpec, type Algorithm, type HashKey, type RetrySpec, type Route, type RouteTable, type ServerSpec,
-  type TcpListen, type UpstreamProtocol, type UpstreamSpec,
+  type RateLimitSpec, type TcpListen, type TrafficPolicy, type UpstreamProtocol, type UpstreamSpec,
 } from '../routing/types.js';
 import { isTcpProtocol, parseTcpUrlprefix } from '../l4/tcp-tags.js';
+import { parseAccessList } from '../policy/access-rules.js';
+import { defaultBurst, MAX_BURST, parseRate, parseRateBy } from '../policy/rate-limit.js';
 
 const UPSTREAM_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
@@ -227,6 +235,11 @@ function parseUpstream(name: string, body: readonly Statement[], defaults: Table
   let checkSet = false;
   let protocol: UpstreamProtocol | undefined;
   let proxyProtocol: 'v1' | 'v2' | undefined;
+  const access: { allow?: readonly string[]; deny?: readonly string[] } = {};
+  let rate: number | undefined;
+  let burst: number | undefined;
+  let rateBy: RateLimitSpec['by'] | undefined;
+  let rateLine = 0;
   const listenLines: { text: string; line: number }[] = [];
   const serverLines: { words: readonly Token[]; line: number }[] = [];
   let ok = true;
@@ -327,10 +340,40 @@ function parseUpstream(name: string, body: readonly Statement[], defaults: Table
         else if (v !== undefined) bad(st.line, 'proxy_protocol expects v1 or v2');
         break;
       }
+      case 'allow':
+      case 'deny': {
+        const v = one();
+        if (v === undefined) break;
+        const list = parseAccessList(v);
+        if (typeof list === 'string') bad(st.line, `${head}: ${list}`);
+        else access[head] = list;
+        break;
+      }
+      case 'rate': {
+        const v = one();
+        rate = v === undefined ? undefined : parseRate(v);
+        if (rate === undefined) bad(st.line, 'rate expects a rate such as 100/s or 6000/m');
+        break;
+      }
+      case 'burst': {
+        const v = one();
+        burst = v !== undefined && /^\d{1,8}$/.test(v) && Number(v) >= 1 && Number(v) <= MAX_BURST ? Number(v) : undefined;
+        if (burst === undefined) bad(st.line, `burst expects an integer from 1 to ${MAX_BURST}`);
+        else rateLine ||= st.line;
+        break;
+      }
+      case 'rate_by': {
+        const v = one();
+        rateBy = v === undefined ? undefined : parseRateBy(v);
+        if (rateBy === undefined) bad(st.line, 'rate_by expects ip or header:<name>');
+        else rateLine ||= st.line;
+        break;
+      }
       default:
         bad(st.line, `unknown directive "${head}"`);
     }
   }
+  if (rate === undefined && rateLine > 0) bad(rateLine, '"burst" and "rate_by" need "rate"');
 
   const servers: ServerSpec[] = [];
   const seen = new Map<string, number>();
@@ -364,6 +407,9 @@ function parseUpstream(name: string, body: readonly Statement[], defaults: Table
     if (!checkSet && check) check = { ...check, type: 'tcp', path: '/' };
   }
   if (!ok) return undefined;
+  const rateLimit: RateLimitSpec | undefined = rate === undefined ? undefined : { ratePerSecond: rate, burst: burst ?? defaultBurst(rate), by: rateBy ?? { source: 'ip' } };
+  const policy: TrafficPolicy | undefined = access.allow === undefined && access.deny === undefined && rateLimit === undefined ? undefined
+    : { ...(access.allow !== undefined || access.deny !== undefined ? { access } : {}), ...(rateLimit ? { rateLimit } : {}) };
   // a gRPC check speaks the service's HTTP/2, as in the table build: TLS for proto h2
   if (check?.type === 'grpc') check = { ...check, tls: protocol === 'h2' };
   if (algorithm === 'chash' && !hashKey) hashKey = defaults.hashKey ?? { source: 'ip' };
@@ -378,6 +424,7 @@ function parseUpstream(name: string, body: readonly Statement[], defaults: Table
     ...(protocol !== undefined && protocol !== 'http' ? { protocol } : {}),
     ...(isTcpProtocol(protocol) ? { listen } : {}),
     ...(proxyProtocol !== undefined ? { proxyProtocol } : {}),
+    ...(policy !== undefined ? { policy } : {}),
   };
 }
 
@@ -497,6 +544,14 @@ function parseCheck(args: readonly string[], defaults: TableDefaults, bad: (m: s
  * is left out, and so is an upstream whose name the parser would refuse (with its routes), as the
  * reload-mode template does: the output always parses and nothing in it comes from such text.
  */
+/** a rate in words parseRate reads back to the same number (no exponent) */
+function rateText(perSecond: number): string {
+  for (const [n, unit] of [[perSecond, 's'], [perSecond * 60, 'm'], [perSecond * 3600, 'h']] as const) {
+    if (/^\d+(\.\d+)?$/.test(String(n))) return `${n}/${unit}`;
+  }
+  return `${perSecond.toFixed(12)}/s`;
+}
+
 export function formatBalancerConf(table: RouteTable): string {
   const lines: string[] = [];
   const word = (key: string, v: string | undefined) => (v !== undefined && v !== '' && unsafeWordReason(v) === undefined ? [`${key}=${v}`] : []);
@@ -508,6 +563,11 @@ export function formatBalancerConf(table: RouteTable): string {
     if (u.protocol !== undefined) lines.push(`  proto ${u.protocol};`);
     for (const l of u.listen ?? []) lines.push(`  listen ${l.sni !== undefined ? `${l.sni}:` : ''}${l.port};`);
     if (u.proxyProtocol !== undefined) lines.push(`  proxy_protocol ${u.proxyProtocol};`);
+    const a = u.policy?.access;
+    if (a?.allow) lines.push(`  allow ${a.allow.map((c) => `ip:${c}`).join(',')};`);
+    if (a?.deny) lines.push(`  deny ${a.deny.map((c) => `ip:${c}`).join(',')};`);
+    const r = u.policy?.rateLimit;
+    if (r) lines.push(`  rate ${rateText(r.ratePerSecond)}; burst ${r.burst}; rate_by ${r.by.source === 'ip' ? 'ip' : `header:${r.by.name}`};`);
     if (u.hashKey) lines.push(`  hash ${u.hashKey.source === 'header' || u.hashKey.source === 'cookie' ? `${u.hashKey.source}:${u.hashKey.name}` : u.hashKey.source};`);
     lines.push(`  retries ${u.retry.tries - 1}; retry_timeout ${u.retry.timeoutMs}ms; retry_non_idempotent ${u.retry.nonIdempotent ? 'on' : 'off'};`);
     if (u.retry.onStatuses.length > 0) lines.push(`  retry_on ${u.retry.onStatuses.join(',')};`);

@@ -8,6 +8,7 @@ import { parseUrlprefix } from '../routing/build-table.js';
 import { parseServiceTags, type ServiceTagOptions } from '../routing/tag-options.js';
 import { unsafeWordReason } from './conf-word.js';
 import { protocolFromUrlprefixOptions, tcpListensOf } from '../l4/tcp-tags.js';
+import { parsePolicyTags } from '../policy/policy-spec.js';
 import {
   depKey, type Dependency, type DependencyValue, type KvPairView, type RenderData, type ServiceInstanceView,
   type ServiceSummaryView,
@@ -294,6 +295,32 @@ export function makeHelpers(data: RenderData, rec: DependencyRecorder): Record<s
       for (const w of warnings) rec.warnings.add(w.replace(/^service : /, ''));
       return listens.map((l) => (l.sni !== undefined ? `${l.sni}:${l.port}` : String(l.port)));
     },
+    /**
+     * an access or rate tag (allow=, deny=, rate=, burst=, rate_by=) checked as dynamic mode checks it
+     * (policy/policy-spec.ts), in the config's spelling; '' (and a warning) when absent or invalid
+     */
+    policyOption: (...args) => {
+      const { pos } = split(args);
+      const key = String(pos[1] ?? '');
+      if (!(POLICY_OPTION_KEYS as readonly string[]).includes(key)) throw new TemplateFunctionError(`policyOption: expected one of ${POLICY_OPTION_KEYS.join(', ')}`);
+      const tags = asList('policyOption', pos[0]).filter((t): t is string => typeof t === 'string' && POLICY_OPTION_KEYS.some((k) => t.startsWith(`${k}=`)));
+      if (!tags.some((t) => t.startsWith(`${key}=`))) return '';
+      const warnings: string[] = [];
+      const doc = parsePolicyTags('', [tags], warnings);
+      for (const w of warnings) {
+        const m = / tag ("[^]*") ignored: ([^]*)$/.exec(w);
+        if (m && m[1].startsWith(`"${key}=`)) rec.warnings.add(`tag ${m[1]} dropped: ${m[2]}`);
+      }
+      const r = doc?.rateLimit;
+      switch (key) {
+        case 'allow':
+        case 'deny': return doc?.access?.[key]?.map((c) => `ip:${c}`).join(',') ?? '';
+        // the tag's own spelling ("6000/m"): parsed again by the config, to the same rate
+        case 'rate': return r === undefined ? '' : tags.find((t) => t.startsWith('rate='))!.slice(5).replace(/\s+/g, '');
+        case 'burst': return r?.burst === undefined ? '' : String(r.burst);
+        default: return r?.by === undefined ? '' : r.by.source === 'ip' ? 'ip' : `header:${r.by.name}`;
+      }
+    },
     /** "host/path" of a urlprefix- tag checked as dynamic mode checks it; '' (and a warning) when unusable */
     routeOf: (...args) => {
       const { pos } = split(args);
@@ -360,6 +387,8 @@ export function makeHelpers(data: RenderData, rec: DependencyRecorder): Record<s
     toUpper: (s) => (typeof s === 'string' ? s.toUpperCase() : ''),
   };
 }
+
+const POLICY_OPTION_KEYS = ['allow', 'deny', 'rate', 'burst', 'rate_by'] as const;
 
 function canonicalOption(key: string, o: ServiceTagOptions): string {
   switch (key) {
