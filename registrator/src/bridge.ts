@@ -96,10 +96,21 @@ interface RefusalState {
 
 interface DrainState {
   readonly signal: number;
+  /** when the kill event arrived here (this.now()) */
   readonly at: number;
+  /** the engine's time of the kill event (ms since the epoch), when the event carried it */
+  readonly eventAt?: number;
   /** service IDs already in maintenance */
   readonly done: Set<string>;
+  /** the maintenance writes made straight from the kill event (see onEvent) */
+  early?: Promise<void>;
+  /** a sync of the container was running during the early writes: it may have registered over them */
+  writeAgain?: boolean;
   holdTimer?: NodeJS.Timeout;
+}
+
+function drainReason(containerName: string, signal: number): string {
+  return `registrator: container ${containerName} is stopping (signal ${signal}), draining before it exits`;
 }
 
 function signalNumber(name: string | undefined): number | undefined {
@@ -257,16 +268,50 @@ export class Bridge {
   }
 
   /** A Docker event: re-read that container (in order with its other events). */
-  onEvent(e: { containerId: string; action: string; signal?: number }): void {
+  onEvent(e: { containerId: string; action: string; signal?: number; name?: string; timeNano?: string }): void {
     if (this.signal.aborted) return;
     if (e.action.startsWith('health_status') && this.opts.mapping.healthGate === 'off') return;
     const action = e.action.split(':')[0].trim();
     if (action === 'kill') {
       // Noted at once (the sync may join a waiting one): the sync drains while the container still runs.
       if (!this.opts.drainOnStop || this.draining.has(e.containerId)) return;
-      this.draining.set(e.containerId, { signal: e.signal ?? 15, at: this.now(), done: new Set() });
+      const eventAt = e.timeNano && /^\d+$/.test(e.timeNano) ? Number(BigInt(e.timeNano) / 1_000_000n) : undefined;
+      const drain: DrainState = { signal: e.signal ?? 15, at: this.now(), ...(eventAt !== undefined ? { eventAt } : {}), done: new Set() };
+      this.draining.set(e.containerId, drain);
+      // A stop signal needs nothing from Docker to act on: the services registered for this container go
+      // into maintenance now, not behind its queued sync and inspect (every moment counts: requests still
+      // reach a process that got SIGTERM). The sync below still runs: it covers what this missed, another
+      // stop signal (the image's StopSignal, which only the inspect tells) and the hold timer.
+      if (STOP_SIGNALS.has(drain.signal)) drain.early = this.drainRegistered(e.containerId, drain, e.name);
     }
     void this.syncAfterEvent(e.containerId, `docker-${action}`);
+  }
+
+  /** The early half of a drain: maintenance for every service `known` for the container, all at once. */
+  private async drainRegistered(containerId: string, drain: DrainState, name: string | undefined): Promise<void> {
+    // A sync already running may register one of them again after this write (its checks replaced):
+    // then the queued sync writes maintenance once more.
+    drain.writeAgain = this.queue.running(containerId);
+    const why = drainReason(name ?? containerId.slice(0, 12), drain.signal);
+    const services = [...this.known.values()].filter((s) => s.containerId === containerId);
+    await Promise.all(services.map(async (s) => {
+      const started = this.now();
+      try {
+        await this.maintenance(s.id, true, why);
+      } catch (err) {
+        // the queued sync tries again
+        if (!this.signal.aborted) this.log.warn({ err: errInfo(err), serviceId: s.id, containerId: containerId.slice(0, 12) }, 'maintenance on kill failed');
+        return;
+      }
+      this.noteDrained(s, containerId, drain, 'docker-kill', this.now() - started);
+    }));
+  }
+
+  /** Logged with the instants of the drain gap's first pieces: the engine's kill event, when it got here, the write's own time. */
+  private noteDrained(s: RegisteredService, containerId: string, drain: DrainState, reason: string, writeMs: number): void {
+    drain.done.add(s.id);
+    this.counters.drained += 1;
+    this.log.info({ event: 'drain', serviceId: s.id, serviceName: s.name, containerId: containerId.slice(0, 12), reason, killEventAt: drain.eventAt, killSeenAt: drain.at, writeMs }, 'service in maintenance: no new traffic');
   }
 
   /**
@@ -483,6 +528,7 @@ export class Bridge {
   private async drainIfStopping(containerId: string, info: Docker.ContainerInspectInfo, current: readonly RegisteredService[], reason: string): Promise<boolean> {
     const drain = this.draining.get(containerId);
     if (!drain) return false;
+    await drain.early;
     const config = (info.Config ?? {}) as { StopSignal?: unknown; StopTimeout?: unknown };
     const stopSignal = signalNumber(typeof config.StopSignal === 'string' ? config.StopSignal : undefined);
     if (!STOP_SIGNALS.has(drain.signal) && drain.signal !== stopSignal) {
@@ -497,13 +543,17 @@ export class Bridge {
       this.endDrain(containerId);
       return false;
     }
-    const why = `registrator: container ${info.Name?.replace(/^\//, '') ?? containerId.slice(0, 12)} is stopping (signal ${drain.signal}), draining before it exits`;
+    const why = drainReason(info.Name?.replace(/^\//, '') ?? containerId.slice(0, 12), drain.signal);
+    const again = drain.writeAgain === true;
+    drain.writeAgain = false;
     for (const s of current) {
-      if (drain.done.has(s.id)) continue;
+      if (drain.done.has(s.id)) {
+        if (again) await this.maintenance(s.id, true, why);
+        continue;
+      }
+      const started = this.now();
       await this.maintenance(s.id, true, why);
-      drain.done.add(s.id);
-      this.counters.drained += 1;
-      this.log.info({ event: 'drain', serviceId: s.id, serviceName: s.name, containerId: containerId.slice(0, 12), reason }, 'service in maintenance: no new traffic');
+      this.noteDrained(s, containerId, drain, reason, this.now() - started);
     }
     if (!drain.holdTimer) {
       drain.holdTimer = setTimeout(() => this.syncContainer(containerId, 'drain-hold-over').catch(() => undefined), holdMs + 50);

@@ -38,7 +38,8 @@ Options (-flag and --flag both work; -flag=value or -flag value; booleans are ba
   -log-level <level>          fatal, error, warn, info (default), debug, trace or silent
   -drain-on-stop              On the stop signal (Docker "kill" event, before "die") put the container's
                               services into Consul maintenance so no new traffic reaches them; they are
-                              deregistered on "die" (default true; -drain-on-stop=false turns it off)
+                              deregistered on "die" (default true; -drain-on-stop=false turns it off).
+                              The application must keep serving new requests 2 s after SIGTERM (README)
   -metrics <host:port>        Prometheus GET /metrics on this address (default off)
   -consul-max-conns <n>       Agent calls in flight at most, shared by registration, resync, cleanup
                               and TTL refresh (default ${DEFAULT_CONSUL_MAX_CONNS}); 429 or a closed connection backs off

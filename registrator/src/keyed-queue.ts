@@ -38,6 +38,11 @@ export class KeyedSerialQueue {
     return promise;
   }
 
+  /** A task for key is running now. */
+  running(key: string): boolean {
+    return this.slots.get(key)?.running === true;
+  }
+
   /** Number of keys with a running or waiting task. */
   get activeKeys(): number {
     return this.slots.size;

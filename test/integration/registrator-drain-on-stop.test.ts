@@ -1,9 +1,11 @@
 // Drain on stop, end to end with the real Docker engine, registrator and balancer (and the Consul double,
-// or a real agent with CONSUL_HTTP_ADDR): a web container that exits as soon as its in-flight requests
-// finish after SIGTERM (no health-check trick), scaled 3 -> 1 with `docker stop` under load, gives zero
-// failed requests, GET and POST alike. The registrator sees the `kill` event docker stop emits, puts the
-// container's service into maintenance (a critical check), the balancer stops picking it, in-flight
-// requests finish, the process exits, `die` deregisters.
+// or a real agent with CONSUL_HTTP_ADDR): a web container that does what the README asks (keeps serving
+// for DRAIN_WINDOW_MS after SIGTERM, then exits as soon as nothing is in flight; no health-check trick),
+// scaled 3 -> 1 with `docker stop` under load, gives zero failed requests, GET and POST alike. The
+// registrator sees the `kill` event docker stop emits, puts the container's service into maintenance (a
+// critical check), the balancer stops picking it, in-flight requests finish, the process exits, `die`
+// deregisters. The gap from SIGTERM to every worker dropping the instance is printed piece by piece
+// (drain-timeline.ts), a figure, not an assertion.
 // Also SERVICE_WEIGHT end to end: the balancer honours the Meta weight the registrator stores.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -11,11 +13,13 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Agent, request } from 'undici';
+import { request } from 'undici';
 import { startBalancer, type BalancerProcess } from '../support/balancer-ephemeral.js';
+import { startLoadThread } from '../support/closed-loop-load.js';
 import { cleanConsul, consulForTest, type ConsulTarget } from '../support/consul.js';
 import { cleanupRun, docker, publishedPort, requireDocker, RUN_LABEL, runContainer, runId, webImage, containerName } from '../support/docker.js';
 import { importNodeImage } from '../support/node-image.js';
+import { balancerDropTimes, describeTimeline, registratorDrainTimes, type DrainTimeline } from '../support/drain-timeline.js';
 import { spawnRegistrator, waitFor, type RegistratorProcess } from '../support/registrator-process.js';
 
 const WAIT_MS = 20_000;
@@ -62,55 +66,11 @@ server.keepAliveTimeout = 30000;
 process.on('SIGTERM', () => {
   stopping = true;
   stopAt = Date.now();
-  console.log('SIGTERM with ' + inFlight + ' in flight');
+  console.log('SIGTERM at ' + stopAt + ' with ' + inFlight + ' in flight');
   setTimeout(() => { windowOver = true; exitIfIdle(); }, windowMs);
 });
 server.listen(80);
 `;
-
-interface LoadResult {
-  ok: number;
-  failed: Array<{ method: string; what: string }>;
-  byServer: Map<string, number>;
-}
-
-/** Closed-loop load: `clients` loops, alternating GET and POST, until stopped. */
-function runLoad(proxyPort: number, host: string, clients: number) {
-  const dispatcher = new Agent({ connections: clients * 2, keepAliveTimeout: 10_000 });
-  const result: LoadResult = { ok: 0, failed: [], byServer: new Map() };
-  let running = true;
-  const loop = async (i: number) => {
-    for (let n = 0; running && n < 1_000_000; n++) {
-      const method = (n + i) % 2 === 0 ? 'GET' : 'POST';
-      try {
-        const res = await request(`http://127.0.0.1:${proxyPort}/`, {
-          method, dispatcher, headers: { host }, body: method === 'POST' ? 'x'.repeat(100) : undefined,
-          headersTimeout: 10_000, bodyTimeout: 10_000,
-        });
-        const text = await res.body.text();
-        if (res.statusCode === 200) {
-          result.ok += 1;
-          const server = text.split(' ')[0];
-          result.byServer.set(server, (result.byServer.get(server) ?? 0) + 1);
-        } else {
-          result.failed.push({ method, what: `${res.statusCode} ${text.slice(0, 200)}` });
-        }
-      } catch (err) {
-        result.failed.push({ method, what: `${(err as { code?: string }).code ?? ''} ${(err as Error).message}` });
-      }
-    }
-  };
-  const loops = Array.from({ length: clients }, (_, i) => loop(i));
-  return {
-    result,
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-      await dispatcher.close();
-      return result;
-    },
-  };
-}
 
 describe('drain on stop with Docker, registrator and balancer', { timeout: 240_000 }, () => {
   let consul: ConsulTarget;
@@ -179,9 +139,10 @@ describe('drain on stop with Docker, registrator and balancer', { timeout: 240_0
     const webs = [await drainingWeb('w1', service), await drainingWeb('w2', service), await drainingWeb('w3', service)];
     await routable(bal.proxyPort, service, 3);
 
-    const load = runLoad(bal.proxyPort, service, 30);
-    await waitFor('load flowing', async () => (load.result.ok >= 200 ? true : undefined), WAIT_MS, 20);
-    const okBefore = load.result.ok;
+    // on a thread of its own: the Consul double and the gate stay on this one, as an agent would be a process of its own
+    const load = startLoadThread({ url: `http://127.0.0.1:${bal.proxyPort}/`, host: service, clients: 30 });
+    await waitFor('load flowing', async () => (load.ok() >= 200 ? true : undefined), WAIT_MS, 20);
+    const okBefore = load.ok();
     const stopAt = Date.now();
     await Promise.all([docker(['stop', '-t', '10', webs[1].id]), docker(['stop', '-t', '10', webs[2].id])]);
     // Keep the load on until the balancer follows the deregistrations, and a while after.
@@ -189,18 +150,29 @@ describe('drain on stop with Docker, registrator and balancer', { timeout: 240_0
       const list = Object.values(await (await fetch(`${consul.url}/v1/agent/services`)).json() as Record<string, { ID: string }>);
       return list.filter((s) => s.ID.startsWith(`${hostname}:`)).length === 1 ? true : undefined;
     }, DEREGISTER_MS);
-    const okAtDeregister = load.result.ok;
-    await waitFor('more load after the scale-down', async () => (load.result.ok >= okAtDeregister + 200 ? true : undefined), WAIT_MS, 20);
+    const okAtDeregister = load.ok();
+    await waitFor('more load after the scale-down', async () => (load.ok() >= okAtDeregister + 200 ? true : undefined), WAIT_MS, 20);
     const result = await load.stop();
     const serverLogs = (await Promise.all(webs.slice(1).map((w) => docker(['logs', w.id])))).join(' | ');
     const exits = await Promise.all(webs.slice(1).map((w) => docker(['inspect', '--format', '{{.State.ExitCode}}', w.id])));
     await reg.stop();
     await bal.stop();
-    return { reg, result, okBefore, exits, webs, service, serverLogs, stopAt };
+    const timelines = await Promise.all(webs.slice(1).map((w) => timelineOf(w.id, service, reg, bal)));
+    return { reg, result, okBefore, exits, webs, service, serverLogs, stopAt, timelines };
+  }
+
+  /** The drain gap's pieces for one stopped container, from its own, the registrator's and the balancer's logs. */
+  async function timelineOf(id: string, service: string, reg: RegistratorProcess, bal: BalancerProcess): Promise<DrainTimeline | undefined> {
+    const sigterm = /SIGTERM at (\d+)/.exec(await docker(['logs', id]));
+    const registered = reg.logs.find((l) => l.event === 'register' && l.containerId === id.slice(0, 12) && l.serviceName === service);
+    if (!sigterm || !registered) return undefined;
+    const serverId = `${String(registered.address)}:${String(registered.port)}`;
+    return { sigtermAt: Number(sigterm[1]), ...registratorDrainTimes(reg.logs, String(registered.serviceId)), ...balancerDropTimes(bal.output(), service, serverId) };
   }
 
   test('scale 3 -> 1 under load with drain on stop: zero failed requests, GET and POST', async () => {
-    const { reg, result, okBefore, exits, service, serverLogs, stopAt } = await scaleDownUnderLoad(true);
+    const { reg, result, okBefore, exits, service, serverLogs, stopAt, timelines } = await scaleDownUnderLoad(true);
+    for (const t of timelines) process.stdout.write(`# drain on: ${t ? describeTimeline(t) : 'no timeline (a log line missing)'}\n`);
     assert.deepEqual(exits, ['0', '0'], 'the stopped servers exited by themselves after draining, not by SIGKILL');
     assert.deepEqual(result.failed.slice(0, 10), [], `failed ${result.failed.length} of ${result.ok + result.failed.length}`);
     assert.ok(result.ok > okBefore + 200, `requests went on: ${okBefore} -> ${result.ok}`);

@@ -11,14 +11,17 @@ export interface FakeContainer {
   exitCode?: number;
   env: string[];
   stopSignal?: string;
+  /** exposed (and published) ports; default ['80'] */
+  ports?: string[];
 }
 
 export function fakeInspect(id: string, c: FakeContainer) {
+  const ports = c.ports ?? ['80'];
   return {
     Id: id,
     Name: `/${id}`,
-    Config: { Image: 'web', Env: c.env, Labels: {}, ExposedPorts: { '80/tcp': {} }, Hostname: id, ...(c.stopSignal ? { StopSignal: c.stopSignal } : {}) },
-    NetworkSettings: { Ports: { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: '32000' }] }, Networks: { bridge: { IPAddress: '172.17.0.2' } } },
+    Config: { Image: 'web', Env: c.env, Labels: {}, ExposedPorts: Object.fromEntries(ports.map((p) => [`${p}/tcp`, {}])), Hostname: id, ...(c.stopSignal ? { StopSignal: c.stopSignal } : {}) },
+    NetworkSettings: { Ports: Object.fromEntries(ports.map((p, i) => [`${p}/tcp`, [{ HostIp: '127.0.0.1', HostPort: String(32000 + i) }]])), Networks: { bridge: { IPAddress: '172.17.0.2' } } },
     HostConfig: { NetworkMode: 'default' },
     State: { Running: c.running, Paused: false, ExitCode: c.exitCode ?? 0 },
   };
@@ -30,6 +33,8 @@ export class FakeDocker {
   lists = 0;
   /** pause of every inspect (ms) */
   inspectDelayMs = 0;
+  /** while set, every inspect waits for it (a busy engine, a sync caught mid-way) */
+  inspectGate: Promise<void> | undefined;
 
   asDocker(): Docker {
     return {
@@ -37,6 +42,7 @@ export class FakeDocker {
         inspect: async () => {
           this.inspects += 1;
           if (this.inspectDelayMs > 0) await new Promise((r) => setTimeout(r, this.inspectDelayMs));
+          if (this.inspectGate) await this.inspectGate;
           const c = this.containers.get(id);
           if (!c) throw Object.assign(new Error('no such container'), { statusCode: 404 });
           return fakeInspect(id, c);

@@ -81,3 +81,34 @@ test('an aborted waiter leaves the queue and the budget stays whole', async () =
   assert.equal(budget.stats.inFlight, 0);
   assert.equal(await budget.run(AbortSignal.timeout(1000), async () => 'next'), 'next');
 });
+
+test('an urgent call (a drain\'s maintenance write) takes the next free slot before calls already waiting', async () => {
+  const budget = new AgentBudget({ maxConcurrent: 1 });
+  const order: string[] = [];
+  let release!: () => void;
+  let started!: () => void;
+  const running = new Promise<void>((r) => (started = r));
+  const holder = budget.run(AbortSignal.timeout(5000), () => new Promise<void>((r) => {
+    release = r;
+    started();
+  }));
+  await running;
+  const calls = ['a', 'b', 'c'].map((name) => budget.run(AbortSignal.timeout(5000), async () => { order.push(name); }));
+  const urgent = budget.run(AbortSignal.timeout(5000), async () => { order.push('urgent'); }, { urgent: true });
+  release();
+  await Promise.all([holder, ...calls, urgent]);
+  assert.deepEqual(order, ['urgent', 'a', 'b', 'c']);
+});
+
+test('BudgetedRegistry: entering maintenance is urgent, leaving it is not', async () => {
+  const inner = new FakeRegistry();
+  const budget = new AgentBudget({ maxConcurrent: 1 });
+  const registry = new BudgetedRegistry(inner, budget);
+  inner.services.set('s1', { id: 's1' } as never);
+  inner.delayMs = 20;
+  const signal = AbortSignal.timeout(5000);
+  const first = registry.ping(signal);
+  const waiting = [registry.ping(signal), registry.setMaintenance('s1', false, '', signal), registry.setMaintenance('s1', true, 'drain', signal)];
+  await Promise.all([first, ...waiting]);
+  assert.deepEqual(inner.calls, ['ping', 'maintenance s1 true', 'ping', 'maintenance s1 false']);
+});

@@ -45,6 +45,55 @@ describe('drain on stop (bridge)', () => {
     await bridge.stop();
   });
 
+  test('kill writes maintenance at once: not behind the container\'s inspect, every service of it together', async () => {
+    const { docker, registry, bridge } = setup();
+    docker.containers.set('c1', { running: true, env: ['SERVICE_NAME=web'], ports: ['80', '81', '82'] });
+    await bridge.requestResync('startup');
+    assert.equal(registry.services.size, 3);
+    // the engine is slow to answer inspects (a busy machine): the drain must not wait for one
+    let release!: () => void;
+    docker.inspectGate = new Promise((r) => (release = r));
+    registry.delayMs = 30;
+    const inspectsBefore = docker.inspects;
+    bridge.onEvent({ containerId: 'c1', action: 'kill', signal: 15, name: 'c1' });
+    try {
+      await until('all three in maintenance while the inspect hangs', () => registry.maintenance.size === 3, 5000);
+      assert.equal(registry.maxInFlight, 3, 'the three maintenance writes went out together');
+      assert.match(registry.maintenance.get('h:c1:80')!, /container c1 is stopping \(signal 15\)/);
+    } finally {
+      docker.inspectGate = undefined;
+      release();
+    }
+    // the queued sync still runs (it inspects, holds the drain) and writes nothing again
+    await until('the queued sync inspected', () => docker.inspects > inspectsBefore);
+    await bridge.syncContainer('c1', 'test');
+    assert.equal(registry.calls.filter((c) => c.startsWith('maintenance')).length, 3);
+    assert.equal(bridge.stats.drained, 3);
+    await bridge.stop();
+  });
+
+  test('kill while a sync of the container is running: maintenance at once, and once more after that sync', async () => {
+    const { docker, registry, bridge } = setup();
+    docker.containers.set('c1', { running: true, env: ['SERVICE_NAME=web'] });
+    await bridge.requestResync('startup');
+    let release!: () => void;
+    docker.inspectGate = new Promise((r) => (release = r));
+    const running = bridge.syncContainer('c1', 'docker-health_status');
+    await until('that sync is in its inspect', () => docker.inspects >= 2);
+    bridge.onEvent({ containerId: 'c1', action: 'kill', signal: 15 });
+    try {
+      await until('maintenance before the running sync ends', () => registry.maintenance.has('h:c1:80'), 5000);
+    } finally {
+      docker.inspectGate = undefined;
+      release();
+    }
+    await running;
+    // the running sync could have re-registered it (checks replaced): the queued one writes it again
+    await until('written again by the queued sync', () => registry.calls.filter((c) => c === 'maintenance h:c1:80 true').length === 2);
+    assert.equal(bridge.stats.drained, 1, 'one drain, counted and logged once');
+    await bridge.stop();
+  });
+
   test('-drain-on-stop=false: kill changes nothing, die deregisters', async () => {
     const { docker, registry, bridge } = setup({ drainOnStop: false });
     docker.containers.set('c1', { running: true, env: ['SERVICE_NAME=web'] });

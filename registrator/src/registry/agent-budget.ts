@@ -35,6 +35,7 @@ export class AgentBudget {
   private readonly now: () => number;
   private inFlight = 0;
   private readonly waiting: Array<() => void> = [];
+  private readonly urgentWaiting: Array<() => void> = [];
   private pausedUntil = 0;
   private consecutiveOverBudget = 0;
   private counters = { calls: 0, maxInFlight: 0, overBudget: 0 };
@@ -50,10 +51,14 @@ export class AgentBudget {
     return { ...this.counters, inFlight: this.inFlight };
   }
 
-  /** Runs fn inside the budget; retries it (bounded) while the agent says it is over budget. */
-  async run<T>(signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs fn inside the budget; retries it (bounded) while the agent says it is over budget. `urgent`
+   * calls (a drain's maintenance write: traffic still reaches a stopping container) get the next free
+   * slot before every call already waiting that is not urgent.
+   */
+  async run<T>(signal: AbortSignal, fn: () => Promise<T>, opts: { urgent?: boolean } = {}): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      await this.acquire(signal);
+      await this.acquire(signal, opts.urgent === true);
       try {
         await this.waitOutPause(signal);
         if (signal.aborted) throw new RegistryError('ERR_REGISTRY_ABORTED', 'aborted while waiting for the agent budget');
@@ -78,7 +83,7 @@ export class AgentBudget {
     }
   }
 
-  private acquire(signal: AbortSignal): Promise<void> {
+  private acquire(signal: AbortSignal, urgent: boolean): Promise<void> {
     if (this.inFlight < this.max) {
       this.take();
       return Promise.resolve();
@@ -90,13 +95,14 @@ export class AgentBudget {
         resolve();
       };
       // An aborted waiter gives up its place but still resolves: run() then sees the abort and throws.
+      const queue = urgent ? this.urgentWaiting : this.waiting;
       const onAbort = () => {
-        const i = this.waiting.indexOf(grant);
-        if (i >= 0) this.waiting.splice(i, 1);
+        const i = queue.indexOf(grant);
+        if (i >= 0) queue.splice(i, 1);
         this.take();
         resolve();
       };
-      this.waiting.push(grant);
+      queue.push(grant);
       signal.addEventListener('abort', onAbort, { once: true });
     });
   }
@@ -108,7 +114,7 @@ export class AgentBudget {
 
   private release(): void {
     this.inFlight -= 1;
-    const next = this.waiting.shift();
+    const next = this.urgentWaiting.shift() ?? this.waiting.shift();
     if (next) next();
   }
 }
@@ -138,7 +144,8 @@ export class BudgetedRegistry implements Registry {
   }
 
   setMaintenance(serviceId: string, enable: boolean, reason: string, signal: AbortSignal): Promise<void> {
-    return this.budget.run(signal, () => this.inner.setMaintenance(serviceId, enable, reason, signal));
+    // entering maintenance is a drain: every moment it waits, requests still go to a stopping container
+    return this.budget.run(signal, () => this.inner.setMaintenance(serviceId, enable, reason, signal), { urgent: enable });
   }
 
   async heartbeat(signal: AbortSignal): Promise<void> {
