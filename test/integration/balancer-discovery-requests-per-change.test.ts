@@ -8,7 +8,8 @@
 // Besides those, every explained change is followed by a background sweep (explain-step.ts `verify`):
 // one raft index may write services no read names (a /v1/txn), so the services not read since are
 // re-read. Those reads are counted apart (stats().sweepReads) and reported; the bound here is on what
-// the change costs before it shows, and the sweep is the only rescan.
+// the change costs before it shows, and the sweep is the only rescan. Each sweep read of a service that
+// did not change is a probe (its index only, an empty answer: follower-core.ts SWEEP_PROBE_FILTER).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
@@ -58,6 +59,7 @@ test('each change a signal sees costs at most 3 Consul requests, whatever the nu
     await until(`settled before ${what}`, () => w.stats().settled, 5000, 10);
     const q0 = w.stats().queries - (w.stats().sweepReads ?? 0);
     const sweep0 = w.stats().sweepReads ?? 0;
+    const probes0 = w.stats().sweepProbes ?? 0;
     const bytes0 = w.stats().bodyBytes;
     await change();
     const catalogAt = double.state.indexForCatalogServices();
@@ -68,7 +70,11 @@ test('each change a signal sees costs at most 3 Consul requests, whatever the nu
     }, 10_000, 10);
     const cost = w.stats().queries - (w.stats().sweepReads ?? 0) - q0;
     costs[what] = cost;
-    t.diagnostic(`${what}: ${cost} requests + ${(w.stats().sweepReads ?? 0) - sweep0} sweep reads, ${w.stats().bodyBytes - bytes0} bytes`);
+    const sweep = (w.stats().sweepReads ?? 0) - sweep0;
+    const probes = (w.stats().sweepProbes ?? 0) - probes0;
+    t.diagnostic(`${what}: ${cost} requests + ${sweep} sweep reads (${probes} of them probes), ${w.stats().bodyBytes - bytes0} bytes`);
+    // the quiet services did not change: each sweep read of one asks for its index only (an empty answer)
+    assert.equal(probes, sweep, `${what}: every sweep read a probe`);
     return cost;
   };
 

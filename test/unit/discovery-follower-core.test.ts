@@ -16,6 +16,8 @@ import type { ServiceDef } from '../support/consul-double/registration.js';
 import { checkView, healthServiceView, nodeView } from '../support/consul-double/views.js';
 
 const SUMMARY = '(summary)';
+/** a sweep's probe of a service (the reads list names it so) */
+const PROBE = 'probe:';
 type Signal = 'catalog' | 'checks' | 'nodes';
 
 function serviceDef(id: string, name: string, port: number, address = ''): ServiceDef {
@@ -46,6 +48,8 @@ class Follow {
   down = false;
   /** the summary endpoint answers this status (404: an agent without it) */
   summaryStatus: number | undefined;
+  /** the probe's filter is refused (400: an agent without the filter language) */
+  probeRefused = false;
   /** the checks filter is refused: critical and warning are followed apart (the shell merges them) */
   checksFilterRefused = false;
   #emitOpen = false;
@@ -66,6 +70,10 @@ class Follow {
         case 'read':
           this.inFlight.push(c.service);
           this.reads.push(c.service);
+          break;
+        case 'probe':
+          this.inFlight.push(`${PROBE}${c.service}`);
+          this.reads.push(`${PROBE}${c.service}`);
           break;
         case 'read-summary':
           this.inFlight.push(SUMMARY);
@@ -151,6 +159,10 @@ class Follow {
       if (this.down) this.feed({ kind: 'summary-failed', message: 'connect ECONNREFUSED' });
       else if (this.summaryStatus !== undefined) this.feed({ kind: 'summary-failed', message: `${this.summaryStatus}`, status: this.summaryStatus });
       else this.feed({ kind: 'summary-answered', index: this.state.indexForCatalog(), body: this.summaryBody() });
+    } else if (what.startsWith(PROBE)) {
+      const service = what.slice(PROBE.length);
+      if (this.down || this.probeRefused) this.feed({ kind: 'probe-failed', service, message: this.down ? 'connect ECONNREFUSED' : '400', ...(this.down ? {} : { status: 400 }) });
+      else this.feed({ kind: 'probe-answered', service, index: this.state.indexForServiceName(service, true) });
     } else if (this.down) this.feed({ kind: 'read-failed', service: what, message: 'connect ECONNREFUSED', code: 'ERR_CONSUL_REQUEST' });
     else this.feed({ kind: 'read-answered', service: what, index: this.state.indexForServiceName(what, true), body: this.healthBody(what), bytes: 100 });
     return true;
@@ -314,8 +326,30 @@ describe('follower core: the cases that matter on a real Consul', () => {
       assert.deepEqual(errors, []);
     });
     assertFollows(f, 's0 on its new port, s1 with its new instance');
-    assert.ok(reads.includes('s0'));
+    assert.ok(reads.includes(`${PROBE}s0`) && reads.includes('s0'), 'the sweep probed s0, found its index moved and read it in full');
     assert.ok((f.core.stats().rescanReasons[VERIFY_REASON] ?? 0) >= 1, 'the sweep behind the explained window read it');
+  });
+
+  it('the sweep probes: a quiet service costs its index only, one whose index moved is read in full', () => {
+    const f = started(twoNodes(6));
+    const reads = f.change((s) => s.catalogRegister({ node: { name: 'n1', address: '127.0.1.1' }, skipNodeUpdate: true, service: serviceDef('s0-n1b', 's0', 26_000), checks: [check('s0-n1b', 'passing')] }));
+    assertFollows(f, 's0 has its new instance');
+    const probed = reads.filter((r) => r.startsWith(PROBE)).map((r) => r.slice(PROBE.length)).sort();
+    const full = reads.filter((r) => !r.startsWith(PROBE) && r !== SUMMARY);
+    // s0 read (the checks signal named it), s5 maybe (the guess: the service that changed last)
+    for (let i = 0; i < 6; i++) assert.ok(probed.includes(`s${i}`) !== full.includes(`s${i}`), `s${i}: probed or read in full, not both`);
+    for (const s of ['s1', 's2', 's3', 's4']) assert.ok(probed.includes(s), `${s} probed, not read`);
+    assert.equal(f.core.stats().sweepProbesChanged, 0);
+  });
+
+  it('the sweep probe refused (400): the sweep reads in full, said once', () => {
+    const f = started(twoNodes(3), (g) => (g.probeRefused = true));
+    const reads = f.change((s) => s.catalogRegister({ node: { name: 'n1', address: '127.0.1.1' }, skipNodeUpdate: true, service: serviceDef('s0-n1b', 's0', 26_000), checks: [check('s0-n1b', 'passing')] }));
+    assertFollows(f, 's0 has its new instance');
+    assert.equal(f.core.stats().sweepProbesUsable, false);
+    assert.equal(reads.filter((r) => r.startsWith(PROBE)).length, 1, 'one probe refused, then none');
+    for (const s of ['s1', 's2']) assert.ok(reads.includes(s), `${s} read in full`);
+    assert.equal(f.commands.filter((c) => c.kind === 'log' && c.msg.includes('sweep probe filter')).length, 1);
   });
 
   it('node re-address: only the nodes signal wakes, every instance without its own address moves', () => {

@@ -36,7 +36,9 @@
 //   `verify`): one index may write several services (a /v1/txn: one instance moved to another port,
 //   count kept, and an instance of another service added, which a read names at that index), and
 //   nothing but a read of each tells which; it re-reads only services whose last read began before the
-//   window's end, and folds under churn into one background sweep.
+//   window's end, and folds under churn into one background sweep. A sweep read is a probe: the same
+//   GET filtered to match no instance answers `[]` with the service's own index (follower-core.ts
+//   SWEEP_PROBE_FILTER says why that index is enough); only a service whose index moved is read in full.
 // A third signal, /v1/catalog/nodes, follows node writes: a node re-registered with a new address
 // (ensureNodeTxn) moves the node's and its services' indexes but not the services table's, so
 // /v1/catalog/services does not wake, yet every instance without a Service.Address moves; a node whose
@@ -57,7 +59,7 @@ import type { CatalogSnapshot } from '../routing/types.js';
 import { blockingGet, isOverBudget, type ConsulEndpoint } from './blocking-query.js';
 import { CATALOG_SUMMARY_PATH } from './catalog-summary.js';
 import { ConsulBudget, DEFAULT_CONSUL_MAX_CONNS } from './consul-budget.js';
-import { FollowerCore, type CoreTimer, type FollowerCommand, type FollowerEvent } from './follower-core.js';
+import { FollowerCore, SWEEP_PROBE_FILTER, type CoreTimer, type FollowerCommand, type FollowerEvent } from './follower-core.js';
 import { DEFAULT_POLL_MS, pollDelay } from './watch-slot.js';
 import { SnapshotEmitter } from './snapshot-emitter.js';
 
@@ -113,6 +115,9 @@ export interface CatalogWatcherStats {
   readonly rescans: number;
   /** reads made by the sweeps behind explained windows (explain-step.ts `verify`), a rescan reason of their own */
   readonly sweepReads?: number;
+  /** of those, the ones made as probes (the service's index only, an empty answer), and the probes whose index had moved (then read in full) */
+  readonly sweepProbes?: number;
+  readonly sweepProbesChanged?: number;
   /** why each rescan started (reason -> count) */
   readonly rescanReasons: Readonly<Record<string, number>>;
   /** catalog summary reads (a catalog move no signal explained) */
@@ -230,6 +235,9 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       case 'read':
         readService(c.service);
         return;
+      case 'probe':
+        probeService(c.service);
+        return;
       case 'read-summary':
         readSummary();
         return;
@@ -303,6 +311,28 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
       markReachable(false, e);
       feed({ kind: 'read-failed', service: name, message: e.message, ...(e.code !== undefined ? { code: e.code } : {}) });
     }).catch((err: unknown) => log.error({ err, service: name }, 'consul read handling failed')).finally(() => readsInFlight--);
+  }
+
+  /** The sweep's probe: the same GET filtered to match no instance, for its X-Consul-Index (follower-core.ts SWEEP_PROBE_FILTER). */
+  function probeService(name: string): void {
+    readsInFlight++;
+    budget.read(signal, () => {
+      queries++;
+      reads++;
+      outstanding++;
+      return blockingGet<unknown>(endpoint, `/v1/health/service/${encodeURIComponent(name)}`, { filter: SWEEP_PROBE_FILTER }, { index: 0, waitMs: opts.waitMs, signal, timeoutMs: readTimeoutMs })
+        .finally(() => outstanding--);
+    }).then((res) => {
+      if (signal.aborted) return;
+      signalBytes += res.bytes;
+      if (core.follows(name)) markReachable(true);
+      feed({ kind: 'probe-answered', service: name, index: res.index });
+    }, (err: unknown) => {
+      if (signal.aborted) return;
+      errors++;
+      const e = err as Error & { status?: number };
+      feed({ kind: 'probe-failed', service: name, message: e.message, ...(e.status !== undefined ? { status: e.status } : {}) });
+    }).catch((err: unknown) => log.error({ err, service: name }, 'consul probe handling failed')).finally(() => readsInFlight--);
   }
 
   /** One non-blocking read of the catalog summary (catalog-summary.ts). */
@@ -448,7 +478,7 @@ export function watchConsulCatalog(opts: CatalogWatcherOptions, outerSignal: Abo
     stats: () => {
       const c = core.stats();
       return {
-        services: c.services, queries, reads, errors, emits: emitter.emits, rescans: c.rescans, sweepReads: c.sweepReads, rescanReasons: c.rescanReasons, summaries, summaryUsable: c.summaryUsable,
+        services: c.services, queries, reads, errors, emits: emitter.emits, rescans: c.rescans, sweepReads: c.sweepReads, sweepProbes: c.sweepProbes, sweepProbesChanged: c.sweepProbesChanged, rescanReasons: c.rescanReasons, summaries, summaryUsable: c.summaryUsable,
         deletionsCounted: c.deletionsCounted, rescansCoalesced: c.rescansCoalesced, bodyBytes: signalBytes + c.readBytes, unusableAnswers: c.unusableAnswers,
         throttled: budget.stats().overBudget, budget: budget.stats(), outstanding,
         checksFilterRefused: c.checksFilterRefused, signalFallbacks: c.signalFallbacks,

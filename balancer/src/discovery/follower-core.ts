@@ -35,7 +35,20 @@ export interface FollowerCoreOptions {
   readonly stale?: boolean;
   /** before the first snapshot, how long a service whose read keeps failing may hold it back */
   readonly startGraceMs: number;
+  /** the sweep asks for the service's index only (a probe), reading in full only a service whose index moved; default true */
+  readonly sweepProbes?: boolean;
 }
+
+/**
+ * A filter no instance matches (go-bexpr, Consul 1.4+): the probe's answer is `[]`, yet its X-Consul-Index
+ * is the service's. agent/consul/health_endpoint.go ServiceNodes takes the index from the state store
+ * (checkServiceNodesTxn: the service.<name> index, maxIndexAndWatchChForService) before it applies the
+ * filter to the nodes; and every write that changes the service's answer (its instances, their checks,
+ * their node: ensureServiceTxn, ensureCheckTxn, ensureNodeTxn -> updateAllServiceIndexesOfNode) moves
+ * that index, which is why Consul's own blocking queries watch only it. So an index equal to the one
+ * the last full read answered with means that answer is still current.
+ */
+export const SWEEP_PROBE_FILTER = 'Service.ID == "" and Service.ID != ""';
 
 /** What the shell knows at the moment it hands an event in. */
 export interface StepContext {
@@ -63,6 +76,9 @@ export type FollowerEvent =
   /** a read of /v1/health/service/<service> answered */
   | { readonly kind: 'read-answered'; readonly service: string; readonly index: number; readonly body: unknown; readonly bytes: number }
   | { readonly kind: 'read-failed'; readonly service: string; readonly message: string; readonly code?: string }
+  /** a sweep's probe of <service> answered (its body is empty by construction: only the index counts) */
+  | { readonly kind: 'probe-answered'; readonly service: string; readonly index: number }
+  | { readonly kind: 'probe-failed'; readonly service: string; readonly message: string; readonly status?: number }
   | { readonly kind: 'summary-answered'; readonly index: number; readonly body: unknown }
   | { readonly kind: 'summary-failed'; readonly message: string; readonly status?: number; readonly code?: string }
   /** a timer the core set has run out */
@@ -82,6 +98,11 @@ export type LogLevel = 'debug' | 'info' | 'warn';
 export type FollowerCommand =
   /** GET /v1/health/service/<service> (plain, not blocking): answer with read-answered or read-failed */
   | { readonly kind: 'read'; readonly service: string }
+  /**
+   * GET /v1/health/service/<service> filtered to match no instance (SWEEP_PROBE_FILTER): the answer is
+   * `[]`, its X-Consul-Index the service's own; answer with probe-answered or probe-failed
+   */
+  | { readonly kind: 'probe'; readonly service: string }
   /** GET the catalog summary: answer with summary-answered or summary-failed */
   | { readonly kind: 'read-summary' }
   /** set (or reset) a timer: after `ms`, or after the backoff delay of attempt `backoffAttempt` */
@@ -121,6 +142,11 @@ export interface FollowerCoreStats {
   /** body bytes of the service reads applied */
   readonly readBytes: number;
   readonly unusableAnswers: number;
+  /** sweep reads made as probes (an empty answer: the service's index only) and the full reads they led to */
+  readonly sweepProbes: number;
+  readonly sweepProbesChanged: number;
+  /** false once the agent refused the probe's filter (400): the sweep reads in full */
+  readonly sweepProbesUsable: boolean;
   readonly checksFilterRefused: boolean;
   readonly signalFallbacks: number;
   readonly indexes: { readonly catalog: number; readonly checks: number; readonly nodes: number };
@@ -151,6 +177,8 @@ interface CheckRow {
 
 interface Entry {
   instances: readonly CatalogInstance[];
+  /** X-Consul-Index of the read this entry was last confirmed by */
+  index: number;
   key: string;
   node: Set<string>;
   count: number;
@@ -194,6 +222,9 @@ export class FollowerCore {
   readonly #everyService: boolean;
   readonly #stale: boolean;
   readonly #startGraceMs: number;
+  #sweepProbesUsable: boolean;
+  #sweepProbes = 0;
+  #sweepProbesChanged = 0;
 
   // ---- the step under way: its context, the read slots it has left, the commands it gave ----
   #now = 0;
@@ -286,6 +317,8 @@ export class FollowerCore {
     this.#everyService = opts.everyService === true;
     this.#stale = opts.stale === true;
     this.#startGraceMs = opts.startGraceMs;
+    // a ?stale answer may lag: an unchanged index would prove nothing
+    this.#sweepProbesUsable = opts.sweepProbes !== false && !this.#stale;
   }
 
   /** Applies one event; returns what the shell is to do, in order. */
@@ -320,6 +353,14 @@ export class FollowerCore {
         break;
       case 'read-failed':
         this.#readFailed(event.service, event.message, event.code);
+        this.#readEnded(event.service);
+        break;
+      case 'probe-answered':
+        this.#probeAnswered(event.service, event.index);
+        this.#readEnded(event.service);
+        break;
+      case 'probe-failed':
+        this.#probeFailed(event.service, event.message, event.status);
         this.#readEnded(event.service);
         break;
       case 'summary-answered':
@@ -400,6 +441,9 @@ export class FollowerCore {
       rescansCoalesced: this.#rescansCoalesced,
       readBytes: this.#readBytes,
       unusableAnswers: this.#unusableAnswers,
+      sweepProbes: this.#sweepProbes,
+      sweepProbesChanged: this.#sweepProbesChanged,
+      sweepProbesUsable: this.#sweepProbesUsable,
       checksFilterRefused: this.#checksFilterRefused,
       signalFallbacks: this.#signalFallbacks,
       indexes: { catalog: this.#catalogIndex, checks: this.#checksIndex, nodes: this.#nodesIndex },
@@ -485,14 +529,19 @@ export class FollowerCore {
       if (this.#inFlight.has(name)) continue;
       queue.delete(name);
       this.#inFlight.add(name);
+      const sweep = fromBulk && this.#rescanReason === VERIFY_REASON;
       if (fromBulk) {
         this.#inFlightFromBulk.add(name);
-        if (this.#rescanReason === VERIFY_REASON) this.#sweepReads++;
+        if (sweep) this.#sweepReads++;
       }
       this.#readCovers.set(name, this.#knownIndex());
       if (this.#retrying.delete(name)) this.#out.push({ kind: 'cancel-retry', service: name });
       this.#freeSlots--;
-      this.#out.push({ kind: 'read', service: name });
+      // the sweep only asks whether the service changed since its last read (its index): one whose
+      // index moved is read in full next
+      const probe = sweep && this.#sweepProbesUsable && (this.#entries.get(name)?.index ?? 0) > 0;
+      if (probe) this.#sweepProbes++;
+      this.#out.push({ kind: probe ? 'probe' : 'read', service: name });
     }
   }
 
@@ -546,9 +595,10 @@ export class FollowerCore {
     if (prev && prev.key === key) {
       prev.count = count;
       prev.nodes = nodes;
+      prev.index = index;
       return;
     }
-    this.#entries.set(name, { instances: parsed.instances, key, node: new Set(parsed.instances.map((i) => i.node)), count, nodes });
+    this.#entries.set(name, { instances: parsed.instances, index, key, node: new Set(parsed.instances.map((i) => i.node)), count, nodes });
     this.#changed(name);
     // only membership changes predict the next unexplained move (a deploy's deregistration follows
     // its registration); health flips would push those services out of the short list
@@ -564,6 +614,30 @@ export class FollowerCore {
     // retried after its own backoff (over-budget pauses are on top, in the budget)
     this.#retrying.add(name);
     this.#out.push({ kind: 'retry-read', service: name, attempt: n, message, ...(code !== undefined ? { code } : {}) });
+  }
+
+  /** The sweep's probe answered: the service's answer is still the last one read unless its index moved. */
+  #probeAnswered(name: string, index: number): void {
+    if (!this.#known?.has(name)) {
+      this.#readCovers.delete(name);
+      return;
+    }
+    const entry = this.#entries.get(name);
+    if (entry && entry.index === index) return; // what the last read answered is current: covered since the probe began
+    // another index (a write, or the agent restarted): what it says is unknown, read it
+    this.#sweepProbesChanged++;
+    this.#readCovers.delete(name);
+    this.#markDirty(name);
+  }
+
+  #probeFailed(name: string, message: string, status: number | undefined): void {
+    this.#readCovers.delete(name);
+    if (status === 400 && this.#sweepProbesUsable) {
+      // an agent (or a proxy) without the filter language: the sweep reads in full from now on
+      this.#sweepProbesUsable = false;
+      this.#log('warn', 'consul refused the sweep probe filter (400): the sweep reads every service in full', { err: message, filter: SWEEP_PROBE_FILTER });
+    }
+    this.#markDirty(name);
   }
 
   // ---- rescans ----

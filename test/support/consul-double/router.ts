@@ -269,12 +269,16 @@ async function handle(deps: RouterDeps, req: IncomingMessage, res: ServerRespons
     const name = segment('/v1/health/service/');
     const tags = q.getAll('tag');
     const passing = boolParam(q, 'passing');
+    // health_endpoint.go ServiceNodes: the filter applies to the entries after the index is taken
+    // (checkServiceNodesTxn's service.<name> index), so a filter matching nothing still answers it
+    const keep = checkFilter(q.get('filter'));
     // a node check (serfHealth, node maintenance) counts for every instance on its node
     return blocking(state.changes, req, res, q, () => state.indexForServiceName(name, true), () => {
       const entries = instancesOf(state, name, tags)
         .map((s) => ({ s, checks: state.checksOfInstance(s) }))
         .filter((e) => !passing || e.checks.every((c) => c.status === 'passing'))
-        .map((e) => ({ Node: nodeView(state.nodes.get(e.s.node)!), Service: healthServiceView(e.s), Checks: e.checks.map((c) => checkView(c)) }));
+        .map((e) => ({ Node: nodeView(state.nodes.get(e.s.node)!), Service: healthServiceView(e.s), Checks: e.checks.map((c) => checkView(c)) }))
+        .filter((e) => keep(e));
       return { status: 200, body: entries };
     }, deps);
   }
@@ -413,17 +417,20 @@ function serviceSummaries(state: ConsulState): unknown[] | null {
 
 
 /**
- * Consul's `filter` on health/state, for the expressions clients here send: `Field == "v"` or
- * `Field != "v"` on a string field of the check, joined by `and`. Anything else is a 400, as Consul
- * answers a filter it cannot parse.
+ * Consul's `filter` (go-bexpr) on health/state and health/service, for the expressions clients here
+ * send: `Selector == "v"` or `Selector != "v"` on a string field (a dotted selector such as `Service.ID`
+ * on health/service entries), joined by `and`. Anything else is a 400, as Consul answers a filter it
+ * cannot parse.
  */
 function checkFilter(expr: string | null): (c: Record<string, unknown>) => boolean {
   if (expr === null || expr.trim() === '') return () => true;
   const terms = expr.split(/\s+and\s+/i).map((t) => {
-    const m = /^\s*([A-Za-z]+)\s*(==|!=)\s*"([^"]*)"\s*$/.exec(t);
+    const m = /^\s*([A-Za-z]+(?:\.[A-Za-z]+)*)\s*(==|!=)\s*"([^"]*)"\s*$/.exec(t);
     if (!m) throw new HttpError(400, `Failed to create boolean expression evaluator: unsupported filter ${JSON.stringify(t)}`);
-    const [, field, op, value] = m;
-    return (c: Record<string, unknown>) => (String(c[field] ?? '') === value) === (op === '==');
+    const [, selector, op, value] = m;
+    const path = selector.split('.');
+    const field = (c: Record<string, unknown>): unknown => path.reduce<unknown>((o, k) => (typeof o === 'object' && o !== null ? (o as Record<string, unknown>)[k] : undefined), c);
+    return (c: Record<string, unknown>) => (String(field(c) ?? '') === value) === (op === '==');
   });
   return (c) => terms.every((f) => f(c));
 }
