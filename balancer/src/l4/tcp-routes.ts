@@ -24,7 +24,8 @@ export interface TcpRouteTable {
 
 export const EMPTY_TCP_ROUTES: TcpRouteTable = Object.freeze({ ports: new Map(), warnings: [] });
 
-export function buildTcpRoutes(upstreams: Iterable<UpstreamSpec>, allowed: PortRange | undefined): TcpRouteTable {
+/** `upstreams`: the table's (or, for the nginx template, what the tags say: render/helpers.ts tcpRoutes) */
+export function buildTcpRoutes(upstreams: Iterable<Pick<UpstreamSpec, 'name' | 'protocol' | 'listen'>>, allowed: PortRange | undefined): TcpRouteTable {
   const warnings: string[] = [];
   const sorted = [...upstreams].filter((u) => u.listen !== undefined && u.listen.length > 0).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const sniPorts = new Set<number>();

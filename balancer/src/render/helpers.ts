@@ -8,6 +8,8 @@ import { parseUrlprefix } from '../routing/build-table.js';
 import { parseServiceTags, type ServiceTagOptions } from '../routing/tag-options.js';
 import { unsafeWordReason } from './conf-word.js';
 import { protocolFromUrlprefixOptions, tcpListensOf } from '../l4/tcp-tags.js';
+import { buildTcpRoutes } from '../l4/tcp-routes.js';
+import type { TcpListen } from '../routing/types.js';
 import { parsePolicyTags } from '../policy/policy-spec.js';
 import {
   depKey, type Dependency, type DependencyValue, type KvPairView, type RenderData, type ServiceInstanceView,
@@ -178,6 +180,16 @@ export function makeHelpers(data: RenderData, rec: DependencyRecorder): Record<s
     return v.value.filter((e) => e.Key !== '' && !e.Key.endsWith('/') && (recursive || !e.Key.includes('/')));
   };
 
+  // the service's `proto=` as dynamic mode reads it; '' for plain HTTP
+  const protoOf = (list: readonly unknown[]): string => {
+    const tags = list.filter((t): t is string => typeof t === 'string');
+    const warnings: string[] = [];
+    const o = parseServiceTags('', [tags.filter((t) => t.startsWith('proto='))], warnings);
+    for (const w of warnings) rec.warnings.add(`proto tag dropped: ${w.slice(w.indexOf(' ignored: ') + 10)}`);
+    const p = o.protocol ?? protocolFromUrlprefixOptions([tags]);
+    return p === undefined || p === 'http' ? '' : p;
+  };
+
   return {
     services: () => services(),
     service,
@@ -274,12 +286,30 @@ export function makeHelpers(data: RenderData, rec: DependencyRecorder): Record<s
      */
     serviceProto: (...args) => {
       const { pos } = split(args);
-      const tags = asList('serviceProto', pos[0]).filter((t): t is string => typeof t === 'string');
-      const warnings: string[] = [];
-      const o = parseServiceTags('', [tags.filter((t) => t.startsWith('proto='))], warnings);
-      for (const w of warnings) rec.warnings.add(`proto tag dropped: ${w.slice(w.indexOf(' ignored: ') + 10)}`);
-      const p = o.protocol ?? protocolFromUrlprefixOptions([tags]);
-      return p === undefined || p === 'http' ? '' : p;
+      return protoOf(asList('serviceProto', pos[0]));
+    },
+    /**
+     * every TCP port the services claim, as the workers serve them (l4/tcp-routes.ts: first claim by
+     * name wins, a plain claim on an SNI port is refused): [{Port, Service}] for proto=tcp, [{Port,
+     * Names: [{Name, Service}]}] for proto=tcp+sni, by port; names and services are checked words
+     */
+    tcpRoutes: () => {
+      const upstreams: { name: string; protocol: 'tcp' | 'tcp+sni'; listen: TcpListen[] }[] = [];
+      for (const s of services()) {
+        const tags = asList('tcpRoutes', s.Tags).filter((t): t is string => typeof t === 'string');
+        const protocol = protoOf(tags);
+        if (protocol !== 'tcp' && protocol !== 'tcp+sni') continue;
+        const warnings: string[] = [];
+        const listen = tcpListensOf(s.Name, protocol, [tags], { from: 1, to: 65535 }, warnings);
+        for (const w of warnings) rec.warnings.add(w);
+        upstreams.push({ name: s.Name, protocol, listen });
+      }
+      const routes = buildTcpRoutes(upstreams, { from: 1, to: 65535 });
+      for (const w of routes.warnings) rec.warnings.add(w);
+      return [...routes.ports.values()].sort((a, b) => a.port - b.port).map((r) => (r.service !== undefined ? { Port: r.port, Service: r.service } : {
+        Port: r.port,
+        Names: [...(r.byName ?? [])].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([Name, Service]) => ({ Name, Service })),
+      }));
     },
     /**
      * the `listen` words of a proto=tcp|tcp+sni service ("6379", "db.example.com:6443") from its
@@ -372,6 +402,12 @@ export function makeHelpers(data: RenderData, rec: DependencyRecorder): Record<s
       if (why === undefined) return value;
       rec.warnings.add(`value ${shown(value)} dropped: ${why}`);
       return '';
+    },
+    /** true when some item of the list (instances) lacks the tag: nginx refuses an upstream of backup servers only */
+    anyWithoutTag: (...args) => {
+      const { pos } = split(args);
+      const tag = String(pos[1] ?? '');
+      return asList('anyWithoutTag', pos[0]).some((i) => !asList('anyWithoutTag', (i as { Tags?: unknown } | null)?.Tags ?? []).includes(tag));
     },
     hasPrefix: (...args) => {
       const { pos } = split(args);
