@@ -13,7 +13,11 @@
 // (20 isolated changes); idle CPU over 10 s; RSS of the primary and each worker; time to apply one
 // change in the primary (incremental build + diff) and in a worker (delta apply). The bench's own
 // Consul client binds 127.0.0.2 so the agent counts it apart from the balancer (127.0.0.1).
-// The machine is shared: the load average is printed with the figures.
+// What the requests per change are made of is printed per row: by kind (blocking = a GET with an index,
+// read = a plain GET: a first read or a poll) and endpoint, counted by the double, and the balancer's
+// idle background (the 10 s idle window's Consul traffic: held queries running out and re-armed, polls,
+// the KV policy watch) with what the changes cost above it.
+// The machine is shared: the load average (lowest-highest sampled during each row) is printed with the figures.
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -76,7 +80,8 @@ async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) 
   }));
 }
 
-interface DoubleStats { peakByClient: Record<string, number>; requestsByClient: Record<string, number>; bytesByClient: Record<string, number>; rejected: number }
+interface DoubleStats { peakByClient: Record<string, number>; requestsByClient: Record<string, number>; bytesByClient: Record<string, number>; requestKindsByClient: Record<string, Record<string, number>>; rejected: number }
+const BALANCER_IP = '127.0.0.1';
 const doubleStats = async (base: string, reset = false): Promise<DoubleStats> => JSON.parse(await consulCall(base, 'GET', `/_double/stats${reset ? '?reset' : ''}`)) as DoubleStats;
 
 /** One backend per instance slot; answers its name. */
@@ -134,10 +139,20 @@ interface Row {
   applyPrimaryMs: string; applyWorkerMs: string; rejected: number;
   /** discovery's full rescans over the whole row, per reason; summaries read */
   rescans: Record<string, number>; summaries: number;
+  /** what the requests per change are made of, per kind and endpoint (the double's requestKind), most first */
+  kindsPerChange: Array<[string, number]>;
+  /** the balancer's Consul traffic with nothing changing (the 10 s idle window): re-arms of held queries that ran out, polls */
+  idleReqPerS: number; idleKBPerS: number;
+  /** requests / KB per change less the idle background over the same time: what the changes themselves cost */
+  aboveIdleReq: number; aboveIdleKB: number;
+  /** the 1-min load average, lowest and highest sampled during the row */
+  load: string;
 }
 
 async function runOne(S: number, mode: 'dynamic' | 'reload', design: WatchDesign = 'index'): Promise<Row> {
   const label = `${S} x ${instances}${mode === 'reload' ? ', reload mode' : ''}, ${design}`;
+  const loads: number[] = [os.loadavg()[0]];
+  const loadTimer = setInterval(() => loads.push(os.loadavg()[0]), 5_000);
   const consulPort = await freePort();
   const consul = `http://127.0.0.1:${consulPort}`;
   // per-service: the agent's HTTPS listener (h2 by ALPN, 250 streams per connection) beside ports.http
@@ -187,11 +202,17 @@ async function runOne(S: number, mode: 'dynamic' | 'reload', design: WatchDesign
     const routableS = unroutable.size === 0 ? (performance.now() - t0) / 1000 : NaN;
     const pids = [balancer.pid, ...childPids(balancer.pid)];
 
-    // idle CPU over 10 s, then RSS
+    // idle CPU over 10 s, then RSS; the Consul traffic of the same 10 s is the background rate
+    await doubleStats(consul, true);
     const c0 = pids.reduce((a, p) => a + cpuTicks(p), 0);
+    const tIdle = performance.now();
     await sleep(10_000);
     const c1 = pids.reduce((a, p) => a + cpuTicks(p), 0);
+    const idle = await doubleStats(consul);
+    const idleS = (performance.now() - tIdle) / 1000;
     const idleCpuPct = ((c1 - c0) * TICK_MS) / 10_000 * 100;
+    const idleReqPerS = (idle.requestsByClient[BALANCER_IP] ?? 0) / idleS;
+    const idleKBPerS = (idle.bytesByClient[BALANCER_IP] ?? 0) / 1024 / idleS;
     const rssPrimary = rssMb(balancer.pid);
     const rssWorkers = pids.slice(1).map(rssMb);
 
@@ -216,12 +237,15 @@ async function runOne(S: number, mode: 'dynamic' | 'reload', design: WatchDesign
     // isolated changes: Consul traffic per change (the deregistration that undoes each is a change too)
     await sleep(500);
     await doubleStats(consul, true);
+    const tIso = performance.now();
     for (let i = 0; i < ISOLATED; i++) await change();
     await sleep(500);
     const iso = await doubleStats(consul);
+    const isoS = (performance.now() - tIso) / 1000;
     const changesMade = ISOLATED * 2;
-    const reqPerChange = (iso.requestsByClient['127.0.0.1'] ?? 0) / changesMade;
-    const kbPerChange = (iso.bytesByClient['127.0.0.1'] ?? 0) / changesMade / 1024;
+    const reqPerChange = (iso.requestsByClient[BALANCER_IP] ?? 0) / changesMade;
+    const kbPerChange = (iso.bytesByClient[BALANCER_IP] ?? 0) / changesMade / 1024;
+    const kindsPerChange = Object.entries(iso.requestKindsByClient[BALANCER_IP] ?? {}).map(([k, n]): [string, number] => [k, n / changesMade]).sort((a, b) => b[1] - a[1]);
 
     // change -> traffic under 20 changes/s of health churn (TTL fail/pass of random instances)
     let churning = true;
@@ -258,8 +282,12 @@ async function runOne(S: number, mode: 'dynamic' | 'reload', design: WatchDesign
       peakConns: all.peakByClient['127.0.0.1'] ?? 0, reqPerChange, kbPerChange, idleCpuPct, rssPrimary, rssWorkers,
       applyPrimaryMs: fmt(metrics.table?.buildMs), applyWorkerMs: fmt(metrics.workerApplyMs), rejected: all.rejected,
       rescans: metrics.discovery?.rescanReasons ?? {}, summaries: metrics.discovery?.summaries ?? 0,
+      kindsPerChange, idleReqPerS, idleKBPerS,
+      aboveIdleReq: reqPerChange - (idleReqPerS * isoS) / changesMade, aboveIdleKB: kbPerChange - (idleKBPerS * isoS) / changesMade,
+      load: `${Math.min(...loads).toFixed(1)}-${Math.max(...loads, os.loadavg()[0]).toFixed(1)}`,
     };
   } finally {
+    clearInterval(loadTimer);
     if (double.child.exitCode !== null || double.child.signalCode !== null) process.stderr.write(`[${label}] the Consul double exited early: code ${double.child.exitCode}, signal ${double.child.signalCode}\n${tail(double.output())}`);
     if (balancer && (balancer.child.exitCode !== null || balancer.child.signalCode !== null)) process.stderr.write(`[${label}] the balancer exited early: code ${balancer.child.exitCode}, signal ${balancer.child.signalCode}\n${tail(balancer.output())}`);
     await balancer?.stop();
@@ -300,3 +328,7 @@ for (const r of rows) {
   console.log(`| ${r.label} | ${Number.isNaN(r.routableS) ? 'never (120 s)' : `${r.routableS.toFixed(1)} s`} | ${r.never} | ${r.p50.toFixed(0)} / ${r.p99.toFixed(0)} ms | ${r.failedChanges} | ${r.peakConns} | ${r.reqPerChange.toFixed(1)} / ${r.kbPerChange.toFixed(1)} | ${r.idleCpuPct.toFixed(1)} % of a core | ${r.rssPrimary} / ${r.rssWorkers.join(', ')} MB | ${r.applyPrimaryMs}; ${r.applyWorkerMs} | ${r.rejected} |`);
 }
 for (const r of rows) console.log(`# ${r.label}: discovery rescans over the row (start to end): ${rescanText(r)}; catalog summaries read: ${r.summaries}`);
+for (const r of rows) {
+  console.log(`# ${r.label}: requests per change ${r.reqPerChange.toFixed(1)} = ${r.kindsPerChange.map(([k, n]) => `${n.toFixed(1)} ${k}`).join(' + ')}; `
+    + `idle background ${r.idleReqPerS.toFixed(1)} req/s, ${r.idleKBPerS.toFixed(1)} KB/s; above the background: ${r.aboveIdleReq.toFixed(1)} req / ${r.aboveIdleKB.toFixed(1)} KB per change; load average during the row ${r.load}`);
+}

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { connect as netConnect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { startConsulDouble, type ConsulDouble } from '../support/consul-double/index.js';
+import { requestKind, startConsulDouble, type ConsulDouble } from '../support/consul-double/index.js';
 
 interface Reply {
   status: number;
@@ -538,6 +538,36 @@ describe('consul double: the UI service summary', () => {
       const after = await api(d.url, 'GET', '/v1/internal/ui/services');
       assert.equal(after.json[2].InstanceCount, 1);
       assert.ok(after.index > next.index, 'a deregistration moves it too');
+    } finally {
+      await d.close();
+    }
+  });
+});
+
+describe('consul double: request stats by kind (benchmark figures, not Consul API)', () => {
+  it('names each request blocking, read or write and its endpoint without the service or key name', () => {
+    const cases: Array<[string, string, string]> = [
+      ['GET', '/v1/health/service/web?index=12&wait=60s', 'blocking /v1/health/service'],
+      ['GET', '/v1/health/service/web?passing&index=7', 'blocking /v1/health/service'],
+      ['GET', '/v1/health/service/web', 'read /v1/health/service'],
+      ['GET', '/v1/health/service/web?index=0', 'read /v1/health/service'],
+      ['GET', '/v1/health/service/web?min-index=5', 'read /v1/health/service'],
+      ['GET', '/v1/catalog/services?index=3', 'blocking /v1/catalog/services'],
+      ['GET', '/v1/kv/balancer/policy/?recurse=&index=1049&wait=60s', 'blocking /v1/kv/balancer'],
+      ['PUT', '/v1/agent/service/register', 'write /v1/agent/service'],
+    ];
+    for (const [method, url, want] of cases) assert.equal(requestKind(method, url), want, `${method} ${url}`);
+  });
+
+  it('counts each client\'s requests by kind until resetStats', async () => {
+    const d = await startConsulDouble({ noise: false });
+    try {
+      await api(d.url, 'PUT', '/v1/agent/service/register', { ID: 'k1', Name: 'kinds', Port: 1 });
+      const first = await api(d.url, 'GET', '/v1/health/service/kinds');
+      await api(d.url, 'GET', `/v1/health/service/kinds?index=${first.index}&wait=10ms`);
+      assert.deepEqual(d.stats().requestKindsByClient['127.0.0.1'], { 'write /v1/agent/service': 1, 'read /v1/health/service': 1, 'blocking /v1/health/service': 1 });
+      d.resetStats();
+      assert.deepEqual(d.stats().requestKindsByClient, {});
     } finally {
       await d.close();
     }

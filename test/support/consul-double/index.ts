@@ -72,6 +72,22 @@ export interface ConsulDoubleStats {
   readonly peakByClient: Readonly<Record<string, number>>;
   readonly requestsByClient: Readonly<Record<string, number>>;
   readonly bytesByClient: Readonly<Record<string, number>>;
+  /**
+   * each client's requests by kind and endpoint (requestKind), e.g. "blocking /v1/health/service": a
+   * benchmark tells what its requests per change are made of (held queries re-armed, polls, first reads)
+   */
+  readonly requestKindsByClient: Readonly<Record<string, Readonly<Record<string, number>>>>;
+}
+
+/**
+ * A request's kind for the stats: `blocking` (a GET with a non-zero `index`: a held query or its
+ * re-arm), `read` (a GET without one: a first read, a poll) or `write` (any other method), then its
+ * endpoint, the path's first three segments (a service or key name left out), e.g. "read /v1/kv/balancer".
+ */
+export function requestKind(method: string | undefined, url: string | undefined): string {
+  const [pathname, query = ''] = (url ?? '').split('?', 2);
+  const kind = method !== 'GET' ? 'write' : /(^|&)index=0*[1-9]/.test(query) ? 'blocking' : 'read';
+  return `${kind} ${pathname.split('/').slice(0, 4).join('/')}`;
 }
 
 export interface ConsulDouble {
@@ -157,6 +173,7 @@ export async function startConsulDouble(opts: ConsulDoubleOptions = {}): Promise
   };
   const peakBy = new Map<string, number>();
   const requestsBy = new Map<string, number>();
+  const kindsBy = new Map<string, Map<string, number>>();
   const bytesClosedBy = new Map<string, number>();
   const add = (m: Map<string, number>, k: string, n: number) => m.set(k, (m.get(k) ?? 0) + n);
   const statsNow = (): ConsulDoubleStats => {
@@ -165,6 +182,7 @@ export async function startConsulDouble(opts: ConsulDoubleOptions = {}): Promise
     return {
       open, peakPerClient, rejected, requests, bytes: bytes(),
       peakByClient: Object.fromEntries(peakBy), requestsByClient: Object.fromEntries(requestsBy), bytesByClient: Object.fromEntries(bytesBy),
+      requestKindsByClient: Object.fromEntries([...kindsBy].map(([ip, k]) => [ip, Object.fromEntries(k)])),
     };
   };
   const resetStats = () => {
@@ -179,6 +197,7 @@ export async function startConsulDouble(opts: ConsulDoubleOptions = {}): Promise
     requests = 0;
     bytesClosed = 0;
     requestsBy.clear();
+    kindsBy.clear();
     bytesClosedBy.clear();
     for (const sock of sockets.keys()) sockets.set(sock, sock.bytesWritten);
   };
@@ -192,7 +211,11 @@ export async function startConsulDouble(opts: ConsulDoubleOptions = {}): Promise
       return;
     }
     requests++;
-    add(requestsBy, clientIp(req.socket), 1);
+    const ip = clientIp(req.socket);
+    add(requestsBy, ip, 1);
+    const kinds = kindsBy.get(ip) ?? new Map<string, number>();
+    add(kinds, requestKind(req.method, req.url), 1);
+    kindsBy.set(ip, kinds);
     handler(req, res);
   };
   const server = http.createServer(onRequest);
