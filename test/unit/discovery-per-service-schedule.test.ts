@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { blockingCapacity, nextQuery, pickSession, planWatches, pollPause, sessionsFor, SHORT_READ_HEADROOM, type QueryOutcome, type SessionLoad } from '../../balancer/src/discovery/per-service/stream-schedule.js';
+import { ReadGate } from '../../balancer/src/discovery/per-service/read-gate.js';
 
 const s = (streams: number, maxStreams = 250, usable = true): SessionLoad => ({ streams, maxStreams, usable });
 
@@ -74,5 +75,42 @@ describe('pollPause: every poll past the budget together stays under maxPollsPer
     const pause = pollPause(r.polled, r.pollMs, r.maxPollsPerSec);
     assert.equal(pause, r.want);
     if (r.maxPollsPerSec > 0 && r.polled > 0) assert.ok((r.polled * 1000) / pause <= r.maxPollsPerSec, 'the rate bound holds');
+  });
+});
+
+describe('ReadGate: at most `limit` plain reads in flight, first come first served', () => {
+  it('admits up to the limit at once, the next ones in order as reads end', async () => {
+    const gate = new ReadGate(2);
+    const signal = new AbortController().signal;
+    const a = await gate.enter(signal);
+    const b = await gate.enter(signal);
+    const order: string[] = [];
+    const c = gate.enter(signal).then((end) => (order.push('c'), end));
+    const d = gate.enter(signal).then((end) => (order.push('d'), end));
+    assert.deepEqual(gate.stats(), { limit: 2, inFlight: 2, peak: 2, waiting: 2 });
+    a!();
+    a!(); // ending twice frees one place only
+    const endC = await c;
+    assert.deepEqual(order, ['c']);
+    assert.deepEqual(gate.stats(), { limit: 2, inFlight: 2, peak: 2, waiting: 1 });
+    b!();
+    const endD = await d;
+    assert.deepEqual(order, ['c', 'd']);
+    endC!();
+    endD!();
+    assert.deepEqual(gate.stats(), { limit: 2, inFlight: 0, peak: 2, waiting: 0 });
+  });
+
+  it('a waiting read whose signal aborts leaves the queue with undefined and takes no place', async () => {
+    const gate = new ReadGate(1);
+    const end = await gate.enter(new AbortController().signal);
+    const ac = new AbortController();
+    const waiting = gate.enter(ac.signal);
+    ac.abort();
+    assert.equal(await waiting, undefined);
+    assert.equal(await gate.enter(ac.signal), undefined, 'an aborted signal never enters');
+    end!();
+    assert.deepEqual(gate.stats(), { limit: 1, inFlight: 0, peak: 1, waiting: 0 });
+    assert.ok(await gate.enter(new AbortController().signal), 'the place is free again');
   });
 });

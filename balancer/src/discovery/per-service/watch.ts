@@ -20,6 +20,7 @@ import { parseHealthAnswer } from '../health-entries.js';
 import { SnapshotEmitter } from '../snapshot-emitter.js';
 import { pollDelay } from '../watch-slot.js';
 import { h2GetJson } from './h2-get.js';
+import { ReadGate, type ReadGateStats } from './read-gate.js';
 import { SessionPool, type SessionPoolStats } from './session-pool.js';
 import { nextQuery, planWatches, pollPause } from './stream-schedule.js';
 
@@ -30,6 +31,8 @@ export interface PerServiceWatcherOptions extends CatalogWatcherOptions {
   readonly maxPollsPerSec?: number;
   /** PEM CA(s) to trust for the agent instead of node's default store (which NODE_EXTRA_CA_CERTS extends) */
   readonly ca?: string;
+  /** plain reads (first reads, reads after a failure, polls) in flight at once (read-gate.ts); default 32 */
+  readonly maxPlainReads?: number;
 }
 
 export interface PerServiceStats {
@@ -41,6 +44,14 @@ export interface PerServiceStats {
   readonly held: number;
   /** held queries that ran out unchanged (not parsed) */
   readonly timeouts: number;
+  /** polls answered (plain reads of services past the budget) */
+  readonly polls: number;
+  /** services without a first usable answer yet */
+  readonly awaitingFirst: number;
+  /** failed queries by error code (ERR_CONSUL_OVER_BUDGET: a stream refused, reset or its session gone) */
+  readonly errorCodes: Readonly<Record<string, number>>;
+  /** plain reads in flight, their peak, and those waiting (read-gate.ts) */
+  readonly plainReads: ReadGateStats;
 }
 
 export interface PerServiceWatcher extends CatalogWatcher {
@@ -50,6 +61,8 @@ export interface PerServiceWatcher extends CatalogWatcher {
 const WATCH_ALL_EXCEPT = new Set(['consul']);
 /** polls past the budget, all services together (pollPause); ~200 small reads/s is a few % of a core */
 const DEFAULT_MAX_POLLS_PER_SEC = 200;
+/** plain reads in flight at once: enough to keep an agent busy, few enough that each is answered well inside its deadline */
+const DEFAULT_MAX_PLAIN_READS = 32;
 
 export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSignal: AbortSignal): PerServiceWatcher {
   const log = opts.logger;
@@ -69,6 +82,7 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
   const startGraceMs = opts.startGraceMs ?? 5_000;
   const pollMs = opts.pollMs ?? 2_000;
   const maxPollsPerSec = opts.maxPollsPerSec ?? DEFAULT_MAX_POLLS_PER_SEC;
+  const readGate = new ReadGate(opts.maxPlainReads ?? DEFAULT_MAX_PLAIN_READS);
   const maxSessions = opts.budget ? opts.budget.maxConns : opts.maxConns ?? DEFAULT_CONSUL_MAX_CONNS;
   const pool = new SessionPool({ baseUrl: opts.endpoint.baseUrl, ca: opts.ca, maxSessions, budget: opts.budget, logger: log, backoff: policy, random, now });
   const getOpts = (index: number, s: AbortSignal, waitMs = opts.waitMs) => ({
@@ -95,6 +109,8 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
   let held = 0;
   /** held queries whose wait ran out with the service's index unmoved */
   let timeouts = 0;
+  let polls = 0;
+  const errorCodes = new Map<string, number>();
   let catalogIndex = 0;
   let warnedOverflow = false;
 
@@ -147,6 +163,10 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
     // otherwise all time out together, every --consul-wait, a burst of answers to parse at once
     let firstHold = true;
     while (!stop.aborted) {
+      // a plain read (index 0: the first, one after a failure, a poll) waits for the read gate first,
+      // before it takes a stream; a held query re-arms at once
+      const endRead = index === 0 ? await readGate.enter(stop) : undefined;
+      if (index === 0 && endRead === undefined) break;
       const started = now();
       let overflow = false;
       let slot = pool.acquire(true);
@@ -161,6 +181,7 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
         }
         slot = pool.acquire(false);
         if (slot.kind === 'full') {
+          endRead?.();
           await pool.waitForSlot(1_000, stop);
           continue;
         }
@@ -168,6 +189,7 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
         polled.delete(name);
       }
       if (slot.kind === 'unavailable') {
+        endRead?.();
         markReachable(false, new Error('consul agent unreachable (HTTP/2 connect failed)'));
         await sleep(Math.max(slot.retryInMs, backoffDelay(policy, failuresInRow++, random)), stop);
         continue;
@@ -185,6 +207,7 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
         if (stop.aborted) break;
         bodyBytes += res.bytes;
         answeredIndex = res.index;
+        if (overflow) polls++;
         if (failuresInRow > 0) log.info({ service: name, failures: failuresInRow }, 'consul query recovered');
         failuresInRow = 0;
         markReachable(true);
@@ -202,6 +225,7 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
         if (stop.aborted) break;
         errors++;
         const e = err as Error & { code?: string };
+        errorCodes.set(e.code ?? 'other', (errorCodes.get(e.code ?? 'other') ?? 0) + 1);
         if (e.code === 'ERR_CONSUL_BODY_TOO_LARGE') unusableAnswers++;
         if (!entries.has(name) && !failedBeforeFirstAnswer.has(name)) failedBeforeFirstAnswer.set(name, now());
         markReachable(false, e);
@@ -210,6 +234,7 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
         outstanding--;
         if (sentIndex > 0) held--;
         slot.release();
+        endRead?.();
       }
       const next = nextQuery({
         sentIndex, answeredIndex, failuresInRow, elapsedMs: now() - started, minIntervalMs: opts.minQueryIntervalMs,
@@ -320,7 +345,12 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
     pool.close();
   })();
 
-  const stats = (): CatalogWatcherStats => ({
+  const perServiceStats = (): PerServiceStats => ({
+    design: 'per-service', pool: pool.stats(), polled: polled.size, held, timeouts, polls, awaitingFirst: awaitingFirst.size, errorCodes: Object.fromEntries(errorCodes),
+    plainReads: readGate.stats(),
+  });
+  // the per-service figures ride along in the metrics' discovery object (admin /metrics)
+  const stats = (): CatalogWatcherStats & { perService: PerServiceStats } => ({
     services: known?.size ?? 0, queries, reads, errors, emits: emitter.emits, rescans: 0, rescanReasons: {}, summaries: 0, summaryUsable: false, deletionsCounted: 0, rescansCoalesced: 0,
     bodyBytes, unusableAnswers, throttled: 0,
     budget: opts.budget?.stats() ?? { maxConns: maxSessions, reserved: pool.stats().sessions, readLimit: 0, readsInFlight: 0, peakInFlight: 0, overBudget: 0, pausedMs: 0 },
@@ -329,6 +359,7 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
     settled: known !== undefined && outstanding === held && held === loops.size + 1 - polled.size && !emitter.scheduled && emitter.pendingChanges === 0,
     checksFilterRefused: false, signalFallbacks: 0,
     indexes: { catalog: catalogIndex, checks: 0 },
+    perService: perServiceStats(),
   });
 
   return {
@@ -337,7 +368,7 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
     reachable: () => isReachable === true,
     done,
     stats,
-    perServiceStats: () => ({ design: 'per-service', pool: pool.stats(), polled: polled.size, held, timeouts }),
+    perServiceStats,
     serviceNames: () => known ?? new Set<string>(),
     tagsOf: (name) => {
       const k = tagKeys.get(name);
