@@ -9,6 +9,7 @@ import { CidrError, parseCidrList } from './proxy/cidr.js';
 import { parseTlsConfig, type TlsConfig } from './tls/tls-config.js';
 import { parseL4Config, type L4Config } from './l4/l4-config.js';
 import { HTTP2_FLAGS, parseHttp2Config, type Http2Config } from './proxy/http2/http2-config.js';
+import { CLIENT_HALF_CLOSE, DEFAULT_CLIENT_HALF_CLOSE, type ClientHalfClose } from './proxy/client-half-close.js';
 
 /** Node fires a setTimeout/setInterval longer than 2^31-1 ms after 1 ms: such a duration must be refused. */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -129,6 +130,8 @@ export interface Config {
   readonly trustForwarded: readonly string[];
   /** --underscores-in-headers: request fields whose name has a '_' are forwarded (default: dropped) */
   readonly underscoresInHeaders: boolean;
+  /** --client-half-close: a client's FIN after its request aborts it (default) or is answered */
+  readonly clientHalfClose: ClientHalfClose;
   /** requests waiting for a connection to one server beyond its busy ones */
   readonly maxQueuePerServer: number;
   /** Upgrade protocols passed through, lower case */
@@ -242,6 +245,7 @@ export const FLAGS: readonly FlagSpec[] = [
   ...HTTP2_FLAGS,
   { name: 'access-log', env: 'BALANCER_ACCESS_LOG', kind: 'bool', help: 'one log line per proxied request' },
   { name: 'underscores-in-headers', env: 'BALANCER_UNDERSCORES_IN_HEADERS', kind: 'bool', help: 'forward request header fields whose name has a "_" (default: dropped, as nginx does: CGI-style backends read Transfer_Encoding as Transfer-Encoding)' },
+  { name: 'client-half-close', env: 'BALANCER_CLIENT_HALF_CLOSE', kind: 'string', value: CLIENT_HALF_CLOSE.join('|'), def: DEFAULT_CLIENT_HALF_CLOSE, help: 'a client\'s FIN after its request (HTTP/1.x): abort = it left, its upstream request is aborted and nothing answered (nginx\'s default, 499); answer = it only shut down its write side, it is answered, then closed (HAProxy without abortonclose); a client that really left then costs the whole upstream exchange' },
   { name: 'trust-forwarded', env: 'BALANCER_TRUST_FORWARDED', kind: 'list', value: 'cidr,cidr', help: 'clients (proxies) whose Forwarded, X-Real-IP and X-Forwarded-* headers are kept; from anyone else they are replaced (default: none)' },
   { name: 'tcp-ports', env: 'BALANCER_TCP_PORTS', kind: 'string', value: 'from-to', help: 'ports that proto=tcp|tcp+sni services may be served on (urlprefix-:<port>); a tag outside is a warning (default: none)' },
   { name: 'tcp-host', env: 'BALANCER_TCP_HOST', kind: 'string', value: 'host', help: 'address the TCP service ports are opened on (default: the --listen host)' },
@@ -448,6 +452,7 @@ export function parseBalancerArgs(
       accessLog: bool('access-log'),
       trustForwarded: trustedRanges(str('trust-forwarded'), source('trust-forwarded')),
       underscoresInHeaders: bool('underscores-in-headers'),
+      clientHalfClose: clientHalfClose(str('client-half-close'), source('client-half-close')),
       maxQueuePerServer: int('max-queue-per-server', 256, 0),
       upgradeProtocols: upgradeProtocols(str('upgrade-protocols'), source('upgrade-protocols')),
       logLevel: logLevel as LogLevel,
@@ -482,6 +487,13 @@ function scriptsKvPrefix(on: boolean, prefix: string | undefined, hasConsul: boo
 }
 
 /** --upgrade-protocols: tokens (RFC 9110 section 7.8), compared case-insensitively. */
+function clientHalfClose(text: string | undefined, what: string): ClientHalfClose {
+  if (text === undefined) return DEFAULT_CLIENT_HALF_CLOSE;
+  const v = text.trim().toLowerCase();
+  if (!(CLIENT_HALF_CLOSE as readonly string[]).includes(v)) throw new ConfigError(`${what}: expected ${CLIENT_HALF_CLOSE.join(' or ')}, got "${text}"`);
+  return v as ClientHalfClose;
+}
+
 function upgradeProtocols(text: string | undefined, what: string): readonly string[] {
   if (text === undefined) return ['websocket'];
   const list = text.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);

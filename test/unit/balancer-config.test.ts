@@ -135,6 +135,15 @@ test('--client-header-timeout: 10 s by default, a duration from flag or env, 0 r
   assert.ok(helpText().includes('--client-header-timeout'));
 });
 
+test('--client-half-close: abort by default (nginx), answer by flag or BALANCER_CLIENT_HALF_CLOSE, anything else refused, in --help', () => {
+  assert.equal(ok([]).clientHalfClose, 'abort');
+  assert.equal(ok(['--client-half-close', 'answer']).clientHalfClose, 'answer');
+  assert.equal(ok(['--client-half-close', 'abort']).clientHalfClose, 'abort');
+  assert.equal(ok([], { BALANCER_CLIENT_HALF_CLOSE: 'answer' }).clientHalfClose, 'answer');
+  assert.match(bad(['--client-half-close', 'ignore']).message, /--client-half-close: expected abort or answer, got "ignore"/);
+  assert.match(helpText(), /--client-half-close <abort\|answer>.*\(default abort\)/);
+});
+
 test('--underscores-in-headers: off by default, on by flag or BALANCER_UNDERSCORES_IN_HEADERS, in --help', () => {
   assert.equal(ok([]).underscoresInHeaders, false);
   assert.equal(ok(['--underscores-in-headers']).underscoresInHeaders, true);

@@ -26,6 +26,8 @@ export interface WorkerInitOptions {
   readonly trustForwarded?: readonly string[];
   /** --underscores-in-headers */
   readonly underscoresInHeaders?: boolean;
+  /** --client-half-close */
+  readonly clientHalfClose?: import('../proxy/client-half-close.js').ClientHalfClose;
   /** TCP services, TLS passthrough, PROXY protocol (balancer/src/l4) */
   readonly l4?: import('../l4/l4-config.js').L4Config;
   /** this worker's part of every service's rate limit: 1 / workers */

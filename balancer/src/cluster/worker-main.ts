@@ -77,6 +77,7 @@ async function onInit(msg: Extract<PrimaryToWorker, { type: 'init' }>): Promise<
     accessLog: o.accessLog,
     trustForwarded: o.trustForwarded,
     underscoresInHeaders: o.underscoresInHeaders,
+    clientHalfClose: o.clientHalfClose,
     l4: o.l4,
     tlsPorts: o.tls?.listen.map((l) => l.port),
     rateShare: o.rateShare,

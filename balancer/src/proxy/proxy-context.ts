@@ -9,6 +9,7 @@ import type { UpstreamTransport } from './transport.js';
 import type { CidrMatcher } from './cidr.js';
 import type { RequestObserver } from '../metrics/request-metrics.js';
 import { normalizeHost as routerNormalizeHost } from '../routing/router.js';
+import type { ClientHalfClose } from './client-half-close.js';
 
 export interface ProxyContext {
   /** replaced whole on every swap; a request reads it once at start and again before a retry */
@@ -30,6 +31,8 @@ export interface ProxyContext {
   readonly trustForwarded: CidrMatcher;
   /** request fields whose name has a '_' are forwarded (--underscores-in-headers); else dropped */
   readonly underscoresInHeaders: boolean;
+  /** what a client's FIN after its request means (--client-half-close; client-half-close.ts) */
+  readonly clientHalfClose: ClientHalfClose;
   /** true once stopAccepting() began: responses carry `Connection: close` */
   draining: boolean;
   /** requests between arrival and response end (the drain waits for 0) */

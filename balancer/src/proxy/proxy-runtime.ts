@@ -6,6 +6,7 @@ import { ActiveChecker } from '../health/active-checker.js';
 import type { PickerEnv } from '../balancing/types.js';
 import type { RouteTable } from '../routing/types.js';
 import { DEFAULT_CLIENT_BODY_MS, DEFAULT_CLIENT_HEADER_MS, DEFAULT_MAX_QUEUE_PER_SERVER, DEFAULT_QUEUE_MS, DEFAULT_REQUEST_MS, DEFAULT_TUNNEL_IDLE_MS, type HealthUpdate, type ServerStatus, type StatusAnswer, type StatusQuery, type UpstreamStatus, type WorkerRuntime, type WorkerRuntimeOptions } from '../worker/runtime.js';
+import { DEFAULT_CLIENT_HALF_CLOSE } from './client-half-close.js';
 import { changedUpstreams, compileTable, type ScriptEvents } from './compiled-table.js';
 import type { ClientFront } from './engine.js';
 import type { ProxyContext } from './proxy-context.js';
@@ -97,6 +98,7 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
     connectMs: opts.timeouts.connectMs,
     trustForwarded: new CidrMatcher(parseCidrList(opts.trustForwarded ?? [])),
     underscoresInHeaders: opts.underscoresInHeaders === true,
+    clientHalfClose: opts.clientHalfClose ?? DEFAULT_CLIENT_HALF_CLOSE,
     clientBodyMs, requestMs,
     bodyClock: new DeadlineSweep(tickFor([clientBodyMs, requestMs]), now, (err) => log.error({ err }, 'request body timer failed')),
     draining: false,

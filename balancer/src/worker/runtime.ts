@@ -54,6 +54,8 @@ export interface WorkerRuntimeOptions {
   readonly trustForwarded?: readonly string[];
   /** request fields whose name has a '_' are forwarded (--underscores-in-headers); default dropped */
   readonly underscoresInHeaders?: boolean;
+  /** what a client's FIN after its request means (--client-half-close); default abort */
+  readonly clientHalfClose?: import('../proxy/client-half-close.js').ClientHalfClose;
   /** TCP services (--tcp-ports and friends); undefined = no TCP port is ever opened */
   readonly l4?: import('../l4/l4-config.js').L4Config;
   /** the --tls-listen ports: tcp+sni names on them are passed through by the TLS listener, the TCP side opens none of them */

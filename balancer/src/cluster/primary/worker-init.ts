@@ -23,6 +23,7 @@ export function workerInitFrom(config: Config, challengeLookup: ChallengeLookupO
     accessLog: config.accessLog,
     trustForwarded: config.trustForwarded,
     underscoresInHeaders: config.underscoresInHeaders,
+    clientHalfClose: config.clientHalfClose,
     l4: config.l4,
     rateShare: 1 / config.workers,
     stickySecret: config.stickySecret ?? randomSecret(),

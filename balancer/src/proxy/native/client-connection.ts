@@ -252,6 +252,8 @@ export class ClientConnection implements RequestParserEvents, Expiring, SocketEv
   #closed = false;
   /** the parser refused the input: answered (or cut) once, the rest is ignored */
   #refused = false;
+  /** --client-half-close answer, after the client's FIN: what it sent before is answered, then the connection ends */
+  #clientEnded = false;
 
   /** decided once at accept, shared by every request on this connection */
   readonly origin: ClientOrigin;
@@ -260,6 +262,9 @@ export class ClientConnection implements RequestParserEvents, Expiring, SocketEv
     this.origin = clientOriginOf(socket);
     this.#parser = new RequestParser(this, opts.limits);
     socket.setNoDelay(true);
+    // answer: our side stays writable after the client's FIN (onEnd ends it once the answers are out);
+    // abort: node ends it at the FIN, and the request's exchange is aborted when the socket closes
+    socket.allowHalfOpen = ctx.clientHalfClose === 'answer';
     attachSocket(socket, this);
     // a new connection waits for its first byte as long as a head may take (nginx, node:http): closed silently
     this.deadline = ctx.now() + opts.headMs;
@@ -342,7 +347,13 @@ export class ClientConnection implements RequestParserEvents, Expiring, SocketEv
   }
 
   keepAliveAfter(req: NativeRequest): boolean {
-    return req.head.keepAlive && !this.ctx.draining && !this.closeAfterResponse;
+    // after the client's FIN, only a pipelined request already here keeps it going
+    return req.head.keepAlive && !this.ctx.draining && !this.closeAfterResponse && !this.#noMoreRequests;
+  }
+
+  /** the client sent its FIN and no byte of another request is buffered */
+  get #noMoreRequests(): boolean {
+    return this.#clientEnded && this.#pending === null;
   }
 
   responseEnded(req: NativeRequest): void {
@@ -370,7 +381,7 @@ export class ClientConnection implements RequestParserEvents, Expiring, SocketEv
     const req = this.current;
     this.current = undefined;
     if (req !== undefined && req.events !== undefined) req.events = undefined;
-    if (this.closeAfterResponse || this.ctx.draining || (req !== undefined && !req.head.keepAlive)) {
+    if (this.closeAfterResponse || this.ctx.draining || (req !== undefined && !req.head.keepAlive) || this.#noMoreRequests) {
       this.#endSocket();
       return;
     }
@@ -380,6 +391,8 @@ export class ClientConnection implements RequestParserEvents, Expiring, SocketEv
     const pending = this.#pending;
     this.#pending = null;
     if (pending !== null && pending.length > 0) this.#feed(pending);
+    // after the FIN, bytes that made no whole request never will
+    if (this.#clientEnded && this.current === undefined && !this.socket.writableEnded) { this.#endSocket(); return; }
     if (this.#pending === null && !this.#parser.paused) this.resumeReading();
   }
 
@@ -426,10 +439,26 @@ export class ClientConnection implements RequestParserEvents, Expiring, SocketEv
   }
 
   onEnd(): void {
-    // the client half-closed: finish the current answer, then close
+    if (this.ctx.clientHalfClose === 'answer') { this.#answerAfterEnd(); return; }
+    // abort: the client left; node ends our side too, and the close aborts the exchange
     this.closeAfterResponse = true;
     if (this.current === undefined) this.#endSocket();
     else if (!this.current.bodyEnded) this.current.bodyFail(Object.assign(new Error('client closed before the body ended'), { code: 'ECONNRESET' }));
+  }
+
+  /**
+   * --client-half-close answer: the client sends no more; answer what it sent, pipelined requests
+   * included, then close. 'end' comes only after every byte was read, so a request not begun yet never
+   * will be; a body the FIN cut fails its request.
+   */
+  #answerAfterEnd(): void {
+    this.#clientEnded = true;
+    if (this.current === undefined) {
+      if (!this.socket.writableEnded) this.#endSocket();
+    } else if (!this.current.bodyEnded) {
+      this.closeAfterResponse = true;
+      this.current.bodyFail(Object.assign(new Error('client closed before the body ended'), { code: 'ECONNRESET' }));
+    }
   }
 
   onClose(): void {

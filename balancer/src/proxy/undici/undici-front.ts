@@ -46,6 +46,9 @@ export function createUndiciFront(ctx: ProxyContext, opts: UndiciFrontOptions): 
       else res.destroy();
     }
   });
+  // --client-half-close: node aborts the request at the client's FIN (abort) unless httpAllowHalfOpen,
+  // which answers it, then ends the connection (answer); its sockets are half-open either way
+  (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = ctx.clientHalfClose === 'answer';
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (req.httpVersionMinor === 0) { serveIgnoringUpgrade(ctx, req, socket as Socket, head); return; }
     tunnels.handle(ctx, upgradeRequestFrom(req), socket, head);
