@@ -352,6 +352,32 @@ describe('follower core: the cases that matter on a real Consul', () => {
     assert.equal(f.commands.filter((c) => c.kind === 'log' && c.msg.includes('sweep probe filter')).length, 1);
   });
 
+  it('node failure and recovery: the node check names the node, every service on it is read', () => {
+    const f = started(twoNodes(4));
+    let reads = f.change((s) => assert.ok(s.nodeFail('n2')));
+    assertFollows(f, 'every n2 instance critical');
+    assert.ok(f.table?.get('s3')?.includes('s3-n2@127.0.1.2:20003 critical'));
+    for (let i = 0; i < 4; i++) assert.ok(reads.includes(`s${i}`), `s${i} read after the failure`);
+    reads = f.change((s) => assert.ok(s.nodeRecover('n2')));
+    assertFollows(f, 'passing again');
+    for (let i = 0; i < 4; i++) assert.ok(reads.includes(`s${i}`), `s${i} read after the recovery`);
+  });
+
+  it('a burst inside one blocking answer: registrations, a deregistration, a last instance gone and noise, all shown', () => {
+    const f = started(twoNodes(5));
+    f.change((s) => {
+      for (let i = 0; i < 3; i++) s.catalogRegister({ node: { name: 'n1', address: '127.0.1.1' }, skipNodeUpdate: true, service: serviceDef(`s${i}-n1-b`, `s${i}`, 27_000 + i), checks: [] });
+      s.kvPut('registrator/instances/e', Buffer.from('x'), 0, undefined);
+      s.catalogDeregister({ node: 'n2', serviceId: 's3-n2' });
+      s.catalogDeregister({ node: 'n1', serviceId: 's4-n1' });
+      s.catalogDeregister({ node: 'n2', serviceId: 's4-n2' }); // s4's last instance: the name goes
+      s.catalogRegister({ node: { name: 'n2', address: '127.0.1.2' }, skipNodeUpdate: true, service: serviceDef('web-n2', 'web', 27_100), checks: [check('web-n2', 'warning')] });
+    });
+    assertFollows(f, 'every write of the burst shows');
+    assert.equal(f.table?.has('s4'), false);
+    assert.deepEqual(f.table?.get('web'), ['web-n2@127.0.1.2:27100 warning']);
+  });
+
   it('node re-address: only the nodes signal wakes, every instance without its own address moves', () => {
     const f = started(twoNodes(3));
     const reads = f.change((s) => s.catalogRegister({ node: { name: 'n2', address: '127.0.9.2' }, checks: [] }));
