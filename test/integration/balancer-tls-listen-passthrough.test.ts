@@ -18,7 +18,7 @@ import { balancerConfig } from '../support/balancer-config.js';
 import { consulRequest } from '../support/consul-http.js';
 import { consulForTest, testScope } from '../support/consul.js';
 import { freePort } from '../support/free-port.js';
-import { untilRetryingErrors } from '../support/poll.js';
+import { until, untilRetryingErrors } from '../support/poll.js';
 import { makeTestCa } from '../support/tls-certs.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -139,5 +139,60 @@ test('--tls-listen: our names terminate (h2 ALPN unchanged), tcp+sni names witho
     await consul.close();
     await ca.close();
     await rm(certDir, { recursive: true, force: true });
+  }
+});
+
+test('--tls-listen port claimed by a plain proto=tcp service: refused with a warning, TLS terminates there as before, the TCP backend never sees a connection', async () => {
+  const consul = await consulForTest();
+  const scope = testScope();
+  const ca = await makeTestCa('tlsplain');
+  const certDir = await mkdtemp(path.join(os.tmpdir(), 'tls-plain-'));
+  const backend = http.createServer((req, res) => res.end(`web via ${req.headers['x-forwarded-proto']}`));
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  let tcpConnections = 0;
+  const tcpBackend = net.createServer((s) => { tcpConnections++; s.destroy(); });
+  await new Promise<void>((r) => tcpBackend.listen(0, '127.0.0.1', r));
+  let primary: Awaited<ReturnType<typeof startPrimary>> | undefined;
+  try {
+    const ours = await ca.issue(['ours.test']);
+    await writeFile(path.join(certDir, 'ours.pem'), ours.cert + ours.key);
+    const tlsPort = await freePort();
+    const plain = scope.name('plain');
+    const register = (id: string, name: string, port: number, tags: string[]) =>
+      consulRequest(consul, 'PUT', '/v1/agent/service/register', { ID: scope.id(id), Name: name, Address: '127.0.0.1', Port: port, Tags: tags });
+    assert.equal(await register('web', scope.name('web'), (backend.address() as AddressInfo).port, ['urlprefix-ours.test/']), 200);
+    assert.equal(await register('plain', plain, (tcpBackend.address() as AddressInfo).port, ['proto=tcp', `urlprefix-:${tlsPort}`]), 200);
+    primary = await startPrimary(balancerConfig(['--consul', consul.addr, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '1',
+      '--consul-wait', '2s', '--log-level', 'warn', '--tls-listen', `127.0.0.1:${tlsPort}`, '--tls-cert-dir', certDir, '--tls-kv-prefix', scope.kv('certs/'),
+      '--tls-default-cert', 'ours.test', '--tcp-ports', `${tlsPort}-${tlsPort}`]), logger);
+    await until('the plain service in the table', () => primary!.holder.current().upstreams[plain] !== undefined, 10_000);
+    assert.deepEqual(primary.holder.current().upstreams[plain].listen, [], 'the TLS port is not the TCP service\'s');
+    const warning = `service ${plain}: proto=tcp port ${tlsPort} is a --tls-listen port, not served (TLS terminates there; only proto=tcp+sni names are passed through)`;
+    assert.ok(primary.holder.warnings().includes(warning), JSON.stringify(primary.holder.warnings()));
+    const a = await untilRetryingErrors('TLS terminated', async () => {
+      const r = await tlsGet(tlsPort, 'ours.test', ca.cert, 'ours.test');
+      return r.cn === 'ours.test' ? r : undefined;
+    }, 15_000, 100);
+    assert.equal(a.alpn, 'h2', 'our listener, h2 offered first');
+    const h1 = await new Promise<string>((resolve, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port: tlsPort, servername: 'ours.test', ca: ca.cert, ALPNProtocols: ['http/1.1'] }, () => s.write('GET / HTTP/1.0\r\nHost: ours.test\r\n\r\n'));
+      let text = '';
+      s.setEncoding('utf8');
+      s.on('data', (d: string) => { text += d; });
+      s.on('error', reject);
+      s.on('end', () => resolve(text));
+    });
+    assert.match(h1, /^HTTP\/1\.1 200[\s\S]*web via https$/);
+    // raw bytes that are not TLS are not relayed to the TCP service either
+    await rawSend(tlsPort, Buffer.from('PING\r\n'));
+    assert.equal(tcpConnections, 0, 'the proto=tcp backend was never connected');
+  } finally {
+    await primary?.stop();
+    await scope.clean(consul);
+    backend.close();
+    tcpBackend.close();
+    await ca.close();
+    await rm(certDir, { recursive: true, force: true });
+    await consul.close();
   }
 });

@@ -121,3 +121,25 @@ test('TCP route table: first claim by name wins, SNI ports refuse plain claims, 
   assert.match(w, /tcp port 7443 name web.example.com: claimed by dup-name and web-tls; dup-name keeps it/);
   assert.match(w, /service outside: port 9000 is outside --tcp-ports/);
 });
+
+test('a plain proto=tcp claim of a --tls-listen port is refused with a warning (table build and worker route table); tcp+sni names on it stay', () => {
+  const defaults: TableDefaults = { ...RANGE, tlsPorts: [7443] };
+  const { table, warnings } = buildRouteTable({
+    snapshot: { services: {
+      plain: [inst('plain', 1, ['proto=tcp', 'urlprefix-:7443', 'urlprefix-:7001'])],
+      pass: [inst('pass', 1, ['proto=tcp+sni', 'urlprefix-db.example.com:7443'])],
+    } },
+    adminUpstreams: {}, defaults,
+  });
+  assert.deepEqual(table.upstreams.plain.listen, [{ port: 7001 }], 'the TLS port is not listed');
+  assert.deepEqual(table.upstreams.pass.listen, [{ port: 7443, sni: 'db.example.com' }]);
+  assert.match(warnings.join('\n'), /service plain: proto=tcp port 7443 is a --tls-listen port, not served \(TLS terminates there; only proto=tcp\+sni names are passed through\)/);
+  // reload mode's config names ports the table build did not check: the workers' route table refuses them too
+  const t = buildTcpRoutes([tcp('plain', 'tcp', [{ port: 7443 }, { port: 7001 }]), tcp('pass', 'tcp+sni', [{ port: 7443, sni: 'db.example.com' }])], { from: 7000, to: 7999 }, [7443]);
+  assert.equal(t.ports.get(7001)?.service, 'plain');
+  assert.equal(t.ports.get(7443)?.service, undefined);
+  assert.equal(serviceForName(t.ports.get(7443)!, 'db.example.com'), 'pass');
+  assert.match(t.warnings.join('\n'), /service plain: proto=tcp port 7443 is a --tls-listen port, not served/);
+  const alone = buildTcpRoutes([tcp('plain', 'tcp', [{ port: 7443 }])], { from: 7000, to: 7999 }, [7443]);
+  assert.equal(alone.ports.size, 0, 'nothing to open or route on the TLS port');
+});

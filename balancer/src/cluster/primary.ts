@@ -42,7 +42,8 @@ export interface PrimaryHandle {
 }
 
 export function tableDefaultsFrom(config: Config): TableDefaults {
-  return { ...DEFAULT_TABLE_DEFAULTS, algorithm: config.defaultLb, passingOnly: config.passingOnly, ...(config.l4?.tcpPorts ? { tcpPorts: config.l4.tcpPorts } : {}) };
+  return { ...DEFAULT_TABLE_DEFAULTS, algorithm: config.defaultLb, passingOnly: config.passingOnly, ...(config.l4?.tcpPorts ? { tcpPorts: config.l4.tcpPorts } : {}),
+    ...(config.tls !== undefined && config.tls.listen.length > 0 ? { tlsPorts: config.tls.listen.map((l) => l.port) } : {}) };
 }
 
 export async function startPrimary(parsed: Config, logger: pino.Logger): Promise<PrimaryHandle> {

@@ -10,7 +10,8 @@ export class TcpRouteFollower {
   #specs = new Map<string, UpstreamSpec>();
   #routes: TcpRouteTable = EMPTY_TCP_ROUTES;
 
-  constructor(private readonly allowed: PortRange | undefined) {}
+  /** `tlsPorts`: --tls-listen ports (a plain proto=tcp claim of one is refused) */
+  constructor(private readonly allowed: PortRange | undefined, private readonly tlsPorts: readonly number[] = []) {}
 
   get routes(): TcpRouteTable {
     return this.#routes;
@@ -31,7 +32,7 @@ export class TcpRouteFollower {
     }
     if (!touched) return false;
     this.#specs = next;
-    this.#routes = buildTcpRoutes(next.values(), this.allowed);
+    this.#routes = buildTcpRoutes(next.values(), this.allowed, this.tlsPorts);
     return true;
   }
 }

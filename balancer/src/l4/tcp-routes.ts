@@ -5,9 +5,11 @@
 //   the first claim wins (a later one is a warning), as HTTP routes do;
 // - a port with any proto=tcp+sni route is an SNI port: a plain proto=tcp claim on it is refused
 //   (peeking for a ClientHello would stall server-first protocols such as SMTP or MySQL);
+// - a plain proto=tcp claim of a --tls-listen port is refused (l4/tcp-tags.ts tlsPortWarning);
 // - the port range is checked again here (defence in depth: an admin upstream has no builder warning).
 import type { UpstreamSpec } from '../routing/types.js';
 import { inPortRange, type PortRange } from '../routing/tag-options.js';
+import { tlsPortWarning } from './tcp-tags.js';
 
 export interface TcpPortRoute {
   readonly port: number;
@@ -25,7 +27,8 @@ export interface TcpRouteTable {
 export const EMPTY_TCP_ROUTES: TcpRouteTable = Object.freeze({ ports: new Map(), warnings: [] });
 
 /** `upstreams`: the table's (or, for the nginx template, what the tags say: render/helpers.ts tcpRoutes) */
-export function buildTcpRoutes(upstreams: Iterable<Pick<UpstreamSpec, 'name' | 'protocol' | 'listen'>>, allowed: PortRange | undefined): TcpRouteTable {
+export function buildTcpRoutes(upstreams: Iterable<Pick<UpstreamSpec, 'name' | 'protocol' | 'listen'>>, allowed: PortRange | undefined,
+  tlsPorts: readonly number[] = []): TcpRouteTable {
   const warnings: string[] = [];
   const sorted = [...upstreams].filter((u) => u.listen !== undefined && u.listen.length > 0).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const sniPorts = new Set<number>();
@@ -45,7 +48,8 @@ export function buildTcpRoutes(upstreams: Iterable<Pick<UpstreamSpec, 'name' | '
         if (kept === undefined) names.set(l.sni, u.name);
         else if (kept !== u.name) warnings.push(`tcp port ${l.port} name ${l.sni}: claimed by ${kept} and ${u.name}; ${kept} keeps it`);
       } else if (u.protocol === 'tcp' && l.sni === undefined) {
-        if (sniPorts.has(l.port)) warnings.push(`service ${u.name}: tcp port ${l.port} routes by server name (proto=tcp+sni), plain proto=tcp claim refused`);
+        if (tlsPorts.includes(l.port)) warnings.push(tlsPortWarning(u.name, l.port));
+        else if (sniPorts.has(l.port)) warnings.push(`service ${u.name}: tcp port ${l.port} routes by server name (proto=tcp+sni), plain proto=tcp claim refused`);
         else if (!plain.has(l.port)) plain.set(l.port, u.name);
         else if (plain.get(l.port) !== u.name) warnings.push(`tcp port ${l.port}: claimed by ${plain.get(l.port)} and ${u.name}; ${plain.get(l.port)} keeps it`);
       }

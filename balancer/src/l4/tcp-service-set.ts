@@ -150,11 +150,8 @@ export class TcpServiceSet {
   #syncPorts(): void {
     const wanted = new Set<number>();
     const tlsPorts = new Set(this.opts.tlsPorts ?? []);
-    for (const [port, route] of this.#routes.ports) {
-      if (!inPortRange(this.opts.allowed, port)) continue;
-      if (!tlsPorts.has(port)) wanted.add(port);
-      else if (route.service !== undefined) this.opts.log.warn({ port, service: route.service }, 'tcp port is a --tls-listen port: only proto=tcp+sni names are passed through there, proto=tcp not served');
-    }
+    // the TLS listener owns its ports (a plain claim of one was refused with the route table's warning)
+    for (const port of this.#routes.ports.keys()) if (inPortRange(this.opts.allowed, port) && !tlsPorts.has(port)) wanted.add(port);
     for (const [port, server] of this.#servers) {
       if (wanted.has(port)) continue;
       server.close(); // open connections keep going

@@ -27,7 +27,7 @@ export function createTcpSide(opts: WorkerRuntimeOptions, ctx: ProxyContext, hea
   const tcpLog = opts.logger.child({ component: 'tcp' });
   const access = ctx.accessLog;
   const observer = ctx.observer;
-  const follower = new TcpRouteFollower(l4.tcpPorts);
+  const follower = new TcpRouteFollower(l4.tcpPorts, opts.tlsPorts);
   const trustedSenders = new CidrMatcher(parseCidrList(l4.proxyProtocolFrom ?? []));
   // --proxy-protocol-from: those peers must open with a PROXY header (v1/v2), whose address is the client's;
   // from anyone else nothing is read (their first bytes are the protocol's own)

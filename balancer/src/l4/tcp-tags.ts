@@ -35,6 +35,7 @@ export function tcpListensOf(
   instancesTags: readonly (readonly string[])[],
   allowed: PortRange | undefined,
   warnings: string[],
+  tlsPorts: readonly number[] = [],
 ): TcpListen[] {
   const out = new Map<string, TcpListen>();
   const seen = new Set<string>();
@@ -48,10 +49,23 @@ export function tcpListensOf(
         warnings.push(`service ${service}: tag "${tag}" not served: port ${listen.port} is outside --tcp-ports (${allowed ? `${allowed.from}-${allowed.to}` : 'none allowed'})`);
         continue;
       }
+      if (protocol === 'tcp' && tlsPorts.includes(listen.port)) {
+        warnings.push(tlsPortWarning(service, listen.port));
+        continue;
+      }
       out.set(`${listen.port}\u0000${listen.sni ?? ''}`, listen);
     }
   }
   return [...out.values()].sort((a, b) => a.port - b.port || cmp(a.sni ?? '', b.sni ?? ''));
+}
+
+/**
+ * A plain proto=tcp claim of a --tls-listen port: refused. TLS terminates there for the HTTP services,
+ * and serving raw TCP on it would need a first-bytes guess (a ClientHello or not) that stalls
+ * server-first protocols; only proto=tcp+sni names, read from the hello, are passed through.
+ */
+export function tlsPortWarning(service: string, port: number): string {
+  return `service ${service}: proto=tcp port ${port} is a --tls-listen port, not served (TLS terminates there; only proto=tcp+sni names are passed through)`;
 }
 
 /** `urlprefix-:<port>` (tcp) or `urlprefix-<name>:<port>` (tcp+sni); undefined + a warning when malformed. */

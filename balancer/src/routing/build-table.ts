@@ -314,7 +314,7 @@ function consulUpstream(service: string, instances: readonly CatalogInstance[], 
   const check = resolved && isTcpProtocol(protocol) && opts.checkType === undefined ? { ...resolved, type: 'tcp' as const, path: '/' }
     // a gRPC check speaks the service's HTTP/2: TLS for proto=h2, h2c otherwise
     : resolved?.type === 'grpc' ? { ...resolved, tls: protocol === 'h2' } : resolved;
-  const listen = isTcpProtocol(protocol) ? tcpListensOf(service, protocol, instancesTags, defaults.tcpPorts, warnings) : undefined;
+  const listen = isTcpProtocol(protocol) ? tcpListensOf(service, protocol, instancesTags, defaults.tcpPorts, warnings, defaults.tlsPorts) : undefined;
   const retry = opts.retries === undefined ? defaults.retry : { ...defaults.retry, tries: opts.retries + 1 };
 
   const servers: ServerSpec[] = [];

@@ -23,6 +23,8 @@ export interface TableDefaults {
   readonly panicThresholdPercent?: number;
   /** --tcp-ports: the ports proto=tcp|tcp+sni services may be served on; undefined = none */
   readonly tcpPorts?: PortRange;
+  /** --tls-listen ports: TLS terminates there, so a plain proto=tcp claim of one is refused (tcp+sni names pass through) */
+  readonly tlsPorts?: readonly number[];
 }
 
 /** An inclusive port range (--tcp-ports 7000-7999, or one port). */
