@@ -466,7 +466,7 @@ export function parseBalancerArgs(
       tls,
       metrics: { prefix, bucketsSeconds, maxServersPerService: int('metrics-max-servers', 100, 1) },
       l4: parseL4Config({ str, duration, source, fail: (message) => { throw new ConfigError(message); } }, parseHostPort(str('listen') ?? '0.0.0.0:8080', source('listen')).host),
-      http2: parseHttp2Config({ bool, int, byteCount, duration }),
+      http2: parseHttp2Config({ bool, int, byteCount, duration, str }),
     };
   } catch (err) {
     if (err instanceof ConfigError) return err;

@@ -22,7 +22,7 @@ describe('balancer proxy: check=grpc active health', () => {
 
   before(async () => {
     ca = await makeTestCa('grpc-health');
-    proxy = await startProxy({ http2: { h2c: true }, timeouts: { connectMs: 1_000, headersMs: 5_000, idleMs: 5_000, clientKeepAliveMs: 5_000 } });
+    proxy = await startProxy({ http2: { h2c: true, upstreamCa: ca.cert }, timeouts: { connectMs: 1_000, headersMs: 5_000, idleMs: 5_000, clientKeepAliveMs: 5_000 } });
   });
   afterEach(() => {
     client?.close();
@@ -116,5 +116,20 @@ describe('balancer proxy: check=grpc active health', () => {
     await until_('secure', t1, 'ejected');
     assert.deepEqual(await spread(client, 4), { t0: 4 });
     assert.ok(t0.calls.Check >= 2);
+  });
+
+  it('proto=h2: the check verifies the certificate as the traffic does (an untrusted one is a failed check)', async () => {
+    const other = await makeTestCa('grpc-health-untrusted');
+    try {
+      const pem = await other.issue(['localhost'], { extraIps: ['127.0.0.1'] });
+      servers = [await startEchoServer('x0', { tls: pem })];
+      const [x0] = servers;
+      proxy.runtime.applyTable(tableFromUpstreams({ untrusted: upstreamSpec('untrusted', [x0.spec()], { protocol: 'h2', check: { ...CHECK, tls: true } }) }, []));
+      await until_('untrusted', x0, 'ejected');
+      assert.match(String(statusOf('untrusted', x0)?.lastError), /certificate|UNABLE_TO_VERIFY|SELF_SIGNED/i);
+      assert.equal(x0.calls.Check, 0, 'no check reached a server whose certificate failed');
+    } finally {
+      await other.close();
+    }
   });
 });

@@ -1,7 +1,8 @@
 // HTTP/2 to upstreams (proto=h2c in cleartext, proto=h2 over TLS with ALPN): one multiplexed session
 // per server, `te: trailers` and :authority from Host, REFUSED_STREAM retried elsewhere even for a
 // POST, a table swap mid-stream keeps the stream on its server (its session closes after it), and a
-// draining worker sends GOAWAY to its HTTP/2 clients while their streams finish.
+// draining worker sends GOAWAY to its HTTP/2 clients while their streams finish; proto=h2 verifies the
+// servers' certificates (trusted CA, the address or tls_server_name= in the SANs) unless tls_skip_verify.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http2, { type Http2Server, type Http2SecureServer, type ServerHttp2Stream } from 'node:http2';
@@ -75,7 +76,7 @@ describe('balancer proxy: HTTP/2 upstreams', () => {
     const pem = await ca.issue(['localhost'], { extraIps: ['127.0.0.1'] });
     plain = await Promise.all(['p0', 'p1'].map((id) => startH2Backend(id)));
     secure = await startH2Backend('s0', { key: pem.key, cert: pem.cert });
-    proxy = await startProxy({ http2: { h2c: true } });
+    proxy = await startProxy({ http2: { h2c: true, upstreamCa: ca.cert } });
     apply(plain);
   });
   after(async () => {
@@ -169,6 +170,65 @@ describe('balancer proxy: HTTP/2 worker drain', () => {
     } finally {
       await proxy.runtime.close();
       backend.close();
+    }
+  });
+});
+
+describe('balancer proxy: proto=h2 verifies the server certificate', () => {
+  let trusted: TestCa;
+  let untrusted: TestCa;
+  let servers: Record<'byIp' | 'byName' | 'stranger', H2Backend>;
+  let withCa: RunningProxy;
+  let systemStore: RunningProxy;
+
+  before(async () => {
+    trusted = await makeTestCa('h2verify');
+    untrusted = await makeTestCa('h2verify-other');
+    servers = {
+      byIp: await startH2Backend('ip', await trusted.issue(['localhost'], { extraIps: ['127.0.0.1'] })),
+      byName: await startH2Backend('name', await trusted.issue(['api.internal'])),
+      stranger: await startH2Backend('stranger', await untrusted.issue(['localhost'], { extraIps: ['127.0.0.1'] })),
+    };
+    withCa = await startProxy({ http2: { upstreamCa: trusted.cert } });
+    systemStore = await startProxy();
+  });
+  after(async () => {
+    await withCa.runtime.close();
+    await systemStore.runtime.close();
+    for (const b of Object.values(servers)) b.close();
+    await trusted.close();
+    await untrusted.close();
+  });
+
+  it('a trusted certificate naming the server passes; an untrusted or misnamed one is a 502 and no request reaches the server, unless tls_skip_verify', async () => {
+    const table = tableFromUpstreams({
+      'ip': upstreamSpec('ip', [servers.byIp.spec], { protocol: 'h2' }),
+      'name-by-address': upstreamSpec('name-by-address', [servers.byName.spec], { protocol: 'h2' }),
+      'name-given': upstreamSpec('name-given', [servers.byName.spec], { protocol: 'h2', serverTls: { serverName: 'api.internal' } }),
+      'name-wrong': upstreamSpec('name-wrong', [servers.byName.spec], { protocol: 'h2', serverTls: { serverName: 'web.internal' } }),
+      'stranger': upstreamSpec('stranger', [servers.stranger.spec], { protocol: 'h2' }),
+      'stranger-skip': upstreamSpec('stranger-skip', [servers.stranger.spec], { protocol: 'h2', serverTls: { skipVerify: true } }),
+    }, []);
+    withCa.runtime.applyTable(table);
+    systemStore.runtime.applyTable(table);
+    const cases: [RunningProxy, string, string, number, H2Backend][] = [
+      [withCa, '--upstream-ca', 'ip', 200, servers.byIp],
+      [withCa, '--upstream-ca', 'name-by-address', 502, servers.byName],
+      [withCa, '--upstream-ca', 'name-given', 200, servers.byName],
+      [withCa, '--upstream-ca', 'name-wrong', 502, servers.byName],
+      [withCa, '--upstream-ca', 'stranger', 502, servers.stranger],
+      [withCa, '--upstream-ca', 'stranger-skip', 200, servers.stranger],
+      [systemStore, 'system store', 'ip', 502, servers.byIp],
+      [systemStore, 'system store', 'stranger-skip', 200, servers.stranger],
+    ];
+    for (const [proxy, trust, service, status, server] of cases) {
+      const before = server.streams;
+      const a = await proxy.fetch(service, '/v', { method: 'POST', body: 'x' });
+      assert.equal(a.status, status, `${trust} ${service}: ${a.text}`);
+      assert.equal(server.streams - before, status === 200 ? 1 : 0, `${trust} ${service}: streams that reached the server`);
+      if (status === 200) assert.equal(a.text, server.id);
+      // a refused certificate is never retried into a success on the same server, and says why
+      else assert.match(a.text, /ERR_UPSTREAM_CERTIFICATE|certificate/i, `${trust} ${service}`);
     }
   });
 });

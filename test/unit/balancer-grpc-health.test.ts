@@ -98,3 +98,35 @@ test('balancer.conf: a grpc check prints and parses back', () => {
   assert.deepEqual(parsed.upstreams.plain.check, table.upstreams.plain.check, 'TLS (proto h2) check round trip');
   assert.throws(() => parseBalancerConf('upstream x {\n  check grpc:a/b;\n  server 127.0.0.1:1;\n}\n'), /protobuf full name/);
 });
+
+test('tags: tls_server_name= and tls_skip_verify= (proto=h2 only) reach the upstream and its grpc check; balancer.conf prints and parses them back', () => {
+  const { table, warnings } = buildRouteTable({
+    snapshot: { services: {
+      named: [inst('named', ['proto=h2', 'check=grpc', 'tls_server_name=API.internal'])],
+      skip: [inst('skip', ['proto=h2', 'tls_skip_verify=true'])],
+      strict: [inst('strict', ['proto=h2', 'tls_skip_verify=false'])],
+      cleartext: [inst('cleartext', ['proto=grpc', 'tls_skip_verify=true'])],
+      badname: [inst('badname', ['proto=h2', 'tls_server_name=a_b..c'])],
+      badbool: [inst('badbool', ['proto=h2', 'tls_skip_verify=yes'])],
+    } },
+    adminUpstreams: {}, defaults: DEFAULT_TABLE_DEFAULTS,
+  });
+  const u = table.upstreams;
+  assert.deepEqual(u.named.serverTls, { serverName: 'api.internal' });
+  assert.deepEqual(u.named.check?.serverTls, { serverName: 'api.internal' }, 'the check verifies as the traffic does');
+  assert.deepEqual(u.skip.serverTls, { skipVerify: true });
+  for (const n of ['strict', 'cleartext', 'badname', 'badbool']) assert.equal(u[n].serverTls, undefined, n);
+  const w = warnings.join(' | ');
+  assert.match(w, /service cleartext: tls_server_name= \/ tls_skip_verify= ignored: only proto=h2/);
+  assert.match(w, /tag "tls_server_name=a_b\.\.c" ignored: expected a DNS name/);
+  assert.match(w, /tag "tls_skip_verify=yes" ignored: expected true or false/);
+  const text = formatBalancerConf(table);
+  assert.match(text, /tls_server_name api\.internal;/);
+  assert.match(text, /tls_skip_verify on;/);
+  const parsed = parseBalancerConf(text);
+  assert.deepEqual(parsed.upstreams.named.serverTls, u.named.serverTls);
+  assert.deepEqual(parsed.upstreams.named.check, u.named.check);
+  assert.deepEqual(parsed.upstreams.skip.serverTls, u.skip.serverTls);
+  assert.throws(() => parseBalancerConf('upstream x {\n  proto h2c;\n  tls_skip_verify on;\n  server 127.0.0.1:1;\n}\n'), /need "proto h2"/);
+  assert.throws(() => parseBalancerConf('upstream x {\n  proto h2;\n  tls_server_name a_b;\n  server 127.0.0.1:1;\n}\n'), /expects a DNS name/);
+});

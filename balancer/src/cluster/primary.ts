@@ -8,6 +8,7 @@ import { AdminTokenError, adminTokenPlan, writeNewAdminToken } from '../admin/ad
 import type { Config } from '../config.js';
 import { ConsulBudget, DEFAULT_CONSUL_MAX_CONNS } from '../discovery/consul-budget.js';
 import { withConsulCa } from '../discovery/consul-ca.js';
+import { withUpstreamCa } from '../proxy/http2/upstream-ca.js';
 import { DumpWriter } from '../persistence/dump-file.js';
 import { TableHolder } from '../routing/table-holder.js';
 import { DEFAULT_TABLE_DEFAULTS, type TableDefaults } from '../routing/tag-options.js';
@@ -50,7 +51,7 @@ export async function startPrimary(parsed: Config, logger: pino.Logger): Promise
   const log = logger.child({ component: 'primary' });
   const stops = new StopList(log);
   try {
-    const config = await withConsulCa(parsed);
+    const config = await withUpstreamCa(await withConsulCa(parsed));
     return await assemble(config, logger, log, stops);
   } catch (err) {
     await stops.stop();
@@ -122,7 +123,7 @@ async function assemble(config: Config, logger: pino.Logger, log: pino.Logger, s
   }
   stops.add('workers', () => supervisor.stop());
 
-  const checker = config.mode === 'dynamic' ? shareActiveChecks(supervisor, holder, logger) : undefined;
+  const checker = config.mode === 'dynamic' ? shareActiveChecks(supervisor, holder, logger, config.http2.upstreamCa) : undefined;
   if (checker) stops.add('active checks', () => checker.stop());
   try {
     if (config.mode === 'dynamic') {

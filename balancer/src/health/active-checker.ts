@@ -19,6 +19,8 @@ export interface ActiveCheckerOptions {
   readonly now?: () => number;
   /** spread of the first probe over the interval, so N servers are not probed at the same instant */
   readonly random?: () => number;
+  /** --upstream-ca's PEM: check=grpc over TLS verifies the server's certificate against it (else the system store) */
+  readonly upstreamCa?: string;
 }
 
 /** a zero or tiny interval from a bad tag must not turn the loop into a busy loop */
@@ -31,9 +33,9 @@ interface ProbeResult { readonly ok: boolean; readonly error?: string }
  * request machinery throws (a path node refuses, such as `/health check`, a bad host) is a failed
  * probe, never an exception out of the checker.
  */
-export async function probeServer(server: ServerSpec, spec: ActiveCheckSpec, signal: AbortSignal): Promise<ProbeResult> {
+export async function probeServer(server: ServerSpec, spec: ActiveCheckSpec, signal: AbortSignal, upstreamCa?: string): Promise<ProbeResult> {
   try {
-    if (spec.type === 'grpc') return await probeGrpcOnce(server, spec, signal);
+    if (spec.type === 'grpc') return await probeGrpcOnce(server, spec, signal, upstreamCa);
     return await (spec.type === 'tcp' ? probeTcp(server, spec, signal) : probeHttp(server, spec, signal));
   } catch (err) {
     const e = err as Error & { code?: string };
@@ -48,8 +50,8 @@ export function probeHostHeader(host: string, port: number): string {
 }
 
 /** A lone gRPC probe on a session of its own (the checker's loops keep theirs across probes). */
-async function probeGrpcOnce(server: ServerSpec, spec: ActiveCheckSpec, signal: AbortSignal): Promise<ProbeResult> {
-  const probe = new GrpcHealthProbe(server, spec);
+async function probeGrpcOnce(server: ServerSpec, spec: ActiveCheckSpec, signal: AbortSignal, upstreamCa: string | undefined): Promise<ProbeResult> {
+  const probe = new GrpcHealthProbe(server, spec, upstreamCa);
   try {
     return await probe.check(signal);
   } finally {
@@ -114,7 +116,7 @@ class ServerProbeLoop {
     readonly upstream: string, readonly server: ServerSpec, readonly spec: ActiveCheckSpec,
     readonly opts: Required<Pick<ActiveCheckerOptions, 'now' | 'random'>> & ActiveCheckerOptions,
   ) {
-    this.#grpc = spec.type === 'grpc' ? new GrpcHealthProbe(server, spec) : undefined;
+    this.#grpc = spec.type === 'grpc' ? new GrpcHealthProbe(server, spec, opts.upstreamCa) : undefined;
   }
 
   start(): void {

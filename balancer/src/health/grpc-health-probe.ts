@@ -1,11 +1,12 @@
 // `check=grpc` probes of one server: grpc.health.v1.Health/Check on ONE HTTP/2 session kept across
-// probes (h2c, or TLS with ALPN h2 when the service is proto=h2, certificate not verified as for its
-// traffic), opened again only after it failed or closed. Each probe is bounded by the check's timeout
+// probes (h2c, or TLS with ALPN h2 when the service is proto=h2, its certificate checked as for its
+// traffic: proxy/http2/upstream-tls.ts), opened again only after it failed or closed. Each probe is bounded by the check's timeout
 // and the checker's abort signal; a probe that times out before the session connected takes the
 // session with it (a server that accepts and never answers must not keep a half-open one).
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import net from 'node:net';
 import type { ActiveCheckSpec, ServerSpec } from '../routing/types.js';
+import { upstreamTlsOptions } from '../proxy/http2/upstream-tls.js';
 import { HEALTH_CHECK_PATH, MAX_HEALTH_ANSWER_BYTES, encodeHealthCheckRequest, judgeHealthAnswer, type HealthVerdict } from './grpc-health.js';
 
 const { NGHTTP2_CANCEL } = http2.constants;
@@ -15,7 +16,7 @@ export class GrpcHealthProbe {
   #connected = false;
   readonly #body: Buffer;
 
-  constructor(readonly server: ServerSpec, readonly spec: ActiveCheckSpec) {
+  constructor(readonly server: ServerSpec, readonly spec: ActiveCheckSpec, readonly upstreamCa?: string) {
     this.#body = encodeHealthCheckRequest(spec.grpcService ?? '');
   }
 
@@ -102,7 +103,7 @@ export class GrpcHealthProbe {
     const authority = `${tls ? 'https' : 'http'}://${net.isIPv6(host) ? `[${host}]` : host}:${this.server.port}`;
     const session = http2.connect(authority, {
       settings: { enablePush: false },
-      ...(tls ? { ALPNProtocols: ['h2'], rejectUnauthorized: false, ...(net.isIP(host) === 0 ? { servername: host } : {}) } : {}),
+      ...(tls ? upstreamTlsOptions(host, this.spec.serverTls, this.upstreamCa) : {}),
     });
     this.#session = session;
     this.#connected = false;

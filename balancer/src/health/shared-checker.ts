@@ -23,6 +23,8 @@ export interface SharedActiveCheckerOptions {
   readonly broadcast: (changes: readonly ActiveStateChange[]) => void;
   readonly now?: () => number;
   readonly random?: () => number;
+  /** --upstream-ca's PEM (check=grpc over TLS) */
+  readonly upstreamCa?: string;
 }
 
 interface Tracked {
@@ -50,6 +52,7 @@ export class SharedActiveChecker {
       logger: opts.logger,
       now: opts.now,
       random: opts.random,
+      upstreamCa: opts.upstreamCa,
       sink: { onActiveResult: (id, ok, _now, error) => this.#onResult(id, ok, error) },
     });
   }

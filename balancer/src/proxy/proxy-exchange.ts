@@ -33,7 +33,7 @@ const NOT_SERVER_FAULT = new Set<string>([ERR.invalidArg, 'UND_ERR_NOT_SUPPORTED
  * may be tried for any method, as nginx passes even a non-idempotent request on when it was never sent.
  * A server that just exited (scale-down) answers this way until the table drops it.
  */
-const NOT_SENT_CODES = new Set<string>(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', ERR.connectTimeout, ERR.refusedStream]);
+const NOT_SENT_CODES = new Set<string>(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', ERR.connectTimeout, ERR.refusedStream, ERR.upstreamCertificate]);
 const TIMEOUT_CODES = new Set<string>([ERR.connectTimeout, ERR.headersTimeout, 'ETIMEDOUT', ERR.queueTimeout]);
 
 function errorCode(err: unknown): string {
@@ -136,7 +136,7 @@ export class ProxyExchange implements PickRequest, ClientEvents, GateEvents {
     const trusted = ctx.trustForwarded.has(this.clientIp);
     if (ctx.current.scripts !== undefined) this.#responseScripts = responseChain(ctx.current, upstream.name);
     const headers = upstreamRequestHeaders(rawHeaders, { clientIp: this.clientIp, proto: client.encrypted ? 'https' : 'http', port: client.localPort, trusted, underscores: ctx.underscoresInHeaders }, false, hostOverride);
-    this.#request = { method: client.method, path: url, headers, body: client.body, protocol: upstream.protocol, proxyHeader: boundUpstreamFor(upstream, client.origin) };
+    this.#request = { method: client.method, path: url, headers, body: client.body, protocol: upstream.protocol, proxyHeader: boundUpstreamFor(upstream, client.origin), serverTls: upstream.serverTls };
   }
 
   /** PickRequest: header-based hashing only; built lazily by the client side. */

@@ -84,11 +84,11 @@ export function createWorkerRuntime(opts: WorkerRuntimeOptions): WorkerRuntime {
   // proto=h2|h2c|grpc upstreams go over HTTP/2 sessions (http2/upstream-transport.ts)
   const byProtocol: UpstreamTransport = new TransportByProtocol(http1Transport, new Http2Transport({
     connectMs: opts.timeouts.connectMs, headersMs: opts.timeouts.headersMs, idleMs: opts.timeouts.idleMs,
-    keepAliveMs: HTTP2_UPSTREAM_KEEPALIVE_MS, maxSessionsPerServer: HTTP2_SESSIONS_PER_SERVER,
+    keepAliveMs: HTTP2_UPSTREAM_KEEPALIVE_MS, maxSessionsPerServer: HTTP2_SESSIONS_PER_SERVER, ca: opts.http2?.upstreamCa,
   }, log));
   // proxy_protocol= services: connections bound to one client connection each (proxy-protocol-upstream.ts)
   const transport: UpstreamTransport = new ProxyProtocolTransport(byProtocol, nativePoolOptions, log);
-  const checker = new ActiveChecker({ sink: health, logger: opts.logger.child({ component: 'active-check' }), now, random: env.random });
+  const checker = new ActiveChecker({ sink: health, logger: opts.logger.child({ component: 'active-check' }), now, random: env.random, upstreamCa: opts.http2?.upstreamCa });
   const clientBodyMs = opts.timeouts.clientBodyMs ?? DEFAULT_CLIENT_BODY_MS;
   const requestMs = opts.timeouts.requestMs ?? DEFAULT_REQUEST_MS;
   const ctx: ProxyContext = {

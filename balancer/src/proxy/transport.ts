@@ -4,7 +4,7 @@
 // request to one server). The `undici` engine implements both over node:http and undici; the `native`
 // engine over its own HTTP/1.1 codec and socket pool. Neither side knows routing or retry rules.
 import type { IncomingHttpHeaders } from 'node:http';
-import type { RouteTable, ServerSpec, UpstreamProtocol } from '../routing/types.js';
+import type { RouteTable, ServerSpec, UpstreamProtocol, UpstreamTlsSpec } from '../routing/types.js';
 import type { ClientOrigin, ConnectionHandle } from './client-origin.js';
 
 /** Flat header list as node and undici hand it over: [name, value, name, value, ...]. */
@@ -91,6 +91,8 @@ export interface UpstreamRequest {
   readonly protocol?: UpstreamProtocol;
   /** proxy_protocol=: connections open with this header and belong to one client (proxy-protocol-upstream.ts) */
   readonly proxyHeader?: BoundUpstream;
+  /** proto=h2: how the server's certificate is checked (the upstream's serverTls; http2/upstream-tls.ts) */
+  readonly serverTls?: UpstreamTlsSpec;
 }
 
 /** What a request to a proxy_protocol= service carries (UpstreamRequest.proxyHeader; proxy-protocol-upstream.ts). */
@@ -157,6 +159,8 @@ export const ERR = {
   queueTimeout: 'ERR_UPSTREAM_QUEUE_TIMEOUT',
   /** HTTP/2: the server refused the stream (REFUSED_STREAM, or past its GOAWAY): it never saw the request */
   refusedStream: 'ERR_H2_REFUSED_STREAM',
+  /** TLS to the server: its certificate failed verification (nothing was sent) */
+  upstreamCertificate: 'ERR_UPSTREAM_CERTIFICATE',
 } as const;
 
 export function transportError(code: string, message: string): Error & { code: string } {

@@ -26,18 +26,19 @@
 //     rate 100/s; burst 200;          # token bucket; HTTP 429, TCP: new connections per second
 //     rate_by header:x-user;          # ip (default) | header:<name>
 //   }
+//   upstream api { proto h2; tls_server_name api.internal; tls_skip_verify off; ... }   # proto h2 only
 // A TCP upstream's ports are served only inside --tcp-ports (the worker refuses the others with a
 // warning, as for any table); it takes no HTTP route, and its default check connects (check tcp).
 import { parseUrlprefix, tableFromUpstreams } from '../routing/build-table.js';
 import {
-  DEFAULT_ACTIVE_CHECK, DEFAULT_TABLE_DEFAULTS, parseDurationMs, parseHashKey, parseNonNegativeInt, parseStatusList,
+  DEFAULT_ACTIVE_CHECK, DEFAULT_TABLE_DEFAULTS, parseDurationMs, parseHashKey, parseNonNegativeInt, parseServiceTags, parseStatusList,
   type TableDefaults,
 } from '../routing/tag-options.js';
 import { unsafeWordReason } from './conf-word.js';
 import { grpcServiceNameProblem } from '../health/grpc-health.js';
 import {
   ALGORITHMS, UPSTREAM_PROTOCOLS, type ActiveCheckSpec, type Algorithm, type HashKey, type RetrySpec, type Route, type RouteTable, type ServerSpec,
-  type RateLimitSpec, type TcpListen, type TrafficPolicy, type UpstreamProtocol, type UpstreamSpec,
+  type RateLimitSpec, type TcpListen, type TrafficPolicy, type UpstreamProtocol, type UpstreamSpec, type UpstreamTlsSpec,
 } from '../routing/types.js';
 import { isTcpProtocol, parseTcpUrlprefix } from '../l4/tcp-tags.js';
 import { parseAccessList } from '../policy/access-rules.js';
@@ -240,6 +241,8 @@ function parseUpstream(name: string, body: readonly Statement[], defaults: Table
   let burst: number | undefined;
   let rateBy: RateLimitSpec['by'] | undefined;
   let rateLine = 0;
+  let tlsServerName: { name: string; line: number } | undefined;
+  let tlsSkipVerify: { on: boolean; line: number } | undefined;
   const listenLines: { text: string; line: number }[] = [];
   const serverLines: { words: readonly Token[]; line: number }[] = [];
   let ok = true;
@@ -369,6 +372,21 @@ function parseUpstream(name: string, body: readonly Statement[], defaults: Table
         else rateLine ||= st.line;
         break;
       }
+      case 'tls_server_name': {
+        // the tag's own rule (routing/tag-options.ts tls_server_name=)
+        const v = one();
+        if (v === undefined) break;
+        const o = parseServiceTags(name, [[`tls_server_name=${v}`]], []);
+        if (o.tlsServerName !== undefined) tlsServerName = { name: o.tlsServerName, line: st.line };
+        else bad(st.line, 'tls_server_name expects a DNS name');
+        break;
+      }
+      case 'tls_skip_verify': {
+        const v = one();
+        if (v === 'on' || v === 'off') tlsSkipVerify = { on: v === 'on', line: st.line };
+        else if (v !== undefined) bad(st.line, 'tls_skip_verify expects on or off');
+        break;
+      }
       default:
         bad(st.line, `unknown directive "${head}"`);
     }
@@ -406,12 +424,18 @@ function parseUpstream(name: string, body: readonly Statement[], defaults: Table
     // a TCP service cannot answer an HTTP check: it is probed by connecting unless check says otherwise
     if (!checkSet && check) check = { ...check, type: 'tcp', path: '/' };
   }
+  const tlsLine = tlsServerName?.line ?? tlsSkipVerify?.line;
+  if (tlsLine !== undefined && protocol !== 'h2') bad(tlsLine, 'tls_server_name / tls_skip_verify need "proto h2"');
   if (!ok) return undefined;
   const rateLimit: RateLimitSpec | undefined = rate === undefined ? undefined : { ratePerSecond: rate, burst: burst ?? defaultBurst(rate), by: rateBy ?? { source: 'ip' } };
   const policy: TrafficPolicy | undefined = access.allow === undefined && access.deny === undefined && rateLimit === undefined ? undefined
     : { ...(access.allow !== undefined || access.deny !== undefined ? { access } : {}), ...(rateLimit ? { rateLimit } : {}) };
-  // a gRPC check speaks the service's HTTP/2, as in the table build: TLS for proto h2
-  if (check?.type === 'grpc') check = { ...check, tls: protocol === 'h2' };
+  const serverTls: UpstreamTlsSpec | undefined = tlsServerName === undefined && tlsSkipVerify?.on !== true ? undefined : {
+    ...(tlsServerName !== undefined ? { serverName: tlsServerName.name } : {}),
+    ...(tlsSkipVerify?.on === true ? { skipVerify: true } : {}),
+  };
+  // a gRPC check speaks the service's HTTP/2, as in the table build: TLS for proto h2, checked as its traffic
+  if (check?.type === 'grpc') check = { ...check, tls: protocol === 'h2', ...(serverTls !== undefined ? { serverTls } : {}) };
   if (algorithm === 'chash' && !hashKey) hashKey = defaults.hashKey ?? { source: 'ip' };
   return {
     name,
@@ -425,6 +449,7 @@ function parseUpstream(name: string, body: readonly Statement[], defaults: Table
     ...(isTcpProtocol(protocol) ? { listen } : {}),
     ...(proxyProtocol !== undefined ? { proxyProtocol } : {}),
     ...(policy !== undefined ? { policy } : {}),
+    ...(serverTls !== undefined ? { serverTls } : {}),
   };
 }
 
@@ -568,6 +593,8 @@ export function formatBalancerConf(table: RouteTable): string {
     if (a?.deny) lines.push(`  deny ${a.deny.map((c) => `ip:${c}`).join(',')};`);
     const r = u.policy?.rateLimit;
     if (r) lines.push(`  rate ${rateText(r.ratePerSecond)}; burst ${r.burst}; rate_by ${r.by.source === 'ip' ? 'ip' : `header:${r.by.name}`};`);
+    if (u.serverTls?.serverName !== undefined) lines.push(`  tls_server_name ${u.serverTls.serverName};`);
+    if (u.serverTls?.skipVerify === true) lines.push('  tls_skip_verify on;');
     if (u.hashKey) lines.push(`  hash ${u.hashKey.source === 'header' || u.hashKey.source === 'cookie' ? `${u.hashKey.source}:${u.hashKey.name}` : u.hashKey.source};`);
     lines.push(`  retries ${u.retry.tries - 1}; retry_timeout ${u.retry.timeoutMs}ms; retry_non_idempotent ${u.retry.nonIdempotent ? 'on' : 'off'};`);
     if (u.retry.onStatuses.length > 0) lines.push(`  retry_on ${u.retry.onStatuses.join(',')};`);

@@ -21,8 +21,8 @@
 //   instance list changed (by identity, then by content); unchanged upstreams are shared by reference
 //   between consecutive tables, and the version is combined from cached per-upstream hashes.
 import { checkHostPort } from '../../../common/host-port.js';
-import type { CatalogInstance, CatalogSnapshot, Route, RouteTable, ServerSpec, UpstreamSpec } from './types.js';
-import type { TableDefaults } from './tag-options.js';
+import type { CatalogInstance, CatalogSnapshot, Route, RouteTable, ServerSpec, UpstreamProtocol, UpstreamSpec, UpstreamTlsSpec } from './types.js';
+import type { ServiceTagOptions, TableDefaults } from './tag-options.js';
 import { parseInstanceTags, parseServiceTags, resolveCheck } from './tag-options.js';
 import { serverId } from './server-list.js';
 import { canonicalJson, compareRoutes, deepFreeze, routesHash, tableVersion, upstreamDigest, versionFrom, xorInto } from './table-version.js';
@@ -310,10 +310,11 @@ function consulUpstream(service: string, instances: readonly CatalogInstance[], 
   const maxFails = opts.maxFails ?? defaults.maxFails;
   const failTimeoutMs = opts.failTimeoutMs ?? defaults.failTimeoutMs;
   const resolved = resolveCheck(service, opts, defaults, warnings);
+  const serverTls = serverTlsOf(service, protocol, opts, warnings);
   // a TCP service cannot answer an HTTP check: the default check probes it by connecting, unless check= says otherwise
   const check = resolved && isTcpProtocol(protocol) && opts.checkType === undefined ? { ...resolved, type: 'tcp' as const, path: '/' }
     // a gRPC check speaks the service's HTTP/2: TLS for proto=h2, h2c otherwise
-    : resolved?.type === 'grpc' ? { ...resolved, tls: protocol === 'h2' } : resolved;
+    : resolved?.type === 'grpc' ? { ...resolved, tls: protocol === 'h2', ...(serverTls !== undefined ? { serverTls } : {}) } : resolved;
   const listen = isTcpProtocol(protocol) ? tcpListensOf(service, protocol, instancesTags, defaults.tcpPorts, warnings, defaults.tlsPorts) : undefined;
   const retry = opts.retries === undefined ? defaults.retry : { ...defaults.retry, tries: opts.retries + 1 };
 
@@ -355,6 +356,21 @@ function consulUpstream(service: string, instances: readonly CatalogInstance[], 
     ...(protocol !== undefined && protocol !== 'http' ? { protocol } : {}),
     ...(listen !== undefined ? { listen } : {}),
     ...(opts.proxyProtocol !== undefined ? { proxyProtocol: opts.proxyProtocol } : {}),
+    ...(serverTls !== undefined ? { serverTls } : {}),
+  };
+}
+
+/** `tls_server_name=` / `tls_skip_verify=`: only proto=h2 speaks TLS to its servers; elsewhere a warning. */
+function serverTlsOf(service: string, protocol: UpstreamProtocol | undefined, opts: ServiceTagOptions, warnings: string[]): UpstreamTlsSpec | undefined {
+  if (opts.tlsServerName === undefined && opts.tlsSkipVerify === undefined) return undefined;
+  if (protocol !== 'h2') {
+    warnings.push(`service ${service}: tls_server_name= / tls_skip_verify= ignored: only proto=h2 speaks TLS to its servers`);
+    return undefined;
+  }
+  if (opts.tlsServerName === undefined && opts.tlsSkipVerify !== true) return undefined; // tls_skip_verify=false: the default
+  return {
+    ...(opts.tlsServerName !== undefined ? { serverName: opts.tlsServerName } : {}),
+    ...(opts.tlsSkipVerify === true ? { skipVerify: true } : {}),
   };
 }
 

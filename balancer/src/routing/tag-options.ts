@@ -84,6 +84,10 @@ export interface ServiceTagOptions {
   protocol?: UpstreamProtocol;
   /** `proxy_protocol=v1|v2` */
   proxyProtocol?: 'v1' | 'v2';
+  /** `tls_server_name=<name>` (proto=h2): the name verified in the servers' certificates */
+  tlsServerName?: string;
+  /** `tls_skip_verify=true|false` (proto=h2) */
+  tlsSkipVerify?: boolean;
 }
 
 /** Instance-level options found in one instance's tags. */
@@ -95,8 +99,11 @@ export interface InstanceTagOptions {
 
 const SERVICE_KEYS = new Set([
   'lb', 'hash', 'max_fails', 'fail_timeout', 'retries', 'check', 'check_interval', 'check_timeout', 'rise', 'fall',
-  'check_expect', 'proto', 'proxy_protocol',
+  'check_expect', 'proto', 'proxy_protocol', 'tls_server_name', 'tls_skip_verify',
 ]);
+
+/** A DNS name (RFC 1123 labels) or a `*.`-less host name: what a certificate's DNS SAN can name. */
+const SERVER_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
 /**
  * The `key=value` tags of a service's instances whose key is in `keys`: the first value of each key
@@ -189,6 +196,17 @@ function applyServiceTag(out: ServiceTagOptions, key: string, value: string, war
     case 'proxy_protocol': {
       if (value === 'v1' || value === 'v2') out.proxyProtocol = value;
       else warn('expected v1 or v2');
+      return;
+    }
+    case 'tls_server_name': {
+      const name = value.toLowerCase();
+      if (SERVER_NAME.test(name)) out.tlsServerName = name;
+      else warn('expected a DNS name such as api.internal');
+      return;
+    }
+    case 'tls_skip_verify': {
+      if (value === 'true' || value === 'false') out.tlsSkipVerify = value === 'true';
+      else warn('expected true or false');
       return;
     }
     case 'check_expect': {

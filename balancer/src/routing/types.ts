@@ -59,6 +59,8 @@ export interface ActiveCheckSpec {
   readonly grpcService?: string;
   /** type grpc: TLS with ALPN h2 (the upstream is proto=h2) instead of h2c */
   readonly tls?: boolean;
+  /** type grpc over TLS: the upstream's certificate checks (the same as its traffic's) */
+  readonly serverTls?: UpstreamTlsSpec;
   readonly intervalMs: number;
   readonly timeoutMs: number;
   /** consecutive successes that bring a down server up */
@@ -100,6 +102,19 @@ export interface UpstreamSpec {
   readonly listen?: readonly TcpListen[];
   /** `proxy_protocol=v1|v2`: a PROXY protocol header opens every upstream connection */
   readonly proxyProtocol?: 'v1' | 'v2';
+  /** proto=h2: `tls_server_name=` / `tls_skip_verify=` tags; absent = verify against the server's address */
+  readonly serverTls?: UpstreamTlsSpec;
+}
+
+/**
+ * How the certificate of a TLS upstream (proto=h2) is checked. By default it must chain to a trusted
+ * CA (--upstream-ca, else the system store) and name the server's address (an IP SAN for an IP).
+ */
+export interface UpstreamTlsSpec {
+  /** sent as SNI and verified against the certificate instead of the server's address */
+  readonly serverName?: string;
+  /** true: any certificate is accepted (nginx's `proxy_ssl_verify off`, Consul's TLSSkipVerify) */
+  readonly skipVerify?: boolean;
 }
 
 export interface HttpsPolicy {

@@ -84,6 +84,8 @@ export interface WorkerRuntimeOptions {
   readonly http2?: {
     readonly h2c?: boolean;
     readonly limits?: Partial<import('../proxy/http2/limits.js').Http2Limits>;
+    /** --upstream-ca's PEM: proto=h2 servers' certificates chain to it (else the system store) */
+    readonly upstreamCa?: string;
   };
 }
 

@@ -23,9 +23,10 @@ export function relayAcmeChallenges(workers: WorkerHub, lookup: ChallengeLookupO
 }
 
 /** Active checks once per host (one probe per server and interval), following the table's changes. */
-export function shareActiveChecks(workers: WorkerHub, holder: TableHolder, logger: pino.Logger): SharedActiveChecker {
+export function shareActiveChecks(workers: WorkerHub, holder: TableHolder, logger: pino.Logger, upstreamCa?: string): SharedActiveChecker {
   const checker = new SharedActiveChecker({
     logger: logger.child({ component: 'active-check' }),
+    upstreamCa,
     broadcast: (active) => {
       for (const ch of workers.channels()) ch.send({ type: 'health', update: { active } });
     },

@@ -6,6 +6,10 @@ export interface Http2Config {
   /** h2c with prior knowledge on the plain --listen listener */
   readonly h2c: boolean;
   readonly limits: Http2Limits;
+  /** --upstream-ca: a PEM file of the CAs proto=h2 servers' certificates must chain to */
+  readonly upstreamCaFile?: string;
+  /** the PEM read from upstreamCaFile at start (upstream-ca.ts); the parser leaves it undefined */
+  readonly upstreamCa?: string;
 }
 
 export interface Http2FlagReader {
@@ -13,6 +17,7 @@ export interface Http2FlagReader {
   int(name: string, def: number, min: number): number;
   byteCount(name: string, def: number, min: number): number;
   duration(name: string, def: number): number;
+  str(name: string): string | undefined;
 }
 
 const d = DEFAULT_HTTP2_LIMITS;
@@ -31,12 +36,14 @@ export const HTTP2_FLAGS = [
   { name: 'http2-max-session-memory', env: 'BALANCER_HTTP2_MAX_SESSION_MEMORY', kind: 'string', value: 'MB', def: String(d.maxSessionMemoryMb), help: 'memory one HTTP/2 connection may hold in node (queued frames, unread SETTINGS/PING acks): beyond, new streams are refused' },
   { name: 'http2-max-request-body', env: 'BALANCER_HTTP2_MAX_REQUEST_BODY', kind: 'string', value: 'bytes', def: '0', help: 'request body of one HTTP/2 stream (413, or gRPC RESOURCE_EXHAUSTED, beyond; 0 = none)' },
   { name: 'http2-idle-timeout', env: 'BALANCER_HTTP2_IDLE_TIMEOUT', kind: 'string', value: 'duration', def: '60s', help: 'an HTTP/2 client connection with no open stream for this long is closed (GOAWAY)' },
+  { name: 'upstream-ca', env: 'BALANCER_UPSTREAM_CA', kind: 'string', value: 'file', help: "PEM CAs the certificates of proto=h2 servers (and their check=grpc) must chain to, instead of the system store; a service opts out with tls_skip_verify=true" },
   { name: 'http2-stall-timeout', env: 'BALANCER_HTTP2_STALL_TIMEOUT', kind: 'string', value: 'duration', def: '60s', help: 'an HTTP/2 response the client does not read (flow-control window shut) for this long is reset' },
 ] as const;
 
 export function parseHttp2Config(r: Http2FlagReader): Http2Config {
   return {
     h2c: r.bool('h2c'),
+    ...(r.str('upstream-ca') !== undefined ? { upstreamCaFile: r.str('upstream-ca') } : {}),
     limits: {
       maxConcurrentStreams: r.int('http2-max-concurrent-streams', d.maxConcurrentStreams, 1),
       maxHeaderListBytes: r.byteCount('http2-max-header-list-size', d.maxHeaderListBytes, 1_024),

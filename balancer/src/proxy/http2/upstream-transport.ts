@@ -1,5 +1,5 @@
-// HTTP/2 to upstream servers (services tagged proto=h2 (TLS, ALPN h2), proto=h2c or proto=grpc
-// (cleartext)): one multiplexed node:http2 session per server, more (up to maxSessionsPerServer) only
+// HTTP/2 to upstream servers (services tagged proto=h2 (TLS, ALPN h2, the certificate verified:
+// upstream-tls.ts), proto=h2c or proto=grpc (cleartext)): one multiplexed node:http2 session per server, more (up to maxSessionsPerServer) only
 // while every open one is at the peer's SETTINGS_MAX_CONCURRENT_STREAMS. A session that received
 // GOAWAY takes no new stream (node closes it once its streams ended); streams the server never saw
 // (REFUSED_STREAM, or above the GOAWAY's last stream id, which nghttp2 reports as REFUSED_STREAM)
@@ -12,6 +12,8 @@ import type pino from 'pino';
 import type { RouteTable, ServerSpec } from '../../routing/types.js';
 import { ERR, transportError, type BodySink, type ServerPoolStats, type UpstreamHandler, type UpstreamRequest, type UpstreamTransport } from '../transport.js';
 import { flatResponseHeaders, http2RequestHeaders } from './upstream-request.js';
+import { isCertificateError, sessionFailure, upstreamTlsKey, upstreamTlsOptions } from './upstream-tls.js';
+import type { UpstreamTlsSpec } from '../../routing/types.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM, NGHTTP2_NO_ERROR } = http2.constants;
 
@@ -24,6 +26,8 @@ export interface Http2TransportOptions {
   /** a session with no stream for this long is closed */
   readonly keepAliveMs: number;
   readonly maxSessionsPerServer: number;
+  /** --upstream-ca: the PEM proto=h2 servers' certificates must chain to; absent = the system store */
+  readonly ca?: string;
 }
 
 /** Before the server's SETTINGS arrive: RFC 9113 recommends at least 100. */
@@ -31,6 +35,7 @@ const ASSUMED_MAX_STREAMS = 100;
 
 interface SessionEntry {
   readonly session: ClientHttp2Session;
+  readonly serverId: string;
   active: number;
   connected: boolean;
   /** GOAWAY came or we closed it: no new streams */
@@ -40,8 +45,13 @@ interface SessionEntry {
 
 class ServerSessions {
   readonly sessions: SessionEntry[] = [];
+  /** a certificate refusal is logged once until a session connects again (not once per request) */
+  #certificateWarned = false;
 
-  constructor(readonly server: ServerSpec, readonly tls: boolean, readonly opts: Http2TransportOptions, readonly log: pino.Logger) {}
+  constructor(
+    readonly server: ServerSpec, readonly tls: boolean, readonly serverTls: UpstreamTlsSpec | undefined,
+    readonly opts: Http2TransportOptions, readonly log: pino.Logger,
+  ) {}
 
   acquire(): SessionEntry {
     let least: SessionEntry | undefined;
@@ -59,16 +69,23 @@ class ServerSessions {
     const authority = `${this.tls ? 'https' : 'http'}://${net.isIPv6(host) ? `[${host}]` : host}:${port}`;
     const session = http2.connect(authority, {
       settings: { enablePush: false },
-      ...(this.tls ? { ALPNProtocols: ['h2'], rejectUnauthorized: false, ...(net.isIP(host) === 0 ? { servername: host } : {}) } : {}),
+      ...(this.tls ? upstreamTlsOptions(host, this.serverTls, this.opts.ca) : {}),
     });
-    const entry: SessionEntry = { session, active: 0, connected: false, closing: false, error: undefined };
+    const entry: SessionEntry = { session, serverId: this.server.id, active: 0, connected: false, closing: false, error: undefined };
     this.sessions.push(entry);
     const timer = setTimeout(() => {
       entry.error = transportError(ERR.connectTimeout, `HTTP/2 connect to ${host}:${port} timed out`);
       session.destroy(entry.error);
     }, this.opts.connectMs);
-    session.once('connect', () => { clearTimeout(timer); entry.connected = true; });
-    session.on('error', (err: Error & { code?: string }) => { entry.error ??= err; this.log.debug({ server: this.server.id, err: err.message }, 'upstream HTTP/2 session error'); });
+    session.once('connect', () => { clearTimeout(timer); entry.connected = true; this.#certificateWarned = false; });
+    session.on('error', (err: Error & { code?: string }) => {
+      entry.error ??= sessionFailure(err, this.server.id);
+      if (!isCertificateError(err)) this.log.debug({ server: this.server.id, err: err.message }, 'upstream HTTP/2 session error');
+      else if (!this.#certificateWarned) {
+        this.#certificateWarned = true;
+        this.log.warn({ server: this.server.id, code: err.code, err: err.message }, 'upstream TLS certificate refused (tls_skip_verify=true accepts any, --upstream-ca trusts a CA, tls_server_name= sets the name checked)');
+      }
+    });
     session.on('goaway', () => { entry.closing = true; });
     session.once('close', () => {
       clearTimeout(timer);
@@ -108,6 +125,7 @@ class UpstreamStream implements BodySink {
   #responded = false;
   #trailers: string[] | null = null;
   #headersTimer: NodeJS.Timeout | undefined;
+  #cause: (Error & { code?: string }) | undefined;
 
   constructor(
     readonly entry: SessionEntry, readonly stream: ClientHttp2Stream, readonly request: UpstreamRequest,
@@ -118,7 +136,9 @@ class UpstreamStream implements BodySink {
     stream.on('data', (chunk: Buffer) => { if (!this.#settled && !handler.onData(chunk)) stream.pause(); });
     stream.on('trailers', (t: IncomingHttpHeaders) => { this.#trailers = flatResponseHeaders(t); });
     stream.on('end', () => this.#complete());
-    stream.on('error', () => undefined); // 'close' says what happened
+    // 'close' says what happened; a stream cancelled with its session carries the session's error as
+    // its cause, and the session's own 'error' comes only after the stream's 'close'
+    stream.on('error', (err: Error & { cause?: unknown }) => { if (err.cause instanceof Error) this.#cause ??= err.cause; });
     stream.on('close', () => this.#onClose());
     // gRPC: the server may answer only after the client's stream ended (client streaming), so the
     // headers timeout counts from the end of the request body; before it, grpc-timeout is the bound
@@ -171,7 +191,7 @@ class UpstreamStream implements BodySink {
   #onClose(): void {
     if (this.#settled) { this.#release(); return; }
     const code = this.stream.rstCode;
-    const sessionErr = this.entry.error;
+    const sessionErr = this.entry.error ?? (this.#cause !== undefined ? sessionFailure(this.#cause, this.entry.serverId) : undefined);
     let err: Error;
     if (!this.#responded && code === NGHTTP2_REFUSED_STREAM) err = transportError(ERR.refusedStream, 'HTTP/2 upstream refused the stream (never processed)');
     else if (!this.#responded && sessionErr !== undefined) err = sessionErr;
@@ -202,18 +222,24 @@ class UpstreamStream implements BodySink {
 }
 
 export class Http2Transport implements UpstreamTransport {
-  readonly #pools = new Map<string, ServerSessions>();
+  /** server id -> its pools, one per (cleartext | TLS with these certificate checks) */
+  readonly #pools = new Map<string, Map<string, ServerSessions>>();
   readonly #closing = new Set<Promise<void>>();
 
   constructor(readonly opts: Http2TransportOptions, readonly log: pino.Logger) {}
 
   dispatch(server: ServerSpec, request: UpstreamRequest, handler: UpstreamHandler): void {
     const tls = request.protocol === 'h2';
-    const key = poolKey(server.id, tls);
-    let pool = this.#pools.get(key);
+    const key = poolKey(tls, request.serverTls);
+    let pools = this.#pools.get(server.id);
+    if (pools === undefined) {
+      pools = new Map();
+      this.#pools.set(server.id, pools);
+    }
+    let pool = pools.get(key);
     if (pool === undefined) {
-      pool = new ServerSessions(server, tls, this.opts, this.log);
-      this.#pools.set(key, pool);
+      pool = new ServerSessions(server, tls, tls ? request.serverTls : undefined, this.opts, this.log);
+      pools.set(key, pool);
     }
     const entry = pool.acquire();
     let stream: ClientHttp2Stream;
@@ -232,17 +258,16 @@ export class Http2Transport implements UpstreamTransport {
     const keep = new Set<string>();
     for (const name in table.upstreams) for (const s of table.upstreams[name].servers) keep.add(s.id);
     const gone: string[] = [];
-    for (const pool of this.#pools.values()) if (!keep.has(pool.server.id)) gone.push(pool.server.id);
+    for (const id of this.#pools.keys()) if (!keep.has(id)) gone.push(id);
     this.drop(gone);
   }
 
   drop(serverIds: Iterable<string>): void {
     for (const id of serverIds) {
-      for (const tls of [false, true]) {
-        const key = poolKey(id, tls);
-        const pool = this.#pools.get(key);
-        if (pool === undefined) continue;
-        this.#pools.delete(key);
+      const pools = this.#pools.get(id);
+      if (pools === undefined) continue;
+      this.#pools.delete(id);
+      for (const pool of pools.values()) {
         const closing = pool.close();
         this.#closing.add(closing);
         void closing.finally(() => this.#closing.delete(closing));
@@ -251,23 +276,29 @@ export class Http2Transport implements UpstreamTransport {
   }
 
   stats(serverId: string): ServerPoolStats {
-    const a = this.#pools.get(poolKey(serverId, false))?.stats();
-    const b = this.#pools.get(poolKey(serverId, true))?.stats();
-    return { connected: (a?.connected ?? 0) + (b?.connected ?? 0), pending: 0, running: (a?.running ?? 0) + (b?.running ?? 0) };
+    let connected = 0;
+    let running = 0;
+    for (const pool of this.#pools.get(serverId)?.values() ?? []) {
+      const s = pool.stats();
+      connected += s.connected;
+      running += s.running;
+    }
+    return { connected, pending: 0, running };
   }
 
   async closeGracefully(): Promise<void> {
-    const pools = [...this.#pools.values()];
+    const pools = [...this.#pools.values()].flatMap((m) => [...m.values()]);
     this.#pools.clear();
     await Promise.allSettled([...pools.map((p) => p.close()), ...this.#closing]);
   }
 
   async destroy(): Promise<void> {
-    for (const p of this.#pools.values()) p.destroy();
+    for (const m of this.#pools.values()) for (const p of m.values()) p.destroy();
     this.#pools.clear();
   }
 }
 
-function poolKey(serverId: string, tls: boolean): string {
-  return tls ? `${serverId}|tls` : serverId;
+/** cleartext, or TLS with these certificate checks (a tag change opens new sessions) */
+function poolKey(tls: boolean, serverTls: UpstreamTlsSpec | undefined): string {
+  return tls ? `tls|${upstreamTlsKey(serverTls)}` : 'h2c';
 }
