@@ -22,6 +22,8 @@ interface H2Backend {
   streams: number;
   lastHeaders: http2.IncomingHttpHeaders | undefined;
   refuse: boolean;
+  /** a graceful shutdown of every open session (GOAWAY with the last stream id, closed once its streams ended) */
+  goaway(): void;
   close(): void;
 }
 
@@ -29,9 +31,11 @@ async function startH2Backend(id: string, tls?: { key: string; cert: string }): 
   const server: Http2Server | Http2SecureServer = tls ? http2.createSecureServer({ ...tls, allowHTTP1: false }) : http2.createServer();
   const b: H2Backend = {
     id, spec: undefined as unknown as ServerSpec, sessions: 0, closedSessions: 0, streams: 0, lastHeaders: undefined, refuse: false,
+    goaway: () => { for (const s of open) s.close(); },
     close: () => { server.close(); },
   };
-  server.on('session', (s) => { b.sessions++; s.on('close', () => { b.closedSessions++; }); });
+  const open = new Set<http2.ServerHttp2Session>();
+  server.on('session', (s) => { b.sessions++; open.add(s); s.on('close', () => { b.closedSessions++; open.delete(s); }); });
   server.on('stream', (stream: ServerHttp2Stream, headers) => {
     stream.on('error', () => undefined);
     if (b.refuse) { stream.close(http2.constants.NGHTTP2_REFUSED_STREAM); return; }
@@ -147,6 +151,45 @@ describe('balancer proxy: HTTP/2 upstreams', () => {
     } finally {
       session.close();
       apply(plain);
+    }
+  });
+});
+
+describe('balancer proxy: an HTTP/2 server that sends GOAWAY', () => {
+  it('its session takes no new stream: the stream in flight finishes on it, new streams go to a new session', async () => {
+    const [g0, g1] = await Promise.all(['g0', 'g1'].map((id) => startH2Backend(id)));
+    const proxy = await startProxy();
+    try {
+      proxy.runtime.applyTable(tableFromUpstreams({ app: upstreamSpec('app', [g0.spec, g1.spec], { protocol: 'h2c' }) }, []));
+      const warm = await Promise.all(Array.from({ length: 4 }, () => proxy.fetch('app', '/w')));
+      assert.deepEqual(warm.map((a) => a.status), [200, 200, 200, 200]);
+      assert.deepEqual([g0.sessions, g1.sessions], [1, 1]);
+      // two long streams: round robin puts one on each server
+      const [g0Before, g1Before] = [g0.streams, g1.streams];
+      const inFlight = [proxy.fetch('app', '/slow'), proxy.fetch('app', '/slow')];
+      await until('a /slow stream under way on each server', () => (g0.streams > g0Before && g1.streams > g1Before) || undefined, 5_000);
+      g0.goaway();
+      // every request is answered (a stream g0 refused after its GOAWAY is retried on g1), and g0's next
+      // streams go on a NEW session, not on the one it is closing
+      const closedWhenNew = await until('a new session to g0', async () => {
+        const a = await proxy.fetch('app', '/n');
+        assert.equal(a.status, 200, a.text);
+        return g0.sessions === 2 ? { closed: g0.closedSessions } : undefined;
+      }, 5_000, 20);
+      assert.equal(closedWhenNew.closed, 0, 'the new session opened while the old one still carried its stream');
+      const answers = await Promise.all(inFlight);
+      for (const a of answers) {
+        assert.equal(a.status, 200);
+        assert.equal(a.text.split('\n').filter(Boolean).length, 10, `the stream in flight finished whole: ${a.text}`);
+      }
+      assert.deepEqual(answers.map((a) => a.text.slice(0, 2)).sort(), ['g0', 'g1']);
+      await until('the old g0 session closed once its stream ended', () => g0.closedSessions >= 1 || undefined, 5_000);
+      for (let i = 0; i < 4; i++) assert.equal((await proxy.fetch('app', '/m')).status, 200);
+      assert.equal(g0.sessions, 2, 'no session per request after it');
+    } finally {
+      await proxy.runtime.close();
+      g0.close();
+      g1.close();
     }
   });
 });

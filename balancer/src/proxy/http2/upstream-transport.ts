@@ -56,7 +56,7 @@ class ServerSessions {
   acquire(): SessionEntry {
     let least: SessionEntry | undefined;
     for (const e of this.sessions) {
-      if (e.closing || e.session.destroyed) continue;
+      if (e.closing || e.session.closed || e.session.destroyed) continue;
       if (e.active < (e.session.remoteSettings?.maxConcurrentStreams ?? ASSUMED_MAX_STREAMS)) return e;
       if (least === undefined || e.active < least.active) least = e;
     }
@@ -247,8 +247,11 @@ export class Http2Transport implements UpstreamTransport {
       const headers = http2RequestHeaders(request.method, request.path, request.headers, tls, `${server.host}:${server.port}`);
       stream = entry.session.request(headers, { endStream: request.body === null });
     } catch (err) {
-      // a header node refuses for HTTP/2, or a session that died in between: nothing was sent
-      handler.onError(transportError(ERR.invalidArg, (err as Error).message));
+      // a header node refuses for HTTP/2, or a session that closed in between: nothing was sent (the
+      // latter may go to another server, as a refused stream)
+      const code = (err as { code?: string }).code;
+      const closed = code === 'ERR_HTTP2_GOAWAY_SESSION' || code === 'ERR_HTTP2_INVALID_SESSION';
+      handler.onError(transportError(closed ? ERR.refusedStream : ERR.invalidArg, (err as Error).message));
       return;
     }
     new UpstreamStream(entry, stream, request, handler, this.opts, request.protocol === 'grpc');
