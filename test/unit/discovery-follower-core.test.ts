@@ -297,6 +297,10 @@ describe('follower core: the cases that matter on a real Consul', () => {
     });
     assertFollows(f, 's0 moved to 21000 and s1 has its new instance');
     assert.ok(reads.includes('s0'), 's0 re-read although no signal named it');
+    // the gap's rescan asks each service for its index: s0's moved (read in full), s2's and s3's did not
+    for (const s of ['s2', 's3']) assert.ok(reads.includes(`${PROBE}${s}`) !== reads.includes(s), `${s} probed or read (the guess), not both: ${reads.join(' ')}`);
+    assert.ok(reads.some((r) => r.startsWith(PROBE)), 'the rescan probed');
+    assert.ok((f.core.stats().rescanReasons['write no read names inside a catalog answer'] ?? 0) >= 1);
   });
 
   it('a read names an index that is not its own: a gone service answers the extinction index, the node leave below it is still found', () => {
@@ -434,6 +438,8 @@ describe('follower core: the cases that matter on a real Consul', () => {
     f.held.delete('nodes');
     f.settle();
     assertFollows(f, 'back: every change made while it was down shows');
+    // after a lost connection the agent may have a new index space: that rescan reads in full
+    assert.equal(f.reads.slice(-3).some((r) => r.startsWith(PROBE)), false);
     assert.ok((f.core.stats().rescanReasons['catalog watcher restarted'] ?? 0) >= 1);
   });
 });

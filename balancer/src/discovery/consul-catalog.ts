@@ -36,7 +36,7 @@
 //   `verify`): one index may write several services (a /v1/txn: one instance moved to another port,
 //   count kept, and an instance of another service added, which a read names at that index), and
 //   nothing but a read of each tells which; it re-reads only services whose last read began before the
-//   window's end, and folds under churn into one background sweep. A sweep read is a probe: the same
+//   window's end, and folds under churn into one background sweep. A sweep read (and a gap rescan's) is a probe: the same
 //   GET filtered to match no instance answers `[]` with the service's own index (follower-core.ts
 //   SWEEP_PROBE_FILTER says why that index is enough); only a service whose index moved is read in full.
 // A third signal, /v1/catalog/nodes, follows node writes: a node re-registered with a new address
@@ -115,7 +115,7 @@ export interface CatalogWatcherStats {
   readonly rescans: number;
   /** reads made by the sweeps behind explained windows (explain-step.ts `verify`), a rescan reason of their own */
   readonly sweepReads?: number;
-  /** of those, the ones made as probes (the service's index only, an empty answer), and the probes whose index had moved (then read in full) */
+  /** rescan reads (the sweep's and a gap's) made as probes (the service's index only, an empty answer), and the probes whose index had moved (then read in full) */
   readonly sweepProbes?: number;
   readonly sweepProbesChanged?: number;
   /** why each rescan started (reason -> count) */

@@ -35,7 +35,7 @@ export interface FollowerCoreOptions {
   readonly stale?: boolean;
   /** before the first snapshot, how long a service whose read keeps failing may hold it back */
   readonly startGraceMs: number;
-  /** the sweep asks for the service's index only (a probe), reading in full only a service whose index moved; default true */
+  /** a rescan (the sweep, a gap's) asks each service for its index only (a probe), reading in full only a service whose index moved; default true */
   readonly sweepProbes?: boolean;
 }
 
@@ -49,6 +49,11 @@ export interface FollowerCoreOptions {
  * the last full read answered with means that answer is still current.
  */
 export const SWEEP_PROBE_FILTER = 'Service.ID == "" and Service.ID != ""';
+
+/** rescans that read every service in full, never a probe */
+const RESYNC_REASON = 'periodic resync';
+const RESTART_REASON = 'catalog watcher restarted';
+const FULL_READ_REASONS = new Set([RESYNC_REASON, RESTART_REASON]);
 
 /** What the shell knows at the moment it hands an event in. */
 export interface StepContext {
@@ -142,7 +147,7 @@ export interface FollowerCoreStats {
   /** body bytes of the service reads applied */
   readonly readBytes: number;
   readonly unusableAnswers: number;
-  /** sweep reads made as probes (an empty answer: the service's index only) and the full reads they led to */
+  /** rescan reads (the sweep's, a gap's) made as probes (an empty answer: the service's index only), and the probes whose index had moved (then read in full) */
   readonly sweepProbes: number;
   readonly sweepProbesChanged: number;
   /** false once the agent refused the probe's filter (400): the sweep reads in full */
@@ -384,7 +389,7 @@ export class FollowerCore {
         this.#pump();
         break;
       case 'resync':
-        this.#rescanAll('periodic resync');
+        this.#rescanAll(RESYNC_REASON);
         break;
       case 'emitted':
         this.#readyResolved = true;
@@ -537,9 +542,10 @@ export class FollowerCore {
       this.#readCovers.set(name, this.#knownIndex());
       if (this.#retrying.delete(name)) this.#out.push({ kind: 'cancel-retry', service: name });
       this.#freeSlots--;
-      // the sweep only asks whether the service changed since its last read (its index): one whose
-      // index moved is read in full next
-      const probe = sweep && this.#sweepProbesUsable && (this.#entries.get(name)?.index ?? 0) > 0;
+      // a rescan's read only asks whether the service changed since its last read (its index): one
+      // whose index moved is read in full next. Not the resync (the safety net reads everything) nor
+      // after a restart (the agent may have a new index space)
+      const probe = fromBulk && this.#sweepProbesUsable && !FULL_READ_REASONS.has(this.#rescanReason) && (this.#entries.get(name)?.index ?? 0) > 0;
       if (probe) this.#sweepProbes++;
       this.#out.push({ kind: probe ? 'probe' : 'read', service: name });
     }
@@ -843,7 +849,7 @@ export class FollowerCore {
       // a new baseline after an error: what changed meanwhile is unknown
       this.#closeWindow(this.#pendingExplain);
       this.#ledger.reset(index);
-      this.#rescanAll('catalog watcher restarted');
+      this.#rescanAll(RESTART_REASON);
     } else if (moved && !visible && !this.#summaryUsable && (this.#known?.size ?? 0) <= IMMEDIATE_RESCAN_MAX) {
       this.#closeWindow(index);
       this.#rescanAll('catalog move unexplained (small catalog, no summary)');
