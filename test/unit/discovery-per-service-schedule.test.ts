@@ -3,7 +3,7 @@
 // loop queries next.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { blockingCapacity, nextQuery, pickSession, planWatches, pollPause, sessionsFor, SHORT_READ_HEADROOM, type QueryOutcome, type SessionLoad } from '../../balancer/src/discovery/per-service/stream-schedule.js';
+import { blockingCapacity, nextQuery, pickSession, plainReadLimit, planWatches, pollPause, sessionsFor, SHORT_READ_HEADROOM, type QueryOutcome, type SessionLoad } from '../../balancer/src/discovery/per-service/stream-schedule.js';
 import { ReadGate } from '../../balancer/src/discovery/per-service/read-gate.js';
 
 const s = (streams: number, maxStreams = 250, usable = true): SessionLoad => ({ streams, maxStreams, usable });
@@ -87,18 +87,18 @@ describe('ReadGate: at most `limit` plain reads in flight, first come first serv
     const order: string[] = [];
     const c = gate.enter(signal).then((end) => (order.push('c'), end));
     const d = gate.enter(signal).then((end) => (order.push('d'), end));
-    assert.deepEqual(gate.stats(), { limit: 2, inFlight: 2, peak: 2, waiting: 2 });
+    assert.deepEqual(gate.stats(), { limit: 2, peakLimit: 2, inFlight: 2, peak: 2, waiting: 2 });
     a!();
     a!(); // ending twice frees one place only
     const endC = await c;
     assert.deepEqual(order, ['c']);
-    assert.deepEqual(gate.stats(), { limit: 2, inFlight: 2, peak: 2, waiting: 1 });
+    assert.deepEqual(gate.stats(), { limit: 2, peakLimit: 2, inFlight: 2, peak: 2, waiting: 1 });
     b!();
     const endD = await d;
     assert.deepEqual(order, ['c', 'd']);
     endC!();
     endD!();
-    assert.deepEqual(gate.stats(), { limit: 2, inFlight: 0, peak: 2, waiting: 0 });
+    assert.deepEqual(gate.stats(), { limit: 2, peakLimit: 2, inFlight: 0, peak: 2, waiting: 0 });
   });
 
   it('a waiting read whose signal aborts leaves the queue with undefined and takes no place', async () => {
@@ -110,7 +110,41 @@ describe('ReadGate: at most `limit` plain reads in flight, first come first serv
     assert.equal(await waiting, undefined);
     assert.equal(await gate.enter(ac.signal), undefined, 'an aborted signal never enters');
     end!();
-    assert.deepEqual(gate.stats(), { limit: 1, inFlight: 0, peak: 1, waiting: 0 });
+    assert.deepEqual(gate.stats(), { limit: 1, peakLimit: 1, inFlight: 0, peak: 1, waiting: 0 });
     assert.ok(await gate.enter(new AbortController().signal), 'the place is free again');
+  });
+});
+
+describe('plainReadLimit: as many plain reads as the agent answers in a quarter of the read deadline', () => {
+  const rows: { name: string; answered: number; windowMs: number; readTimeoutMs: number; want: number }[] = [
+    { name: 'a busy agent, 10 answers/s, 30 s deadline: 75', answered: 10, windowMs: 1000, readTimeoutMs: 30_000, want: 75 },
+    { name: 'the answers of a late window count per second', answered: 15, windowMs: 1500, readTimeoutMs: 30_000, want: 75 },
+    { name: 'a round-trip-bound start (32 answered in 1 s) grows 7.5x', answered: 32, windowMs: 1000, readTimeoutMs: 30_000, want: 240 },
+    { name: 'a fast agent: capped at 4,096', answered: 2000, windowMs: 1000, readTimeoutMs: 30_000, want: 4096 },
+    { name: 'nothing answered (idle, or nothing asked): the floor of 32', answered: 0, windowMs: 1000, readTimeoutMs: 30_000, want: 32 },
+    { name: 'a short deadline: 200/s x 250 ms = 50', answered: 200, windowMs: 1000, readTimeoutMs: 1000, want: 50 },
+    { name: 'no window (a clock that did not move): the floor', answered: 50, windowMs: 0, readTimeoutMs: 30_000, want: 32 },
+  ];
+  for (const r of rows) it(r.name, () => assert.equal(plainReadLimit(r.answered, r.windowMs, r.readTimeoutMs), r.want));
+});
+
+describe('ReadGate.setLimit', () => {
+  it('a higher limit admits waiting reads at once, a lower one lets those in flight finish', async () => {
+    const gate = new ReadGate(1);
+    const signal = new AbortController().signal;
+    const first = await gate.enter(signal);
+    const second = gate.enter(signal);
+    const third = gate.enter(signal);
+    gate.setLimit(3);
+    const [endSecond, endThird] = await Promise.all([second, third]);
+    assert.deepEqual(gate.stats(), { limit: 3, peakLimit: 3, inFlight: 3, peak: 3, waiting: 0 });
+    gate.setLimit(1);
+    const fourth = gate.enter(signal);
+    first!();
+    endSecond!();
+    assert.equal(gate.stats().waiting, 1, 'two of three ended: still at the lower limit of 1');
+    endThird!();
+    (await fourth)!();
+    assert.deepEqual(gate.stats(), { limit: 1, peakLimit: 3, inFlight: 0, peak: 3, waiting: 0 });
   });
 });

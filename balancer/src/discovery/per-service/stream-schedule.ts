@@ -123,3 +123,21 @@ export function nextQuery(o: QueryOutcome): NextQuery {
   const wait = Math.max(0, o.minIntervalMs - o.elapsedMs);
   return { kind: 'block', index: o.answeredIndex, afterMs: wait };
 }
+
+/** plain reads in flight, at least (a slow agent) and at most (one burst of first reads) */
+export const PLAIN_READS_MIN = 32;
+export const PLAIN_READS_MAX = 4096;
+
+/**
+ * Plain reads allowed in flight (read-gate.ts): as many as the agent answered in a quarter of the read
+ * deadline at its latest rate, so a read admitted now is answered well inside its deadline however slow
+ * the agent is; between PLAIN_READS_MIN and PLAIN_READS_MAX. An agent that answers as fast as it is asked
+ * (the reads wait on round trips, not on the agent) lets the limit grow by deadline/4 per second
+ * measured: from 32 to 4,096 in a few seconds. `answered`: plain reads answered in the last `windowMs`.
+ */
+export function plainReadLimit(answered: number, windowMs: number, readTimeoutMs: number): number {
+  if (!(windowMs > 0)) return PLAIN_READS_MIN;
+  const perSec = (Math.max(0, answered) * 1000) / windowMs;
+  const limit = Math.floor((perSec * Math.max(0, readTimeoutMs)) / 4 / 1000);
+  return Math.min(PLAIN_READS_MAX, Math.max(PLAIN_READS_MIN, limit));
+}

@@ -22,7 +22,7 @@ import { pollDelay } from '../watch-slot.js';
 import { h2GetJson } from './h2-get.js';
 import { ReadGate, type ReadGateStats } from './read-gate.js';
 import { SessionPool, type SessionPoolStats } from './session-pool.js';
-import { nextQuery, planWatches, pollPause } from './stream-schedule.js';
+import { nextQuery, plainReadLimit, planWatches, PLAIN_READS_MIN, pollPause } from './stream-schedule.js';
 
 export interface PerServiceWatcherOptions extends CatalogWatcherOptions {
   /** pause between two polls of a service past the budget; default 2 s */
@@ -31,7 +31,11 @@ export interface PerServiceWatcherOptions extends CatalogWatcherOptions {
   readonly maxPollsPerSec?: number;
   /** PEM CA(s) to trust for the agent instead of node's default store (which NODE_EXTRA_CA_CERTS extends) */
   readonly ca?: string;
-  /** plain reads (first reads, reads after a failure, polls) in flight at once (read-gate.ts); default 32 */
+  /**
+   * plain reads (first reads, reads after a failure, polls) in flight at once (read-gate.ts): a fixed
+   * limit; default: the agent's answer rate x a quarter of the read deadline, re-measured every second
+   * (stream-schedule.ts plainReadLimit)
+   */
   readonly maxPlainReads?: number;
 }
 
@@ -61,8 +65,8 @@ export interface PerServiceWatcher extends CatalogWatcher {
 const WATCH_ALL_EXCEPT = new Set(['consul']);
 /** polls past the budget, all services together (pollPause); ~200 small reads/s is a few % of a core */
 const DEFAULT_MAX_POLLS_PER_SEC = 200;
-/** plain reads in flight at once: enough to keep an agent busy, few enough that each is answered well inside its deadline */
-const DEFAULT_MAX_PLAIN_READS = 32;
+/** how often the plain-read limit follows the agent's answer rate */
+const PLAIN_READ_LIMIT_EVERY_MS = 1_000;
 
 export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSignal: AbortSignal): PerServiceWatcher {
   const log = opts.logger;
@@ -82,7 +86,21 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
   const startGraceMs = opts.startGraceMs ?? 5_000;
   const pollMs = opts.pollMs ?? 2_000;
   const maxPollsPerSec = opts.maxPollsPerSec ?? DEFAULT_MAX_POLLS_PER_SEC;
-  const readGate = new ReadGate(opts.maxPlainReads ?? DEFAULT_MAX_PLAIN_READS);
+  const readGate = new ReadGate(opts.maxPlainReads ?? PLAIN_READS_MIN);
+  /** plain reads answered (the rate the read gate's limit follows) */
+  let plainAnswered = 0;
+  if (opts.maxPlainReads === undefined) {
+    let counted = 0;
+    let countedAt = now();
+    const timer = setInterval(() => {
+      const at = now();
+      readGate.setLimit(plainReadLimit(plainAnswered - counted, at - countedAt, readTimeoutMs));
+      counted = plainAnswered;
+      countedAt = at;
+    }, PLAIN_READ_LIMIT_EVERY_MS);
+    timer.unref();
+    signal.addEventListener('abort', () => clearInterval(timer), { once: true });
+  }
   const maxSessions = opts.budget ? opts.budget.maxConns : opts.maxConns ?? DEFAULT_CONSUL_MAX_CONNS;
   const pool = new SessionPool({ baseUrl: opts.endpoint.baseUrl, ca: opts.ca, maxSessions, budget: opts.budget, logger: log, backoff: policy, random, now });
   const getOpts = (index: number, s: AbortSignal, waitMs = opts.waitMs) => ({
@@ -208,6 +226,7 @@ export function watchConsulPerService(opts: PerServiceWatcherOptions, outerSigna
         bodyBytes += res.bytes;
         answeredIndex = res.index;
         if (overflow) polls++;
+        if (sentIndex === 0) plainAnswered++;
         if (failuresInRow > 0) log.info({ service: name, failures: failuresInRow }, 'consul query recovered');
         failuresInRow = 0;
         markReachable(true);
