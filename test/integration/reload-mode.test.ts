@@ -1,7 +1,8 @@
 // `balancer --mode reload` as a user runs it: the real program, the Consul double, loopback backends.
 // The balancer renders templates/balancer.conf.hbs, serves it with a worker generation, and on a
 // Consul change starts a new generation and drains the old one: a request in flight on the old
-// generation completes, traffic reaches the new instance.
+// generation completes, traffic reaches the new instance; with --h2c, an h2 client of the old generation
+// gets GOAWAY while its stream finishes there, and a new h2 session's streams use the new generation.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -15,6 +16,7 @@ import { consulForTest, testScope } from '../support/consul.js';
 import { freePort } from '../support/free-port.js';
 import { getByHost } from '../support/host-get.js';
 import { untilRetryingErrors } from '../support/poll.js';
+import { h2connect, h2request } from '../support/http2-client.js';
 import { repoRoot } from '../support/repo-root.js';
 
 const fromTs = import.meta.url.endsWith('.ts');
@@ -81,7 +83,7 @@ test('balancer --mode reload follows Consul through new worker generations; in-f
   const startBalancer = () => {
     const child = spawn(process.execPath, [
       ...entry, '--mode', 'reload', '--consul', consul.addr, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`,
-      '--workers', '1', '--config-out', configOut, '--drain-timeout', '10s', '--log-level', 'info',
+      '--workers', '1', '--config-out', configOut, '--drain-timeout', '10s', '--log-level', 'info', '--h2c',
     ], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BALANCER_MODE: undefined } });
     stderr = '';
     child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
@@ -119,9 +121,13 @@ test('balancer --mode reload follows Consul through new worker generations; in-f
   assert.match(await readFile(configOut, 'utf8'), new RegExp(`server 127\\.0\\.0\\.1:${backends[1].port} `));
   const generationsBefore = logLines.filter((l) => l.msg === 'reloaded: new generation serving, old one draining').length;
 
-  // A slow request in flight on the current generation...
+  // A slow request in flight on the current generation, over HTTP/1.1 and as an h2c stream...
+  const h2old = await h2connect(`http://127.0.0.1:${port}`);
+  let h2goaway = false;
+  h2old.on('goaway', () => { h2goaway = true; });
   const slow = getByHost(port, web, '/slow', 10_000);
-  await untilRetryingErrors('slow request reached a backend', () => backends[0].slowStarted + backends[1].slowStarted > 0, 5000);
+  const h2slow = h2request(h2old, { ':path': '/slow', ':authority': web }, undefined, 10_000);
+  await untilRetryingErrors('slow requests reached the backends', () => backends[0].slowStarted + backends[1].slowStarted > 1, 5000);
   // ...while a Consul change makes a new generation.
   const changedAt = Date.now();
   await register('web-3', backends[2]);
@@ -130,6 +136,20 @@ test('balancer --mode reload follows Consul through new worker generations; in-f
   const slowAnswer = await slow;
   assert.equal(slowAnswer.status, 200, 'the in-flight request on the old generation completed');
   assert.match(slowAnswer.body, /^backend-[12] slow$/);
+  // the old generation's h2 client got GOAWAY, its stream finished there; new sessions reach the new generation
+  const h2answer = await h2slow;
+  assert.equal(h2answer.status, 200, 'the h2 stream in flight on the old generation completed');
+  assert.match(h2answer.text, /^backend-[12] slow$/);
+  assert.ok(h2goaway, 'the old generation sent GOAWAY to its h2 client');
+  await untilRetryingErrors('the old h2 session closed after its stream', () => h2old.closed || h2old.destroyed, 10_000);
+  const h2new = await h2connect(`http://127.0.0.1:${port}`);
+  try {
+    const seen = new Set<string>();
+    for (let i = 0; i < 12; i++) seen.add((await h2request(h2new, { ':path': '/', ':authority': web })).text);
+    assert.deepEqual([...seen].sort(), ['backend-1', 'backend-2', 'backend-3'], 'streams of a new h2 session use the new generation');
+  } finally {
+    h2new.close();
+  }
   assert.deepEqual([...(await served(12))].sort(), ['backend-1', 'backend-2', 'backend-3']);
   await untilRetryingErrors('reload logged', () => logLines.filter((l) => l.msg === 'reloaded: new generation serving, old one draining').length > generationsBefore, 5000);
 
