@@ -23,6 +23,10 @@ import { balancerDropTimes, describeTimeline, registratorDrainTimes, type DrainT
 import { spawnRegistrator, waitFor, type RegistratorProcess } from '../support/registrator-process.js';
 
 const WAIT_MS = 20_000;
+// liveness bound on a registrator process start (node, its modules, Docker's info) to its first resync:
+// under a pinned busy loop at load ~17, a nice'd test's registrator printed nothing in 20 s (as the
+// balancer's own start bound says, balancer-ephemeral.ts)
+const START_MS = 60_000;
 // liveness bound on SIGTERM -> both deregistered: the drain window, the servers' last requests, the
 // `die` event, a deregistration each; on a busy CI machine (load ~20 on 2 cores) 20 s was not enough
 const DEREGISTER_MS = 60_000;
@@ -133,7 +137,7 @@ describe('drain on stop with Docker, registrator and balancer', { timeout: 240_0
     // would turn a refused connection into one that closes after the request was sent)
     const reg = spawnRegistrator(['-hostname', hostname, '-explicit', '-internal', ...(drain ? [] : ['-drain-on-stop=false']), `consul://${consul.addr}`]);
     registrators.push(reg);
-    await reg.waitForLog((l) => l.event === 'resync', WAIT_MS, 'first resync');
+    await reg.waitForLog((l) => l.event === 'resync', START_MS, 'first resync');
     const bal = await startBalancer(['--consul', consul.addr, '--workers', '2', '--services', service]);
     balancers.push(bal);
     const webs = [await drainingWeb('w1', service), await drainingWeb('w2', service), await drainingWeb('w3', service)];
@@ -191,7 +195,7 @@ describe('drain on stop with Docker, registrator and balancer', { timeout: 240_0
     const service = `weightweb-${runId}`;
     const reg = spawnRegistrator(['-hostname', hostname, '-explicit', `consul://${consul.addr}`]);
     registrators.push(reg);
-    await reg.waitForLog((l) => l.event === 'resync', WAIT_MS, 'first resync');
+    await reg.waitForLog((l) => l.event === 'resync', START_MS, 'first resync');
     const bal = await startBalancer(['--consul', consul.addr, '--workers', '1', '--services', service, '--default-lb', 'wrr']);
     balancers.push(bal);
     const heavy = await runContainer({ publish: ['80'], env: { SERVICE_NAME: service, SERVICE_WEIGHT: '3', WEB_NAME: 'heavy' } });
