@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { AccessCheck, parseAccessList } from '../../balancer/src/policy/access-rules.js';
 import { parseRate, parseRateBy, RateLimiter } from '../../balancer/src/policy/rate-limit.js';
 import { parsePolicyJson, parsePolicyTags, policyDocumentToJson, resolvePolicy } from '../../balancer/src/policy/policy-spec.js';
-import { demandKey, sharesForWorkers, sharesFromDemand } from '../../balancer/src/policy/rate-shares.js';
+import { demandKey, demandOverSpan, RATE_SHARE_WINDOW_MS, sharesForWorkers, sharesFromDemand, type DemandReport } from '../../balancer/src/policy/rate-shares.js';
+import { mulberry32 } from '../support/fuzz.js';
 import { TrafficGuard } from '../../balancer/src/policy/traffic-guard.js';
 import type { UpstreamSpec } from '../../balancer/src/routing/types.js';
 import { DEFAULT_TABLE_DEFAULTS } from '../../balancer/src/routing/tag-options.js';
@@ -156,4 +157,79 @@ test('guard: demand per key reported once, shares from the primary change the bu
   ok = 0;
   for (let i = 0; i < 20; i++) if (g.check(u, '127.0.0.2').ok) ok++;
   assert.equal(ok, 9, 'share 0.95: 9.5 tokens a second');
+});
+
+// The share loop of two workers, simulated with the real bucket, shares and demand span: new
+// connections land on either worker at random (as the kernel spreads accepts), 1.5x the rate offered;
+// on a busy machine a worker's report timer is late now and then (here: 30 % of windows start a stall
+// of 2-5 windows, its counts sent together after). The primary's demand per worker is either its
+// latest report while under 600 ms old (the rule before the span) or its reports of the span summed.
+function grantedOverRate(rule: 'latest' | 'span', seed: number): number {
+  const rng = mulberry32(seed);
+  const rate = 40;
+  const limiters = [0, 1].map(() => new RateLimiter({ ratePerSecond: rate, burst: rate, by: { source: 'ip' } }));
+  const key = demandKey('s', 'ip:a');
+  const reports: DemandReport[][] = [[], []];
+  const unsent = [0, 0];
+  const lateUntil = [0, 0];
+  let shares = [0.5, 0.5];
+  let granted = 0;
+  const seconds = 60;
+  const perWindow = (1.5 * rate * RATE_SHARE_WINDOW_MS) / 1000;
+  for (let w = 0; w < (seconds * 1000) / RATE_SHARE_WINDOW_MS; w++) {
+    const start = w * RATE_SHARE_WINDOW_MS;
+    // arrival times in order (a bucket's clock only moves forward)
+    const arrivals = Array.from({ length: perWindow }, () => start + rng() * RATE_SHARE_WINDOW_MS).sort((a, b) => a - b);
+    for (const at of arrivals) {
+      const worker = rng() < 0.5 ? 0 : 1;
+      unsent[worker]++;
+      if (limiters[worker].take('ip:a', at, shares[worker]).ok && at >= 5000) granted++;
+    }
+    const end = start + RATE_SHARE_WINDOW_MS;
+    for (const i of [0, 1]) {
+      if (end < lateUntil[i]) continue;
+      if (rng() < 0.3) {
+        lateUntil[i] = end + RATE_SHARE_WINDOW_MS * (2 + Math.floor(rng() * 4));
+        continue;
+      }
+      reports[i].push({ at: end, counts: new Map([[key, unsent[i]]]) });
+      unsent[i] = 0;
+    }
+    const demand = [0, 1].map((i) => {
+      if (rule === 'latest') {
+        const last = reports[i].at(-1);
+        return last !== undefined && end - last.at <= 3 * RATE_SHARE_WINDOW_MS ? last.counts : new Map<string, number>();
+      }
+      const { demand: d, firstInSpan } = demandOverSpan(reports[i], end);
+      reports[i].splice(0, firstInSpan);
+      return d;
+    });
+    const next = sharesForWorkers([0, 1], new Map([[0, demand[0]], [1, demand[1]]]));
+    shares = [0, 1].map((i) => next.get(i)!.shares.find(([k]) => k === key)?.[1] ?? next.get(i)!.defaultShare);
+  }
+  return granted / (seconds - 5) / rate;
+}
+
+test('rate shares over the demand span: two workers with late reports at 1.5x the rate get the rate', () => {
+  for (const seed of [1, 2, 3]) {
+    const latest = grantedOverRate('latest', seed);
+    const span = grantedOverRate('span', seed);
+    process.stderr.write(`rate shares, seed ${seed}: granted ${latest.toFixed(3)}x of the rate from the latest report, ${span.toFixed(3)}x over the span\n`);
+    assert.ok(span >= 0.97 && span <= 1.02, `span: ${span.toFixed(3)}x`);
+    assert.ok(latest < span, `latest ${latest.toFixed(3)}x, span ${span.toFixed(3)}x`);
+  }
+});
+
+test('demand over the span: reports inside it summed per key, older ones named for dropping', () => {
+  const k = demandKey('s', 'ip:a');
+  const k2 = demandKey('s', 'ip:b');
+  const reports: DemandReport[] = [
+    { at: 0, counts: new Map([[k, 5]]) },
+    { at: 900, counts: new Map([[k, 2], [k2, 1]]) },
+    { at: 1000, counts: new Map([[k, 3]]) },
+  ];
+  assert.deepEqual(demandOverSpan(reports, 1000, 1000), { demand: new Map([[k, 10], [k2, 1]]), firstInSpan: 0 });
+  assert.deepEqual(demandOverSpan(reports, 1001, 1000), { demand: new Map([[k, 5], [k2, 1]]), firstInSpan: 1 });
+  assert.deepEqual(demandOverSpan(reports, 5000, 1000), { demand: new Map(), firstInSpan: 3 });
+  assert.deepEqual(demandOverSpan([], 5000), { demand: new Map(), firstInSpan: 0 });
 });

@@ -6,12 +6,18 @@
 // shares summing to 1 over every live worker of every generation: one keep-alive client pinned to
 // one worker gets (1 - (N-1) * floor) of the rate instead of 1/N, and a reload-mode overlap of two
 // generations holds the rate once the first window after the fork is counted. A key nobody reported
-// lately falls back to the default share, 1 / live workers.
+// lately falls back to the default share, 1 / live workers. Demand is summed over the last second
+// (RATE_DEMAND_SPAN_MS), so shares follow where demand is, not one window's random split.
 
 /** the primary's window: workers report and shares are recomputed this often */
 export const RATE_SHARE_WINDOW_MS = 200;
-/** a report older than this no longer counts (a worker that stopped reporting had no demand) */
-export const RATE_REPORT_MAX_AGE_MS = 3 * RATE_SHARE_WINDOW_MS;
+/**
+ * Demand is the sum of a worker's reports received in this span, not its latest report: on a busy
+ * machine a worker's report timer runs late and its counts arrive bunched, and a worker whose latest
+ * report aged out got the floor share while its clients were still there (the simulation in
+ * test/unit/balancer-access-rate.test.ts). A worker with no report in the span had no demand.
+ */
+export const RATE_DEMAND_SPAN_MS = 5 * RATE_SHARE_WINDOW_MS;
 /** the floor of every live worker's share, as a part of the even share 1/N */
 export const RATE_SHARE_FLOOR_OF_EVEN = 0.1;
 /** (service, key) pairs one worker reports per window; beyond, the busiest (the rest use the default) */
@@ -37,6 +43,26 @@ export function sharesFromDemand(demand: readonly number[]): number[] {
   const floor = RATE_SHARE_FLOOR_OF_EVEN / n;
   const rest = 1 - n * floor;
   return demand.map((d) => floor + (rest * Math.max(0, d)) / total);
+}
+
+/** one worker's report as the primary received it */
+export interface DemandReport {
+  readonly at: number;
+  readonly counts: DemandCounts;
+}
+
+/**
+ * A worker's demand over the span ending at `now`: its reports received since now - spanMs, summed
+ * per key. `reports` is oldest first; the caller drops what this says is out of the span.
+ */
+export function demandOverSpan(reports: readonly DemandReport[], now: number, spanMs = RATE_DEMAND_SPAN_MS): { demand: Map<string, number>; firstInSpan: number } {
+  let first = 0;
+  while (first < reports.length && now - reports[first].at > spanMs) first++;
+  const demand = new Map<string, number>();
+  for (let i = first; i < reports.length; i++) {
+    for (const [k, n] of reports[i].counts) demand.set(k, (demand.get(k) ?? 0) + n);
+  }
+  return { demand, firstInSpan: first };
 }
 
 /** what the primary sends one worker: the default for keys not listed, and the listed keys' shares */

@@ -8,7 +8,7 @@ import type { TableHolder } from '../../routing/table-holder.js';
 import { createChallengeLookup, type ChallengeLookupOptions } from '../../tls/acme-challenge.js';
 import { challengeRelayServer } from '../../tls/acme-challenge-relay.js';
 import type { Supervisor } from '../supervisor.js';
-import { RATE_REPORT_MAX_AGE_MS, RATE_SHARE_WINDOW_MS, sharesForWorkers } from '../../policy/rate-shares.js';
+import { demandOverSpan, RATE_SHARE_WINDOW_MS, sharesForWorkers, type DemandReport } from '../../policy/rate-shares.js';
 
 export type WorkerHub = Pick<Supervisor, 'channels' | 'onWorkerInit' | 'onWorkerMessage'>;
 
@@ -52,23 +52,32 @@ export function relayEjections(workers: WorkerHub): void {
 
 /**
  * Rate limits held by the whole balancer (policy/rate-shares.ts): each window, every live worker of
- * any generation gets its share of each key from the latest fresh demand reports. Sends only while
- * reports are fresh, and once more after (back to the default shares).
+ * any generation gets its share of each key from its demand over the last span. Sends only while
+ * reports are in the span, and once more after (back to the default shares).
  */
 export function shareRateLimits(workers: WorkerHub, now: () => number = Date.now): () => void {
-  const reports = new Map<number, { at: number; counts: Map<string, number> }>();
+  /** per worker, its reports of the demand span, oldest first */
+  const reports = new Map<number, DemandReport[]>();
   workers.onWorkerMessage((from, msg) => {
-    if (msg.type === 'rate-demand') reports.set(from.workerId, { at: now(), counts: new Map(msg.counts) });
+    if (msg.type !== 'rate-demand') return;
+    let list = reports.get(from.workerId);
+    if (list === undefined) reports.set(from.workerId, (list = []));
+    list.push({ at: now(), counts: new Map(msg.counts) });
   });
   let live = 0;
   const timer = setInterval(() => {
     const t = now();
-    for (const [id, r] of reports) if (t - r.at > RATE_REPORT_MAX_AGE_MS) reports.delete(id);
+    const fresh = new Map<number, Map<string, number>>();
+    for (const [id, list] of reports) {
+      const { demand, firstInSpan } = demandOverSpan(list, t);
+      if (firstInSpan > 0) list.splice(0, firstInSpan);
+      if (list.length === 0) reports.delete(id);
+      else fresh.set(id, demand);
+    }
     const channels = workers.channels();
     // nothing to say: no demand, and the live count the defaults were sent for is unchanged
-    if (reports.size === 0 && channels.length === live) return;
+    if (fresh.size === 0 && channels.length === live) return;
     live = channels.length;
-    const fresh = new Map([...reports].map(([id, r]) => [id, r.counts]));
     const shares = sharesForWorkers(channels.map((ch) => ch.workerId), fresh);
     for (const ch of channels) {
       const s = shares.get(ch.workerId);
