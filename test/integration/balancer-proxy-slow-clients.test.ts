@@ -90,20 +90,31 @@ for (const engine of ENGINES) describe(`balancer proxy: slow clients [${engine}]
     assert.notEqual(health?.status, 'ejected', 'a slow client is not the server\'s fault');
   });
 
-  it('the per-server wait queue is bounded (503) and times out (504)', { timeout: 10_000 }, async () => {
-    // 2 connections busy for 1.5 s, 1 waiting slot with a 600 ms limit, then nothing
-    const slow = [proxy.fetch('queue', '/sleep/1500'), proxy.fetch('queue', '/sleep/1500')];
-    await until('both connections busy', () => backends[2].requests === 2, 3_000);
-    const queued = proxy.fetch('queue', '/sleep/1');
-    await until('one request waiting', () => (proxy.runtime.status().find((u) => u.name === 'queue')?.servers[0].pool.pending ?? 0) === 1, 3_000);
-    const full = await proxy.fetch('queue', '/');
-    assert.equal(full.status, 503, full.text);
-    assert.equal(JSON.parse(full.text).error, 'upstream_busy');
-    const timedOut = await queued;
-    assert.equal(timedOut.status, 504, timedOut.text);
-    assert.equal(JSON.parse(timedOut.text).cause, 'ERR_UPSTREAM_QUEUE_TIMEOUT');
-    for (const r of await Promise.all(slow)) assert.equal(r.status, 200);
-    assert.equal(backends[2].requests, 2, 'neither the refused nor the timed-out request reached the server');
+  it('the per-server wait queue is bounded (503) and times out (504)', { timeout: 30_000 }, async () => {
+    // its own proxy: 2 connections busy for 6 s, 1 waiting slot with a 3 s limit. The limit is what
+    // orders the test: the refused request must arrive while the queued one still waits, which on a
+    // busy machine took more than the shared 600 ms (the queued one timed out first and the "full"
+    // request took its slot: 200); 3 s leaves that, and 6 s of busy servers outlast the limit.
+    const own = await startProxy({ ...engineOptions(engine), timeouts: { ...TIMEOUTS, headersMs: 20_000, idleMs: 20_000, requestMs: 20_000, queueMs: 3_000 }, maxConnectionsPerServer: 2, maxQueuePerServer: 1 });
+    try {
+      own.runtime.applyTable(tableFromUpstreams({ queue: upstreamSpec('queue', [backends[2].spec()]) }, []));
+      const slow = [own.fetch('queue', '/sleep/6000'), own.fetch('queue', '/sleep/6000')];
+      await until('both connections busy', () => backends[2].requests === 2, 5_000);
+      const queuedAt = Date.now();
+      const queued = own.fetch('queue', '/sleep/1');
+      await until('one request waiting', () => (own.runtime.status().find((u) => u.name === 'queue')?.servers[0].pool.pending ?? 0) === 1, 3_000);
+      const full = await own.fetch('queue', '/');
+      assert.ok(Date.now() - queuedAt < 3_000, 'the refused request was answered while the other still waited');
+      assert.equal(full.status, 503, full.text);
+      assert.equal(JSON.parse(full.text).error, 'upstream_busy');
+      const timedOut = await queued;
+      assert.equal(timedOut.status, 504, timedOut.text);
+      assert.equal(JSON.parse(timedOut.text).cause, 'ERR_UPSTREAM_QUEUE_TIMEOUT');
+      for (const r of await Promise.all(slow)) assert.equal(r.status, 200);
+      assert.equal(backends[2].requests, 2, 'neither the refused nor the timed-out request reached the server');
+    } finally {
+      await own.runtime.close();
+    }
   });
 
   it('a body that arrived whole in the gate is sent again when the first server refuses the connection', async () => {
